@@ -1,0 +1,3 @@
+from maskreview.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""FiftyOne's database: where it lives, connecting to it, and dataset handles.
+
+FiftyOne reads its database settings when it is first imported, so :func:`configure` must run
+before anything imports ``fiftyone``; every module in maskreview gets FiftyOne through
+:func:`fiftyone` to keep that order.
+
+Where the database lives, first match wins: the ``database_uri`` argument (``--database-uri``),
+``FIFTYONE_DATABASE_URI`` (a shared MongoDB), ``FIFTYONE_DATABASE_DIR``, else a folder under
+the user's data dir (platformdirs), so the app never touches ``~/.fiftyone`` of other tools.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+
+from maskreview.core.errors import BadInputError, DatabaseError
+
+APP_NAME = "maskreview"
+_configured = False
+
+
+def user_data_dir() -> Path:
+    from platformdirs import user_data_dir as _udd
+
+    return Path(os.environ.get("MASKREVIEW_DATA_DIR") or _udd(APP_NAME, appauthor=False))
+
+
+def user_cache_dir() -> Path:
+    from platformdirs import user_cache_dir as _ucd
+
+    return Path(os.environ.get("MASKREVIEW_CACHE_DIR") or _ucd(APP_NAME, appauthor=False))
+
+
+def default_database_dir() -> Path:
+    return user_data_dir() / "fiftyone-db"
+
+
+def configure(database_uri: str | None = None, database_dir: str | os.PathLike | None = None) -> None:
+    """Decide where FiftyOne's database lives. Call before FiftyOne is imported; idempotent."""
+    global _configured
+    if database_uri:
+        os.environ["FIFTYONE_DATABASE_URI"] = database_uri
+    elif database_dir:
+        os.environ["FIFTYONE_DATABASE_DIR"] = str(database_dir)
+    if not os.environ.get("FIFTYONE_DATABASE_URI") and not os.environ.get("FIFTYONE_DATABASE_DIR"):
+        os.environ["FIFTYONE_DATABASE_DIR"] = str(default_database_dir())
+    # Our bundled mongod is MongoDB 5; FiftyOne would refuse it as older than 6.
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+    import sys
+
+    if "fiftyone" in sys.modules:  # already imported (e.g. by a test): update its live config
+        fo = sys.modules["fiftyone"]
+        if os.environ.get("FIFTYONE_DATABASE_URI"):
+            fo.config.database_uri = os.environ["FIFTYONE_DATABASE_URI"]
+        else:
+            fo.config.database_dir = os.environ["FIFTYONE_DATABASE_DIR"]
+        fo.config.database_validation = False
+    _configured = True
+
+
+def fiftyone() -> ModuleType:
+    """The ``fiftyone`` module, imported after :func:`configure`."""
+    if not _configured:
+        configure()
+    import fiftyone as fo
+
+    return fo
+
+
+def database_location() -> str:
+    fo = fiftyone()
+    return fo.config.database_uri or fo.config.database_dir
+
+
+def connect() -> ModuleType:
+    """Make sure the database answers; raise :class:`DatabaseError` with what to do if not."""
+    fo = fiftyone()
+    try:
+        fo.list_datasets()
+    except Exception as exc:  # mongod missing, port taken, bad URI, auth...
+        raise DatabaseError(
+            f"cannot reach FiftyOne's database at {database_location()}: {exc.__class__.__name__}: "
+            f"{exc}. Check the folder is writable and not used by another MongoDB, or point "
+            "--database-uri / FIFTYONE_DATABASE_URI at a running MongoDB."
+        ) from exc
+    return fo
+
+
+def dataset_exists(name: str) -> bool:
+    return name in connect().list_datasets()
+
+
+def load_dataset(name: str):
+    fo = connect()
+    if name not in fo.list_datasets():
+        raise BadInputError(f"{name}: no such file, folder or FiftyOne dataset")
+    return fo.load_dataset(name)
+
+
+def list_datasets() -> list[str]:
+    return list(connect().list_datasets())
