@@ -97,7 +97,7 @@ def make_scene(seed: int, index: int, size: int = 256):
         if len(full) == n_objects:
             break
         cls = CLASSES[rng.integers(0, len(CLASSES))]
-        diameter = math.exp(rng.uniform(math.log(10), math.log(size * 0.7)))
+        diameter = math.exp(rng.uniform(math.log(16), math.log(size * 0.7)))
         mask = _shape_mask(rng, cls, size, diameter)
         if mask.sum() < MIN_VISIBLE_PIXELS * 2:
             continue

@@ -1,0 +1,255 @@
+"""The ``maskreview`` command: the GUI by default, and headless jobs for scripts.
+
+Every failure the user can fix is a :class:`MaskreviewError`: one line on stderr, exit code 2.
+Heavy imports (torch, detectron2, FiftyOne) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from maskreview import __version__
+from maskreview.core.errors import CancelledError, MaskreviewError
+
+EXIT_BAD_INPUT = 2
+
+
+def _progress():
+    from maskreview.core.progress import TerminalProgress
+
+    return TerminalProgress()
+
+
+def _open_view(args):
+    from maskreview.core.sources import open_source
+
+    dataset = open_source(args.source, images_dir=getattr(args, "images", None), progress=_progress())
+    view = dataset.view()
+    tags = getattr(args, "view_tags", None) or getattr(args, "tags", None)
+    if tags:
+        view = view.match_tags(tags.split(","))
+    return dataset, view
+
+
+# -------------------------------------------------------------------------------- commands
+
+def cmd_open(args) -> int:
+    from maskreview.gui.app import run_app
+
+    return run_app(args.source, images_dir=args.images)
+
+
+def cmd_import(args) -> int:
+    from maskreview.core.sources import open_source, summary
+
+    dataset = open_source(args.source, images_dir=args.images, name=args.name, progress=_progress(),
+                          skip_bad=args.skip_bad)
+    info = summary(dataset)
+    if args.json:
+        print(json.dumps(info))
+    else:
+        per_field = ", ".join(f"{k}: {v}" for k, v in info["instances"].items()) or "no labels"
+        print(f"dataset {info['name']}: {info['samples']} samples, instances {per_field}")
+    return 0
+
+
+def cmd_demo_data(args) -> int:
+    from maskreview.core import demo
+
+    if args.real:
+        print(demo.write_real_photos(args.out))
+    else:
+        print(demo.write_demo_dataset(args.out, n=args.n, seed=args.seed, size=args.size, progress=_progress()))
+    return 0
+
+
+def _engine(args):
+    from maskreview.core.inference import Engine, EngineSettings
+
+    settings = EngineSettings(device=args.device, score_thresh=args.score_thresh,
+                              nms_thresh=args.nms_thresh, max_detections=args.max_dets)
+    return Engine(args.model, weights=args.weights, settings=settings,
+                  trust_checkpoint=args.trust_checkpoint, progress=_progress())
+
+
+def cmd_infer(args) -> int:
+    from maskreview.core.inference import run_inference
+
+    dataset, view = _open_view(args)
+    engine = _engine(args)
+    report = run_inference(view, engine, field=args.field, progress=_progress(), overwrite=args.overwrite,
+                           batch_size=args.batch_size)
+    print(f"{dataset.name}: predicted {report.predicted} samples into '{args.field}' "
+          f"({report.images_per_second:.2f} img/s), skipped {report.skipped} already done, "
+          f"{len(report.failures)} failed")
+    for failure in report.failures:
+        print(f"  skipped: {failure}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from maskreview.core import evaluation as ev
+
+    if args.gt or args.pred:
+        if not (args.gt and args.pred) or args.source:
+            raise MaskreviewError("give either SOURCE with --gt-field/--pred-field, or both --gt and --pred files")
+        result = ev.evaluate_files(args.gt, args.pred, args.iou_type)
+    else:
+        if not args.source:
+            raise MaskreviewError("give SOURCE (or --gt GT.json --pred RESULTS.json)")
+        _, view = _open_view(args)
+        result = ev.evaluate(view, args.gt_field, args.pred_field, args.iou_type)
+    keys = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
+    if args.json:
+        print(json.dumps({**{k: result[k] for k in keys}, "per_class": result["per_class"]}))
+    else:
+        print("  ".join(f"{k} {result[k]:.4f}" for k in keys))
+        for name, ap in result["per_class"].items():
+            print(f"  {name:<24} AP {ap:.4f}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from maskreview.core.training import TrainSettings, train
+
+    from detectron2.utils.logger import setup_logger
+
+    setup_logger(name="detectron2", abbrev_name="d2")
+    _, view = _open_view(args)
+    settings = TrainSettings(iters=args.iters, lr=args.lr, batch=args.batch, holdout=args.holdout,
+                             checkpoint_period=args.checkpoint_period, fp16_weights=args.fp16,
+                             resume=args.resume, opts=args.opts or [])
+    report = train(view, args.gt_field, args.base, args.out, settings, progress=_progress())
+    held = report.get("held_out_eval")
+    print(f"model written to {args.out}"
+          + (f"; held-out mask AP {held['mAP']:.4f} on {report['held_out_samples']} samples" if held else ""))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from maskreview.core import models
+
+    print("built-in:\n  demo" + ("" if models.DEMO_MODEL_DIR.joinpath("model_final.pth").exists() else "  (weights missing)"))
+    print("local model folders:")
+    for path in models.local_models():
+        print(f"  {path}")
+    print("cached weights:")
+    for path in models.cached_weights():
+        print(f"  {path}")
+    print("model-zoo configs (weights download on first use):")
+    for name in models.zoo_config_names():
+        print(f"  {name}")
+    return 0
+
+
+# -------------------------------------------------------------------------------- parser
+
+def _add_engine_args(p):
+    p.add_argument("--model", default="demo", help="demo, a model folder, a zoo config name or a YAML file")
+    p.add_argument("--weights", help="weights file (.pth/.pkl) or URL; default: the model's own")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--score-thresh", type=float, default=0.5)
+    p.add_argument("--nms-thresh", type=float, default=0.5)
+    p.add_argument("--max-dets", type=int, default=100)
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow checkpoints that hold arbitrary Python objects (runs code from the file!)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maskreview", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"maskreview {__version__}")
+    parser.add_argument("--database-uri", help="a shared MongoDB for FiftyOne (default: a local database "
+                        "under the user data dir; also FIFTYONE_DATABASE_URI)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    source_help = "an image, a folder of images, a COCO instances JSON, or a FiftyOne dataset name"
+
+    p = sub.add_parser("open", help="open the review app (the demo when SOURCE is omitted)")
+    p.add_argument("source", nargs="?", help=source_help)
+    p.add_argument("--images", help="image folder for a COCO JSON")
+    p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("import", help="import a source into a persistent FiftyOne dataset")
+    p.add_argument("source", help=source_help)
+    p.add_argument("--images", help="image folder for a COCO JSON (default: images/ or data/ beside it)")
+    p.add_argument("--name", help="dataset name (default: derived from the source path)")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of stopping")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("demo-data", help="write the synthetic demo scenes (COCO JSON + PNGs) or real photos")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--real", action="store_true", help="write scikit-image's real photos instead")
+    p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("infer", help="run a Mask R-CNN over a dataset into a predictions field")
+    p.add_argument("source", help=source_help)
+    p.add_argument("--images")
+    p.add_argument("--field", default="predictions")
+    p.add_argument("--tags", help="only samples with these tags (comma-separated)")
+    p.add_argument("--overwrite", action="store_true", help="predict again samples done by the same model")
+    p.add_argument("--batch-size", type=int, default=1)
+    _add_engine_args(p)
+    p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("eval", help="COCO mAP of a predictions field (or a results JSON) against GT")
+    p.add_argument("source", nargs="?", help=source_help)
+    p.add_argument("--images")
+    p.add_argument("--gt-field", default="ground_truth")
+    p.add_argument("--pred-field", default="predictions")
+    p.add_argument("--gt", help="a COCO instances JSON (with --pred)")
+    p.add_argument("--pred", help="a COCO results JSON (with --gt)")
+    p.add_argument("--iou-type", choices=("segm", "bbox"), default="segm")
+    p.add_argument("--eval-key", default="eval")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="train or fine-tune a Mask R-CNN on a dataset or tagged view")
+    p.add_argument("source", help=source_help)
+    p.add_argument("--images")
+    p.add_argument("--gt-field", default="ground_truth")
+    p.add_argument("--view-tags", help="train only on samples with these tags (comma-separated)")
+    p.add_argument("--base", default="demo", help="CONFIG[:WEIGHTS]: demo, a model folder, zoo name or YAML")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--iters", type=int, default=500)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--holdout", type=float, default=0.1, help="fraction held out and evaluated at the end")
+    p.add_argument("--checkpoint-period", type=int, default=500)
+    p.add_argument("--fp16", action="store_true", help="write half-precision weights (smaller files)")
+    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in OUT/work")
+    p.add_argument("--opts", nargs=argparse.REMAINDER, help="detectron2 config overrides: KEY VALUE ...")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("models", help="list the demo model, local models, cached weights and zoo configs")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from maskreview.core import store
+
+    store.configure(database_uri=args.database_uri)
+    if args.command is None:
+        args = parser.parse_args(["open"] if argv is None else [*argv, "open"])
+    try:
+        return args.func(args)
+    except CancelledError as exc:
+        print(f"maskreview: {exc}", file=sys.stderr)
+        return 130
+    except MaskreviewError as exc:
+        print(f"maskreview: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

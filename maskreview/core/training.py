@@ -1,0 +1,230 @@
+"""Train or fine-tune a Mask R-CNN on a FiftyOne dataset or view with detectron2's trainer.
+
+The view is registered in detectron2's ``DatasetCatalog`` (RLE masks, ``bitmask`` format), a
+deterministic held-out split is kept aside and evaluated with pycocotools at the end, and the
+result is a model directory that :class:`~maskreview.core.inference.Engine` loads:
+``config.yaml``, ``model_final.pth`` (a plain state dict), ``classes.json``, ``training.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from maskreview.core import masks as mk
+from maskreview.core.errors import BadInputError
+from maskreview.core.images import read_image
+from maskreview.core.models import make_checkpointer, resolve_model
+from maskreview.core.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    iters: int = 1000
+    lr: float | None = None  # default: the base config's
+    batch: int | None = None
+    holdout: float = 0.1
+    checkpoint_period: int = 500
+    num_workers: int = 1
+    fp16_weights: bool = False  # write model_final.pth in half precision (to ship small models)
+    resume: bool = False
+    opts: list[str] = field(default_factory=list)  # extra detectron2 config overrides KEY VALUE ...
+
+
+def parse_base(base: str) -> tuple[str, str | None]:
+    """``CONFIG[:WEIGHTS]``: split off weights only when the tail names a checkpoint file."""
+    head, sep, tail = base.rpartition(":")
+    if sep and tail.lower().endswith((".pth", ".pkl")) and head:
+        return head, tail
+    return base, None
+
+
+def split_ids(ids: list[str], holdout: float) -> tuple[list[str], list[str]]:
+    """A stable split: a sample is held out by a hash of its id, not by its position."""
+    if holdout <= 0:
+        return list(ids), []
+    keyed = sorted(ids, key=lambda i: hashlib.sha1(i.encode()).hexdigest())
+    n_hold = max(1, int(round(len(ids) * holdout))) if len(ids) > 1 else 0
+    held = set(keyed[:n_hold])
+    return [i for i in ids if i not in held], [i for i in ids if i in held]
+
+
+def detectron2_dicts(view, gt_field: str, classes: list[str]) -> list[dict]:
+    """Dataset dicts for detectron2 (absolute XYWH boxes, compressed RLE segmentations)."""
+    from detectron2.structures import BoxMode
+
+    index = {c: i for i, c in enumerate(classes)}
+    records = []
+    for sid, path, meta, dets in zip(*view.values(["id", "filepath", "metadata", gt_field])):
+        height, width = int(meta.height), int(meta.width)
+        annotations = []
+        for det in (dets.detections if dets else []):
+            if det.label not in index:
+                continue
+            rle = mk.detection_to_rle(det, height, width)
+            from pycocotools import mask as mask_utils
+
+            if mask_utils.area(rle) == 0:
+                continue
+            annotations.append({
+                "bbox": [float(v) for v in mask_utils.toBbox(rle)], "bbox_mode": BoxMode.XYWH_ABS,
+                "segmentation": mk.rle_to_json(rle), "category_id": index[det.label],
+                "iscrowd": int(bool(det["iscrowd"])) if det.has_field("iscrowd") and det["iscrowd"] else 0,
+            })
+        records.append({"file_name": path, "image_id": sid, "height": height, "width": width,
+                        "annotations": annotations})
+    return records
+
+
+def pixel_stats(paths: list[str], n: int = 64) -> tuple[list[float], list[float]]:
+    """Per-channel RGB mean and std of a sample of the training images."""
+    pick = paths[:: max(1, len(paths) // n)][:n]
+    pixels = np.concatenate([read_image(p).reshape(-1, 3)[::7] for p in pick]).astype(np.float64)
+    return pixels.mean(0).round(2).tolist(), pixels.std(0).round(2).tolist()
+
+
+def _classes_of(view, gt_field: str) -> list[str]:
+    labels = set(view.distinct(f"{gt_field}.detections.label"))
+    ordered = [c for c in (view._dataset.default_classes or []) if c in labels]
+    return ordered + sorted(labels - set(ordered))
+
+
+def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSettings | None = None,
+          progress: Progress | None = None) -> dict:
+    """Train from ``base`` (``CONFIG[:WEIGHTS]``) on ``view``; write a model dir to ``out_dir``."""
+    import torch
+    from detectron2.config import CfgNode
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from maskreview.core.inference import build_cfg, EngineSettings
+
+    settings = settings or TrainSettings()
+    progress = progress or Progress()
+    out = Path(out_dir).resolve()
+    if gt_field not in view._dataset.get_field_schema():
+        raise BadInputError(f"dataset {view._dataset.name!r} has no field {gt_field!r}")
+    config_name, weights = parse_base(base)
+    spec = resolve_model(config_name)
+    weights = weights or spec.weights
+    classes = _classes_of(view, gt_field)
+    if not classes:
+        raise BadInputError(f"no {gt_field} labels to train on in {view._dataset.name!r}")
+
+    ids = view.values("id")
+    train_ids, held_ids = split_ids(ids, settings.holdout)
+    train_view, held_view = view.select(train_ids, ordered=True), view.select(held_ids, ordered=True)
+    tag = hashlib.sha1(f"{out}{time.time()}".encode()).hexdigest()[:8]
+    name = f"maskreview_train_{tag}"
+    records = detectron2_dicts(train_view, gt_field, classes)
+    DatasetCatalog.register(name, lambda: records)
+    MetadataCatalog.get(name).set(thing_classes=classes)
+
+    cfg = build_cfg(spec.config_file, EngineSettings(device="auto"))
+    cfg.DATASETS.TRAIN = (name,)
+    cfg.DATASETS.TEST = ()
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(classes)
+    cfg.MODEL.WEIGHTS = ""
+    cfg.INPUT.MASK_FORMAT = "bitmask"
+    cfg.SOLVER.MAX_ITER = settings.iters
+    cfg.SOLVER.CHECKPOINT_PERIOD = settings.checkpoint_period
+    cfg.SOLVER.STEPS = tuple(s for s in cfg.SOLVER.STEPS if s < settings.iters)
+    cfg.SOLVER.WARMUP_ITERS = min(cfg.SOLVER.WARMUP_ITERS, max(1, settings.iters // 5))
+    if settings.lr:
+        cfg.SOLVER.BASE_LR = settings.lr
+    if settings.batch:
+        cfg.SOLVER.IMS_PER_BATCH = settings.batch
+    cfg.DATALOADER.NUM_WORKERS = settings.num_workers
+    cfg.OUTPUT_DIR = str(out / "work")
+    if not weights:  # from scratch: normalise with this data's own statistics
+        mean, std = pixel_stats([r["file_name"] for r in records])
+        if cfg.INPUT.FORMAT == "BGR":
+            mean, std = mean[::-1], std[::-1]
+        cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD = mean, std
+    if settings.opts:
+        cfg.merge_from_list(list(settings.opts))
+    Path(cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
+
+    trainer = _make_trainer(cfg, progress)
+    if settings.resume and (Path(cfg.OUTPUT_DIR) / "last_checkpoint").exists():
+        trainer.resume_or_load(resume=True)  # our own checkpoints, written by this trainer
+    elif weights:
+        make_checkpointer(trainer.model).load(str(weights))
+    progress.start(settings.iters, "training")
+    started = time.time()
+    trainer.train()
+    progress.finish()
+
+    state = {k: (v.half() if settings.fp16_weights and v.is_floating_point() else v)
+             for k, v in trainer.model.state_dict().items()}
+    torch.save(state, out / "model_final.pth")
+    final_cfg = cfg.clone()
+    final_cfg.DATASETS.TRAIN = ()
+    final_cfg.MODEL.WEIGHTS = ""
+    final_cfg.OUTPUT_DIR = ""
+    (out / "config.yaml").write_text(final_cfg.dump())
+    (out / "classes.json").write_text(json.dumps(classes))
+    report = {
+        "base": base, "dataset": view._dataset.name, "gt_field": gt_field, "classes": classes,
+        "train_samples": len(train_ids), "held_out_samples": len(held_ids), "iters": settings.iters,
+        "seconds": round(time.time() - started, 1), "losses": trainer.loss_log,
+    }
+    if held_ids:
+        report["held_out_eval"] = evaluate_model_dir(out, held_view, gt_field)
+        report["held_out_ids"] = held_ids
+    (out / "training.json").write_text(json.dumps(report, indent=1))
+    DatasetCatalog.remove(name)
+    return report
+
+
+def evaluate_model_dir(model_dir: Path, view, gt_field: str) -> dict:
+    """Run a model dir over a view into a scratch field, evaluate, and remove the field."""
+    from maskreview.core.evaluation import evaluate
+    from maskreview.core.inference import Engine, EngineSettings, run_inference
+
+    engine = Engine(str(model_dir), settings=EngineSettings(score_thresh=0.05))
+    field_name = f"heldout_{hashlib.sha1(str(model_dir).encode()).hexdigest()[:6]}"
+    dataset = view._dataset
+    try:
+        run_inference(view, engine, field_name, overwrite=True)
+        return evaluate(dataset.select(view.values("id")), gt_field, field_name)
+    finally:
+        for name in (field_name, f"{field_name}_run"):
+            if name in dataset.get_field_schema():
+                dataset.delete_sample_field(name)
+
+
+def _make_trainer(cfg, progress: Progress):
+    from detectron2.engine import DefaultTrainer, HookBase
+    from detectron2.utils.events import CommonMetricPrinter, JSONWriter
+
+    class ProgressHook(HookBase):
+        def after_step(self):
+            storage = self.trainer.storage
+            it = self.trainer.iter + 1
+            if it % 20 == 0 or it == self.trainer.max_iter:
+                loss = storage.history("total_loss").median(20)
+                self.trainer.loss_log.append({"iter": it, "total_loss": round(float(loss), 4),
+                                              "lr": storage.history("lr").latest()})
+            progress.advance()
+            progress.check()
+
+    class Trainer(DefaultTrainer):
+        loss_log: list[dict] = []
+
+        def build_writers(self):
+            return [CommonMetricPrinter(self.max_iter), JSONWriter(str(Path(cfg.OUTPUT_DIR) / "metrics.json"))]
+
+        def build_hooks(self):
+            return super().build_hooks() + [ProgressHook()]
+
+    trainer = Trainer(cfg)
+    trainer.loss_log = []
+    return trainer

@@ -1,0 +1,65 @@
+"""Test setup: a private FiftyOne database and data dirs for the whole run, removed at the end.
+
+Every test's datasets are deleted after it, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(tempfile.mkdtemp(prefix="maskreview-tests-"))
+os.environ["FIFTYONE_DATABASE_DIR"] = str(_ROOT / "db")
+os.environ.pop("FIFTYONE_DATABASE_URI", None)
+os.environ["MASKREVIEW_DATA_DIR"] = str(_ROOT / "data")
+os.environ["MASKREVIEW_CACHE_DIR"] = str(_ROOT / "cache")
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+# Registered before FiftyOne is imported, so it runs after FiftyOne has stopped its mongod.
+atexit.register(shutil.rmtree, _ROOT, True)
+
+from maskreview.core import store  # noqa: E402
+
+store.configure()
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def fo():
+    return store.connect()
+
+
+@pytest.fixture(autouse=True)
+def _delete_new_datasets(request):
+    if "fo" not in request.fixturenames and "demo_coco" not in request.fixturenames:
+        yield
+        return
+    fo = store.connect()
+    before = set(fo.list_datasets())
+    yield
+    for name in set(fo.list_datasets()) - before:
+        fo.delete_dataset(name)
+
+
+@pytest.fixture(scope="session")
+def demo_coco(tmp_path_factory) -> Path:
+    """A small synthetic demo set (COCO JSON + PNGs), shared read-only by the tests."""
+    from maskreview.core.demo import write_demo_dataset
+
+    return write_demo_dataset(tmp_path_factory.mktemp("demo"), n=12, seed=7)
+
+
+def run_cli(*args: str, check: bool = False, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m maskreview`` in a fresh process against the tests' database."""
+    proc = subprocess.run([sys.executable, "-m", "maskreview", *args], capture_output=True, text=True,
+                          timeout=timeout, env=os.environ.copy(), cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"maskreview {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
