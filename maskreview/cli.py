@@ -37,6 +37,12 @@ def _open_view(args):
 # -------------------------------------------------------------------------------- commands
 
 def cmd_open(args) -> int:
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        # Qt would abort with a cryptic platform-plugin message instead.
+        raise MaskreviewError("no display to open the app on (DISPLAY is not set); run it in a desktop "
+                              "session, or under 'xvfb-run -a maskreview ...'")
     from maskreview.gui.app import run_app
 
     return run_app(args.source, images_dir=args.images)
@@ -145,6 +151,23 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from maskreview.core import internals, internals_render
+    from maskreview.core.images import read_image
+
+    image = read_image(args.image)
+    engine = _engine(args)
+    cap = internals.capture(engine, image)
+    if cap.message():
+        print(f"maskreview: {cap.message()}", file=sys.stderr)
+    paths = internals_render.explain(cap, image, args.out, level=args.level, top_k=args.top_k,
+                                     instance=args.instance, proposal=args.proposal, classes=engine.classes)
+    print(f"{cap.num_instances} instances, {0 if cap.proposals is None else len(cap.proposals)} proposals; wrote:")
+    for path in paths:
+        print(f"  {path}")
+    return 0
+
+
 # -------------------------------------------------------------------------------- parser
 
 def _add_engine_args(p):
@@ -228,6 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the demo model, local models, cached weights and zoo configs")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("explain", help="write PNGs of the model's insides for one image: FPN, RPN, ROI Align, mask head")
+    p.add_argument("image", help="an image file")
+    p.add_argument("--out", required=True, help="folder for the PNG files")
+    p.add_argument("--instance", type=int, default=0, help="final instance to explain (0: the best)")
+    p.add_argument("--proposal", type=int, help="proposal for the ROI Align view (default: the instance's)")
+    p.add_argument("--top-k", type=int, default=50, help="RPN proposals to draw")
+    p.add_argument("--level", default="p3", help="FPN level to draw (p2..p6)")
+    _add_engine_args(p)
+    p.set_defaults(func=cmd_explain)
     return parser
 
 
