@@ -1,0 +1,501 @@
+"""Edit operations as plain data, resolved into exact per-sample patches that can be inverted.
+
+An op (``DeleteLabels``, ``Relabel``, ``SetMask``, ``Promote``...) says what the user asked for.
+:class:`Resolver` turns it, against the sample documents as they are in the database, into a
+:class:`Change`: for each sample, the label documents before and after and the tags added and
+removed. A change is exact and self-contained, so its inverse (undo) is just the change with
+before and after swapped, and writing it twice is harmless (the journal replays it after a
+crash). :mod:`maskreview.core.writeback` writes changes to FiftyOne; this module never does I/O.
+
+Non-destructive: the first edit of a label that existed before review copies it, as it was,
+into ``<field>_original`` (a ``Detections`` field; the copy's ``original_of`` attribute is the
+live label's id), so :class:`RestoreOriginal` can always bring back the pre-review label.
+Labels created during review (added or promoted) carry ``review_added=True`` instead.
+
+Label documents here are raw MongoDB documents (``_id`` an ObjectId, ``mask`` the bytes of
+FiftyOne's serialized numpy array), which is what the database holds and what gets written.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
+
+import numpy as np
+
+from maskreview.core import masks as mk
+from maskreview.core.errors import BadInputError
+
+ORIGINAL_SUFFIX = "_original"
+
+
+def original_field(field_name: str) -> str:
+    return field_name + ORIGINAL_SUFFIX
+
+
+def new_id() -> str:
+    from bson import ObjectId
+
+    return str(ObjectId())
+
+
+# --------------------------------------------------------------------------------------------
+# patches and changes: what an op does, exactly
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class LabelPatch:
+    """One label in one field: ``before``/``after`` are whole documents (``None`` = absent),
+    or, when ``whole`` is false, only the top-level keys that change."""
+
+    field: str
+    label_id: str
+    before: dict | None
+    after: dict | None
+    index: int = -1  # where an inserted label goes (-1: at the end)
+    whole: bool = True
+
+    def inverse(self) -> LabelPatch:
+        return LabelPatch(self.field, self.label_id, self.after, self.before, self.index, self.whole)
+
+
+@dataclass
+class SamplePatch:
+    sample_id: str
+    labels: list[LabelPatch] = field(default_factory=list)
+    tags_add: list[str] = field(default_factory=list)
+    tags_remove: list[str] = field(default_factory=list)
+    # Filled in when written: the sample's ``last_modified_at`` expected before and set after.
+    expect: datetime | None = None
+    stamp: datetime | None = None
+
+    def inverse(self) -> SamplePatch:
+        return SamplePatch(self.sample_id, [p.inverse() for p in reversed(self.labels)],
+                           list(self.tags_remove), list(self.tags_add))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.labels or self.tags_add or self.tags_remove)
+
+
+@dataclass
+class Change:
+    """What one op did; ``inverse()`` undoes it."""
+
+    text: str
+    patches: list[SamplePatch] = field(default_factory=list)
+
+    def inverse(self) -> Change:
+        return Change(f"undo {self.text}", [p.inverse() for p in reversed(self.patches)])
+
+    @property
+    def sample_ids(self) -> list[str]:
+        return list(dict.fromkeys(p.sample_id for p in self.patches))
+
+    @property
+    def label_ids(self) -> list[str]:
+        return list(dict.fromkeys(lp.label_id for p in self.patches for lp in p.labels))
+
+    @property
+    def empty(self) -> bool:
+        return all(p.empty for p in self.patches)
+
+
+def apply_label_patch(doc: dict, patch: LabelPatch) -> None:
+    """Apply a label patch to a raw sample document in memory (mirrors the database update)."""
+    container = doc.get(patch.field)
+    if container is None:
+        container = doc[patch.field] = {"_cls": "Detections", "detections": []}
+    dets = container.setdefault("detections", [])
+    oid = _oid(patch.label_id)
+    pos = next((i for i, d in enumerate(dets) if d.get("_id") == oid), None)
+    if not patch.whole:
+        if pos is not None:
+            dets[pos] = {**dets[pos], **copy.deepcopy(patch.after)}
+        return
+    if pos is not None:
+        dets.pop(pos)
+    if patch.after is not None:
+        after = copy.deepcopy(patch.after)
+        if 0 <= patch.index < len(dets):
+            dets.insert(patch.index, after)
+        else:
+            dets.append(after)
+
+
+def apply_sample_patch(doc: dict, patch: SamplePatch) -> None:
+    for lp in patch.labels:
+        apply_label_patch(doc, lp)
+    tags = [t for t in (doc.get("tags") or []) if t not in patch.tags_remove]
+    doc["tags"] = tags + [t for t in patch.tags_add if t not in tags]
+
+
+def _oid(label_id):
+    from bson import ObjectId
+
+    return label_id if isinstance(label_id, ObjectId) else ObjectId(label_id)
+
+
+# --------------------------------------------------------------------------------------------
+# ops: what the user asked for
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabelRef:
+    sample_id: str
+    field: str
+    label_id: str
+
+
+class Op:
+    """Base class. ``samples()``/``fields()`` say what to read; ``resolve`` emits patches."""
+
+    text = "edit"
+
+    def samples(self) -> list[str]:
+        return [ref.sample_id for ref in getattr(self, "labels", ())] or list(getattr(self, "sample_ids", ()))
+
+    def fields(self) -> set[str]:
+        return {ref.field for ref in getattr(self, "labels", ())}
+
+    def resolve(self, r: Resolver) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _refs(labels) -> tuple[LabelRef, ...]:
+    return (labels,) if isinstance(labels, LabelRef) else tuple(labels)
+
+
+@dataclass(frozen=True)
+class SampleTags(Op):
+    """Add, remove or toggle sample tags (toggle: remove where all have it, else add)."""
+
+    sample_ids: tuple[str, ...]
+    tags: tuple[str, ...]
+    mode: str = "add"  # add | remove | toggle
+
+    @property
+    def text(self) -> str:
+        return f"{self.mode} tag {', '.join(self.tags)} on {len(self.sample_ids)} sample(s)"
+
+    def resolve(self, r: Resolver) -> None:
+        mode = self.mode
+        if mode == "toggle":
+            have_all = all(set(self.tags) <= set(r.doc(s).get("tags") or []) for s in self.sample_ids)
+            mode = "remove" if have_all else "add"
+        for sid in self.sample_ids:
+            (r.add_tags if mode == "add" else r.remove_tags)(sid, self.tags)
+
+
+@dataclass(frozen=True)
+class LabelTags(Op):
+    labels: tuple[LabelRef, ...]
+    tags: tuple[str, ...]
+    mode: str = "add"  # add | remove | toggle
+
+    @property
+    def text(self) -> str:
+        return f"{self.mode} label tag {', '.join(self.tags)} on {len(self.labels)} label(s)"
+
+    def resolve(self, r: Resolver) -> None:
+        mode = self.mode
+        if mode == "toggle":
+            have_all = all(set(self.tags) <= set(r.label(ref).get("tags") or []) for ref in self.labels)
+            mode = "remove" if have_all else "add"
+        for ref in self.labels:
+            tags = list(r.label(ref).get("tags") or [])
+            new = [t for t in tags if t not in self.tags] if mode == "remove" else tags + [t for t in self.tags if t not in tags]
+            if new != tags:
+                r.update_label(ref, {"tags": new}, snapshot=False)
+
+
+@dataclass(frozen=True)
+class DeleteLabels(Op):
+    labels: tuple[LabelRef, ...]
+
+    @property
+    def text(self) -> str:
+        return f"delete {len(self.labels)} label(s)"
+
+    def resolve(self, r: Resolver) -> None:
+        for ref in self.labels:
+            r.delete_label(ref)
+
+
+@dataclass(frozen=True)
+class Relabel(Op):
+    labels: tuple[LabelRef, ...]
+    label: str
+
+    @property
+    def text(self) -> str:
+        return f"relabel {len(self.labels)} label(s) as {self.label}"
+
+    def resolve(self, r: Resolver) -> None:
+        for ref in self.labels:
+            if r.label(ref).get("label") != self.label:
+                r.update_label(ref, {"label": self.label})
+
+
+@dataclass(frozen=True)
+class SetMask(Op):
+    """Replace a label's mask by a full-image bitmap; the box follows the mask."""
+
+    ref: LabelRef
+    bitmap: np.ndarray = field(compare=False, repr=False)
+    text = "edit mask"
+
+    def samples(self) -> list[str]:
+        return [self.ref.sample_id]
+
+    def fields(self) -> set[str]:
+        return {self.ref.field}
+
+    def resolve(self, r: Resolver) -> None:
+        height, width = r.image_size(self.ref.sample_id)
+        bitmap = np.asarray(self.bitmap, dtype=bool)
+        if bitmap.shape != (height, width):
+            raise BadInputError(f"mask of shape {bitmap.shape} does not match the image ({height}, {width})")
+        old = r.label(self.ref)
+        x, y, w, h = mk.detection_pixel_box(as_detection(old), height, width)
+        det = mk.bitmap_to_detection(bitmap, old.get("label"), empty_box=(x, y, w, h))
+        r.update_label(self.ref, {"bounding_box": list(det.bounding_box), "mask": serialize_mask(det.mask)})
+
+
+@dataclass(frozen=True)
+class AddInstance(Op):
+    """A new label from a full-image bitmap or from COCO polygons (image pixel coordinates)."""
+
+    sample_id: str
+    field: str
+    label: str
+    bitmap: np.ndarray | None = field(default=None, compare=False, repr=False)
+    polygons: tuple[tuple[float, ...], ...] | None = None
+    label_id: str = field(default_factory=new_id)
+    text = "add instance"
+
+    def samples(self) -> list[str]:
+        return [self.sample_id]
+
+    def fields(self) -> set[str]:
+        return {self.field}
+
+    def resolve(self, r: Resolver) -> None:
+        height, width = r.image_size(self.sample_id)
+        if self.bitmap is not None:
+            bitmap = np.asarray(self.bitmap, dtype=bool)
+            if bitmap.shape != (height, width):
+                raise BadInputError(f"mask of shape {bitmap.shape} does not match the image ({height}, {width})")
+        elif self.polygons:
+            bitmap = mk.coco_to_bitmap([list(p) for p in self.polygons], height, width)
+        else:
+            raise BadInputError("a new instance needs a mask or a polygon")
+        if not bitmap.any():
+            raise BadInputError("the new instance has no pixels inside the image")
+        det = mk.bitmap_to_detection(bitmap, self.label)
+        doc = {"_id": _oid(self.label_id), "_cls": "Detection", "attributes": {}, "tags": [],
+               "label": self.label, "bounding_box": list(det.bounding_box), "mask": serialize_mask(det.mask),
+               "review_added": True}
+        r.insert_label(self.sample_id, self.field, doc)
+
+
+@dataclass(frozen=True)
+class Promote(Op):
+    """Copy a prediction into a ground-truth field, keeping where it came from."""
+
+    ref: LabelRef
+    target_field: str = "ground_truth"
+    label_id: str = field(default_factory=new_id)
+    text = "promote prediction"
+
+    def samples(self) -> list[str]:
+        return [self.ref.sample_id]
+
+    def fields(self) -> set[str]:
+        return {self.ref.field, self.target_field}
+
+    def resolve(self, r: Resolver) -> None:
+        pred = r.label(self.ref)
+        run = (r.runs_info or {}).get(self.ref.field) or {}
+        doc = {k: copy.deepcopy(v) for k, v in pred.items() if k not in ("_id", "confidence", "tags", "index")}
+        doc.update({
+            "_id": _oid(self.label_id), "tags": [], "review_added": True,
+            "source_field": self.ref.field, "source_label_id": self.ref.label_id,
+            "source_score": pred.get("confidence"), "source_model": run.get("model"),
+            "source_weights_sha256": run.get("weights_sha256"), "source_run_key": run.get("run_key"),
+        })
+        r.insert_label(self.ref.sample_id, self.target_field, doc)
+
+
+@dataclass(frozen=True)
+class RestoreOriginal(Op):
+    """Bring a label back to what it was before review (a label added in review goes away)."""
+
+    ref: LabelRef
+    text = "restore original"
+
+    def samples(self) -> list[str]:
+        return [self.ref.sample_id]
+
+    def fields(self) -> set[str]:
+        return {self.ref.field}
+
+    def resolve(self, r: Resolver) -> None:
+        snap = r.snapshot(self.ref)
+        live = r.label(self.ref, missing_ok=True)
+        if snap is None:
+            if live is not None and live.get("review_added"):
+                r.delete_label(self.ref)
+            return
+        restored = {k: copy.deepcopy(v) for k, v in snap.items() if k not in ("original_of", "original_index")}
+        restored["_id"] = _oid(self.ref.label_id)
+        r.replace_label(self.ref, restored, index=snap.get("original_index", -1))
+        r.emit(self.ref.sample_id, LabelPatch(original_field(self.ref.field), str(snap["_id"]), snap, None))
+
+
+# --------------------------------------------------------------------------------------------
+# resolving ops against the documents
+# --------------------------------------------------------------------------------------------
+
+class Resolver:
+    """Resolves ops against raw sample documents, which it updates as it goes."""
+
+    def __init__(self, docs: dict[str, dict], runs_info: dict | None = None):
+        self.docs = docs
+        self.runs_info = runs_info
+        self.patches: dict[str, SamplePatch] = {}
+
+    def resolve(self, op: Op) -> Change:
+        self.patches = {}
+        op.resolve(self)
+        return Change(op.text, [p for p in self.patches.values() if not p.empty])
+
+    # -- reading ---------------------------------------------------------------------------
+    def doc(self, sample_id: str) -> dict:
+        try:
+            return self.docs[sample_id]
+        except KeyError:
+            raise BadInputError(f"sample {sample_id} is not in the dataset (deleted?)") from None
+
+    def labels(self, sample_id: str, field_name: str) -> list[dict]:
+        container = self.doc(sample_id).get(field_name)
+        return (container or {}).get("detections") or []
+
+    def label(self, ref: LabelRef, missing_ok: bool = False) -> dict | None:
+        oid = _oid(ref.label_id)
+        for det in self.labels(ref.sample_id, ref.field):
+            if det.get("_id") == oid:
+                return det
+        if missing_ok:
+            return None
+        raise BadInputError(f"label {ref.label_id} is not in {ref.field} of sample {ref.sample_id} (deleted?)")
+
+    def snapshot(self, ref: LabelRef) -> dict | None:
+        for det in self.labels(ref.sample_id, original_field(ref.field)):
+            if det.get("original_of") == ref.label_id:
+                return det
+        return None
+
+    def image_size(self, sample_id: str) -> tuple[int, int]:
+        doc = self.doc(sample_id)
+        meta = doc.get("metadata") or {}
+        if meta.get("width") and meta.get("height"):
+            return int(meta["height"]), int(meta["width"])
+        from maskreview.core.images import image_header
+
+        try:
+            width, height, _ = image_header(doc.get("filepath", ""))
+        except BadInputError as exc:
+            raise BadInputError(f"cannot edit masks of sample {sample_id}: no image size in its metadata "
+                                f"and its image cannot be read ({exc})") from exc
+        return height, width
+
+    # -- writing -------------------------------------------------------------------------
+    def emit(self, sample_id: str, patch: LabelPatch) -> None:
+        apply_label_patch(self.doc(sample_id), patch)
+        self.patches.setdefault(sample_id, SamplePatch(sample_id)).labels.append(patch)
+
+    def _snapshot_first(self, ref: LabelRef) -> None:
+        live = self.label(ref)
+        if live.get("review_added") or self.snapshot(ref) is not None:
+            return
+        index = next(i for i, d in enumerate(self.labels(ref.sample_id, ref.field)) if d is live)
+        snap = {**copy.deepcopy(live), "_id": _oid(new_id()), "original_of": ref.label_id, "original_index": index}
+        self.emit(ref.sample_id, LabelPatch(original_field(ref.field), str(snap["_id"]), None, snap))
+
+    def update_label(self, ref: LabelRef, values: dict, snapshot: bool = True) -> None:
+        live = self.label(ref)
+        if snapshot:
+            self._snapshot_first(ref)
+        before = {k: copy.deepcopy(live.get(k)) for k in values}
+        self.emit(ref.sample_id, LabelPatch(ref.field, ref.label_id, before, dict(values), whole=False))
+
+    def replace_label(self, ref: LabelRef, doc: dict, index: int = -1) -> None:
+        live = self.label(ref, missing_ok=True)
+        dets = self.labels(ref.sample_id, ref.field)
+        pos = next((i for i, d in enumerate(dets) if d is live), index)
+        self.emit(ref.sample_id, LabelPatch(ref.field, ref.label_id, copy.deepcopy(live), doc, pos))
+
+    def delete_label(self, ref: LabelRef) -> None:
+        live = self.label(ref)
+        self._snapshot_first(ref)
+        index = next(i for i, d in enumerate(self.labels(ref.sample_id, ref.field)) if d is live)
+        self.emit(ref.sample_id, LabelPatch(ref.field, ref.label_id, copy.deepcopy(live), None, index))
+
+    def insert_label(self, sample_id: str, field_name: str, doc: dict) -> None:
+        index = len(self.labels(sample_id, field_name))
+        self.emit(sample_id, LabelPatch(field_name, str(doc["_id"]), None, doc, index))
+
+    def _tags(self, sample_id: str) -> SamplePatch:
+        return self.patches.setdefault(sample_id, SamplePatch(sample_id))
+
+    def add_tags(self, sample_id: str, tags) -> None:
+        doc = self.doc(sample_id)
+        new = [t for t in tags if t not in (doc.get("tags") or [])]
+        if new:
+            self._tags(sample_id).tags_add.extend(new)
+            doc["tags"] = list(doc.get("tags") or []) + new
+
+    def remove_tags(self, sample_id: str, tags) -> None:
+        doc = self.doc(sample_id)
+        gone = [t for t in tags if t in (doc.get("tags") or [])]
+        if gone:
+            self._tags(sample_id).tags_remove.extend(gone)
+            doc["tags"] = [t for t in doc["tags"] if t not in gone]
+
+
+# --------------------------------------------------------------------------------------------
+# raw label documents <-> masks
+# --------------------------------------------------------------------------------------------
+
+def serialize_mask(mask: np.ndarray) -> bytes:
+    """A box mask as FiftyOne stores it (``fiftyone.core.utils.serialize_numpy_array``)."""
+    from maskreview.core.store import fiftyone
+
+    fiftyone()
+    import fiftyone.core.utils as fou
+
+    return fou.serialize_numpy_array(np.asarray(mask, dtype=bool))
+
+
+def deserialize_mask(data) -> np.ndarray | None:
+    if data is None:
+        return None
+    from maskreview.core.store import fiftyone
+
+    fiftyone()
+    import fiftyone.core.utils as fou
+
+    return fou.deserialize_numpy_array(bytes(data))
+
+
+def as_detection(doc: dict) -> SimpleNamespace:
+    """The parts of a raw label document that :mod:`maskreview.core.masks` reads."""
+    return SimpleNamespace(bounding_box=doc.get("bounding_box") or [0, 0, 0, 0], mask=deserialize_mask(doc.get("mask")))
+
+
+def label_bitmap(doc: dict, height: int, width: int) -> np.ndarray:
+    """A raw label document's mask as a full-image bitmap."""
+    return mk.detection_to_bitmap(as_detection(doc), height, width)

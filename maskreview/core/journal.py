@@ -1,0 +1,195 @@
+"""A write-ahead journal of edits: append-only JSON lines, fsynced before an edit is acknowledged.
+
+Each session appends to its own file ``<data dir>/journal/<dataset id>/<time>-<pid>.jsonl``
+and holds an exclusive ``flock`` on it while it lives, so the kernel releases the lock when the
+process dies, even by ``kill -9``. Opening a dataset replays the files nobody holds.
+
+Lines are ``{"seq": n, "patches": [...]}`` (a change, written before it goes to the database),
+``{"applied": [n, ...]}`` and ``{"rejected": [n, ...]}``. Patches are JSON: ObjectIds as
+``{"$oid"}``, datetimes as ``{"$date"}``, boolean masks as RLE (``{"$rle"}``).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from maskreview.core.edits import LabelPatch, SamplePatch, deserialize_mask, serialize_mask
+
+
+def journal_root() -> Path:
+    from maskreview.core.store import user_data_dir
+
+    return user_data_dir() / "journal"
+
+
+# --------------------------------------------------------------------------------------------
+# JSON encoding of patches
+# --------------------------------------------------------------------------------------------
+
+def _encode(value, key: str | None = None):
+    from bson import Binary, ObjectId
+
+    if isinstance(value, dict):
+        return {k: _encode(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, ObjectId):
+        return {"$oid": str(value)}
+    if isinstance(value, datetime):
+        return {"$date": value.isoformat()}
+    if isinstance(value, (bytes, Binary)):
+        if key == "mask":
+            array = deserialize_mask(value)
+            if array.ndim == 2 and array.dtype == bool:
+                from pycocotools import mask as mask_utils
+
+                rle = mask_utils.encode(np.asfortranarray(array, dtype=np.uint8))
+                return {"$rle": {"size": list(rle["size"]), "counts": rle["counts"].decode()}}
+        return {"$b64": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _decode(value, key: str | None = None):
+    from bson import ObjectId
+
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        (tag, inner), = value.items()
+        if tag == "$oid":
+            return ObjectId(inner)
+        if tag == "$date":
+            return datetime.fromisoformat(inner)
+        if tag == "$b64":
+            return base64.b64decode(inner)
+        if tag == "$rle":
+            from pycocotools import mask as mask_utils
+
+            array = mask_utils.decode({"size": inner["size"], "counts": inner["counts"].encode()}).astype(bool)
+            return serialize_mask(array)
+    return {k: _decode(v, k) for k, v in value.items()}
+
+
+def encode_patch(p: SamplePatch) -> dict:
+    return _encode({
+        "sample_id": p.sample_id, "tags_add": p.tags_add, "tags_remove": p.tags_remove,
+        "expect": p.expect, "stamp": p.stamp,
+        "labels": [{"field": lp.field, "label_id": lp.label_id, "before": lp.before, "after": lp.after,
+                    "index": lp.index, "whole": lp.whole} for lp in p.labels],
+    })
+
+
+def decode_patch(d: dict) -> SamplePatch:
+    d = _decode(d)
+    return SamplePatch(d["sample_id"], [LabelPatch(**lp) for lp in d["labels"]], d["tags_add"], d["tags_remove"],
+                       d["expect"], d["stamp"])
+
+
+# --------------------------------------------------------------------------------------------
+# journal files
+# --------------------------------------------------------------------------------------------
+
+class Journal:
+    """This session's journal file for one dataset."""
+
+    def __init__(self, dataset_id: str, root: Path | None = None):
+        self.dir = (root or journal_root()) / dataset_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / f"{time.time_ns()}-{os.getpid()}.jsonl"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _fsync_dir(self.dir)
+        self.seq = 0
+        self.open_seqs: set[int] = set()
+
+    def append(self, changes: list[list[SamplePatch]]) -> list[int]:
+        """Write changes and fsync; only then may they be written to the database."""
+        lines, seqs = [], []
+        for patches in changes:
+            self.seq += 1
+            seqs.append(self.seq)
+            lines.append(json.dumps({"seq": self.seq, "patches": [encode_patch(p) for p in patches]}))
+        os.write(self._fd, ("\n".join(lines) + "\n").encode())
+        os.fsync(self._fd)
+        self.open_seqs.update(seqs)
+        return seqs
+
+    def mark(self, seqs: list[int], what: str = "applied") -> None:
+        # No fsync: a lost marker only means an idempotent replay of an applied change.
+        if seqs:
+            os.write(self._fd, (json.dumps({what: list(seqs)}) + "\n").encode())
+            self.open_seqs.difference_update(seqs)
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        if not self.open_seqs:  # everything reached the database: nothing to replay
+            self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class OrphanJournal:
+    """A journal file left by a session that ended without closing it (crash, kill)."""
+
+    path: Path
+    fd: int
+    entries: list[tuple[int, list[SamplePatch]]] = field(default_factory=list)  # not applied
+
+    def release(self, delete: bool) -> None:
+        if delete:
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+
+def orphans(dataset_id: str, root: Path | None = None) -> Iterator[OrphanJournal]:
+    """Journal files of dead sessions, each locked while the caller replays it."""
+    folder = (root or journal_root()) / dataset_id
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.jsonl")):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a live session's journal
+            os.close(fd)
+            continue
+        yield OrphanJournal(path, fd, _pending_entries(path))
+
+
+def _pending_entries(path: Path) -> list[tuple[int, list[SamplePatch]]]:
+    entries: dict[int, list[SamplePatch]] = {}
+    done: set[int] = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by the crash: never acknowledged
+                continue
+            if "seq" in record:
+                entries[record["seq"]] = [decode_patch(p) for p in record["patches"]]
+            done.update(record.get("applied", ()), record.get("rejected", ()))
+    return [(seq, patches) for seq, patches in sorted(entries.items()) if seq not in done]

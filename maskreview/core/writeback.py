@@ -1,0 +1,253 @@
+"""The write path for edits: journal first, then one targeted database update per sample.
+
+:class:`EditSession` resolves ops (:mod:`maskreview.core.edits`) against the sample documents,
+appends the resulting change to the write-ahead journal (fsynced), and writes it with one
+``UpdateOne`` per sample: an update pipeline that touches only the changed labels and tags and
+sets ``last_modified_at``. Many ops go in one journal write and one ``bulk_write``
+(:meth:`EditSession.apply_many`), so bulk actions stay fast.
+
+Shared databases: the session remembers each sample's ``last_modified_at`` as it was loaded
+(:meth:`EditSession.track`) and as it last wrote it. Every update is conditional on that value,
+so an edit to a sample that someone else changed meanwhile raises :class:`ConflictError`
+instead of overwriting; the caller then takes theirs (:meth:`refresh`) or keeps mine
+(``force=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from maskreview.core import journal as jn
+from maskreview.core.edits import Change, LabelPatch, Op, Resolver, SamplePatch, _oid, original_field
+from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.store import fiftyone
+
+
+class ConflictError(MaskreviewError):
+    """Samples changed by someone else since this session loaded them; nothing was written."""
+
+    def __init__(self, sample_ids: list[str], op: Op | Change | None = None):
+        self.sample_ids = list(sample_ids)
+        self.op = op
+        super().__init__(f"{len(self.sample_ids)} sample(s) were changed by someone else since you loaded them "
+                         f"({', '.join(self.sample_ids[:3])}); keep your edit or take theirs")
+
+
+def _now_ms() -> datetime:
+    now = datetime.utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class EditSession:
+    """Applies edits to one dataset; replays what a crashed session left in its journal."""
+
+    def __init__(self, dataset, journal_root: Path | None = None):
+        self.dataset = dataset
+        self._coll = dataset._sample_collection
+        self._journal_root = journal_root
+        self.versions: dict[str, datetime] = {}
+        self._last_stamp = datetime.min
+        self._checked_fields: set[str] = set()
+        self.replayed = self.replay()
+        self.journal = jn.Journal(str(dataset._doc.id), journal_root)
+
+    # -- versions ------------------------------------------------------------------------
+    def track(self, sample_ids: str | Iterable[str]) -> None:
+        """Remember the samples' versions as they are now (call when the UI loads them)."""
+        ids = [sample_ids] if isinstance(sample_ids, str) else list(sample_ids)
+        for doc in self._coll.find({"_id": {"$in": [_oid(i) for i in ids]}}, {"last_modified_at": 1}):
+            self.versions[str(doc["_id"])] = doc.get("last_modified_at")
+
+    def refresh(self, sample_ids: str | Iterable[str]) -> None:
+        """Take theirs: accept the database's state of these samples and reload them."""
+        ids = [sample_ids] if isinstance(sample_ids, str) else list(sample_ids)
+        self.track(ids)
+        self._reload(ids)
+
+    # -- applying ops --------------------------------------------------------------------
+    def apply(self, op: Op, force: bool = False) -> Change:
+        """Resolve, journal and write one op; returns what changed (its inverse undoes it)."""
+        return self.apply_many([op], force=force)[0]
+
+    def apply_many(self, ops: list[Op], force: bool = False) -> list[Change]:
+        """Many ops in one journal write and one database round trip."""
+        sample_ids = list(dict.fromkeys(s for op in ops for s in op.samples()))
+        fields = {f for op in ops for f in op.fields()}
+        for f in fields:
+            self._check_field(f)
+        docs = self._read(sample_ids, fields)
+        if not force:
+            stale = [s for s in sample_ids if s in docs and s in self.versions
+                     and docs[s].get("last_modified_at") != self.versions[s]]
+            if stale:
+                raise ConflictError(stale, ops[0] if len(ops) == 1 else None)
+        for sid, doc in docs.items():
+            self.versions.setdefault(sid, doc.get("last_modified_at"))
+        resolver = Resolver(docs, self.dataset.info.get("maskreview_runs"))
+        changes = [resolver.resolve(op) for op in ops]
+        for change in changes:
+            for p in change.patches:
+                for lp in p.labels:
+                    self._check_field(lp.field)
+        self._write(changes, force)
+        return changes
+
+    def write(self, change: Change, force: bool = False) -> Change:
+        """Write a change as it is (undo: ``write(change.inverse())``; redo: ``write(change)``)."""
+        change = Change(change.text, [SamplePatch(p.sample_id, list(p.labels), list(p.tags_add), list(p.tags_remove))
+                                      for p in change.patches])
+        self._write([change], force)
+        return change
+
+    # -- internals -----------------------------------------------------------------------
+    def _check_field(self, name: str) -> None:
+        if name in self._checked_fields:
+            return
+        fo = fiftyone()
+        schema = self.dataset.get_field_schema()
+        if name not in schema:
+            self.dataset.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+        else:
+            fld = schema[name]
+            if getattr(fld, "document_type", None) is not fo.Detections:
+                raise BadInputError(f"field {name!r} does not hold Detections; it cannot be edited as instances")
+            if getattr(fld, "read_only", False):
+                raise BadInputError(f"field {name!r} is read-only in dataset {self.dataset.name!r}")
+        if not name.endswith("_original"):
+            self._check_field(original_field(name))
+        self._checked_fields.add(name)
+
+    def _read(self, sample_ids: list[str], fields: set[str]) -> dict[str, dict]:
+        projection = {"tags": 1, "metadata": 1, "filepath": 1, "last_modified_at": 1}
+        for f in fields:
+            projection[f] = 1
+            projection[original_field(f)] = 1
+        cursor = self._coll.find({"_id": {"$in": [_oid(s) for s in sample_ids]}}, projection)
+        return {str(doc["_id"]): doc for doc in cursor}
+
+    def _stamp(self) -> datetime:
+        stamp = max(_now_ms(), self._last_stamp + timedelta(milliseconds=1))
+        self._last_stamp = stamp
+        return stamp
+
+    def _write(self, changes: list[Change], force: bool) -> None:
+        from pymongo import UpdateOne
+
+        live = [c for c in changes if not c.empty]
+        if not live:
+            return
+        chain: dict[str, datetime | None] = {}
+        for change in live:
+            for p in change.patches:
+                p.expect = None if force and p.sample_id not in chain else chain.get(p.sample_id, self.versions.get(p.sample_id))
+                p.stamp = chain[p.sample_id] = self._stamp()
+        seqs = self.journal.append([c.patches for c in live])
+        requests = [UpdateOne(_filter(p), [{"$set": update_expression(p)}]) for c in live for p in c.patches]
+        result = self._coll.bulk_write(requests, ordered=True)
+        ids = [p.sample_id for c in live for p in c.patches]
+        if result.matched_count == len(requests):
+            self.journal.mark(seqs)
+            self.versions.update(chain)
+            self._reload(ids)
+            return
+        # Some conditional updates found a different version: find out which.
+        now = {str(d["_id"]): d.get("last_modified_at") for d in self._coll.find(
+            {"_id": {"$in": [_oid(i) for i in ids]}}, {"last_modified_at": 1})}
+        written = {sid for sid, stamp in chain.items() if now.get(sid) == stamp}
+        self.versions.update({sid: chain[sid] for sid in written})
+        applied = [s for s, c in zip(seqs, live) if all(p.sample_id in written for p in c.patches)]
+        self.journal.mark(applied)
+        self.journal.mark([s for s in seqs if s not in applied], "rejected")
+        self._reload(ids)
+        raise ConflictError(sorted(set(ids) - written), live[0] if len(live) == 1 else None)
+
+    def _reload(self, sample_ids: list[str]) -> None:
+        import fiftyone.core.sample as fos
+
+        fos.Sample._reload_docs(self.dataset._sample_collection_name, sample_ids=list(set(sample_ids)))
+
+    # -- crash recovery ------------------------------------------------------------------
+    def replay(self) -> dict:
+        """Apply what dead sessions journaled but may not have written; returns counts and
+        the patches that conflict with later changes by someone else (offered, not applied)."""
+        from pymongo import UpdateOne
+
+        report = {"applied": 0, "already": 0, "conflicts": []}
+        for orphan in jn.orphans(str(self.dataset._doc.id), self._journal_root):
+            ours: dict[str, set[datetime]] = {}
+            for _, patches in orphan.entries:
+                for p in patches:
+                    ours.setdefault(p.sample_id, set()).add(p.stamp)
+            for _, patches in orphan.entries:
+                for p in patches:
+                    doc = self._coll.find_one({"_id": _oid(p.sample_id)}, {"last_modified_at": 1})
+                    current = doc.get("last_modified_at") if doc else None
+                    if doc is None:
+                        report["conflicts"].append(p)
+                    elif current in ours[p.sample_id] and current >= p.stamp:
+                        report["already"] += 1
+                    elif p.expect is None or current == p.expect:
+                        self._coll.bulk_write([UpdateOne({"_id": _oid(p.sample_id)}, [{"$set": update_expression(p)}])])
+                        report["applied"] += 1
+                    else:
+                        report["conflicts"].append(p)
+            orphan.release(delete=True)
+        return report
+
+    def close(self) -> None:
+        self.journal.close()
+
+    def __enter__(self) -> EditSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# one sample patch as one conditional update pipeline
+# --------------------------------------------------------------------------------------------
+
+def _filter(p: SamplePatch) -> dict:
+    query = {"_id": _oid(p.sample_id)}
+    if p.expect is not None:
+        query["last_modified_at"] = p.expect
+    return query
+
+
+def update_expression(p: SamplePatch) -> dict:
+    """``$set`` stage of an update pipeline that applies ``p`` idempotently."""
+    expr: dict = {"last_modified_at": p.stamp}
+    by_field: dict[str, list[LabelPatch]] = {}
+    for lp in p.labels:
+        by_field.setdefault(lp.field, []).append(lp)
+    for fname, patches in by_field.items():
+        dets = {"$ifNull": [f"${fname}.detections", []]}
+        for lp in patches:
+            dets = _label_expression(dets, lp)
+        expr[fname] = {"$mergeObjects": [{"$ifNull": [f"${fname}", {}]}, {"_cls": "Detections", "detections": dets}]}
+    if p.tags_add or p.tags_remove:
+        tags = {"$ifNull": ["$tags", []]}
+        kept = {"$filter": {"input": tags, "cond": {"$not": [{"$in": ["$$this", {"$literal": p.tags_remove}]}]}}}
+        new = {"$filter": {"input": {"$literal": p.tags_add}, "cond": {"$not": [{"$in": ["$$this", tags]}]}}}
+        expr["tags"] = {"$concatArrays": [kept, new]}
+    return expr
+
+
+def _label_expression(dets, lp: LabelPatch):
+    oid = _oid(lp.label_id)
+    if not lp.whole:
+        return {"$map": {"input": dets, "in": {"$cond": [
+            {"$eq": ["$$this._id", oid]}, {"$mergeObjects": ["$$this", {"$literal": lp.after}]}, "$$this"]}}}
+    without = {"$filter": {"input": dets, "cond": {"$ne": ["$$this._id", oid]}}}
+    if lp.after is None:
+        return without
+    new = [{"$literal": lp.after}]
+    if lp.index < 0:
+        return {"$concatArrays": [without, new]}
+    if lp.index == 0:
+        return {"$concatArrays": [new, without]}
+    return {"$let": {"vars": {"a": without}, "in": {"$concatArrays": [
+        {"$slice": ["$$a", 0, lp.index]}, new, {"$slice": ["$$a", lp.index, 2**31 - 1]}]}}}
