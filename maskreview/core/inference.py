@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -18,13 +19,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from maskreview.core import masks as mk
-from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 from maskreview.core.images import read_image
-from maskreview.core.models import file_sha256, fetch_weights, make_checkpointer, resolve_model
+from maskreview.core.models import (download_url, fetch_weights, file_sha256, is_url, load_checkpoint_file,
+                                    make_checkpointer, model_classes, num_classes, resolve_model)
 from maskreview.core.progress import Progress
 from maskreview.core.store import fiftyone
 
 RUNS_INFO_KEY = "maskreview_runs"
+SUPPORTED_ARCHITECTURES = ("GeneralizedRCNN", "RetinaNet", "PanopticFPN")
+# the class-specific layers whose first dimension gives a checkpoint's class count (+1: background)
+_CLASS_COUNT_KEYS = ("roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.cls_score.bias")
 
 
 @dataclass
@@ -40,77 +45,105 @@ def resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MaskreviewError("CUDA was asked for (--device cuda) but no CUDA GPU is available; use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MaskreviewError(
+                f"CUDA was asked for (--device {device}) but no CUDA GPU is available; use --device cpu or auto")
+        return device
+    if device != "cpu":
         raise BadInputError(f"{device}: unknown device; use auto, cpu or cuda")
     return device
 
 
 def build_cfg(config_file, settings: EngineSettings | None = None):
+    """A detectron2 config from a YAML file with the engine's settings applied."""
     from detectron2.config import get_cfg
 
     settings = settings or EngineSettings()
+    if not 0.0 <= settings.score_thresh <= 1.0 or not 0.0 <= settings.nms_thresh <= 1.0:
+        raise BadInputError("score and NMS thresholds must lie between 0 and 1")
+    if settings.max_detections < 1:
+        raise BadInputError("max detections must be at least 1")
     cfg = get_cfg()
     try:
         cfg.merge_from_file(str(config_file))
     except Exception as exc:  # yaml errors, unknown keys, missing _BASE_
-        raise BadInputError(f"{config_file}: not a usable detectron2 config ({exc.__class__.__name__}: {exc})") from exc
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise BadInputError(f"{config_file}: not a usable detectron2 config ({type(exc).__name__}: {first})") from exc
     cfg.MODEL.DEVICE = resolve_device(settings.device)
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = settings.score_thresh
     cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST = settings.nms_thresh
     cfg.MODEL.RETINANET.SCORE_THRESH_TEST = settings.score_thresh
+    cfg.MODEL.RETINANET.NMS_THRESH_TEST = settings.nms_thresh
     cfg.TEST.DETECTIONS_PER_IMAGE = settings.max_detections
     return cfg
 
 
-def _num_classes(cfg) -> int:
-    return cfg.MODEL.RETINANET.NUM_CLASSES if cfg.MODEL.META_ARCHITECTURE == "RetinaNet" else cfg.MODEL.ROI_HEADS.NUM_CLASSES
-
-
 class Engine:
-    """A loaded model that turns RGB images into ``fo.Detections``."""
+    """A loaded model that turns RGB images into ``fo.Detections``.
+
+    Everything that can fail on the user's input (config, weights, class count, device) is
+    checked before the model is built, each with a one-line :class:`MaskreviewError`.
+    """
 
     def __init__(self, model: str = "demo", weights: str | None = None, settings: EngineSettings | None = None,
                  trust_checkpoint: bool = False, progress: Progress | None = None):
         import torch
+        from detectron2.data import transforms as T
         from detectron2.modeling import build_model
 
         self.spec = resolve_model(model)
         self.settings = settings or EngineSettings()
         self.cfg = build_cfg(self.spec.config_file, self.settings)
-        weights = weights or self.spec.weights
+        arch = self.cfg.MODEL.META_ARCHITECTURE
+        if arch not in SUPPORTED_ARCHITECTURES:
+            raise BadInputError(f"{model}: {arch} models do not predict instances; use a Mask R-CNN config")
+        n = num_classes(self.cfg)
+        if self.spec.classes and len(self.spec.classes) != n:
+            raise BadInputError(f"{model}: class-count mismatch: the config has {n} classes, "
+                                f"classes.json names {len(self.spec.classes)}")
+        self.classes = model_classes(self.spec, self.cfg)
+
+        weights = weights or self.spec.weights or self.cfg.MODEL.WEIGHTS or None
         if not weights:
             raise BadInputError(f"{model}: no weights; pass --weights PATH")
-        if "://" in str(weights):
-            weights = str(fetch_weights(str(weights), progress=progress))
+        if is_url(str(weights)):
+            weights = fetch_weights(download_url(str(weights)), progress=progress)
         self.weights = str(weights)
-        n = _num_classes(self.cfg)
-        self.classes = list(self.spec.classes) or [f"class_{i}" for i in range(n)]
-        if len(self.classes) != n:
-            raise BadInputError(f"{model}: the config has {n} classes but {len(self.classes)} class names")
+        checkpoint = load_checkpoint_file(self.weights, trust_checkpoint)
+        self._check_class_count(checkpoint["model"], n)
+
         self.model = build_model(self.cfg)
         self.model.eval()
-        checkpointer = make_checkpointer(self.model, trust_checkpoint)
-        checkpoint = checkpointer._load_file(self.weights)
-        self._check_class_count(checkpoint.get("model", {}), n)
-        checkpointer._load_model(checkpoint)
+        incompatible = make_checkpointer(self.model, trust_checkpoint)._load_model(checkpoint)
+        self._check_fit(incompatible)
         self.weights_sha256 = file_sha256(self.weights)
         self.device = self.cfg.MODEL.DEVICE
         self.input_format = self.cfg.INPUT.FORMAT
-        from detectron2.data import transforms as T
-
-        self._resize = T.ResizeShortestEdge([self.cfg.INPUT.MIN_SIZE_TEST] * 2, self.cfg.INPUT.MAX_SIZE_TEST)
+        min_size = self.cfg.INPUT.MIN_SIZE_TEST
+        self._resize = T.ResizeShortestEdge([min_size] * 2, self.cfg.INPUT.MAX_SIZE_TEST) if min_size else None
         self.has_masks = bool(self.cfg.MODEL.MASK_ON)
         self._torch = torch
 
     def _check_class_count(self, state: dict, n: int) -> None:
-        for key in ("roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.cls_score.bias"):
+        for key in _CLASS_COUNT_KEYS:
             if key in state and tuple(np.shape(state[key]))[0] != n + 1:
                 raise BadInputError(
                     f"{self.weights}: class-count mismatch: the config has {n} classes, "
                     f"the weights have {tuple(np.shape(state[key]))[0] - 1}"
                 )
+
+    def _check_fit(self, incompatible) -> None:
+        """Refuse weights that leave parts of the model untrained (detectron2 only warns)."""
+        if incompatible.incorrect_shapes:
+            key, got, want = incompatible.incorrect_shapes[0]
+            raise BadInputError(f"{self.weights}: does not fit the config: {key} has shape {tuple(got)}, "
+                                f"the model expects {tuple(want)}")
+        params = {name for name, _ in self.model.named_parameters()}
+        missing = [k for k in incompatible.missing_keys if k in params]
+        if missing:
+            raise BadInputError(f"{self.weights}: does not fit the config: {len(missing)} of {len(params)} "
+                                f"parameters are missing from the weights (e.g. {missing[0]})")
 
     @property
     def run_info(self) -> dict:
@@ -119,14 +152,17 @@ class Engine:
 
     @property
     def run_key(self) -> str:
+        """Same model, weights, classes and thresholds give the same key (device does not count)."""
         info = {k: v for k, v in self.run_info.items() if k not in ("device", "weights")}
         return hashlib.sha1(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
 
     def _inputs(self, image_rgb: np.ndarray) -> dict:
         height, width = image_rgb.shape[:2]
         image = image_rgb if self.input_format == "RGB" else image_rgb[:, :, ::-1]
-        resized = self._resize.get_transform(image).apply_image(image)
-        tensor = self._torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+        if self._resize is not None:
+            image = self._resize.get_transform(image).apply_image(image)
+        # uint8 goes to the device (4x less to copy); the model normalises to float itself
+        tensor = self._torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return {"image": tensor, "height": height, "width": width}
 
     def predict_instances(self, images_rgb: list[np.ndarray]) -> list:
@@ -136,6 +172,7 @@ class Engine:
         return [out["instances"].to("cpu") for out in outputs]
 
     def to_detections(self, instances):
+        """``fo.Detections``: the model's boxes, masks cropped to them (box-relative)."""
         fo = fiftyone()
         height, width = instances.image_size
         boxes = instances.pred_boxes.tensor.numpy()
@@ -144,16 +181,13 @@ class Engine:
         masks = instances.pred_masks.numpy() if instances.has("pred_masks") else None
         detections = []
         for i in range(len(instances)):
-            label = self.classes[int(classes[i])]
-            if masks is not None:
-                x0, y0, x1, y1 = boxes[i]
-                det = mk.bitmap_to_detection(masks[i], label, empty_box=(x0, y0, x1 - x0, y1 - y0),
-                                             confidence=float(scores[i]))
+            label, score = self.classes[int(classes[i])], float(scores[i])
+            if masks is None:
+                x0, y0, x1, y1 = (float(v) for v in boxes[i])
+                detections.append(fo.Detection(label=label, confidence=score, bounding_box=[
+                    x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]))
             else:
-                x0, y0, x1, y1 = boxes[i]
-                det = fo.Detection(label=label, confidence=float(scores[i]),
-                                   bounding_box=[x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height])
-            detections.append(det)
+                detections.append(box_mask_detection(masks[i], boxes[i], label, confidence=score))
         return fo.Detections(detections=detections)
 
     def predict(self, image_rgb: np.ndarray):
@@ -161,12 +195,46 @@ class Engine:
         return self.to_detections(self.predict_instances([image_rgb])[0])
 
 
+def box_mask_detection(bitmap: np.ndarray, box, label: str, **attributes):
+    """A full-image mask and its predicted XYXY box as a ``fo.Detection``.
+
+    The box stays the model's; the mask is cropped to where ``masks.detection_to_bitmap``
+    pastes it back (the box's rounded top-left), so the round trip is exact. detectron2 pastes
+    masks inside their boxes; if some pixels lie outside anyway, the box grows to hold them.
+    """
+    fo = fiftyone()
+    height, width = bitmap.shape
+    x0, y0, x1, y1 = (float(v) for v in box)
+    rel = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
+    px0, py0 = mk._round(rel[0] * width), mk._round(rel[1] * height)
+    px1 = max(px0 + 1, mk._round((rel[0] + rel[2]) * width))
+    py1 = max(py0 + 1, mk._round((rel[1] + rel[3]) * height))
+    tight = mk.mask_bbox(bitmap)
+    if tight is not None:
+        tx, ty, tw, th = tight
+        if tx < px0 or ty < py0 or tx + tw > px1 or ty + th > py1:
+            px0, py0 = min(px0, tx), min(py0, ty)
+            px1, py1 = max(px1, tx + tw), max(py1, ty + th)
+            rel = [px0 / width, py0 / height, (px1 - px0) / width, (py1 - py0) / height]
+    mask = np.zeros((py1 - py0, px1 - px0), dtype=bool)
+    sx0, sy0, sx1, sy1 = max(px0, 0), max(py0, 0), min(px1, width), min(py1, height)
+    if sx1 > sx0 and sy1 > sy0:
+        mask[sy0 - py0:sy1 - py0, sx0 - px0:sx1 - px0] = bitmap[sy0:sy1, sx0:sx1]
+    return fo.Detection(label=label, bounding_box=rel, mask=mask, **attributes)
+
+
+# --------------------------------------------------------------------------------------------
+# batch runs over a dataset
+# --------------------------------------------------------------------------------------------
+
 @dataclass
 class InferenceReport:
     predicted: int = 0
     skipped: int = 0
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    decode_wait_seconds: float = 0.0  # time the model sat waiting for a decoded image
+    cancelled: bool = False
 
     @property
     def images_per_second(self) -> float:
@@ -177,47 +245,69 @@ def _decode(path: str):
     try:
         return read_image(path)
     except Exception as exc:  # a bad image must not stop the run
-        return exc
+        return exc if isinstance(exc, MaskreviewError) else BadInputError(f"{path}: cannot decode image ({exc})")
 
 
-def prefetched(paths: Iterable[str], workers: int = 2, depth: int = 8):
-    """Yield ``(path, image or exception)`` in order, decoding ahead on a thread pool."""
+def prefetched(paths: Iterable[str], workers: int = 2, depth: int = 8,
+               decode: Callable[[str], object] = _decode):
+    """Yield ``(path, image or exception)`` in order while the next ``depth`` decode on threads."""
     paths = list(paths)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        futures = [pool.submit(_decode, p) for p in paths[:depth]]
-        for i, path in enumerate(paths):
-            if i + depth < len(paths):
-                futures.append(pool.submit(_decode, paths[i + depth]))
-            yield path, futures[i].result()
-            futures[i] = None
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+    try:
+        futures = deque(pool.submit(decode, p) for p in paths[:depth])
+        upcoming = len(futures)
+        for path in paths:
+            current = futures.popleft()
+            if upcoming < len(paths):
+                futures.append(pool.submit(decode, paths[upcoming]))
+                upcoming += 1
+            yield path, current.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def ensure_detections_field(dataset, name: str) -> None:
+def check_output_field(dataset, name: str) -> None:
+    """``name`` must be new or a Detections field that an earlier inference run wrote.
+
+    This keeps ``--field ground_truth`` from overwriting labels that a model did not make.
+    """
     fo = fiftyone()
     schema = dataset.get_field_schema()
     if name not in schema:
-        dataset.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
-    elif getattr(schema[name], "document_type", None) is not fo.Detections:
+        return
+    if getattr(schema[name], "document_type", None) is not fo.Detections:
         raise BadInputError(f"field {name!r} exists and does not hold Detections; choose another --field")
+    if name not in (dataset.info or {}).get(RUNS_INFO_KEY, {}):
+        raise BadInputError(f"field {name!r} holds labels that 'maskreview infer' did not write; "
+                            "choose another --field")
 
 
 def run_inference(view, engine: Engine, field: str = "predictions", progress: Progress | None = None,
                   overwrite: bool = False, batch_size: int = 1, write_every: int = 16,
-                  on_written: Callable[[list[str]], None] | None = None) -> InferenceReport:
-    """Predict every sample of ``view`` into ``field``; cancellable and resumable."""
+                  on_written: Callable[[list[str]], None] | None = None, decode_workers: int = 2) -> InferenceReport:
+    """Predict every sample of ``view`` into ``field``; cancellable and resumable.
+
+    Each sample's ``<field>_run`` holds the run key of the model that wrote it, so a rerun
+    skips what the same model already did (unless ``overwrite``). Results are written every
+    ``write_every`` samples and when the run stops for any reason (cancel included).
+    """
+    fo = fiftyone()
     progress = progress or Progress()
     dataset = view._dataset
-    ensure_detections_field(dataset, field)
+    if not field.isidentifier() or field.startswith("_"):
+        raise BadInputError(f"{field!r}: a field name must be letters, digits and underscores")
+    check_output_field(dataset, field)
     run_field = f"{field}_run"
-    if run_field not in dataset.get_field_schema():
-        dataset.add_sample_field(run_field, fiftyone().StringField)
+    schema = dataset.get_field_schema()
+    if field not in schema:
+        dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    if run_field not in schema:
+        dataset.add_sample_field(run_field, fo.StringField)
     ids, paths, done_keys = view.values(["id", "filepath", run_field])
     todo = [(i, p) for i, p, k in zip(ids, paths, done_keys) if overwrite or k != engine.run_key]
     report = InferenceReport(skipped=len(ids) - len(todo))
-    runs = dict(dataset.info.get(RUNS_INFO_KEY, {}))
-    runs[field] = {**engine.run_info, "run_key": engine.run_key, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    dataset.info[RUNS_INFO_KEY] = runs
-    dataset.save()
+    record = {**engine.run_info, "run_key": engine.run_key, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    _record_run(dataset, field, record)
     pending: dict[str, object] = {}
 
     def flush():
@@ -230,11 +320,14 @@ def run_inference(view, engine: Engine, field: str = "predictions", progress: Pr
 
     progress.start(len(todo), f"inference ({engine.spec.name})")
     start = time.perf_counter()
+    stream = prefetched([p for _, p in todo], workers=decode_workers, depth=max(8, 2 * batch_size))
     try:
         batch: list[tuple[str, np.ndarray]] = []
-        stream = prefetched([p for _, p in todo], depth=max(8, 2 * batch_size))
-        for (sample_id, _), (path, image) in zip(todo, stream):
+        for sample_id, _ in todo:
             progress.check()
+            waited = time.perf_counter()
+            _, image = next(stream)
+            report.decode_wait_seconds += time.perf_counter() - waited
             if isinstance(image, Exception):
                 report.failures.append(str(image))
                 progress.advance()
@@ -249,11 +342,34 @@ def run_inference(view, engine: Engine, field: str = "predictions", progress: Pr
         if batch:
             _predict_batch(engine, batch, pending, report)
             progress.advance(len(batch))
+    except BaseException as exc:
+        report.cancelled = isinstance(exc, (CancelledError, KeyboardInterrupt))
+        raise
     finally:
+        stream.close()
         flush()
         report.seconds = time.perf_counter() - start
+        _record_run(dataset, field, {**record, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                     "predicted": report.predicted, "skipped": report.skipped,
+                                     "failed": len(report.failures), "cancelled": report.cancelled})
         progress.finish()
     return report
+
+
+def _record_run(dataset, field: str, record: dict) -> None:
+    dataset.reload()
+    runs = dict((dataset.info or {}).get(RUNS_INFO_KEY, {}))
+    runs[field] = record
+    dataset.info[RUNS_INFO_KEY] = runs
+    dataset.save()
+
+
+def forget_run(dataset, field: str) -> None:
+    """Drop a run's record (for scratch fields that are deleted afterwards)."""
+    runs = dict((dataset.info or {}).get(RUNS_INFO_KEY, {}))
+    if runs.pop(field, None) is not None:
+        dataset.info[RUNS_INFO_KEY] = runs
+        dataset.save()
 
 
 def _predict_batch(engine: Engine, batch, pending, report: InferenceReport) -> None:

@@ -4,7 +4,7 @@ A *model* is named by the user as one of (tried in this order, see ``_RESOLVERS`
 
 - ``demo``: the small Mask R-CNN this project trains itself (``resources/models/demo``);
 - a model directory written by ``maskreview train`` (``config.yaml`` + ``model_final.pth`` +
-  ``classes.json``);
+  ``classes.json``), by path or by its folder name under the user's models dir;
 - a model-zoo config name such as ``COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x``;
 - a detectron2 YAML file.
 
@@ -16,23 +16,32 @@ needs ``trust_checkpoint=True`` (``--trust-checkpoint``).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import json
 import os
 import pickle
+import re
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.progress import Progress
-from maskreview.core.store import user_cache_dir
+from maskreview.core.store import user_cache_dir, user_data_dir
+
+# detectron2 and torch warn about their own internals on import; they mean nothing to a user.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated")
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 DEMO_MODEL_DIR = RESOURCES / "models" / "demo"
 MODEL_DIR_FILES = ("config.yaml", "model_final.pth", "classes.json")
+D2_URL_PREFIX = "https://dl.fbaipublicfiles.com/detectron2/"
+TRUST_HINT = "pass --trust-checkpoint only if you trust where the file came from"
 
 
 @dataclass
@@ -50,33 +59,93 @@ class ModelSpec:
 # resolving a model name
 # --------------------------------------------------------------------------------------------
 
-def _resolve_model_dir(name: str) -> ModelSpec | None:
-    path = DEMO_MODEL_DIR if name == "demo" else Path(name).expanduser()
-    if not (path.is_dir() and (path / "config.yaml").is_file()):
-        if name == "demo":
-            raise MaskreviewError(f"the demo model is missing from {DEMO_MODEL_DIR}; see README (Demo model)")
-        return None
-    classes = json.loads((path / "classes.json").read_text()) if (path / "classes.json").exists() else []
+def user_models_dir() -> Path:
+    return user_data_dir() / "models"
+
+
+def _registry_file() -> Path:
+    return user_data_dir() / "local_models.json"
+
+
+def register_local_model(path: str | os.PathLike) -> None:
+    """Remember a model dir written by ``train`` so that ``maskreview models`` lists it."""
+    path = str(Path(path).resolve())
+    registry = _registry_file()
+    try:
+        known = json.loads(registry.read_text()) if registry.exists() else []
+    except ValueError:
+        known = []
+    if path not in known:
+        registry.parent.mkdir(parents=True, exist_ok=True)
+        registry.write_text(json.dumps([*known, path], indent=1))
+
+
+def local_models() -> list[Path]:
+    """Model dirs under the user's models dir and those ``train`` wrote elsewhere (still there)."""
+    found = set()
+    if user_models_dir().exists():
+        found.update(p.parent.resolve() for p in user_models_dir().glob("*/config.yaml"))
+    try:
+        known = json.loads(_registry_file().read_text()) if _registry_file().exists() else []
+    except ValueError:
+        known = []
+    found.update(Path(p) for p in known if (Path(p) / "config.yaml").is_file())
+    return sorted(found)
+
+
+def read_model_dir(path: Path, name: str | None = None, kind: str = "dir") -> ModelSpec:
+    classes_file = path / "classes.json"
+    try:
+        classes = json.loads(classes_file.read_text()) if classes_file.exists() else []
+    except ValueError as exc:
+        raise BadInputError(f"{classes_file}: not valid JSON ({exc})") from exc
+    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise BadInputError(f"{classes_file}: expected a JSON list of class names")
     weights = path / "model_final.pth"
-    return ModelSpec(name, path / "config.yaml", str(weights) if weights.exists() else None, classes,
-                     "demo" if name == "demo" else "dir")
+    return ModelSpec(name or str(path), path / "config.yaml", str(weights) if weights.exists() else None,
+                     classes, kind)
 
 
-def zoo_config_names() -> list[str]:
+def _resolve_model_dir(name: str) -> ModelSpec | None:
+    if name == "demo":
+        if not (DEMO_MODEL_DIR / "model_final.pth").is_file():
+            raise MaskreviewError(f"the demo model is missing from {DEMO_MODEL_DIR}; see README (Demo model)")
+        return read_model_dir(DEMO_MODEL_DIR, "demo", "demo")
+    for path in (Path(name).expanduser(), user_models_dir() / name):
+        if path.is_dir() and (path / "config.yaml").is_file():
+            return read_model_dir(path, name)
+    return None
+
+
+def _zoo_configs_dir() -> Path:
+    from detectron2 import model_zoo
+
+    return Path(model_zoo.__file__).parent / "configs"
+
+
+def zoo_config_names(with_weights_only: bool = True) -> list[str]:
+    """Zoo YAML configs by name (``COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x``)."""
     from detectron2.model_zoo.model_zoo import _ModelZooUrls
 
-    return sorted(k.removesuffix(".yaml") for k in _ModelZooUrls.CONFIG_PATH_TO_URL_SUFFIX)
+    root = _zoo_configs_dir()
+    names = {p.relative_to(root).with_suffix("").as_posix() for p in root.glob("*/*.yaml")}
+    if with_weights_only:
+        names &= set(_ModelZooUrls.CONFIG_PATH_TO_URL_SUFFIX)
+    return sorted(names)
+
+
+def zoo_weights_url(name: str) -> str | None:
+    from detectron2.model_zoo.model_zoo import _ModelZooUrls
+
+    return _ModelZooUrls.query(name.removesuffix(".yaml"))
 
 
 def _resolve_zoo(name: str) -> ModelSpec | None:
-    from detectron2 import model_zoo
-    from detectron2.model_zoo.model_zoo import _ModelZooUrls
-
-    key = name if name.endswith(".yaml") else name + ".yaml"
-    if key not in _ModelZooUrls.CONFIG_PATH_TO_URL_SUFFIX:
+    key = name.removesuffix(".yaml")
+    config = _zoo_configs_dir() / f"{key}.yaml"
+    if "/" not in key or not config.is_file():
         return None
-    return ModelSpec(name, Path(model_zoo.get_config_file(key)), model_zoo.get_checkpoint_url(key),
-                     coco_class_names() if key.startswith("COCO") else [], "zoo")
+    return ModelSpec(key, config, zoo_weights_url(key), [], "zoo")  # classes: see model_classes
 
 
 def _resolve_yaml(name: str) -> ModelSpec | None:
@@ -100,17 +169,37 @@ def resolve_model(name: str) -> ModelSpec:
     )
 
 
+def num_classes(cfg) -> int:
+    if cfg.MODEL.META_ARCHITECTURE == "RetinaNet":
+        return int(cfg.MODEL.RETINANET.NUM_CLASSES)
+    return int(cfg.MODEL.ROI_HEADS.NUM_CLASSES)
+
+
+def model_classes(spec: ModelSpec, cfg) -> list[str]:
+    """The model's class names: its own list, else its test dataset's (COCO's 80 for the zoo)."""
+    if spec.classes:
+        return list(spec.classes)
+    n = num_classes(cfg)
+    for dataset in cfg.DATASETS.TEST:
+        names = dataset_class_names(dataset)
+        if len(names) == n:
+            return names
+    return [f"class_{i}" for i in range(n)]
+
+
 def coco_class_names() -> list[str]:
-    import detectron2.data  # noqa: F401  registers the builtin COCO metadata
+    return dataset_class_names("coco_2017_val")
+
+
+def dataset_class_names(dataset_name: str) -> list[str]:
+    """``thing_classes`` of one of detectron2's builtin datasets ([] when it has none)."""
+    import detectron2.data  # noqa: F401  registers the builtin metadata
     from detectron2.data import MetadataCatalog
 
-    return list(MetadataCatalog.get("coco_2017_val").thing_classes)
-
-
-def local_models(root: Path | None = None) -> list[Path]:
-    """Model folders under the user's models dir (where ``train`` writes by default)."""
-    root = root or user_cache_dir().parent / "models"
-    return sorted(p.parent for p in root.glob("*/config.yaml")) if root.exists() else []
+    try:
+        return list(MetadataCatalog.get(dataset_name).get("thing_classes", []))
+    except (KeyError, AttributeError):
+        return []
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,6 +215,15 @@ def cached_weights() -> list[Path]:
     return sorted(p for p in d.glob("*") if p.suffix in (".pkl", ".pth")) if d.exists() else []
 
 
+def is_url(weights: str) -> bool:
+    return "://" in str(weights)
+
+
+def download_url(url: str) -> str:
+    """detectron2's ``detectron2://`` shorthand as the https URL it stands for."""
+    return D2_URL_PREFIX + url[len("detectron2://"):] if url.startswith("detectron2://") else url
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -134,21 +232,30 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def cached_weights_path(url: str, cache_dir: Path | None = None) -> Path:
+    url = download_url(url)
+    name = hashlib.sha1(url.encode()).hexdigest()[:8] + "_" + url.rstrip("/").rsplit("/", 1)[-1]
+    return (cache_dir or weights_cache_dir()) / name
+
+
 def fetch_weights(url: str, cache_dir: Path | None = None, sha256: str | None = None,
                   progress: Progress | None = None) -> Path:
     """Download ``url`` into the cache once (atomic write, checksum kept beside it).
 
     A cached file is checked against its recorded SHA-256 before use, so a truncated or
-    corrupted download is fetched again instead of being loaded.
+    corrupted file is fetched again instead of being loaded. ``sha256``, when given, is what
+    the download must hash to.
     """
-    cache_dir = cache_dir or weights_cache_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha1(url.encode()).hexdigest()[:8] + "_" + url.rstrip("/").rsplit("/", 1)[-1]
-    dest, check = cache_dir / name, cache_dir / (name + ".sha256")
-    if dest.exists() and check.exists() and file_sha256(dest) == check.read_text().strip():
-        return dest
+    url = download_url(url)
+    dest = cached_weights_path(url, cache_dir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    check = dest.with_name(dest.name + ".sha256")
+    if dest.exists() and check.exists():
+        recorded = check.read_text().strip()
+        if file_sha256(dest) == recorded and (not sha256 or recorded == sha256):
+            return dest
     progress = progress or Progress()
-    tmp = dest.with_name(dest.name + ".part")
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
@@ -160,27 +267,27 @@ def fetch_weights(url: str, cache_dir: Path | None = None, sha256: str | None = 
                 digest.update(chunk)
                 progress.advance(len(chunk))
         if total and tmp.stat().st_size != total:
-            raise MaskreviewError(f"download of {url} stopped after {tmp.stat().st_size} of {total} bytes")
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            raise MaskreviewError(f"download of {url} stopped after {tmp.stat().st_size} of {total} bytes; "
+                                  "try again, or download it yourself and pass it with --weights PATH")
+        if sha256 and digest.hexdigest() != sha256:
+            raise MaskreviewError(f"checksum mismatch for {url}: got {digest.hexdigest()}, expected {sha256}")
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException, ValueError) as exc:
         tmp.unlink(missing_ok=True)
         raise MaskreviewError(
-            f"cannot download weights from {url} ({getattr(exc, 'reason', exc)}); "
+            f"cannot download weights from {url} ({getattr(exc, 'reason', None) or exc}); "
             "download the file yourself and pass it with --weights PATH"
         ) from exc
-    except BaseException:
+    except BaseException:  # cancelled, checksum, interrupted: never leave a partial file
         tmp.unlink(missing_ok=True)
         raise
     finally:
         progress.finish()
-    if sha256 and digest.hexdigest() != sha256:
-        tmp.unlink(missing_ok=True)
-        raise MaskreviewError(f"checksum mismatch for {url}: got {digest.hexdigest()}, expected {sha256}")
-    tmp.replace(dest)
     check.write_text(digest.hexdigest() + "\n")
+    tmp.replace(dest)
     return dest
 
 
-class UntrustedCheckpointError(MaskreviewError):
+class UntrustedCheckpointError(BadInputError):
     pass
 
 
@@ -193,7 +300,8 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"), ("numpy", "dtype"),
         ("collections", "OrderedDict"), ("builtins", "set"), ("builtins", "frozenset"),
         ("builtins", "bytearray"), ("builtins", "slice"), ("builtins", "complex"),
-        ("codecs", "encode"),  # numpy arrays pickled by Python 2 carry their bytes through this
+        # bytes pickled with protocol <= 2 (numpy array data among them) come through encode
+        ("_codecs", "encode"), ("codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str):
@@ -201,12 +309,24 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         raise UntrustedCheckpointError(
             f"checkpoint wants to load {module}.{name}, which is not a numpy array or plain data; "
-            "refusing (pass --trust-checkpoint only if you trust where the file came from)"
+            f"refusing ({TRUST_HINT})"
         )
 
 
 def load_pickle_safely(data: bytes):
     return _ArraysOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
+
+
+def _pkl_checkpoint(path: Path, trust_checkpoint: bool) -> dict:
+    raw = path.read_bytes()
+    data = pickle.loads(raw, encoding="latin1") if trust_checkpoint else load_pickle_safely(raw)
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: not a detectron2 checkpoint (a {type(data).__name__})")
+    if "model" in data and "__author__" in data:  # detectron2 model zoo format
+        return data
+    data = data.get("blobs", data)  # Caffe2 / Detectron1 format
+    data = {k: v for k, v in data.items() if not k.endswith("_momentum")}
+    return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
 
 
 def load_checkpoint_file(path: str | os.PathLike, trust_checkpoint: bool = False) -> dict:
@@ -216,35 +336,37 @@ def load_checkpoint_file(path: str | os.PathLike, trust_checkpoint: bool = False
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"{path}: weights file not found")
+    if path.stat().st_size == 0:
+        raise BadInputError(f"{path}: empty weights file (0 bytes)")
     try:
         if path.suffix == ".pkl":
-            raw = path.read_bytes()
-            data = pickle.loads(raw, encoding="latin1") if trust_checkpoint else load_pickle_safely(raw)
-            if not isinstance(data, dict):
-                raise BadInputError(f"{path}: not a detectron2 checkpoint (a {type(data).__name__})")
-            if "model" in data and "__author__" in data:
-                return data
-            data = data.get("blobs", data)
-            data = {k: v for k, v in data.items() if not k.endswith("_momentum")}
-            return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
-        loaded = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+            loaded = _pkl_checkpoint(path, trust_checkpoint)
+        else:
+            loaded = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
     except UntrustedCheckpointError:
         raise
     except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc):
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if refused or "allowlist" in str(exc):
+            what = refused.group(1) if refused else "a Python object"
             raise UntrustedCheckpointError(
-                f"{path}: holds more than tensors and plain data; refusing "
-                "(pass --trust-checkpoint only if you trust where the file came from)"
+                f"{path}: holds {what}, not only tensors and plain data; refusing ({TRUST_HINT})"
             ) from exc
-        raise BadInputError(f"{path}: corrupt or not a checkpoint ({exc})") from exc
-    except (EOFError, RuntimeError, ValueError, OSError) as exc:
-        raise BadInputError(f"{path}: corrupt or not a checkpoint ({exc})") from exc
+        raise BadInputError(f"{path}: corrupt or not a checkpoint ({str(exc).splitlines()[-1][:200]})") from exc
+    except MaskreviewError:
+        raise
+    except Exception as exc:  # truncated zip, junk bytes, a pickle of the wrong shape...
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise BadInputError(f"{path}: corrupt or not a checkpoint ({first})") from exc
     if not isinstance(loaded, dict):
         raise BadInputError(f"{path}: not a state dict (a {type(loaded).__name__})")
-    return loaded if "model" in loaded else {"model": loaded}
+    loaded = loaded if "model" in loaded else {"model": loaded}
+    if not isinstance(loaded["model"], dict):
+        raise BadInputError(f"{path}: its 'model' entry is not a state dict")
+    return loaded
 
 
-def make_checkpointer(model, trust_checkpoint: bool = False):
+def make_checkpointer(model, trust_checkpoint: bool = False, **kwargs):
     """A detectron2 ``DetectionCheckpointer`` whose file reading goes through safe loading."""
     from detectron2.checkpoint import DetectionCheckpointer
 
@@ -252,4 +374,4 @@ def make_checkpointer(model, trust_checkpoint: bool = False):
         def _load_file(self, filename):
             return load_checkpoint_file(filename, trust_checkpoint)
 
-    return SafeCheckpointer(model)
+    return SafeCheckpointer(model, **kwargs)

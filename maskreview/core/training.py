@@ -20,7 +20,8 @@ import numpy as np
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
 from maskreview.core.images import read_image
-from maskreview.core.models import make_checkpointer, resolve_model
+from maskreview.core.models import (download_url, fetch_weights, is_url, load_checkpoint_file, make_checkpointer,
+                                    model_classes, register_local_model, resolve_model)
 from maskreview.core.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainSettings:
     iters: int = 1000
-    lr: float | None = None  # default: the base config's
+    lr: float | None = None  # default: the base config's, scaled linearly when ``batch`` changes it
     batch: int | None = None
+    log_period: int = 20  # iterations between entries of the loss log (training.json "losses")
     holdout: float = 0.1
     checkpoint_period: int = 500
     num_workers: int = 1
@@ -62,6 +64,10 @@ def detectron2_dicts(view, gt_field: str, classes: list[str]) -> list[dict]:
     from detectron2.structures import BoxMode
 
     index = {c: i for i, c in enumerate(classes)}
+    from pycocotools import mask as mask_utils
+
+    if None in view.values("metadata"):
+        view.compute_metadata()
     records = []
     for sid, path, meta, dets in zip(*view.values(["id", "filepath", "metadata", gt_field])):
         height, width = int(meta.height), int(meta.width)
@@ -70,8 +76,6 @@ def detectron2_dicts(view, gt_field: str, classes: list[str]) -> list[dict]:
             if det.label not in index:
                 continue
             rle = mk.detection_to_rle(det, height, width)
-            from pycocotools import mask as mask_utils
-
             if mask_utils.area(rle) == 0:
                 continue
             annotations.append({
@@ -91,34 +95,64 @@ def pixel_stats(paths: list[str], n: int = 64) -> tuple[list[float], list[float]
     return pixels.mean(0).round(2).tolist(), pixels.std(0).round(2).tolist()
 
 
-def _classes_of(view, gt_field: str) -> list[str]:
+def _classes_of(view, gt_field: str, base_classes: list[str]) -> list[str]:
+    """The base model's classes when they name every label (its heads carry over), else the data's."""
     labels = set(view.distinct(f"{gt_field}.detections.label"))
+    if labels and labels <= set(base_classes):
+        return list(base_classes)
     ordered = [c for c in (view._dataset.default_classes or []) if c in labels]
     return ordered + sorted(labels - set(ordered))
+
+
+# layers whose outputs are per class: they start afresh when the class list changes
+_CLASS_HEADS = ("roi_heads.box_predictor.cls_score.", "roi_heads.box_predictor.bbox_pred.",
+                "roi_heads.mask_head.predictor.", "head.cls_score.")
+
+
+def _load_base_weights(model, weights: str, same_classes: bool, progress: Progress) -> None:
+    if is_url(weights):
+        weights = str(fetch_weights(download_url(weights), progress=progress))
+    checkpoint = load_checkpoint_file(weights)
+    if not same_classes:
+        checkpoint["model"] = {k: v for k, v in checkpoint["model"].items() if not k.startswith(_CLASS_HEADS)}
+    checkpointer = make_checkpointer(model)
+    checkpointer._log_incompatible_keys(checkpointer._load_model(checkpoint))
 
 
 def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSettings | None = None,
           progress: Progress | None = None) -> dict:
     """Train from ``base`` (``CONFIG[:WEIGHTS]``) on ``view``; write a model dir to ``out_dir``."""
-    import torch
-    from detectron2.config import CfgNode
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    from maskreview.core.inference import build_cfg, EngineSettings
+    from maskreview.core.inference import EngineSettings, build_cfg
+    from maskreview.core.store import fiftyone
 
     settings = settings or TrainSettings()
     progress = progress or Progress()
-    out = Path(out_dir).resolve()
-    if gt_field not in view._dataset.get_field_schema():
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"{out}: exists and is not a folder")
+    if settings.iters < 1 or settings.log_period < 1:
+        raise BadInputError("--iters and the loss-log period must be at least 1")
+    if not 0 <= settings.holdout < 1:
+        raise BadInputError(f"--holdout {settings.holdout}: must be a fraction in [0, 1)")
+    schema = view._dataset.get_field_schema()
+    if gt_field not in schema:
         raise BadInputError(f"dataset {view._dataset.name!r} has no field {gt_field!r}")
+    if getattr(schema[gt_field], "document_type", None) is not fiftyone().Detections:
+        raise BadInputError(f"field {gt_field!r} does not hold Detections (instance masks)")
     config_name, weights = parse_base(base)
     spec = resolve_model(config_name)
+    cfg = build_cfg(spec.config_file, EngineSettings(device="auto"))
     weights = weights or spec.weights
-    classes = _classes_of(view, gt_field)
+    base_classes = model_classes(spec, cfg) if weights else []
+    classes = _classes_of(view, gt_field, base_classes)
     if not classes:
         raise BadInputError(f"no {gt_field} labels to train on in {view._dataset.name!r}")
 
     ids = view.values("id")
+    if len(ids) < 2 and settings.holdout > 0:
+        raise BadInputError("need at least 2 samples to hold some out (or pass --holdout 0)")
     train_ids, held_ids = split_ids(ids, settings.holdout)
     train_view, held_view = view.select(train_ids, ordered=True), view.select(held_ids, ordered=True)
     tag = hashlib.sha1(f"{out}{time.time()}".encode()).hexdigest()[:8]
@@ -126,21 +160,40 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
     records = detectron2_dicts(train_view, gt_field, classes)
     DatasetCatalog.register(name, lambda: records)
     MetadataCatalog.get(name).set(thing_classes=classes)
+    try:
+        report = _train(cfg, name, records, weights, classes, base_classes, settings, progress, out)
+        report = {"base": base, "dataset": view._dataset.name, "gt_field": gt_field, **report,
+                  "train_samples": len(train_ids), "held_out_samples": len(held_ids)}
+        if held_ids:
+            report["held_out_eval"] = evaluate_model_dir(out, held_view, gt_field)
+            report["held_out_ids"] = held_ids
+        (out / "training.json").write_text(json.dumps(report, indent=1))
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    register_local_model(out)
+    return report
 
-    cfg = build_cfg(spec.config_file, EngineSettings(device="auto"))
+
+def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSettings, progress: Progress,
+           out: Path) -> dict:
+    import torch
+
     cfg.DATASETS.TRAIN = (name,)
     cfg.DATASETS.TEST = ()
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(classes)
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = cfg.MODEL.RETINANET.NUM_CLASSES = len(classes)
     cfg.MODEL.WEIGHTS = ""
     cfg.INPUT.MASK_FORMAT = "bitmask"
     cfg.SOLVER.MAX_ITER = settings.iters
     cfg.SOLVER.CHECKPOINT_PERIOD = settings.checkpoint_period
     cfg.SOLVER.STEPS = tuple(s for s in cfg.SOLVER.STEPS if s < settings.iters)
     cfg.SOLVER.WARMUP_ITERS = min(cfg.SOLVER.WARMUP_ITERS, max(1, settings.iters // 5))
+    if settings.batch:
+        if not settings.lr:  # the linear scaling rule
+            cfg.SOLVER.BASE_LR = cfg.SOLVER.BASE_LR * settings.batch / cfg.SOLVER.IMS_PER_BATCH
+        cfg.SOLVER.IMS_PER_BATCH = settings.batch
     if settings.lr:
         cfg.SOLVER.BASE_LR = settings.lr
-    if settings.batch:
-        cfg.SOLVER.IMS_PER_BATCH = settings.batch
     cfg.DATALOADER.NUM_WORKERS = settings.num_workers
     cfg.OUTPUT_DIR = str(out / "work")
     if not weights:  # from scratch: normalise with this data's own statistics
@@ -152,42 +205,39 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
         cfg.merge_from_list(list(settings.opts))
     Path(cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
 
-    trainer = _make_trainer(cfg, progress)
+    trainer = _make_trainer(cfg, progress, settings.log_period)
     if settings.resume and (Path(cfg.OUTPUT_DIR) / "last_checkpoint").exists():
         trainer.resume_or_load(resume=True)  # our own checkpoints, written by this trainer
     elif weights:
-        make_checkpointer(trainer.model).load(str(weights))
+        _load_base_weights(trainer.model, str(weights), classes == base_classes, progress)
     progress.start(settings.iters, "training")
     started = time.time()
-    trainer.train()
-    progress.finish()
+    try:
+        trainer.train()
+    finally:
+        progress.finish()
 
     state = {k: (v.half() if settings.fp16_weights and v.is_floating_point() else v)
              for k, v in trainer.model.state_dict().items()}
-    torch.save(state, out / "model_final.pth")
     final_cfg = cfg.clone()
     final_cfg.DATASETS.TRAIN = ()
     final_cfg.MODEL.WEIGHTS = ""
     final_cfg.OUTPUT_DIR = ""
-    (out / "config.yaml").write_text(final_cfg.dump())
-    (out / "classes.json").write_text(json.dumps(classes))
-    report = {
-        "base": base, "dataset": view._dataset.name, "gt_field": gt_field, "classes": classes,
-        "train_samples": len(train_ids), "held_out_samples": len(held_ids), "iters": settings.iters,
-        "seconds": round(time.time() - started, 1), "losses": trainer.loss_log,
-    }
-    if held_ids:
-        report["held_out_eval"] = evaluate_model_dir(out, held_view, gt_field)
-        report["held_out_ids"] = held_ids
-    (out / "training.json").write_text(json.dumps(report, indent=1))
-    DatasetCatalog.remove(name)
-    return report
+    # each file appears whole or not at all (a stopped run leaves no half-written weights)
+    for filename, write in (("model_final.pth", lambda p: torch.save(state, p)),
+                            ("config.yaml", lambda p: p.write_text(final_cfg.dump())),
+                            ("classes.json", lambda p: p.write_text(json.dumps(classes)))):
+        tmp = out / f".{filename}.part"
+        write(tmp)
+        tmp.replace(out / filename)
+    return {"classes": classes, "iters": settings.iters, "seconds": round(time.time() - started, 1),
+            "losses": trainer.loss_log}
 
 
 def evaluate_model_dir(model_dir: Path, view, gt_field: str) -> dict:
     """Run a model dir over a view into a scratch field, evaluate, and remove the field."""
     from maskreview.core.evaluation import evaluate
-    from maskreview.core.inference import Engine, EngineSettings, run_inference
+    from maskreview.core.inference import Engine, EngineSettings, forget_run, run_inference
 
     engine = Engine(str(model_dir), settings=EngineSettings(score_thresh=0.05))
     field_name = f"heldout_{hashlib.sha1(str(model_dir).encode()).hexdigest()[:6]}"
@@ -199,9 +249,10 @@ def evaluate_model_dir(model_dir: Path, view, gt_field: str) -> dict:
         for name in (field_name, f"{field_name}_run"):
             if name in dataset.get_field_schema():
                 dataset.delete_sample_field(name)
+        forget_run(dataset, field_name)
 
 
-def _make_trainer(cfg, progress: Progress):
+def _make_trainer(cfg, progress: Progress, log_period: int = 20):
     from detectron2.engine import DefaultTrainer, HookBase
     from detectron2.utils.events import CommonMetricPrinter, JSONWriter
 
@@ -209,8 +260,8 @@ def _make_trainer(cfg, progress: Progress):
         def after_step(self):
             storage = self.trainer.storage
             it = self.trainer.iter + 1
-            if it % 20 == 0 or it == self.trainer.max_iter:
-                loss = storage.history("total_loss").median(20)
+            if it % log_period == 0 or it == self.trainer.max_iter:
+                loss = storage.history("total_loss").median(log_period)
                 self.trainer.loss_log.append({"iter": it, "total_loss": round(float(loss), 4),
                                               "lr": storage.history("lr").latest()})
             progress.advance()
