@@ -189,8 +189,11 @@ class EditSession:
                     elif current in ours[p.sample_id] and current >= p.stamp:
                         report["already"] += 1
                     elif p.expect is None or current == p.expect:
+                        for lp in p.labels:
+                            self._check_field(lp.field)
                         self._coll.bulk_write([UpdateOne({"_id": _oid(p.sample_id)}, [{"$set": update_expression(p)}])])
                         report["applied"] += 1
+                        self._reload([p.sample_id])
                     else:
                         report["conflicts"].append(p)
             orphan.release(delete=True)
