@@ -1,57 +1,53 @@
-"""Start-up: the window is on screen first; the database and dataset load behind it."""
+"""Start-up: the window is on screen first; the database and dataset load behind it.
+
+Nothing heavy (torch, detectron2, FiftyOne) is imported before the window shows: the dataset
+opens on a worker thread, and the model loads on the first inference.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
-from PySide6.QtCore import QObject, QThread, Signal
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
 
 from maskreview import __version__
 
-
-class _Loader(QObject):
-    """Opens the source (or the demo) on a worker thread; heavy imports happen here."""
-
-    loaded = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, source: str | None, images_dir: str | None):
-        super().__init__()
-        self.source, self.images_dir = source, images_dir
-
-    def run(self) -> None:
-        from maskreview.core.errors import MaskreviewError
-
-        try:
-            if self.source:
-                from maskreview.core.sources import open_source
-
-                dataset = open_source(self.source, images_dir=self.images_dir)
-            else:
-                from maskreview.core.demo import ensure_demo_dataset
-
-                dataset = ensure_demo_dataset()
-            self.loaded.emit(dataset)
-        except MaskreviewError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # the app must keep running; show what happened
-            self.failed.emit(f"{exc.__class__.__name__}: {exc}")
+LAUNCHED_AT = time.perf_counter()
 
 
-def start_loading(window, source: str | None, images_dir: str | None = None) -> QThread:
-    thread = QThread(window)
-    loader = _Loader(source, images_dir)
-    loader.moveToThread(thread)
-    thread.started.connect(loader.run)
-    loader.loaded.connect(window.set_dataset)
-    loader.failed.connect(lambda msg: QMessageBox.warning(window, "maskreview", msg))
-    loader.loaded.connect(thread.quit)
-    loader.failed.connect(thread.quit)
-    window._loader = loader  # keep it alive
-    thread.start()
-    return thread
+def dark_palette() -> QPalette:
+    p = QPalette()
+    base, window, text = QColor(30, 30, 32), QColor(45, 45, 48), QColor(230, 230, 230)
+    roles = {QPalette.ColorRole.Window: window, QPalette.ColorRole.WindowText: text, QPalette.ColorRole.Base: base,
+             QPalette.ColorRole.AlternateBase: window, QPalette.ColorRole.ToolTipBase: window,
+             QPalette.ColorRole.ToolTipText: text, QPalette.ColorRole.Text: text, QPalette.ColorRole.Button: window,
+             QPalette.ColorRole.ButtonText: text, QPalette.ColorRole.BrightText: QColor(255, 80, 80),
+             QPalette.ColorRole.Highlight: QColor(42, 130, 218), QPalette.ColorRole.HighlightedText: QColor(255, 255, 255),
+             QPalette.ColorRole.Link: QColor(90, 170, 255), QPalette.ColorRole.PlaceholderText: QColor(140, 140, 140)}
+    for role, color in roles.items():
+        p.setColor(role, color)
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 120))
+    return p
+
+
+def wants_dark(app: QApplication) -> bool:
+    forced = os.environ.get("MASKREVIEW_THEME", "").lower()
+    if forced in ("dark", "light"):
+        return forced == "dark"
+    from PySide6.QtCore import Qt
+
+    return app.styleHints().colorScheme() == Qt.ColorScheme.Dark
+
+
+def apply_palette(app: QApplication) -> None:
+    """Follow the system's light or dark scheme (Fusion style, so both look the same everywhere)."""
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette() if wants_dark(app) else app.style().standardPalette())
 
 
 def create_app() -> QApplication:
@@ -59,19 +55,33 @@ def create_app() -> QApplication:
     app.setApplicationName("maskreview")
     app.setOrganizationName("maskreview")
     app.setApplicationVersion(__version__)
+    apply_palette(app)
+    try:
+        app.styleHints().colorSchemeChanged.connect(lambda _: apply_palette(app))
+    except AttributeError:  # Qt < 6.5
+        pass
     return app
 
 
+def start_loading(window, source: str | None, images_dir: str | None = None):
+    """Open ``source``; without one, the last dataset (falling back to the demo), else the demo."""
+    if source:
+        return window.open_source(source, images_dir)
+    return window.open_source(window.settings.last_dataset(), fallback_to_demo=True)
+
+
 def run_app(source: str | None = None, images_dir: str | None = None) -> int:
+    app = create_app()
     from maskreview.gui.main_window import MainWindow
 
-    app = create_app()
     window = MainWindow()
     window.show()
-    start_loading(window, source, images_dir)
+    app.processEvents()
+    window.shown_after_s = time.perf_counter() - LAUNCHED_AT
+    if os.environ.get("MASKREVIEW_STARTUP_REPORT"):
+        print(f"window shown {window.shown_after_s:.3f} s after import of maskreview.gui.app", flush=True)
+    QTimer.singleShot(0, lambda: start_loading(window, source, images_dir))
     if os.environ.get("MASKREVIEW_SCREENSHOT"):  # for looking at the app without a person
-        from PySide6.QtCore import QTimer
-
         delay = int(os.environ.get("MASKREVIEW_SCREENSHOT_DELAY_MS", "4000"))
-        QTimer.singleShot(delay, lambda: (window.grab().save(os.environ["MASKREVIEW_SCREENSHOT"]), app.quit()))
+        QTimer.singleShot(delay, lambda: (window.grab().save(os.environ["MASKREVIEW_SCREENSHOT"]), window.close(), app.quit()))
     return app.exec()

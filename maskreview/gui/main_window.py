@@ -1,68 +1,603 @@
-"""The main window: composition of the sample list and the image view (no business logic)."""
+"""The main window: composes the canvas, browser, docks, actions and menus; core does the work.
+
+Extension points for other parts of the GUI:
+
+- ``add_dock(widget, title, area)`` adds a dock (listed in the View menu), e.g. the evaluation
+  dock, whose ``filter_requested(sample_ids, label_ids)`` connects to ``apply_filter``;
+- ``canvas.set_tool(tool)`` installs an edit tool (``gui.canvas.CanvasTool``);
+- ``undo_stack`` takes QUndoCommands; ``refresh_sample(id)`` redraws a sample after an edit;
+- ``set_dataset``, ``current_sample_id``, ``set_eval_key``.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QLabel, QListWidget, QMainWindow, QSplitter
+import os
+
+from PySide6.QtCore import QTimer, Qt, Signal
+from PySide6.QtGui import QUndoStack
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMenu, QMessageBox, QToolBar)
+
+from maskreview.gui import workers
+from maskreview.gui.actions import ShortcutSheet, build_actions, icon, ACTIONS
+from maskreview.gui.browser import SampleBrowser
+from maskreview.gui.canvas import ImageCanvas, build_sample_data, load_sample
+from maskreview.gui.canvas.loupe import Loupe
+from maskreview.gui.canvas.overlay import COLOR_MODES, class_color
+from maskreview.gui.panels.fields import FieldsPanel
+from maskreview.gui.panels.histogram import ClassHistogram
+from maskreview.gui.panels.info import SampleInfoPanel
+from maskreview.gui.panels.tags import TagsPanel
+from maskreview.gui.settings import Settings
+
+GT, PRED = "ground_truth", "predictions"
+_DOCK_AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
+               "bottom": Qt.DockWidgetArea.BottomDockWidgetArea}
 
 
 class MainWindow(QMainWindow):
-    def __init__(self):
+    dataset_changed = Signal(object)
+    sample_changed = Signal(object)  # sample id or None
+
+    def __init__(self, settings: Settings | None = None):
         super().__init__()
         self.setWindowTitle("maskreview")
-        self.resize(1200, 800)
+        self.setWindowIcon(icon("app"))
+        self.resize(1400, 900)
+        self.setAcceptDrops(True)
+        self.settings = settings or Settings()
         self.dataset = None
-        self.sample_list = QListWidget()
-        self.image_label = QLabel("Opening dataset…")
-        self.image_label.setAlignment(Qt.AlignCenter)
-        self.image_label.setMinimumSize(400, 300)
-        splitter = QSplitter()
-        splitter.addWidget(self.sample_list)
-        splitter.addWidget(self.image_label)
-        splitter.setStretchFactor(1, 4)
-        self.setCentralWidget(splitter)
-        self.sample_list.currentRowChanged.connect(self.show_sample)
-        self.statusBar().showMessage("Loading…")
+        self.label_fields: list[str] = []
+        self.classes: list[str] = []
+        self.eval_key: str | None = None
+        self.model_name = str(self.settings.value("model/name", "demo"))
+        from maskreview.core.inference import EngineSettings
+
+        self.engine_settings = EngineSettings(score_thresh=0.05)
+        self.engines = workers.EngineCache()
+        self.undo_stack = QUndoStack(self)
+        self.jobs: list[workers.Job] = []
+        self.inference: workers.Job | None = None
+        self.scratch = None
+        self._message = None
+
+        self.canvas = ImageCanvas()
+        self.setCentralWidget(self.canvas)
+        self.browser = SampleBrowser()
+        self.fields_panel = FieldsPanel()
+        self.info_panel = SampleInfoPanel()
+        self.tags_panel = TagsPanel()
+        self.histogram = ClassHistogram()
+        self.loupe = Loupe(self.canvas)
+        self.progress = workers.ProgressWidget()
+        self.statusBar().addPermanentWidget(self.progress)
+        self.docks: dict[str, QDockWidget] = {}
+        self.actions_ = build_actions(self)
+        self._build_menus()
+        self.add_dock(self.browser, "Samples", "left")
+        self.add_dock(self.fields_panel, "Overlays", "right")
+        self.add_dock(self.info_panel, "Sample", "right")
+        self.add_dock(self.tags_panel, "Tags", "right")
+        self.add_dock(self.loupe, "Loupe", "right")
+        self.add_dock(self.histogram, "Class distribution", "left")
+        self.tabifyDockWidget(self.docks["Tags"], self.docks["Loupe"])
+        self.docks["Sample"].raise_()
+
+        self.canvas.set_style(**self.settings.load_style(self.canvas.style))
+        self.fields_panel.sync(self.canvas.style)
+        self._connect()
+        self.settings.restore_window(self)
+        self._histogram_timer = QTimer(self, singleShot=True, interval=1500, timeout=self.refresh_statistics)
+        self.statusBar().showMessage("Opening dataset…  (drop an image, a folder or a COCO JSON here at any time)")
+        self._sync_toggles()
+
+    # ------------------------------------------------------------------ composition
+    def _build_menus(self) -> None:
+        menus: dict[str, QMenu] = {}
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("toolbar-main")
+        self.addToolBar(toolbar)
+        for spec in ACTIONS:
+            if spec.menu not in menus:
+                menus[spec.menu] = self.menuBar().addMenu(spec.menu)
+            menus[spec.menu].addAction(self.actions_[spec.name])
+            if spec.toolbar:
+                toolbar.addAction(self.actions_[spec.name])
+        self.recent_menu = menus["File"].addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        edit = self.menuBar().insertMenu(menus["View"].menuAction(), QMenu("&Edit", self)).menu()
+        undo, redo = self.undo_stack.createUndoAction(self), self.undo_stack.createRedoAction(self)
+        undo.setShortcut("Ctrl+Z")
+        redo.setShortcuts(["Ctrl+Shift+Z", "Ctrl+Y"])
+        edit.addActions([undo, redo])
+        self.edit_menu = edit
+        self.view_menu = menus["View"]
+        self.view_menu.addSeparator()
+        self.menus = menus
+        self.toolbar = toolbar
+
+    def add_dock(self, widget, title: str, area: str = "right") -> QDockWidget:
+        """Add a dockable panel (listed in the View menu); returns the dock."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(_DOCK_AREAS.get(area, area), dock)
+        self.view_menu.addAction(dock.toggleViewAction())
+        self.docks[title] = dock
+        return dock
+
+    def _connect(self) -> None:
+        self.browser.current_changed.connect(self.show_sample)
+        self.fields_panel.changed.connect(lambda changes: self.canvas.set_style(**changes))
+        self.canvas.overlays_changed.connect(self._overlays_changed)
+        self.canvas.hovered.connect(self._hovered)
+        self.canvas.instance_framed.connect(self._hovered)
+        self.canvas.files_dropped.connect(self.handle_drop)
+        self.histogram.bar_clicked.connect(self._histogram_filter)
+        self.browser.tag_filter.currentIndexChanged.connect(self._tag_filter)
+        self.browser.filters_changed.connect(self._browser_filters_changed)
+        self.tags_panel.add_requested.connect(lambda tag: self._edit_tags(add=tag))
+        self.tags_panel.remove_requested.connect(lambda tag: self._edit_tags(remove=tag))
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def current_sample_id(self) -> str | None:
+        data = self.canvas.data
+        return data.sample_id if data is not None else None
 
     def set_dataset(self, dataset) -> None:
+        from maskreview.core.store import fiftyone
+
         self.dataset = dataset
-        self._ids, paths = dataset.values(["id", "filepath"])
-        self.sample_list.clear()
-        self.sample_list.addItems([p.rsplit("/", 1)[-1] for p in paths])
+        self.scratch = None
+        fo = fiftyone()
+        fields = list(dataset.get_field_schema(embedded_doc_type=fo.Detections))
+        self.label_fields = sorted(fields, key=lambda f: (f != GT, f != PRED, f))
+        self.classes = list(dataset.default_classes or [])
+        evals = dataset.list_evaluations() if hasattr(dataset, "list_evaluations") else []
+        self.eval_key = evals[-1] if evals else None
+        ids, paths = dataset.values(["id", "filepath"])
+        self.canvas.field_order = self.label_fields
+        self.canvas.classes = self.classes
+        self.fields_panel.set_fields(self.label_fields, self.canvas.style.hidden_fields)
+        self._fill_classes()
+        self.browser.model.overlay_source = self._thumbnail_overlays
+        self.browser.set_samples(ids, paths)
         self.setWindowTitle(f"maskreview — {dataset.name}")
-        self.statusBar().showMessage(f"{dataset.name}: {len(self._ids)} samples")
-        if self._ids:
-            self.sample_list.setCurrentRow(0)
+        self.statusBar().showMessage(f"{dataset.name}: {len(ids)} samples", 5000)
+        self.settings.add_recent(dataset.name)
+        self.dataset_changed.emit(dataset)
+        if ids:
+            self.browser.select_row(0)
+        else:
+            self.show_sample(None)
+        QTimer.singleShot(0, self.refresh_statistics)
 
-    def show_sample(self, row: int) -> None:
-        from maskreview.core import masks as mk
-        from maskreview.core.errors import BadInputError
-        from maskreview.core.images import read_image
+    def set_eval_key(self, key: str | None) -> None:
+        """Which evaluation's per-label ``<key>``, ``<key>_iou``, ``<key>_id`` attributes to show."""
+        self.eval_key = key
+        self.refresh_sample(self.current_sample_id)
+        self.browser.model.invalidate()
 
-        if row < 0 or self.dataset is None:
+    def refresh_sample(self, sample_id: str | None = None) -> None:
+        """Re-read a sample's labels (after an edit or inference); redraw canvas and thumbnail."""
+        if sample_id is None:
             return
-        sample = self.dataset[self._ids[row]]
-        try:
-            image = read_image(sample.filepath)
-        except BadInputError as exc:
-            self.image_label.setText(str(exc))
+        self.browser.model.invalidate([sample_id])
+        if sample_id == self.current_sample_id:
+            self.show_sample(sample_id, keep_view=True)
+        self._histogram_timer.start()
+
+    def apply_filter(self, sample_ids=None, label_ids=None, description: str = "filter") -> None:
+        """Show only these samples in the browser and these labels on the canvas (None: all)."""
+        self.browser.set_id_filter("external", sample_ids, description)
+        self.canvas.set_style(only_labels=frozenset(label_ids) if label_ids is not None else None)
+
+    # ------------------------------------------------------------------ showing samples
+    def show_sample(self, sample_id: str | None, keep_view: bool = False) -> None:
+        if sample_id is None or self.dataset is None:
+            self.canvas.set_sample(None)
+            self.info_panel.show_sample(None)
+            self.tags_panel.show_tags([], enabled=False)
+            self.sample_changed.emit(None)
             return
-        h, w = image.shape[:2]
-        overlay = image.astype(np.float32)
-        for field in ("ground_truth", "predictions"):
-            dets = sample[field] if sample.has_field(field) else None
-            for i, det in enumerate(dets.detections if dets else []):
-                color = np.array(_palette(i), np.float32)
-                m = mk.detection_to_bitmap(det, h, w)
-                overlay[m] = overlay[m] * 0.5 + color * 0.5
-        rgb = np.ascontiguousarray(overlay.clip(0, 255).astype(np.uint8))
-        qimage = QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
-        self.image_label.setPixmap(QPixmap.fromImage(qimage).scaled(
-            self.image_label.size(), Qt.KeepAspectRatio, Qt.FastTransformation))
+        data = load_sample(self.dataset, sample_id, self.label_fields, self.eval_key)
+        self._show(data, keep_view)
 
+    def _show(self, data, keep_view: bool = False) -> None:
+        self.canvas.set_sample(data, keep_view=keep_view)
+        self.info_panel.show_sample(data, self.canvas.visible_counts())
+        self.tags_panel.show_tags(data.tags, enabled=not data.scratch)
+        self.actions_["add_scratch"].setEnabled(data.scratch and self.dataset is not None)
+        self.sample_changed.emit(data.sample_id)
 
-def _palette(i: int) -> tuple[int, int, int]:
-    colors = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
-    return colors[i % len(colors)]
+    def _overlays_changed(self) -> None:
+        counts = self.canvas.visible_counts()
+        self._sync_toggles()
+        self.fields_panel.set_counts(counts)
+        if self.canvas.data is not None:
+            self.info_panel.show_sample(self.canvas.data, counts)
+        self.settings.save_style(self.canvas.style)
+
+    def _hovered(self, inst) -> None:
+        if inst is None:
+            self.info_panel.show_instance(None)
+            return
+        match, iou = self.canvas.match_of(inst)
+        self.info_panel.show_instance(inst, match, iou)
+        score = f" {inst.score:.2f}" if inst.score is not None else ""
+        self.statusBar().showMessage(f"{inst.field}: {inst.label}{score}, area {inst.area} px"
+                                     + (f", IoU {iou:.2f}" if iou is not None else ""), 4000)
+
+    def _fill_classes(self) -> None:
+        self.fields_panel.set_classes(self.classes, [class_color(c, self.classes) for c in self.classes],
+                                      self.canvas.style.hidden_classes)
+
+    def _sync_toggles(self) -> None:
+        s = self.canvas.style
+        states = {"toggle_gt": GT not in s.hidden_fields, "toggle_predictions": PRED not in s.hidden_fields,
+                  "toggle_fills": s.fills, "toggle_contours": s.contours, "toggle_boxes": s.boxes, "toggle_labels": s.labels}
+        for name, on in states.items():
+            self.actions_[name].setChecked(on)
+        self.fields_panel.sync(s)
+
+    def _thumbnail_overlays(self, ids: list[str]) -> dict:
+        """For the thumbnail workers: each sample's visible instances and colours (thread-safe reads)."""
+        from maskreview.gui.canvas.overlay import instances_from_detections
+
+        dataset, canvas = self.dataset, self.canvas
+        fields = [f for f in self.label_fields if f not in canvas.style.hidden_fields]
+        if dataset is None or not fields:
+            return {}
+        rows = dataset.select(ids).values(["id", "metadata", *fields])
+        out = {}
+        for sid, meta, *labels in zip(*rows):
+            if meta is None or not meta.width:
+                continue
+            insts = [i for f, dets in zip(fields, labels)
+                     for i in instances_from_detections(f, dets, meta.height, meta.width) if canvas.instance_visible(i)]
+            out[sid] = (meta.height, meta.width, insts, [canvas.color_of(i) for i in insts])
+        return out
+
+    # ------------------------------------------------------------------ statistics, filters, tags
+    def refresh_statistics(self) -> None:
+        """Class counts per field (histogram) and the tag list, computed off the GUI thread."""
+        dataset, fields = self.dataset, list(self.label_fields)
+        if dataset is None:
+            return
+
+        def fn(progress):
+            counts = {f: dataset.count_values(f"{f}.detections.label") for f in fields}
+            return counts, dataset.distinct("tags")
+
+        self._start_job(workers.Job(fn, "statistics"), self._statistics_ready, track=False)
+
+    def _statistics_ready(self, result) -> None:
+        counts, tags = result
+        counts = {f: {k: v for k, v in c.items() if k is not None} for f, c in counts.items()}
+        self.histogram.set_counts(counts, self.classes)
+        new = [c for c in self.histogram.classes if c not in self.classes]
+        if new:
+            self.classes += new
+            self.canvas.set_classes(self.classes)
+            self._fill_classes()
+        self.browser.set_tags(tags)
+
+    def _histogram_filter(self, field, cls) -> None:
+        if field is None:
+            self.browser.set_id_filter("class", None)
+            return
+        from maskreview.core.store import fiftyone
+
+        F = fiftyone().ViewField
+        ids = self.dataset.match(F(f"{field}.detections").filter(F("label") == cls).length() > 0).values("id")
+        self.browser.set_id_filter("class", ids, f"{cls} in {field}")
+
+    def _tag_filter(self, _index=None) -> None:
+        tag = self.browser.tag_filter.currentData()
+        ids = self.dataset.match_tags(tag).values("id") if tag and self.dataset is not None else None
+        self.browser.set_id_filter("tag", ids, f"tag {tag}")
+
+    def _browser_filters_changed(self) -> None:
+        if "class" not in self.browser.id_filters and self.histogram.selected is not None:
+            self.histogram.selected = None
+            self.histogram.update()
+        n, total = self.browser.model.rowCount(), len(self.browser.model.ids)
+        self.statusBar().showMessage(f"showing {n} of {total} samples", 4000)
+
+    def _edit_tags(self, add: str | None = None, remove: str | None = None) -> None:
+        sid = self.current_sample_id
+        if sid is None or self.dataset is None:
+            return
+        sample = self.dataset[sid]
+        if add and add not in sample.tags:
+            sample.tags.append(add)
+        if remove and remove in sample.tags:
+            sample.tags.remove(remove)
+        sample.save()
+        self.show_sample(sid, keep_view=True)
+        self._histogram_timer.start()
+
+    # ------------------------------------------------------------------ jobs
+    def _start_job(self, job: workers.Job, on_success=None, track: bool = True) -> workers.Job:
+        self.jobs.append(job)
+        if on_success is not None:
+            job.succeeded.connect(on_success)
+        job.failed.connect(self._job_failed)
+        job.finished.connect(lambda j=job: self.jobs.remove(j) if j in self.jobs else None)
+        if track:
+            self.progress.track(job)
+        job.start()
+        return job
+
+    def _job_failed(self, message: str, kind: str) -> None:
+        if kind == "cancelled":
+            self.statusBar().showMessage(message, 8000)
+        elif kind == "database":
+            self.show_database_error(message)
+        else:
+            self.notify(message)
+
+    def notify(self, message: str, title: str = "maskreview") -> QMessageBox:
+        """A non-blocking message box (the window keeps working behind it)."""
+        self.statusBar().showMessage(message, 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.show()
+        self._message = box
+        return box
+
+    def show_database_error(self, message: str) -> QMessageBox:
+        box = self.notify(message, "Database unavailable")
+        box.setText("maskreview cannot reach FiftyOne's database, so no dataset can be opened.")
+        box.setInformativeText(
+            "What to do: close other programs that use the same database folder (another maskreview or "
+            "FiftyOne), make sure the data folder is writable and the disk is not full, or set "
+            "FIFTYONE_DATABASE_URI to a running MongoDB. Then reopen the dataset (File ▸ Open recent).")
+        box.setDetailedText(message)
+        return box
+
+    def open_source(self, source: str | None, images_dir: str | None = None,
+                    fallback_to_demo: bool = False) -> workers.Job:
+        """Open a folder / COCO JSON / dataset name (None: the demo) on a worker thread."""
+        return self._start_job(workers.open_source_job(source, images_dir, fallback_to_demo), self.set_dataset)
+
+    def run_inference(self, scope: str = "dataset", overwrite: bool | None = None) -> workers.Job | None:
+        """Run the current model over ``"dataset"``, ``"selection"`` or ``"current"`` in the background."""
+        if self.dataset is None:
+            self.notify("Open a dataset first (or drop an image to try the model on it).")
+            return None
+        if self.inference is not None:
+            self.statusBar().showMessage("Inference is already running (Esc cancels it)", 5000)
+            return None
+        if scope == "current":
+            ids = [self.current_sample_id] if self.current_sample_id else []
+        elif scope == "selection":
+            ids = self.browser.selected_ids()
+        else:
+            ids = None
+        if ids is not None and not ids:
+            self.statusBar().showMessage("Nothing selected to run the model on", 5000)
+            return None
+        view = self.dataset.select(ids, ordered=True) if ids is not None else self.dataset.view()
+        job = workers.inference_job(view, self.engines, self.model_name, self.engine_settings, PRED,
+                                    overwrite=scope == "current" if overwrite is None else overwrite)
+        job.progress.emitter.written.connect(self._on_written)
+        job.finished.connect(self._inference_finished)
+        self.inference = job
+        return self._start_job(job, lambda report: self.statusBar().showMessage(
+            f"inference: {report.predicted} predicted, {report.skipped} already done, "
+            f"{len(report.failures)} failed ({report.images_per_second:.1f} img/s)", 10000))
+
+    def _inference_finished(self) -> None:
+        self.inference = None
+        self._histogram_timer.start(0)
+
+    def _on_written(self, sample_ids: list[str]) -> None:
+        if PRED not in self.label_fields and self.dataset is not None:
+            self.label_fields.append(PRED)
+            self.canvas.field_order = self.label_fields
+            self.fields_panel.set_fields(self.label_fields, self.canvas.style.hidden_fields)
+        for sid in sample_ids:
+            self.refresh_sample(sid)
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.handle_drop(paths)
+
+    def handle_drop(self, paths: list[str]) -> None:
+        from maskreview.core.images import is_image_path
+
+        path = paths[0]
+        if os.path.isdir(path) or path.lower().endswith(".json"):
+            self.open_source(path)
+        elif is_image_path(path) and os.path.isfile(path):
+            self.open_scratch(path)
+        else:
+            self.notify(f"{os.path.basename(path)}: maskreview opens images (.jpg, .png, .tif, .bmp, .webp), "
+                        "folders of images and COCO instances JSON files. Drop one of those.")
+
+    def open_scratch(self, path: str) -> workers.Job:
+        """Show a dropped image at once and run the model on it (not added to the dataset)."""
+        self.scratch = build_sample_data(None, path, {})
+        self._show(self.scratch)
+        if self.scratch.error:
+            return None
+        job = workers.predict_image_job(path, self.engines, self.model_name, self.engine_settings)
+        return self._start_job(job, lambda result, p=path: self._scratch_ready(p, *result))
+
+    def _scratch_ready(self, path: str, image, detections) -> None:
+        if self.scratch is None or self.scratch.filepath != path:
+            return
+        data = build_sample_data(None, path, {PRED: detections}, image=image)
+        data.scratch_detections = {PRED: detections}
+        self.scratch = data
+        if PRED not in self.canvas.field_order:
+            self.canvas.field_order = [*self.label_fields, PRED]
+        self._show(data, keep_view=True)
+        self.statusBar().showMessage(f"{len(detections.detections)} predictions on {os.path.basename(path)} "
+                                     "(File ▸ Add dropped image to dataset keeps it)", 8000)
+
+    # ------------------------------------------------------------------ action handlers
+    def do_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open COCO JSON or image", "", "COCO JSON or images (*.json *.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp);;All files (*)")
+        if path:
+            self.handle_drop([path]) if not path.lower().endswith(".json") else self.open_source(path)
+
+    def do_open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if path:
+            self.open_source(path)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for name in self.settings.recent():
+            self.recent_menu.addAction(name, lambda n=name: self.open_source(n))
+        self.recent_menu.addAction("Demo dataset", lambda: self.open_source(None))
+
+    def do_add_scratch(self) -> None:
+        from maskreview.core.images import image_header
+        from maskreview.core.store import fiftyone
+
+        data = self.scratch
+        if data is None or self.dataset is None:
+            return
+        fo = fiftyone()
+        width, height, mime = image_header(data.filepath)
+        sample = fo.Sample(filepath=os.path.abspath(data.filepath),
+                           metadata=fo.ImageMetadata(width=width, height=height, mime_type=mime))
+        for field, dets in data.scratch_detections.items():
+            sample[field] = dets
+        self.dataset.add_sample(sample)
+        self.scratch = None
+        self.set_dataset(self.dataset)
+        self.browser.select_id(sample.id)
+
+    def do_quit(self) -> None:
+        self.close()
+
+    def do_next_sample(self) -> None:
+        self.browser.step(1)
+
+    def do_prev_sample(self) -> None:
+        self.browser.step(-1)
+
+    def do_next_instance(self) -> None:
+        self.canvas.step_instance(1)
+
+    def do_prev_instance(self) -> None:
+        self.canvas.step_instance(-1)
+
+    def do_focus_search(self) -> None:
+        self.docks["Samples"].show()
+        self.browser.search.setFocus()
+        self.browser.search.selectAll()
+
+    def do_clear_filters(self) -> None:
+        self.histogram.selected = None
+        self.browser.clear_filters()
+        self.canvas.set_style(only_labels=None)
+
+    def do_zoom_in(self) -> None:
+        self.canvas.zoom_by(1.5)
+
+    def do_zoom_out(self) -> None:
+        self.canvas.zoom_by(1 / 1.5)
+
+    def do_fit(self) -> None:
+        self.canvas.fit()
+
+    def do_actual_size(self) -> None:
+        self.canvas.actual_size()
+
+    def do_zoom_16(self) -> None:
+        self.canvas.set_zoom(16.0)
+
+    def _toggle_field(self, name: str) -> None:
+        hidden = set(self.canvas.style.hidden_fields)
+        hidden.symmetric_difference_update({name})
+        self.canvas.set_style(hidden_fields=frozenset(hidden))
+
+    def do_toggle_gt(self) -> None:
+        self._toggle_field(GT)
+
+    def do_toggle_predictions(self) -> None:
+        self._toggle_field(PRED)
+
+    def do_toggle_fills(self) -> None:
+        self.canvas.set_style(fills=not self.canvas.style.fills)
+
+    def do_toggle_contours(self) -> None:
+        self.canvas.set_style(contours=not self.canvas.style.contours)
+
+    def do_toggle_boxes(self) -> None:
+        self.canvas.set_style(boxes=not self.canvas.style.boxes)
+
+    def do_toggle_labels(self) -> None:
+        self.canvas.set_style(labels=not self.canvas.style.labels)
+
+    def do_cycle_colors(self) -> None:
+        modes = list(COLOR_MODES)
+        mode = modes[(modes.index(self.canvas.style.color_mode) + 1) % len(modes)]
+        self.canvas.set_style(color_mode=mode)
+        self.statusBar().showMessage(f"colour by {mode}", 3000)
+
+    def _nudge(self, attr: str, delta: float) -> None:
+        value = min(max(getattr(self.canvas.style, attr) + delta, 0.0), 1.0)
+        self.canvas.set_style(**{attr: round(value, 2)})
+
+    def do_confidence_up(self) -> None:
+        self._nudge("conf_threshold", 0.05)
+
+    def do_confidence_down(self) -> None:
+        self._nudge("conf_threshold", -0.05)
+
+    def do_opacity_up(self) -> None:
+        self._nudge("opacity", 0.1)
+
+    def do_opacity_down(self) -> None:
+        self._nudge("opacity", -0.1)
+
+    def do_infer_current(self) -> None:
+        if self.scratch is not None and self.current_sample_id is None:
+            self.open_scratch(self.scratch.filepath)
+        else:
+            self.run_inference("current")
+
+    def do_infer_selection(self) -> None:
+        self.run_inference("selection")
+
+    def do_infer_dataset(self) -> None:
+        self.run_inference("dataset")
+
+    def do_choose_model(self) -> None:
+        name, ok = QInputDialog.getText(self, "Model", "Model: 'demo', a folder from 'maskreview train', "
+                                        "a detectron2 YAML or a model-zoo name", text=self.model_name)
+        if ok and name.strip():
+            self.model_name = name.strip()
+            self.settings.set_value("model/name", self.model_name)
+
+    def do_cancel_job(self) -> None:
+        if self.progress.job is not None:
+            self.progress.cancel()
+
+    def do_shortcuts(self) -> None:
+        self._sheet = ShortcutSheet(self)
+        self._sheet.show()
+
+    def closeEvent(self, event) -> None:
+        self.settings.save_window(self)
+        self.settings.save_style(self.canvas.style)
+        self.settings.sync()
+        for job in list(self.jobs):
+            job.cancel()
+        for job in list(self.jobs):
+            job.wait(5000)
+        self.browser.model.wait(2000)
+        super().closeEvent(event)

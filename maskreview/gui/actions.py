@@ -1,0 +1,131 @@
+"""Every action and shortcut, declared once as data; menus, toolbar and the shortcut sheet read it.
+
+``MainWindow`` binds each action to its method ``do_<name>``; other modules (edit tools,
+evaluation) can add entries with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
+from PySide6.QtWidgets import QApplication, QDialog, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout
+
+ICONS_DIR = Path(__file__).resolve().parents[2] / "icons"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    text: str
+    shortcuts: tuple[str, ...] = ()
+    menu: str = "View"
+    icon: str | None = None
+    tip: str = ""
+    checkable: bool = False
+    toolbar: bool = False
+
+
+ACTIONS: list[ActionSpec] = [
+    ActionSpec("open", "&Open…", ("Ctrl+O",), "File", "open-file", "Open a COCO JSON, an image folder or a FiftyOne dataset", toolbar=True),
+    ActionSpec("open_folder", "Open &folder…", ("Ctrl+Shift+O",), "File", "open", "Open a folder of images"),
+    ActionSpec("add_scratch", "&Add dropped image to dataset", ("Ctrl+Shift+A",), "File", "add",
+               "Add the dropped image and its predictions to the open dataset", toolbar=True),
+    ActionSpec("quit", "&Quit", ("Ctrl+Q",), "File"),
+    ActionSpec("prev_sample", "&Previous sample", ("A", "PgUp"), "Go", "prev", toolbar=True),
+    ActionSpec("next_sample", "&Next sample", ("D", "PgDown"), "Go", "next", toolbar=True),
+    ActionSpec("next_instance", "Frame next &instance", ("N",), "Go", "instance",
+               "Zoom to each instance in turn, with its match drawn beside it", toolbar=True),
+    ActionSpec("prev_instance", "Frame previous instance", ("Shift+N",), "Go"),
+    ActionSpec("focus_search", "Search filenames", ("Ctrl+F",), "Go"),
+    ActionSpec("clear_filters", "Clear browser filters", ("Ctrl+Shift+F",), "Go"),
+    ActionSpec("zoom_in", "Zoom &in", ("+", "="), "View", "zoom-in", toolbar=True),
+    ActionSpec("zoom_out", "Zoom &out", ("-",), "View", "zoom-out", toolbar=True),
+    ActionSpec("fit", "&Fit to window", ("F",), "View", "fit", toolbar=True),
+    ActionSpec("actual_size", "&1:1 (one image pixel per screen pixel)", ("1",), "View", "actual-size", toolbar=True),
+    ActionSpec("zoom_16", "Zoom 16× for boundary checks", ("Z",), "View"),
+    ActionSpec("toggle_gt", "Show &ground truth", ("G",), "View", checkable=True),
+    ActionSpec("toggle_predictions", "Show &predictions", ("P",), "View", checkable=True),
+    ActionSpec("toggle_fills", "Show &mask fills", ("M",), "View", checkable=True),
+    ActionSpec("toggle_contours", "Show &contours", ("C",), "View", checkable=True),
+    ActionSpec("toggle_boxes", "Show &boxes", ("B",), "View", "boxes", checkable=True),
+    ActionSpec("toggle_labels", "Show &labels and scores", ("L",), "View", "labels", checkable=True),
+    ActionSpec("cycle_colors", "Cycle colour: class / field / evaluation", ("V",), "View"),
+    ActionSpec("confidence_up", "Raise confidence threshold", ("Ctrl+Up",), "View"),
+    ActionSpec("confidence_down", "Lower confidence threshold", ("Ctrl+Down",), "View"),
+    ActionSpec("opacity_up", "More opaque fills", ("]",), "View"),
+    ActionSpec("opacity_down", "More transparent fills", ("[",), "View"),
+    ActionSpec("infer_current", "Run model on &current image", ("Ctrl+I",), "Model", "infer", toolbar=True),
+    ActionSpec("infer_selection", "Run model on &selected samples", ("Ctrl+Shift+I",), "Model"),
+    ActionSpec("infer_dataset", "Run model on the whole &dataset", ("Ctrl+Alt+I",), "Model", "infer-all", toolbar=True),
+    ActionSpec("choose_model", "Choose &model…", (), "Model"),
+    ActionSpec("cancel_job", "Cancel running job", ("Esc",), "Model", "cancel"),
+    ActionSpec("shortcuts", "&Keyboard shortcuts", ("?", "F1"), "Help", "keyboard"),
+]
+
+
+def register(spec: ActionSpec) -> None:
+    """Add an action (e.g. an edit tool) before the main window is built."""
+    ACTIONS.append(spec)
+
+
+def icon(name: str | None) -> QIcon:
+    """An SVG from ``icons/`` drawn in the palette's text colour (so it follows light/dark)."""
+    if not name:
+        return QIcon()
+    path = ICONS_DIR / f"{name}.svg"
+    if not path.exists():
+        return QIcon()
+    app = QApplication.instance()
+    color = app.palette().windowText().color().name() if app else "#444444"
+    svg = path.read_text().replace("currentColor", color)
+    pixmap = QPixmap()
+    pixmap.loadFromData(QByteArray(svg.encode()), "SVG")
+    return QIcon(pixmap)
+
+
+def build_actions(window) -> dict[str, QAction]:
+    """A QAction per spec, connected to ``window.do_<name>`` and added to the window."""
+    actions = {}
+    for spec in ACTIONS:
+        action = QAction(icon(spec.icon), spec.text, window)
+        action.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        tip = spec.tip or spec.text.replace("&", "")
+        if spec.shortcuts:
+            tip += f" ({', '.join(spec.shortcuts)})"
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.setCheckable(spec.checkable)
+        handler = getattr(window, f"do_{spec.name}", None)
+        if handler is not None:
+            action.triggered.connect(lambda checked=False, h=handler: h())
+        window.addAction(action)
+        actions[spec.name] = action
+    return actions
+
+
+class ShortcutSheet(QDialog):
+    """The ``?`` sheet: every shortcut, grouped by menu."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        specs = [s for s in ACTIONS if s.shortcuts]
+        extra = [("Canvas", "Zoom at the cursor", "Mouse wheel"), ("Canvas", "Pan", "Left drag / middle drag"),
+                 ("Canvas", "Highlight an instance", "Hover")]
+        table = QTableWidget(len(specs) + len(extra), 3)
+        table.setHorizontalHeaderLabels(["Group", "Action", "Keys"])
+        rows = [(s.menu, s.text.replace("&", ""), ", ".join(s.shortcuts)) for s in specs] + extra
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                table.setItem(r, c, QTableWidgetItem(text))
+        table.verticalHeader().hide()
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        layout = QVBoxLayout(self)
+        layout.addWidget(table)
+        self.table = table
+        self.resize(560, 640)

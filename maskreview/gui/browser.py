@@ -1,0 +1,367 @@
+"""The sample browser: a virtualized thumbnail grid (QListView + model) with filters.
+
+Only the rows Qt paints ask for a thumbnail. Thumbnails are made on a thread pool (most
+recently asked first, so fast scrolling never queues thousands of stale jobs): the image part is
+cached on disk under the user cache dir, keyed by path, size and mtime; the label overlay is
+drawn on top from the dataset and redrawn when a sample's labels change (e.g. inference).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLineEdit, QListView, QToolButton, QVBoxLayout,
+                               QWidget)
+
+THUMB = 128
+_MEMORY_THUMBS = 1500
+_THUMB_VERSION = "1"
+
+
+def thumbnail_dir() -> Path:
+    from maskreview.core.store import user_cache_dir
+
+    return user_cache_dir() / "thumbnails"
+
+
+def base_thumbnail(path: str, size: int) -> np.ndarray:
+    """An RGB thumbnail of ``path`` (longest side ``size``), from the disk cache when possible."""
+    import cv2
+
+    from maskreview.core.images import read_image
+
+    try:
+        st = os.stat(path)
+        key = hashlib.sha1(f"{_THUMB_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}|{size}".encode()).hexdigest()
+    except OSError:
+        key = None
+    cached = thumbnail_dir() / key[:2] / f"{key}.jpg" if key else None
+    if cached is not None and cached.exists():
+        bgr = cv2.imread(str(cached), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            return np.ascontiguousarray(bgr[:, :, ::-1])
+    image = read_image(path)
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    thumb = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{threading.get_ident()}.tmp.jpg")
+        cv2.imwrite(str(tmp), np.ascontiguousarray(thumb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        os.replace(tmp, cached)
+    return thumb
+
+
+def compose_thumbnail(thumb: np.ndarray, height: int, width: int, instances, colors) -> np.ndarray:
+    """Blend the instances' fills and contours over a thumbnail of an image ``height x width``."""
+    import cv2
+
+    from maskreview.gui.canvas.overlay import render_layer
+
+    if not instances:
+        return thumb
+    th, tw = thumb.shape[:2]
+    layer = render_layer(instances, colors, height, width, fill_alpha=0.45, contours=True)
+    layer = cv2.resize(layer, (tw, th), interpolation=cv2.INTER_AREA).astype(np.float32)
+    alpha = layer[..., 3:4] / 255.0
+    out = thumb.astype(np.float32) * (1 - alpha) + layer[..., 2::-1]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+class _Signals(QObject):
+    ready = Signal(str, int, QImage)  # sample id, version, thumbnail
+
+
+class SampleListModel(QAbstractListModel):
+    """Rows are the browser's visible samples; thumbnails are fetched lazily by ``data``."""
+
+    IdRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.ids: list[str] = []
+        self.paths: list[str] = []
+        self.names: list[str] = []
+        self.rows: list[int] = []  # indices into ids of the visible rows
+        self.row_of: dict[str, int] = {}  # id -> visible row
+        self._id_index: dict[str, int] = {}  # id -> index into ids
+        self.thumb_size = THUMB
+        self.overlay_source = None  # callable(sample ids) -> {id: (h, w, instances, colors)}, thread-safe
+        self._pixmaps: OrderedDict = OrderedDict()  # id -> (version, QPixmap)
+        self._versions: dict[str, int] = {}
+        self._queue: list[str] = []
+        self._queued: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)
+        self._signals = _Signals()
+        self._signals.ready.connect(self._on_ready)
+        self._placeholder = QPixmap(1, 1)
+        self._placeholder.fill(QColor(128, 128, 128, 60))
+
+    # ---------------------------------------------------------------- rows
+    def set_samples(self, ids: list[str], paths: list[str]) -> None:
+        self.beginResetModel()
+        self.ids, self.paths = list(ids), list(paths)
+        self.names = [os.path.basename(p) for p in self.paths]
+        self.rows = list(range(len(self.ids)))
+        self.row_of = {sid: r for r, sid in enumerate(self.ids)}
+        self._id_index = dict(self.row_of)
+        self._pixmaps.clear()
+        self._versions.clear()
+        with self._lock:
+            self._queue.clear()
+            self._queued.clear()
+        self.endResetModel()
+
+    def set_rows(self, rows: list[int]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self.row_of = {self.ids[i]: r for r, i in enumerate(rows)}
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def sample_id(self, row: int) -> str | None:
+        return self.ids[self.rows[row]] if 0 <= row < len(self.rows) else None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self.rows):
+            return None
+        i = self.rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.names[i]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.paths[i]
+        if role == self.IdRole:
+            return self.ids[i]
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._thumbnail(self.ids[i])
+        return None
+
+    # ---------------------------------------------------------------- thumbnails
+    def invalidate(self, sample_ids=None) -> None:
+        """Redraw the overlays of these samples' thumbnails (all when None)."""
+        ids = self.ids if sample_ids is None else sample_ids
+        for sid in ids:
+            self._versions[sid] = self._versions.get(sid, 0) + 1
+        for sid in ids:
+            r = self.row_of.get(sid)
+            if r is not None:
+                idx = self.index(r)
+                self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+    def _thumbnail(self, sid: str):
+        entry = self._pixmaps.get(sid)
+        version = self._versions.get(sid, 0)
+        if entry is not None:
+            self._pixmaps.move_to_end(sid)
+            if entry[0] != version:
+                self._request(sid)
+            return entry[1]
+        self._request(sid)
+        return self._placeholder
+
+    def _request(self, sid: str) -> None:
+        with self._lock:
+            if sid in self._queued:
+                return
+            self._queued.add(sid)
+            self._queue.append(sid)
+        self._pool.start(self._work)
+
+    def _work(self) -> None:
+        with self._lock:
+            if not self._queue:
+                return
+            sid = self._queue.pop()  # newest request first: what is on screen now
+            self._queued.discard(sid)
+        i = self.row_index(sid)
+        if i is None:
+            return
+        version = self._versions.get(sid, 0)
+        size = self.thumb_size
+        try:
+            thumb = base_thumbnail(self.paths[i], size)
+            if self.overlay_source is not None:
+                info = self.overlay_source([sid]).get(sid)
+                if info is not None:
+                    thumb = compose_thumbnail(thumb, *info)
+        except Exception:  # an undecodable image gets a placeholder thumbnail
+            thumb = np.full((size, size, 3), 90, np.uint8)
+            thumb[::8, :] = thumb[:, ::8] = 140
+        thumb = np.ascontiguousarray(thumb)
+        h, w = thumb.shape[:2]
+        image = QImage(thumb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self._signals.ready.emit(sid, version, image)
+
+    def row_index(self, sid: str) -> int | None:
+        return self._id_index.get(sid)
+
+    def _on_ready(self, sid: str, version: int, image: QImage) -> None:
+        pixmap = QPixmap.fromImage(image)
+        dpr = max(1.0, self.thumb_size / THUMB)
+        pixmap.setDevicePixelRatio(dpr)
+        self._pixmaps[sid] = (version, pixmap)
+        while len(self._pixmaps) > _MEMORY_THUMBS:
+            self._pixmaps.popitem(last=False)
+        r = self.row_of.get(sid)
+        if r is not None:
+            idx = self.index(r)
+            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+    def has_thumbnail(self, sid: str) -> bool:
+        entry = self._pixmaps.get(sid)
+        return entry is not None and entry[0] == self._versions.get(sid, 0)
+
+    def wait(self, msecs: int = 30000) -> bool:
+        return self._pool.waitForDone(msecs)
+
+
+class SampleBrowser(QWidget):
+    """Filter bar (text, tag, class chips) above the thumbnail grid."""
+
+    current_changed = Signal(object)  # sample id or None
+    filters_changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = SampleListModel(self)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search filenames…")
+        self.search.setClearButtonEnabled(True)
+        self.tag_filter = QComboBox()
+        self.tag_filter.setToolTip("Show only samples with this tag")
+        self.tag_filter.addItem("All tags", None)
+        self.clear_button = QToolButton()
+        self.clear_button.setText("Clear filters")
+        self.clear_button.setVisible(False)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.search, 3)
+        bar.addWidget(self.tag_filter, 1)
+        bar.addWidget(self.clear_button)
+        self.view = QListView()
+        self.view.setModel(self.model)
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setUniformItemSizes(True)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.view.setBatchSize(500)
+        self.view.setIconSize(QSize(THUMB, THUMB))
+        self.view.setGridSize(QSize(THUMB + 16, THUMB + 28))
+        self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.view.setWordWrap(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(bar)
+        layout.addWidget(self.view)
+        self.id_filters: dict[str, set | None] = {}  # name -> allowed ids (tag, class, evaluation...)
+        self.filter_names: dict[str, str] = {}
+        self.search.textChanged.connect(self.apply_filters)
+        self.clear_button.clicked.connect(self.clear_filters)
+        self.view.selectionModel().currentChanged.connect(self._current)
+        self.model.modelReset.connect(lambda: self.view.selectionModel().currentChanged.connect(self._current, Qt.ConnectionType.UniqueConnection))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.model.thumb_size = int(THUMB * self.devicePixelRatioF())
+
+    def set_samples(self, ids: list[str], paths: list[str]) -> None:
+        self.id_filters.clear()
+        self.filter_names.clear()
+        self.model.set_samples(ids, paths)
+        self._sync_clear_button()
+
+    def set_tags(self, tags: list[str]) -> None:
+        current = self.tag_filter.currentData()
+        self.tag_filter.blockSignals(True)
+        self.tag_filter.clear()
+        self.tag_filter.addItem("All tags", None)
+        for tag in tags:
+            self.tag_filter.addItem(tag, tag)
+        i = self.tag_filter.findData(current)
+        self.tag_filter.setCurrentIndex(max(i, 0))
+        self.tag_filter.blockSignals(False)
+
+    def set_id_filter(self, name: str, ids, description: str = "") -> None:
+        """Restrict the grid to ``ids`` under ``name`` (None removes that filter)."""
+        if ids is None:
+            self.id_filters.pop(name, None)
+            self.filter_names.pop(name, None)
+        else:
+            self.id_filters[name] = set(ids)
+            self.filter_names[name] = description or name
+        self.apply_filters()
+
+    def clear_filters(self) -> None:
+        self.id_filters.clear()
+        self.filter_names.clear()
+        self.search.blockSignals(True)
+        self.search.clear()
+        self.search.blockSignals(False)
+        self.tag_filter.setCurrentIndex(0)  # may call back into set_id_filter
+        self.apply_filters()
+
+    def apply_filters(self) -> None:
+        current = self.current_id()
+        text = self.search.text().strip().lower()
+        names, ids = self.model.names, self.model.ids
+        filters = [f for f in self.id_filters.values() if f is not None]
+        rows = [i for i in range(len(ids))
+                if (not text or text in names[i].lower()) and all(ids[i] in f for f in filters)]
+        self.model.set_rows(rows)
+        self._sync_clear_button()
+        self.filters_changed.emit()
+        if current is not None and current in self.model.row_of:
+            self.select_id(current)
+        elif rows:
+            self.select_row(0)
+        else:
+            self.current_changed.emit(None)
+
+    def _sync_clear_button(self) -> None:
+        active = bool(self.id_filters) or bool(self.search.text())
+        self.clear_button.setVisible(active)
+        self.clear_button.setToolTip("Active: " + ", ".join(self.filter_names.values()) if active else "")
+
+    def visible_ids(self) -> list[str]:
+        return [self.model.ids[i] for i in self.model.rows]
+
+    def current_id(self) -> str | None:
+        idx = self.view.currentIndex()
+        return self.model.sample_id(idx.row()) if idx.isValid() else None
+
+    def selected_ids(self) -> list[str]:
+        rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
+        return [self.model.sample_id(r) for r in rows]
+
+    def select_row(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            self.view.setCurrentIndex(self.model.index(row))
+
+    def select_id(self, sid: str) -> None:
+        r = self.model.row_of.get(sid)
+        if r is not None:
+            self.select_row(r)
+
+    def step(self, delta: int) -> None:
+        n = self.model.rowCount()
+        if n:
+            idx = self.view.currentIndex()
+            row = idx.row() if idx.isValid() else -1
+            self.select_row(min(max(row + delta, 0), n - 1))
+
+    def _current(self, current, previous=None) -> None:
+        self.current_changed.emit(self.model.sample_id(current.row()) if current.isValid() else None)

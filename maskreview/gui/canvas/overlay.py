@@ -1,0 +1,208 @@
+"""Overlay layers as numpy arrays: one premultiplied BGRA layer per label field.
+
+No Qt here, so the renderer can be timed on its own (``bench/bench_gui.py``). Each instance's
+box mask is written only into its box region (boolean indexing on a view), and contours are the
+mask's boundary pixels (mask minus its erosion, cv2). The canvas wraps a layer in a QImage of
+format ``ARGB32_Premultiplied`` (B, G, R, A bytes on little-endian machines) without copying.
+
+Zoomed in, the canvas draws contours as vector paths along pixel *edges* instead
+(:func:`edge_segments`), so a boundary sits exactly between the pixels it separates.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EVAL_COLORS = {"tp": (46, 204, 64), "fp": (255, 65, 54), "fn": (0, 116, 217)}
+NO_EVAL_COLOR = (170, 170, 170)
+FIELD_COLORS = [(46, 204, 113), (255, 133, 27), (0, 170, 255), (240, 18, 190), (255, 220, 0), (57, 204, 204)]
+COLOR_MODES = ("class", "field", "eval")
+
+
+def class_palette(n: int) -> list[tuple[int, int, int]]:
+    """``n`` well separated saturated colours (golden-ratio hues)."""
+    out = []
+    for i in range(n):
+        h = (0.07 + i * 0.618033988749895) % 1.0
+        r, g, b = colorsys.hsv_to_rgb(h, 0.85, 1.0 if i % 2 == 0 else 0.85)
+        out.append((int(r * 255), int(g * 255), int(b * 255)))
+    return out
+
+
+_PALETTE = class_palette(64)
+
+
+def class_color(label: str, classes: list[str] | tuple[str, ...] = ()) -> tuple[int, int, int]:
+    """A stable colour per class: its index among ``classes``, else a hash of the name."""
+    try:
+        i = list(classes).index(label)
+    except ValueError:
+        i = len(classes) + int(hashlib.md5(label.encode()).hexdigest()[:6], 16)
+    return _PALETTE[i % len(_PALETTE)]
+
+
+@dataclass(eq=False)
+class Instance:
+    """What the GUI needs of one ``fo.Detection`` (the detection document stays the data)."""
+
+    field: str
+    id: str
+    label: str
+    score: float | None
+    x0: int  # pixel box the mask is pasted into (core.masks convention), unclipped
+    y0: int
+    w: int
+    h: int
+    mask: np.ndarray | None  # box-relative bool mask; None for a box-only detection
+    eval: str | None = None  # "tp" / "fp" / "fn" from the per-label evaluation attribute
+    eval_iou: float | None = None
+    match_id: str | None = None
+    _area: int | None = field(default=None, repr=False)
+    _edges: object = field(default=None, repr=False)
+
+    @property
+    def area(self) -> int:
+        if self._area is None:
+            self._area = int(self.mask.sum()) if self.mask is not None else self.w * self.h
+        return self._area
+
+    def full_mask(self) -> np.ndarray:
+        return self.mask if self.mask is not None else np.ones((self.h, self.w), bool)
+
+    def contains(self, x: float, y: float) -> bool:
+        ix, iy = int(np.floor(x)) - self.x0, int(np.floor(y)) - self.y0
+        if not (0 <= ix < self.w and 0 <= iy < self.h):
+            return False
+        return self.mask is None or bool(self.mask[iy, ix])
+
+    def edges(self):
+        """Cached :func:`edge_segments` of this instance's mask, in image coordinates."""
+        if self._edges is None:
+            hs, vs = edge_segments(self.full_mask())
+            hs = hs + np.array([self.x0, self.x0, self.y0])
+            vs = vs + np.array([self.y0, self.y0, self.x0])
+            self._edges = (hs, vs)
+        return self._edges
+
+
+def instances_from_detections(field_name: str, detections, height: int, width: int,
+                              eval_key: str | None = None) -> list[Instance]:
+    from maskreview.core.masks import detection_pixel_box
+
+    out = []
+    for det in (detections.detections if detections is not None else []):
+        x0, y0, w, h = detection_pixel_box(det, height, width)
+        mask = det.mask
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+        ev = iou = match = None
+        if eval_key:
+            ev = det.get_field(eval_key) if det.has_field(eval_key) else None
+            iou = det.get_field(f"{eval_key}_iou") if det.has_field(f"{eval_key}_iou") else None
+            match = det.get_field(f"{eval_key}_id") if det.has_field(f"{eval_key}_id") else None
+        out.append(Instance(field_name, str(det.id), str(det.label), det.confidence, x0, y0, w, h, mask,
+                            ev if isinstance(ev, str) else None, iou, match))
+    return out
+
+
+def _clip(inst: Instance, height: int, width: int):
+    xs, ys = max(inst.x0, 0), max(inst.y0, 0)
+    xe, ye = min(inst.x0 + inst.w, width), min(inst.y0 + inst.h, height)
+    if xe <= xs or ye <= ys:
+        return None
+    return xs, ys, xe, ye
+
+
+def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], height: int, width: int,
+                 fill_alpha: float = 0.45, contours: bool = True, fills: bool = True,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """A ``height x width x 4`` premultiplied BGRA uint8 layer of translucent fills and contours.
+
+    Later instances paint over earlier ones. Contours are opaque, so they stay crisp whatever
+    the fill opacity.
+    """
+    import cv2
+
+    layer = out if out is not None else np.zeros((height, width, 4), np.uint8)
+    flat = layer.view(np.uint32).reshape(height, width)  # one BGRA pixel = one uint32 store
+    a = float(np.clip(fill_alpha, 0.0, 1.0))
+    kernel = np.ones((3, 3), np.uint8)
+    for inst, (r, g, b) in zip(instances, colors):
+        box = _clip(inst, height, width)
+        if box is None:
+            continue
+        xs, ys, xe, ye = box
+        region = flat[ys:ye, xs:xe]
+        if inst.mask is None:
+            m = np.ones((ye - ys, xe - xs), bool)
+        else:
+            m = inst.mask[ys - inst.y0:ye - inst.y0, xs - inst.x0:xe - inst.x0]
+        if fills and a > 0:
+            np.copyto(region, _pack(b * a, g * a, r * a, 255 * a), where=m)
+        if contours:
+            mu = m.view(np.uint8)
+            inner = cv2.erode(mu, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            np.copyto(region, _pack(b, g, r, 255), where=mu > inner)
+    return layer
+
+
+def _pack(b: float, g: float, r: float, a: float) -> np.uint32:
+    return np.array([int(b), int(g), int(r), int(a)], np.uint8).view(np.uint32)[0]
+
+
+def edge_segments(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mask boundary as runs along pixel edges, in mask coordinates (pixel ``(x, y)`` spans
+    ``[x, x+1] x [y, y+1]``).
+
+    Returns ``(h, v)``: ``h`` rows ``(x_start, x_end, y)`` are horizontal edges on the line
+    ``y``; ``v`` rows ``(y_start, y_end, x)`` are vertical edges on the line ``x``.
+    """
+    p = np.pad(np.asarray(mask, bool), 1)
+    hdiff = p[1:, 1:-1] != p[:-1, 1:-1]  # (h+1, w): edge between rows y-1 and y
+    vdiff = p[1:-1, 1:] != p[1:-1, :-1]  # (h, w+1): edge between columns x-1 and x
+    return _runs(hdiff), _runs(vdiff.T)
+
+
+def _runs(edges: np.ndarray) -> np.ndarray:
+    """Runs of True along each row of ``edges`` as ``(start, end, row)`` int rows."""
+    rows, cols = edges.shape
+    padded = np.zeros((rows, cols + 2), np.int8)
+    padded[:, 1:-1] = edges
+    d = np.diff(padded.reshape(-1))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    width = cols + 2
+    row = starts // width
+    return np.stack([starts % width, ends % width, row], axis=1).astype(np.int32) if starts.size else np.zeros((0, 3), np.int32)
+
+
+def mask_iou(a: Instance, b: Instance) -> float:
+    """IoU of two instances' masks, computed on their boxes' union only."""
+    x0, y0 = min(a.x0, b.x0), min(a.y0, b.y0)
+    x1, y1 = max(a.x0 + a.w, b.x0 + b.w), max(a.y0 + a.h, b.y0 + b.h)
+    if min(a.x0 + a.w, b.x0 + b.w) <= max(a.x0, b.x0) or min(a.y0 + a.h, b.y0 + b.h) <= max(a.y0, b.y0):
+        return 0.0
+    canvas_a = np.zeros((y1 - y0, x1 - x0), bool)
+    canvas_b = np.zeros_like(canvas_a)
+    canvas_a[a.y0 - y0:a.y0 - y0 + a.h, a.x0 - x0:a.x0 - x0 + a.w] = a.full_mask()
+    canvas_b[b.y0 - y0:b.y0 - y0 + b.h, b.x0 - x0:b.x0 - x0 + b.w] = b.full_mask()
+    union = np.count_nonzero(canvas_a | canvas_b)
+    return float(np.count_nonzero(canvas_a & canvas_b)) / union if union else 0.0
+
+
+def best_match(inst: Instance, others: list[Instance]) -> tuple[Instance | None, float]:
+    """The instance of ``others`` (same class first) with the highest mask IoU, and that IoU."""
+    best, best_iou = None, 0.0
+    for other in others:
+        iou = mask_iou(inst, other)
+        if other.label != inst.label:
+            iou *= 0.999  # same-class matches win ties
+        if iou > best_iou:
+            best, best_iou = other, iou
+    if best is not None and best.label != inst.label:
+        best_iou = mask_iou(inst, best)
+    return best, best_iou

@@ -1,0 +1,480 @@
+"""The image canvas: a QGraphicsView over one image and one overlay layer per label field.
+
+Layers are numpy arrays from :mod:`overlay`, cached per (sample, field, style); they are
+re-rendered only when what they show changes. Boxes, labels, the hover highlight and — zoomed
+in — contours along pixel edges are drawn as vectors in ``drawForeground``, so they stay crisp
+at any zoom. Pixels are nearest-neighbour from 1:1 up.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+
+from maskreview.gui.canvas import overlay as ov
+from maskreview.gui.canvas.sample import SampleData, placeholder_image
+
+VECTOR_ZOOM = 4.0  # device pixels per image pixel from which contours are drawn as vectors
+MAX_ZOOM = 64.0
+_LAYER_CACHE = 24
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    opacity: float = 0.45
+    color_mode: str = "class"  # class | field | eval
+    fills: bool = True
+    contours: bool = True
+    boxes: bool = True
+    labels: bool = True
+    conf_threshold: float = 0.0
+    hidden_fields: frozenset = frozenset()
+    hidden_classes: frozenset = frozenset()
+    only_labels: frozenset | None = None  # label ids an outside filter restricts the view to
+
+
+def qimage_from_rgb(rgb: np.ndarray) -> QImage:
+    h, w = rgb.shape[:2]
+    rgb = np.ascontiguousarray(rgb)
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def qimage_from_layer(layer: np.ndarray) -> QImage:
+    """Wrap a premultiplied BGRA layer without copying (the QImage keeps ``layer`` alive)."""
+    h, w = layer.shape[:2]
+    img = QImage(layer.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied)
+    img._keep = layer  # noqa: SLF001 - the buffer must outlive the QImage
+    return img
+
+
+def edge_path(inst: ov.Instance) -> QPainterPath:
+    path = inst.__dict__.get("_qpath")
+    if path is None:
+        path = QPainterPath()
+        hs, vs = inst.edges()
+        for x0, x1, y in hs.tolist():
+            path.moveTo(x0, y)
+            path.lineTo(x1, y)
+        for y0, y1, x in vs.tolist():
+            path.moveTo(x, y0)
+            path.lineTo(x, y1)
+        inst.__dict__["_qpath"] = path
+    return path
+
+
+class ImageCanvas(QGraphicsView):
+    hovered = Signal(object)  # Instance | None
+    cursor_moved = Signal(float, float)  # image coordinates
+    view_changed = Signal()
+    overlays_changed = Signal()  # visible instances or their colours changed
+    instance_framed = Signal(object)
+    instance_clicked = Signal(object)
+    files_dropped = Signal(list)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setMouseTracking(True)
+        self.setAcceptDrops(True)
+        self._image_item = QGraphicsPixmapItem()
+        self.scene().addItem(self._image_item)
+        self._layer_items: dict[str, QGraphicsPixmapItem] = {}
+        self._layer_cache: OrderedDict = OrderedDict()
+        self.layer_images: dict[str, QImage] = {}
+        self.image_qimage: QImage | None = None
+        self.data: SampleData | None = None
+        self.style = OverlayStyle()
+        self.classes: list[str] = []
+        self.field_order: list[str] = []
+        self.hovered_instance: ov.Instance | None = None
+        self.selected_instance: ov.Instance | None = None
+        self.framed: tuple = ()
+        self._frame_index = -1
+        self._tool = None
+        self._pan_from = None
+        self._fit_mode = True
+
+    # ---------------------------------------------------------------- data and style
+    def set_sample(self, data: SampleData | None, keep_view: bool = False) -> None:
+        same_image = data is not None and self.data is not None and data.filepath == self.data.filepath
+        self.data = data
+        self.hovered_instance = self.selected_instance = None
+        self.framed, self._frame_index = (), -1
+        if data is None:
+            self._image_item.setPixmap(QPixmap())
+            self.image_qimage = None
+        else:
+            image = data.image if data.image is not None else placeholder_image(data.height, data.width)
+            self.image_qimage = qimage_from_rgb(image)
+            self._image_item.setPixmap(QPixmap.fromImage(self.image_qimage))
+            self.scene().setSceneRect(QRectF(0, 0, data.width, data.height))
+        for name in list(self._layer_items):
+            if data is None or name not in data.fields:
+                self.scene().removeItem(self._layer_items.pop(name))
+        self.render_overlays()
+        if data is not None and not (keep_view and same_image):
+            self.fit()
+        self.hovered.emit(None)
+
+    def set_style(self, **changes) -> None:
+        new = replace(self.style, **changes)
+        if new != self.style:
+            self.style = new
+            self.render_overlays()
+
+    def set_classes(self, classes: list[str]) -> None:
+        self.classes = list(classes)
+        self._layer_cache.clear()
+        self.render_overlays()
+
+    def instance_visible(self, inst: ov.Instance) -> bool:
+        s = self.style
+        if inst.field in s.hidden_fields or inst.label in s.hidden_classes:
+            return False
+        if s.only_labels is not None and inst.id not in s.only_labels:
+            return False
+        return inst.score is None or inst.score >= s.conf_threshold
+
+    def visible_instances(self, field_name: str | None = None) -> list[ov.Instance]:
+        if self.data is None:
+            return []
+        names = [field_name] if field_name else self.fields()
+        return [i for n in names for i in self.data.fields.get(n, []) if self.instance_visible(i)]
+
+    def visible_counts(self) -> dict[str, tuple[int, int]]:
+        """``{field: (visible, total)}`` for the current sample."""
+        if self.data is None:
+            return {}
+        return {n: (sum(map(self.instance_visible, insts)), len(insts)) for n, insts in self.data.fields.items()}
+
+    def fields(self) -> list[str]:
+        if self.data is None:
+            return []
+        order = [f for f in self.field_order if f in self.data.fields]
+        return order + [f for f in self.data.fields if f not in order]
+
+    def color_of(self, inst: ov.Instance) -> tuple[int, int, int]:
+        mode = self.style.color_mode
+        if mode == "field":
+            names = self.field_order or self.fields()
+            i = names.index(inst.field) if inst.field in names else len(names)
+            return ov.FIELD_COLORS[i % len(ov.FIELD_COLORS)]
+        if mode == "eval":
+            return ov.EVAL_COLORS.get(inst.eval or "", ov.NO_EVAL_COLOR)
+        return ov.class_color(inst.label, self.classes)
+
+    # ---------------------------------------------------------------- rendering
+    def vector_mode(self) -> bool:
+        return self.zoom_level() >= VECTOR_ZOOM
+
+    def render_overlays(self) -> None:
+        self.layer_images = {}
+        data = self.data
+        if data is None:
+            self.viewport().update()
+            return
+        vector = self.vector_mode()
+        s = self.style
+        for z, name in enumerate(self.fields()):
+            item = self._layer_items.get(name)
+            if item is None:
+                item = self._layer_items[name] = QGraphicsPixmapItem()
+                self.scene().addItem(item)
+            item.setZValue(1 + z)
+            if name in s.hidden_fields or not (s.fills or s.contours):
+                item.setVisible(False)
+                continue
+            key = (id(data), name, s, vector, tuple(self.classes))
+            cached = self._layer_cache.get(key)
+            if cached is None:
+                insts = self.visible_instances(name)
+                layer = ov.render_layer(insts, [self.color_of(i) for i in insts], data.height, data.width,
+                                        fill_alpha=s.opacity, fills=s.fills, contours=s.contours and not vector)
+                image = qimage_from_layer(layer)
+                cached = (image, QPixmap.fromImage(image))
+                self._layer_cache[key] = cached
+                while len(self._layer_cache) > _LAYER_CACHE:
+                    self._layer_cache.popitem(last=False)
+            else:
+                self._layer_cache.move_to_end(key)
+            self.layer_images[name] = cached[0]
+            item.setPixmap(cached[1])
+            item.setVisible(True)
+        self._update_transform_mode()
+        self.viewport().update()
+        self.overlays_changed.emit()
+
+    def invalidate(self) -> None:
+        """Forget cached layers (labels changed in place)."""
+        self._layer_cache.clear()
+        self.render_overlays()
+
+    def _update_transform_mode(self) -> None:
+        mode = Qt.TransformationMode.FastTransformation if self.zoom_level() >= 1 else Qt.TransformationMode.SmoothTransformation
+        for item in (self._image_item, *self._layer_items.values()):
+            item.setTransformationMode(mode)
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        data = self.data
+        if data is None:
+            return
+        painter.save()
+        vis = [i for i in self.visible_instances() if self._box(i).intersects(rect)]
+        s = self.style
+        if s.contours and self.vector_mode():
+            for inst in vis:
+                painter.setPen(self._pen(self.color_of(inst), 2.0))
+                painter.drawPath(edge_path(inst))
+        if s.boxes:
+            for inst in vis:
+                painter.setPen(self._pen(self.color_of(inst), 1.0, Qt.PenStyle.DashLine if inst.score is None else Qt.PenStyle.SolidLine))
+                painter.drawRect(self._box(inst))
+        for inst in self.framed:
+            if inst is not None:
+                self._draw_highlight(painter, inst, QColor(255, 255, 255))
+        if self.hovered_instance is not None:
+            self._draw_highlight(painter, self.hovered_instance, QColor(255, 255, 0))
+        if self.selected_instance is not None:
+            self._draw_highlight(painter, self.selected_instance, QColor(0, 255, 255))
+        if self._tool is not None:
+            self._tool.paint(painter, rect)
+        painter.restore()
+        if s.labels and vis:
+            self._draw_labels(painter, vis)
+        if data.error:
+            painter.save()
+            painter.resetTransform()
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             "Cannot show this image\n" + data.error)
+            painter.restore()
+
+    def _draw_highlight(self, painter: QPainter, inst: ov.Instance, color: QColor) -> None:
+        path = edge_path(inst)
+        painter.setPen(self._pen((0, 0, 0), 4.0))
+        painter.drawPath(path)
+        painter.setPen(self._pen((color.red(), color.green(), color.blue()), 2.0))
+        painter.drawPath(path)
+
+    def _draw_labels(self, painter: QPainter, vis: list[ov.Instance]) -> None:
+        painter.save()
+        painter.resetTransform()
+        font = QFont(self.font())
+        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+        painter.setFont(font)
+        fm = painter.fontMetrics()
+        for inst in vis:
+            p = self.mapFromScene(QPointF(inst.x0, inst.y0))
+            text = inst.label if inst.score is None else f"{inst.label} {inst.score:.2f}"
+            w, h = fm.horizontalAdvance(text) + 6, fm.height()
+            r, g, b = self.color_of(inst)
+            box = QRectF(p.x(), p.y() - h, w, h)
+            painter.fillRect(box, QColor(r, g, b, 200))
+            painter.setPen(QColor(0, 0, 0) if (r * 0.299 + g * 0.587 + b * 0.114) > 140 else QColor(255, 255, 255))
+            painter.drawText(box.adjusted(3, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, text)
+        painter.restore()
+
+    @staticmethod
+    def _pen(rgb, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
+        pen = QPen(QColor(*rgb), width, style)
+        pen.setCosmetic(True)
+        return pen
+
+    @staticmethod
+    def _box(inst: ov.Instance) -> QRectF:
+        return QRectF(inst.x0, inst.y0, inst.w, inst.h)
+
+    # ---------------------------------------------------------------- zoom and pan
+    def zoom_level(self) -> float:
+        """Device pixels per image pixel."""
+        return self.transform().m11() * self.devicePixelRatioF()
+
+    def zoom_by(self, factor: float) -> None:
+        target = min(max(self.zoom_level() * factor, self._min_zoom()), MAX_ZOOM)
+        factor = target / max(self.zoom_level(), 1e-9)
+        if abs(factor - 1) > 1e-6:
+            was_vector = self.vector_mode()
+            self.scale(factor, factor)
+            self._fit_mode = False
+            self._after_zoom(was_vector)
+
+    def set_zoom(self, level: float) -> None:
+        self.zoom_by(level / max(self.zoom_level(), 1e-9))
+
+    def actual_size(self) -> None:
+        """1:1 — one image pixel on one device pixel."""
+        self.set_zoom(1.0)
+
+    def fit(self) -> None:
+        if self.data is None:
+            return
+        was_vector = self.vector_mode()
+        self.fitInView(QRectF(0, 0, self.data.width, self.data.height), Qt.AspectRatioMode.KeepAspectRatio)
+        self._fit_mode = True
+        self._after_zoom(was_vector)
+
+    def _min_zoom(self) -> float:
+        if self.data is None:
+            return 0.05
+        vp = self.viewport().size()
+        fit = min(vp.width() / max(self.data.width, 1), vp.height() / max(self.data.height, 1))
+        return min(fit * self.devicePixelRatioF(), 1.0) * 0.5
+
+    def _after_zoom(self, was_vector: bool) -> None:
+        if was_vector != self.vector_mode():
+            self.render_overlays()
+        else:
+            self._update_transform_mode()
+        self.view_changed.emit()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fit_mode:
+            self.fit()
+
+    def wheelEvent(self, event) -> None:
+        delta = event.angleDelta().y()
+        if delta:
+            self.zoom_by(1.25 ** (delta / 120.0))
+        event.accept()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.view_changed.emit()
+
+    # ---------------------------------------------------------------- instances
+    def instance_at(self, x: float, y: float) -> ov.Instance | None:
+        """The top-most visible instance under image point ``(x, y)``."""
+        for name in reversed(self.fields()):
+            for inst in reversed(self.visible_instances(name)):
+                if inst.contains(x, y):
+                    return inst
+        return None
+
+    def match_of(self, inst: ov.Instance) -> tuple[ov.Instance | None, float | None]:
+        """The instance matched to ``inst`` (evaluation id if any, else best mask IoU in another field)."""
+        others = [i for n in self.fields() if n != inst.field for i in self.visible_instances(n)]
+        if inst.match_id:
+            for other in others:
+                if other.id == inst.match_id:
+                    return other, inst.eval_iou if inst.eval_iou is not None else ov.mask_iou(inst, other)
+        match, iou = ov.best_match(inst, others)
+        return (match, iou) if match is not None else (None, None)
+
+    def select_instance(self, inst: ov.Instance | None) -> None:
+        self.selected_instance = inst
+        self.viewport().update()
+        self.instance_clicked.emit(inst)
+
+    def step_instance(self, step: int = 1) -> ov.Instance | None:
+        """Frame the next (or previous) visible instance with its match drawn beside it."""
+        insts = self.visible_instances(self.fields()[0]) if self.fields() else []
+        insts = insts or self.visible_instances()
+        if not insts:
+            return None
+        self._frame_index = (self._frame_index + step) % len(insts)
+        inst = insts[self._frame_index]
+        match, _ = self.match_of(inst)
+        self.framed = (inst, match)
+        rect = self._box(inst)
+        if match is not None:
+            rect = rect.united(self._box(match))
+        margin = max(rect.width(), rect.height()) * 0.35 + 4
+        was_vector = self.vector_mode()
+        self.fitInView(rect.adjusted(-margin, -margin, margin, margin), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.zoom_level() > 24:
+            self.set_zoom(24)
+        self._fit_mode = False
+        self._after_zoom(was_vector)
+        self.viewport().update()
+        self.instance_framed.emit(inst)
+        return inst
+
+    # ---------------------------------------------------------------- tools
+    @property
+    def tool(self):
+        return self._tool
+
+    def set_tool(self, tool) -> None:
+        if self._tool is not None:
+            self._tool.deactivate()
+        self._tool = tool
+        if tool is None:
+            self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+            self.viewport().unsetCursor()
+        else:
+            self.setDragMode(QGraphicsView.DragMode.NoDrag)
+            tool.activate(self)
+            self.viewport().setCursor(tool.cursor)
+        self.viewport().update()
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = event.position()
+            event.accept()
+            return
+        if self._tool is not None and self._tool.press(self.mapToScene(event.position().toPoint()), event):
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        pos = self.mapToScene(event.position().toPoint())
+        if self._pan_from is not None:
+            d = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(d.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(d.y()))
+        self.cursor_moved.emit(pos.x(), pos.y())
+        inst = self.instance_at(pos.x(), pos.y())
+        if inst is not self.hovered_instance:
+            self.hovered_instance = inst
+            self.viewport().update()
+            self.hovered.emit(inst)
+        if self._tool is not None and self._tool.move(pos, event):
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = None
+            return
+        if self._tool is not None and self._tool.release(self.mapToScene(event.position().toPoint()), event):
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def leaveEvent(self, event) -> None:
+        if self.hovered_instance is not None:
+            self.hovered_instance = None
+            self.viewport().update()
+            self.hovered.emit(None)
+        super().leaveEvent(event)
+
+    # ---------------------------------------------------------------- drops
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)

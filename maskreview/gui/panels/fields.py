@@ -1,0 +1,130 @@
+"""Fields & classes: which label fields and classes are drawn, and how (opacity, colour, confidence)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QListWidget,
+                               QListWidgetItem, QSlider, QVBoxLayout, QWidget)
+
+COLOR_MODE_NAMES = {"class": "Class", "field": "Field", "eval": "Evaluation (TP/FP/FN)"}
+
+
+def swatch(rgb) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(*rgb))
+    return QIcon(pixmap)
+
+
+class FieldsPanel(QWidget):
+    """Emits ``changed({style attribute: value})``; ``sync(style)`` shows the canvas's style."""
+
+    changed = Signal(dict)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.field_list = QListWidget()
+        self.field_list.setMaximumHeight(110)
+        self.class_list = QListWidget()
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.confidence = QSlider(Qt.Orientation.Horizontal)
+        self.confidence.setRange(0, 100)
+        self.confidence.setToolTip("Hide predictions scored below this (Ctrl+Up / Ctrl+Down)")
+        self.confidence_label = QLabel("0.00")
+        self.color_mode = QComboBox()
+        for key, name in COLOR_MODE_NAMES.items():
+            self.color_mode.addItem(name, key)
+        self.toggles = {name: QCheckBox(name.capitalize()) for name in ("fills", "contours", "boxes", "labels")}
+        self.counts_label = QLabel()
+        self.counts_label.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Opacity", self.opacity)
+        conf_row = QGridLayout()
+        conf_row.addWidget(self.confidence, 0, 0)
+        conf_row.addWidget(self.confidence_label, 0, 1)
+        form.addRow("Confidence ≥", conf_row)
+        form.addRow("Colour by", self.color_mode)
+        toggles = QGridLayout()
+        for i, box in enumerate(self.toggles.values()):
+            toggles.addWidget(box, i // 2, i % 2)
+        layout = QVBoxLayout(self)
+        fields_box = QGroupBox("Label fields")
+        QVBoxLayout(fields_box).addWidget(self.field_list)
+        classes_box = QGroupBox("Classes")
+        QVBoxLayout(classes_box).addWidget(self.class_list)
+        layout.addWidget(fields_box)
+        layout.addWidget(classes_box, 1)
+        layout.addLayout(form)
+        layout.addLayout(toggles)
+        layout.addWidget(self.counts_label)
+        self.field_list.itemChanged.connect(self._fields_changed)
+        self.class_list.itemChanged.connect(self._classes_changed)
+        self.opacity.valueChanged.connect(lambda v: self.changed.emit({"opacity": v / 100}))
+        self.confidence.valueChanged.connect(self._confidence_changed)
+        self.color_mode.currentIndexChanged.connect(lambda _: self.changed.emit({"color_mode": self.color_mode.currentData()}))
+        for name, box in self.toggles.items():
+            box.toggled.connect(lambda on, n=name: self.changed.emit({n: on}))
+
+    def _confidence_changed(self, value: int) -> None:
+        self.confidence_label.setText(f"{value / 100:.2f}")
+        self.changed.emit({"conf_threshold": value / 100})
+
+    def _checked_off(self, widget: QListWidget) -> frozenset:
+        return frozenset(widget.item(i).data(Qt.ItemDataRole.UserRole) for i in range(widget.count())
+                         if widget.item(i).checkState() != Qt.CheckState.Checked)
+
+    def _fields_changed(self, _item) -> None:
+        self.changed.emit({"hidden_fields": self._checked_off(self.field_list)})
+
+    def _classes_changed(self, _item) -> None:
+        self.changed.emit({"hidden_classes": self._checked_off(self.class_list)})
+
+    def _fill(self, widget: QListWidget, names, hidden, colors=None) -> None:
+        widget.blockSignals(True)
+        widget.clear()
+        for i, name in enumerate(names):
+            item = QListWidgetItem(name)
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked if name in hidden else Qt.CheckState.Checked)
+            if colors:
+                item.setIcon(swatch(colors[i]))
+            widget.addItem(item)
+        widget.blockSignals(False)
+
+    def set_fields(self, fields: list[str], hidden=frozenset()) -> None:
+        self._fill(self.field_list, fields, hidden)
+
+    def set_classes(self, classes: list[str], colors, hidden=frozenset()) -> None:
+        self._fill(self.class_list, classes, hidden, colors)
+
+    def sync(self, style) -> None:
+        """Show ``style`` (an OverlayStyle) without emitting ``changed``."""
+        widgets = [self.opacity, self.confidence, self.color_mode, *self.toggles.values(), self.field_list, self.class_list]
+        for w in widgets:
+            w.blockSignals(True)
+        self.opacity.setValue(round(style.opacity * 100))
+        self.confidence.setValue(round(style.conf_threshold * 100))
+        self.confidence_label.setText(f"{style.conf_threshold:.2f}")
+        self.color_mode.setCurrentIndex(max(self.color_mode.findData(style.color_mode), 0))
+        for name, box in self.toggles.items():
+            box.setChecked(getattr(style, name))
+        for widget, hidden in ((self.field_list, style.hidden_fields), (self.class_list, style.hidden_classes)):
+            for i in range(widget.count()):
+                item = widget.item(i)
+                on = item.data(Qt.ItemDataRole.UserRole) not in hidden
+                item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        for w in widgets:
+            w.blockSignals(False)
+
+    def set_counts(self, counts: dict[str, tuple[int, int]]) -> None:
+        """Visible / total instances per field on the current sample."""
+        self.field_list.blockSignals(True)
+        for i in range(self.field_list.count()):
+            item = self.field_list.item(i)
+            name = item.data(Qt.ItemDataRole.UserRole)
+            vis, total = counts.get(name, (0, 0))
+            item.setText(f"{name}  ({vis}/{total})")
+        self.field_list.blockSignals(False)
+        self.counts_label.setText("Visible: " + ", ".join(f"{n} {v}/{t}" for n, (v, t) in counts.items()))

@@ -1,0 +1,102 @@
+"""Class distribution per label field as grouped bars; clicking a bar filters the browser."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from maskreview.gui.canvas.overlay import FIELD_COLORS
+
+
+class ClassHistogram(QWidget):
+    """``bar_clicked(field, class)``; clicking the selected bar again sends ``(None, None)``."""
+
+    bar_clicked = Signal(object, object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.counts: dict[str, dict[str, int]] = {}
+        self.classes: list[str] = []
+        self.selected: tuple | None = None
+        self._bars: list[tuple[QRectF, str, str]] = []
+        self.setMinimumHeight(140)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMouseTracking(True)
+
+    def set_counts(self, counts: dict[str, dict[str, int]], classes: list[str] | None = None) -> None:
+        self.counts = counts
+        names = list(classes or [])
+        for per_class in counts.values():
+            names += [c for c in sorted(per_class) if c not in names]
+        self.classes = names
+        self.update()
+
+    def bar_rect(self, field: str, cls: str) -> QRectF | None:
+        for rect, f, c in self._bars:
+            if f == field and c == cls:
+                return rect
+        return None
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        pal = self.palette()
+        painter.fillRect(self.rect(), pal.base())
+        self._bars = []
+        fields = list(self.counts)
+        if not fields or not self.classes:
+            painter.setPen(pal.text().color())
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No labels")
+            return
+        fm = painter.fontMetrics()
+        legend_h = fm.height() + 4
+        label_h = fm.height() + 4
+        top, bottom = legend_h + fm.height() + 2, self.height() - label_h
+        left, right = 6, self.width() - 6
+        peak = max([n for per in self.counts.values() for n in per.values()] + [1])
+        group_w = (right - left) / len(self.classes)
+        bar_w = max(2.0, (group_w - 6) / len(fields))
+        x = left
+        for i, name in enumerate(fields):
+            color = QColor(*FIELD_COLORS[i % len(FIELD_COLORS)])
+            painter.fillRect(QRectF(x, 4, 10, 10), color)
+            painter.setPen(pal.text().color())
+            painter.drawText(int(x + 14), 4 + fm.ascent() - 1, name)
+            x += 24 + fm.horizontalAdvance(name)
+        for k, cls in enumerate(self.classes):
+            gx = left + k * group_w + 3
+            for i, name in enumerate(fields):
+                n = self.counts[name].get(cls, 0)
+                h = (bottom - top) * n / peak
+                rect = QRectF(gx + i * bar_w, bottom - h, bar_w - 1, h)
+                self._bars.append((QRectF(rect.x(), top, rect.width(), bottom - top), name, cls))
+                color = QColor(*FIELD_COLORS[i % len(FIELD_COLORS)])
+                if self.selected is not None and self.selected != (name, cls):
+                    color.setAlpha(90)
+                painter.fillRect(rect, color)
+                if self.selected == (name, cls):
+                    painter.setPen(QPen(pal.text().color(), 2))
+                    painter.drawRect(rect)
+                if n and bar_w > fm.horizontalAdvance(str(n)):
+                    painter.setPen(pal.text().color())
+                    painter.drawText(QRectF(rect.x(), rect.y() - fm.height(), bar_w, fm.height()),
+                                     Qt.AlignmentFlag.AlignCenter, str(n))
+            painter.setPen(pal.text().color())
+            painter.drawText(QRectF(left + k * group_w, bottom + 2, group_w, label_h), Qt.AlignmentFlag.AlignHCenter,
+                             fm.elidedText(cls, Qt.TextElideMode.ElideRight, int(group_w)))
+        painter.end()
+
+    def mousePressEvent(self, event) -> None:
+        for rect, field, cls in self._bars:
+            if rect.contains(event.position()):
+                self.selected = None if self.selected == (field, cls) else (field, cls)
+                self.update()
+                self.bar_clicked.emit(*(self.selected or (None, None)))
+                return
+
+    def mouseMoveEvent(self, event) -> None:
+        for rect, field, cls in self._bars:
+            if rect.contains(event.position()):
+                self.setToolTip(f"{cls} in {field}: {self.counts[field].get(cls, 0)} (click to filter)")
+                return
+        self.setToolTip("")

@@ -1,0 +1,203 @@
+"""Qt adapters around core jobs: a Progress that emits signals, a job thread, a status-bar widget.
+
+A core job is any callable ``fn(progress)``. :class:`Job` runs it on a QThread; its
+:class:`SignalProgress` turns ``start/advance/finish`` into (throttled) Qt signals, and
+``cancel()`` reaches the job through ``progress.check()``. Results and errors come back as
+signals on the GUI thread, so the window never waits on a job.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
+
+from maskreview.core.progress import Progress
+
+
+class _Emitter(QObject):
+    updated = Signal(int, int, str, float)  # done, total, label, eta seconds (-1 unknown)
+    written = Signal(list)  # sample ids whose labels were just written
+
+
+class SignalProgress(Progress):
+    """A core ``Progress`` whose updates arrive as Qt signals (at most every ``interval`` s)."""
+
+    def __init__(self, interval: float = 0.05):
+        super().__init__()
+        self.emitter = _Emitter()
+        self.interval = interval
+        self._last = 0.0
+
+    def on_update(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval or self.done >= self.total:
+            self._last = now
+            eta = self.eta_seconds()
+            self.emitter.updated.emit(self.done, self.total, self.label, -1.0 if eta is None else eta)
+
+
+class Job(QThread):
+    """Runs ``fn(progress)`` on its own thread; ``succeeded``/``failed`` arrive on the GUI thread."""
+
+    succeeded = Signal(object)
+    failed = Signal(str, str)  # message, kind: "cancelled" | "database" | "input" | "error"
+
+    def __init__(self, fn, name: str = "job", parent=None):
+        super().__init__(parent)
+        self.fn, self.name = fn, name
+        self.progress = SignalProgress()
+
+    def run(self) -> None:
+        from maskreview.core.errors import CancelledError, DatabaseError, MaskreviewError
+
+        try:
+            result = self.fn(self.progress)
+        except CancelledError as exc:
+            self.failed.emit(str(exc), "cancelled")
+        except DatabaseError as exc:
+            self.failed.emit(str(exc), "database")
+        except MaskreviewError as exc:
+            self.failed.emit(str(exc), "input")
+        except Exception as exc:  # the app keeps running; the message says what happened
+            traceback.print_exc()
+            self.failed.emit(f"{self.name} failed: {exc.__class__.__name__}: {exc}", "error")
+        else:
+            self.succeeded.emit(result)
+
+    def cancel(self) -> None:
+        self.progress.cancel()
+
+
+def format_eta(seconds: float) -> str:
+    if seconds < 0:
+        return ""
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d} left" if seconds >= 60 else f"{seconds} s left"
+
+
+class ProgressWidget(QWidget):
+    """Status-bar progress: label, bar, ETA and a cancel button, for one job at a time."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.label = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setMaximumWidth(220)
+        self.bar.setTextVisible(True)
+        self.eta = QLabel()
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Cancel the running job (Esc)")
+        for w in (self.label, self.bar, self.eta, self.cancel_button):
+            layout.addWidget(w)
+        self.job: Job | None = None
+        self.cancel_button.clicked.connect(self.cancel)
+        self.hide()
+
+    def track(self, job: Job) -> None:
+        self.job = job
+        self.label.setText(job.name)
+        self.bar.setRange(0, 0)
+        self.eta.setText("starting…")
+        job.progress.emitter.updated.connect(self._update)
+        job.finished.connect(self._done)
+        self.show()
+
+    def _update(self, done: int, total: int, label: str, eta: float) -> None:
+        self.label.setText(label or (self.job.name if self.job else ""))
+        self.bar.setRange(0, max(total, 1))
+        self.bar.setValue(done)
+        self.bar.setFormat(f"{done}/{total}")
+        self.eta.setText(format_eta(eta))
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.eta.setText("cancelling…")
+
+    def _done(self) -> None:
+        self.job = None
+        self.hide()
+
+
+class EngineCache:
+    """One loaded detectron2 engine, rebuilt only when the model or its settings change.
+
+    ``get`` runs on a worker thread (building imports torch and detectron2).
+    """
+
+    def __init__(self):
+        self._key = None
+        self._engine = None
+
+    def get(self, model: str, settings):
+        from dataclasses import astuple
+
+        from maskreview.core.inference import Engine
+
+        key = (model, astuple(settings))
+        if self._engine is None or self._key != key:
+            self._engine = Engine(model, settings=settings)
+            self._key = key
+        return self._engine
+
+
+def inference_job(view, engine_cache: EngineCache, model: str, settings, field: str = "predictions",
+                  overwrite: bool = False) -> Job:
+    """A job that runs the model over ``view``; ``job.progress.emitter.written`` fires per batch."""
+    from maskreview.core.inference import run_inference
+
+    def fn(progress: SignalProgress):
+        progress.start(0, "loading model")
+        engine = engine_cache.get(model, settings)
+        return run_inference(view, engine, field, progress, overwrite=overwrite, write_every=1,
+                             on_written=progress.emitter.written.emit)
+
+    return Job(fn, f"inference ({model})")
+
+
+def predict_image_job(path: str, engine_cache: EngineCache, model: str, settings) -> Job:
+    """A job that predicts one image outside any dataset; succeeds with ``(image, detections)``."""
+    from maskreview.core.images import read_image
+
+    def fn(progress: SignalProgress):
+        progress.start(1, f"predicting {path.rsplit('/', 1)[-1]}")
+        image = read_image(path)
+        engine = engine_cache.get(model, settings)
+        progress.check()
+        detections = engine.predict(image)
+        progress.advance()
+        progress.finish()
+        return image, detections
+
+    return Job(fn, "predict image")
+
+
+def open_source_job(source: str | None, images_dir: str | None = None, fallback_to_demo: bool = False) -> Job:
+    """A job that opens a source (or the demo dataset when ``source`` is None).
+
+    With ``fallback_to_demo`` a source that no longer opens (a remembered dataset that was
+    deleted) falls back to the demo instead of failing.
+    """
+
+    def fn(progress: SignalProgress):
+        from maskreview.core.errors import BadInputError
+
+        if source:
+            from maskreview.core.sources import open_source
+
+            try:
+                return open_source(source, images_dir=images_dir, progress=progress)
+            except BadInputError:
+                if not fallback_to_demo:
+                    raise
+        from maskreview.core.demo import ensure_demo_dataset
+
+        return ensure_demo_dataset(progress=progress)
+
+    return Job(fn, f"opening {source or 'the demo dataset'}")

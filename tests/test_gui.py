@@ -1,0 +1,370 @@
+"""The review window, driven offscreen on the demo scenes: browse, overlays, filters, zoom, drop, infer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QImage
+from PySide6.QtWidgets import QApplication
+
+from maskreview.core.sources import open_source
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "resources" / "models" / "demo-r18-fpn.yaml"
+
+
+@pytest.fixture(scope="module")
+def gui_model(tmp_path_factory) -> Path:
+    """The demo architecture with random weights: it predicts (nonsense) instances at low scores."""
+    import torch
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+
+    cfg = get_cfg()
+    cfg.merge_from_file(str(DEMO_CONFIG))
+    cfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("gui_model")
+    torch.save(build_model(cfg).state_dict(), out / "model_final.pth")
+    (out / "config.yaml").write_text(cfg.dump())
+    (out / "classes.json").write_text(json.dumps(["circle", "square", "triangle", "ring", "cross"]))
+    return out
+
+
+@pytest.fixture
+def window(qtbot, fo, demo_coco, tmp_path, monkeypatch):
+    from maskreview.gui.app import apply_palette
+    from maskreview.gui.main_window import MainWindow
+    from maskreview.gui.settings import Settings
+
+    apply_palette(QApplication.instance())
+    win = MainWindow(Settings(tmp_path / "gui.ini"))
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    win.set_dataset(open_source(demo_coco))
+    qtbot.waitUntil(lambda: not win.jobs, timeout=20000)  # statistics
+    yield win
+    win.close()
+
+
+def grab(win) -> np.ndarray:
+    QApplication.processEvents()
+    image = win.canvas.viewport().grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    w, h = image.width(), image.height()
+    return np.frombuffer(image.constBits(), np.uint8).reshape(h, image.bytesPerLine())[:, : 3 * w].reshape(h, w, 3).copy()
+
+
+def add_scored_predictions(dataset) -> list[float]:
+    """Predictions = ground truth with known confidences, so the slider's effect is exact."""
+    scores = []
+    for k, sample in enumerate(dataset.iter_samples(autosave=True)):
+        dets = sample.ground_truth.copy()
+        for i, det in enumerate(dets.detections):
+            det.confidence = round(((k * 7 + i * 3) % 10) / 10 + 0.05, 2)
+            scores.append(det.confidence) if k == 0 else None
+        sample["predictions"] = dets
+    return scores
+
+
+def test_open_and_step_through_samples(window, qtbot):
+    assert window.browser.model.rowCount() == 12
+    first = window.current_sample_id
+    assert first is not None and window.canvas.data.fields["ground_truth"]
+    assert window.canvas.image_qimage.width() == 256
+    qtbot.keyClick(window, Qt.Key.Key_D)
+    second = window.current_sample_id
+    assert second not in (None, first)
+    qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    assert window.current_sample_id == second
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    assert window.current_sample_id == first
+    # thumbnails are made in the background and cached on disk
+    qtbot.waitUntil(lambda: window.browser.model.has_thumbnail(first), timeout=10000)
+    from maskreview.gui.browser import thumbnail_dir
+
+    assert list(thumbnail_dir().rglob("*.jpg"))
+
+
+def test_toggling_fields_and_classes_changes_pixels(window, qtbot):
+    canvas = window.canvas
+    before = grab(window)
+    n = len(canvas.data.fields["ground_truth"])
+    assert canvas.visible_counts()["ground_truth"] == (n, n)
+    qtbot.keyClick(window, Qt.Key.Key_G)  # hide ground truth
+    hidden = grab(window)
+    assert canvas.visible_counts()["ground_truth"] == (0, n)
+    assert np.abs(before.astype(int) - hidden).sum() > 1000
+    assert not window.actions_["toggle_gt"].isChecked()
+    qtbot.keyClick(window, Qt.Key.Key_G)
+    assert np.array_equal(grab(window), before)
+    # a class unchecked in the panel disappears
+    label = canvas.data.fields["ground_truth"][0].label
+    n_label = sum(i.label == label for i in canvas.data.fields["ground_truth"])
+    items = window.fields_panel.class_list
+    item = next(items.item(i) for i in range(items.count()) if items.item(i).text() == label)
+    item.setCheckState(Qt.CheckState.Unchecked)
+    assert canvas.visible_counts()["ground_truth"] == (n - n_label, n)
+    assert not np.array_equal(grab(window), before)
+    item.setCheckState(Qt.CheckState.Checked)
+    # opacity and colour mode change the fills
+    window.fields_panel.opacity.setValue(90)
+    opaque = grab(window)
+    assert np.abs(opaque.astype(int) - before).sum() > 1000
+    qtbot.keyClick(window, Qt.Key.Key_V)  # colour by field
+    assert canvas.style.color_mode == "field"
+    assert not np.array_equal(grab(window), opaque)
+
+
+def test_overlay_pixels_follow_the_mask(window):
+    """Inside an instance the fill tints the image; far outside nothing changes."""
+    canvas = window.canvas
+    canvas.set_style(boxes=False, labels=False, contours=False, opacity=1.0)
+    inst = max(canvas.data.fields["ground_truth"], key=lambda i: i.area)
+    ys, xs = np.nonzero(inst.mask)
+    k = len(xs) // 2
+    px, py = inst.x0 + xs[k] + 0.5, inst.y0 + ys[k] + 0.5
+    vp = canvas.mapFromScene(QPointF(px, py))
+    with_overlay = grab(window)[vp.y(), vp.x()]
+    expected = canvas.color_of(inst)
+    assert np.abs(with_overlay.astype(int) - expected).max() <= 3
+    canvas.set_style(fills=False)
+    image_px = canvas.data.image[int(py), int(px)]
+    assert np.abs(grab(window)[vp.y(), vp.x()].astype(int) - image_px).max() <= 12
+
+
+def test_confidence_slider_hides_low_scores(window, qtbot):
+    add_scored_predictions(window.dataset)
+    window.set_dataset(window.dataset)
+    canvas = window.canvas
+    preds = canvas.data.fields["predictions"]
+    scores = [i.score for i in preds]
+    assert canvas.visible_counts()["predictions"] == (len(preds), len(preds))
+    shown = []
+    for value in (0, 30, 60, 90):
+        window.fields_panel.confidence.setValue(value)
+        vis, total = canvas.visible_counts()["predictions"]
+        assert vis == sum(s >= value / 100 for s in scores)
+        assert canvas.visible_counts()["ground_truth"][0] == len(canvas.data.fields["ground_truth"])
+        assert f"predictions  ({vis}/{total})" in [window.fields_panel.field_list.item(i).text()
+                                                   for i in range(window.fields_panel.field_list.count())]
+        shown.append(vis)
+    assert shown[0] > shown[-1]
+    qtbot.keyClick(window, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.style.conf_threshold == pytest.approx(0.85)
+    assert window.fields_panel.confidence.value() == 85
+
+
+def test_zoom_pan_fit_and_instance_stepping(window, qtbot):
+    canvas = window.canvas
+    fit = canvas.zoom_level()
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    assert canvas.zoom_level() == pytest.approx(1.0)
+    center = canvas.viewport().rect().center()
+    from PySide6.QtGui import QWheelEvent
+
+    for _ in range(12):
+        ev = QWheelEvent(QPointF(center), QPointF(canvas.mapToGlobal(center)), QPoint(0, 0), QPoint(0, 120),
+                         Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(canvas.viewport(), ev)
+    assert canvas.zoom_level() >= 14
+    assert canvas.vector_mode()  # contours now drawn along pixel edges
+    qtbot.keyClick(window, Qt.Key.Key_Z)
+    assert canvas.zoom_level() == pytest.approx(16.0)
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    assert canvas.zoom_level() == pytest.approx(fit)
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    first = canvas.framed[0]
+    assert first is not None and canvas.zoom_level() > fit
+    assert canvas.mapToScene(canvas.viewport().rect()).boundingRect().contains(
+        QPointF(first.x0 + first.w / 2, first.y0 + first.h / 2))
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert canvas.framed[0] is not first or len(canvas.visible_instances("ground_truth")) == 1
+
+
+def test_hover_shows_instance_details(window, qtbot):
+    canvas = window.canvas
+    inst = max(canvas.data.fields["ground_truth"], key=lambda i: i.area)
+    ys, xs = np.nonzero(inst.mask)
+    k = len(xs) // 2
+    pos = canvas.mapFromScene(QPointF(inst.x0 + xs[k] + 0.5, inst.y0 + ys[k] + 0.5))
+    qtbot.mouseMove(canvas.viewport(), pos)
+    qtbot.waitUntil(lambda: canvas.hovered_instance is not None)
+    assert canvas.hovered_instance.id == inst.id or canvas.hovered_instance.contains(inst.x0 + xs[k], inst.y0 + ys[k])
+    text = window.info_panel.instance_label.text()
+    assert canvas.hovered_instance.label in text and "area" in text
+
+
+def test_filters_search_tags_and_histogram(window, qtbot):
+    browser = window.browser
+    browser.search.setText("00003")
+    assert browser.model.rowCount() == 1
+    browser.search.clear()
+    assert browser.model.rowCount() == 12
+    # tag the current sample, then filter by that tag
+    window.tags_panel.entry.setText("check-me")
+    qtbot.keyClick(window.tags_panel.entry, Qt.Key.Key_Return)
+    sid = window.current_sample_id
+    assert "check-me" in window.dataset[sid].tags
+    qtbot.waitUntil(lambda: window.browser.tag_filter.findData("check-me") >= 0, timeout=10000)
+    browser.tag_filter.setCurrentIndex(browser.tag_filter.findData("check-me"))
+    assert browser.visible_ids() == [sid]
+    window.do_clear_filters()
+    assert browser.model.rowCount() == 12
+    # clicking a histogram bar keeps only samples with that class
+    hist = window.histogram
+    hist.repaint()
+    cls = "ring" if "ring" in hist.counts["ground_truth"] else next(iter(hist.counts["ground_truth"]))
+    rect = hist.bar_rect("ground_truth", cls)
+    qtbot.mouseClick(hist, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
+    ids = browser.visible_ids()
+    assert 0 < len(ids) < 12 or hist.counts["ground_truth"][cls] >= 12
+    for i in ids:
+        assert cls in [d.label for d in window.dataset[i].ground_truth.detections]
+    qtbot.mouseClick(hist, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
+    assert browser.model.rowCount() == 12
+
+
+def _drop(widget, path: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    pos = QPointF(widget.rect().center())
+    for cls in (QDropEvent,):
+        event = cls(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(widget, event)
+
+
+def test_drop_image_runs_model_then_add_to_dataset(window, qtbot, gui_model, demo_coco, tmp_path):
+    window.model_name = str(gui_model)
+    window.engine_settings.max_detections = 8
+    image = next((demo_coco.parent / "images").glob("*.png"))
+    _drop(window.canvas.viewport(), image)
+    assert window.canvas.data.scratch and window.canvas.data.filepath == str(image)
+    qtbot.waitUntil(lambda: window.canvas.data.fields.get("predictions"), timeout=120000)
+    assert len(window.canvas.data.fields["predictions"]) > 0
+    assert window.actions_["add_scratch"].isEnabled()
+    window.actions_["add_scratch"].trigger()
+    assert len(window.dataset) == 13
+    assert window.canvas.data.sample_id is not None and window.canvas.data.fields["predictions"]
+    # a non-image file gets an explanation, not a crash
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    _drop(window.canvas.viewport(), other)
+    assert window._message is not None and "maskreview opens images" in window._message.text()
+
+
+def test_inference_in_background_shows_predictions(window, qtbot, gui_model):
+    window.model_name = str(gui_model)
+    window.engine_settings.max_detections = 8
+    assert "predictions" not in window.canvas.data.fields
+    window.browser.view.selectAll()
+    job = window.run_inference("current")
+    assert job is not None and window.progress.isVisible()
+    with qtbot.waitSignal(job.finished, timeout=120000):
+        pass
+    qtbot.waitUntil(lambda: window.canvas.data.fields.get("predictions"), timeout=10000)
+    assert "predictions" in [window.fields_panel.field_list.item(i).data(Qt.ItemDataRole.UserRole)
+                             for i in range(window.fields_panel.field_list.count())]
+    before = grab(window)
+    qtbot.keyClick(window, Qt.Key.Key_P)
+    assert not np.array_equal(before, grab(window))
+    assert window.dataset[window.current_sample_id].predictions is not None
+
+
+def test_cancel_inference(window, qtbot, gui_model):
+    window.model_name = str(gui_model)
+    window.engine_settings.max_detections = 4
+    job = window.run_inference("dataset")
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    with qtbot.waitSignal(job.failed, timeout=120000) as blocker:
+        pass
+    assert blocker.args[1] == "cancelled"
+    assert window.inference is None
+
+
+def test_undecodable_image_shows_placeholder(window, qtbot, fo, tmp_path):
+    import shutil
+
+    src = window.dataset.first().filepath
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    shutil.copy(src, folder / "a.png")
+    shutil.copy(src, folder / "b.png")
+    window.set_dataset(open_source(folder))
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    window.browser.step(1)
+    data = window.canvas.data
+    assert data.filepath.endswith("b.png") and data.image is None and data.error
+    assert "cannot decode" in window.info_panel.error_label.text()
+    assert not window.info_panel.error_label.isHidden()
+    grab(window)  # paints the placeholder without raising
+    window.browser.step(-1)
+    assert window.canvas.data.error is None and window.info_panel.error_label.isHidden()
+
+
+def test_database_error_gets_a_dialog(window, qtbot):
+    from maskreview.core.errors import DatabaseError
+    from maskreview.gui.workers import Job
+
+    def fail(progress):
+        raise DatabaseError("cannot reach FiftyOne's database at /nowhere: ServerSelectionTimeoutError")
+
+    job = window._start_job(Job(fail, "opening"))
+    with qtbot.waitSignal(job.finished, timeout=10000):
+        pass
+    qtbot.waitUntil(lambda: window._message is not None)
+    box = window._message
+    assert "database" in box.text().lower() and "What to do" in box.informativeText()
+    assert window.isVisible()
+
+
+def test_settings_and_shortcut_sheet(window, qtbot, tmp_path):
+    from maskreview.gui.main_window import MainWindow
+    from maskreview.gui.settings import Settings
+
+    window.fields_panel.opacity.setValue(70)
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    window.close()
+    again = MainWindow(Settings(tmp_path / "gui.ini"))
+    qtbot.addWidget(again)
+    assert again.canvas.style.opacity == pytest.approx(0.7)
+    assert again.canvas.style.boxes is False
+    assert again.settings.last_dataset() == window.dataset.name
+    again.do_shortcuts()
+    table = again._sheet.table
+    keys = [table.item(r, 2).text() for r in range(table.rowCount())]
+    assert any("Ctrl+I" in k for k in keys) and any(k == "N" for k in keys)
+
+
+def test_extension_points(window, qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    from maskreview.gui.canvas import CanvasTool
+
+    dock = window.add_dock(QLabel("evaluation"), "Evaluation", "right")
+    assert dock.toggleViewAction() in window.view_menu.actions()
+
+    class Recorder(CanvasTool):
+        def __init__(self):
+            super().__init__()
+            self.points = []
+
+        def press(self, pos, event):
+            self.points.append((pos.x(), pos.y()))
+            return True
+
+    tool = Recorder()
+    window.canvas.set_tool(tool)
+    target = window.canvas.mapFromScene(QPointF(100.5, 60.5))
+    qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=target)
+    assert tool.points and abs(tool.points[0][0] - 100.5) < 1.5 and abs(tool.points[0][1] - 60.5) < 1.5
+    window.canvas.set_tool(None)
+    gt = window.canvas.data.fields["ground_truth"]
+    window.apply_filter([window.current_sample_id], [gt[0].id])
+    assert window.browser.model.rowCount() == 1
+    assert window.canvas.visible_counts()["ground_truth"] == (1, len(gt))
