@@ -74,8 +74,8 @@ class EvalResults:
     summary: dict
     gt: Objects
     pred: Objects
-    precision: np.ndarray  # [T, R, K] area all, 100 dets (COCOeval's, -1 = no GT)
-    pr_scores: np.ndarray  # [T, R, K] score at each recall point
+    precision: np.ndarray  # [T, K, R] area all, 100 dets (COCOeval's, -1 = no GT; FiftyOne's layout)
+    pr_scores: np.ndarray  # [T, K, R] score at each recall point
     recall: np.ndarray  # [T, K] max recall
     iou_thrs: np.ndarray
     rec_thrs: np.ndarray
