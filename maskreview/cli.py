@@ -107,7 +107,15 @@ def cmd_eval(args) -> int:
         if not args.source:
             raise MaskreviewError("give SOURCE (or --gt GT.json --pred RESULTS.json)")
         _, view = _open_view(args)
-        result = ev.evaluate(view, args.gt_field, args.pred_field, args.iou_type)
+        key = None if args.eval_key.lower() == "none" else args.eval_key
+        results = ev.evaluate_and_store(view, args.gt_field, args.pred_field, args.iou_type, eval_key=key,
+                                        iou_thresh=args.iou_thresh, progress=_progress())
+        result = {**results.summary, "warnings": results.warnings}
+        if key and not args.json:
+            print(f"stored under eval key {key!r} (per sample {key}_tp/_fp/_fn, per label {key}, {key}_id, "
+                  f"{key}_iou, {key}_biou)")
+    for warning in result.get("warnings", []):
+        print(f"maskreview: warning: {warning}", file=sys.stderr)
     keys = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
     if args.json:
         print(json.dumps({**{k: result[k] for k in keys}, "per_class": result["per_class"]}))
@@ -228,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt", help="a COCO instances JSON (with --pred)")
     p.add_argument("--pred", help="a COCO results JSON (with --gt)")
     p.add_argument("--iou-type", choices=("segm", "bbox"), default="segm")
-    p.add_argument("--eval-key", default="eval")
+    p.add_argument("--eval-key", default="eval", help="store per-sample/per-label results under this key "
+                   "(FiftyOne's conventions); 'none' stores nothing")
+    p.add_argument("--iou-thresh", type=float, default=0.5, help="IoU of the stored TP/FP/FN matches")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
