@@ -107,7 +107,7 @@ class Journal:
     """This session's journal file for one dataset."""
 
     def __init__(self, dataset_id: str, root: Path | None = None):
-        self.dir = (root or journal_root()) / dataset_id
+        self.dir = Path(root or journal_root()) / dataset_id
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / f"{time.time_ns()}-{os.getpid()}.jsonl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -167,7 +167,7 @@ class OrphanJournal:
 
 def orphans(dataset_id: str, root: Path | None = None) -> Iterator[OrphanJournal]:
     """Journal files of dead sessions, each locked while the caller replays it."""
-    folder = (root or journal_root()) / dataset_id
+    folder = Path(root or journal_root()) / dataset_id
     if not folder.is_dir():
         return
     for path in sorted(folder.glob("*.jsonl")):

@@ -1,0 +1,115 @@
+"""kill -9 a real editing process at random moments; every acknowledged edit must survive."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+from maskreview.core import edits as ed
+from maskreview.core.sources import open_source
+from maskreview.core.writeback import EditSession
+
+_EDITOR = """
+import sys
+from maskreview.core import store
+fo = store.connect()
+from maskreview.core import edits as ed
+from maskreview.core.writeback import EditSession
+name, root, run = sys.argv[1], sys.argv[2], sys.argv[3]
+ds = fo.load_dataset(name)
+session = EditSession(ds, journal_root=root)
+ids = ds.values("id")
+print("READY", session.replayed["applied"], flush=True)
+i = 0
+while True:
+    sid = ids[i % len(ids)]
+    tag = f"r{run}-{i}"
+    if i % 3 == 0:
+        ops = [ed.SampleTags((sid,), (tag,))]
+    elif i % 3 == 1:
+        ops = [ed.AddInstance(sid, "ground_truth", tag, polygons=((10, 10, 40, 10, 40, 40),))]
+    else:  # a batch: a tag on the next sample and an instance on this one
+        ops = [ed.SampleTags((ids[(i + 1) % len(ids)],), (tag,)),
+               ed.AddInstance(sid, "ground_truth", tag, polygons=((60, 60, 90, 60, 90, 95),))]
+    session.apply_many(ops)
+    for op in ops:
+        if isinstance(op, ed.SampleTags):
+            print("ACK tag", op.sample_ids[0], tag, flush=True)
+        else:
+            print("ACK label", op.sample_id, op.label_id, tag, flush=True)
+    i += 1
+"""
+
+
+def _run_and_kill(name: str, root, run: int, seconds: float) -> list[list[str]]:
+    proc = subprocess.Popen([sys.executable, "-c", _EDITOR, name, str(root), str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("READY"):
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert ready.wait(180), proc.stderr.read() if proc.poll() is not None else "editor did not start"
+    time.sleep(seconds)
+    proc.kill()  # SIGKILL
+    proc.wait()
+    reader.join(10)
+    # only whole lines count: the editor printed them after the edit was acknowledged
+    return [line.split() for line in lines if line.startswith("ACK") and line.endswith("\n")]
+
+
+def test_acknowledged_edits_survive_kill_9(fo, demo_coco, tmp_path):
+    dataset = open_source(demo_coco, name="crash-test")
+    root = tmp_path / "journal"
+    rng = random.Random(1234)
+    acked: list[list[str]] = []
+    for run in range(5):
+        acks = _run_and_kill(dataset.name, root, run, rng.uniform(0.3, 2.5))
+        assert acks, f"run {run} acknowledged nothing"
+        acked += acks
+        with EditSession(dataset, journal_root=root):  # reopening replays what the dead one journaled
+            pass
+        dataset.reload()
+        tags = dict(zip(*dataset.values(["id", "tags"])))
+        labels = {}
+        for sid, dets in zip(*dataset.values(["id", "ground_truth"])):
+            labels.update({(sid, d.id): d.label for d in dets.detections})
+        for ack in acked:
+            if ack[1] == "tag":
+                assert ack[3] in tags[ack[2]], f"acknowledged tag {ack[3]} lost"
+            else:
+                assert labels.get((ack[2], ack[3])) == ack[4], f"acknowledged instance {ack[4]} lost"
+    # the journal is empty once everything is replayed and no session is open
+    assert not list((root / str(dataset._doc.id)).glob("*.jsonl"))
+
+
+def test_replayed_instance_is_exactly_what_was_journaled(fo, demo_coco, tmp_path):
+    dataset = open_source(demo_coco, name="crash-exact")
+    sample = dataset.first()
+    root = tmp_path / "j"
+    dead = EditSession(dataset, journal_root=root)
+    op = ed.AddInstance(sample.id, "ground_truth", "ghost", polygons=((5, 5, 30, 8, 12, 40),))
+    change = ed.Resolver(dead._read([sample.id], {"ground_truth"})).resolve(op)
+    for p in change.patches:
+        p.expect, p.stamp = dead.versions.get(p.sample_id), dead._stamp()
+    dead._check_field("ground_truth")
+    dead.journal.append([change.patches])
+    os.close(dead.journal._fd)  # dies between the journal and the database
+    with EditSession(dataset, journal_root=root) as alive:
+        assert alive.replayed["applied"] == 1
+    det = {d.id: d for d in dataset[sample.id].ground_truth.detections}[op.label_id]
+    from maskreview.core import masks as mk
+
+    h, w = sample.metadata.height, sample.metadata.width
+    expected = mk.coco_to_bitmap([[5, 5, 30, 8, 12, 40]], h, w)
+    assert (mk.detection_to_bitmap(det, h, w) == expected).all() and det.label == "ghost"
