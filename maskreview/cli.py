@@ -166,6 +166,7 @@ def cmd_explain(args) -> int:
     image = read_image(args.image)
     engine = _engine(args)
     cap = internals.capture(engine, image)
+    internals.check_level(engine, args.level)
     if cap.message():
         print(f"maskreview: {cap.message()}", file=sys.stderr)
     paths = internals_render.explain(cap, image, args.out, level=args.level, top_k=args.top_k,

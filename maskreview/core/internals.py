@@ -151,6 +151,13 @@ def _pooler_info(pooler, names: list[str]) -> PoolerInfo | None:
                       int(pooler.canonical_box_size), int(pooler.canonical_level))
 
 
+def check_level(engine, level: str) -> None:
+    """Refuse a feature level the model's backbone does not produce (before any work is done)."""
+    names = list(engine.model.backbone.output_shape())
+    if level not in names:
+        raise BadInputError(f"level {level!r} is not in this backbone; choose one of {', '.join(names)}")
+
+
 def capture(engine, image_rgb: np.ndarray) -> Capture:
     """Run ``engine.model`` stage by stage on one RGB image and keep every stage's output."""
     import torch

@@ -156,7 +156,7 @@ def fpn_levels_view(cap: it.Capture, image: np.ndarray, mode: str = "mean", size
 # --------------------------------------------------------------------------------------------
 
 def rpn_view(cap: it.Capture, image: np.ndarray, top_k: int = 50, instance: int | None = None,
-             max_side: int = 768) -> np.ndarray:
+             max_side: int = 768, classes: list[str] | None = None) -> np.ndarray:
     """The top-K post-NMS proposals coloured by objectness; with ``instance``, the proposals that led to it."""
     base, f = _fit(image, max_side)
     props = cap.proposals
@@ -166,7 +166,7 @@ def rpn_view(cap: it.Capture, image: np.ndarray, top_k: int = 50, instance: int 
     if instance is not None and 0 <= instance < cap.num_instances:
         idx = it.proposals_for_instance(cap, instance)
         src = it.source_proposal(cap, instance)
-        lines = [f"instance {instance} ({_instance_name(cap, instance)}): {len(idx)} proposals with IoU > 0.5",
+        lines = [f"instance {instance} ({_instance_name(cap, instance, classes)}): {len(idx)} proposals with IoU > 0.5",
                  f"white: final box; thick: proposal {src} its box was refined from"]
     else:
         idx = np.arange(min(top_k, len(props)))
@@ -361,7 +361,7 @@ def explain(cap: it.Capture, image: np.ndarray, out_dir, level: str = "p3", top_
     if cap.proposals is not None:
         views["rpn_topk.png"] = rpn_view(cap, image, top_k)
         if has_instance:
-            views[f"rpn_instance_{instance}.png"] = rpn_view(cap, image, top_k, instance=instance)
+            views[f"rpn_instance_{instance}.png"] = rpn_view(cap, image, top_k, instance=instance, classes=classes)
     if cap.box_pooler is not None and cap.proposals is not None and len(cap.proposals):
         p = proposal if proposal is not None else (it.source_proposal(cap, instance) if has_instance else 0)
         rv = it.roi_view(cap, it.roi_box(cap, "proposal", p))
