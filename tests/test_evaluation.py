@@ -274,3 +274,17 @@ def test_bad_input(fo, ds, tmp_path):
         evaluate_files(gt_path, gt_path)
     with pytest.raises(BadInputError, match="not found"):
         evaluate_files(tmp_path / "missing.json", res_path)
+
+
+def test_box_mask_rle_equals_encoding_the_pasted_bitmap():
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        h, w = (int(v) for v in rng.integers(1, 50, size=2))
+        mh, mw = (int(v) for v in rng.integers(1, 25, size=2))
+        m = rng.random((mh, mw)) < rng.random()
+        x0, y0 = int(rng.integers(-8, w + 2)), int(rng.integers(-8, h + 2))
+        full = np.zeros((h, w), bool)
+        xs, ys, xe, ye = max(x0, 0), max(y0, 0), min(x0 + mw, w), min(y0 + mh, h)
+        if xe > xs and ye > ys:
+            full[ys:ye, xs:xe] = m[ys - y0:ye - y0, xs - x0:xe - x0]
+        assert coco.box_mask_rle(m, x0, y0, h, w) == mk.encode_rle(full)

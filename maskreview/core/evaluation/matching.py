@@ -122,7 +122,7 @@ class SampleMatcher:
     """
 
     def __init__(self, gt_dets, pred_dets, height: int, width: int, iou_type: str = "segm"):
-        from maskreview.core import masks as mk
+        from maskreview.core.evaluation.coco import detection_rle
 
         gts = list(gt_dets.detections) if gt_dets is not None else []
         preds = list(pred_dets.detections) if pred_dets is not None else []
@@ -133,7 +133,7 @@ class SampleMatcher:
         self.gt_crowd = [bool(d["iscrowd"]) if d.has_field("iscrowd") and d["iscrowd"] else False for d in gts]
         self.scores = [float(d.confidence) if d.confidence is not None else 1.0 for d in preds]
         if iou_type == "segm":
-            geo = lambda d: mk.detection_to_rle(d, height, width)  # noqa: E731
+            geo = lambda d: detection_rle(d, height, width)  # noqa: E731
         else:
             geo = lambda d: [v * s for v, s in zip(d.bounding_box, (width, height, width, height))]  # noqa: E731
         self.ious = geometry_ious([geo(d) for d in preds], [geo(d) for d in gts], self.gt_crowd)

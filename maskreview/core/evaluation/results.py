@@ -82,6 +82,8 @@ class EvalResults:
     blocks: list[PairBlock] = field(default_factory=list)
     gt_geoms: list = field(default_factory=list)  # RLE dicts (segm) or [x, y, w, h] boxes
     pred_geoms: list = field(default_factory=list)
+    gt_masks: list = field(default_factory=list)  # segm: (x0, y0, box mask) per GT
+    pred_masks: list = field(default_factory=list)
     eval_key: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -177,7 +179,7 @@ def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions
         np.transpose(ev.eval["precision"][:, :, :, 0, -1], (0, 2, 1)),
         np.transpose(ev.eval["scores"][:, :, :, 0, -1], (0, 2, 1)),
         ev.eval["recall"][:, :, 0, -1], np.asarray(ev.params.iouThrs), np.asarray(ev.params.recThrs),
-        blocks, gt_geoms, pred_geoms, warnings=list(inputs.warnings))
+        blocks, gt_geoms, pred_geoms, inputs.gt_masks, inputs.pred_masks, warnings=list(inputs.warnings))
     progress.advance()
     if occlusion:
         compute_occlusion(results)
@@ -215,13 +217,15 @@ def compute_occlusion(results: EvalResults) -> None:
 
 def compute_boundary_iou(results: EvalResults) -> None:
     """Boundary IoU of every matched (TP or crowd-ignored) prediction and its GT (segm only)."""
-    from maskreview.core.evaluation.boundary import boundary_iou
+    from maskreview.core.evaluation.boundary import boundary_iou_masks
 
     if results.iou_type != "segm":
         return
     for d in np.flatnonzero(results.pred.match >= 0):
         g = results.pred.match[d]
-        b = boundary_iou(results.gt_geoms[g], results.pred_geoms[d])
+        i = results.pred.img[d]
+        b = boundary_iou_masks(results.gt_masks[g], results.pred_masks[d], int(results.heights[i]),
+                               int(results.widths[i]))
         results.pred.biou[d] = b
         if results.gt.match[g] == d:
             results.gt.biou[g] = b

@@ -44,8 +44,10 @@ def _declare_fields(dataset, results: EvalResults, eval_key: str) -> None:
         prefix = f"{field}.detections.{eval_key}"
         schema.update({prefix: fof.StringField(), f"{prefix}_id": fof.StringField(),
                        f"{prefix}_iou": fof.FloatField(), f"{prefix}_biou": fof.FloatField()})
-    # one schema merge (one reload) instead of FiftyOne's register_samples, which reloads per field
-    dataset._merge_sample_field_schema(schema)
+    existing = dataset.get_field_schema(flat=True)
+    schema = {path: f for path, f in schema.items() if path not in existing}
+    if schema:  # one schema merge (one reload) instead of FiftyOne's register_samples, which reloads per field
+        dataset._merge_sample_field_schema(schema)
 
 
 def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
