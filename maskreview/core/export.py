@@ -1,0 +1,201 @@
+"""Export a dataset, a tagged view or tagged labels as COCO (RLE, pixel-exact) or FiftyOne.
+
+COCO masks are written as compressed RLE computed from the exact bitmaps (FiftyOne's own COCO
+exporter writes polygons, which loses holes and thin parts). Nothing is ever written outside
+the output folder: copied images get sanitized, de-duplicated base names under ``images/``,
+whatever the sample file names are. The export is staged in a hidden folder beside the target
+and renamed into place at the end, so a failed export (disk full, cancel) leaves nothing that
+looks complete. The target must not exist or be an empty folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from maskreview.core import masks as mk
+from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.progress import Progress
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def select(dataset, tags=None, label_tags=None, field: str = "ground_truth"):
+    """Samples with any of ``tags``; with ``label_tags``, only labels with any of them."""
+    view = dataset.view()
+    if tags:
+        view = view.match_tags(list(tags))
+    if label_tags:
+        view = view.select_labels(tags=list(label_tags), fields=[field])
+    return view
+
+
+def safe_name(path: str, used: set[str]) -> str:
+    """A file name that is only a base name of safe characters, unique (case-insensitively)."""
+    base = str(path).replace("\\", "/").rsplit("/", 1)[-1]
+    stem, ext = os.path.splitext(base)
+    stem = _UNSAFE.sub("_", stem).strip("._")[:100] or "image"
+    ext = _UNSAFE.sub("", ext)[:12]
+    name, n = stem + ext, 1
+    while name.lower() in used:
+        n += 1
+        name = f"{stem}-{n}{ext}"
+    used.add(name.lower())
+    return name
+
+
+def export(view, out_dir, fmt: str = "coco", field: str = "ground_truth", copy_images: bool = False,
+           progress: Progress | None = None) -> dict:
+    """Write ``view`` to ``out_dir``; returns counts. Raises :class:`BadInputError` for bad targets."""
+    if fmt not in FORMATS:
+        raise BadInputError(f"{fmt}: unknown export format; use {' or '.join(FORMATS)}")
+    if fmt == "coco" and field not in view._dataset.get_field_schema():
+        raise BadInputError(f"dataset {view._dataset.name!r} has no field {field!r} to export")
+    progress = progress or Progress()
+    out = Path(out_dir).expanduser().absolute()
+    staging = _staging_dir(out)
+    try:
+        report = FORMATS[fmt](view, staging, field, copy_images, progress)
+        _check_inside(staging)
+        if out.exists():
+            out.rmdir()  # checked empty above; fails (and we stop) if something appeared meanwhile
+        os.rename(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise MaskreviewError(f"{out}: disk full during export; nothing was written") from exc
+        raise MaskreviewError(f"{out}: export failed ({exc.strerror or exc}); nothing was written") from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        progress.finish()
+    return {**report, "out": str(out)}
+
+
+def _staging_dir(out: Path) -> Path:
+    if out.exists():
+        if not out.is_dir():
+            raise BadInputError(f"{out}: exists and is not a folder")
+        if any(out.iterdir()):
+            raise BadInputError(f"{out}: folder is not empty; export into a new or empty folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as exc:
+        raise BadInputError(f"{out}: cannot write there ({exc.strerror or exc})") from exc
+    return staging
+
+
+def _check_inside(root: Path) -> None:
+    real = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink() or not path.resolve().is_relative_to(real):
+                raise MaskreviewError(f"refusing to export: {path} would point outside {root}")
+
+
+# --------------------------------------------------------------------------------------------
+# COCO
+# --------------------------------------------------------------------------------------------
+
+def _categories(view, field: str) -> list[dict]:
+    labels = set(view.distinct(f"{field}.detections.label"))
+    known = view._dataset.info.get("coco_categories") or []
+    if known and labels <= {c.get("name") for c in known}:
+        return [{k: c[k] for k in ("id", "name", "supercategory") if k in c} for c in known]
+    names = [c for c in (view._dataset.default_classes or []) if c in labels]
+    names += sorted(labels - set(names))
+    return [{"id": i + 1, "name": n} for i, n in enumerate(names)]
+
+
+def coco_dict(view, field: str, file_names: list[str], progress: Progress) -> dict:
+    """The COCO instances dict of ``view``'s ``field``, masks as exact RLE."""
+    from pycocotools import mask as mask_utils
+
+    from maskreview.core.images import image_header
+
+    categories = _categories(view, field)
+    cat_id = {c["name"]: c["id"] for c in categories}
+    images, annotations = [], []
+    for index, (path, meta, dets) in enumerate(zip(*view.values(["filepath", "metadata", field]))):
+        progress.check()
+        if meta is not None and meta.width and meta.height:
+            width, height = int(meta.width), int(meta.height)
+        else:
+            width, height, _ = image_header(path)
+        image_id = index + 1
+        images.append({"id": image_id, "file_name": file_names[index], "width": width, "height": height})
+        for det in (dets.detections if dets is not None else []):
+            ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": cat_id[det.label],
+                   "iscrowd": int(bool(det["iscrowd"])) if det.has_field("iscrowd") and det["iscrowd"] else 0}
+            x, y, w, h = det.bounding_box
+            box = [x * width, y * height, w * width, h * height]
+            if det.mask is not None:
+                rle = mk.detection_to_rle(det, height, width)
+                area = float(mask_utils.area(rle))
+                ann.update(segmentation=mk.rle_to_json(rle), area=area,
+                           bbox=[float(v) for v in mask_utils.toBbox(rle)] if area else box)
+            else:
+                ann.update(bbox=box, area=float(box[2] * box[3]))
+            if det.confidence is not None:
+                ann["score"] = float(det.confidence)
+            annotations.append(ann)
+        progress.advance()
+    return {"info": {"description": f"exported by maskreview from {view._dataset.name}"},
+            "images": images, "annotations": annotations, "categories": categories}
+
+
+def export_coco(view, staging: Path, field: str, copy_images: bool, progress: Progress) -> dict:
+    paths = view.values("filepath")
+    progress.start(len(paths) * (2 if copy_images else 1), "exporting COCO")
+    if copy_images:
+        images_dir = staging / "images"
+        images_dir.mkdir()
+        used: set[str] = set()
+        file_names = []
+        for path in paths:
+            progress.check()
+            name = safe_name(path, used)
+            target = images_dir / name
+            if not target.resolve().parent == images_dir.resolve():
+                raise MaskreviewError(f"refusing to write {target} outside {images_dir}")
+            try:
+                shutil.copyfile(path, target)
+            except FileNotFoundError as exc:
+                raise BadInputError(f"{path}: image not found; export without --copy-images or restore it") from exc
+            file_names.append(name)
+            progress.advance()
+    else:
+        file_names = [str(Path(p).absolute()) for p in paths]
+    data = coco_dict(view, field, file_names, progress)
+    with open(staging / "annotations.json", "w", encoding="utf-8") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"format": "coco", "samples": len(data["images"]), "annotations": len(data["annotations"])}
+
+
+# --------------------------------------------------------------------------------------------
+# FiftyOne
+# --------------------------------------------------------------------------------------------
+
+def export_fiftyone(view, staging: Path, field: str, copy_images: bool, progress: Progress) -> dict:
+    from maskreview.core.store import fiftyone
+
+    fo = fiftyone()
+    progress.start(1, "exporting FiftyOne dataset")
+    view.export(export_dir=str(staging), dataset_type=fo.types.FiftyOneDataset, export_media=bool(copy_images),
+                overwrite=True, progress=False)
+    progress.advance()
+    return {"format": "fiftyone", "samples": len(view),
+            "annotations": view.count(f"{field}.detections") if field in view._dataset.get_field_schema() else 0}
+
+
+FORMATS = {"coco": export_coco, "fiftyone": export_fiftyone}

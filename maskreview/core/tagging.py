@@ -1,0 +1,74 @@
+"""Review tags: the configurable key map, tag ops for a key press, and review progress.
+
+The key map is plain data (``{"1": "fp", ...}``) with defaults here and the user's overrides in
+``<user config dir>/tag_keys.json``. A key press tags the selected labels (label tags) when
+there are any, else the current or selected samples (sample tags); pressing it again removes
+the tag (toggle). Tags are FiftyOne's own sample and label tags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from maskreview.core.edits import LabelRef, LabelTags, Op, SampleTags
+from maskreview.core.errors import BadInputError
+
+REVIEWED = "reviewed"
+DEFAULT_TAG_KEYS: dict[str, str] = {"1": "fp", "2": "missed", "3": "bad-boundary", "4": "wrong-class", "r": REVIEWED}
+
+
+def config_dir() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(os.environ.get("MASKREVIEW_CONFIG_DIR") or user_config_dir("maskreview", appauthor=False))
+
+
+def tag_keys_path() -> Path:
+    return config_dir() / "tag_keys.json"
+
+
+def load_tag_keys(path: Path | None = None) -> dict[str, str]:
+    """Defaults updated with the user's file (a key mapped to ``null`` is switched off)."""
+    path = path or tag_keys_path()
+    keys = dict(DEFAULT_TAG_KEYS)
+    if path.is_file():
+        try:
+            user = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BadInputError(f"{path}: not a valid key map (JSON object of key -> tag): {exc}") from exc
+        if not isinstance(user, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str))
+                                                 for k, v in user.items()):
+            raise BadInputError(f"{path}: a key map is a JSON object of key -> tag name")
+        keys.update(user)
+    return {k: v for k, v in keys.items() if v}
+
+
+def save_tag_keys(keys: dict[str, str], path: Path | None = None) -> Path:
+    path = path or tag_keys_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(keys, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def tag_op(tag: str, sample_ids: list[str], labels: list[LabelRef] | None = None, mode: str = "toggle") -> Op:
+    """The op for a tag key: label tags on the selected labels, else sample tags."""
+    if labels:
+        return LabelTags(tuple(labels), (tag,), mode)
+    if not sample_ids:
+        raise BadInputError("nothing selected to tag")
+    return SampleTags(tuple(sample_ids), (tag,), mode)
+
+
+def op_for_key(key: str, sample_ids: list[str], labels: list[LabelRef] | None = None,
+               keys: dict[str, str] | None = None) -> Op | None:
+    tag = (keys if keys is not None else load_tag_keys()).get(key)
+    return tag_op(tag, sample_ids, labels) if tag else None
+
+
+def review_progress(view, tag: str = REVIEWED) -> tuple[int, int]:
+    """``(reviewed, total)`` samples of a dataset or view."""
+    return view.match_tags(tag).count(), view.count()
