@@ -143,6 +143,24 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from maskreview.core import export as ex
+
+    dataset, _ = _open_view(argparse.Namespace(source=args.source, images=args.images))
+    view = ex.select(dataset, _split(args.tags), _split(args.label_tags), args.field)
+    if len(view) == 0:
+        raise MaskreviewError("nothing to export: no sample matches the given --tags/--label-tags")
+    report = ex.export(view, args.out, args.format, field=args.field, copy_images=args.copy_images,
+                       progress=_progress())
+    print(f"exported {report['samples']} samples, {report['annotations']} instances as {report['format']} "
+          f"to {report['out']}")
+    return 0
+
+
+def _split(text):
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
 def cmd_models(args) -> int:
     from maskreview.core import models
 
@@ -259,6 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in OUT/work")
     p.add_argument("--opts", nargs=argparse.REMAINDER, help="detectron2 config overrides: KEY VALUE ...")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export samples (or tagged ones) as COCO with RLE masks or as FiftyOne")
+    p.add_argument("source", help=source_help)
+    p.add_argument("--images")
+    p.add_argument("--tags", help="only samples with any of these tags (comma-separated)")
+    p.add_argument("--label-tags", help="only labels with any of these tags (comma-separated)")
+    p.add_argument("--field", default="ground_truth", help="label field to export")
+    p.add_argument("--format", choices=("coco", "fiftyone"), default="coco")
+    p.add_argument("--out", required=True, help="a new or empty folder")
+    p.add_argument("--copy-images", action="store_true", help="copy the images into OUT (default: refer to them)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list the demo model, local models, cached weights and zoo configs")
     p.set_defaults(func=cmd_models)
