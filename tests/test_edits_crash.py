@@ -59,7 +59,7 @@ def _run_and_kill(name: str, root, run: int, seconds: float) -> list[list[str]]:
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    assert ready.wait(180), proc.stderr.read() if proc.poll() is not None else "editor did not start"
+    assert ready.wait(600), proc.stderr.read() if proc.poll() is not None else "editor did not start"
     time.sleep(seconds)
     proc.kill()  # SIGKILL
     proc.wait()
