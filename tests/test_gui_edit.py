@@ -247,3 +247,22 @@ def test_class_picker_searches(qtbot):
     qtbot.keyClicks(picker, "squ")
     qtbot.keyClick(picker, Qt.Key.Key_Return)
     assert got == ["square"]
+
+
+def test_export_dialog_job_writes_the_tagged_samples(ds, qtbot, tmp_path):
+    import json
+
+    from maskreview.core.progress import Progress
+    from maskreview.gui.export_dialog import ExportDialog
+
+    sample = ds.first()
+    sample.tags = ["reviewed"]
+    sample.save()
+    dialog = ExportDialog(ds)
+    qtbot.addWidget(dialog)
+    assert dialog.tags.text() == "reviewed" and dialog.field.currentText() == "ground_truth"
+    dialog.out.setText(str(tmp_path / "export"))
+    report = dialog.job_fn()(Progress())
+    data = json.loads((tmp_path / "export" / "annotations.json").read_text())
+    assert report["samples"] == 1 == len(data["images"])
+    assert len(data["annotations"]) == len(sample.ground_truth.detections)

@@ -319,7 +319,9 @@ class Promote(Op):
     def resolve(self, r: Resolver) -> None:
         pred = r.label(self.ref)
         run = (r.runs_info or {}).get(self.ref.field) or {}
-        doc = {k: copy.deepcopy(v) for k, v in pred.items() if k not in ("_id", "confidence", "tags", "index")}
+        # only the label itself: evaluation results and review tags belong to the prediction
+        doc = {k: copy.deepcopy(pred[k]) for k in ("_cls", "attributes", "label", "bounding_box", "mask", "iscrowd")
+               if k in pred}
         doc.update({
             "_id": _oid(self.label_id), "tags": [], "review_added": True,
             "source_field": self.ref.field, "source_label_id": self.ref.label_id,

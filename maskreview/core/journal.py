@@ -123,7 +123,7 @@ class Journal:
             self.seq += 1
             seqs.append(self.seq)
             lines.append(json.dumps({"seq": self.seq, "patches": [encode_patch(p) for p in patches]}))
-        os.write(self._fd, ("\n".join(lines) + "\n").encode())
+        _write_all(self._fd, ("\n".join(lines) + "\n").encode())
         os.fsync(self._fd)
         self.open_seqs.update(seqs)
         return seqs
@@ -131,7 +131,7 @@ class Journal:
     def mark(self, seqs: list[int], what: str = "applied") -> None:
         # No fsync: a lost marker only means an idempotent replay of an applied change.
         if seqs:
-            os.write(self._fd, (json.dumps({what: list(seqs)}) + "\n").encode())
+            _write_all(self._fd, (json.dumps({what: list(seqs)}) + "\n").encode())
             self.open_seqs.difference_update(seqs)
 
     def close(self) -> None:
@@ -141,6 +141,12 @@ class Journal:
             self.path.unlink(missing_ok=True)
         os.close(self._fd)
         self._fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _fsync_dir(path: Path) -> None:
