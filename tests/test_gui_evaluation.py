@@ -1,0 +1,105 @@
+"""Evaluation panels offscreen: confusion cell clicks carry exact ids, tables sort, sliders re-match."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from maskreview.core.evaluation import analysis, results as R, synthetic
+from maskreview.gui.panels.evaluation import EvaluationDock
+
+
+@pytest.fixture(scope="module")
+def evaluated(demo_coco):
+    from maskreview.core.sources import open_source
+    from maskreview.core.store import connect
+
+    dataset = open_source(demo_coco, name="gui-eval-tests")
+    synthetic.write_perturbed_predictions(dataset, seed=4)
+    yield dataset, R.compute(dataset)
+    if "gui-eval-tests" in connect().list_datasets():
+        dataset.delete()
+
+
+@pytest.fixture
+def dock(qtbot, evaluated):
+    w = EvaluationDock()
+    qtbot.addWidget(w)
+    w.resize(900, 700)
+    w.show()
+    w.set_results(evaluated[1])
+    qtbot.waitUntil(lambda: w.summary.text("TP") != "–", timeout=20000)
+    return w
+
+
+def test_summary_and_pr(dock, evaluated):
+    res = evaluated[1]
+    assert dock.summary.text("mAP") == f"{res.summary['mAP']:.3f}"
+    assert int(dock.summary.text("TP")) == int((res.pred.outcome == "tp").sum())
+    assert set(dock.pr.curves) == set(res.classes)
+
+
+def test_confusion_cell_click_emits_exact_ids(qtbot, dock, evaluated):
+    res = evaluated[1]
+    conf = dock.confusion
+    k = len(res.classes)
+    r, c = next((r, c) for r in range(k) for c in range(k) if r != c and conf.matrix[r, c])
+    dock.tabs.setCurrentWidget(dock.confusion_view)
+    view = dock.confusion_view
+    view.scrollToItem(view.item(r, c))
+    rect = view.visualItemRect(view.item(r, c))
+    with qtbot.waitSignal(dock.filter_requested, timeout=5000) as blocker:
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    samples, labels, _ = blocker.args
+    expected = conf.cell_ids(r, c)
+    assert (samples, labels) == (expected[0], expected[1])
+    gt_ids = set(res.gt.label_id[(res.gt.cls == r)])
+    pred_ids = set(res.pred.label_id[(res.pred.cls == c)])
+    assert set(labels) <= gt_ids | pred_ids and set(labels) & gt_ids and set(labels) & pred_ids
+    # the background column holds the missed GT of that class
+    r = next(r for r in range(k) if conf.matrix[r, k])
+    view.scrollToItem(view.item(r, k))
+    rect = view.visualItemRect(view.item(r, k))
+    with qtbot.waitSignal(dock.filter_requested, timeout=5000) as blocker:
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    labels = blocker.args[1]
+    assert len(labels) == conf.matrix[r, k] and set(labels) <= set(res.gt.label_id[res.gt.outcome == "fn"])
+
+
+def test_class_table_sorts(qtbot, dock, evaluated):
+    table = dock.class_table
+    col = table.COLUMNS.index("AP")
+    table.horizontalHeader().sectionClicked.emit(col)  # a click on the header sorts
+    first = [float(v) for v in table.column_values("AP")]
+    table.horizontalHeader().sectionClicked.emit(col)
+    second = [float(v) for v in table.column_values("AP")]
+    assert sorted(first) in (first, first[::-1]) and second == first[::-1] and first != second
+    table.sortByColumn(table.COLUMNS.index("support"), Qt.SortOrder.DescendingOrder)
+    supports = [int(v) for v in table.column_values("support")]
+    assert supports == sorted(supports, reverse=True)
+
+
+def test_groups_sort_and_sliders(qtbot, dock, evaluated):
+    dataset, res = evaluated
+    item = dock.groups.find("small")
+    with qtbot.waitSignal(dock.filter_requested, timeout=5000) as blocker:
+        dock.groups.itemClicked.emit(item, 0)
+    group = next(g for g in analysis.failure_groups(res) if g.name == "small")
+    assert blocker.args[0] == group.sample_ids and blocker.args[1] == group.label_ids
+    with qtbot.waitSignal(dock.sort_requested, timeout=5000) as blocker:
+        dock.sort_box.setCurrentIndex(2)  # most false negatives
+    assert blocker.args[0] == analysis.sample_order(res, "fn")
+
+    sample = dataset.first()
+    outcomes = dock.set_current_sample(sample)
+    i = res.sample_ids.index(sample.id)
+    for row in np.flatnonzero(res.pred.img == i):
+        assert outcomes[res.pred.label_id[row]] == res.pred.outcome[row]
+    with qtbot.waitSignal(dock.sample_outcomes_changed, timeout=5000) as per_sample, \
+            qtbot.waitSignal(dock.rematched, timeout=30000) as figures:
+        dock.conf_slider.setValue(100)  # synthetic scores are all below 1.0
+    assert all(o in ("below", "fn", "ignored") for o in per_sample.args[1].values())
+    qtbot.waitUntil(lambda: dock.summary.text("TP") == "0", timeout=30000)
+    assert figures.args[0].totals["FN"] == int((res.gt.outcome != "ignored").sum()) or figures.args[0].conf_thresh < 1
+    assert int(dock.summary.text("TP")) == figures.args[0].totals["TP"]
