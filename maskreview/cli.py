@@ -84,8 +84,8 @@ def _engine(args):
 def cmd_infer(args) -> int:
     from maskreview.core.inference import run_inference
 
+    engine = _engine(args)  # first: a bad model or weights file must not leave an import behind
     dataset, view = _open_view(args)
-    engine = _engine(args)
     report = run_inference(view, engine, field=args.field, progress=_progress(), overwrite=args.overwrite,
                            batch_size=args.batch_size)
     print(f"{dataset.name}: predicted {report.predicted} samples into '{args.field}' "
@@ -135,7 +135,7 @@ def cmd_train(args) -> int:
     _, view = _open_view(args)
     settings = TrainSettings(iters=args.iters, lr=args.lr, batch=args.batch, holdout=args.holdout,
                              checkpoint_period=args.checkpoint_period, fp16_weights=args.fp16,
-                             resume=args.resume, opts=args.opts or [])
+                             resume=args.resume, log_period=args.log_period, opts=args.opts or [])
     report = train(view, args.gt_field, args.base, args.out, settings, progress=_progress())
     held = report.get("held_out_eval")
     print(f"model written to {args.out}"
@@ -173,7 +173,8 @@ def cmd_models(args) -> int:
         print(f"  {path}")
     print("model-zoo configs (weights download on first use):")
     for name in models.zoo_config_names():
-        print(f"  {name}")
+        cached = models.cached_weights_path(models.zoo_weights_url(name)).exists()
+        print(f"  {name}" + ("  (weights cached)" if cached else ""))
     return 0
 
 
@@ -183,8 +184,8 @@ def cmd_explain(args) -> int:
 
     image = read_image(args.image)
     engine = _engine(args)
-    cap = internals.capture(engine, image)
     internals.check_level(engine, args.level)
+    cap = internals.capture(engine, image)
     if cap.message():
         print(f"maskreview: {cap.message()}", file=sys.stderr)
     paths = internals_render.explain(cap, image, args.out, level=args.level, top_k=args.top_k,
@@ -273,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int)
     p.add_argument("--holdout", type=float, default=0.1, help="fraction held out and evaluated at the end")
     p.add_argument("--checkpoint-period", type=int, default=500)
+    p.add_argument("--log-period", type=int, default=20, help="iterations between loss-log entries")
     p.add_argument("--fp16", action="store_true", help="write half-precision weights (smaller files)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in OUT/work")
     p.add_argument("--opts", nargs=argparse.REMAINDER, help="detectron2 config overrides: KEY VALUE ...")

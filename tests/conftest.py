@@ -56,6 +56,14 @@ def demo_coco(tmp_path_factory) -> Path:
     return write_demo_dataset(tmp_path_factory.mktemp("demo"), n=12, seed=7)
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A model dir of the demo architecture with random weights (see helpers_engine.py)."""
+    from helpers_engine import make_tiny_model_dir
+
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny_model"))
+
+
 def run_cli(*args: str, check: bool = False, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python -m maskreview`` in a fresh process against the tests' database."""
     proc = subprocess.run([sys.executable, "-m", "maskreview", *args], capture_output=True, text=True,

@@ -142,8 +142,9 @@ def zoo_weights_url(name: str) -> str | None:
 
 def _resolve_zoo(name: str) -> ModelSpec | None:
     key = name.removesuffix(".yaml")
-    config = _zoo_configs_dir() / f"{key}.yaml"
-    if "/" not in key or not config.is_file():
+    root = _zoo_configs_dir()
+    config = (root / f"{key}.yaml").resolve()
+    if "/" not in key or not config.is_relative_to(root.resolve()) or not config.is_file():
         return None
     return ModelSpec(key, config, zoo_weights_url(key), [], "zoo")  # classes: see model_classes
 

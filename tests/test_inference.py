@@ -1,0 +1,267 @@
+"""The engine on detectron2 (CPU, a random-init demo-architecture model) and batch runs over datasets."""
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+
+from maskreview.core import masks as mk
+from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
+from maskreview.core.images import read_image
+from maskreview.core.inference import (RUNS_INFO_KEY, Engine, EngineSettings, box_mask_detection, prefetched,
+                                       run_inference)
+from maskreview.core.progress import Progress
+
+# random weights score every class about equally: a low threshold gives detections to check
+SETTINGS = EngineSettings(device="cpu", score_thresh=0.05, max_detections=8)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    return Engine(str(tiny_model), settings=SETTINGS)
+
+
+@pytest.fixture
+def dataset(fo, demo_coco):
+    from maskreview.core.sources import open_source
+
+    return open_source(demo_coco, name="infer-test")
+
+
+class CancelAfter(Progress):
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def on_update(self):
+        if self.done >= self.n:
+            self.cancel()
+
+
+# ------------------------------------------------------------------------------ the engine
+
+def test_engine_predicts_detections_with_exact_box_masks(engine, demo_coco):
+    assert engine.classes == ["circle", "square", "triangle", "ring", "cross"]
+    assert engine.device == "cpu" and engine.has_masks and len(engine.weights_sha256) == 64
+    image = read_image(next((demo_coco.parent / "images").glob("*.png")))
+    height, width = image.shape[:2]
+    instances = engine.predict_instances([image])[0]
+    assert 0 < len(instances) <= SETTINGS.max_detections
+    assert float(instances.scores.min()) >= SETTINGS.score_thresh
+    detections = engine.to_detections(instances).detections
+    assert len(detections) == len(instances)
+    for det, box, full, label in zip(detections, instances.pred_boxes.tensor.numpy(),
+                                     instances.pred_masks.numpy(), instances.pred_classes.numpy()):
+        assert det.label == engine.classes[label]
+        np.testing.assert_array_equal(mk.detection_to_bitmap(det, height, width), full)  # exact round trip
+        x0, y0, x1, y1 = box
+        if full[:, :].any():
+            ys, xs = np.nonzero(full)
+            if xs.min() >= round(x0) and ys.min() >= round(y0):
+                assert det.bounding_box == pytest.approx([x0 / width, y0 / height, (x1 - x0) / width,
+                                                          (y1 - y0) / height])
+    assert engine.predict(image).detections[0].label == detections[0].label
+
+
+def test_box_mask_detection_keeps_the_box_and_grows_it_for_stray_pixels(fo):
+    full = np.zeros((20, 30), bool)
+    full[5:9, 10:14] = True
+    det = box_mask_detection(full, [9.6, 4.7, 14.2, 9.4], "a")
+    assert det.bounding_box == pytest.approx([9.6 / 30, 4.7 / 20, 4.6 / 30, 4.7 / 20])
+    assert det.mask.shape == (4, 4)
+    np.testing.assert_array_equal(mk.detection_to_bitmap(det, 20, 30), full)
+    full[15, 25] = True  # outside the predicted box
+    det = box_mask_detection(full, [9.6, 4.7, 14.2, 9.4], "a")
+    np.testing.assert_array_equal(mk.detection_to_bitmap(det, 20, 30), full)
+    empty = box_mask_detection(np.zeros((20, 30), bool), [2, 2, 5, 6], "b")
+    assert empty.mask.shape == (4, 3) and not empty.mask.any()
+
+
+def test_run_key_follows_model_and_thresholds(tiny_model, engine):
+    other = Engine(str(tiny_model), settings=EngineSettings(device="cpu", score_thresh=0.3, max_detections=8))
+    assert other.run_key != engine.run_key
+    assert Engine(str(tiny_model), settings=SETTINGS).run_key == engine.run_key
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
+def test_cuda_asked_for_but_absent(tiny_model):
+    with pytest.raises(MaskreviewError, match=r"CUDA was asked for \(--device cuda\).*no CUDA GPU"):
+        Engine(str(tiny_model), settings=EngineSettings(device="cuda"))
+    with pytest.raises(BadInputError, match="unknown device"):
+        Engine(str(tiny_model), settings=EngineSettings(device="tpu"))
+
+
+def _model_copy(tiny_model, tmp_path, config_edit=None, classes=None, weights=None):
+    out = tmp_path / "model"
+    shutil.copytree(tiny_model, out)
+    if config_edit:
+        text = (out / "config.yaml").read_text()
+        old, new = config_edit
+        assert old in text
+        (out / "config.yaml").write_text(text.replace(old, new))
+    if classes is not None:
+        (out / "classes.json").write_text(json.dumps(classes))
+    if weights is not None:
+        (out / "model_final.pth").write_bytes(weights)
+    return out
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (dict(config_edit=("MODEL:", "MODEL: [unclosed")), "not a usable detectron2 config"),
+    (dict(config_edit=("  ROI_HEADS:\n", "  ROI_HEADS:\n    NO_SUCH_KEY: 1\n")), "not a usable detectron2 config"),
+    (dict(config_edit=("NUM_CLASSES: 5", "NUM_CLASSES: 3"), classes=["a", "b", "c"]),
+     "class-count mismatch: the config has 3 classes, the weights have 5"),
+    (dict(classes=["a", "b"]), "class-count mismatch: the config has 5 classes, classes.json names 2"),
+    (dict(config_edit=("OUT_CHANNELS: 128", "OUT_CHANNELS: 64")), "does not fit the config"),
+    (dict(weights=b"PK\x03\x04 truncated zip"), "corrupt or not a checkpoint"),
+])
+def test_bad_model_inputs_fail_before_anything_runs(tiny_model, tmp_path, edit, fragment):
+    model = _model_copy(tiny_model, tmp_path, **edit)
+    with pytest.raises(BadInputError, match=fragment) as err:
+        Engine(str(model), settings=SETTINGS)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_weights(tiny_model, tmp_path):
+    model = _model_copy(tiny_model, tmp_path)
+    (model / "model_final.pth").unlink()
+    with pytest.raises(BadInputError, match="no weights; pass --weights PATH"):
+        Engine(str(model), settings=SETTINGS)
+    with pytest.raises(BadInputError, match="weights file not found"):
+        Engine(str(model), weights=str(tmp_path / "nope.pth"), settings=SETTINGS)
+    assert Engine(str(model), weights=str(tiny_model / "model_final.pth"), settings=SETTINGS).classes
+
+
+# ------------------------------------------------------------------------------ prefetch
+
+def test_prefetch_decodes_ahead_on_threads_and_keeps_order():
+    decoded = {i: threading.Event() for i in range(6)}
+    threads = set()
+
+    def decode(i):
+        threads.add(threading.current_thread().name)
+        if i == 0:  # item 0 only finishes once item 1 is decoded: proves they run at once
+            assert decoded[1].wait(10)
+        decoded[i].set()
+        return i * 10
+
+    stream = prefetched(range(6), workers=2, depth=3, decode=decode)
+    first = next(stream)
+    assert first == (0, 0)
+    # while the consumer holds item 0 (the model's turn), the next items decode
+    assert decoded[2].wait(10) and decoded[3].wait(10)
+    assert [item for item in stream] == [(i, i * 10) for i in range(1, 6)]
+    assert threads and all(name.startswith("decode") for name in threads)
+
+
+# ------------------------------------------------------------------------------ batch runs
+
+def test_run_writes_detections_records_and_resumes(dataset, engine):
+    report = run_inference(dataset, engine, write_every=5)
+    assert (report.predicted, report.skipped, report.failures, report.cancelled) == (12, 0, [], False)
+    dataset.reload()
+    info = dataset.info[RUNS_INFO_KEY]["predictions"]
+    assert info["model"] == engine.spec.name and info["weights_sha256"] == engine.weights_sha256
+    assert info["score_thresh"] == 0.05 and info["run_key"] == engine.run_key and info["predicted"] == 12
+    assert dataset.values("predictions_run") == [engine.run_key] * 12
+    for sample in dataset:
+        dets = sample.predictions.detections
+        assert 0 < len(dets) <= 8
+        h, w = sample.metadata.height, sample.metadata.width
+        for det in dets:
+            x0, y0, _, _ = mk.detection_pixel_box(det, h, w)
+            assert det.mask.dtype == bool and det.mask.ndim == 2 and det.confidence >= 0.05
+            assert (x0, y0) == (mk._round(det.bounding_box[0] * w), mk._round(det.bounding_box[1] * h))
+    again = run_inference(dataset.view(), engine)
+    assert (again.predicted, again.skipped) == (0, 12)
+    redo = run_inference(dataset.limit(4), engine, overwrite=True)
+    assert (redo.predicted, redo.skipped) == (4, 0)
+
+
+def test_cancel_keeps_what_was_written_and_rerun_completes(dataset, engine):
+    with pytest.raises(CancelledError):
+        run_inference(dataset, engine, progress=CancelAfter(3), write_every=100)
+    done = sum(1 for key in dataset.values("predictions_run") if key == engine.run_key)
+    assert 3 <= done < 12
+    assert dataset.info[RUNS_INFO_KEY]["predictions"]["cancelled"] is True
+    assert len(dataset.exists("predictions")) == done
+    rest = run_inference(dataset, engine)
+    assert (rest.predicted, rest.skipped) == (12 - done, done)
+
+
+def test_undecodable_image_mid_batch_is_skipped_and_reported(fo, demo_coco, tmp_path, engine):
+    from maskreview.core.sources import open_source
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_coco.parent, data)
+    dataset = open_source(data / demo_coco.name, name="infer-bad-image")
+    bad = dataset.values("filepath")[5]
+    with open(bad, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n not really")
+    report = run_inference(dataset, engine)
+    assert report.predicted == 11 and len(report.failures) == 1 and bad in report.failures[0]
+    written = dataset.values("predictions_run")
+    assert written[5] is None and all(k == engine.run_key for i, k in enumerate(written) if i != 5)
+    assert written[6] == engine.run_key  # the run went on past it
+    assert dataset.info[RUNS_INFO_KEY]["predictions"]["failed"] == 1
+
+
+def test_refuses_to_overwrite_labels_a_model_did_not_write(dataset, engine):
+    with pytest.raises(BadInputError, match="did not write"):
+        run_inference(dataset, engine, field="ground_truth")
+    with pytest.raises(BadInputError, match="field name"):
+        run_inference(dataset, engine, field="bad name")
+    assert "predictions" not in dataset.get_field_schema()
+
+
+# ------------------------------------------------------------------------------ the command
+
+def test_cli_infer_then_rerun_skips(fo, demo_coco, tiny_model):
+    args = ("infer", str(demo_coco), "--model", str(tiny_model), "--device", "cpu", "--score-thresh", "0.05",
+            "--max-dets", "5", "--field", "pred_cli")
+    out = run_cli(*args, check=True).stdout
+    assert "predicted 12 samples into 'pred_cli'" in out and "0 failed" in out
+    name = out.split(":")[0]
+    dataset = fo.load_dataset(name)
+    counts = [len(d.detections) for d in dataset.values("pred_cli")]
+    assert all(0 < c <= 5 for c in counts)
+    assert dataset.info[RUNS_INFO_KEY]["pred_cli"]["max_detections"] == 5
+    out = run_cli(*args, check=True).stdout
+    assert "predicted 0 samples" in out and "skipped 12 already done" in out
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (("--weights", "TRAP"), "refusing"),
+    (("--device", "cuda"), "CUDA was asked for"),
+])
+def test_cli_bad_input_is_one_line_and_writes_nothing(fo, demo_coco, tiny_model, tmp_path, extra, fragment):
+    if extra[0] == "--device" and torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    import pickle
+
+    marker = tmp_path / "pwned"
+    trap = tmp_path / "trap.pkl"
+    trap.write_bytes(pickle.dumps({"model": {}, "__author__": "x", "x": _Trap(str(marker))}))
+    extra = tuple(str(trap) if a == "TRAP" else a for a in extra)
+    before = set(fo.list_datasets())
+    proc = run_cli("infer", str(demo_coco), "--model", str(tiny_model), *extra)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("maskreview")]
+    assert len(lines) == 1 and lines[0].startswith("maskreview: error: ") and fragment in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert set(fo.list_datasets()) == before and not marker.exists()
+
+
+class _Trap:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.path}",))
