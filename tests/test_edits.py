@@ -189,6 +189,21 @@ def test_journal_replays_what_never_reached_the_database(ds, tmp_path):
     assert not list((root / str(ds._doc.id)).glob("*.jsonl"))  # replayed and closed cleanly
 
 
+def same_database_env() -> dict:
+    """The environment for a child process that must use *this* process's database.
+
+    FiftyOne's service discovery attaches a new process to any running FiftyOne mongod of the
+    user, whatever its database dir, so children get the live connection's URI explicitly.
+    """
+    import fiftyone.core.odm.database as fod
+
+    fod.get_db_conn()
+    host, port = fod._client.address
+    env = {k: v for k, v in os.environ.items() if k != "FIFTYONE_DATABASE_DIR"}
+    env["FIFTYONE_DATABASE_URI"] = f"mongodb://{host}:{port}"
+    return env
+
+
 _READER = """
 import json, sys
 from maskreview.core import store
@@ -206,7 +221,7 @@ def test_another_process_sees_edits_and_tags(ds, session):
     session.apply_many([ed.Relabel((_ref(sample),), "seen"), ed.SampleTags((sample.id,), ("reviewed",)),
                         ed.LabelTags((_ref(sample),), ("fp",)), ed.DeleteLabels((ref,))])
     out = subprocess.run([sys.executable, "-c", _READER, ds.name, sample.id], capture_output=True, text=True,
-                         env=os.environ.copy(), check=True, timeout=120).stdout
+                         env=same_database_env(), check=True, timeout=600).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["tags"] == ["reviewed"] and seen["labels"][0] == "seen"
     assert seen["label_tags"] == {"fp": 1} and ref.label_id not in seen["ids"]

@@ -45,9 +45,24 @@ while True:
 """
 
 
+def same_database_env() -> dict:
+    """The environment for a child process that must use *this* process's database.
+
+    FiftyOne's service discovery attaches a new process to any running FiftyOne mongod of the
+    user, whatever its database dir, so children get the live connection's URI explicitly.
+    """
+    import fiftyone.core.odm.database as fod
+
+    fod.get_db_conn()
+    host, port = fod._client.address
+    env = {k: v for k, v in os.environ.items() if k != "FIFTYONE_DATABASE_DIR"}
+    env["FIFTYONE_DATABASE_URI"] = f"mongodb://{host}:{port}"
+    return env
+
+
 def _run_and_kill(name: str, root, run: int, seconds: float) -> list[list[str]]:
     proc = subprocess.Popen([sys.executable, "-c", _EDITOR, name, str(root), str(run)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+                            stderr=subprocess.PIPE, text=True, env=same_database_env())
     lines: list[str] = []
     ready = threading.Event()
 

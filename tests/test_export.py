@@ -169,7 +169,7 @@ def test_disk_full_leaves_nothing_that_looks_complete(fo, demo_coco, tmp_path, m
             subprocess.run(["umount", str(small)], check=True)
 
 
-def test_fiftyone_format_and_tag_selection(fo, demo_coco, tmp_path):
+def test_fiftyone_format_and_tag_selection(fo, demo_coco, tmp_path, monkeypatch):
     dataset = open_source(demo_coco, name="export-fo")
     ids = dataset.values("id")
     for sid in ids[:3]:
@@ -183,6 +183,10 @@ def test_fiftyone_format_and_tag_selection(fo, demo_coco, tmp_path):
     assert back.count_label_tags() == {"fp": 3}
     assert all(Path(p).is_relative_to(tmp_path / "fo") for p in back.values("filepath"))
 
+    from test_edits import same_database_env
+
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", same_database_env()["FIFTYONE_DATABASE_URI"])  # the CLI child
+    monkeypatch.delenv("FIFTYONE_DATABASE_DIR")  # must use this process's database
     proc = run_cli("export", dataset.name, "--label-tags", "fp", "--format", "coco", "--out", str(tmp_path / "c"),
                    check=True)
     assert "exported 3 samples, 3 instances as coco" in proc.stdout
