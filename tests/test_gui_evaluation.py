@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from maskreview.core.evaluation import analysis, results as R, synthetic
 from maskreview.gui.panels.evaluation import EvaluationDock
@@ -69,10 +69,17 @@ def test_confusion_cell_click_emits_exact_ids(qtbot, dock, evaluated):
 
 def test_class_table_sorts(qtbot, dock, evaluated):
     table = dock.class_table
+    dock.tabs.setCurrentIndex(0)
+    header = table.horizontalHeader()
     col = table.COLUMNS.index("AP")
-    table.horizontalHeader().sectionClicked.emit(col)  # a click on the header sorts
+
+    def click_header():
+        pos = QPoint(header.sectionViewportPosition(col) + header.sectionSize(col) // 2, header.height() // 2)
+        qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+
+    click_header()
     first = [float(v) for v in table.column_values("AP")]
-    table.horizontalHeader().sectionClicked.emit(col)
+    click_header()
     second = [float(v) for v in table.column_values("AP")]
     assert sorted(first) in (first, first[::-1]) and second == first[::-1] and first != second
     table.sortByColumn(table.COLUMNS.index("support"), Qt.SortOrder.DescendingOrder)
