@@ -137,6 +137,17 @@ def test_missing_weights(tiny_model, tmp_path):
     assert Engine(str(model), weights=str(tiny_model / "model_final.pth"), settings=SETTINGS).classes
 
 
+def test_weights_from_a_url_go_through_the_cache(tiny_model):
+    from maskreview.core.models import file_sha256, weights_cache_dir
+
+    source = tiny_model / "model_final.pth"
+    engine = Engine(str(tiny_model), weights=source.as_uri(), settings=SETTINGS)
+    assert engine.weights.startswith(str(weights_cache_dir()))
+    assert engine.weights_sha256 == file_sha256(source)
+    with pytest.raises(MaskreviewError, match=r"http://127.0.0.1:9/w.pth.*--weights PATH"):
+        Engine(str(tiny_model), weights="http://127.0.0.1:9/w.pth", settings=SETTINGS)
+
+
 # ------------------------------------------------------------------------------ prefetch
 
 def test_prefetch_decodes_ahead_on_threads_and_keeps_order():
@@ -224,14 +235,14 @@ def test_refuses_to_overwrite_labels_a_model_did_not_write(dataset, engine):
 def test_cli_infer_then_rerun_skips(fo, demo_coco, tiny_model):
     args = ("infer", str(demo_coco), "--model", str(tiny_model), "--device", "cpu", "--score-thresh", "0.05",
             "--max-dets", "5", "--field", "pred_cli")
-    out = run_cli(*args, check=True).stdout
+    out = run_cli(*args, check=True, timeout=900).stdout
     assert "predicted 12 samples into 'pred_cli'" in out and "0 failed" in out
     name = out.split(":")[0]
     dataset = fo.load_dataset(name)
     counts = [len(d.detections) for d in dataset.values("pred_cli")]
     assert all(0 < c <= 5 for c in counts)
     assert dataset.info[RUNS_INFO_KEY]["pred_cli"]["max_detections"] == 5
-    out = run_cli(*args, check=True).stdout
+    out = run_cli(*args, check=True, timeout=900).stdout
     assert "predicted 0 samples" in out and "skipped 12 already done" in out
 
 
@@ -249,7 +260,7 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(fo, demo_coco, tiny_model,
     trap.write_bytes(pickle.dumps({"model": {}, "__author__": "x", "x": _Trap(str(marker))}))
     extra = tuple(str(trap) if a == "TRAP" else a for a in extra)
     before = set(fo.list_datasets())
-    proc = run_cli("infer", str(demo_coco), "--model", str(tiny_model), *extra)
+    proc = run_cli("infer", str(demo_coco), "--model", str(tiny_model), *extra, timeout=900)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("maskreview")]
     assert len(lines) == 1 and lines[0].startswith("maskreview: error: ") and fragment in lines[0]

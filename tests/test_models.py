@@ -201,7 +201,7 @@ def test_models_command_lists_zoo_cached_and_local(tmp_path, tiny_model):
     src = _blob(tmp_path / "model_final_f10217.pkl", 1000)
     cached = models.fetch_weights(src.as_uri())  # the tests' private cache dir, shared with the CLI
     models.register_local_model(tiny_model)
-    out = run_cli("models", check=True).stdout
+    out = run_cli("models", check=True, timeout=900).stdout
     assert "demo" in out.splitlines()[1]
     local = out[out.index("local model folders:"):out.index("cached weights:")]
     cache = out[out.index("cached weights:"):out.index("model-zoo configs")]

@@ -107,8 +107,10 @@ class Engine:
         weights = weights or self.spec.weights or self.cfg.MODEL.WEIGHTS or None
         if not weights:
             raise BadInputError(f"{model}: no weights; pass --weights PATH")
+        sha256 = None
         if is_url(str(weights)):
             weights = fetch_weights(download_url(str(weights)), progress=progress)
+            sha256 = weights.with_name(weights.name + ".sha256").read_text().strip()  # checked by the fetch
         self.weights = str(weights)
         checkpoint = load_checkpoint_file(self.weights, trust_checkpoint)
         self._check_class_count(checkpoint["model"], n)
@@ -117,7 +119,7 @@ class Engine:
         self.model.eval()
         incompatible = make_checkpointer(self.model, trust_checkpoint)._load_model(checkpoint)
         self._check_fit(incompatible)
-        self.weights_sha256 = file_sha256(self.weights)
+        self.weights_sha256 = sha256 or file_sha256(self.weights)
         self.device = self.cfg.MODEL.DEVICE
         self.input_format = self.cfg.INPUT.FORMAT
         min_size = self.cfg.INPUT.MIN_SIZE_TEST
