@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QImage
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
 from maskreview.core.sources import open_source
@@ -233,10 +233,10 @@ def test_filters_search_tags_and_histogram(window, qtbot):
 def _drop(widget, path: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    pos = QPointF(widget.rect().center())
-    for cls in (QDropEvent,):
-        event = cls(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-        QApplication.sendEvent(widget, event)
+    pos = widget.rect().center()
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, QDragEnterEvent(pos, *args))  # Qt routes a drop to the enter target
+    QApplication.sendEvent(widget, QDropEvent(QPointF(pos), *args))
 
 
 def test_drop_image_runs_model_then_add_to_dataset(window, qtbot, gui_model, demo_coco, tmp_path):
@@ -245,7 +245,7 @@ def test_drop_image_runs_model_then_add_to_dataset(window, qtbot, gui_model, dem
     image = next((demo_coco.parent / "images").glob("*.png"))
     _drop(window.canvas.viewport(), image)
     assert window.canvas.data.scratch and window.canvas.data.filepath == str(image)
-    qtbot.waitUntil(lambda: window.canvas.data.fields.get("predictions"), timeout=120000)
+    qtbot.waitUntil(lambda: bool(window.canvas.data.fields.get("predictions")), timeout=120000)
     assert len(window.canvas.data.fields["predictions"]) > 0
     assert window.actions_["add_scratch"].isEnabled()
     window.actions_["add_scratch"].trigger()
@@ -267,7 +267,7 @@ def test_inference_in_background_shows_predictions(window, qtbot, gui_model):
     assert job is not None and window.progress.isVisible()
     with qtbot.waitSignal(job.finished, timeout=120000):
         pass
-    qtbot.waitUntil(lambda: window.canvas.data.fields.get("predictions"), timeout=10000)
+    qtbot.waitUntil(lambda: bool(window.canvas.data.fields.get("predictions")), timeout=10000)
     assert "predictions" in [window.fields_panel.field_list.item(i).data(Qt.ItemDataRole.UserRole)
                              for i in range(window.fields_panel.field_list.count())]
     before = grab(window)

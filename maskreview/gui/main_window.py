@@ -21,6 +21,7 @@ from maskreview.gui import workers
 from maskreview.gui.actions import ShortcutSheet, build_actions, icon, ACTIONS
 from maskreview.gui.browser import SampleBrowser
 from maskreview.gui.canvas import ImageCanvas, build_sample_data, load_sample
+from maskreview.gui import queries
 from maskreview.gui.canvas.loupe import Loupe
 from maskreview.gui.canvas.overlay import COLOR_MODES, class_color
 from maskreview.gui.panels.fields import FieldsPanel
@@ -248,14 +249,13 @@ class MainWindow(QMainWindow):
         fields = [f for f in self.label_fields if f not in canvas.style.hidden_fields]
         if dataset is None or not fields:
             return {}
-        rows = dataset.select(ids).values(["id", "metadata", *fields])
         out = {}
-        for sid, meta, *labels in zip(*rows):
-            if meta is None or not meta.width:
+        for sid, raw in queries.read_samples(dataset, ids, fields).items():
+            if not raw.width or not raw.height:
                 continue
-            insts = [i for f, dets in zip(fields, labels)
-                     for i in instances_from_detections(f, dets, meta.height, meta.width) if canvas.instance_visible(i)]
-            out[sid] = (meta.height, meta.width, insts, [canvas.color_of(i) for i in insts])
+            insts = [i for f in fields for i in instances_from_detections(f, raw.labels[f], raw.height, raw.width)
+                     if canvas.instance_visible(i)]
+            out[sid] = (raw.height, raw.width, insts, [canvas.color_of(i) for i in insts])
         return out
 
     # ------------------------------------------------------------------ statistics, filters, tags
@@ -266,8 +266,7 @@ class MainWindow(QMainWindow):
             return
 
         def fn(progress):
-            counts = {f: dataset.count_values(f"{f}.detections.label") for f in fields}
-            return counts, dataset.distinct("tags")
+            return {f: queries.class_counts(dataset, f) for f in fields}, queries.all_tags(dataset)
 
         self._start_job(workers.Job(fn, "statistics"), self._statistics_ready, track=False)
 
@@ -286,15 +285,12 @@ class MainWindow(QMainWindow):
         if field is None:
             self.browser.set_id_filter("class", None)
             return
-        from maskreview.core.store import fiftyone
-
-        F = fiftyone().ViewField
-        ids = self.dataset.match(F(f"{field}.detections").filter(F("label") == cls).length() > 0).values("id")
+        ids = queries.ids_with_label(self.dataset, field, cls)
         self.browser.set_id_filter("class", ids, f"{cls} in {field}")
 
     def _tag_filter(self, _index=None) -> None:
         tag = self.browser.tag_filter.currentData()
-        ids = self.dataset.match_tags(tag).values("id") if tag and self.dataset is not None else None
+        ids = queries.ids_with_tag(self.dataset, tag) if tag and self.dataset is not None else None
         self.browser.set_id_filter("tag", ids, f"tag {tag}")
 
     def _browser_filters_changed(self) -> None:

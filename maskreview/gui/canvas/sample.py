@@ -65,6 +65,12 @@ def build_sample_data(sample_id, filepath: str, label_fields: dict, metadata=Non
 
 def load_sample(dataset, sample_id: str, label_fields: list[str], eval_key: str | None = None) -> SampleData:
     """Read one sample's image and label fields from the dataset."""
-    sample = dataset[sample_id]
-    labels = {f: (sample[f] if sample.has_field(f) else None) for f in label_fields}
-    return build_sample_data(sample_id, sample.filepath, labels, sample.metadata, sample.tags, eval_key)
+    from maskreview.core.errors import BadInputError
+
+    from maskreview.gui.queries import read_samples
+
+    raw = read_samples(dataset, [sample_id], label_fields).get(sample_id)
+    if raw is None:
+        raise BadInputError(f"sample {sample_id} is not in dataset {dataset.name}")
+    meta = type("Meta", (), {"width": raw.width, "height": raw.height})
+    return build_sample_data(sample_id, raw.filepath, raw.labels, meta, raw.tags, eval_key)

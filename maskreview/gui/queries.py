@@ -1,0 +1,57 @@
+"""Read-only queries the GUI runs while worker threads write, straight through pymongo.
+
+pymongo is thread-safe; a FiftyOne ``Dataset`` object's mongoengine documents are not, so the
+GUI's own reads (samples, counts, filters) use the dataset's collection directly and never
+race with inference or edits writing through FiftyOne on a worker thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RawSample:
+    id: str
+    filepath: str
+    width: int | None
+    height: int | None
+    tags: list[str]
+    labels: dict  # field -> fo.Detections | None
+
+
+def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dict[str, RawSample]:
+    """Samples' paths, sizes, tags and label fields (``fo.Detections``), by id."""
+    from bson import ObjectId
+
+    from maskreview.core.store import fiftyone
+
+    fo = fiftyone()
+    projection = {f: 1 for f in ("filepath", "metadata", "tags", *label_fields)}
+    cursor = dataset._sample_collection.find({"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, projection)
+    out = {}
+    for doc in cursor:
+        meta = doc.get("metadata") or {}
+        labels = {f: fo.Detections.from_dict(doc[f]) if isinstance(doc.get(f), dict) else None for f in label_fields}
+        sid = str(doc["_id"])
+        out[sid] = RawSample(sid, doc["filepath"], meta.get("width"), meta.get("height"), list(doc.get("tags") or []), labels)
+    return out
+
+
+def class_counts(dataset, field: str) -> dict[str, int]:
+    """Instances per class in a ``Detections`` field."""
+    pipeline = [{"$unwind": f"${field}.detections"},
+                {"$group": {"_id": f"${field}.detections.label", "n": {"$sum": 1}}}]
+    return {d["_id"]: d["n"] for d in dataset._sample_collection.aggregate(pipeline) if d["_id"] is not None}
+
+
+def ids_with_label(dataset, field: str, label: str) -> list[str]:
+    return [str(i) for i in dataset._sample_collection.distinct("_id", {f"{field}.detections.label": label})]
+
+
+def ids_with_tag(dataset, tag: str) -> list[str]:
+    return [str(i) for i in dataset._sample_collection.distinct("_id", {"tags": tag})]
+
+
+def all_tags(dataset) -> list[str]:
+    return sorted(t for t in dataset._sample_collection.distinct("tags") if t is not None)
