@@ -81,6 +81,9 @@ class RawDet:
 _NPY_HEADER = re.compile(rb"'descr':\s*'([^']+)',\s*'fortran_order':\s*(True|False),\s*'shape':\s*\(([^)]*)\)")
 
 
+_DTYPES: dict[bytes, np.dtype] = {}
+
+
 def decode_mask(raw: bytes) -> np.ndarray:
     """A mask as FiftyOne stores it (zlib-compressed .npy bytes), without ``np.load``'s overhead."""
     data = zlib.decompress(raw)
@@ -89,7 +92,8 @@ def decode_mask(raw: bytes) -> np.ndarray:
         m = _NPY_HEADER.search(data[start:start + hlen])
         if m:
             shape = tuple(int(v) for v in m.group(3).split(b",") if v.strip())
-            arr = np.frombuffer(data, dtype=np.dtype(m.group(1).decode()), offset=start + hlen)
+            dtype = _DTYPES.get(m.group(1)) or _DTYPES.setdefault(m.group(1), np.dtype(m.group(1).decode()))
+            arr = np.frombuffer(data, dtype=dtype, offset=start + hlen)
             return arr.reshape(shape, order="F" if m.group(2) == b"True" else "C")
     with io.BytesIO(data) as f:
         return np.load(f, allow_pickle=False)

@@ -99,13 +99,19 @@ def store(view, results: EvalResults, eval_key: str = "eval") -> None:
 
     _check_key(eval_key)
     dataset = view._dataset
+    cleanup = True
     if eval_key in dataset.list_evaluations():
-        dataset.delete_evaluation(eval_key)
+        old = dataset.get_evaluation_info(eval_key).config
+        whole = view.view() == dataset.view() if hasattr(view, "view") else False
+        if whole and (old.gt_field, old.pred_field) == (results.gt_field, results.pred_field):
+            cleanup = False  # every stored value is overwritten below: skip FiftyOne's slow field deletion
+        else:
+            dataset.delete_evaluation(eval_key)
     config = COCOEvaluationConfig(results.pred_field, results.gt_field, iou=results.iou_thresh, classwise=True,
                                   use_masks=results.iou_type == "segm", compute_mAP=True,
                                   iou_threshs=[float(t) for t in results.iou_thrs], max_preds=100)
     method = config.build()
-    method.register_run(view, eval_key)
+    method.register_run(view, eval_key, overwrite=True, cleanup=cleanup)
     _declare_fields(dataset, results, eval_key)
     _write_values(dataset, results, eval_key)
     fo_results = COCODetectionResults(
