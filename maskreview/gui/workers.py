@@ -110,7 +110,7 @@ class ProgressWidget(QWidget):
 
     def _update(self, done: int, total: int, label: str, eta: float) -> None:
         self.label.setText(label or (self.job.name if self.job else ""))
-        self.bar.setRange(0, max(total, 1))
+        self.bar.setRange(0, total)  # 0..0: a busy bar while the total is unknown (model loading)
         self.bar.setValue(done)
         self.bar.setFormat(f"{done}/{total}")
         self.eta.setText(format_eta(eta))
