@@ -270,6 +270,14 @@ INPUT: {MIN_SIZE_TEST: 256, MAX_SIZE_TEST: 512}
     assert torch.equal(cap.instances.pred_boxes.tensor, ref.pred_boxes.tensor)
 
 
+def test_unknown_level_is_refused_before_any_work(engine):
+    from maskreview.core.errors import BadInputError
+
+    it.check_level(engine, "p3")
+    with pytest.raises(BadInputError, match=r"level 'p9' is not in this backbone; choose one of p2, p3, p4, p5, p6"):
+        it.check_level(engine, "p9")
+
+
 def test_bad_image_is_refused(engine):
     with pytest.raises(Exception, match="RGB"):
         it.capture(engine, np.zeros((20, 20), np.uint8))
