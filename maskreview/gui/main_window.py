@@ -17,7 +17,7 @@ from PySide6.QtCore import QTimer, Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMenu, QMessageBox, QToolBar)
 
-from maskreview.gui import workers
+from maskreview.gui import integration, workers
 from maskreview.gui.actions import ShortcutSheet, build_actions, icon, ACTIONS
 from maskreview.gui.browser import SampleBrowser
 from maskreview.gui.canvas import ImageCanvas, build_sample_data, load_sample
@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self.add_dock(self.histogram, "Class distribution", "left")
         self.tabifyDockWidget(self.docks["Tags"], self.docks["Loupe"])
         self.docks["Sample"].raise_()
+        integration.install_all(self)  # evaluation, model panel, editing, tagging, export
 
         self.canvas.set_style(**self.settings.load_style(self.canvas.style))
         self.fields_panel.sync(self.canvas.style)

@@ -1,0 +1,361 @@
+"""Wires the self-contained GUI pieces (evaluation, model panel, editing, tagging, export) into the
+main window through its public API only; ``MainWindow.__init__`` calls each ``install_*`` once.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QLabel, QMessageBox, QScrollArea
+
+from maskreview.gui import actions as acts
+from maskreview.gui.actions import ActionSpec
+
+GT, PRED = "ground_truth", "predictions"
+
+
+def _taken_shortcuts() -> set[str]:
+    return {QKeySequence(s).toString() for spec in acts.ACTIONS for s in spec.shortcuts}
+
+
+def add_action(window, spec: ActionSpec, handler, menu) -> QAction:
+    """A QAction for ``spec`` (listed in the shortcut sheet), connected to ``handler``, in ``menu``."""
+    if all(s.name != spec.name for s in acts.ACTIONS):
+        acts.register(spec)
+    action = QAction(acts.icon(spec.icon), spec.text, window)
+    action.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
+    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    tip = (spec.tip or spec.text.replace("&", "")) + (f" ({', '.join(spec.shortcuts)})" if spec.shortcuts else "")
+    action.setToolTip(tip)
+    action.setStatusTip(tip)
+    action.setCheckable(spec.checkable)
+    action.triggered.connect(lambda checked=False: handler())
+    window.addAction(action)
+    menu.addAction(action)
+    window.actions_[spec.name] = action
+    return action
+
+
+def _menu(window, title: str):
+    if title not in window.menus:
+        window.menus[title] = window.menuBar().insertMenu(window.menus["Help"].menuAction(),
+                                                          _new_menu(window, title)).menu()
+    return window.menus[title]
+
+
+def _new_menu(window, title):
+    from PySide6.QtWidgets import QMenu
+
+    return QMenu(title, window)
+
+
+# ---------------------------------------------------------------------------- evaluation
+def install_evaluation(window):
+    """The Evaluation dock (right): filters, eval key, live TP/FP/FN recolouring of the canvas."""
+    from maskreview.gui.panels.evaluation import EvaluationDock
+
+    dock = EvaluationDock(window)
+    window.evaluation = dock
+    window.add_dock(dock, "Evaluation", "right")
+    window.tabifyDockWidget(window.docks["Tags"], window.docks["Evaluation"])
+    dock.filter_requested.connect(lambda s, l, d: window.apply_filter(s, l, d))
+    dock.results_changed.connect(lambda results: window.set_eval_key(results.eval_key))
+    dock.sort_requested.connect(lambda ids: window.browser.set_id_filter("external", ids, "evaluation order"))
+    dock.evaluation_failed.connect(window.notify)
+    dock.evaluate_requested.connect(lambda: evaluate(window))
+    dock.sample_outcomes_changed.connect(lambda sid, outcomes: _recolour(window, sid, outcomes))
+    window.sample_changed.connect(lambda sid: _eval_current(window, sid))
+    add_action(window, ActionSpec("evaluate", "&Evaluate predictions…", ("Ctrl+Shift+E",), "Evaluate",
+                                  tip="COCO evaluation of predictions against ground truth (whole dataset)"),
+               lambda: evaluate(window), _menu(window, "&Evaluate"))
+    return dock
+
+
+def evaluate(window, iou_type: str = "segm", eval_key: str = "eval"):
+    """Evaluate the whole dataset's predictions; returns the job (None when there is nothing to do)."""
+    if window.dataset is None:
+        window.notify("Open a dataset first.")
+        return None
+    if PRED not in window.label_fields or GT not in window.label_fields:
+        window.notify("Evaluation needs both 'ground_truth' and 'predictions' (Model ▸ Run model on the dataset).")
+        return None
+    window.docks["Evaluation"].show()
+    window.docks["Evaluation"].raise_()
+    return window.evaluation.start_evaluation(window.dataset.view(), GT, PRED, iou_type, eval_key)
+
+
+def _eval_current(window, sample_id) -> None:
+    dock = window.evaluation
+    if sample_id is None or window.dataset is None or dock.results is None:
+        return
+    dock.set_current_sample(window.dataset[sample_id])
+
+
+def _recolour(window, sample_id: str, outcomes: dict) -> None:
+    data = window.canvas.data
+    if data is None or data.sample_id != sample_id:
+        return
+    for insts in data.fields.values():
+        for inst in insts:
+            if inst.id in outcomes:
+                inst.eval = outcomes[inst.id]
+    window.canvas.invalidate()
+
+
+# ---------------------------------------------------------------------------- model panel
+def install_model_panel(window):
+    """The Model dock (hidden at first): shows the model's internals for the sample under review."""
+    from maskreview.gui.panels.model_panel import ModelPanel
+
+    panel = ModelPanel()
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(panel)
+    dock = window.add_dock(scroll, "Model", "right")
+    window.model_panel = panel
+    window.tabifyDockWidget(window.docks["Sample"], dock)
+    dock.hide()
+    window.docks["Sample"].raise_()
+    dock.visibilityChanged.connect(lambda visible: _model_visible(window, visible))
+    window.sample_changed.connect(lambda sid: _model_image(window))
+    return panel
+
+
+def _model_visible(window, visible: bool) -> None:
+    if not visible:
+        return
+    panel = window.model_panel
+    engine = window.engines._engine
+    if panel.engine is None and engine is not None:
+        panel.set_engine(engine)
+    elif panel.engine is None and getattr(window, "_model_loading", None) is None:
+        from maskreview.gui import workers
+
+        model, settings = window.model_name, window.engine_settings
+        job = workers.Job(lambda progress: window.engines.get(model, settings), "loading model")
+        window._model_loading = job
+        job.finished.connect(lambda: setattr(window, "_model_loading", None))
+        window._start_job(job, panel.set_engine)
+    _model_image(window)
+
+
+def _model_image(window) -> None:
+    dock, data = window.docks.get("Model"), window.canvas.data
+    if dock is None or not dock.isVisible() or data is None or data.image is None:
+        return
+    panel = window.model_panel
+    engine = window.engines._engine
+    if engine is not None and panel.engine is not engine:
+        panel.set_engine(engine)
+    gt = None
+    if data.sample_id is not None and window.dataset is not None and GT in window.label_fields:
+        gt = window.dataset[data.sample_id][GT]
+    if getattr(panel, "_sample_id", None) != data.sample_id or data.sample_id is None:
+        panel.set_image(data.sample_id, data.image, gt)
+
+
+# ---------------------------------------------------------------------------- editing
+def install_editing(window):
+    """Undo history dock, edit tools, delete / relabel / promote, tag keys, review progress, export."""
+    from maskreview.gui.canvas.edit_tools import make_edit_tools
+    from maskreview.gui.panels.history import HistoryPanel
+
+    history = HistoryPanel(window.undo_stack)
+    window.add_dock(history, "History", "left")
+    window.tabifyDockWidget(window.docks["Class distribution"], window.docks["History"])
+    window.docks["Class distribution"].raise_()
+    window.edits = None
+    window.review_label = QLabel()
+    window.statusBar().addPermanentWidget(window.review_label)
+    window.edit_tools = make_edit_tools(lambda op: _apply(window, op), field_for_new=lambda: GT,
+                                        label_for_new=lambda: _label_for_new(window))
+    window.dataset_changed.connect(lambda ds: _dataset_for_edits(window, ds))
+    window.sample_changed.connect(lambda sid: _track(window, sid))
+
+    edit, file_menu = window.edit_menu, window.menus["File"]
+    edit.addSeparator()
+    specs = [
+        (ActionSpec("delete_label", "&Delete label", ("Delete", "Backspace"), "Edit", "delete",
+                    "Delete the selected label"), lambda: delete_selected(window)),
+        (ActionSpec("relabel", "&Relabel…", ("Ctrl+L",), "Edit", tip="Change the selected label's class"),
+         lambda: relabel_selected(window)),
+        (ActionSpec("promote", "&Promote to ground truth", ("Ctrl+Shift+P",), "Edit",
+                    tip="Copy the selected prediction into the ground truth"), lambda: promote_selected(window)),
+    ]
+    for spec, handler in specs:
+        add_action(window, spec, handler, edit)
+    edit.addSeparator()
+    tools = [("select", "&Select tool", ("S",)), ("brush", "&Brush tool", ("Shift+B",)),
+             ("eraser", "&Eraser tool", ("E",)), ("polygon", "P&olygon tool", ("Shift+P",)),
+             ("outline", "O&utline tool", ("Shift+O",))]
+    for name, text, keys in tools:
+        add_action(window, ActionSpec(f"tool_{name}", text, keys, "Edit", checkable=True),
+                   lambda n=name: set_tool(window, n), edit)
+    add_action(window, ActionSpec("tool_pan", "Pan (no tool)", ("Shift+Esc",), "Edit", checkable=True),
+               lambda: set_tool(window, None), edit)
+    edit.addSeparator()
+    install_tag_keys(window, edit)
+    add_action(window, ActionSpec("export_tagged", "&Export tagged…", ("Ctrl+E",), "File",
+                                  tip="Export tagged samples (COCO or FiftyOne)"), lambda: export_tagged(window),
+               file_menu)
+    window.edits_failed = []
+    set_tool(window, None)
+    return history
+
+
+def _label_for_new(window) -> str | None:
+    sel = window.canvas.selected_instance
+    return sel.label if sel is not None else (window.classes[0] if window.classes else "object")
+
+
+def _dataset_for_edits(window, dataset) -> None:
+    from maskreview.core.writeback import EditSession
+    from maskreview.gui.commands import EditController
+
+    if window.edits is not None:
+        window.edits.session.close()
+        window.edits.deleteLater()
+    window.undo_stack.clear()
+    edits = EditController(EditSession(dataset), window.undo_stack, window)
+    edits.changed.connect(lambda ids: _edited(window, ids))
+    edits.conflict.connect(lambda error, what: _conflict(window, error, what))
+    edits.failed.connect(lambda message: (window.edits_failed.append(message), window.notify(message)))
+    window.edits = edits
+    update_review_progress(window)
+
+
+def _track(window, sample_id) -> None:
+    if window.edits is not None and sample_id is not None:
+        window.edits.session.track(sample_id)
+
+
+def _apply(window, op):
+    if window.edits is None:
+        window.statusBar().showMessage("Open a dataset first", 4000)
+        return None
+    return window.edits.apply(op)
+
+
+def _edited(window, sample_ids: list[str]) -> None:
+    for sid in sample_ids:
+        window.refresh_sample(sid)
+    update_review_progress(window)
+
+
+def _conflict(window, error, what) -> None:
+    answer = QMessageBox.question(
+        window, "Edited elsewhere",
+        f"{error}\n\nKeep your edit (overwrite theirs)? No reloads their version.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+    window.edits.resolve(error, what, answer == QMessageBox.StandardButton.Yes)
+
+
+def _selected_ref(window):
+    from maskreview.core.edits import LabelRef
+
+    inst, sid = window.canvas.selected_instance, window.current_sample_id
+    if inst is None or sid is None:
+        window.statusBar().showMessage("Select a label first (click it with the select tool, S)", 4000)
+        return None
+    return LabelRef(sid, inst.field, inst.id)
+
+
+def delete_selected(window):
+    from maskreview.core.edits import DeleteLabels
+
+    ref = _selected_ref(window)
+    return _apply(window, DeleteLabels((ref,))) if ref is not None else None
+
+
+def relabel_selected(window, label: str | None = None):
+    from maskreview.core.edits import Relabel
+    from maskreview.gui.class_picker import ask_class
+
+    ref = _selected_ref(window)
+    if ref is None:
+        return None
+    label = label or ask_class(window.classes, window.canvas.selected_instance.label, window)
+    return _apply(window, Relabel((ref,), label)) if label else None
+
+
+def promote_selected(window):
+    from maskreview.core.edits import Promote
+
+    ref = _selected_ref(window)
+    if ref is None:
+        return None
+    if ref.field == GT:
+        window.statusBar().showMessage("That label is already ground truth", 4000)
+        return None
+    return _apply(window, Promote(ref, GT))
+
+
+def set_tool(window, name: str | None) -> None:
+    window.canvas.set_tool(window.edit_tools[name] if name else None)
+    for key, action in window.actions_.items():
+        if key.startswith("tool_"):
+            action.setChecked(key == f"tool_{name or 'pan'}")
+
+
+# ---------------------------------------------------------------------------- tagging and export
+def install_tag_keys(window, menu) -> None:
+    """One action per key of the user's tag key map; a key already bound elsewhere gets Alt+."""
+    from maskreview.core.errors import MaskreviewError
+    from maskreview.core.tagging import load_tag_keys
+
+    try:
+        keys = load_tag_keys()
+    except MaskreviewError as exc:
+        window.statusBar().showMessage(str(exc), 10000)
+        from maskreview.core.tagging import DEFAULT_TAG_KEYS as keys
+    taken = _taken_shortcuts()
+    window.tag_keys = keys
+    for key, tag in keys.items():
+        shortcut = key if QKeySequence(key).toString() not in taken else f"Alt+{key}"
+        add_action(window, ActionSpec(f"tag_{tag}", f"Tag '{tag}'", (shortcut,), "Edit",
+                                      tip=f"Toggle tag '{tag}' on the selected label, else the sample"),
+                   lambda k=key: tag_key(window, k), menu)
+
+
+def tag_key(window, key: str):
+    """Toggle the key's tag on the selected label, else on the current sample."""
+    from maskreview.core.edits import LabelRef
+    from maskreview.core.tagging import op_for_key
+
+    sid = window.current_sample_id
+    if sid is None:
+        return None
+    inst = window.canvas.selected_instance
+    labels = [LabelRef(sid, inst.field, inst.id)] if inst is not None else None
+    op = op_for_key(key, [sid], labels, window.tag_keys)
+    return _apply(window, op) if op is not None else None
+
+
+def update_review_progress(window) -> None:
+    from maskreview.core.tagging import review_progress
+
+    if window.dataset is None:
+        window.review_label.setText("")
+        return
+    done, total = review_progress(window.dataset)
+    window.review_label.setText(f"reviewed {done}/{total}")
+
+
+def export_tagged(window):
+    from maskreview.gui import workers
+    from maskreview.gui.export_dialog import ExportDialog
+
+    if window.dataset is None:
+        window.notify("Open a dataset first.")
+        return None
+    dialog = ExportDialog(window.dataset, window)
+    if not dialog.exec():
+        return None
+    return window._start_job(workers.Job(dialog.job_fn(), "export"), lambda report: window.statusBar().showMessage(
+        f"exported to {dialog.out.text().strip()}", 10000))
+
+
+def install_all(window) -> None:
+    install_evaluation(window)
+    install_model_panel(window)
+    install_editing(window)
