@@ -65,8 +65,9 @@ def test_evaluation_fills_dock_and_sets_eval_key(window, qtbot):
 def test_tag_key_tags_current_sample(window, qtbot):
     sid = window.current_sample_id
     assert "reviewed" not in window.dataset[sid].tags
-    window.activateWindow()
-    qtbot.waitActive(window)
+    assert window.actions_["tag_reviewed"].shortcut().toString() == "R"
+    QApplication.setActiveWindow(window)
+    qtbot.waitUntil(window.isActiveWindow)
     window.canvas.setFocus()
     qtbot.keyClick(window.canvas, Qt.Key.Key_R)
     assert window.undo_stack.count() == 1, window.edits_failed

@@ -14,8 +14,9 @@ from maskreview.gui.actions import ActionSpec
 GT, PRED = "ground_truth", "predictions"
 
 
-def _taken_shortcuts() -> set[str]:
-    return {QKeySequence(s).toString() for spec in acts.ACTIONS for s in spec.shortcuts}
+def _taken_shortcuts(but_prefix: str) -> set[str]:
+    return {QKeySequence(s).toString() for spec in acts.ACTIONS if not spec.name.startswith(but_prefix)
+            for s in spec.shortcuts}
 
 
 def add_action(window, spec: ActionSpec, handler, menu) -> QAction:
@@ -56,8 +57,13 @@ def install_evaluation(window):
 
     dock = EvaluationDock(window)
     window.evaluation = dock
-    window.add_dock(dock, "Evaluation", "right")
+    scroll = QScrollArea()  # the panels' minimum width would otherwise widen the whole right column
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(dock)
+    window.add_dock(scroll, "Evaluation", "right")
     window.tabifyDockWidget(window.docks["Tags"], window.docks["Evaluation"])
+    window.docks["Tags"].raise_()
+    window.resizeDocks([window.docks["Overlays"]], [380], Qt.Orientation.Horizontal)
     dock.filter_requested.connect(lambda s, l, d: window.apply_filter(s, l, d))
     dock.results_changed.connect(lambda results: window.set_eval_key(results.eval_key))
     dock.sort_requested.connect(lambda ids: window.browser.set_id_filter("external", ids, "evaluation order"))
@@ -308,7 +314,7 @@ def install_tag_keys(window, menu) -> None:
     except MaskreviewError as exc:
         window.statusBar().showMessage(str(exc), 10000)
         from maskreview.core.tagging import DEFAULT_TAG_KEYS as keys
-    taken = _taken_shortcuts()
+    taken = _taken_shortcuts("tag_")
     window.tag_keys = keys
     for key, tag in keys.items():
         shortcut = key if QKeySequence(key).toString() not in taken else f"Alt+{key}"

@@ -592,6 +592,7 @@ class MainWindow(QMainWindow):
         self.settings.save_window(self)
         self.settings.save_style(self.canvas.style)
         self.settings.sync()
+        self._histogram_timer.stop()  # else it may start a statistics job after the window closed
         for job in list(self.jobs):
             job.cancel()
         for job in list(self.jobs):
