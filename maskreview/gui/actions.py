@@ -66,6 +66,10 @@ ACTIONS: list[ActionSpec] = [
 ]
 
 
+# Actions that gui.integration adds to a built window (by name): listed in the shortcut sheet only.
+EXTRA: dict[str, ActionSpec] = {}
+
+
 def register(spec: ActionSpec) -> None:
     """Add an action (e.g. an edit tool) before the main window is built."""
     ACTIONS.append(spec)
@@ -113,7 +117,7 @@ class ShortcutSheet(QDialog):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        specs = [s for s in ACTIONS if s.shortcuts]
+        specs = [s for s in [*ACTIONS, *EXTRA.values()] if s.shortcuts]
         extra = [("Canvas", "Zoom at the cursor", "Mouse wheel"), ("Canvas", "Pan", "Left drag / middle drag"),
                  ("Canvas", "Highlight an instance", "Hover")]
         table = QTableWidget(len(specs) + len(extra), 3)

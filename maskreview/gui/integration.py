@@ -14,15 +14,13 @@ from maskreview.gui.actions import ActionSpec
 GT, PRED = "ground_truth", "predictions"
 
 
-def _taken_shortcuts(but_prefix: str) -> set[str]:
-    return {QKeySequence(s).toString() for spec in acts.ACTIONS if not spec.name.startswith(but_prefix)
-            for s in spec.shortcuts}
+def _taken_shortcuts(window) -> set[str]:
+    return {s.toString() for action in window.actions() for s in action.shortcuts()}
 
 
 def add_action(window, spec: ActionSpec, handler, menu) -> QAction:
     """A QAction for ``spec`` (listed in the shortcut sheet), connected to ``handler``, in ``menu``."""
-    if all(s.name != spec.name for s in acts.ACTIONS):
-        acts.register(spec)
+    acts.EXTRA[spec.name] = spec
     action = QAction(acts.icon(spec.icon), spec.text, window)
     action.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
     action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -314,7 +312,7 @@ def install_tag_keys(window, menu) -> None:
     except MaskreviewError as exc:
         window.statusBar().showMessage(str(exc), 10000)
         from maskreview.core.tagging import DEFAULT_TAG_KEYS as keys
-    taken = _taken_shortcuts("tag_")
+    taken = _taken_shortcuts(window)
     window.tag_keys = keys
     for key, tag in keys.items():
         shortcut = key if QKeySequence(key).toString() not in taken else f"Alt+{key}"
