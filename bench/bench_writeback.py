@@ -22,20 +22,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 N, SIZE, PER_SAMPLE = 1000, 256, 3
 
 
-def _dataset(fo, name: str):
+def _dataset(fo, name: str, n: int):
     rng = np.random.default_rng(0)
     dataset = fo.Dataset(name)
     samples = []
-    for i in range(N):
+    for i in range(n):
         dets = []
         for _ in range(PER_SAMPLE):
             x, y = (int(v) for v in rng.integers(0, SIZE - 64, 2))
-            mask = rng.random((48, 48)) > 0.3
+            mask = _blob(rng, 48, 48)
             dets.append(fo.Detection(label="thing", bounding_box=[x / SIZE, y / SIZE, 48 / SIZE, 48 / SIZE], mask=mask))
         samples.append(fo.Sample(filepath=f"/nonexistent/bench/{i}.png", ground_truth=fo.Detections(detections=dets),
                                  metadata=fo.ImageMetadata(width=SIZE, height=SIZE)))
     dataset.add_samples(samples, progress=False)
     return dataset
+
+
+def _blob(rng, h: int, w: int) -> np.ndarray:
+    """An object-like mask: an ellipse with a hole, at a random offset (what edits look like)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    cy, cx = h / 2 + rng.uniform(-3, 3), w / 2 + rng.uniform(-3, 3)
+    r = ((yy - cy) / (h / 2.2)) ** 2 + ((xx - cx) / (w / 2.2)) ** 2
+    return (r <= 1) & (r > 0.1)
 
 
 def _new_bitmaps(dataset, seed: int) -> dict[str, np.ndarray]:
@@ -44,12 +52,17 @@ def _new_bitmaps(dataset, seed: int) -> dict[str, np.ndarray]:
     for sid in dataset.values("id"):
         bitmap = np.zeros((SIZE, SIZE), bool)
         x, y = (int(v) for v in rng.integers(0, SIZE - 80, 2))
-        bitmap[y : y + 60, x : x + 70] = rng.random((60, 70)) > 0.2
+        bitmap[y : y + 60, x : x + 70] = _blob(rng, 60, 70)
         out[sid] = bitmap
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=N, help="samples to edit (default 1000)")
+    n = parser.parse_args(argv).n
     from maskreview.core import masks as mk
     from maskreview.core import store
     from maskreview.core.edits import LabelRef, SetMask
@@ -57,7 +70,7 @@ def main() -> int:
 
     fo = store.connect()
     name = f"bench-writeback-{os.getpid()}"
-    dataset = _dataset(fo, name)
+    dataset = _dataset(fo, name, n)
     try:
         # -- peer: per-sample save() -----------------------------------------------------
         new = _new_bitmaps(dataset, 1)
@@ -69,8 +82,10 @@ def main() -> int:
             det.mask, det.bounding_box = boxes[sample.id].mask, boxes[sample.id].bounding_box
             sample.save()
         peer = time.perf_counter() - start
+        del samples, sample  # the app holds the sample on screen, not the peer's thousand
 
         with tempfile.TemporaryDirectory() as journal, EditSession(dataset, journal_root=Path(journal)) as session:
+            session.prepare(["ground_truth"])  # once per dataset: creates ground_truth_original
             ids, label_ids = dataset.values(["id", "ground_truth.detections.id"])
             # -- ours, one batch -------------------------------------------------------------
             new = _new_bitmaps(dataset, 2)
@@ -95,8 +110,8 @@ def main() -> int:
     print(f"{'path':<40}{'total s':>10}{'ms/sample':>12}{'vs save()':>11}")
     for label, t in (("per-sample sample.save() (FiftyOne)", peer), ("EditSession.apply_many (1 batch)", batched),
                      ("EditSession.apply, one op at a time", single)):
-        print(f"{label:<40}{t:>10.2f}{1000 * t / N:>12.2f}{peer / t:>10.1f}x")
-    print(f"RESULT writeback {N} edited samples vs sample.save() | {ratio:.1f}x | >= 10x | "
+        print(f"{label:<40}{t:>10.2f}{1000 * t / n:>12.2f}{peer / t:>10.1f}x")
+    print(f"RESULT writeback {n} edited samples vs sample.save() | {ratio:.1f}x | >= 10x | "
           f"{'yes' if ratio >= 10 else 'no'}")
     return 0
 

@@ -198,7 +198,10 @@ def test_outline_tool_drag_insert_delete(ds, canvas):
     assert ops[0].bitmap[int(y - 5), int(x - 5)]
 
     tool.load(inst)
-    a, b = tool.polygons[0][0], tool.polygons[0][1]
+    poly = tool.polygons[0]
+    j = max(range(len(poly)), key=lambda k: np.hypot(*np.subtract(poly[k], poly[(k + 1) % len(poly)])))
+    a, b = poly[j], poly[(j + 1) % len(poly)]  # the longest edge: its middle is far from vertices
+    assert np.hypot(*np.subtract(a, b)) > 2 * tool._tolerance()
     mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
     tool.press(QPointF(mx, my), _press("press", mx, my))  # on an edge: a new vertex
     assert len(tool.polygons[0]) == n + 1

@@ -12,7 +12,7 @@ into ``<field>_original`` (a ``Detections`` field; the copy's ``original_of`` at
 live label's id), so :class:`RestoreOriginal` can always bring back the pre-review label.
 Labels created during review (added or promoted) carry ``review_added=True`` instead.
 
-Label documents here are raw MongoDB documents (``_id`` an ObjectId, ``mask`` the bytes of
+Label documents here are raw MongoDB documents, never mutated in place (copies are shallow), (``_id`` an ObjectId, ``mask`` the bytes of
 FiftyOne's serialized numpy array), which is what the database holds and what gets written.
 """
 
@@ -113,12 +113,12 @@ def apply_label_patch(doc: dict, patch: LabelPatch) -> None:
     pos = next((i for i, d in enumerate(dets) if d.get("_id") == oid), None)
     if not patch.whole:
         if pos is not None:
-            dets[pos] = {**dets[pos], **copy.deepcopy(patch.after)}
+            dets[pos] = {**dets[pos], **patch.after}
         return
     if pos is not None:
         dets.pop(pos)
     if patch.after is not None:
-        after = copy.deepcopy(patch.after)
+        after = dict(patch.after)
         if 0 <= patch.index < len(dets):
             dets.insert(patch.index, after)
         else:
@@ -258,10 +258,15 @@ class SetMask(Op):
         bitmap = np.asarray(self.bitmap, dtype=bool)
         if bitmap.shape != (height, width):
             raise BadInputError(f"mask of shape {bitmap.shape} does not match the image ({height}, {width})")
-        old = r.label(self.ref)
-        x, y, w, h = mk.detection_pixel_box(as_detection(old), height, width)
-        det = mk.bitmap_to_detection(bitmap, old.get("label"), empty_box=(x, y, w, h))
-        r.update_label(self.ref, {"bounding_box": list(det.bounding_box), "mask": serialize_mask(det.mask)})
+        box = mk.mask_bbox(bitmap)
+        if box is None:  # erased to nothing: keep the old box with an empty mask (as bitmap_to_detection)
+            x, y, w, h = mk.detection_pixel_box(as_detection(r.label(self.ref)), height, width)
+            mask = np.zeros((max(1, h), max(1, w)), bool)
+        else:
+            x, y, w, h = box
+            mask = bitmap[y : y + h, x : x + w]
+        r.update_label(self.ref, {"bounding_box": [x / width, y / height, w / width, h / height],
+                                  "mask": serialize_mask(mask)})
 
 
 @dataclass(frozen=True)
@@ -424,27 +429,27 @@ class Resolver:
         if live.get("review_added") or self.snapshot(ref) is not None:
             return
         index = next(i for i, d in enumerate(self.labels(ref.sample_id, ref.field)) if d is live)
-        snap = {**copy.deepcopy(live), "_id": _oid(new_id()), "original_of": ref.label_id, "original_index": index}
+        snap = {**live, "_id": _oid(new_id()), "original_of": ref.label_id, "original_index": index}
         self.emit(ref.sample_id, LabelPatch(original_field(ref.field), str(snap["_id"]), None, snap))
 
     def update_label(self, ref: LabelRef, values: dict, snapshot: bool = True) -> None:
         live = self.label(ref)
         if snapshot:
             self._snapshot_first(ref)
-        before = {k: copy.deepcopy(live.get(k)) for k in values}
+        before = {k: live.get(k) for k in values}
         self.emit(ref.sample_id, LabelPatch(ref.field, ref.label_id, before, dict(values), whole=False))
 
     def replace_label(self, ref: LabelRef, doc: dict, index: int = -1) -> None:
         live = self.label(ref, missing_ok=True)
         dets = self.labels(ref.sample_id, ref.field)
         pos = next((i for i, d in enumerate(dets) if d is live), index)
-        self.emit(ref.sample_id, LabelPatch(ref.field, ref.label_id, copy.deepcopy(live), doc, pos))
+        self.emit(ref.sample_id, LabelPatch(ref.field, ref.label_id, dict(live) if live else None, doc, pos))
 
     def delete_label(self, ref: LabelRef) -> None:
         live = self.label(ref)
         self._snapshot_first(ref)
         index = next(i for i, d in enumerate(self.labels(ref.sample_id, ref.field)) if d is live)
-        self.emit(ref.sample_id, LabelPatch(ref.field, ref.label_id, copy.deepcopy(live), None, index))
+        self.emit(ref.sample_id, LabelPatch(ref.field, ref.label_id, dict(live), None, index))
 
     def insert_label(self, sample_id: str, field_name: str, doc: dict) -> None:
         index = len(self.labels(sample_id, field_name))

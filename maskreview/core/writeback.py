@@ -101,6 +101,12 @@ class EditSession:
         self._write([change], force)
         return change
 
+    def prepare(self, fields: Iterable[str]) -> None:
+        """Check label fields are editable and create their ``_original`` snapshot fields now
+        (a schema change, slow once), instead of on the first edit."""
+        for name in fields:
+            self._check_field(name)
+
     # -- internals -----------------------------------------------------------------------
     def _check_field(self, name: str) -> None:
         if name in self._checked_fields:
@@ -150,7 +156,7 @@ class EditSession:
         if result.matched_count == len(requests):
             self.journal.mark(seqs)
             self.versions.update(chain)
-            self._reload(ids)
+            self._reload(ids, live)
             return
         # Some conditional updates found a different version: find out which.
         now = {str(d["_id"]): d.get("last_modified_at") for d in self._coll.find(
@@ -163,10 +169,29 @@ class EditSession:
         self._reload(ids)
         raise ConflictError(sorted(set(ids) - written), live[0] if len(live) == 1 else None)
 
-    def _reload(self, sample_ids: list[str]) -> None:
+    def _reload(self, sample_ids: list[str], changes: list[Change] | None = None) -> None:
+        """Bring FiftyOne's in-memory samples (if any) up to date with what was just written:
+        one query for the changed fields only (FiftyOne's own reload is a query per sample)."""
         import fiftyone.core.sample as fos
 
-        fos.Sample._reload_docs(self.dataset._sample_collection_name, sample_ids=list(set(sample_ids)))
+        live = fos.Sample._instances.get(self.dataset._sample_collection_name) or {}
+        ids = [i for i in set(sample_ids) if live.get(i) is not None]
+        if not ids:
+            return
+        fields = {"tags", "last_modified_at"}
+        for change in changes or []:
+            fields.update(lp.field for p in change.patches for lp in p.labels)
+        if changes is None:
+            fos.Sample._reload_docs(self.dataset._sample_collection_name, sample_ids=ids)
+            return
+        for raw in self._coll.find({"_id": {"$in": [_oid(i) for i in ids]}}, {f: 1 for f in fields}):
+            sample = live.get(str(raw.pop("_id")))
+            if sample is None:
+                continue
+            doc = sample._doc
+            for name, value in raw.items():
+                fld = doc._fields.get(name)
+                doc._data[name] = fld.to_python(value) if fld is not None and value is not None else value
 
     # -- crash recovery ------------------------------------------------------------------
     def replay(self) -> dict:
