@@ -244,7 +244,12 @@ def evaluate_model_dir(model_dir: Path, view, gt_field: str) -> dict:
     dataset = view._dataset
     try:
         run_inference(view, engine, field_name, overwrite=True)
-        return evaluate(dataset.select(view.values("id")), gt_field, field_name)
+        held = dataset.select(view.values("id"))
+        if not held.count(f"{field_name}.detections"):  # an untrained model: AP 0, not an error
+            from maskreview.core.evaluation import STAT_NAMES
+
+            return {**{name: 0.0 for name in STAT_NAMES}, "per_class": {}, "note": "no detections"}
+        return evaluate(held, gt_field, field_name)
     finally:
         for name in (field_name, f"{field_name}_run"):
             if name in dataset.get_field_schema():
