@@ -284,7 +284,7 @@ def test_cancel_inference(window, qtbot, gui_model):
     with qtbot.waitSignal(job.failed, timeout=120000) as blocker:
         pass
     assert blocker.args[1] == "cancelled"
-    assert window.inference is None
+    qtbot.waitUntil(lambda: window.inference is None, timeout=10000)  # the window's own slot runs next
 
 
 def test_undecodable_image_shows_placeholder(window, qtbot, fo, tmp_path):

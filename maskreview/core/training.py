@@ -205,6 +205,10 @@ def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSe
         cfg.merge_from_list(list(settings.opts))
     Path(cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
 
+    if cfg.SEED >= 0:  # a fixed SEED makes data order and initialisation repeatable
+        from detectron2.utils.env import seed_all_rng
+
+        seed_all_rng(cfg.SEED)
     trainer = _make_trainer(cfg, progress, settings.log_period)
     if settings.resume and (Path(cfg.OUTPUT_DIR) / "last_checkpoint").exists():
         trainer.resume_or_load(resume=True)  # our own checkpoints, written by this trainer

@@ -23,6 +23,11 @@ class HistoryPanel(QWidget):
         self._update_count()
 
     def _update_count(self, *_):
+        import shiboken6
+
+        # The stack emits indexChanged while it is being destroyed with its window.
+        if not (shiboken6.isValid(self.stack) and shiboken6.isValid(self.count_label)):
+            return
         done, total = self.stack.index(), self.stack.count()
         self.count_label.setText(f"{done} of {total} edits applied" if total else "No edits yet")
 
