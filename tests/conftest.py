@@ -27,6 +27,7 @@ atexit.register(shutil.rmtree, _ROOT, True)
 from maskreview.core import store  # noqa: E402
 
 store.configure()
+store.fiftyone()  # imports FiftyOne with our database service, before any test imports it
 
 REPO = Path(__file__).resolve().parents[1]
 

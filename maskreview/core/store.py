@@ -12,6 +12,7 @@ the user's data dir (platformdirs), so the app never touches ``~/.fiftyone`` of 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -46,12 +47,14 @@ def configure(database_uri: str | None = None, database_dir: str | os.PathLike |
         os.environ["FIFTYONE_DATABASE_DIR"] = str(database_dir)
     if not os.environ.get("FIFTYONE_DATABASE_URI") and not os.environ.get("FIFTYONE_DATABASE_DIR"):
         os.environ["FIFTYONE_DATABASE_DIR"] = str(default_database_dir())
+    if "fiftyone" not in sys.modules:
+        # A port inherited from a parent FiftyOne process may serve another folder; the service
+        # is found again by name (see _isolate_database_service).
+        os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
     # Our bundled mongod is MongoDB 5; FiftyOne would refuse it as older than 6.
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
-    import sys
-
     if "fiftyone" in sys.modules:  # already imported (e.g. by a test): update its live config
         fo = sys.modules["fiftyone"]
         if os.environ.get("FIFTYONE_DATABASE_URI"):
@@ -68,7 +71,25 @@ def fiftyone() -> ModuleType:
         configure()
     import fiftyone as fo
 
+    _isolate_database_service()
     return fo
+
+
+def _isolate_database_service() -> None:
+    """Give our mongod a service name of its own, derived from the database folder.
+
+    FiftyOne finds a running database service by its command line (``--51-service db``) and
+    attaches to the first one of the user's, whatever folder that one serves. Without this, the
+    app or a test run would silently share the datasets of any other FiftyOne process running.
+    """
+    if os.environ.get("FIFTYONE_DATABASE_URI"):
+        return
+    import hashlib
+
+    import fiftyone.core.service as fos
+
+    folder = os.path.realpath(os.environ["FIFTYONE_DATABASE_DIR"])
+    fos.DatabaseService.service_name = "maskreview-db-" + hashlib.sha1(folder.encode()).hexdigest()[:12]
 
 
 def database_location() -> str:
