@@ -198,11 +198,20 @@ def cmd_explain(args) -> int:
 
 # -------------------------------------------------------------------------------- parser
 
+SOURCE_HELP = "an image, a folder of images, a COCO instances JSON, or a FiftyOne dataset name"
+
+
+def _add_source_args(p, optional: bool = False):
+    p.add_argument("source", nargs="?" if optional else None, help=SOURCE_HELP)
+    p.add_argument("--images", help="image folder for a COCO JSON (default: images/ or data/ beside it)")
+
+
 def _add_engine_args(p):
     p.add_argument("--model", default="demo", help="demo, a model folder, a zoo config name or a YAML file")
     p.add_argument("--weights", help="weights file (.pth/.pkl) or URL; default: the model's own")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--score-thresh", type=float, default=0.5)
+    p.add_argument("--score-thresh", type=float, default=0.05,
+                   help="keep detections scoring at least this (default 0.05, as COCO evaluation wants)")
     p.add_argument("--nms-thresh", type=float, default=0.5)
     p.add_argument("--max-dets", type=int, default=100)
     p.add_argument("--trust-checkpoint", action="store_true",
@@ -215,16 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-uri", help="a shared MongoDB for FiftyOne (default: a local database "
                         "under the user data dir; also FIFTYONE_DATABASE_URI)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    source_help = "an image, a folder of images, a COCO instances JSON, or a FiftyOne dataset name"
 
     p = sub.add_parser("open", help="open the review app (the demo when SOURCE is omitted)")
-    p.add_argument("source", nargs="?", help=source_help)
-    p.add_argument("--images", help="image folder for a COCO JSON")
+    _add_source_args(p, optional=True)
     p.set_defaults(func=cmd_open)
 
     p = sub.add_parser("import", help="import a source into a persistent FiftyOne dataset")
-    p.add_argument("source", help=source_help)
-    p.add_argument("--images", help="image folder for a COCO JSON (default: images/ or data/ beside it)")
+    _add_source_args(p)
     p.add_argument("--name", help="dataset name (default: derived from the source path)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of stopping")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -239,8 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo_data)
 
     p = sub.add_parser("infer", help="run a Mask R-CNN over a dataset into a predictions field")
-    p.add_argument("source", help=source_help)
-    p.add_argument("--images")
+    _add_source_args(p)
     p.add_argument("--field", default="predictions")
     p.add_argument("--tags", help="only samples with these tags (comma-separated)")
     p.add_argument("--overwrite", action="store_true", help="predict again samples done by the same model")
@@ -249,8 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("eval", help="COCO mAP of a predictions field (or a results JSON) against GT")
-    p.add_argument("source", nargs="?", help=source_help)
-    p.add_argument("--images")
+    _add_source_args(p, optional=True)
     p.add_argument("--gt-field", default="ground_truth")
     p.add_argument("--pred-field", default="predictions")
     p.add_argument("--gt", help="a COCO instances JSON (with --pred)")
@@ -263,8 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train", help="train or fine-tune a Mask R-CNN on a dataset or tagged view")
-    p.add_argument("source", help=source_help)
-    p.add_argument("--images")
+    _add_source_args(p)
     p.add_argument("--gt-field", default="ground_truth")
     p.add_argument("--view-tags", help="train only on samples with these tags (comma-separated)")
     p.add_argument("--base", default="demo", help="CONFIG[:WEIGHTS]: demo, a model folder, zoo name or YAML")
@@ -281,8 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export samples (or tagged ones) as COCO with RLE masks or as FiftyOne")
-    p.add_argument("source", help=source_help)
-    p.add_argument("--images")
+    _add_source_args(p)
     p.add_argument("--tags", help="only samples with any of these tags (comma-separated)")
     p.add_argument("--label-tags", help="only labels with any of these tags (comma-separated)")
     p.add_argument("--field", default="ground_truth", help="label field to export")

@@ -35,7 +35,8 @@ _CLASS_COUNT_KEYS = ("roi_heads.box_predictor.cls_score.weight", "roi_heads.box_
 @dataclass
 class EngineSettings:
     device: str = "auto"
-    score_thresh: float = 0.5
+    # detectron2's own SCORE_THRESH_TEST: low enough for COCO AP; the GUI's slider hides the rest.
+    score_thresh: float = 0.05
     nms_thresh: float = 0.5
     max_detections: int = 100
 

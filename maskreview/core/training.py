@@ -243,7 +243,7 @@ def evaluate_model_dir(model_dir: Path, view, gt_field: str) -> dict:
     from maskreview.core.evaluation import evaluate
     from maskreview.core.inference import Engine, EngineSettings, forget_run, run_inference
 
-    engine = Engine(str(model_dir), settings=EngineSettings(score_thresh=0.05))
+    engine = Engine(str(model_dir), settings=EngineSettings())
     field_name = f"heldout_{hashlib.sha1(str(model_dir).encode()).hexdigest()[:6]}"
     dataset = view._dataset
     try:

@@ -53,7 +53,7 @@ class MainWindow(QMainWindow):
         self.model_name = str(self.settings.value("model/name", "demo"))
         from maskreview.core.inference import EngineSettings
 
-        self.engine_settings = EngineSettings(score_thresh=0.05)
+        self.engine_settings = EngineSettings()
         self.engines = workers.EngineCache()
         self.undo_stack = QUndoStack(self)
         self.jobs: list[workers.Job] = []
