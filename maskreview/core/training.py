@@ -214,12 +214,15 @@ def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSe
         trainer.resume_or_load(resume=True)  # our own checkpoints, written by this trainer
     elif weights:
         _load_base_weights(trainer.model, str(weights), classes == base_classes, progress)
+    probe = records[:: max(1, len(records) // _PROBE_IMAGES)][:_PROBE_IMAGES]
+    loss_before = fixed_batch_loss(trainer.model, cfg, probe)
     progress.start(settings.iters, "training")
     started = time.time()
     try:
         trainer.train()
     finally:
         progress.finish()
+    loss_after = fixed_batch_loss(trainer.model, cfg, probe)
 
     state = {k: (v.half() if settings.fp16_weights and v.is_floating_point() else v)
              for k, v in trainer.model.state_dict().items()}
@@ -235,7 +238,46 @@ def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSe
         write(tmp)
         tmp.replace(out / filename)
     return {"classes": classes, "iters": settings.iters, "seconds": round(time.time() - started, 1),
-            "losses": trainer.loss_log}
+            "losses": trainer.loss_log, "probe_loss_before": loss_before, "probe_loss_after": loss_after,
+            "probe_images": len(probe)}
+
+
+_PROBE_IMAGES = 16
+
+
+def fixed_batch_loss(model, cfg, records: list[dict], seed: int = 0) -> float:
+    """The model's mean training loss on fixed images, unaugmented, changing nothing in the model.
+
+    The per-iteration loss log is noisy (each batch differs); this is the same measurement
+    before and after training, so "the fine-tune lowered the loss" is a like-for-like claim.
+    BatchNorm uses its running statistics (so measuring does not update them) and proposal
+    sampling is seeded.
+    """
+    import torch
+    from detectron2.data import DatasetMapper
+    from detectron2.data import transforms as T
+    from detectron2.utils.events import EventStorage
+
+    if not records:
+        return float("nan")
+    mapper = DatasetMapper(is_train=True, image_format=cfg.INPUT.FORMAT, use_instance_mask=True,
+                           instance_mask_format=cfg.INPUT.MASK_FORMAT,
+                           augmentations=[T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)])
+    was_training = model.training
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    total = 0.0
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), EventStorage():
+            torch.manual_seed(seed)
+            for record in records:
+                losses = model([mapper(dict(record))])
+                total += float(sum(losses.values()))
+    finally:
+        model.train(was_training)
+    return round(total / len(records), 4)
 
 
 def evaluate_model_dir(model_dir: Path, view, gt_field: str) -> dict:
