@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QPainter, QPixmap
+from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication, QDialog, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout
 
-ICONS_DIR = Path(__file__).resolve().parents[2] / "icons"
+_ICON_SIZES = (16, 24, 32, 48, 64, 96)
+ICONS_DIR = Path(__file__).resolve().parents[1] / "icons"  # package data: in the wheel too (pyproject)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def register(spec: ActionSpec) -> None:
 
 
 def icon(name: str | None) -> QIcon:
-    """An SVG from ``icons/`` drawn in the palette's text colour (so it follows light/dark)."""
+    """An SVG from ``maskreview/icons/`` in the palette's text colour (follows light/dark), sharp at any DPR."""
     if not name:
         return QIcon()
     path = ICONS_DIR / f"{name}.svg"
@@ -84,10 +86,16 @@ def icon(name: str | None) -> QIcon:
         return QIcon()
     app = QApplication.instance()
     color = app.palette().windowText().color().name() if app else "#444444"
-    svg = path.read_text().replace("currentColor", color)
-    pixmap = QPixmap()
-    pixmap.loadFromData(QByteArray(svg.encode()), "SVG")
-    return QIcon(pixmap)
+    renderer = QSvgRenderer(QByteArray(path.read_text().replace("currentColor", color).encode()))
+    result = QIcon()
+    for size in _ICON_SIZES:  # device pixels: Qt picks the one for the toolbar size x screen ratio
+        pixmap = QPixmap(size, size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        renderer.render(painter)
+        painter.end()
+        result.addPixmap(pixmap)
+    return result
 
 
 def build_actions(window) -> dict[str, QAction]:

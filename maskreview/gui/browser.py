@@ -15,12 +15,13 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLineEdit, QListView, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRect, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QImage, QPalette, QPixmap
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLineEdit, QListView, QStyle, QStyledItemDelegate,
+                               QToolButton, QVBoxLayout, QWidget)
 
-THUMB = 128
+THUMB = 128  # logical pixels of a thumbnail's longest side (device pixels: times the screen's ratio)
+_CELL_PAD = 6
 _MEMORY_THUMBS = 1500
 _THUMB_VERSION = "1"
 
@@ -104,8 +105,7 @@ class SampleListModel(QAbstractListModel):
         self._pool.setMaxThreadCount(2)
         self._signals = _Signals()
         self._signals.ready.connect(self._on_ready)
-        self._placeholder = QPixmap(1, 1)
-        self._placeholder.fill(QColor(128, 128, 128, 60))
+        self._placeholder = None  # the delegate draws an empty frame while a thumbnail is made
 
     # ---------------------------------------------------------------- rows
     def set_samples(self, ids: list[str], paths: list[str]) -> None:
@@ -209,8 +209,7 @@ class SampleListModel(QAbstractListModel):
 
     def _on_ready(self, sid: str, version: int, image: QImage) -> None:
         pixmap = QPixmap.fromImage(image)
-        dpr = max(1.0, self.thumb_size / THUMB)
-        pixmap.setDevicePixelRatio(dpr)
+        pixmap.setDevicePixelRatio(max(1.0, self.thumb_size / THUMB))  # crisp on HiDPI screens
         self._pixmaps[sid] = (version, pixmap)
         while len(self._pixmaps) > _MEMORY_THUMBS:
             self._pixmaps.popitem(last=False)
@@ -225,6 +224,47 @@ class SampleListModel(QAbstractListModel):
 
     def wait(self, msecs: int = 30000) -> bool:
         return self._pool.waitForDone(msecs)
+
+
+class ThumbnailDelegate(QStyledItemDelegate):
+    """Each cell: the thumbnail scaled to fit a THUMB square (aspect kept, centred), name below.
+
+    Qt's default icon-mode delegate sizes the decoration from the pixmap it is given, so cells
+    measured before their thumbnail existed drew later thumbnails squashed; here the cell
+    size never depends on the data.
+    """
+
+    @staticmethod
+    def cell_size(font_metrics) -> QSize:
+        return QSize(THUMB + 2 * _CELL_PAD, THUMB + 2 * _CELL_PAD + font_metrics.height() + 2)
+
+    def sizeHint(self, option, index) -> QSize:
+        return self.cell_size(option.fontMetrics)
+
+    def paint(self, painter, option, index) -> None:
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:  # the whole cell, not just the text (Qt's default in icon mode)
+            painter.fillRect(option.rect.adjusted(1, 1, -1, -1), option.palette.color(QPalette.ColorRole.Highlight))
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            painter.fillRect(option.rect.adjusted(1, 1, -1, -1), option.palette.color(QPalette.ColorRole.Midlight))
+        cell = option.rect
+        box = QRect(cell.x() + (cell.width() - THUMB) // 2, cell.y() + _CELL_PAD, THUMB, THUMB)
+        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        painter.save()
+        if isinstance(pixmap, QPixmap) and not pixmap.isNull():
+            size = pixmap.deviceIndependentSize().toSize().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, size.width(), size.height())
+            target.moveCenter(box.center())
+            painter.setRenderHint(painter.RenderHint.SmoothPixmapTransform, True)
+            painter.drawPixmap(target, pixmap)
+        else:
+            painter.fillRect(box.adjusted(8, 8, -8, -8), option.palette.color(QPalette.ColorRole.Mid).lighter(115))
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        painter.setPen(option.palette.color(role))
+        text_rect = QRect(cell.x() + 2, box.bottom() + 3, cell.width() - 4, option.fontMetrics.height())
+        name = option.fontMetrics.elidedText(str(index.data() or ""), Qt.TextElideMode.ElideMiddle, text_rect.width())
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name)
+        painter.restore()
 
 
 class SampleBrowser(QWidget):
@@ -258,8 +298,11 @@ class SampleBrowser(QWidget):
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setLayoutMode(QListView.LayoutMode.Batched)
         self.view.setBatchSize(500)
+        self.delegate = ThumbnailDelegate(self.view)
+        self.view.setItemDelegate(self.delegate)
         self.view.setIconSize(QSize(THUMB, THUMB))
-        self.view.setGridSize(QSize(THUMB + 16, THUMB + 28))
+        self.view.setGridSize(self.delegate.cell_size(self.view.fontMetrics()))
+        self.view.setSpacing(0)
         self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setWordWrap(False)

@@ -6,7 +6,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-from maskreview.gui.canvas.view import ImageCanvas, edge_path
+from maskreview.gui.canvas.view import ImageCanvas, cosmetic_pen, edge_path
 
 
 class Loupe(QWidget):
@@ -61,9 +61,7 @@ class Loupe(QWidget):
         if canvas.style.contours:
             for inst in canvas.visible_instances():
                 if QRectF(inst.x0, inst.y0, inst.w, inst.h).intersects(src):
-                    pen = QPen(QColor(*canvas.color_of(inst)), 2.0)
-                    pen.setCosmetic(True)
-                    painter.setPen(pen)
+                    painter.setPen(cosmetic_pen(canvas.color_of(inst), 2.0, self.devicePixelRatioF()))
                     painter.drawPath(edge_path(inst))
         painter.resetTransform()
         pen = QPen(QColor(255, 255, 255, 180), 1.0)

@@ -52,6 +52,13 @@ def qimage_from_layer(layer: np.ndarray) -> QImage:
     return img
 
 
+def cosmetic_pen(rgb, width: float, dpr: float = 1.0, style=Qt.PenStyle.SolidLine) -> QPen:
+    """A pen ``width`` logical pixels wide at any zoom (cosmetic widths count device pixels)."""
+    pen = QPen(QColor(*rgb), width * dpr, style)
+    pen.setCosmetic(True)
+    return pen
+
+
 def edge_path(inst: ov.Instance) -> QPainterPath:
     path = inst.__dict__.get("_qpath")
     if path is None:
@@ -284,11 +291,8 @@ class ImageCanvas(QGraphicsView):
             painter.drawText(box.adjusted(3, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, text)
         painter.restore()
 
-    @staticmethod
-    def _pen(rgb, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
-        pen = QPen(QColor(*rgb), width, style)
-        pen.setCosmetic(True)
-        return pen
+    def _pen(self, rgb, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
+        return cosmetic_pen(rgb, width, self.devicePixelRatioF(), style)
 
     @staticmethod
     def _box(inst: ov.Instance) -> QRectF:
