@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,43 +10,13 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
+from helpers_gui import open_window
 from maskreview.core.sources import open_source
-
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "resources" / "models" / "demo-r18-fpn.yaml"
-
-
-@pytest.fixture(scope="module")
-def gui_model(tmp_path_factory) -> Path:
-    """The demo architecture with random weights: it predicts (nonsense) instances at low scores."""
-    import torch
-    from detectron2.config import get_cfg
-    from detectron2.modeling import build_model
-
-    cfg = get_cfg()
-    cfg.merge_from_file(str(DEMO_CONFIG))
-    cfg.MODEL.DEVICE = "cpu"
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("gui_model")
-    torch.save(build_model(cfg).state_dict(), out / "model_final.pth")
-    (out / "config.yaml").write_text(cfg.dump())
-    (out / "classes.json").write_text(json.dumps(["circle", "square", "triangle", "ring", "cross"]))
-    return out
 
 
 @pytest.fixture
-def window(qtbot, fo, demo_coco, tmp_path, monkeypatch):
-    from maskreview.gui.app import apply_palette
-    from maskreview.gui.main_window import MainWindow
-    from maskreview.gui.settings import Settings
-
-    apply_palette(QApplication.instance())
-    win = MainWindow(Settings(tmp_path / "gui.ini"))
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    win.set_dataset(open_source(demo_coco))
-    qtbot.waitUntil(lambda: not win.jobs, timeout=20000)  # statistics
+def window(qtbot, fo, demo_coco, tmp_path):
+    win = open_window(qtbot, tmp_path, open_source(demo_coco))
     yield win
     win.close()
 
@@ -239,8 +208,8 @@ def _drop(widget, path: Path) -> None:
     QApplication.sendEvent(widget, QDropEvent(QPointF(pos), *args))
 
 
-def test_drop_image_runs_model_then_add_to_dataset(window, qtbot, gui_model, demo_coco, tmp_path):
-    window.model_name = str(gui_model)
+def test_drop_image_runs_model_then_add_to_dataset(window, qtbot, tiny_model, demo_coco, tmp_path):
+    window.model_name = str(tiny_model)
     window.engine_settings.max_detections = 8
     image = next((demo_coco.parent / "images").glob("*.png"))
     _drop(window.canvas.viewport(), image)
@@ -251,15 +220,15 @@ def test_drop_image_runs_model_then_add_to_dataset(window, qtbot, gui_model, dem
     window.actions_["add_scratch"].trigger()
     assert len(window.dataset) == 13
     assert window.canvas.data.sample_id is not None and window.canvas.data.fields["predictions"]
-    # a non-image file gets an explanation, not a crash
+    # a non-image file gets an explanation, not a crash; a drop on the browser ends in the same place
     other = tmp_path / "notes.txt"
     other.write_text("hello")
-    _drop(window.canvas.viewport(), other)
+    _drop(window.browser.view.viewport(), other)
     assert window._message is not None and "maskreview opens images" in window._message.text()
 
 
-def test_inference_in_background_shows_predictions(window, qtbot, gui_model):
-    window.model_name = str(gui_model)
+def test_inference_in_background_shows_predictions(window, qtbot, tiny_model):
+    window.model_name = str(tiny_model)
     window.engine_settings.max_detections = 8
     assert "predictions" not in window.canvas.data.fields
     window.browser.view.selectAll()
@@ -276,8 +245,8 @@ def test_inference_in_background_shows_predictions(window, qtbot, gui_model):
     assert window.dataset[window.current_sample_id].predictions is not None
 
 
-def test_cancel_inference(window, qtbot, gui_model):
-    window.model_name = str(gui_model)
+def test_cancel_inference(window, qtbot, tiny_model):
+    window.model_name = str(tiny_model)
     window.engine_settings.max_detections = 4
     job = window.run_inference("dataset")
     qtbot.keyClick(window, Qt.Key.Key_Escape)

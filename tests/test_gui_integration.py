@@ -6,22 +6,14 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
+from helpers_gui import open_window
 from maskreview.core.sources import open_source
 
 
 @pytest.fixture
 def window(qtbot, fo, demo_coco, tmp_path, monkeypatch):
-    from maskreview.gui.main_window import MainWindow
-    from maskreview.gui.settings import Settings
-
     monkeypatch.setenv("MASKREVIEW_CONFIG_DIR", str(tmp_path / "config"))  # default tag keys
-    win = MainWindow(Settings(tmp_path / "gui.ini"))
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.set_dataset(open_source(demo_coco))
-    qtbot.waitUntil(lambda: not win.jobs, timeout=20000)
+    win = open_window(qtbot, tmp_path, open_source(demo_coco), (1400, 900))
     yield win
     win.close()
 

@@ -306,6 +306,8 @@ class SampleBrowser(QWidget):
         self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setWordWrap(False)
+        for widget in (self.view, self.view.viewport()):  # dropped files go on to the main window
+            widget.setAcceptDrops(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(bar)

@@ -133,7 +133,6 @@ class MainWindow(QMainWindow):
         self.canvas.overlays_changed.connect(self._overlays_changed)
         self.canvas.hovered.connect(self._hovered)
         self.canvas.instance_framed.connect(self._hovered)
-        self.canvas.files_dropped.connect(self.handle_drop)
         self.histogram.bar_clicked.connect(self._histogram_filter)
         self.browser.tag_filter.currentIndexChanged.connect(self._tag_filter)
         self.browser.filters_changed.connect(self._browser_filters_changed)
@@ -398,6 +397,8 @@ class MainWindow(QMainWindow):
             self.refresh_sample(sid)
 
     # ------------------------------------------------------------------ drag and drop
+    # The one home for drops: a drop anywhere in the window (canvas, browser, docks) ends here,
+    # since Qt passes a drag that a child does not accept on to its parents.
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()

@@ -81,7 +81,6 @@ class ImageCanvas(QGraphicsView):
     overlays_changed = Signal()  # visible instances or their colours changed
     instance_framed = Signal(object)
     instance_clicked = Signal(object)
-    files_dropped = Signal(list)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -92,7 +91,8 @@ class ImageCanvas(QGraphicsView):
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setMouseTracking(True)
-        self.setAcceptDrops(True)
+        for widget in (self, self.viewport()):  # dropped files go on to the main window
+            widget.setAcceptDrops(False)
         self._image_item = QGraphicsPixmapItem()
         self.scene().addItem(self._image_item)
         self._layer_items: dict[str, QGraphicsPixmapItem] = {}
@@ -465,20 +465,3 @@ class ImageCanvas(QGraphicsView):
             self.viewport().update()
             self.hovered.emit(None)
         super().leaveEvent(event)
-
-    # ---------------------------------------------------------------- drops
-    def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.files_dropped.emit(paths)

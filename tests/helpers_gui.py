@@ -1,0 +1,22 @@
+"""The main window, shown offscreen on a dataset, as the GUI tests drive it."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QApplication
+
+
+def open_window(qtbot, tmp_path, dataset, size: tuple[int, int] = (1200, 800)):
+    """A shown ``MainWindow`` with its own settings file, ``dataset`` set, statistics done."""
+    from maskreview.gui.app import apply_palette
+    from maskreview.gui.main_window import MainWindow
+    from maskreview.gui.settings import Settings
+
+    apply_palette(QApplication.instance())
+    win = MainWindow(Settings(tmp_path / "gui.ini"))
+    qtbot.addWidget(win)
+    win.resize(*size)
+    win.show()
+    qtbot.waitExposed(win)
+    win.set_dataset(dataset)
+    qtbot.waitUntil(lambda: not win.jobs, timeout=20000)  # statistics
+    return win
