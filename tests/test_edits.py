@@ -16,6 +16,8 @@ from maskreview.core.errors import BadInputError
 from maskreview.core.sources import open_source
 from maskreview.core.writeback import EditSession
 
+from helpers_edits import journal_only, same_database_env
+
 
 @pytest.fixture
 def ds(fo, demo_coco, tmp_path):
@@ -174,34 +176,14 @@ def test_journal_replays_what_never_reached_the_database(ds, tmp_path):
     root = tmp_path / "j"
     sample = ds.first()
     s1 = EditSession(ds, journal_root=root)
-    op = ed.Relabel((_ref(sample),), "from-journal")
-    docs = s1._read([sample.id], {"ground_truth"})
-    change = ed.Resolver(docs).resolve(op)
-    for p in change.patches:
-        p.expect, p.stamp = s1.versions.get(p.sample_id), s1._stamp()
-    s1.journal.append([change.patches])  # journaled, then the process "dies" before writing
-    os.close(s1.journal._fd)
+    journal_only(s1, ed.Relabel((_ref(sample),), "from-journal"))
+    os.close(s1.journal._fd)  # journaled, then the process "dies" before writing
     assert ds[sample.id].ground_truth.detections[0].label != "from-journal"
     s2 = EditSession(ds, journal_root=root)
     assert s2.replayed["applied"] == 1 and not s2.replayed["conflicts"]
     assert ds[sample.id].ground_truth.detections[0].label == "from-journal"
     s2.close()
     assert not list((root / str(ds._doc.id)).glob("*.jsonl"))  # replayed and closed cleanly
-
-
-def same_database_env() -> dict:
-    """The environment for a child process that must use *this* process's database.
-
-    FiftyOne's service discovery attaches a new process to any running FiftyOne mongod of the
-    user, whatever its database dir, so children get the live connection's URI explicitly.
-    """
-    import fiftyone.core.odm.database as fod
-
-    fod.get_db_conn()
-    host, port = fod._client.address
-    env = {k: v for k, v in os.environ.items() if k != "FIFTYONE_DATABASE_DIR"}
-    env["FIFTYONE_DATABASE_URI"] = f"mongodb://{host}:{port}"
-    return env
 
 
 _READER = """
@@ -211,17 +193,31 @@ fo = store.connect()
 ds = fo.load_dataset(sys.argv[1])
 s = ds[sys.argv[2]]
 print(json.dumps({"tags": s.tags, "labels": [d.label for d in s.ground_truth.detections],
-                  "label_tags": ds.count_label_tags(), "ids": [d.id for d in s.ground_truth.detections]}))
+                  "label_tags": ds.count_label_tags(), "ids": [d.id for d in s.ground_truth.detections],
+                  "schema": sorted(ds.get_field_schema(flat=True)),
+                  "undeclared": sorted(ds.get_dynamic_field_schema() or {})}))
 """
 
 
-def test_another_process_sees_edits_and_tags(ds, session):
+def test_another_process_sees_edits_tags_and_their_schema(ds, session, fo):
     sample = ds.first()
+    pred = sample.ground_truth.detections[2].copy()
+    pred.confidence = 0.5
+    sample["predictions"] = fo.Detections(detections=[pred])
+    sample.save()
+    session.track(sample.id)
     ref = _ref(sample, 1)
     session.apply_many([ed.Relabel((_ref(sample),), "seen"), ed.SampleTags((sample.id,), ("reviewed",)),
-                        ed.LabelTags((_ref(sample),), ("fp",)), ed.DeleteLabels((ref,))])
+                        ed.LabelTags((_ref(sample),), ("fp",)), ed.DeleteLabels((ref,)),
+                        ed.Promote(_ref(ds[sample.id], 0, "predictions"))])
     out = subprocess.run([sys.executable, "-c", _READER, ds.name, sample.id], capture_output=True, text=True,
                          env=same_database_env(), check=True, timeout=600).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["tags"] == ["reviewed"] and seen["labels"][0] == "seen"
     assert seen["label_tags"] == {"fp": 1} and ref.label_id not in seen["ids"]
+    # what edits add to labels is declared, so the FiftyOne App lists it
+    for attr in ("review_added", "source_field", "source_label_id", "source_score", "source_model"):
+        assert f"ground_truth.detections.{attr}" in seen["schema"]
+    for attr in ("original_of", "original_index", "iscrowd"):
+        assert f"ground_truth_original.detections.{attr}" in seen["schema"]
+    assert not [f for f in seen["undeclared"] if f.startswith("ground_truth")], seen["undeclared"]

@@ -13,6 +13,8 @@ from maskreview.core import edits as ed
 from maskreview.core.sources import open_source
 from maskreview.core.writeback import EditSession
 
+from helpers_edits import journal_only, same_database_env
+
 _EDITOR = """
 import sys
 from maskreview.core import store
@@ -22,6 +24,7 @@ from maskreview.core.writeback import EditSession
 name, root, run = sys.argv[1], sys.argv[2], sys.argv[3]
 ds = fo.load_dataset(name)
 session = EditSession(ds, journal_root=root)
+session.journal.compact_bytes = 4096  # compacts every few edits: kill -9 lands around compactions too
 ids = ds.values("id")
 print("READY", session.replayed["applied"], flush=True)
 i = 0
@@ -43,21 +46,6 @@ while True:
             print("ACK label", op.sample_id, op.label_id, tag, flush=True)
     i += 1
 """
-
-
-def same_database_env() -> dict:
-    """The environment for a child process that must use *this* process's database.
-
-    FiftyOne's service discovery attaches a new process to any running FiftyOne mongod of the
-    user, whatever its database dir, so children get the live connection's URI explicitly.
-    """
-    import fiftyone.core.odm.database as fod
-
-    fod.get_db_conn()
-    host, port = fod._client.address
-    env = {k: v for k, v in os.environ.items() if k != "FIFTYONE_DATABASE_DIR"}
-    env["FIFTYONE_DATABASE_URI"] = f"mongodb://{host}:{port}"
-    return env
 
 
 def _run_and_kill(name: str, root, run: int, seconds: float) -> list[list[str]]:
@@ -114,11 +102,7 @@ def test_replayed_instance_is_exactly_what_was_journaled(fo, demo_coco, tmp_path
     root = tmp_path / "j"
     dead = EditSession(dataset, journal_root=root)
     op = ed.AddInstance(sample.id, "ground_truth", "ghost", polygons=((5, 5, 30, 8, 12, 40),))
-    change = ed.Resolver(dead._read([sample.id], {"ground_truth"})).resolve(op)
-    for p in change.patches:
-        p.expect, p.stamp = dead.versions.get(p.sample_id), dead._stamp()
-    dead._check_field("ground_truth")
-    dead.journal.append([change.patches])
+    journal_only(dead, op)
     os.close(dead.journal._fd)  # dies between the journal and the database
     with EditSession(dataset, journal_root=root) as alive:
         assert alive.replayed["applied"] == 1
@@ -128,3 +112,50 @@ def test_replayed_instance_is_exactly_what_was_journaled(fo, demo_coco, tmp_path
     h, w = sample.metadata.height, sample.metadata.width
     expected = mk.coco_to_bitmap([[5, 5, 30, 8, 12, 40]], h, w)
     assert (mk.detection_to_bitmap(det, h, w) == expected).all() and det.label == "ghost"
+
+
+def test_compaction_drops_confirmed_entries_and_keeps_unconfirmed_ones(fo, demo_coco, tmp_path):
+    dataset = open_source(demo_coco, name="crash-compact")
+    root = tmp_path / "j"
+    ids = dataset.values("id")
+    session = EditSession(dataset, journal_root=root)
+    journal = session.journal
+    journal.compact_bytes = 1 << 40  # by hand below
+    added = [session.apply(ed.AddInstance(sid, "ground_truth", f"kept{i}", polygons=((5, 5, 60, 9, 20, 70),)))
+             for i, sid in enumerate(ids)]
+    grown = journal.size()
+    lost = dataset[ids[0]].ground_truth.detections[0]
+    journal_only(session, ed.Relabel((ed.LabelRef(ids[0], "ground_truth", lost.id),), "unconfirmed"))
+    with_pending = journal.size()
+    journal.compact()
+    lines = journal.path.read_text().splitlines()
+    assert len(lines) == 1 and '"seq": %d' % journal.seq in lines[0]  # only the unconfirmed entry
+    assert journal.size() == len(lines[0]) + 1 < with_pending / 4
+    os.close(journal._fd)  # the process dies with the unconfirmed entry in the compacted journal
+    with EditSession(dataset, journal_root=root) as alive:
+        assert alive.replayed["applied"] == 1 and not alive.replayed["conflicts"]
+    labels = {d.id: d.label for sid in ids for d in dataset[sid].ground_truth.detections}
+    assert labels[lost.id] == "unconfirmed"
+    assert all(labels[c.label_ids[0]] == f"kept{i}" for i, c in enumerate(added))
+    assert not list(journal.dir.glob("*.jsonl*"))
+
+
+def test_journal_stays_small_and_close_keeps_only_pending(fo, demo_coco, tmp_path):
+    dataset = open_source(demo_coco, name="crash-compact-auto")
+    root = tmp_path / "j"
+    ids = dataset.values("id")
+    session = EditSession(dataset, journal_root=root)
+    session.journal.compact_bytes = 2048
+    sizes = []
+    for i in range(3 * len(ids)):
+        session.apply(ed.SampleTags((ids[i % len(ids)],), (f"t{i}",)))
+        sizes.append(session.journal.size())
+    assert max(sizes) < 2048 + 1024 < len(sizes) * sizes[0]  # without compaction it would pass 8 kB
+    assert any(b < a for a, b in zip(sizes, sizes[1:]))
+    journal_only(session, ed.SampleTags((ids[0],), ("after-close",)))
+    path = session.journal.path
+    session.close()  # a clean close with one entry the database never confirmed: kept, alone
+    assert [line.count('"seq"') for line in path.read_text().splitlines()] == [1]
+    with EditSession(dataset, journal_root=root) as alive:
+        assert alive.replayed["applied"] == 1
+    assert "after-close" in dataset[ids[0]].tags and not path.exists()

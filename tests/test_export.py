@@ -183,7 +183,7 @@ def test_fiftyone_format_and_tag_selection(fo, demo_coco, tmp_path, monkeypatch)
     assert back.count_label_tags() == {"fp": 3}
     assert all(Path(p).is_relative_to(tmp_path / "fo") for p in back.values("filepath"))
 
-    from test_edits import same_database_env
+    from helpers_edits import same_database_env
 
     monkeypatch.setenv("FIFTYONE_DATABASE_URI", same_database_env()["FIFTYONE_DATABASE_URI"])  # the CLI child
     monkeypatch.delenv("FIFTYONE_DATABASE_DIR")  # must use this process's database

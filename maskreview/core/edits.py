@@ -30,6 +30,15 @@ from maskreview.core.errors import BadInputError
 
 ORIGINAL_SUFFIX = "_original"
 
+# Label attributes that edits write, by FiftyOne field type, so they can be declared in the
+# dataset schema (the FiftyOne App and ``get_field_schema`` then show them).
+EDIT_ATTRIBUTES = {
+    "review_added": "BooleanField",  # created during review (added or promoted)
+    "source_field": "StringField", "source_label_id": "StringField", "source_score": "FloatField",
+    "source_model": "StringField", "source_weights_sha256": "StringField", "source_run_key": "StringField",
+    "original_of": "StringField", "original_index": "IntField",  # snapshots in <field>_original
+}
+
 
 def original_field(field_name: str) -> str:
     return field_name + ORIGINAL_SUFFIX
@@ -168,6 +177,13 @@ def _refs(labels) -> tuple[LabelRef, ...]:
     return (labels,) if isinstance(labels, LabelRef) else tuple(labels)
 
 
+def _tag_mode(mode: str, tags, current: list) -> str:
+    """``add`` or ``remove``; ``toggle`` removes where every item already has all the tags."""
+    if mode != "toggle":
+        return mode
+    return "remove" if all(set(tags) <= set(have or []) for have in current) else "add"
+
+
 @dataclass(frozen=True)
 class SampleTags(Op):
     """Add, remove or toggle sample tags (toggle: remove where all have it, else add)."""
@@ -181,10 +197,7 @@ class SampleTags(Op):
         return f"{self.mode} tag {', '.join(self.tags)} on {len(self.sample_ids)} sample(s)"
 
     def resolve(self, r: Resolver) -> None:
-        mode = self.mode
-        if mode == "toggle":
-            have_all = all(set(self.tags) <= set(r.doc(s).get("tags") or []) for s in self.sample_ids)
-            mode = "remove" if have_all else "add"
+        mode = _tag_mode(self.mode, self.tags, [r.doc(s).get("tags") for s in self.sample_ids])
         for sid in self.sample_ids:
             (r.add_tags if mode == "add" else r.remove_tags)(sid, self.tags)
 
@@ -200,10 +213,7 @@ class LabelTags(Op):
         return f"{self.mode} label tag {', '.join(self.tags)} on {len(self.labels)} label(s)"
 
     def resolve(self, r: Resolver) -> None:
-        mode = self.mode
-        if mode == "toggle":
-            have_all = all(set(self.tags) <= set(r.label(ref).get("tags") or []) for ref in self.labels)
-            mode = "remove" if have_all else "add"
+        mode = _tag_mode(self.mode, self.tags, [r.label(ref).get("tags") for ref in self.labels])
         for ref in self.labels:
             tags = list(r.label(ref).get("tags") or [])
             new = [t for t in tags if t not in self.tags] if mode == "remove" else tags + [t for t in self.tags if t not in tags]

@@ -5,7 +5,12 @@ and holds an exclusive ``flock`` on it while it lives, so the kernel releases th
 process dies, even by ``kill -9``. Opening a dataset replays the files nobody holds.
 
 Lines are ``{"seq": n, "patches": [...]}`` (a change, written before it goes to the database),
-``{"applied": [n, ...]}`` and ``{"rejected": [n, ...]}``. Patches are JSON: ObjectIds as
+``{"applied": [n, ...]}`` and ``{"rejected": [n, ...]}``.
+
+Compaction: once the file passes ``compact_bytes`` (and on a clean close), the entries the
+database has confirmed are dropped. With none pending the file is truncated in place; otherwise
+the pending entries are written to a locked temporary file, fsynced and renamed over the journal
+(atomic), so at every moment the path holds every entry not yet confirmed. Patches are JSON: ObjectIds as
 ``{"$oid"}``, datetimes as ``{"$date"}``, mask bytes as base64 (``{"$b64"}``; ``{"$rle"}`` is read too).
 """
 
@@ -99,44 +104,94 @@ def decode_patch(d: dict) -> SamplePatch:
 # journal files
 # --------------------------------------------------------------------------------------------
 
+COMPACT_BYTES = 1 << 20  # compact the journal once it is past this size
+
+
 class Journal:
     """This session's journal file for one dataset."""
 
-    def __init__(self, dataset_id: str, root: Path | None = None):
+    def __init__(self, dataset_id: str, root: Path | None = None, compact_bytes: int = COMPACT_BYTES):
         self.dir = Path(root or journal_root()) / dataset_id
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / f"{time.time_ns()}-{os.getpid()}.jsonl"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd = _open_locked(self.path)
         _fsync_dir(self.dir)
         self.seq = 0
-        self.open_seqs: set[int] = set()
+        self.compact_bytes = compact_bytes
+        self.pending: dict[int, str] = {}  # seq -> its journal line, until the database confirms it
+
+    @property
+    def open_seqs(self) -> set[int]:
+        return set(self.pending)
 
     def append(self, changes: list[list[SamplePatch]]) -> list[int]:
         """Write changes and fsync; only then may they be written to the database."""
-        lines, seqs = [], []
+        lines = {}
         for patches in changes:
             self.seq += 1
-            seqs.append(self.seq)
-            lines.append(json.dumps({"seq": self.seq, "patches": [encode_patch(p) for p in patches]}))
-        _write_all(self._fd, ("\n".join(lines) + "\n").encode())
+            lines[self.seq] = json.dumps({"seq": self.seq, "patches": [encode_patch(p) for p in patches]})
+        _write_all(self._fd, ("\n".join(lines.values()) + "\n").encode())
         os.fsync(self._fd)
-        self.open_seqs.update(seqs)
-        return seqs
+        self.pending.update(lines)
+        return list(lines)
 
     def mark(self, seqs: list[int], what: str = "applied") -> None:
         # No fsync: a lost marker only means an idempotent replay of an applied change.
         if seqs:
             _write_all(self._fd, (json.dumps({what: list(seqs)}) + "\n").encode())
-            self.open_seqs.difference_update(seqs)
+            for seq in seqs:
+                self.pending.pop(seq, None)
+            if os.fstat(self._fd).st_size > self.compact_bytes:
+                self._try_compact()
+
+    def compact(self) -> None:
+        """Drop the entries the database confirmed; keep every pending one."""
+        if not self.pending:
+            os.ftruncate(self._fd, 0)  # one syscall: the file is either all confirmed entries or empty
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = _open_locked(tmp, os.O_TRUNC)
+        try:
+            _write_all(fd, ("\n".join(self.pending.values()) + "\n").encode())
+            os.fsync(fd)
+            os.replace(tmp, self.path)  # the locked new file takes the name; never a moment without it
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.dir)
+        os.close(self._fd)
+        self._fd = fd
+
+    def _try_compact(self) -> None:
+        # Only an optimization: when it fails (disk full...) the journal stays whole, as it was.
+        try:
+            self.compact()
+        except OSError:
+            pass
+
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size if self._fd is not None else 0
 
     def close(self) -> None:
         if self._fd is None:
             return
-        if not self.open_seqs:  # everything reached the database: nothing to replay
+        if not self.pending:  # everything reached the database: nothing to replay
             self.path.unlink(missing_ok=True)
+        else:
+            self._try_compact()
         os.close(self._fd)
         self._fd = None
+
+
+def _open_locked(path: Path, flags: int = 0) -> int:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -172,14 +227,33 @@ def orphans(dataset_id: str, root: Path | None = None) -> Iterator[OrphanJournal
     folder = Path(root or journal_root()) / dataset_id
     if not folder.is_dir():
         return
-    for path in sorted(folder.glob("*.jsonl")):
-        fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # a live session's journal
+    for tmp in folder.glob("*.jsonl.tmp"):  # a compaction that died before its rename
+        fd = _lock_if_free(tmp)
+        if fd is not None:
+            tmp.unlink(missing_ok=True)
             os.close(fd)
-            continue
-        yield OrphanJournal(path, fd, _pending_entries(path))
+    for path in sorted(folder.glob("*.jsonl")):
+        fd = _lock_if_free(path)
+        if fd is not None:
+            yield OrphanJournal(path, fd, _pending_entries(path))
+
+
+def _lock_if_free(path: Path) -> int | None:
+    """A locked descriptor of ``path``, or None when a live session holds it (or it is gone).
+    The lock must be on the file that has the name now: a compaction may have renamed another
+    file over it between the open and the lock."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino == os.stat(path).st_ino:
+            return fd
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    os.close(fd)
+    return None
 
 
 def _pending_entries(path: Path) -> list[tuple[int, list[SamplePatch]]]:

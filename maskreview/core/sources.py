@@ -248,7 +248,7 @@ def _write_dataset(name: str, spec: SourceSpec, samples, classes, coco_categorie
         for i in range(0, len(samples), _BATCH):
             progress.check()
             batch = samples[i : i + _BATCH]
-            dataset.add_samples(batch, progress=False)
+            dataset.add_samples(batch, dynamic=True, progress=False)  # declares iscrowd, coco_id
             progress.advance(len(batch))
         if GT_FIELD not in dataset.get_field_schema() and spec.kind == "coco":
             dataset.add_sample_field(GT_FIELD, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)

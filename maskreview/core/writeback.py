@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from maskreview.core import journal as jn
-from maskreview.core.edits import Change, LabelPatch, Op, Resolver, SamplePatch, _oid, original_field
+from maskreview.core.edits import (EDIT_ATTRIBUTES, ORIGINAL_SUFFIX, Change, LabelPatch, Op, Resolver, SamplePatch,
+                                   _oid, original_field)
 from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.store import fiftyone
 
@@ -50,6 +51,7 @@ class EditSession:
         self.versions: dict[str, datetime] = {}
         self._last_stamp = datetime.min
         self._checked_fields: set[str] = set()
+        self._declared: set[tuple[str, str]] = set()
         self.replayed = self.replay()
         self.journal = jn.Journal(str(dataset._doc.id), journal_root)
 
@@ -91,6 +93,7 @@ class EditSession:
             for p in change.patches:
                 for lp in p.labels:
                     self._check_field(lp.field)
+                    self._declare(lp)
         self._write(changes, force)
         return changes
 
@@ -124,6 +127,27 @@ class EditSession:
         if not name.endswith("_original"):
             self._check_field(original_field(name))
         self._checked_fields.add(name)
+
+    def _declare(self, lp: LabelPatch) -> None:
+        """Declare in the dataset schema the label attributes ``lp`` writes that are not yet
+        (provenance, snapshot links, attributes copied into ``_original`` snapshots), once per
+        field and attribute: the FiftyOne App and ``get_field_schema`` then list them."""
+        new = [k for k in (lp.after or {}) if not k.startswith("_") and (lp.field, k) not in self._declared]
+        if not new:
+            return
+        fo = fiftyone()
+        schema = self.dataset.get_field_schema(flat=True)
+        live = lp.field[: -len(ORIGINAL_SUFFIX)] if lp.field.endswith(ORIGINAL_SUFFIX) else lp.field
+        for k in new:
+            path = f"{lp.field}.detections.{k}"
+            copied = schema.get(f"{live}.detections.{k}")
+            if path in schema:
+                pass
+            elif copied is not None:
+                self.dataset.add_sample_field(path, type(copied), **_embedded_kwargs(copied))
+            elif (ftype := EDIT_ATTRIBUTES.get(k) or _field_type(lp.after[k])) is not None:
+                self.dataset.add_sample_field(path, getattr(fo, ftype))
+            self._declared.add((lp.field, k))
 
     def _read(self, sample_ids: list[str], fields: set[str]) -> dict[str, dict]:
         projection = {"tags": 1, "metadata": 1, "filepath": 1, "last_modified_at": 1}
@@ -232,6 +256,24 @@ class EditSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _field_type(value) -> str | None:
+    """The FiftyOne field type for a plain attribute value (None: leave it undeclared)."""
+    for py, ftype in ((bool, "BooleanField"), (int, "IntField"), (float, "FloatField"), (str, "StringField")):
+        if isinstance(value, py):
+            return ftype
+    return None
+
+
+def _embedded_kwargs(fld) -> dict:
+    """What ``add_sample_field`` needs besides the type to declare a copy of ``fld``."""
+    out = {}
+    if getattr(fld, "document_type", None) is not None:
+        out["embedded_doc_type"] = fld.document_type
+    if getattr(fld, "field", None) is not None:
+        out["subfield"] = type(fld.field)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
