@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QKeyEvent, QMouseEvent, QUndoStack
+from PySide6.QtGui import QMouseEvent, QUndoStack
 
 from maskreview.core import edits as ed
 from maskreview.core import masks as mk
@@ -209,11 +209,14 @@ def test_outline_tool_drag_insert_delete(ds, canvas):
 
     tool.load(inst)
     vx, vy = tool.polygons[0][0]
+    polys = [list(p) for p in tool.polygons]
+    polys[0] = polys[0][1:]
+    expected = mk.coco_to_bitmap([[v for pt in p for v in pt] for p in polys], h, w) & ~tool._holes
     _drag(tool, [(vx, vy)], button=Qt.MouseButton.RightButton)  # right-click a vertex: delete it
-    assert len(tool.polygons[0]) == n - 1 and isinstance(ops[-1], ed.SetMask)
+    assert isinstance(ops[-1], ed.SetMask) and np.array_equal(ops[-1].bitmap, expected)
 
 
-def test_select_cycles_overlapping_instances(ds, canvas, controller):
+def test_select_cycles_overlapping_instances(ds, canvas, controller, qtbot):
     from maskreview.gui.canvas import load_sample
     from maskreview.gui.canvas.edit_tools import CyclingSelectTool
 
@@ -225,14 +228,18 @@ def test_select_cycles_overlapping_instances(ds, canvas, controller):
     controller.apply(ed.AddInstance(sid, "ground_truth", "circle", bitmap=a))
     controller.apply(ed.AddInstance(sid, "ground_truth", "square", bitmap=b))
     canvas.set_sample(load_sample(ds, sid, ["ground_truth"]))
-    tool = CyclingSelectTool()
-    canvas.set_tool(tool)
-    tool.press(QPointF(220, 220), _press("press", 220, 220))
+    canvas.set_tool(CyclingSelectTool())
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.centerOn(220, 220)
+    at = canvas.mapFromScene(QPointF(220.5, 220.5))
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=at)
     first = canvas.selected_instance
-    tool.key_press(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Tab, Qt.KeyboardModifier.NoModifier))
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_Tab)  # the next instance under the cursor
     second = canvas.selected_instance
     assert {first.label, second.label} == {"circle", "square"}
-    tool.press(QPointF(220, 220), _press("press", 220, 220))  # same spot again: cycles on
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=at)  # same pixel again: cycles on
     assert canvas.selected_instance is first
 
 

@@ -62,6 +62,12 @@ class EditSession:
         for doc in self._coll.find({"_id": {"$in": [_oid(i) for i in ids]}}, {"last_modified_at": 1}):
             self.versions[str(doc["_id"])] = doc.get("last_modified_at")
 
+    def loaded(self, sample_id: str, version: datetime | None) -> None:
+        """The UI now shows this sample as of ``version`` (its ``last_modified_at``, read in the
+        same query as what is shown): edits to it are based on that. No database access."""
+        if version is not None:
+            self.versions[sample_id] = version
+
     def refresh(self, sample_ids: str | Iterable[str]) -> None:
         """Take theirs: accept the database's state of these samples and reload them."""
         ids = [sample_ids] if isinstance(sample_ids, str) else list(sample_ids)

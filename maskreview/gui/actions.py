@@ -71,6 +71,12 @@ ACTIONS: list[ActionSpec] = [
 # Actions that gui.integration adds to a built window (by name): listed in the shortcut sheet only.
 EXTRA: dict[str, ActionSpec] = {}
 
+# Keys that are not actions (mouse, canvas tools): (group, what, keys) rows of the shortcut sheet.
+KEY_HINTS: list[tuple[str, str, str]] = [
+    ("Canvas", "Zoom at the cursor", "Mouse wheel"), ("Canvas", "Pan", "Left drag / middle drag"),
+    ("Canvas", "Highlight an instance", "Hover"),
+]
+
 
 def register(spec: ActionSpec) -> None:
     """Add an action (e.g. an edit tool) before the main window is built."""
@@ -126,8 +132,7 @@ class ShortcutSheet(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
         specs = [s for s in [*ACTIONS, *EXTRA.values()] if s.shortcuts]
-        extra = [("Canvas", "Zoom at the cursor", "Mouse wheel"), ("Canvas", "Pan", "Left drag / middle drag"),
-                 ("Canvas", "Highlight an instance", "Hover")]
+        extra = KEY_HINTS
         table = QTableWidget(len(specs) + len(extra), 3)
         table.setHorizontalHeaderLabels(["Group", "Action", "Keys"])
         rows = [(s.menu, s.text.replace("&", ""), ", ".join(s.shortcuts)) for s in specs] + extra

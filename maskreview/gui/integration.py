@@ -161,7 +161,7 @@ def _model_image(window) -> None:
 # ---------------------------------------------------------------------------- editing
 def install_editing(window):
     """Undo history dock, edit tools, delete / relabel / promote, tag keys, review progress, export."""
-    from maskreview.gui.canvas.edit_tools import make_edit_tools
+    from maskreview.gui.canvas.edit_tools import TOOL_KEYS, make_edit_tools
     from maskreview.gui.panels.history import HistoryPanel
 
     history = HistoryPanel(window.undo_stack)
@@ -173,8 +173,10 @@ def install_editing(window):
     window.statusBar().addPermanentWidget(window.review_label)
     window.edit_tools = make_edit_tools(lambda op: _apply(window, op), field_for_new=lambda: GT,
                                         label_for_new=lambda: _label_for_new(window))
+    acts.KEY_HINTS.extend(row for row in TOOL_KEYS if row not in acts.KEY_HINTS)
     window.dataset_changed.connect(lambda ds: _dataset_for_edits(window, ds))
-    window.sample_changed.connect(lambda sid: _track(window, sid))
+    window.sample_changed.connect(lambda sid: _loaded(window, sid))
+    window.canvas.tool_message.connect(lambda text: window.statusBar().showMessage(text, 4000))
 
     edit, file_menu = window.edit_menu, window.menus["File"]
     edit.addSeparator()
@@ -228,16 +230,26 @@ def _dataset_for_edits(window, dataset) -> None:
     update_review_progress(window)
 
 
-def _track(window, sample_id) -> None:
-    if window.edits is not None and sample_id is not None:
-        window.edits.session.track(sample_id)
+def _loaded(window, sample_id) -> None:
+    """Edits to the sample on show are based on the version read with it (no query, no write)."""
+    data = window.canvas.data
+    if window.edits is not None and sample_id is not None and data is not None and data.sample_id == sample_id:
+        window.edits.session.loaded(sample_id, data.version)
 
 
 def _apply(window, op):
+    """Apply ``op``; the canvas (redrawn by then) keeps the edited label selected, or selects the
+    label the op created (a promoted prediction, a new polygon or brush instance)."""
     if window.edits is None:
         window.statusBar().showMessage("Open a dataset first", 4000)
         return None
-    return window.edits.apply(op)
+    change = window.edits.apply(op)
+    created = [(lp.field, lp.label_id) for p in (change.patches if change else ())
+               if p.sample_id == window.current_sample_id for lp in p.labels
+               if lp.before is None and lp.after is not None and not lp.field.endswith("_original")]
+    if created:
+        window.canvas.select_label(*created[-1])
+    return change
 
 
 def _edited(window, sample_ids: list[str]) -> None:
@@ -296,6 +308,7 @@ def promote_selected(window):
 
 def set_tool(window, name: str | None) -> None:
     window.canvas.set_tool(window.edit_tools[name] if name else None)
+    window.canvas.setFocus()  # the tool's keys ([ ], Enter, Esc, Backspace, Tab) go to the canvas
     for key, action in window.actions_.items():
         if key.startswith("tool_"):
             action.setChecked(key == f"tool_{name or 'pan'}")

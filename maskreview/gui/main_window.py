@@ -304,6 +304,11 @@ class MainWindow(QMainWindow):
         sid = self.current_sample_id
         if sid is None or self.dataset is None:
             return
+        if getattr(self, "edits", None) is not None:  # journaled, undoable, conflict-checked like every edit
+            from maskreview.core.edits import SampleTags
+
+            self.edits.apply(SampleTags((sid,), (add or remove,), "add" if add else "remove"))
+            return
         sample = self.dataset[sid]
         if add and add not in sample.tags:
             sample.tags.append(add)

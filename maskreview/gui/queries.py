@@ -18,6 +18,7 @@ class RawSample:
     height: int | None
     tags: list[str]
     labels: dict  # field -> fo.Detections | None
+    version: object = None  # last_modified_at as read, the base of edits to what is shown
 
 
 def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dict[str, RawSample]:
@@ -27,14 +28,15 @@ def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dic
     from maskreview.core.store import fiftyone
 
     fo = fiftyone()
-    projection = {f: 1 for f in ("filepath", "metadata", "tags", *label_fields)}
+    projection = {f: 1 for f in ("filepath", "metadata", "tags", "last_modified_at", *label_fields)}
     cursor = dataset._sample_collection.find({"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, projection)
     out = {}
     for doc in cursor:
         meta = doc.get("metadata") or {}
         labels = {f: fo.Detections.from_dict(doc[f]) if isinstance(doc.get(f), dict) else None for f in label_fields}
         sid = str(doc["_id"])
-        out[sid] = RawSample(sid, doc["filepath"], meta.get("width"), meta.get("height"), list(doc.get("tags") or []), labels)
+        out[sid] = RawSample(sid, doc["filepath"], meta.get("width"), meta.get("height"), list(doc.get("tags") or []),
+                             labels, doc.get("last_modified_at"))
     return out
 
 

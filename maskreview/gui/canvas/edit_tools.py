@@ -12,9 +12,11 @@ Install (main window)::
                             label_for_new=lambda: self.class_picker.current())
     self.canvas.set_tool(tools["brush"])           # keys: [ and ] change the brush size
 
-The canvas does not forward keys yet: bind Tab to ``tools["select"].cycle()`` and Enter /
-Backspace / Escape to the polygon tool's ``finish()`` / ``undo_vertex()`` / ``cancel()``, or
-forward ``keyPressEvent`` to ``tool.key_press(event)``.
+Keys (the canvas gives them to the active tool before window shortcuts, see ``wants_key``):
+Tab / Shift+Tab cycle the overlapping instances under the cursor (the canvas's own); the
+polygon tool takes Enter (add), Esc (cancel) and Backspace (last vertex) while a polygon is in
+progress; brush and eraser take ``[`` and ``]`` (size, shown as the cursor circle and in the
+status bar). ``TOOL_KEYS`` lists them for the shortcut sheet.
 """
 
 from __future__ import annotations
@@ -30,6 +32,21 @@ from maskreview.core.edits import AddInstance, LabelRef, Op, SetMask
 from maskreview.gui.canvas.tools import CanvasTool, SelectTool
 
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
+ENTER, ESC, BACKSPACE = (Qt.Key.Key_Return, Qt.Key.Key_Enter), Qt.Key.Key_Escape, Qt.Key.Key_Backspace
+SMALLER, LARGER = Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight
+
+# (group, what, keys) rows for the shortcut sheet
+TOOL_KEYS = [
+    ("Canvas", "Cycle overlapping instances under the cursor", "Tab, Shift+Tab"),
+    ("Select tool", "Select an instance; click again: the one below", "Click"),
+    ("Brush / eraser", "Smaller / larger brush (overrides fill opacity)", "[, ]"),
+    ("Brush / eraser", "Paint / erase the selected mask (brush, nothing selected: new instance)", "Drag"),
+    ("Polygon tool", "Add a vertex; first vertex or double-click closes", "Click"),
+    ("Polygon tool", "Close and add the instance", "Enter"),
+    ("Polygon tool", "Remove the last vertex", "Backspace"),
+    ("Polygon tool", "Cancel the polygon", "Esc, right-click"),
+    ("Outline tool", "Move a vertex / insert one on an edge / delete one", "Drag, click edge, right-click"),
+]
 
 
 def full_bitmap(inst, height: int, width: int) -> np.ndarray:
@@ -79,39 +96,26 @@ class _EditTool(CanvasTool):
 
 
 class CyclingSelectTool(SelectTool):
-    """Click selects the top-most instance; clicking the same spot again or Tab selects the
-    next instance under that point (overlapping instances)."""
+    """Click selects the top-most instance; clicking the same pixel again selects the next
+    instance under it (overlapping instances), as Tab does anywhere on the canvas."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.hits: list = []
-        self.hit_index = 0
         self._at: tuple[int, int] | None = None
 
     def press(self, pos: QPointF, event) -> bool:
         if event.button() != LEFT or self.canvas is None:
             return False
         at = (int(np.floor(pos.x())), int(np.floor(pos.y())))
-        if at == self._at and len(self.hits) > 1:
-            return self.cycle() is not None
-        self._at = at
-        vis = [i for name in reversed(self.canvas.fields()) for i in reversed(self.canvas.visible_instances(name))]
-        self.hits = [i for i in vis if i.contains(pos.x(), pos.y())]
-        self.hit_index = 0
-        self.canvas.select_instance(self.hits[0] if self.hits else None)
-        return bool(self.hits)
+        again, self._at = at == self._at, at
+        if again and self.canvas.selected_instance is not None:
+            return self.canvas.cycle_selection(1) is not None
+        hits = self.canvas.instances_at(pos.x(), pos.y())
+        self.canvas.select_instance(hits[0] if hits else None)
+        return bool(hits)
 
-    def cycle(self, step: int = 1):
-        if not self.hits or self.canvas is None:
-            return None
-        self.hit_index = (self.hit_index + step) % len(self.hits)
-        self.canvas.select_instance(self.hits[self.hit_index])
-        return self.hits[self.hit_index]
-
-    def key_press(self, event) -> bool:
-        if event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab):
-            return self.cycle(-1 if event.key() == Qt.Key.Key_Backtab else 1) is not None
-        return False
+    def double_click(self, pos: QPointF, event) -> bool:
+        return False  # the first click selected; the second must not cycle on
 
 
 class BrushTool(_EditTool):
@@ -136,6 +140,8 @@ class BrushTool(_EditTool):
 
     def set_size(self, size: float) -> None:
         self.size = float(min(max(size, 1.0), 512.0))
+        if self.canvas is not None:
+            self.canvas.tool_message.emit(f"{self.name} size {self.size:.0f} px  ([ smaller, ] larger)")
         self._refresh()
 
     def press(self, pos: QPointF, event) -> bool:
@@ -176,14 +182,18 @@ class BrushTool(_EditTool):
         self._refresh()
         return True
 
+    def wants_key(self, event) -> bool:
+        return event.key() in (SMALLER, LARGER)
+
     def key_press(self, event) -> bool:
-        if event.key() == Qt.Key.Key_BracketRight:
-            self.set_size(self.size * 1.25)
-            return True
-        if event.key() == Qt.Key.Key_BracketLeft:
-            self.set_size(self.size / 1.25)
-            return True
-        return False
+        if not self.wants_key(event):
+            return False
+        self.set_size(self.size * 1.25 if event.key() == LARGER else self.size / 1.25)
+        return True
+
+    def activate(self, canvas) -> None:
+        super().activate(canvas)
+        self.set_size(self.size)  # say the size in the status bar
 
     def _update_preview(self) -> None:
         rgba = np.zeros(self.working.shape + (4,), np.uint8)
@@ -252,17 +262,30 @@ class PolygonTool(_EditTool):
             self.points.pop()
             self._refresh()
 
-    def key_press(self, event) -> bool:
-        key = event.key()
-        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+    def double_click(self, pos: QPointF, event) -> bool:
+        if event.button() == LEFT and len(self.points) >= 3:  # the first click of it added the last vertex
             self.finish()
-        elif key == Qt.Key.Key_Escape:
-            self.cancel()
-        elif key == Qt.Key.Key_Backspace:
-            self.undo_vertex()
-        else:
+            return True
+        return self.press(pos, event)
+
+    def wants_key(self, event) -> bool:
+        return bool(self.points) and event.key() in (*ENTER, ESC, BACKSPACE)
+
+    def key_press(self, event) -> bool:
+        if not self.wants_key(event):
             return False
+        key = event.key()
+        if key in ENTER:
+            self.finish()
+        elif key == ESC:
+            self.cancel()
+        else:
+            self.undo_vertex()
         return True
+
+    def deactivate(self) -> None:
+        self.cancel()
+        super().deactivate()
 
     def paint(self, painter, exposed: QRectF) -> None:
         if not self.points:
@@ -289,11 +312,12 @@ class OutlineTool(_EditTool):
         self._dirty = False
 
     def load(self, inst) -> None:
-        """Start editing ``inst`` (called on press when the selection changed)."""
+        """Start editing ``inst`` (the selected instance)."""
         data = self._data()
         self.target = inst
         if inst is None or data is None:
             self.polygons, self._holes = [], None
+            self._refresh()
             return
         bitmap = full_bitmap(inst, data.height, data.width)
         polys = mk.bitmap_to_polygons(bitmap)
@@ -301,6 +325,17 @@ class OutlineTool(_EditTool):
         filled = mk.coco_to_bitmap(polys, data.height, data.width) if polys else np.zeros_like(bitmap)
         self._holes = filled & ~bitmap
         self._refresh()
+
+    def activate(self, canvas) -> None:
+        super().activate(canvas)
+        self.load(canvas.selected_instance)
+
+    def deactivate(self) -> None:
+        self.load(None)
+        super().deactivate()
+
+    def selection_changed(self, inst) -> None:
+        self.load(inst)  # the outline of what is selected now (after an edit: the new mask's)
 
     def press(self, pos: QPointF, event) -> bool:
         selected = getattr(self.canvas, "selected_instance", None) if self.canvas is not None else None
@@ -351,7 +386,8 @@ class OutlineTool(_EditTool):
         data, target = self._data(), self.target
         self._dirty = False
         self.apply(SetMask(LabelRef(data.sample_id, target.field, target.id), self.bitmap()))
-        self.target = None  # reload from the redrawn instance on the next press
+        if self.target is target:  # not redrawn (the edit was refused): back to the mask as it is
+            self.load(target)
 
     def _vertex_at(self, pos: QPointF) -> tuple[int, int] | None:
         best, tol = None, self._tolerance()

@@ -20,6 +20,7 @@ class SampleData:
     fields: dict[str, list[Instance]] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     scratch_detections: dict = field(default_factory=dict)  # field -> fo.Detections (scratch only)
+    version: object = None  # the sample's last_modified_at, read with its labels
 
     @property
     def scratch(self) -> bool:
@@ -64,7 +65,7 @@ def build_sample_data(sample_id, filepath: str, label_fields: dict, metadata=Non
 
 
 def load_sample(dataset, sample_id: str, label_fields: list[str], eval_key: str | None = None) -> SampleData:
-    """Read one sample's image and label fields from the dataset."""
+    """Read one sample's image, label fields and version from the dataset (one query)."""
     from maskreview.core.errors import BadInputError
 
     from maskreview.gui.queries import read_samples
@@ -73,4 +74,6 @@ def load_sample(dataset, sample_id: str, label_fields: list[str], eval_key: str 
     if raw is None:
         raise BadInputError(f"sample {sample_id} is not in dataset {dataset.name}")
     meta = type("Meta", (), {"width": raw.width, "height": raw.height})
-    return build_sample_data(sample_id, raw.filepath, raw.labels, meta, raw.tags, eval_key)
+    data = build_sample_data(sample_id, raw.filepath, raw.labels, meta, raw.tags, eval_key)
+    data.version = raw.version
+    return data

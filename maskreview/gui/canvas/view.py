@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
@@ -81,6 +81,7 @@ class ImageCanvas(QGraphicsView):
     overlays_changed = Signal()  # visible instances or their colours changed
     instance_framed = Signal(object)
     instance_clicked = Signal(object)
+    tool_message = Signal(str)  # e.g. the brush size after [ or ], for the status bar
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -108,12 +109,15 @@ class ImageCanvas(QGraphicsView):
         self.framed: tuple = ()
         self._frame_index = -1
         self._tool = None
+        self._pointer: QPointF | None = None  # the last cursor position (image coordinates): Tab cycles there
         self._pan_from = None
         self._fit_mode = True
 
     # ---------------------------------------------------------------- data and style
     def set_sample(self, data: SampleData | None, keep_view: bool = False) -> None:
         same_image = data is not None and self.data is not None and data.filepath == self.data.filepath
+        same_sample = data is not None and self.data is not None and data.sample_id == self.data.sample_id
+        was = self.selected_instance
         self.data = data
         self.hovered_instance = self.selected_instance = None
         self.framed, self._frame_index = (), -1
@@ -132,6 +136,8 @@ class ImageCanvas(QGraphicsView):
         if data is not None and not (keep_view and same_image):
             self.fit()
         self.hovered.emit(None)
+        if was is not None:  # the same sample redrawn (after an edit): keep its selected label if it still exists
+            self.select_label(was.field, was.id) if same_sample else self.select_instance(None)
 
     def set_style(self, **changes) -> None:
         new = replace(self.style, **changes)
@@ -377,8 +383,31 @@ class ImageCanvas(QGraphicsView):
 
     def select_instance(self, inst: ov.Instance | None) -> None:
         self.selected_instance = inst
+        if self._tool is not None:
+            self._tool.selection_changed(inst)
         self.viewport().update()
         self.instance_clicked.emit(inst)
+
+    def select_label(self, field_name: str, label_id: str) -> ov.Instance | None:
+        """Select the instance of this label (by id) in the current sample; None if it is gone."""
+        insts = self.data.fields.get(field_name, []) if self.data is not None else []
+        inst = next((i for i in insts if i.id == label_id), None)
+        self.select_instance(inst)
+        return inst
+
+    def instances_at(self, x: float, y: float) -> list[ov.Instance]:
+        """The visible instances under image point ``(x, y)``, top-most first."""
+        return [inst for name in reversed(self.fields()) for inst in reversed(self.visible_instances(name))
+                if inst.contains(x, y)]
+
+    def cycle_selection(self, step: int = 1) -> ov.Instance | None:
+        """Select the next (``step=-1``: previous) of the overlapping instances under the cursor."""
+        hits = self.instances_at(self._pointer.x(), self._pointer.y()) if self._pointer is not None else []
+        if not hits:
+            return None
+        at = hits.index(self.selected_instance) if self.selected_instance in hits else -1 if step > 0 else 0
+        self.select_instance(hits[(at + step) % len(hits)])
+        return self.selected_instance
 
     def step_instance(self, step: int = 1) -> ov.Instance | None:
         """Frame the next (or previous) visible instance with its match drawn beside it."""
@@ -422,7 +451,34 @@ class ImageCanvas(QGraphicsView):
             self.viewport().setCursor(tool.cursor)
         self.viewport().update()
 
+    def event(self, event) -> bool:
+        """Keys for the canvas come before window shortcuts and focus moves: Tab cycles the
+        overlapping instances under the cursor, and the active tool takes the keys it wants
+        now (a polygon in progress takes Enter, Esc and Backspace; the brush takes [ and ])."""
+        kind = event.type()
+        if kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) and self._wants_key(event):
+            event.accept()
+            if kind == QEvent.Type.KeyPress:
+                if event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab):
+                    self.cycle_selection(-1 if event.key() == Qt.Key.Key_Backtab else 1)
+                else:
+                    self._tool.key_press(event)
+            return True
+        return super().event(event)
+
+    def _wants_key(self, event) -> bool:
+        if event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab):
+            return self._pointer is not None and bool(self.instances_at(self._pointer.x(), self._pointer.y()))
+        return self._tool is not None and self._tool.wants_key(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        if self._tool is not None and self._tool.double_click(self.mapToScene(event.position().toPoint()), event):
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
     def mousePressEvent(self, event) -> None:
+        self._pointer = self.mapToScene(event.position().toPoint())
         if event.button() == Qt.MouseButton.MiddleButton:
             self._pan_from = event.position()
             event.accept()
@@ -433,7 +489,7 @@ class ImageCanvas(QGraphicsView):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:
-        pos = self.mapToScene(event.position().toPoint())
+        pos = self._pointer = self.mapToScene(event.position().toPoint())
         if self._pan_from is not None:
             d = event.position() - self._pan_from
             self._pan_from = event.position()
