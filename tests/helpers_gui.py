@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtWidgets import QApplication
 
 
-def open_window(qtbot, tmp_path, dataset, size: tuple[int, int] = (1200, 800)):
-    """A shown ``MainWindow`` with its own settings file, ``dataset`` set, statistics done."""
+def open_window(qtbot, tmp_path, dataset, size: tuple[int, int] = (1200, 800), wait_ms: int = 20000):
+    """A shown ``MainWindow`` with its own settings file, ``dataset`` set, its jobs (statistics) done."""
     from maskreview.gui.app import apply_palette
     from maskreview.gui.main_window import MainWindow
     from maskreview.gui.settings import Settings
@@ -18,5 +18,5 @@ def open_window(qtbot, tmp_path, dataset, size: tuple[int, int] = (1200, 800)):
     win.show()
     qtbot.waitExposed(win)
     win.set_dataset(dataset)
-    qtbot.waitUntil(lambda: not win.jobs, timeout=20000)  # statistics
+    qtbot.waitUntil(lambda: not win.jobs, timeout=wait_ms)
     return win

@@ -336,3 +336,26 @@ def test_extension_points(window, qtbot):
     window.apply_filter([window.current_sample_id], [gt[0].id])
     assert window.browser.model.rowCount() == 1
     assert window.canvas.visible_counts()["ground_truth"] == (1, len(gt))
+
+
+def test_demo_opens_with_demo_model_predictions(qtbot, fo, demo_coco, tmp_path):
+    """The demo dataset runs the demo model in the background once; reopened, it is not run again."""
+    from dataclasses import replace
+
+    from maskreview.core.demo import DEMO_DATASET
+    from maskreview.gui import workers
+
+    dataset = open_source(demo_coco, name=DEMO_DATASET)
+    win = open_window(qtbot, tmp_path, dataset, wait_ms=300000)  # the inference job included
+    try:
+        qtbot.waitUntil(lambda: win.inference is None and not win.jobs, timeout=300000)
+        assert win.canvas.data.fields.get("predictions"), "no predictions on the first image"
+        assert "predictions" in win.label_fields
+        assert workers.run_is_current(dataset, "predictions", "demo", win.engine_settings)
+        assert not workers.run_is_current(dataset, "predictions", "demo", replace(win.engine_settings, score_thresh=0.3))
+        with qtbot.waitSignal(win.dataset_changed):
+            win.set_dataset(dataset)
+        qtbot.waitUntil(lambda: win.inference is None and not win.jobs, timeout=30000)
+        assert "up to date" in win.statusBar().currentMessage()
+    finally:
+        win.close()

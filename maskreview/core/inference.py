@@ -287,12 +287,13 @@ def check_output_field(dataset, name: str) -> None:
 
 def run_inference(view, engine: Engine, field: str = "predictions", progress: Progress | None = None,
                   overwrite: bool = False, batch_size: int = 1, write_every: int = 16,
-                  on_written: Callable[[list[str]], None] | None = None, decode_workers: int = 2) -> InferenceReport:
+                  write_seconds: float | None = None, on_written: Callable[[list[str]], None] | None = None, decode_workers: int = 2) -> InferenceReport:
     """Predict every sample of ``view`` into ``field``; cancellable and resumable.
 
     Each sample's ``<field>_run`` holds the run key of the model that wrote it, so a rerun
     skips what the same model already did (unless ``overwrite``). Results are written every
-    ``write_every`` samples and when the run stops for any reason (cancel included).
+    ``write_every`` samples (or ``write_seconds`` after the last write, whichever comes first)
+    and when the run stops for any reason (cancel included).
     """
     fo = fiftyone()
     progress = progress or Progress()
@@ -312,8 +313,10 @@ def run_inference(view, engine: Engine, field: str = "predictions", progress: Pr
     record = {**engine.run_info, "run_key": engine.run_key, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _record_run(dataset, field, record)
     pending: dict[str, object] = {}
+    last_write = [time.monotonic()]
 
     def flush():
+        last_write[0] = time.monotonic()
         if pending:
             dataset.set_values(field, dict(pending), key_field="id")
             dataset.set_values(run_field, {k: engine.run_key for k in pending}, key_field="id")
@@ -340,7 +343,8 @@ def run_inference(view, engine: Engine, field: str = "predictions", progress: Pr
                 _predict_batch(engine, batch, pending, report)
                 progress.advance(len(batch))
                 batch = []
-                if len(pending) >= write_every:
+                if len(pending) >= write_every or (
+                        write_seconds is not None and time.monotonic() - last_write[0] >= write_seconds):
                     flush()
         if batch:
             _predict_batch(engine, batch, pending, report)

@@ -151,12 +151,15 @@ class MainWindow(QMainWindow):
         self.dataset = dataset
         self.scratch = None
         fo = fiftyone()
-        fields = list(dataset.get_field_schema(embedded_doc_type=fo.Detections))
+        from maskreview.core.edits import ORIGINAL_SUFFIX
+
+        fields = [f for f in dataset.get_field_schema(embedded_doc_type=fo.Detections)
+                  if not f.endswith(ORIGINAL_SUFFIX)]  # pre-review snapshots are not layers to review
         self.label_fields = sorted(fields, key=lambda f: (f != GT, f != PRED, f))
         self.classes = list(dataset.default_classes or [])
         evals = dataset.list_evaluations() if hasattr(dataset, "list_evaluations") else []
         self.eval_key = evals[-1] if evals else None
-        ids, paths = dataset.values(["id", "filepath"])
+        ids, paths = queries.ids_and_paths(dataset)
         self.canvas.field_order = self.label_fields
         self.canvas.classes = self.classes
         self.fields_panel.set_fields(self.label_fields, self.canvas.style.hidden_fields)
@@ -172,6 +175,10 @@ class MainWindow(QMainWindow):
         else:
             self.show_sample(None)
         QTimer.singleShot(0, self.refresh_statistics)
+        from maskreview.core.demo import DEMO_DATASET
+
+        if dataset.name == DEMO_DATASET and ids:  # the demo opens with the demo model's predictions
+            self.run_inference("dataset", model="demo", skip_if_current=True)
 
     def set_eval_key(self, key: str | None) -> None:
         """Which evaluation's per-label ``<key>``, ``<key>_iou``, ``<key>_id`` attributes to show."""
@@ -362,8 +369,10 @@ class MainWindow(QMainWindow):
         """Open a folder / COCO JSON / dataset name (None: the demo) on a worker thread."""
         return self._start_job(workers.open_source_job(source, images_dir, fallback_to_demo), self.set_dataset)
 
-    def run_inference(self, scope: str = "dataset", overwrite: bool | None = None) -> workers.Job | None:
-        """Run the current model over ``"dataset"``, ``"selection"`` or ``"current"`` in the background."""
+    def run_inference(self, scope: str = "dataset", overwrite: bool | None = None, model: str | None = None,
+                      skip_if_current: bool = False) -> workers.Job | None:
+        """Run the current model (or ``model``) over ``"dataset"``, ``"selection"`` or ``"current"`` in
+        the background; ``skip_if_current``: not when the predictions are already this model's."""
         if self.dataset is None:
             self.notify("Open a dataset first (or drop an image to try the model on it).")
             return None
@@ -380,12 +389,14 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Nothing selected to run the model on", 5000)
             return None
         view = self.dataset.select(ids, ordered=True) if ids is not None else self.dataset.view()
-        job = workers.inference_job(view, self.engines, self.model_name, self.engine_settings, PRED,
-                                    overwrite=scope == "current" if overwrite is None else overwrite)
+        job = workers.inference_job(view, self.engines, model or self.model_name, self.engine_settings, PRED,
+                                    overwrite=scope == "current" if overwrite is None else overwrite,
+                                    skip_if_current=skip_if_current)
         job.progress.emitter.written.connect(self._on_written)
         job.finished.connect(self._inference_finished)
         self.inference = job
         return self._start_job(job, lambda report: self.statusBar().showMessage(
+            "predictions are up to date" if report is None else
             f"inference: {report.predicted} predicted, {report.skipped} already done, "
             f"{len(report.failures)} failed ({report.images_per_second:.1f} img/s)", 10000))
 
@@ -394,12 +405,15 @@ class MainWindow(QMainWindow):
         self._histogram_timer.start(0)
 
     def _on_written(self, sample_ids: list[str]) -> None:
+        """One batch of predictions landed: thumbnails redraw in the background, the canvas once."""
         if PRED not in self.label_fields and self.dataset is not None:
             self.label_fields.append(PRED)
             self.canvas.field_order = self.label_fields
             self.fields_panel.set_fields(self.label_fields, self.canvas.style.hidden_fields)
-        for sid in sample_ids:
-            self.refresh_sample(sid)
+        self.browser.model.invalidate(sample_ids)
+        if self.current_sample_id in sample_ids:
+            self.show_sample(self.current_sample_id, keep_view=True)
+        self._histogram_timer.start()
 
     # ------------------------------------------------------------------ drag and drop
     # The one home for drops: a drop anywhere in the window (canvas, browser, docks) ends here,

@@ -10,6 +10,44 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class RawDetection:
+    """One detection document as read from the database, with what the GUI reads of an
+    ``fo.Detection`` (``id``, ``label``, ``confidence``, ``bounding_box``, ``mask``, fields).
+
+    Building ``fo.Detections`` from documents goes through mongoengine validation and
+    dereferencing, which costs more than the rest of showing a sample; this does not.
+    """
+
+    __slots__ = ("doc", "mask")
+
+    def __init__(self, doc: dict):
+        self.doc = doc
+        mask = doc.get("mask")
+        self.mask = _array(mask) if mask is not None else None
+
+    id = property(lambda self: str(self.doc["_id"]))
+    label = property(lambda self: self.doc.get("label"))
+    confidence = property(lambda self: self.doc.get("confidence"))
+    bounding_box = property(lambda self: self.doc.get("bounding_box"))
+
+    def has_field(self, name: str) -> bool:
+        return name in self.doc
+
+    def get_field(self, name: str):
+        return self.doc.get(name)
+
+
+@dataclass
+class RawDetections:
+    detections: list[RawDetection]
+
+
+def _array(value):
+    from fiftyone.core.utils import deserialize_numpy_array
+
+    return deserialize_numpy_array(value)
+
+
 @dataclass
 class RawSample:
     id: str
@@ -17,27 +55,37 @@ class RawSample:
     width: int | None
     height: int | None
     tags: list[str]
-    labels: dict  # field -> fo.Detections | None
+    labels: dict  # field -> RawDetections | None
     version: object = None  # last_modified_at as read, the base of edits to what is shown
 
 
 def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dict[str, RawSample]:
-    """Samples' paths, sizes, tags and label fields (``fo.Detections``), by id."""
+    """Samples' paths, sizes, tags and label fields (:class:`RawDetections`), by id."""
     from bson import ObjectId
 
     from maskreview.core.store import fiftyone
 
-    fo = fiftyone()
+    fiftyone()  # configured before fiftyone.core.utils (mask decoding) is imported
     projection = {f: 1 for f in ("filepath", "metadata", "tags", "last_modified_at", *label_fields)}
     cursor = dataset._sample_collection.find({"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, projection)
     out = {}
     for doc in cursor:
         meta = doc.get("metadata") or {}
-        labels = {f: fo.Detections.from_dict(doc[f]) if isinstance(doc.get(f), dict) else None for f in label_fields}
+        labels = {f: RawDetections([RawDetection(d) for d in doc[f].get("detections") or []])
+                  if isinstance(doc.get(f), dict) else None for f in label_fields}
         sid = str(doc["_id"])
         out[sid] = RawSample(sid, doc["filepath"], meta.get("width"), meta.get("height"), list(doc.get("tags") or []),
                              labels, doc.get("last_modified_at"))
     return out
+
+
+def ids_and_paths(dataset) -> tuple[list[str], list[str]]:
+    """Every sample's id and filepath, in the dataset's order (one projected query)."""
+    ids, paths = [], []
+    for doc in dataset._sample_collection.find({}, {"filepath": 1}):
+        ids.append(str(doc["_id"]))
+        paths.append(doc["filepath"])
+    return ids, paths
 
 
 def class_counts(dataset, field: str) -> dict[str, int]:

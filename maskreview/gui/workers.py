@@ -8,6 +8,7 @@ signals on the GUI thread, so the window never waits on a job.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 
@@ -142,20 +143,54 @@ class EngineCache:
 
         key = (model, astuple(settings))
         if self._engine is None or self._key != key:
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # a core stays free for the GUI thread
             self._engine = Engine(model, settings=settings)
             self._key = key
         return self._engine
 
 
+def run_is_current(dataset, field: str, model: str, settings) -> bool:
+    """Whether every sample's ``field`` holds this model's predictions under ``settings``.
+
+    Judged from the run record that inference stores (model, weights checksum, thresholds, run
+    key) and each sample's ``<field>_run`` key, without loading torch or the model.
+    """
+    from dataclasses import asdict
+
+    from maskreview.core.inference import RUNS_INFO_KEY
+    from maskreview.core.models import file_sha256, is_url, resolve_model
+
+    record = ((dataset.info or {}).get(RUNS_INFO_KEY) or {}).get(field)
+    if not record or not record.get("run_key"):
+        return False
+    spec = resolve_model(model)
+    if not spec.weights or is_url(str(spec.weights)) or record.get("model") != spec.name:
+        return False
+    if any(record.get(k) != v for k, v in asdict(settings).items() if k != "device"):
+        return False
+    if record.get("weights_sha256") != file_sha256(spec.weights):
+        return False
+    return not dataset._sample_collection.count_documents({f"{field}_run": {"$ne": record["run_key"]}}, limit=1)
+
+
 def inference_job(view, engine_cache: EngineCache, model: str, settings, field: str = "predictions",
-                  overwrite: bool = False) -> Job:
-    """A job that runs the model over ``view``; ``job.progress.emitter.written`` fires per batch."""
+                  overwrite: bool = False, skip_if_current: bool = False) -> Job:
+    """A job that runs the model over ``view``; ``job.progress.emitter.written`` fires per batch.
+
+    With ``skip_if_current`` it succeeds with None at once when :func:`run_is_current` says the
+    whole dataset already holds this model's predictions.
+    """
     from maskreview.core.inference import run_inference
 
     def fn(progress: SignalProgress):
+        if skip_if_current and run_is_current(view._dataset, field, model, settings):
+            return None
         progress.start(0, "loading model")
         engine = engine_cache.get(model, settings)
-        return run_inference(view, engine, field, progress, overwrite=overwrite, write_every=1,
+        # one write (and one signal) per half second, not per image: FiftyOne's writes hold the GIL
+        return run_inference(view, engine, field, progress, overwrite=overwrite, write_every=64, write_seconds=0.5,
                              on_written=progress.emitter.written.emit)
 
     return Job(fn, f"inference ({model})")
