@@ -184,6 +184,8 @@ def test_selection_survives_each_edit_and_goes_with_a_delete(window, qtbot, monk
     canvas.select_label(GT, inst.id)
     integration.delete_selected(window)
     assert canvas.selected_instance is None and inst.id not in {i.id for i in canvas.data.fields[GT]}
+    window.set_dataset(window.dataset)  # reopened: the pre-review snapshots are no layer of their own
+    assert f"{GT}_original" in window.dataset.get_field_schema() and window.label_fields == [GT, PRED]
 
 
 def _opcounters(dataset) -> dict:
