@@ -20,6 +20,7 @@ from maskreview.core.errors import BadInputError, DatabaseError
 
 APP_NAME = "maskreview"
 _configured = False
+_PORT_FOLDER_VAR = "MASKREVIEW_DATABASE_PORT_FOLDER"  # which folder FIFTYONE_PRIVATE_DATABASE_PORT serves
 
 
 def user_data_dir() -> Path:
@@ -47,9 +48,10 @@ def configure(database_uri: str | None = None, database_dir: str | os.PathLike |
         os.environ["FIFTYONE_DATABASE_DIR"] = str(database_dir)
     if not os.environ.get("FIFTYONE_DATABASE_URI") and not os.environ.get("FIFTYONE_DATABASE_DIR"):
         os.environ["FIFTYONE_DATABASE_DIR"] = str(default_database_dir())
-    if "fiftyone" not in sys.modules:
-        # A port inherited from a parent FiftyOne process may serve another folder; the service
-        # is found again by name (see _isolate_database_service).
+    if "fiftyone" not in sys.modules and os.environ.get("FIFTYONE_DATABASE_DIR") and (
+            os.environ.get(_PORT_FOLDER_VAR) != os.path.realpath(os.environ["FIFTYONE_DATABASE_DIR"])):
+        # A port inherited from a parent FiftyOne process that serves another folder (a child of
+        # ours on the same folder keeps it and skips looking for the service).
         os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
     # Our bundled mongod is MongoDB 5; FiftyOne would refuse it as older than 6.
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
@@ -89,6 +91,7 @@ def _isolate_database_service() -> None:
     import fiftyone.core.service as fos
 
     folder = os.path.realpath(os.environ["FIFTYONE_DATABASE_DIR"])
+    os.environ[_PORT_FOLDER_VAR] = folder
     fos.DatabaseService.service_name = "maskreview-db-" + hashlib.sha1(folder.encode()).hexdigest()[:12]
 
 
