@@ -21,6 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import benchkit  # noqa: E402  (bench/ is on sys.path when a bench runs as a script)
+
 
 def _model_dir(tmp: Path) -> tuple[str, str]:
     from maskreview.core.models import DEMO_MODEL_DIR
@@ -104,12 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     bare_ips, ours_ips = n / min(bare), n / min(ours)
     ratio = ours_ips / bare_ips
     print(f"model: {what} ({model}), device {engine.device}, {n} images of 256 px, best of {args.rounds}")
-    print(f"{'path':<44}{'seconds':>9}{'img/s':>9}")
-    print(f"{'bare DefaultPredictor loop (decode+predict)':<44}{min(bare):>9.2f}{bare_ips:>9.2f}")
-    print(f"{'engine run_inference (+ Detections + write)':<44}{min(ours):>9.2f}{ours_ips:>9.2f}")
+    benchkit.table(("path", "seconds", "img/s"), [("bare DefaultPredictor loop (decode+predict)", min(bare), bare_ips),
+                                                ("engine run_inference (+ Detections + write)", min(ours), ours_ips)])
     print(f"engine waited {min(waits):.2f} s for decoding; ratio engine/bare {ratio:.2f} (target >= 1.0)")
-    print(f"RESULT inference throughput engine/bare ({engine.device}) | {ratio:.2f} | >= 1.0 | "
-          f"{'yes' if ratio >= 1.0 else 'no'}")
+    benchkit.result(f"inference throughput engine/bare ({engine.device})", f"{ratio:.2f}", ">= 1.0", ratio >= 1.0)
     return 0
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import benchkit  # noqa: E402  (bench/ is on sys.path when a bench runs as a script)
+
 N, SIZE, PER_SAMPLE = 1000, 256, 3
 
 
@@ -107,12 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         fo.delete_dataset(name)
 
     ratio = peer / batched
-    print(f"{'path':<40}{'total s':>10}{'ms/sample':>12}{'vs save()':>11}")
-    for label, t in (("per-sample sample.save() (FiftyOne)", peer), ("EditSession.apply_many (1 batch)", batched),
-                     ("EditSession.apply, one op at a time", single)):
-        print(f"{label:<40}{t:>10.2f}{1000 * t / n:>12.2f}{peer / t:>10.1f}x")
-    print(f"RESULT writeback {n} edited samples vs sample.save() | {ratio:.1f}x | >= 10x | "
-          f"{'yes' if ratio >= 10 else 'no'}")
+    benchkit.table(("path", "total s", "ms/sample", "vs save()"), [
+        (label, t, 1000 * t / n, f"{peer / t:.1f}x") for label, t in (
+            ("per-sample sample.save() (FiftyOne)", peer), ("EditSession.apply_many (1 batch)", batched),
+            ("EditSession.apply, one op at a time", single))])
+    benchkit.result(f"writeback {n} edited samples vs sample.save()", f"{ratio:.1f}x", ">= 10x", ratio >= 10)
     return 0
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+
+from helpers_coco import pycocotools_direct
 
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
@@ -67,20 +65,10 @@ def _direct_files(dataset, tmp_path, iou_type):
     return gt_path, res_path
 
 
-def _pycocotools(gt_path, res_path, iou_type):
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_path))
-        e = COCOeval(gt, gt.loadRes(str(res_path)), iou_type)
-        e.evaluate()
-        e.accumulate()
-        e.summarize()
-    return e
-
-
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
 def test_numbers_equal_pycocotools_directly(ds, tmp_path, iou_type):
     gt_path, res_path = _direct_files(ds, tmp_path, iou_type)
-    direct = _pycocotools(gt_path, res_path, iou_type)
+    direct = pycocotools_direct(gt_path, res_path, iou_type)
     ours = evaluate(ds, "ground_truth", "predictions", iou_type)
     assert 0.05 < ours["mAP"] < 0.95
     for name, value in zip(coco.STAT_NAMES, direct.stats):
@@ -212,6 +200,60 @@ def test_boundary_iou_and_band():
     assert band.sum() == (a ^ b).sum()
 
 
+def test_boundary_ious_batched_equal_eroding_each_full_image():
+    import cv2
+
+    rng = np.random.default_rng(4)
+    pairs, heights, widths, expected = [], [], [], []
+    for i in range(120):
+        h, w = (int(v) for v in rng.integers(20, 300, 2))
+
+        def item():
+            mh, mw = (int(v) for v in rng.integers(1, 90, 2))
+            return int(rng.integers(-20, w)), int(rng.integers(-20, h)), rng.random((mh, mw)) < 0.85
+
+        gt = item()
+        dt = (gt[0] + int(rng.integers(-4, 5)), gt[1] + int(rng.integers(-4, 5)), gt[2]) if i % 2 else item()
+        d = boundary.boundary_width(h, w)
+        kernel = np.ones((2 * d + 1, 2 * d + 1), np.uint8)
+        bands = []
+        for x, y, m in (gt, dt):
+            full = np.zeros((h, w), np.uint8)
+            xs, ys, xe, ye = max(x, 0), max(y, 0), min(x + m.shape[1], w), min(y + m.shape[0], h)
+            if xe > xs and ye > ys:
+                full[ys:ye, xs:xe] = m[ys - y:ye - y, xs - x:xe - x]
+            bands.append(full > cv2.erode(full, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0))
+        union = (bands[0] | bands[1]).sum()
+        expected.append((bands[0] & bands[1]).sum() / union if union else 0.0)
+        pairs.append((gt, dt))
+        heights.append(h)
+        widths.append(w)
+    assert 0 < np.mean(expected) < 1
+    for mosaic in (boundary.MOSAIC_PIXELS, 1 << 14):  # one mosaic per image size, or many small ones
+        old, boundary.MOSAIC_PIXELS = boundary.MOSAIC_PIXELS, mosaic
+        try:
+            np.testing.assert_allclose(boundary.boundary_ious(pairs, heights, widths), expected, atol=1e-12)
+        finally:
+            boundary.MOSAIC_PIXELS = old
+
+
+def test_occlusion_is_the_share_of_an_instance_inside_another_ones_box(res):
+    checked = 0
+    for i in range(len(res.sample_ids)):
+        idx = np.flatnonzero(res.gt.img == i)
+        if len(idx) < 2:
+            assert (res.gt.occlusion[idx] == 0).all()
+            continue
+        rles = [res.gt_geoms[j] for j in idx]
+        h, w = int(res.heights[i]), int(res.widths[i])
+        boxes = mask_utils.frPyObjects(mask_utils.toBbox(rles), h, w)
+        cover = np.asarray(mask_utils.iou(rles, boxes, [1] * len(idx))).reshape(len(idx), len(idx))
+        np.fill_diagonal(cover, 0)
+        np.testing.assert_allclose(res.gt.occlusion[idx], cover.max(axis=1), atol=1e-12)
+        checked += int((cover.max(axis=1) > 0).sum())
+    assert checked > 0
+
+
 def test_crowd_follows_cocoeval(fo):
     dataset = fo.Dataset()
     full = np.zeros((64, 64), bool)
@@ -262,7 +304,7 @@ def test_bad_input(fo, ds, tmp_path):
     res_path.write_text(json.dumps(results))
     out = evaluate_files(gt_path, res_path)
     assert out["per_class"]["ghost"] == -1
-    assert out["mAP"] == pytest.approx(_pycocotools(gt_path, res_path, "segm").stats[0], abs=1e-12)
+    assert out["mAP"] == pytest.approx(pycocotools_direct(gt_path, res_path, "segm").stats[0], abs=1e-12)
     results[0]["category_id"] = 1234
     res_path.write_text(json.dumps(results))
     assert any("1234" in w for w in evaluate_files(gt_path, res_path)["warnings"])
@@ -276,15 +318,24 @@ def test_bad_input(fo, ds, tmp_path):
         evaluate_files(tmp_path / "missing.json", res_path)
 
 
-def test_box_mask_rle_equals_encoding_the_pasted_bitmap():
+def test_paste_rles_equals_encoding_the_pasted_bitmaps():
     rng = np.random.default_rng(0)
-    for _ in range(400):
+    items, heights, widths, expected = [], [], [], []
+    for i in range(600):
         h, w = (int(v) for v in rng.integers(1, 50, size=2))
-        mh, mw = (int(v) for v in rng.integers(1, 25, size=2))
-        m = rng.random((mh, mw)) < rng.random()
+        mh, mw = (int(v) for v in rng.integers(0 if i % 50 == 0 else 1, 25, size=2))
         x0, y0 = int(rng.integers(-8, w + 2)), int(rng.integers(-8, h + 2))
+        if i % 4 == 0:  # full-height columns: runs that continue from one column into the next
+            mh, y0 = h + int(rng.integers(0, 3)), -int(rng.integers(0, 2))
+        m = rng.random((mh, mw)) < (0.95 if i % 4 == 0 else rng.random())
         full = np.zeros((h, w), bool)
         xs, ys, xe, ye = max(x0, 0), max(y0, 0), min(x0 + mw, w), min(y0 + mh, h)
         if xe > xs and ye > ys:
             full[ys:ye, xs:xe] = m[ys - y0:ye - y0, xs - x0:xe - x0]
-        assert coco.box_mask_rle(m, x0, y0, h, w) == mk.encode_rle(full)
+        items.append((x0, y0, m))
+        heights.append(h)
+        widths.append(w)
+        expected.append(mk.encode_rle(full))
+    assert mk.paste_rles(items, heights, widths) == expected
+    assert mk.paste_rles(items[:1], heights[0], widths[0]) == expected[:1]
+    assert mk.paste_rles([], 5, 5) == []

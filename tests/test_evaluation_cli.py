@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from conftest import run_cli
+from helpers_coco import pycocotools_direct
 
 from maskreview.core.evaluation import coco, synthetic
 
 KEYS = {"mAP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "AR100": 8}
-
-
-def _direct(gt_path, res_path, iou_type):
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(gt_path))
-        e = COCOeval(gt, gt.loadRes(str(res_path)), iou_type)
-        e.evaluate()
-        e.accumulate()
-        e.summarize()
-    return e
 
 
 def _check(out: dict, e) -> None:
@@ -45,7 +32,7 @@ def test_cli_eval_dataset_and_files(fo, demo_coco, tmp_path, iou_type):
     synthetic.write_perturbed_predictions(ds, seed=5)
     gt_path, res_path = tmp_path / "gt.json", tmp_path / "res.json"
     coco.to_json_files(coco.coco_inputs(ds, "ground_truth", "predictions", iou_type), gt_path, res_path)
-    direct = _direct(gt_path, res_path, iou_type)
+    direct = pycocotools_direct(gt_path, res_path, iou_type)
 
     proc = run_cli("eval", "--gt", str(gt_path), "--pred", str(res_path), "--iou-type", iou_type, "--json", check=True)
     _check(json.loads(proc.stdout), direct)

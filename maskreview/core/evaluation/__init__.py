@@ -1,6 +1,7 @@
 """Evaluation and failure analysis (Qt-free).
 
 - ``coco``: dataset fields or COCO files -> pycocotools' COCOeval (``evaluate``, ``evaluate_files``)
+- ``reading``: detections read in bulk from the database, as columns
 - ``results``: one evaluation run as tables of GT / prediction outcomes (``compute``)
 - ``runs``: the run stored the FiftyOne way under an eval key (``evaluate_and_store``)
 - ``matching``: COCO's greedy matching for any threshold, live per sample (``SampleMatcher``)

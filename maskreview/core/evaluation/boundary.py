@@ -63,12 +63,74 @@ def _crops(gt, dt, height: int, width: int, ratio: float):
 
 def boundary_iou_masks(gt, dt, height: int, width: int, ratio: float = DILATION_RATIO) -> float:
     """Boundary IoU of two ``(x0, y0, box mask)`` in an image of the given size."""
-    pair, d, _ = _crops(gt, dt, height, width, ratio)
-    if pair is None:
-        return 0.0
-    gb, pb = _inner_band(pair[0], d), _inner_band(pair[1], d)
-    union = np.count_nonzero(gb | pb)
-    return float(np.count_nonzero(gb & pb) / union) if union else 0.0
+    return float(boundary_ious([(gt, dt)], [height], [width], ratio)[0])
+
+
+MOSAIC_PIXELS = 1 << 23  # working memory per batch of pairs (bytes per mosaic)
+
+
+def boundary_ious(pairs, heights, widths, ratio: float = DILATION_RATIO) -> np.ndarray:
+    """Boundary IoU of many ``(gt, dt)`` pairs of ``(x0, y0, box mask)`` (image size per pair).
+
+    Each pair's crop (the box around both masks, clipped to the image) is stacked into a tall
+    mosaic, one for the GTs and one for the predictions, with ``d`` background rows between
+    crops: erosion treats what lies outside the mosaic as background, like what lies outside the
+    image, so one erosion per mosaic gives every pair's boundary bands exactly. Crops are grouped
+    by width so that little of a mosaic is padding.
+    """
+    n = len(pairs)
+    out = np.zeros(n)
+    if n == 0:
+        return out
+    # geometry[layer] = rows of (x, y, width, height), layer 0 the GTs, 1 the predictions
+    geometry = np.array([[(x, y, m.shape[1], m.shape[0]) for x, y, m in pair] for pair in pairs],
+                        np.int64).reshape(n, 2, 4).transpose(1, 0, 2)
+    h = np.broadcast_to(np.asarray(heights, np.int64), (n,))
+    w = np.broadcast_to(np.asarray(widths, np.int64), (n,))
+    d = np.maximum(1, np.round(ratio * np.hypot(h, w))).astype(np.int64)
+    x, y, bw, bh = geometry[..., 0], geometry[..., 1], geometry[..., 2], geometry[..., 3]
+    xs, ys = np.maximum(x, 0), np.maximum(y, 0)  # each mask clipped to the image
+    xe, ye = np.minimum(x + bw, w), np.minimum(y + bh, h)
+    has = (xe > xs) & (ye > ys)
+    big = np.iinfo(np.int64).max // 4
+    x0, y0 = np.where(has, xs, big).min(axis=0), np.where(has, ys, big).min(axis=0)
+    x1, y1 = np.where(has, xe, -big).max(axis=0), np.where(has, ye, -big).max(axis=0)
+    crop = np.stack([x0, y0, x1, y1], axis=1)
+    # where each mask lands in its crop, and which part of it
+    paste = np.stack([ys - y0, ye - y0, xs - x0, xe - x0, ys - y, ye - y, xs - x, xe - x], axis=-1)
+    paste[~has] = 0
+    ok = has.any(axis=0)  # else both masks lie outside the image (IoU 0)
+    for dd in np.unique(d[ok]).tolist():
+        members = np.flatnonzero(ok & (d == dd))
+        members = members[np.argsort(x1[members] - x0[members], kind="stable")]
+        tile_h = (y1[members] - y0[members] + dd).tolist()
+        tile_w = (x1[members] - x0[members]).tolist()
+        start, rows = 0, 0
+        for i, (th, tw) in enumerate(zip(tile_h, tile_w)):
+            if i > start and ((rows + th) * tw > MOSAIC_PIXELS or tw > tile_w[start] * 5 // 4 + 8):
+                _mosaic_ious(pairs, members[start:i], crop, paste, tile_w[i - 1], dd, out)
+                start, rows = i, 0
+            rows += th
+        _mosaic_ious(pairs, members[start:], crop, paste, tile_w[-1], dd, out)
+    return out
+
+
+def _mosaic_ious(pairs, members: np.ndarray, crop: np.ndarray, paste: np.ndarray, widest: int, d: int,
+                 out: np.ndarray) -> None:
+    import cv2
+
+    tops = np.concatenate(([0], np.cumsum(crop[members, 3] - crop[members, 1] + d)))
+    mosaics = np.zeros((2, int(tops[-1]), widest), np.uint8)  # GTs, predictions
+    for j, top, (g, p) in zip(members.tolist(), tops.tolist(), paste[:, members].transpose(1, 0, 2).tolist()):
+        for mosaic, (r0, r1, c0, c1, mr0, mr1, mc0, mc1), (_, _, m) in zip(mosaics, (g, p), pairs[j]):
+            if r1 > r0:
+                mosaic[top + r0:top + r1, c0:c1] = m[mr0:mr1, mc0:mc1]
+    kernel = np.ones((2 * d + 1, 2 * d + 1), np.uint8)
+    gb, pb = (cv2.compare(m, cv2.erode(m, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0), cv2.CMP_GT)
+              for m in mosaics)
+    inter, union = (np.add.reduceat(cv2.reduce(op(gb, pb), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel(), tops[:-1])
+                    for op in (cv2.bitwise_and, cv2.bitwise_or))
+    out[members] = np.divide(inter, union, out=np.zeros(len(members)), where=union > 0)
 
 
 def boundary_iou(gt_rle: dict, dt_rle: dict, ratio: float = DILATION_RATIO) -> float:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
+from maskreview.core.evaluation.reading import read_detections
 
 STAT_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 IOU_TYPES = ("segm", "bbox")
@@ -38,8 +37,9 @@ class CocoInputs:
     gt_label_ids: list[str] = field(default_factory=list)  # annotation id a + 1 <-> gt_label_ids[a]
     pred_label_ids: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    gt_masks: list = field(default_factory=list)  # segm: (x0, y0, box mask) per annotation
+    gt_masks: list = field(default_factory=list)  # (x0, y0, box mask) per annotation (a box fills a mask-less one)
     pred_masks: list = field(default_factory=list)
+    label_oids: tuple = ((), ())  # the GT and prediction label ids as ObjectIds
 
 
 def _check_iou_type(iou_type: str) -> None:
@@ -68,95 +68,6 @@ def check_fields(view, gt_field: str, pred_field: str) -> None:
         raise BadInputError(f"ground truth and predictions are the same field {gt_field!r}")
 
 
-class RawDet:
-    """A detection read raw from the database (30x faster than FiftyOne's documents)."""
-
-    __slots__ = ("id", "label", "bounding_box", "mask", "confidence", "iscrowd")
-
-    def __init__(self, id, label, bounding_box, mask, confidence, iscrowd):
-        self.id, self.label, self.bounding_box, self.mask = id, label, bounding_box, mask
-        self.confidence, self.iscrowd = confidence, iscrowd
-
-
-_NPY_HEADER = re.compile(rb"'descr':\s*'([^']+)',\s*'fortran_order':\s*(True|False),\s*'shape':\s*\(([^)]*)\)")
-
-
-_DTYPES: dict[bytes, np.dtype] = {}
-
-
-def decode_mask(raw: bytes) -> np.ndarray:
-    """A mask as FiftyOne stores it (zlib-compressed .npy bytes), without ``np.load``'s overhead."""
-    data = zlib.decompress(raw)
-    if data[6:8] == b"\x01\x00":
-        hlen, start = int.from_bytes(data[8:10], "little"), 10
-        m = _NPY_HEADER.search(data[start:start + hlen])
-        if m:
-            shape = tuple(int(v) for v in m.group(3).split(b",") if v.strip())
-            dtype = _DTYPES.get(m.group(1)) or _DTYPES.setdefault(m.group(1), np.dtype(m.group(1).decode()))
-            arr = np.frombuffer(data, dtype=dtype, offset=start + hlen)
-            return arr.reshape(shape, order="F" if m.group(2) == b"True" else "C")
-    with io.BytesIO(data) as f:
-        return np.load(f, allow_pickle=False)
-
-
-def read_detections(view, fields: list[str]):
-    """Sample ids, ``(height, width)`` and lists of :class:`RawDet` per sample for each field."""
-    paths = ["_id", "metadata.height", "metadata.width"]
-    attrs = ("_id", "label", "bounding_box", "mask", "confidence", "iscrowd", "mask_path")
-    for f in fields:
-        paths += [f"{f}.detections.{a}" for a in attrs]
-    values = view.values(paths, _raw=True)
-    ids = [str(v) for v in values[0]]
-    sizes = list(zip(values[1], values[2]))
-    out = []
-    for j in range(len(fields)):
-        cols = values[3 + j * len(attrs): 3 + (j + 1) * len(attrs)]
-        per_sample = []
-        for dids, labels, boxes, masks, confs, crowds, mpaths in zip(*cols):
-            dets = []
-            for k in range(len(dids or [])):
-                mask = masks[k] if masks else None
-                if mask is not None:
-                    mask = decode_mask(mask)
-                elif mpaths and mpaths[k]:
-                    from maskreview.core.store import fiftyone
-
-                    mask = fiftyone().Detection(mask_path=mpaths[k]).get_mask()
-                dets.append(RawDet(str(dids[k]), labels[k], boxes[k], mask,
-                                   confs[k] if confs else None, bool(crowds[k]) if crowds and crowds[k] else False))
-            per_sample.append(dets)
-        out.append(per_sample)
-    return ids, sizes, out
-
-
-def box_mask_rle(mask: np.ndarray, x0: int, y0: int, height: int, width: int) -> dict:
-    """COCO RLE of a box mask pasted at ``(x0, y0)`` (clipped), equal to encoding the pasted bitmap.
-
-    Only the image columns the box spans are touched, which is several times faster than
-    pasting into a full image and encoding it.
-    """
-    from pycocotools import mask as mask_utils
-
-    mh, mw = mask.shape[:2]
-    xs, ys, xe, ye = max(x0, 0), max(y0, 0), min(x0 + mw, width), min(y0 + mh, height)
-    if xe <= xs or ye <= ys:
-        trans = np.zeros(0, np.int64)
-    else:
-        span = np.zeros((xe - xs, height), np.int8)  # image columns, Fortran order like COCO's RLE
-        span[:, ys:ye] = np.asarray(mask[ys - y0:ye - y0, xs - x0:xe - x0], dtype=bool).T
-        flat = span.ravel()
-        offset = xs * height
-        trans = np.flatnonzero(flat[1:] != flat[:-1]) + 1 + offset
-        if flat[0]:
-            trans = np.concatenate(([offset], trans))
-        if flat[-1]:
-            trans = np.concatenate((trans, [offset + flat.size]))
-    counts = np.diff(np.concatenate(([0], trans, [height * width])))
-    if len(counts) > 1 and counts[-1] == 0:
-        counts = counts[:-1]
-    return mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
-
-
 def box_mask(det, height: int, width: int) -> tuple[int, int, np.ndarray]:
     """``(x0, y0, mask)``: a detection's mask and where it is pasted (a mask-less box fills its box)."""
     x0, y0, w, h = mk.detection_pixel_box(det, height, width)
@@ -166,17 +77,7 @@ def box_mask(det, height: int, width: int) -> tuple[int, int, np.ndarray]:
 
 def detection_rle(det, height: int, width: int) -> dict:
     """A detection's full-image RLE (same as ``masks.detection_to_rle``, faster)."""
-    x0, y0, mask = box_mask(det, height, width)
-    return box_mask_rle(mask, x0, y0, height, width)
-
-
-def _geometry(det, height: int, width: int, iou_type: str):
-    """``(RLE, None, (x0, y0, box mask))`` for segm, ``(None, [x, y, w, h] pixels, None)`` for bbox."""
-    if iou_type == "segm":
-        x0, y0, mask = box_mask(det, height, width)
-        return box_mask_rle(mask, x0, y0, height, width), None, (x0, y0, mask)
-    x, y, w, h = det.bounding_box
-    return None, [x * width, y * height, w * width, h * height], None
+    return mk.paste_rles([box_mask(det, height, width)], height, width)[0]
 
 
 def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
@@ -186,17 +87,19 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
 
     _check_iou_type(iou_type)
     check_fields(view, gt_field, pred_field)
-    ids, sizes, (gts, preds) = read_detections(view, [gt_field, pred_field])
+    samples, (gt, pred) = read_detections(view, [gt_field, pred_field])
+    ids, heights, widths = samples.ids, samples.heights, samples.widths
     if not ids:
         raise BadInputError(f"{view._dataset.name}: no samples to evaluate")
-    gt_labels = {d.label for dets in gts for d in dets}
-    pred_labels = {d.label for dets in preds for d in dets}
-    n_gt, n_pred = sum(map(len, gts)), sum(map(len, preds))
-    if n_gt == 0:
+    if not (heights.all() and widths.all()):
+        sid = ids[int(np.flatnonzero((heights == 0) | (widths == 0))[0])]
+        raise BadInputError(f"sample {sid} has no image size (metadata); run compute_metadata() first")
+    if len(gt) == 0:
         raise BadInputError(f"ground-truth field {gt_field!r} has no instances in these {len(ids)} samples")
-    if n_pred == 0:
+    if len(pred) == 0:
         raise BadInputError(f"prediction field {pred_field!r} has no detections in these {len(ids)} samples; "
                             "run inference first (maskreview infer)")
+    gt_labels, pred_labels = set(gt.labels), set(pred.labels)
     names = list(classes or view._dataset.default_classes or [])
     names += sorted((gt_labels | pred_labels) - set(names))
     cat_id = {name: i + 1 for i, name in enumerate(names)}
@@ -205,55 +108,43 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
     if absent:
         warnings.append(f"classes predicted but absent from {gt_field!r}: {', '.join(absent)}; "
                         "COCO gives them AP -1 and leaves them out of mAP")
+    if iou_type == "segm":
+        for role, dets in (("ground truth", gt), ("prediction", pred)):
+            missing = [i for i, m in enumerate(dets.masks) if m is None]
+            if missing:
+                raise BadInputError(f"{len(missing)} instances have no mask (first: a {role} in sample "
+                                    f"{ids[dets.img[missing[0]]]}); mask evaluation needs masks, use --iou-type bbox")
 
-    images, annotations, results = [], [], []
-    gt_label_ids, pred_label_ids = [], []
-    gt_masks, pred_masks = [], []
-    missing_masks = []
-    for index, (sid, (height, width), gt, pred) in enumerate(zip(ids, sizes, gts, preds)):
-        if not width or not height:
-            raise BadInputError(f"sample {sid} has no image size (metadata); run compute_metadata() first")
-        height, width = int(height), int(width)
-        image_id = index + 1
-        images.append({"id": image_id, "width": width, "height": height})
-        for det in gt:
-            if iou_type == "segm" and det.mask is None:
-                missing_masks.append(("ground truth", sid))
-            rle, box, crop = _geometry(det, height, width, iou_type)
-            gt_masks.append(crop)
-            ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": cat_id[det.label],
-                   "iscrowd": int(det.iscrowd)}
-            if rle is not None:
-                ann["segmentation"] = rle
-            else:
-                ann["bbox"] = box
-                ann["area"] = (float(mk.detection_area(det, height, width)) if det.mask is not None
-                               else float(box[2] * box[3]))
-            annotations.append(ann)
-            gt_label_ids.append(det.id)
-        for det in pred:
-            if iou_type == "segm" and det.mask is None:
-                missing_masks.append(("prediction", sid))
-            rle, box, crop = _geometry(det, height, width, iou_type)
-            pred_masks.append(crop)
-            res = {"image_id": image_id, "category_id": cat_id[det.label],
-                   "score": float(det.confidence if det.confidence is not None else 1.0)}
-            res["segmentation" if rle is not None else "bbox"] = rle if rle is not None else box
-            results.append(res)
-            pred_label_ids.append(det.id)
-    if missing_masks:
-        role, sid = missing_masks[0]
-        raise BadInputError(f"{len(missing_masks)} instances have no mask (first: a {role} in sample {sid}); "
-                            "mask evaluation needs masks, use --iou-type bbox")
-    if iou_type == "segm":  # area and bbox of GT masks, batched
-        rles = [a["segmentation"] for a in annotations]
-        if rles:
-            areas, boxes = rle_areas(rles), mask_utils.toBbox(rles)
-            for ann, area, box in zip(annotations, areas, boxes):
-                ann["area"], ann["bbox"] = float(area), [float(v) for v in box]
+    images = [{"id": i + 1, "width": w, "height": h} for i, (h, w) in enumerate(zip(heights.tolist(), widths.tolist()))]
+    annotations = [{"id": a + 1, "image_id": i + 1, "category_id": cat_id[label], "iscrowd": int(c)}
+                   for a, (i, label, c) in enumerate(zip(gt.img.tolist(), gt.labels, gt.crowd.tolist()))]
+    scores = np.where(np.isnan(pred.scores), 1.0, pred.scores).tolist()
+    results = [{"image_id": i + 1, "category_id": cat_id[label], "score": s}
+               for i, label, s in zip(pred.img.tolist(), pred.labels, scores)]
+    gt_masks, pred_masks = gt.placed(heights, widths), pred.placed(heights, widths)
+    if iou_type == "segm":  # all masks to RLE in one pass; area and bbox of GT masks, batched
+        img = np.concatenate([gt.img, pred.img])
+        rles = mk.paste_rles(gt_masks + pred_masks, heights[img], widths[img])
+        for item, rle in zip(annotations + results, rles):
+            item["segmentation"] = rle
+        gt_rles = rles[:len(annotations)]
+        areas, boxes = rle_areas(gt_rles).tolist(), mask_utils.toBbox(gt_rles).tolist()
+        for ann, area, box in zip(annotations, areas, boxes):
+            ann["area"], ann["bbox"] = area, box
+    else:
+        gt_boxes, pred_boxes = gt.pixel_boxes(heights, widths).tolist(), pred.pixel_boxes(heights, widths).tolist()
+        # area: the mask's pixels inside the image, as for segm; a mask-less box's own area
+        with_mask = [j for j, m in enumerate(gt.masks) if m is not None]
+        mask_areas = dict(zip(with_mask, rle_areas(mk.paste_rles(
+            [gt_masks[j] for j in with_mask], heights[gt.img[with_mask]], widths[gt.img[with_mask]])).tolist()))
+        for j, (ann, box) in enumerate(zip(annotations, gt_boxes)):
+            ann["bbox"] = box
+            ann["area"] = mask_areas[j] if j in mask_areas else float(box[2] * box[3])
+        for res, box in zip(results, pred_boxes):
+            res["bbox"] = box
     gt_dict = {"images": images, "annotations": annotations,
                "categories": [{"id": i, "name": n} for n, i in cat_id.items()]}
-    return CocoInputs(gt_dict, results, list(ids), gt_label_ids, pred_label_ids, warnings, gt_masks, pred_masks)
+    return CocoInputs(gt_dict, results, ids, gt.ids, pred.ids, warnings, gt_masks, pred_masks, (gt.oids, pred.oids))
 
 
 def rle_areas(rles: list) -> np.ndarray:
@@ -282,7 +173,6 @@ def to_json_files(inputs: CocoInputs, gt_path, results_path) -> None:
 def run_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm"):
     """pycocotools' COCOeval on in-memory GT and results, quietly; returns the evaluator."""
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
 
     _check_iou_type(iou_type)
     if not results:
@@ -291,12 +181,7 @@ def run_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm"):
         coco_gt = COCO()
         coco_gt.dataset = gt
         coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(results)
-        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return evaluator
+    return _evaluate_coco(coco_gt, results, iou_type)
 
 
 def per_class_ap(evaluator, iou: float | None = None) -> dict[str, float]:

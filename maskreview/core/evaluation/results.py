@@ -79,13 +79,22 @@ class EvalResults:
     recall: np.ndarray  # [T, K] max recall
     iou_thrs: np.ndarray
     rec_thrs: np.ndarray
-    blocks: list[PairBlock] = field(default_factory=list)
     gt_geoms: list = field(default_factory=list)  # RLE dicts (segm) or [x, y, w, h] boxes
     pred_geoms: list = field(default_factory=list)
-    gt_masks: list = field(default_factory=list)  # segm: (x0, y0, box mask) per GT
+    gt_masks: list = field(default_factory=list)  # (x0, y0, box mask) per GT (a box fills a mask-less one)
     pred_masks: list = field(default_factory=list)
     eval_key: str | None = None
     warnings: list[str] = field(default_factory=list)
+    label_oids: tuple = ((), ())  # GT and prediction label ids as ObjectIds (guard the writes)
+    evaluator: object = field(default=None, repr=False)  # the COCOeval that produced these results
+    _blocks: list[PairBlock] | None = field(default=None, repr=False)
+
+    @property
+    def blocks(self) -> list[PairBlock]:
+        """COCOeval's IoU matrix of every (image, class), for re-matching at other thresholds."""
+        if self._blocks is None:
+            self._blocks = pair_blocks(self.evaluator, self.gt.crowd)
+        return self._blocks
 
     @property
     def per_sample(self) -> dict[str, np.ndarray]:
@@ -100,43 +109,75 @@ class EvalResults:
         return self.classes.index(name)
 
 
-def _outcomes_from_evalimgs(ev, t: int | None, iou_thresh: float, gt: Objects, pred: Objects, blocks: list):
+def _evalimgs_all(ev):
+    """``(image id, category id, evalImg)`` of area "all" and 100 detections, non-empty ones."""
     p = ev.params
     n_img, n_area = len(p.imgIds), len(p.areaRng)
     for k, cat in enumerate(p.catIds):
+        base = k * n_area * n_img
         for i, img_id in enumerate(p.imgIds):
-            e = ev.evalImgs[k * n_area * n_img + i]
-            if e is None:
+            e = ev.evalImgs[base + i]
+            if e is not None:
+                yield img_id, cat, e
+
+
+def pair_blocks(ev, gt_crowd: np.ndarray) -> list[PairBlock]:
+    blocks = []
+    for img_id, cat, e in _evalimgs_all(ev):
+        dt_rows = np.asarray(e["dtIds"], np.int64) - 1
+        gt_cols = np.asarray(e["gtIds"], np.int64) - 1
+        raw = ev.ious[(img_id, cat)]
+        if len(raw) and len(gt_cols):
+            pos = {g["id"] - 1: j for j, g in enumerate(ev._gts[img_id, cat])}
+            ious = np.asarray(raw)[:, [pos[g] for g in gt_cols]]
+        else:
+            ious = np.zeros((len(dt_rows), len(gt_cols)))
+        blocks.append(PairBlock(dt_rows, gt_cols, ious, np.asarray(e["gtIgnore"], bool), gt_crowd[gt_cols]))
+    return blocks
+
+
+def _outcomes_from_evalimgs(ev, t: int, gt: Objects, pred: Objects) -> None:
+    """Per-label outcomes from COCOeval's own matches at IoU threshold index ``t``."""
+    d_ids, d_match, d_ignore, d_iou = [], [], [], []
+    for img_id, cat, e in _evalimgs_all(ev):
+        if not e["dtIds"]:
+            continue
+        dtm = e["dtMatches"][t]
+        d_ids += e["dtIds"]
+        d_match.append(dtm)
+        d_ignore.append(e["dtIgnore"][t])
+        if dtm.any():  # IoU of each match, from COCOeval's matrix (rows by score, GTs in COCO order)
+            pos = {g["id"]: j for j, g in enumerate(ev._gts[img_id, cat])}
+            cols = [pos.get(m, 0) for m in dtm.tolist()]
+            d_iou.append(np.where(dtm > 0, ev.ious[(img_id, cat)][np.arange(len(cols)), cols], np.nan))
+        else:
+            d_iou.append(np.full(len(dtm), np.nan))
+    if not d_ids:
+        return
+    d = np.asarray(d_ids, np.int64) - 1
+    g = np.concatenate(d_match).astype(np.int64) - 1  # GT row, -1 = none
+    ignored = np.concatenate(d_ignore).astype(bool)
+    iou = np.concatenate(d_iou)
+    hit = g >= 0
+    pred.outcome[d] = np.where(hit, np.where(ignored, "ignored", "tp"), "fp")
+    pred.match[d[hit]], pred.iou[d[hit]] = g[hit], iou[hit]
+    real = hit & ~ignored
+    gt.outcome[g[real]], gt.match[g[real]], gt.iou[g[real]] = "tp", d[real], iou[real]
+
+
+def _outcomes_by_greedy(blocks: list[PairBlock], iou_thresh: float, gt: Objects, pred: Objects) -> None:
+    """Per-label outcomes at an IoU threshold that is not one of COCOeval's (same rule)."""
+    for b in blocks:
+        dm, _, dt_ig = coco_greedy(b.ious, b.gt_ignore, b.gt_crowd, iou_thresh)
+        for r, d in enumerate(b.preds):
+            if dm[r] < 0:
+                pred.outcome[d] = "fp"
                 continue
-            dt_rows = np.asarray(e["dtIds"], np.int64) - 1
-            gt_cols = np.asarray(e["gtIds"], np.int64) - 1
-            raw = ev.ious[(img_id, cat)]
-            coco_order = [g["id"] - 1 for g in ev._gts[img_id, cat]]
-            if len(raw) and len(gt_cols):
-                pos = {g: j for j, g in enumerate(coco_order)}
-                ious = np.asarray(raw)[:, [pos[g] for g in gt_cols]]
-            else:
-                ious = np.zeros((len(dt_rows), len(gt_cols)))
-            gt_ignore = np.asarray(e["gtIgnore"], bool)
-            crowd = gt.crowd[gt_cols]
-            blocks.append(PairBlock(dt_rows, gt_cols, ious, gt_ignore, crowd))
-            if t is not None:  # COCOeval's own matches
-                dtm = np.asarray(e["dtMatches"][t], np.int64) - 1  # GT index, -1 = none
-                dt_ig = np.asarray(e["dtIgnore"][t], bool)
-                col = {g: j for j, g in enumerate(gt_cols)}
-                dm = np.array([col[g] if g >= 0 else -1 for g in dtm], np.int64)
-            else:
-                dm, _, dt_ig = coco_greedy(ious, gt_ignore, crowd, iou_thresh)
-            gt.outcome[gt_cols] = np.where(gt_ignore, "ignored", "fn")
-            for r, d in enumerate(dt_rows):
-                if dm[r] < 0:
-                    pred.outcome[d] = "fp"
-                    continue
-                g = gt_cols[dm[r]]
-                pred.outcome[d] = "ignored" if dt_ig[r] else "tp"
-                pred.match[d], pred.iou[d] = g, ious[r, dm[r]]
-                if not gt_ignore[dm[r]]:
-                    gt.outcome[g], gt.match[g], gt.iou[g] = "tp", d, ious[r, dm[r]]
+            g = b.gts[dm[r]]
+            pred.outcome[d] = "ignored" if dt_ig[r] else "tp"
+            pred.match[d], pred.iou[d] = g, b.ious[r, dm[r]]
+            if not b.gt_ignore[dm[r]]:
+                gt.outcome[g], gt.match[g], gt.iou[g] = "tp", d, b.ious[r, dm[r]]
 
 
 def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions", iou_type: str = "segm",
@@ -167,8 +208,6 @@ def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions
     pred.area[:] = [d["area"] for d in dts]  # loadRes filled it
     pred.score[:] = [d["score"] for d in dts]
     t_hits = np.flatnonzero(np.abs(ev.params.iouThrs - iou_thresh) < 1e-9)
-    blocks: list[PairBlock] = []
-    _outcomes_from_evalimgs(ev, int(t_hits[0]) if t_hits.size else None, iou_thresh, gt, pred, blocks)
     key = "segmentation" if iou_type == "segm" else "bbox"
     gt_geoms = [a[key] for a in anns]
     pred_geoms = [d[key] for d in dts]
@@ -179,10 +218,15 @@ def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions
         np.transpose(ev.eval["precision"][:, :, :, 0, -1], (0, 2, 1)),
         np.transpose(ev.eval["scores"][:, :, :, 0, -1], (0, 2, 1)),
         ev.eval["recall"][:, :, 0, -1], np.asarray(ev.params.iouThrs), np.asarray(ev.params.recThrs),
-        blocks, gt_geoms, pred_geoms, inputs.gt_masks, inputs.pred_masks, warnings=list(inputs.warnings))
+        gt_geoms, pred_geoms, inputs.gt_masks, inputs.pred_masks, warnings=list(inputs.warnings),
+        label_oids=inputs.label_oids, evaluator=ev)
+    if t_hits.size:  # COCOeval's own matches
+        _outcomes_from_evalimgs(ev, int(t_hits[0]), gt, pred)
+    else:
+        _outcomes_by_greedy(results.blocks, iou_thresh, gt, pred)
     progress.advance()
     if occlusion:
-        compute_occlusion(results)
+        compute_occlusion(results, [a["bbox"] for a in anns])
     if boundary and iou_type == "segm":
         compute_boundary_iou(results)
     progress.advance()
@@ -190,42 +234,68 @@ def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions
     return results
 
 
-def compute_occlusion(results: EvalResults) -> None:
-    """For each GT: the largest fraction of it covered by another GT instance's box."""
-    from pycocotools import mask as mask_utils
+def compute_occlusion(results: EvalResults, gt_boxes: list) -> None:
+    """For each GT: the largest fraction of it covered by another GT instance's box.
+
+    ``gt_boxes``: each GT's COCO ``bbox`` (for masks, the tight box of its pixels in the image).
+    Counted exactly with one integral image per instance mask and four look-ups per pair of
+    instances in an image, all pairs at once.
+    """
+    import cv2
 
     gt = results.gt
+    n = len(gt)
+    if n == 0:
+        return
+    h, w = results.heights[gt.img], results.widths[gt.img]
+    # each instance's visible mask (clipped to its image) and its integral image, in one buffer
+    integrals, offsets, geo = [], [0], []
+    for (x, y, m), hh, ww in zip(results.gt_masks, h.tolist(), w.tolist()):
+        xs, ys = max(x, 0), max(y, 0)
+        m = m[ys - y:max(min(y + m.shape[0], hh) - y, ys - y), xs - x:max(min(x + m.shape[1], ww) - x, xs - x)]
+        s = cv2.integral(m.view(np.uint8)) if m.size else np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.int32)
+        integrals.append(s.ravel())
+        offsets.append(offsets[-1] + s.size)
+        geo.append((xs, ys, m.shape[1], m.shape[0]))
+    table = np.concatenate(integrals)
+    start = np.asarray(offsets[:-1], np.int64)
+    ax, ay, aw, ah = np.asarray(geo, np.int64).reshape(n, 4).T
+    area = table[start + ah * (aw + 1) + aw].astype(float)
+    box = np.floor(np.asarray(gt_boxes, float).reshape(n, 4) + 0.5).astype(np.int64)
+    bx0, by0 = np.clip(box[:, 0], 0, w), np.clip(box[:, 1], 0, h)
+    bx1, by1 = np.clip(box[:, 0] + box[:, 2], 0, w), np.clip(box[:, 1] + box[:, 3], 0, h)
+    # every ordered pair (a, b) of different instances of one image
     order = np.argsort(gt.img, kind="stable")
-    bounds = np.searchsorted(gt.img[order], np.arange(len(results.sample_ids) + 1))
-    for i in range(len(results.sample_ids)):
-        idx = order[bounds[i]:bounds[i + 1]]
-        if len(idx) == 0:
-            continue
-        if len(idx) == 1:
-            gt.occlusion[idx] = 0.0
-            continue
-        h, w = int(results.heights[i]), int(results.widths[i])
-        geoms = [results.gt_geoms[j] for j in idx]
-        boxes = (mask_utils.toBbox(geoms).tolist() if results.iou_type == "segm" else [list(g) for g in geoms])
-        box_rles = mask_utils.frPyObjects(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), h, w)
-        shapes = geoms if results.iou_type == "segm" else box_rles
-        # iou with iscrowd=1 is |a & b| / |a|: the share of instance a inside box b
-        cover = np.asarray(mask_utils.iou(shapes, box_rles, [1] * len(idx))).reshape(len(idx), len(idx))
-        np.fill_diagonal(cover, 0.0)
-        gt.occlusion[idx] = cover.max(axis=1)
+    per_img = np.bincount(gt.img, minlength=len(results.sample_ids))
+    group = per_img[gt.img[order]]
+    first = np.concatenate(([0], np.cumsum(per_img)))[gt.img[order]]
+    a_s = np.repeat(np.arange(n), group)
+    b_s = first[a_s] + np.arange(len(a_s)) - np.repeat(np.cumsum(group) - group, group)
+    a, b = order[a_s], order[b_s]
+    a, b = a[a != b], b[a != b]
+
+    def at(px, py):  # integral of instance a at image pixel corner (px, py), clamped to its box
+        lx, ly = np.clip(px - ax[a], 0, aw[a]), np.clip(py - ay[a], 0, ah[a])
+        return table[start[a] + ly * (aw[a] + 1) + lx].astype(np.int64)
+
+    inside = at(bx1[b], by1[b]) - at(bx0[b], by1[b]) - at(bx1[b], by0[b]) + at(bx0[b], by0[b])
+    cover = np.divide(inside, area[a], out=np.zeros(len(a)), where=area[a] > 0)
+    occlusion = np.zeros(n)
+    np.maximum.at(occlusion, a, cover)
+    gt.occlusion[:] = occlusion
 
 
 def compute_boundary_iou(results: EvalResults) -> None:
     """Boundary IoU of every matched (TP or crowd-ignored) prediction and its GT (segm only)."""
-    from maskreview.core.evaluation.boundary import boundary_iou_masks
+    from maskreview.core.evaluation.boundary import boundary_ious
 
     if results.iou_type != "segm":
         return
-    for d in np.flatnonzero(results.pred.match >= 0):
-        g = results.pred.match[d]
-        i = results.pred.img[d]
-        b = boundary_iou_masks(results.gt_masks[g], results.pred_masks[d], int(results.heights[i]),
-                               int(results.widths[i]))
-        results.pred.biou[d] = b
-        if results.gt.match[g] == d:
-            results.gt.biou[g] = b
+    preds = np.flatnonzero(results.pred.match >= 0)
+    gts = results.pred.match[preds]
+    img = results.pred.img[preds]
+    biou = boundary_ious([(results.gt_masks[g], results.pred_masks[d]) for g, d in zip(gts, preds)],
+                         results.heights[img], results.widths[img])
+    results.pred.biou[preds] = biou
+    own = results.gt.match[gts] == preds  # the GT's own match (a crowd GT may take several)
+    results.gt.biou[gts[own]] = biou[own]

@@ -1,0 +1,57 @@
+"""What every bench prints: a table of timed paths and ``RESULT`` lines (collected by run_all.py);
+and a clock that counts CPU time too, for machines where other jobs compete for the cores."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def table(headers: tuple[str, ...], rows: list[tuple], first_width: int = 44) -> None:
+    """Rows of (label, numbers...) under right-aligned headers; floats with 2 decimals."""
+    print(f"{headers[0]:<{first_width}}" + "".join(f"{h:>12}" for h in headers[1:]))
+    for label, *values in rows:
+        cells = "".join(f"{v:>12.2f}" if isinstance(v, float) else f"{v!s:>12}" for v in values)
+        print(f"{label:<{first_width}}{cells}")
+
+
+def result(name: str, value: str, target: str, met: bool) -> None:
+    print(f"RESULT {name} | {value} | {target} | {'yes' if met else 'no'}")
+
+
+def mongod_pid(database_dir: str | os.PathLike | None = None) -> int | None:
+    """The mongod serving ``database_dir`` (or the only one running), to count its CPU time."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if proc.info.get("name") == "mongod" or (cmd and os.path.basename(cmd[0]) == "mongod"):
+            if database_dir is None or str(database_dir) in cmd:
+                found.append(proc.pid)
+    return found[0] if len(found) == 1 else None
+
+
+class Clock:
+    """Wall time, this process's CPU time and the database's CPU time (when its mongod is local).
+
+    On a machine shared with other jobs, wall time mostly measures waiting for a core; CPU time
+    (ours + mongod's) is what the same work costs on an idle machine.
+    """
+
+    def __init__(self, mongod: int | None = None):
+        import psutil
+
+        self._mongod = psutil.Process(mongod) if mongod else None
+
+    def _now(self) -> tuple[float, float]:
+        db = self._mongod.cpu_times() if self._mongod else None
+        return time.perf_counter(), time.process_time() + (db.user + db.system if db else 0.0)
+
+    def __enter__(self) -> Clock:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        end = self._now()
+        self.wall, self.cpu = end[0] - self._start[0], end[1] - self._start[1]
