@@ -73,6 +73,11 @@ def fiftyone() -> ModuleType:
         configure()
     import fiftyone as fo
 
+    # FiftyOne leaves pydantic half imported (the rest comes with fiftyone.utils.eval). If PySide6
+    # is imported in between, its import hook inspects pydantic's lazy module attributes and the
+    # later import fails as "circular". Finishing pydantic's import now closes that window.
+    import pydantic._internal._validators  # noqa: F401
+
     _isolate_database_service()
     return fo
 
