@@ -32,7 +32,8 @@ class OverlayStyle:
     contours: bool = True
     boxes: bool = True
     labels: bool = True
-    conf_threshold: float = 0.0
+    # Inference keeps scores down to 0.05 for AP; a reviewer starts from the confident ones.
+    conf_threshold: float = 0.5
     hidden_fields: frozenset = frozenset()
     hidden_classes: frozenset = frozenset()
     only_labels: frozenset | None = None  # label ids an outside filter restricts the view to
