@@ -140,9 +140,13 @@ class ShortcutSheet(QDialog):
             for c, text in enumerate(row):
                 table.setItem(r, c, QTableWidgetItem(text))
         table.verticalHeader().hide()
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)  # keys stay in view; long text wraps
+        table.setWordWrap(True)
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         layout = QVBoxLayout(self)
         layout.addWidget(table)
         self.table = table
-        self.resize(560, 640)
+        self.resize(760, 680)
+        table.resizeRowsToContents()
