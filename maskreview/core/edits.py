@@ -19,11 +19,15 @@ FiftyOne's serialized numpy array), which is what the database holds and what ge
 from __future__ import annotations
 
 import copy
+import functools
+import io
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
+from bson import ObjectId
 
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
@@ -45,8 +49,6 @@ def original_field(field_name: str) -> str:
 
 
 def new_id() -> str:
-    from bson import ObjectId
-
     return str(ObjectId())
 
 
@@ -142,9 +144,13 @@ def apply_sample_patch(doc: dict, patch: SamplePatch) -> None:
 
 
 def _oid(label_id):
-    from bson import ObjectId
+    return label_id if isinstance(label_id, ObjectId) else _parse_oid(label_id)
 
-    return label_id if isinstance(label_id, ObjectId) else ObjectId(label_id)
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_oid(label_id: str) -> ObjectId:
+    """ObjectIds are immutable; resolving looks the same ids up many times."""
+    return ObjectId(label_id)
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,25 +493,35 @@ class Resolver:
 # raw label documents <-> masks
 # --------------------------------------------------------------------------------------------
 
-def serialize_mask(mask: np.ndarray) -> bytes:
-    """A box mask as FiftyOne stores it (``fiftyone.core.utils.serialize_numpy_array``)."""
+@functools.cache
+def _fo_utils() -> ModuleType:
+    """``fiftyone.core.utils``, imported once (after :func:`maskreview.core.store.fiftyone`)."""
     from maskreview.core.store import fiftyone
 
     fiftyone()
     import fiftyone.core.utils as fou
 
-    return fou.serialize_numpy_array(np.asarray(mask, dtype=bool))
+    return fou
+
+
+def serialize_mask(mask: np.ndarray) -> bytes:
+    """A box mask as FiftyOne stores it (``fiftyone.core.utils.serialize_numpy_array``: the
+    zlib-compressed ``.npy`` file), with the ``.npy`` header made once per shape."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    return zlib.compress(_npy_header(mask.shape) + mask.tobytes())
+
+
+@functools.lru_cache(maxsize=4096)
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    with io.BytesIO() as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|b1", "fortran_order": False, "shape": shape})
+        return f.getvalue()
 
 
 def deserialize_mask(data) -> np.ndarray | None:
     if data is None:
         return None
-    from maskreview.core.store import fiftyone
-
-    fiftyone()
-    import fiftyone.core.utils as fou
-
-    return fou.deserialize_numpy_array(bytes(data))
+    return _fo_utils().deserialize_numpy_array(bytes(data))
 
 
 def as_detection(doc: dict) -> SimpleNamespace:

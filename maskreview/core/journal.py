@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from bson import Binary, ObjectId
 
 from maskreview.core.edits import LabelPatch, SamplePatch, serialize_mask
 
@@ -41,13 +42,8 @@ def journal_root() -> Path:
 # JSON encoding of patches
 # --------------------------------------------------------------------------------------------
 
-def _encode(value, key: str | None = None):
-    from bson import Binary, ObjectId
-
-    if isinstance(value, dict):
-        return {k: _encode(v, k) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
+def _encode(value):
+    """JSON for what the C encoder does not know (``json.dumps(..., default=_encode)``)."""
     if isinstance(value, ObjectId):
         return {"$oid": str(value)}
     if isinstance(value, datetime):
@@ -58,12 +54,10 @@ def _encode(value, key: str | None = None):
         return {"$b64": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, np.generic):
         return value.item()
-    return value
+    raise TypeError(f"cannot journal a {type(value).__name__}")
 
 
 def _decode(value, key: str | None = None):
-    from bson import ObjectId
-
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if not isinstance(value, dict):
@@ -85,13 +79,14 @@ def _decode(value, key: str | None = None):
 
 
 def encode_patch(p: SamplePatch) -> dict:
-    return _encode({
+    """The patch as JSON-ready data, except values :func:`_encode` turns into JSON."""
+    return {
         "sample_id": p.sample_id, "tags_add": p.tags_add, "tags_remove": p.tags_remove,
         "expect": p.expect, "stamp": p.stamp,
         # "before" is for undo, which lives in memory; replaying needs only the state after.
         "labels": [{"field": lp.field, "label_id": lp.label_id, "after": lp.after,
                     "index": lp.index, "whole": lp.whole} for lp in p.labels],
-    })
+    }
 
 
 def decode_patch(d: dict) -> SamplePatch:
@@ -129,7 +124,8 @@ class Journal:
         lines = {}
         for patches in changes:
             self.seq += 1
-            lines[self.seq] = json.dumps({"seq": self.seq, "patches": [encode_patch(p) for p in patches]})
+            lines[self.seq] = json.dumps({"seq": self.seq, "patches": [encode_patch(p) for p in patches]},
+                                          default=_encode, check_circular=False)
         _write_all(self._fd, ("\n".join(lines.values()) + "\n").encode())
         os.fsync(self._fd)
         self.pending.update(lines)

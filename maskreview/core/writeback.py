@@ -19,10 +19,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from pymongo import UpdateOne
+
 from maskreview.core import journal as jn
 from maskreview.core.edits import (EDIT_ATTRIBUTES, ORIGINAL_SUFFIX, Change, LabelPatch, Op, Resolver, SamplePatch,
                                    _oid, original_field)
 from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.evaluation.runs import gc_paused
 from maskreview.core.store import fiftyone
 
 
@@ -81,6 +84,12 @@ class EditSession:
 
     def apply_many(self, ops: list[Op], force: bool = False) -> list[Change]:
         """Many ops in one journal write and one database round trip."""
+        # A batch allocates a few dicts per label; with FiftyOne loaded, the full collections
+        # they trigger walk the whole heap (0.36 s of 0.64 s at 300 samples, measured).
+        with gc_paused():
+            return self._apply_many(ops, force)
+
+    def _apply_many(self, ops: list[Op], force: bool) -> list[Change]:
         sample_ids = list(dict.fromkeys(s for op in ops for s in op.samples()))
         fields = {f for op in ops for f in op.fields()}
         for f in fields:
@@ -100,14 +109,17 @@ class EditSession:
                 for lp in p.labels:
                     self._check_field(lp.field)
                     self._declare(lp)
-        self._write(changes, force)
+        read = fields | {original_field(f) for f in fields}
+        whole = not force and all(lp.field in read for c in changes for p in c.patches for lp in p.labels)
+        self._write(changes, force, docs if whole else None)
         return changes
 
     def write(self, change: Change, force: bool = False) -> Change:
         """Write a change as it is (undo: ``write(change.inverse())``; redo: ``write(change)``)."""
         change = Change(change.text, [SamplePatch(p.sample_id, list(p.labels), list(p.tags_add), list(p.tags_remove))
                                       for p in change.patches])
-        self._write([change], force)
+        with gc_paused():
+            self._write([change], force)
         return change
 
     def prepare(self, fields: Iterable[str]) -> None:
@@ -115,6 +127,8 @@ class EditSession:
         (a schema change, slow once), instead of on the first edit."""
         for name in fields:
             self._check_field(name)
+            # the attributes every snapshot carries: declared now, not inside the first edit
+            self._declare(LabelPatch(original_field(name), "", None, {"original_of": "", "original_index": 0}))
 
     # -- internals -----------------------------------------------------------------------
     def _check_field(self, name: str) -> None:
@@ -168,9 +182,8 @@ class EditSession:
         self._last_stamp = stamp
         return stamp
 
-    def _write(self, changes: list[Change], force: bool) -> None:
-        from pymongo import UpdateOne
-
+    def _write(self, changes: list[Change], force: bool, docs: dict[str, dict] | None = None) -> None:
+        """Journal, then write. ``docs``: the sample documents as resolved (after ``changes``)."""
         live = [c for c in changes if not c.empty]
         if not live:
             return
@@ -180,7 +193,9 @@ class EditSession:
                 p.expect = None if force and p.sample_id not in chain else chain.get(p.sample_id, self.versions.get(p.sample_id))
                 p.stamp = chain[p.sample_id] = self._stamp()
         seqs = self.journal.append([c.patches for c in live])
-        requests = [UpdateOne(_filter(p), [{"$set": update_expression(p)}]) for c in live for p in c.patches]
+        last = {p.sample_id: p for c in live for p in c.patches}
+        requests = [_request(p, docs[p.sample_id] if docs and last[p.sample_id] is p else None)
+                    for c in live for p in c.patches]
         result = self._coll.bulk_write(requests, ordered=True)
         ids = [p.sample_id for c in live for p in c.patches]
         if result.matched_count == len(requests):
@@ -227,8 +242,6 @@ class EditSession:
     def replay(self) -> dict:
         """Apply what dead sessions journaled but may not have written; returns counts and
         the patches that conflict with later changes by someone else (offered, not applied)."""
-        from pymongo import UpdateOne
-
         report = {"applied": 0, "already": 0, "conflicts": []}
         for orphan in jn.orphans(str(self.dataset._doc.id), self._journal_root):
             ours: dict[str, set[datetime]] = {}
@@ -285,6 +298,20 @@ def _embedded_kwargs(fld) -> dict:
 # --------------------------------------------------------------------------------------------
 # one sample patch as one conditional update pipeline
 # --------------------------------------------------------------------------------------------
+
+def _request(p: SamplePatch, resolved: dict | None) -> UpdateOne:
+    """The update for ``p``. When the update is conditional on the version the resolver read
+    and ``resolved`` is the document after ``p``, the changed fields are simply ``$set`` to
+    their resolved value (cheapest for the database: no pipeline to evaluate; measured 0.12 s
+    against 0.20-0.26 s for 1,000 samples); otherwise an update pipeline applies ``p`` to
+    whatever the database holds."""
+    if resolved is None or p.expect is None:
+        return UpdateOne(_filter(p), [{"$set": update_expression(p)}])
+    values = {lp.field: resolved.get(lp.field) for lp in p.labels}
+    if p.tags_add or p.tags_remove:
+        values["tags"] = resolved.get("tags") or []
+    return UpdateOne(_filter(p), {"$set": {"last_modified_at": p.stamp, **values}})
+
 
 def _filter(p: SamplePatch) -> dict:
     query = {"_id": _oid(p.sample_id)}
