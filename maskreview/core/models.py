@@ -20,6 +20,7 @@ import http.client
 import io
 import json
 import os
+import sys
 import pickle
 import re
 import urllib.error
@@ -37,7 +38,13 @@ from maskreview.core.store import user_cache_dir, user_data_dir
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated")
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+def _resources_dir() -> Path:
+    """``resources/`` beside the package in a checkout; ``<prefix>/share/maskreview`` from a wheel."""
+    checkout = Path(__file__).resolve().parents[2] / "resources"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "maskreview"
+
+
+RESOURCES = _resources_dir()
 DEMO_MODEL_DIR = RESOURCES / "models" / "demo"
 MODEL_DIR_FILES = ("config.yaml", "model_final.pth", "classes.json")
 D2_URL_PREFIX = "https://dl.fbaipublicfiles.com/detectron2/"
