@@ -129,9 +129,10 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
 
     layer = out if out is not None else np.zeros((height, width, 4), np.uint8)
     flat = layer.view(np.uint32).reshape(height, width)  # one BGRA pixel = one uint32 store
-    a = float(np.clip(fill_alpha, 0.0, 1.0))
+    a = min(max(float(fill_alpha), 0.0), 1.0)
     kernel = np.ones((3, 3), np.uint8)
-    for inst, (r, g, b) in zip(instances, colors):
+    packed: dict = {}  # colour -> (fill pixel, contour pixel)
+    for inst, rgb in zip(instances, colors):
         box = _clip(inst, height, width)
         if box is None:
             continue
@@ -141,12 +142,16 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
             m = np.ones((ye - ys, xe - xs), bool)
         else:
             m = inst.mask[ys - inst.y0:ye - inst.y0, xs - inst.x0:xe - inst.x0]
+        pixels = packed.get(rgb)
+        if pixels is None:
+            r, g, b = rgb
+            pixels = packed[rgb] = (_pack(b * a, g * a, r * a, 255 * a), _pack(b, g, r, 255))
         if fills and a > 0:
-            np.copyto(region, _pack(b * a, g * a, r * a, 255 * a), where=m)
+            np.copyto(region, pixels[0], where=m)
         if contours:
             mu = m.view(np.uint8)
             inner = cv2.erode(mu, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-            np.copyto(region, _pack(b, g, r, 255), where=mu > inner)
+            np.copyto(region, pixels[1], where=mu > inner)
     return layer
 
 

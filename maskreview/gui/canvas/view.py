@@ -17,6 +17,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath,
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
 from maskreview.gui.canvas import overlay as ov
+from maskreview.gui.canvas.label_chips import LabelChips
 from maskreview.gui.canvas.sample import SampleData, placeholder_image
 
 VECTOR_ZOOM = 4.0  # device pixels per image pixel from which contours are drawn as vectors
@@ -113,6 +114,7 @@ class ImageCanvas(QGraphicsView):
         self._pointer: QPointF | None = None  # the last cursor position (image coordinates): Tab cycles there
         self._pan_from = None
         self._fit_mode = True
+        self._chips = LabelChips()
 
     # ---------------------------------------------------------------- data and style
     def set_sample(self, data: SampleData | None, keep_view: bool = False) -> None:
@@ -243,16 +245,22 @@ class ImageCanvas(QGraphicsView):
         if data is None:
             return
         painter.save()
-        vis = [i for i in self.visible_instances() if self._box(i).intersects(rect)]
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)  # axis-aligned rects, contour runs
+        x0, y0, x1, y1 = rect.left(), rect.top(), rect.right(), rect.bottom()
+        vis = [i for i in self.visible_instances() if i.x0 < x1 and i.x0 + i.w > x0 and i.y0 < y1 and i.y0 + i.h > y0]
+        colors = self._colors(vis)
         s = self.style
         if s.contours and self.vector_mode():
-            for inst in vis:
-                painter.setPen(self._pen(self.color_of(inst), 2.0))
+            for inst, rgb in zip(vis, colors):
+                painter.setPen(self._pen(rgb, 2.0))
                 painter.drawPath(edge_path(inst))
-        if s.boxes:
-            for inst in vis:
-                painter.setPen(self._pen(self.color_of(inst), 1.0, Qt.PenStyle.DashLine if inst.score is None else Qt.PenStyle.SolidLine))
-                painter.drawRect(self._box(inst))
+        if s.boxes:  # one drawRects per (colour, dash)
+            groups: dict = {}
+            for inst, rgb in zip(vis, colors):
+                groups.setdefault((rgb, inst.score is None), []).append(QRectF(inst.x0, inst.y0, inst.w, inst.h))
+            for (rgb, dashed), rects in groups.items():
+                painter.setPen(self._pen(rgb, 1.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
+                painter.drawRects(rects)
         for inst in self.framed:
             if inst is not None:
                 self._draw_highlight(painter, inst, QColor(255, 255, 255))
@@ -264,7 +272,7 @@ class ImageCanvas(QGraphicsView):
             self._tool.paint(painter, rect)
         painter.restore()
         if s.labels and vis:
-            self._draw_labels(painter, vis)
+            self._draw_labels(painter, vis, colors)
         if data.error:
             painter.save()
             painter.resetTransform()
@@ -273,6 +281,18 @@ class ImageCanvas(QGraphicsView):
                              "Cannot show this image\n" + data.error)
             painter.restore()
 
+    def _colors(self, insts: list[ov.Instance]) -> list[tuple[int, int, int]]:
+        """``color_of`` for many instances, one look-up per (label, field, eval)."""
+        memo: dict = {}
+        out = []
+        for inst in insts:
+            key = (inst.label, inst.field, inst.eval)
+            rgb = memo.get(key)
+            if rgb is None:
+                rgb = memo[key] = self.color_of(inst)
+            out.append(rgb)
+        return out
+
     def _draw_highlight(self, painter: QPainter, inst: ov.Instance, color: QColor) -> None:
         path = edge_path(inst)
         painter.setPen(self._pen((0, 0, 0), 4.0))
@@ -280,22 +300,20 @@ class ImageCanvas(QGraphicsView):
         painter.setPen(self._pen((color.red(), color.green(), color.blue()), 2.0))
         painter.drawPath(path)
 
-    def _draw_labels(self, painter: QPainter, vis: list[ov.Instance]) -> None:
+    def _draw_labels(self, painter: QPainter, vis: list[ov.Instance], colors: list) -> None:
         painter.save()
         painter.resetTransform()
         font = QFont(self.font())
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
-        painter.setFont(font)
-        fm = painter.fontMetrics()
-        for inst in vis:
-            p = self.mapFromScene(QPointF(inst.x0, inst.y0))
-            text = inst.label if inst.score is None else f"{inst.label} {inst.score:.2f}"
-            w, h = fm.horizontalAdvance(text) + 6, fm.height()
-            r, g, b = self.color_of(inst)
-            box = QRectF(p.x(), p.y() - h, w, h)
-            painter.fillRect(box, QColor(r, g, b, 200))
-            painter.setPen(QColor(0, 0, 0) if (r * 0.299 + g * 0.587 + b * 0.114) > 140 else QColor(255, 255, 255))
-            painter.drawText(box.adjusted(3, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, text)
+        chips = self._chips.setup(font, self.devicePixelRatioF())
+        t = self.viewportTransform()  # scene -> viewport is scale + translate
+        sx, dx, sy, dy = t.m11(), t.dx(), t.m22(), t.dy()
+        for inst, rgb in zip(vis, colors):
+            x, y = round(inst.x0 * sx + dx), round(inst.y0 * sy + dy)
+            name = chips.chip(inst.label, rgb, 3, 0 if inst.score is not None else 3)
+            painter.drawPixmap(x, y - chips.height, name)
+            if inst.score is not None:
+                painter.drawPixmap(x + chips.width(name), y - chips.height, chips.chip(f" {inst.score:.2f}", rgb, 0, 3))
         painter.restore()
 
     def _pen(self, rgb, width: float, style=Qt.PenStyle.SolidLine) -> QPen:

@@ -1,0 +1,62 @@
+"""Instance labels as pre-rendered chips: a translucent box in the instance colour with its text.
+
+Laying out text is the slow part of drawing 100 labels a frame, so each chip is rendered once
+per (text, colour) and then drawn as a pixmap. The class name and the score are separate chips
+(``"person"`` and ``" 0.87"``), so the cache stays small (classes x colours + 101 scores per
+colour) however many samples a session shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPixmap
+
+CHIP_ALPHA = 200
+_LIMIT = 4096
+
+
+class LabelChips:
+    def __init__(self):
+        self._cache: OrderedDict = OrderedDict()
+        self._key = None
+        self.font = QFont()
+        self.dpr = 1.0
+        self.height = 0
+
+    def setup(self, font: QFont, dpr: float) -> LabelChips:
+        """Use ``font`` at device pixel ratio ``dpr`` (a change empties the cache)."""
+        key = (font.key(), dpr)
+        if key != self._key:
+            self._key, self.font, self.dpr = key, QFont(font), dpr
+            self.height = math.ceil(QFontMetricsF(font).height())
+            self._cache.clear()
+        return self
+
+    def chip(self, text: str, rgb: tuple[int, int, int], pad_left: int, pad_right: int) -> QPixmap:
+        key = (text, rgb, pad_left, pad_right)
+        pixmap = self._cache.get(key)
+        if pixmap is None:
+            pixmap = self._cache[key] = self._render(text, rgb, pad_left, pad_right)
+            if len(self._cache) > _LIMIT:
+                self._cache.popitem(last=False)
+        return pixmap
+
+    def width(self, pixmap: QPixmap) -> int:
+        """Logical width of a chip."""
+        return round(pixmap.width() / self.dpr)
+
+    def _render(self, text: str, rgb, pad_left: int, pad_right: int) -> QPixmap:
+        r, g, b = rgb
+        w = math.ceil(QFontMetricsF(self.font).horizontalAdvance(text)) + pad_left + pad_right
+        pixmap = QPixmap(max(1, round(w * self.dpr)), max(1, round(self.height * self.dpr)))
+        pixmap.setDevicePixelRatio(self.dpr)
+        pixmap.fill(QColor(r, g, b, CHIP_ALPHA))
+        painter = QPainter(pixmap)
+        painter.setFont(self.font)
+        painter.setPen(QColor(0, 0, 0) if (r * 0.299 + g * 0.587 + b * 0.114) > 140 else QColor(255, 255, 255))
+        painter.drawText(QRectF(pad_left, 0, w - pad_left, self.height), Qt.AlignmentFlag.AlignVCenter, text)
+        painter.end()
+        return pixmap
