@@ -4,7 +4,8 @@ Peer: FiftyOne's own way, ``sample.save()`` per sample after changing a mask (th
 loaded and the new masks computed before the clock starts). Ours: one batch through
 ``EditSession.apply_many`` (journal fsync + one ``bulk_write`` sending only the changed labels),
 and, for reference, the same edits one op at a time (what autosave does per user action).
-Target: >= 10x faster than per-sample save().
+Target: >= 10x faster than per-sample save(), in wall time and in CPU time (this process + the
+database's mongod: on a machine shared with other jobs, wall time mostly measures waiting for a core).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -73,17 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     fo = store.connect()
     name = f"bench-writeback-{os.getpid()}"
     dataset = _dataset(fo, name, n)
+    clock = lambda: benchkit.Clock(benchkit.mongod_pid(fo.config.database_dir))  # noqa: E731
     try:
         # -- peer: per-sample save() -----------------------------------------------------
         new = _new_bitmaps(dataset, 1)
         samples = list(dataset.iter_samples())
         boxes = {sid: mk.bitmap_to_detection(b, "thing") for sid, b in new.items()}
-        start = time.perf_counter()
-        for sample in samples:
-            det = sample.ground_truth.detections[0]
-            det.mask, det.bounding_box = boxes[sample.id].mask, boxes[sample.id].bounding_box
-            sample.save()
-        peer = time.perf_counter() - start
+        with clock() as peer:
+            for sample in samples:
+                det = sample.ground_truth.detections[0]
+                det.mask, det.bounding_box = boxes[sample.id].mask, boxes[sample.id].bounding_box
+                sample.save()
         del samples, sample  # the app holds the sample on screen, not the peer's thousand
 
         with tempfile.TemporaryDirectory() as journal, EditSession(dataset, journal_root=Path(journal)) as session:
@@ -92,28 +92,29 @@ def main(argv: list[str] | None = None) -> int:
             # -- ours, one batch -------------------------------------------------------------
             new = _new_bitmaps(dataset, 2)
             ops = [SetMask(LabelRef(sid, "ground_truth", lids[0]), new[sid]) for sid, lids in zip(ids, label_ids)]
-            start = time.perf_counter()
-            session.apply_many(ops)
-            batched = time.perf_counter() - start
+            with clock() as batched:
+                session.apply_many(ops)
             # -- ours, one op at a time -------------------------------------------------------
             new = _new_bitmaps(dataset, 3)
             ops = [SetMask(LabelRef(sid, "ground_truth", lids[1]), new[sid]) for sid, lids in zip(ids, label_ids)]
-            start = time.perf_counter()
-            for op in ops:
-                session.apply(op)
-            single = time.perf_counter() - start
+            with clock() as single:
+                for op in ops:
+                    session.apply(op)
 
         check = dataset[ids[-1]].ground_truth.detections[1]
         assert np.array_equal(mk.detection_to_bitmap(check, SIZE, SIZE), new[ids[-1]]), "write-back lost an edit"
     finally:
         fo.delete_dataset(name)
 
-    ratio = peer / batched
-    benchkit.table(("path", "total s", "ms/sample", "vs save()"), [
-        (label, t, 1000 * t / n, f"{peer / t:.1f}x") for label, t in (
-            ("per-sample sample.save() (FiftyOne)", peer), ("EditSession.apply_many (1 batch)", batched),
-            ("EditSession.apply, one op at a time", single))])
-    benchkit.result(f"writeback {n} edited samples vs sample.save()", f"{ratio:.1f}x", ">= 10x", ratio >= 10)
+    benchkit.table(("path", "wall s", "ms/sample", "vs save()", "CPU s", "vs save()"), [
+        (label, c.wall, 1000 * c.wall / n, f"{peer.wall / c.wall:.1f}x", c.cpu, f"{peer.cpu / c.cpu:.1f}x")
+        for label, c in (("per-sample sample.save() (FiftyOne)", peer), ("EditSession.apply_many (1 batch)", batched),
+                         ("EditSession.apply, one op at a time", single))])
+    print("CPU s = this process + the database's mongod; wall s = elapsed (includes waiting for a core)")
+    for unit in ("wall", "CPU"):
+        ratio = getattr(peer, unit.lower()) / getattr(batched, unit.lower())
+        benchkit.result(f"writeback {n} edited samples vs sample.save() ({unit})", f"{ratio:.1f}x", ">= 10x",
+                        ratio >= 10)
     return 0
 
 

@@ -445,7 +445,7 @@ class Resolver:
         if live.get("review_added") or self.snapshot(ref) is not None:
             return
         index = next(i for i, d in enumerate(self.labels(ref.sample_id, ref.field)) if d is live)
-        snap = {**live, "_id": _oid(new_id()), "original_of": ref.label_id, "original_index": index}
+        snap = {**live, "_id": ObjectId(), "original_of": ref.label_id, "original_index": index}
         self.emit(ref.sample_id, LabelPatch(original_field(ref.field), str(snap["_id"]), None, snap))
 
     def update_label(self, ref: LabelRef, values: dict, snapshot: bool = True) -> None:
@@ -506,9 +506,11 @@ def _fo_utils() -> ModuleType:
 
 def serialize_mask(mask: np.ndarray) -> bytes:
     """A box mask as FiftyOne stores it (``fiftyone.core.utils.serialize_numpy_array``: the
-    zlib-compressed ``.npy`` file), with the ``.npy`` header made once per shape."""
+    zlib-compressed ``.npy`` file), with the ``.npy`` header made once per shape. zlib level 1,
+    not FiftyOne's 6: about 10x less CPU (16 against 151 us for a 60x70 mask, 0.9 against 5 ms
+    for 400x500) for about 1.6x the bytes; any zlib level reads back the same."""
     mask = np.ascontiguousarray(mask, dtype=bool)
-    return zlib.compress(_npy_header(mask.shape) + mask.tobytes())
+    return zlib.compress(_npy_header(mask.shape) + mask.tobytes(), 1)
 
 
 @functools.lru_cache(maxsize=4096)
