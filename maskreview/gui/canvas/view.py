@@ -257,7 +257,7 @@ class ImageCanvas(QGraphicsView):
         if s.boxes:  # one drawRects per (colour, dash)
             groups: dict = {}
             for inst, rgb in zip(vis, colors):
-                groups.setdefault((rgb, inst.score is None), []).append(QRectF(inst.x0, inst.y0, inst.w, inst.h))
+                groups.setdefault((rgb, inst.score is None), []).append(self._box(inst))
             for (rgb, dashed), rects in groups.items():
                 painter.setPen(self._pen(rgb, 1.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
                 painter.drawRects(rects)
