@@ -74,22 +74,25 @@ def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
     for field, table, other, oids in ((results.gt_field, results.gt, results.pred, results.label_oids[0]),
                                       (results.pred_field, results.pred, results.gt, results.label_oids[1])):
         values = _label_values(results, table, other)
-        keys = [(f"{field}.detections.{{}}.{eval_key}{suffix}", _split(table.img, column, n))
+        most = int(np.bincount(table.img, minlength=1).max()) if len(table) else 0
+        # every path spelled once (label j of a sample), zipped with each sample's values below
+        keys = [([f"{field}.detections.{j}.{eval_key}{suffix}" for j in range(most)], _split(table.img, column, n))
                 for suffix, column in values.items()]
         oids = list(oids) if len(oids) == len(table) else [ObjectId(x) for x in table.label_id]
-        per_field.append((f"{field}.detections", _split(table.img, oids, n), keys))
+        id_paths = [f"{field}.detections.{j}._id" for j in range(most)]
+        per_field.append((f"{field}.detections", _split(table.img, oids, n), keys, id_paths))
     now = datetime.utcnow()
     ops = []
     for i, sid in enumerate(results.sample_ids):
         update = {f"{eval_key}_{name}": counts[name][i] for name in ("tp", "fp", "fn")}
         update["last_modified_at"] = now
         query = {"_id": ObjectId(sid)}
-        for path, label_ids, keys in per_field:
+        for path, label_ids, keys, id_paths in per_field:
             if label_ids[i]:
                 query[path] = {"$size": len(label_ids[i])}
-                query.update({f"{path}.{j}._id": oid for j, oid in enumerate(label_ids[i])})
-                for key, column in keys:
-                    update.update({key.format(j): v for j, v in enumerate(column[i])})
+                query.update(zip(id_paths, label_ids[i]))
+                for names, column in keys:
+                    update.update(zip(names, column[i]))
         ops.append(UpdateOne(query, {"$set": update}))
     matched = sum(r.matched_count for r in bulk_write(ops, dataset._sample_collection))
     Sample._reload_docs(dataset._sample_collection_name, sample_ids=results.sample_ids)
