@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from maskreview.core.demo import write_demo_dataset
         from maskreview.core.evaluation import coco, runs, synthetic
+        from maskreview.core.gcpause import gc_paused
         from maskreview.core.sources import open_source
 
         t = time.perf_counter()
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             with clock() as c:
                 runs.evaluate_and_store(ds, eval_key=f"bare{r}", boundary=False, occlusion=False)
             times["bare"].append(c)
-            for key, paused in (("coco", contextlib.nullcontext()), ("coco_nogc", runs.gc_paused())):
+            for key, paused in (("coco", contextlib.nullcontext()), ("coco_nogc", gc_paused())):
                 gt, results = copy.deepcopy(inputs.gt), copy.deepcopy(inputs.results)
                 with paused, clock() as c:
                     direct = _pycocotools(gt, results, "segm")

@@ -25,7 +25,7 @@ from maskreview.core import journal as jn
 from maskreview.core.edits import (EDIT_ATTRIBUTES, ORIGINAL_SUFFIX, Change, LabelPatch, Op, Resolver, SamplePatch,
                                    _oid, original_field)
 from maskreview.core.errors import BadInputError, MaskreviewError
-from maskreview.core.evaluation.runs import gc_paused
+from maskreview.core.gcpause import gc_paused
 from maskreview.core.store import fiftyone
 
 

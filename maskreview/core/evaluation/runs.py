@@ -11,13 +11,11 @@ All writes are bulk ``set_values`` calls.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-
 import numpy as np
 
 from maskreview.core.errors import BadInputError
 from maskreview.core.evaluation.results import EvalResults, compute
+from maskreview.core.gcpause import gc_paused
 from maskreview.core.progress import Progress
 
 
@@ -179,17 +177,3 @@ def evaluate_and_store(view, gt_field: str = "ground_truth", pred_field: str = "
         if eval_key is not None:
             store(view, results, eval_key)
     return results
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause Python's cyclic garbage collector: an evaluation allocates some 10^5 short-lived
-    containers (COCOeval's dicts), which would trigger full collections, and with FiftyOne
-    loaded each one walks the whole heap (~0.25 s for 300k objects, measured)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
