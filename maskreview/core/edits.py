@@ -12,8 +12,9 @@ into ``<field>_original`` (a ``Detections`` field; the copy's ``original_of`` at
 live label's id), so :class:`RestoreOriginal` can always bring back the pre-review label.
 Labels created during review (added or promoted) carry ``review_added=True`` instead.
 
-Label documents here are raw MongoDB documents, never mutated in place (copies are shallow), (``_id`` an ObjectId, ``mask`` the bytes of
+Label documents here are raw MongoDB documents (``_id`` an ObjectId, ``mask`` the bytes of
 FiftyOne's serialized numpy array), which is what the database holds and what gets written.
+They are never mutated in place, so copies can be shallow.
 """
 
 from __future__ import annotations

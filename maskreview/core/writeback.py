@@ -223,12 +223,12 @@ class EditSession:
         ids = [i for i in set(sample_ids) if live.get(i) is not None]
         if not ids:
             return
-        fields = {"tags", "last_modified_at"}
-        for change in changes or []:
-            fields.update(lp.field for p in change.patches for lp in p.labels)
         if changes is None:
             fos.Sample._reload_docs(self.dataset._sample_collection_name, sample_ids=ids)
             return
+        fields = {"tags", "last_modified_at"}
+        for change in changes:
+            fields.update(lp.field for p in change.patches for lp in p.labels)
         for raw in self._coll.find({"_id": {"$in": [_oid(i) for i in ids]}}, {f: 1 for f in fields}):
             sample = live.get(str(raw.pop("_id")))
             if sample is None:
