@@ -33,25 +33,36 @@ def mongod_pid(database_dir: str | os.PathLike | None = None) -> int | None:
 
 
 class Clock:
-    """Wall time, this process's CPU time and the database's CPU time (when its mongod is local).
+    """Wall time and CPU time: this process, its child processes (evaluation workers) and the
+    database's mongod (when it is local).
 
     On a machine shared with other jobs, wall time mostly measures waiting for a core; CPU time
-    (ours + mongod's) is what the same work costs on an idle machine.
+    is what the same work costs on an idle machine.
     """
 
     def __init__(self, mongod: int | None = None):
+        self._mongod = mongod
+
+    def _cpu(self) -> dict[int, float]:
         import psutil
 
-        self._mongod = psutil.Process(mongod) if mongod else None
-
-    def _now(self) -> tuple[float, float]:
-        db = self._mongod.cpu_times() if self._mongod else None
-        return time.perf_counter(), time.process_time() + (db.user + db.system if db else 0.0)
+        procs = psutil.Process().children(recursive=True)
+        if self._mongod and all(p.pid != self._mongod for p in procs):
+            procs.append(psutil.Process(self._mongod))
+        out = {}
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue
+            out[proc.pid] = t.user + t.system
+        return out
 
     def __enter__(self) -> Clock:
-        self._start = self._now()
+        self._start = time.perf_counter(), time.process_time(), self._cpu()
         return self
 
     def __exit__(self, *exc) -> None:
-        end = self._now()
-        self.wall, self.cpu = end[0] - self._start[0], end[1] - self._start[1]
+        wall, own, others = time.perf_counter(), time.process_time(), self._cpu()
+        self.wall = wall - self._start[0]
+        self.cpu = own - self._start[1] + sum(t - self._start[2].get(pid, 0.0) for pid, t in others.items())

@@ -40,6 +40,7 @@ class CocoInputs:
     gt_masks: list = field(default_factory=list)  # (x0, y0, box mask) per annotation (a box fills a mask-less one)
     pred_masks: list = field(default_factory=list)
     label_oids: tuple = ((), ())  # the GT and prediction label ids as ObjectIds
+    sample_versions: list = field(default_factory=list)  # each sample's last_modified_at as read
 
 
 def _check_iou_type(iou_type: str) -> None:
@@ -144,7 +145,8 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
             res["bbox"] = box
     gt_dict = {"images": images, "annotations": annotations,
                "categories": [{"id": i, "name": n} for n, i in cat_id.items()]}
-    return CocoInputs(gt_dict, results, ids, gt.ids, pred.ids, warnings, gt_masks, pred_masks, (gt.oids, pred.oids))
+    return CocoInputs(gt_dict, results, ids, gt.ids, pred.ids, warnings, gt_masks, pred_masks, (gt.oids, pred.oids),
+                      samples.versions)
 
 
 def rle_areas(rles: list) -> np.ndarray:
@@ -172,7 +174,26 @@ def to_json_files(inputs: CocoInputs, gt_path, results_path) -> None:
 
 def run_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm"):
     """pycocotools' COCOeval on in-memory GT and results, quietly; returns the evaluator."""
+    return accumulate(start_cocoeval(gt, results, iou_type).evaluated()[0])
+
+
+def accumulate(evaluator):
+    """COCOeval's ``accumulate`` and ``summarize``, quietly."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
+
+
+def start_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm", workers: int | None = None):
+    """Start COCOeval on in-memory GT and results, on several cores when there are many images
+    (:mod:`sharded`); ``.evaluated()`` waits and gives ``(evaluator, areas)``: the COCOeval as
+    after ``evaluate()`` (:func:`accumulate` is next), and each result's ``area`` as ``loadRes``
+    computes it.
+    ``results`` may be changed (``loadRes`` fills ids and areas in)."""
     from pycocotools.coco import COCO
+
+    from maskreview.core.evaluation import sharded
 
     _check_iou_type(iou_type)
     if not results:
@@ -181,7 +202,26 @@ def run_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm"):
         coco_gt = COCO()
         coco_gt.dataset = gt
         coco_gt.createIndex()
-    return _evaluate_coco(coco_gt, results, iou_type)
+    shards = sharded.shard_count(len(gt["images"]), workers)
+    if shards > 1:
+        return sharded.ShardedEval(coco_gt, results, iou_type, shards, fallback=_InlineEval(coco_gt, results, iou_type))
+    return _InlineEval(coco_gt, results, iou_type)
+
+
+class _InlineEval:
+    """COCOeval in this process, when ``evaluated()`` is asked for."""
+
+    def __init__(self, coco_gt, results: list[dict], iou_type: str):
+        self._args = coco_gt, results, iou_type
+
+    def evaluated(self):
+        from pycocotools.cocoeval import COCOeval
+
+        coco_gt, results, iou_type = self._args
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
+            evaluator.evaluate()
+        return evaluator, np.array([r["area"] for r in results], float)
 
 
 def per_class_ap(evaluator, iou: float | None = None) -> dict[str, float]:

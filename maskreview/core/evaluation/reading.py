@@ -101,21 +101,22 @@ class Samples:
     ids: list[str]
     heights: np.ndarray
     widths: np.ndarray
+    versions: list  # each sample's last_modified_at as read (writes are conditional on it)
 
 
 def read_detections(view, fields: list[str]) -> tuple[Samples, list[Dets]]:
     """The samples of a view (ids, image sizes) and a :class:`Dets` per field."""
-    paths = ["_id", "metadata.height", "metadata.width"]
+    paths = ["_id", "metadata.height", "metadata.width", "last_modified_at"]
     attrs = ("_id", "label", "bounding_box", "mask", "confidence", "iscrowd", "mask_path")
     for f in fields:
         paths += [f"{f}.detections.{a}" for a in attrs]
     values = view.values(paths, _raw=True)
     ids = [str(v) for v in values[0]]
     samples = Samples(ids, np.array([v or 0 for v in values[1]], np.int64),
-                      np.array([v or 0 for v in values[2]], np.int64))
+                      np.array([v or 0 for v in values[2]], np.int64), list(values[3]))
     out = []
     for j in range(len(fields)):
-        dids, labels, boxes, masks, confs, crowds, mpaths = values[3 + j * len(attrs): 3 + (j + 1) * len(attrs)]
+        dids, labels, boxes, masks, confs, crowds, mpaths = values[4 + j * len(attrs): 4 + (j + 1) * len(attrs)]
         counts = [len(d or ()) for d in dids]
         img = np.repeat(np.arange(len(ids)), counts)
         raw_masks = _flat_or(masks, counts, None)

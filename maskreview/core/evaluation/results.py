@@ -12,6 +12,7 @@ so that per-sample counts agree with the mAP.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,6 +87,7 @@ class EvalResults:
     eval_key: str | None = None
     warnings: list[str] = field(default_factory=list)
     label_oids: tuple = ((), ())  # GT and prediction label ids as ObjectIds (guard the writes)
+    sample_versions: list = field(default_factory=list)  # last_modified_at as read (guard the writes)
     evaluator: object = field(default=None, repr=False)  # the COCOeval that produced these results
     _blocks: list[PairBlock] | None = field(default=None, repr=False)
 
@@ -182,8 +184,14 @@ def _outcomes_by_greedy(blocks: list[PairBlock], iou_thresh: float, gt: Objects,
 
 def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions", iou_type: str = "segm",
             iou_thresh: float = 0.5, boundary: bool = True, occlusion: bool = True,
-            progress: Progress | None = None) -> EvalResults:
-    """Evaluate ``pred_field`` against ``gt_field`` over a view; nothing is written."""
+            progress: Progress | None = None, while_evaluating: Callable[[], None] | None = None,
+            before_accumulate: Callable[[EvalResults], None] | None = None) -> EvalResults:
+    """Evaluate ``pred_field`` against ``gt_field`` over a view; nothing is written.
+
+    ``while_evaluating()`` runs while COCOeval's per-image work is under way in the workers;
+    ``before_accumulate(results)`` gets the per-label outcomes (all but the accumulated figures:
+    summary, precision) and may start writing them while ``accumulate`` runs.
+    """
     progress = progress or Progress()
     progress.start(4, "evaluating")
     if not 0 < iou_thresh <= 1:
@@ -191,13 +199,20 @@ def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions
     inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type)
     progress.advance()
     progress.check()
-    ev = coco.run_cocoeval(inputs.gt, inputs.results, iou_type)
-    progress.advance()
-    progress.check()
+    pending = coco.start_cocoeval(inputs.gt, inputs.results, iou_type)
     anns, dts = inputs.gt["annotations"], inputs.results
     gt, pred = Objects.empty(len(anns)), Objects.empty(len(dts))
-    gt.label_id[:] = inputs.gt_label_ids
     gt.img[:] = [a["image_id"] - 1 for a in anns]
+    heights = np.array([im["height"] for im in inputs.gt["images"]])
+    widths = np.array([im["width"] for im in inputs.gt["images"]])
+    if occlusion:  # needs only the GT: done while COCOeval runs in the workers
+        gt.occlusion[:] = gt_occlusion(gt.img, heights, widths, inputs.gt_masks, [a["bbox"] for a in anns])
+    if while_evaluating is not None:
+        while_evaluating()
+    ev, pred_areas = pending.evaluated()
+    progress.advance()
+    progress.check()
+    gt.label_id[:] = inputs.gt_label_ids
     gt.cls[:] = [a["category_id"] - 1 for a in anns]
     gt.area[:] = [a["area"] for a in anns]
     gt.crowd[:] = [bool(a["iscrowd"]) for a in anns]
@@ -205,52 +220,55 @@ def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions
     pred.label_id[:] = inputs.pred_label_ids
     pred.img[:] = [d["image_id"] - 1 for d in dts]
     pred.cls[:] = [d["category_id"] - 1 for d in dts]
-    pred.area[:] = [d["area"] for d in dts]  # loadRes filled it
+    pred.area[:] = pred_areas
     pred.score[:] = [d["score"] for d in dts]
-    t_hits = np.flatnonzero(np.abs(ev.params.iouThrs - iou_thresh) < 1e-9)
     key = "segmentation" if iou_type == "segm" else "bbox"
-    gt_geoms = [a[key] for a in anns]
-    pred_geoms = [d[key] for d in dts]
+    n_thr, n_cls, n_rec = len(ev.params.iouThrs), len(ev.params.catIds), len(ev.params.recThrs)
     results = EvalResults(
-        iou_type, gt_field, pred_field, iou_thresh, inputs.sample_ids,
-        np.array([im["height"] for im in inputs.gt["images"]]), np.array([im["width"] for im in inputs.gt["images"]]),
-        [c["name"] for c in inputs.gt["categories"]], coco.summary(ev), gt, pred,
-        np.transpose(ev.eval["precision"][:, :, :, 0, -1], (0, 2, 1)),
-        np.transpose(ev.eval["scores"][:, :, :, 0, -1], (0, 2, 1)),
-        ev.eval["recall"][:, :, 0, -1], np.asarray(ev.params.iouThrs), np.asarray(ev.params.recThrs),
-        gt_geoms, pred_geoms, inputs.gt_masks, inputs.pred_masks, warnings=list(inputs.warnings),
-        label_oids=inputs.label_oids, evaluator=ev)
+        iou_type, gt_field, pred_field, iou_thresh, inputs.sample_ids, heights, widths,
+        [c["name"] for c in inputs.gt["categories"]], {}, gt, pred, -np.ones((n_thr, n_cls, n_rec)),
+        -np.ones((n_thr, n_cls, n_rec)), -np.ones((n_thr, n_cls)), np.asarray(ev.params.iouThrs),
+        np.asarray(ev.params.recThrs), [a[key] for a in anns], [d[key] for d in dts], inputs.gt_masks,
+        inputs.pred_masks, warnings=list(inputs.warnings), label_oids=inputs.label_oids,
+        sample_versions=inputs.sample_versions, evaluator=ev)
+    t_hits = np.flatnonzero(np.abs(ev.params.iouThrs - iou_thresh) < 1e-9)
     if t_hits.size:  # COCOeval's own matches
         _outcomes_from_evalimgs(ev, int(t_hits[0]), gt, pred)
     else:
         _outcomes_by_greedy(results.blocks, iou_thresh, gt, pred)
     progress.advance()
-    if occlusion:
-        compute_occlusion(results, [a["bbox"] for a in anns])
     if boundary and iou_type == "segm":
         compute_boundary_iou(results)
+    if before_accumulate is not None:
+        before_accumulate(results)
+    coco.accumulate(ev)
+    results.summary = coco.summary(ev)
+    results.precision = np.transpose(ev.eval["precision"][:, :, :, 0, -1], (0, 2, 1))
+    results.pr_scores = np.transpose(ev.eval["scores"][:, :, :, 0, -1], (0, 2, 1))
+    results.recall = ev.eval["recall"][:, :, 0, -1]
     progress.advance()
     progress.finish()
     return results
 
 
-def compute_occlusion(results: EvalResults, gt_boxes: list) -> None:
+def gt_occlusion(gt_img: np.ndarray, heights: np.ndarray, widths: np.ndarray, gt_masks: list,
+                 gt_boxes: list) -> np.ndarray:
     """For each GT: the largest fraction of it covered by another GT instance's box.
 
-    ``gt_boxes``: each GT's COCO ``bbox`` (for masks, the tight box of its pixels in the image).
-    Counted exactly with one integral image per instance mask and four look-ups per pair of
-    instances in an image, all pairs at once.
+    ``gt_img``: each GT's image index; ``gt_masks``: ``(x0, y0, box mask)`` per GT; ``gt_boxes``:
+    each GT's COCO ``bbox`` (for masks, the tight box of its pixels in the image). Counted
+    exactly with one integral image per instance mask and four look-ups per pair of instances in
+    an image, all pairs at once.
     """
     import cv2
 
-    gt = results.gt
-    n = len(gt)
+    n = len(gt_img)
     if n == 0:
-        return
-    h, w = results.heights[gt.img], results.widths[gt.img]
+        return np.zeros(0)
+    h, w = heights[gt_img], widths[gt_img]
     # each instance's visible mask (clipped to its image) and its integral image, in one buffer
     integrals, offsets, geo = [], [0], []
-    for (x, y, m), hh, ww in zip(results.gt_masks, h.tolist(), w.tolist()):
+    for (x, y, m), hh, ww in zip(gt_masks, h.tolist(), w.tolist()):
         xs, ys = max(x, 0), max(y, 0)
         m = m[ys - y:max(min(y + m.shape[0], hh) - y, ys - y), xs - x:max(min(x + m.shape[1], ww) - x, xs - x)]
         s = cv2.integral(m.view(np.uint8)) if m.size else np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.int32)
@@ -265,10 +283,10 @@ def compute_occlusion(results: EvalResults, gt_boxes: list) -> None:
     bx0, by0 = np.clip(box[:, 0], 0, w), np.clip(box[:, 1], 0, h)
     bx1, by1 = np.clip(box[:, 0] + box[:, 2], 0, w), np.clip(box[:, 1] + box[:, 3], 0, h)
     # every ordered pair (a, b) of different instances of one image
-    order = np.argsort(gt.img, kind="stable")
-    per_img = np.bincount(gt.img, minlength=len(results.sample_ids))
-    group = per_img[gt.img[order]]
-    first = np.concatenate(([0], np.cumsum(per_img)))[gt.img[order]]
+    order = np.argsort(gt_img, kind="stable")
+    per_img = np.bincount(gt_img, minlength=len(heights))
+    group = per_img[gt_img[order]]
+    first = np.concatenate(([0], np.cumsum(per_img)))[gt_img[order]]
     a_s = np.repeat(np.arange(n), group)
     b_s = first[a_s] + np.arange(len(a_s)) - np.repeat(np.cumsum(group) - group, group)
     a, b = order[a_s], order[b_s]
@@ -282,7 +300,7 @@ def compute_occlusion(results: EvalResults, gt_boxes: list) -> None:
     cover = np.divide(inside, area[a], out=np.zeros(len(a)), where=area[a] > 0)
     occlusion = np.zeros(n)
     np.maximum.at(occlusion, a, cover)
-    gt.occlusion[:] = occlusion
+    return occlusion
 
 
 def compute_boundary_iou(results: EvalResults) -> None:

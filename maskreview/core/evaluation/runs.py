@@ -6,7 +6,7 @@ none), ``<key>_iou``, and ``<key>_biou`` (boundary IoU, segm). The run is regist
 FiftyOne's own COCO evaluation config and results classes, so ``dataset.list_evaluations()``,
 ``load_evaluation_results(key)`` (``mAP()``, ``print_report()``, PR curves) and the App's
 evaluation panel work as for ``evaluate_detections(method="coco", compute_mAP=True)``.
-All writes are bulk ``set_values`` calls.
+All values go in one ``bulk_write``.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ def _check_key(eval_key: str) -> None:
         raise BadInputError(f"{eval_key!r}: an eval key is letters, digits and underscores, not starting with a digit")
 
 
-def _declare_fields(dataset, results: EvalResults, eval_key: str) -> None:
+def _declare_fields(dataset, gt_field: str, pred_field: str, eval_key: str) -> None:
     import fiftyone.core.fields as fof
 
     schema = {f"{eval_key}_{name}": fof.IntField() for name in ("tp", "fp", "fn")}
-    for field in (results.gt_field, results.pred_field):
+    for field in (gt_field, pred_field):
         prefix = f"{field}.detections.{eval_key}"
         schema.update({prefix: fof.StringField(), f"{prefix}_id": fof.StringField(),
                        f"{prefix}_iou": fof.FloatField(), f"{prefix}_biou": fof.FloatField()})
@@ -51,20 +51,17 @@ def _declare_fields(dataset, results: EvalResults, eval_key: str) -> None:
         dataset._merge_sample_field_schema(schema)
 
 
-def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
+def _value_ops(results: EvalResults, eval_key: str, by_version: bool) -> list:
     """One update per sample with all its values (FiftyOne's set_values issues one per label).
 
-    Each update is guarded by the sample's label ids, so labels edited since they were read are
-    never mislabelled: the write then fails with a clear message instead.
+    Each update is guarded, so labels edited since they were read are never mislabelled: by the
+    sample's ``last_modified_at`` as read (one condition; any change to the sample fails it), or
+    by the ids of its labels in place (fails only if the labels changed, not tags).
     """
     from datetime import datetime
 
     from bson import ObjectId
-    from fiftyone.core.odm.database import bulk_write
-    from fiftyone.core.sample import Sample
     from pymongo import UpdateOne
-
-    from maskreview.core.errors import MaskreviewError
 
     n = len(results.sample_ids)
     counts = {name: c.tolist() for name, c in results.per_sample.items()}
@@ -80,51 +77,142 @@ def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
         id_paths = [f"{field}.detections.{j}._id" for j in range(most)]
         per_field.append((f"{field}.detections", _split(table.img, oids, n), keys, id_paths))
     now = datetime.utcnow()
+    versions = results.sample_versions if by_version else None
     ops = []
     for i, sid in enumerate(results.sample_ids):
         update = {f"{eval_key}_{name}": counts[name][i] for name in ("tp", "fp", "fn")}
         update["last_modified_at"] = now
         query = {"_id": ObjectId(sid)}
+        if versions is not None:
+            query["last_modified_at"] = versions[i]
         for path, label_ids, keys, id_paths in per_field:
             if label_ids[i]:
                 query[path] = {"$size": len(label_ids[i])}
-                query.update(zip(id_paths, label_ids[i]))
+                if versions is None:
+                    query.update(zip(id_paths, label_ids[i]))
                 for names, column in keys:
                     update.update(zip(names, column[i]))
         ops.append(UpdateOne(query, {"$set": update}))
-    matched = sum(r.matched_count for r in bulk_write(ops, dataset._sample_collection))
+    return ops
+
+
+def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
+    """Every per-sample and per-label value in one ``bulk_write``; samples changed since they
+    were read (a tag, say) are written again guarded by their label ids."""
+    from fiftyone.core.odm.database import bulk_write
+    from fiftyone.core.sample import Sample
+
+    from maskreview.core.errors import MaskreviewError
+
+    coll = dataset._sample_collection
+    by_version = len(results.sample_versions) == len(results.sample_ids)
+    ops = _value_ops(results, eval_key, by_version)
+    matched = sum(r.matched_count for r in bulk_write(ops, coll))
+    if matched != len(ops) and by_version:  # rewriting the same values is harmless
+        ops = _value_ops(results, eval_key, False)
+        matched = sum(r.matched_count for r in bulk_write(ops, coll))
     Sample._reload_docs(dataset._sample_collection_name, sample_ids=results.sample_ids)
     if matched != len(ops):
         raise MaskreviewError(f"{len(ops) - matched} samples changed while being evaluated; evaluate again")
 
 
+def _config(gt_field: str, pred_field: str, iou_type: str, iou_thresh: float, iou_thrs) -> object:
+    from fiftyone.utils.eval.coco import COCOEvaluationConfig
+
+    return COCOEvaluationConfig(pred_field, gt_field, iou=iou_thresh, classwise=True, use_masks=iou_type == "segm",
+                                compute_mAP=True, iou_threshs=[float(t) for t in iou_thrs], max_preds=100)
+
+
+class _Store:
+    """Storing a run in three steps, so that the slow parts overlap the evaluation:
+    :meth:`register` (the run and its fields) while COCOeval runs, :meth:`start_writing` (the
+    values, in a thread: the database does the work) while COCOeval accumulates, :meth:`finish`.
+    A new eval key is registered early (and removed if the evaluation fails); an existing one
+    only once the new results are complete, so a failed run leaves the old one as it was."""
+
+    def __init__(self, view, eval_key: str, gt_field: str, pred_field: str, iou_type: str, iou_thresh: float):
+        _check_key(eval_key)
+        self.view, self.eval_key = view, eval_key
+        self.dataset = view._dataset
+        self._args = (gt_field, pred_field, iou_type, iou_thresh)
+        self._writer = None
+        self._error: BaseException | None = None
+        self.registered = False
+
+    def register_if_new(self) -> None:
+        if self.eval_key not in self.dataset.list_evaluations():
+            self.register()
+
+    def abandon(self) -> None:
+        """The evaluation failed: remove a run registered for it (a new key only)."""
+        if self._writer is not None:
+            self._writer.join()
+        if self.registered:
+            self.dataset.delete_evaluation(self.eval_key)
+
+    def _replaces_in_place(self) -> bool:
+        """The key holds a run of the same fields over the whole dataset: every stored value is
+        overwritten, so FiftyOne's slow field deletion is skipped (and values may be written
+        before the run is registered again)."""
+        dataset = self.dataset
+        if self.eval_key not in dataset.list_evaluations():
+            return False
+        old = dataset.get_evaluation_info(self.eval_key).config
+        whole = self.view.view() == dataset.view() if hasattr(self.view, "view") else False
+        return whole and (old.gt_field, old.pred_field) == self._args[:2]
+
+    def register(self) -> None:
+        from pycocotools.cocoeval import Params
+
+        dataset, eval_key = self.dataset, self.eval_key
+        gt_field, pred_field, iou_type, iou_thresh = self._args
+        in_place = self._replaces_in_place()
+        if eval_key in dataset.list_evaluations() and not in_place:
+            dataset.delete_evaluation(eval_key)
+        self.config = _config(gt_field, pred_field, iou_type, iou_thresh, Params(iou_type).iouThrs)
+        self.method = self.config.build()
+        self.method.register_run(self.view, eval_key, overwrite=True, cleanup=not in_place)
+        _declare_fields(dataset, gt_field, pred_field, eval_key)
+        self.registered = True
+
+    def start_writing(self, results: EvalResults) -> None:
+        import threading
+
+        if not (self.registered or self._replaces_in_place()):
+            return  # registering will delete the key's old fields: write after it (finish)
+
+        def write():
+            try:
+                _write_values(self.dataset, results, self.eval_key)
+            except BaseException as exc:  # re-raised by finish()
+                self._error = exc
+
+        self._writer = threading.Thread(target=write, name="maskreview-eval-write", daemon=True)
+        self._writer.start()
+
+    def finish(self, results: EvalResults) -> None:
+        from fiftyone.utils.eval.coco import COCODetectionResults
+
+        if not self.registered:
+            self.register()
+        if self._writer is None:
+            self.start_writing(results)
+        self._writer.join()
+        if self._error is not None:
+            raise self._error
+        fo_results = COCODetectionResults(
+            self.view, self.config, self.eval_key, _matches(results), results.precision, results.rec_thrs,
+            results.iou_thrs, results.classes, recall_sweep=results.recall, thresholds=results.pr_scores,
+            backend=self.method)
+        _save_run_results(self.method, self.view, self.eval_key, fo_results)
+        self.method.add_fields_to_sidebar_group(self.view, self.eval_key,
+                                                omit_fields=(results.gt_field, results.pred_field))
+        results.eval_key = self.eval_key
+
+
 def store(view, results: EvalResults, eval_key: str = "eval") -> None:
     """Write ``results`` into the view's samples and labels and register the run."""
-    from fiftyone.utils.eval.coco import COCODetectionResults, COCOEvaluationConfig
-
-    _check_key(eval_key)
-    dataset = view._dataset
-    cleanup = True
-    if eval_key in dataset.list_evaluations():
-        old = dataset.get_evaluation_info(eval_key).config
-        whole = view.view() == dataset.view() if hasattr(view, "view") else False
-        if whole and (old.gt_field, old.pred_field) == (results.gt_field, results.pred_field):
-            cleanup = False  # every stored value is overwritten below: skip FiftyOne's slow field deletion
-        else:
-            dataset.delete_evaluation(eval_key)
-    config = COCOEvaluationConfig(results.pred_field, results.gt_field, iou=results.iou_thresh, classwise=True,
-                                  use_masks=results.iou_type == "segm", compute_mAP=True,
-                                  iou_threshs=[float(t) for t in results.iou_thrs], max_preds=100)
-    method = config.build()
-    method.register_run(view, eval_key, overwrite=True, cleanup=cleanup)
-    _declare_fields(dataset, results, eval_key)
-    _write_values(dataset, results, eval_key)
-    fo_results = COCODetectionResults(
-        view, config, eval_key, _matches(results), results.precision, results.rec_thrs, results.iou_thrs,
-        results.classes, recall_sweep=results.recall, thresholds=results.pr_scores, backend=method)
-    _save_run_results(method, view, eval_key, fo_results)
-    method.add_fields_to_sidebar_group(view, eval_key, omit_fields=(results.gt_field, results.pred_field))
-    results.eval_key = eval_key
+    _Store(view, eval_key, results.gt_field, results.pred_field, results.iou_type, results.iou_thresh).finish(results)
 
 
 def _save_run_results(method, view, eval_key: str, fo_results) -> None:
@@ -169,11 +257,18 @@ def evaluate_and_store(view, gt_field: str = "ground_truth", pred_field: str = "
                        iou_type: str = "segm", eval_key: str | None = "eval", iou_thresh: float = 0.5,
                        boundary: bool = True, occlusion: bool = True,
                        progress: Progress | None = None) -> EvalResults:
-    """Evaluate (see :func:`results.compute`) and, when ``eval_key`` is given, store the results."""
-    if eval_key is not None:
-        _check_key(eval_key)
+    """Evaluate (see :func:`results.compute`) and, when ``eval_key`` is given, store the results:
+    the run is registered while COCOeval works, and the values are written while it accumulates."""
+    run = _Store(view, eval_key, gt_field, pred_field, iou_type, iou_thresh) if eval_key is not None else None
     with gc_paused():
-        results = compute(view, gt_field, pred_field, iou_type, iou_thresh, boundary, occlusion, progress)
-        if eval_key is not None:
-            store(view, results, eval_key)
+        try:
+            results = compute(view, gt_field, pred_field, iou_type, iou_thresh, boundary, occlusion, progress,
+                              while_evaluating=run.register_if_new if run else None,
+                              before_accumulate=run.start_writing if run else None)
+        except BaseException:
+            if run is not None:
+                run.abandon()
+            raise
+        if run is not None:
+            run.finish(results)
     return results

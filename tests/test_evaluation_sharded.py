@@ -1,0 +1,68 @@
+"""COCOeval split over worker processes gives exactly what one COCOeval in this process gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers_coco import pycocotools_direct
+
+from maskreview.core.evaluation import coco, results as R, sharded, synthetic
+
+
+@pytest.fixture(scope="module")
+def ds(demo_coco):
+    from maskreview.core.sources import open_source
+    from maskreview.core.store import connect
+
+    dataset = open_source(demo_coco, name="eval-sharded")
+    synthetic.write_perturbed_predictions(dataset, seed=5)
+    yield dataset
+    if "eval-sharded" in connect().list_datasets():
+        dataset.delete()
+
+
+def _compute(ds, monkeypatch, workers: int, iou_type: str, **kw):
+    monkeypatch.setenv("MASKREVIEW_EVAL_WORKERS", str(workers))
+    monkeypatch.setattr(sharded, "MIN_IMAGES_PER_SHARD", 1)
+    return R.compute(ds, iou_type=iou_type, **kw)
+
+
+@pytest.mark.parametrize("iou_type", ["segm", "bbox"])
+def test_sharded_equals_one_cocoeval(ds, monkeypatch, tmp_path, iou_type):
+    inline = _compute(ds, monkeypatch, 1, iou_type)
+    assert not isinstance(coco.start_cocoeval(*_inputs(ds, iou_type), iou_type=iou_type), sharded.ShardedEval)
+    split = _compute(ds, monkeypatch, 3, iou_type)
+    assert sharded.worker_pids(), "the sharded run used no worker process"
+    assert split.summary == inline.summary
+    np.testing.assert_array_equal(split.evaluator.eval["precision"], inline.evaluator.eval["precision"])
+    np.testing.assert_array_equal(split.evaluator.eval["scores"], inline.evaluator.eval["scores"])
+    for table in ("gt", "pred"):
+        a, b = getattr(split, table), getattr(inline, table)
+        for column in ("outcome", "match", "iou", "biou", "occlusion", "area"):
+            np.testing.assert_array_equal(getattr(a, column), getattr(b, column), err_msg=f"{table}.{column}")
+    # the IoU blocks (live re-matching at other thresholds) are the same too
+    for x, y in zip(split.blocks, inline.blocks, strict=True):
+        np.testing.assert_array_equal(x.ious, y.ious)
+        np.testing.assert_array_equal(x.preds, y.preds)
+        np.testing.assert_array_equal(x.gts, y.gts)
+    # and both are pycocotools' own numbers
+    inputs = coco.coco_inputs(ds, "ground_truth", "predictions", iou_type)
+    coco.to_json_files(inputs, tmp_path / "gt.json", tmp_path / "res.json")
+    direct = pycocotools_direct(tmp_path / "gt.json", tmp_path / "res.json", iou_type)
+    assert np.allclose([split.summary[k] for k in coco.STAT_NAMES], direct.stats, atol=1e-12, rtol=0)
+
+
+def _inputs(ds, iou_type):
+    inputs = coco.coco_inputs(ds, "ground_truth", "predictions", iou_type)
+    return inputs.gt, inputs.results
+
+
+def test_a_failing_pool_falls_back_to_this_process(ds, monkeypatch):
+    expected = _compute(ds, monkeypatch, 1, "segm").summary
+
+    def broken(n):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(sharded, "_executor", broken)
+    assert _compute(ds, monkeypatch, 3, "segm").summary == expected

@@ -1,0 +1,69 @@
+"""Storing a run: values guarded against concurrent changes, a failed run leaves nothing behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from maskreview.core.errors import MaskreviewError
+from maskreview.core.evaluation import results as R, runs, synthetic
+
+
+@pytest.fixture()
+def ds(demo_coco):
+    from maskreview.core.sources import open_source
+    from maskreview.core.store import connect
+
+    dataset = open_source(demo_coco, name="eval-store")
+    synthetic.write_perturbed_predictions(dataset, seed=7)
+    yield dataset
+    if "eval-store" in connect().list_datasets():
+        dataset.delete()
+
+
+def _stored_outcomes(ds, key):
+    return [[d[key] for d in (s.ground_truth.detections if s.ground_truth else [])] for s in ds.select_fields("ground_truth")]
+
+
+def test_a_sample_tagged_meanwhile_still_gets_its_values(ds):
+    res = R.compute(ds)
+    first = ds.first()
+    first.tags.append("looked-at")
+    first.save()  # newer last_modified_at than what the evaluation read
+    runs.store(ds, res, "ev")
+    outcomes = _stored_outcomes(ds, "ev")
+    assert all(o in ("tp", "fn", "ignored") for per in outcomes for o in per)
+    assert len(outcomes[0]) == len(first.ground_truth.detections) and None not in outcomes[0]
+    assert ds.first()["ev_tp"] == int(res.per_sample["tp"][0])
+
+
+def test_labels_changed_meanwhile_are_not_mislabelled(ds):
+    res = R.compute(ds)
+    first = ds.first()
+    first.ground_truth.detections = first.ground_truth.detections[::-1]  # same labels, other order
+    first.save()
+    with pytest.raises(MaskreviewError, match="changed while being evaluated"):
+        runs.store(ds, res, "ev")
+    assert all(d.to_dict().get("ev") is None for d in ds.first().ground_truth.detections)
+
+
+def test_a_failed_run_under_a_new_key_is_removed(ds, monkeypatch):
+    def fail(results):
+        raise RuntimeError("boundary broke")
+
+    monkeypatch.setattr(R, "compute_boundary_iou", fail)
+    with pytest.raises(RuntimeError, match="boundary broke"):
+        runs.evaluate_and_store(ds, eval_key="fresh")
+    assert "fresh" not in ds.list_evaluations()
+    assert "fresh_tp" not in ds.get_field_schema()
+
+
+def test_a_failed_rerun_keeps_the_old_run(ds, monkeypatch):
+    old = runs.evaluate_and_store(ds, eval_key="ev")
+
+    def fail(results):
+        raise RuntimeError("boundary broke")
+
+    monkeypatch.setattr(R, "compute_boundary_iou", fail)
+    with pytest.raises(RuntimeError):
+        runs.evaluate_and_store(ds, eval_key="ev")
+    assert ds.load_evaluation_results("ev").mAP() == pytest.approx(old.summary["mAP"], abs=1e-12)
