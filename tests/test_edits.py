@@ -186,6 +186,32 @@ def test_journal_replays_what_never_reached_the_database(ds, tmp_path):
     assert not list((root / str(ds._doc.id)).glob("*.jsonl"))  # replayed and closed cleanly
 
 
+def test_journal_lines_round_trip_as_bson_or_json():
+    from datetime import datetime
+
+    from bson import ObjectId
+
+    from maskreview.core import journal as jn
+
+    stamp = datetime(2026, 11, 26, 1, 2, 3, 4000)
+    snap = {"_id": ObjectId(), "mask": ed.serialize_mask(np.eye(5, dtype=bool)), "bounding_box": [0.1, 0.2, 0.3, 0.4]}
+    edit = ed.SamplePatch("s1", [ed.LabelPatch("gt_original", str(snap["_id"]), None, snap),
+                                 ed.LabelPatch("gt", "l1", {"label": "a"}, {"label": "b"}, whole=False)],
+                          ["t"], [], stamp, stamp + (stamp - datetime(2026, 11, 26)))
+    odd = ed.SamplePatch("s2", [ed.LabelPatch("gt", "l2", None, {"score": np.float32(0.5)}, 2)])  # not BSON
+    for patch, form in ((edit, "bson"), (odd, "patches")):
+        line = jn.entry_line(7, [patch])
+        record = json.loads(line)
+        assert record["seq"] == 7 and form in record and '"seq": 7' in line
+        (back,) = jn.entry_patches(record)
+        assert (back.sample_id, back.tags_add, back.tags_remove, back.expect, back.stamp) == (
+            patch.sample_id, patch.tags_add, patch.tags_remove, patch.expect, patch.stamp)
+        assert [(lp.field, lp.label_id, lp.after, lp.index, lp.whole) for lp in back.labels] == [
+            (lp.field, lp.label_id, lp.after, lp.index, lp.whole) for lp in patch.labels]
+        if form == "bson":
+            assert np.array_equal(ed.deserialize_mask(back.labels[0].after["mask"]), np.eye(5, dtype=bool))
+
+
 _READER = """
 import json, sys
 from maskreview.core import store
