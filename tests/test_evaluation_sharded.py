@@ -31,12 +31,14 @@ def _compute(ds, monkeypatch, workers: int, iou_type: str, **kw):
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
 def test_sharded_equals_one_cocoeval(ds, monkeypatch, tmp_path, iou_type):
     inline = _compute(ds, monkeypatch, 1, iou_type)
-    assert not isinstance(coco.start_cocoeval(*_inputs(ds, iou_type), iou_type=iou_type), sharded.ShardedEval)
+    assert sharded.shard_count(len(ds)) == 1
     split = _compute(ds, monkeypatch, 3, iou_type)
+    assert sharded.shard_count(len(ds)) == 3
     assert sharded.worker_pids(), "the sharded run used no worker process"
     assert split.summary == inline.summary
     np.testing.assert_array_equal(split.evaluator.eval["precision"], inline.evaluator.eval["precision"])
     np.testing.assert_array_equal(split.evaluator.eval["scores"], inline.evaluator.eval["scores"])
+    assert split.gt_geoms == inline.gt_geoms and split.pred_geoms == inline.pred_geoms
     for table in ("gt", "pred"):
         a, b = getattr(split, table), getattr(inline, table)
         for column in ("outcome", "match", "iou", "biou", "occlusion", "area"):
@@ -46,16 +48,19 @@ def test_sharded_equals_one_cocoeval(ds, monkeypatch, tmp_path, iou_type):
         np.testing.assert_array_equal(x.ious, y.ious)
         np.testing.assert_array_equal(x.preds, y.preds)
         np.testing.assert_array_equal(x.gts, y.gts)
+    # the shards' boundary IoU is what the whole-run computation gives
+    if iou_type == "segm":
+        assert np.isfinite(split.pred.biou).sum() > 10
+        before = split.pred.biou.copy(), split.gt.biou.copy()
+        split.pred.biou[:], split.gt.biou[:] = np.nan, np.nan
+        R.compute_boundary_iou(split)
+        np.testing.assert_array_equal(split.pred.biou, before[0])
+        np.testing.assert_array_equal(split.gt.biou, before[1])
     # and both are pycocotools' own numbers
     inputs = coco.coco_inputs(ds, "ground_truth", "predictions", iou_type)
     coco.to_json_files(inputs, tmp_path / "gt.json", tmp_path / "res.json")
     direct = pycocotools_direct(tmp_path / "gt.json", tmp_path / "res.json", iou_type)
     assert np.allclose([split.summary[k] for k in coco.STAT_NAMES], direct.stats, atol=1e-12, rtol=0)
-
-
-def _inputs(ds, iou_type):
-    inputs = coco.coco_inputs(ds, "ground_truth", "predictions", iou_type)
-    return inputs.gt, inputs.results
 
 
 def test_a_failing_pool_falls_back_to_this_process(ds, monkeypatch):
@@ -66,3 +71,22 @@ def test_a_failing_pool_falls_back_to_this_process(ds, monkeypatch):
 
     monkeypatch.setattr(sharded, "_executor", broken)
     assert _compute(ds, monkeypatch, 3, "segm").summary == expected
+
+
+def test_workers_failing_midway_fall_back_to_this_process(ds, monkeypatch):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    expected = _compute(ds, monkeypatch, 1, "segm")
+
+    class DeadPool:
+        def submit(self, fn, *args):
+            f = Future()
+            f.set_exception(BrokenProcessPool("a worker died"))
+            return f
+
+    monkeypatch.setattr(sharded, "_executor", lambda n: DeadPool())
+    got = _compute(ds, monkeypatch, 3, "segm")
+    assert got.summary == expected.summary
+    assert got.gt_geoms == expected.gt_geoms and got.pred_geoms == expected.pred_geoms
+    assert (got.gt.occlusion == expected.gt.occlusion).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from maskreview.core.errors import MaskreviewError
-from maskreview.core.evaluation import results as R, runs, synthetic
+from maskreview.core.evaluation import coco, results as R, runs, synthetic
 
 
 @pytest.fixture()
@@ -47,11 +47,11 @@ def test_labels_changed_meanwhile_are_not_mislabelled(ds):
 
 
 def test_a_failed_run_under_a_new_key_is_removed(ds, monkeypatch):
-    def fail(results):
-        raise RuntimeError("boundary broke")
+    def fail(evaluator):
+        raise RuntimeError("accumulate broke")
 
-    monkeypatch.setattr(R, "compute_boundary_iou", fail)
-    with pytest.raises(RuntimeError, match="boundary broke"):
+    monkeypatch.setattr(coco, "accumulate", fail)
+    with pytest.raises(RuntimeError, match="accumulate broke"):
         runs.evaluate_and_store(ds, eval_key="fresh")
     assert "fresh" not in ds.list_evaluations()
     assert "fresh_tp" not in ds.get_field_schema()
@@ -60,10 +60,10 @@ def test_a_failed_run_under_a_new_key_is_removed(ds, monkeypatch):
 def test_a_failed_rerun_keeps_the_old_run(ds, monkeypatch):
     old = runs.evaluate_and_store(ds, eval_key="ev")
 
-    def fail(results):
-        raise RuntimeError("boundary broke")
+    def fail(evaluator):
+        raise RuntimeError("accumulate broke")
 
-    monkeypatch.setattr(R, "compute_boundary_iou", fail)
+    monkeypatch.setattr(coco, "accumulate", fail)
     with pytest.raises(RuntimeError):
         runs.evaluate_and_store(ds, eval_key="ev")
     assert ds.load_evaluation_results("ev").mAP() == pytest.approx(old.summary["mAP"], abs=1e-12)

@@ -82,10 +82,12 @@ def detection_rle(det, height: int, width: int) -> dict:
 
 
 def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
-                classes: list[str] | None = None) -> CocoInputs:
-    """GT and results for pycocotools from two ``Detections`` fields of a view."""
-    from pycocotools import mask as mask_utils
+                classes: list[str] | None = None, encode: bool = True) -> CocoInputs:
+    """GT and results for pycocotools from two ``Detections`` fields of a view.
 
+    ``encode=False`` (segm): the masks are not yet turned into RLE segmentations (nor the GT's
+    ``area`` and ``bbox`` computed); :func:`encode_masks` does it, e.g. per shard in a worker.
+    """
     _check_iou_type(iou_type)
     check_fields(view, gt_field, pred_field)
     samples, (gt, pred) = read_detections(view, [gt_field, pred_field])
@@ -123,15 +125,9 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
     results = [{"image_id": i + 1, "category_id": cat_id[label], "score": s}
                for i, label, s in zip(pred.img.tolist(), pred.labels, scores)]
     gt_masks, pred_masks = gt.placed(heights, widths), pred.placed(heights, widths)
-    if iou_type == "segm":  # all masks to RLE in one pass; area and bbox of GT masks, batched
-        img = np.concatenate([gt.img, pred.img])
-        rles = mk.paste_rles(gt_masks + pred_masks, heights[img], widths[img])
-        for item, rle in zip(annotations + results, rles):
-            item["segmentation"] = rle
-        gt_rles = rles[:len(annotations)]
-        areas, boxes = rle_areas(gt_rles).tolist(), mask_utils.toBbox(gt_rles).tolist()
-        for ann, area, box in zip(annotations, areas, boxes):
-            ann["area"], ann["bbox"] = area, box
+    if iou_type == "segm":
+        if encode:
+            encode_masks(images, annotations, results, gt_masks, pred_masks)
     else:
         gt_boxes, pred_boxes = gt.pixel_boxes(heights, widths).tolist(), pred.pixel_boxes(heights, widths).tolist()
         # area: the mask's pixels inside the image, as for segm; a mask-less box's own area
@@ -147,6 +143,24 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
                "categories": [{"id": i, "name": n} for n, i in cat_id.items()]}
     return CocoInputs(gt_dict, results, ids, gt.ids, pred.ids, warnings, gt_masks, pred_masks, (gt.oids, pred.oids),
                       samples.versions)
+
+
+def encode_masks(images: list[dict], annotations: list[dict], results: list[dict], gt_masks: list,
+                 pred_masks: list) -> None:
+    """Fill in the RLE ``segmentation`` of annotations and results (from their ``(x0, y0, box
+    mask)``), and the annotations' ``area`` and ``bbox``: all masks in one pass, batched."""
+    from pycocotools import mask as mask_utils
+
+    size = {im["id"]: (im["height"], im["width"]) for im in images}
+    hw = np.array([size[item["image_id"]] for item in annotations + results], np.int64).reshape(-1, 2)
+    rles = mk.paste_rles(gt_masks + pred_masks, hw[:, 0], hw[:, 1])
+    for item, rle in zip(annotations + results, rles):
+        item["segmentation"] = rle
+    gt_rles = rles[:len(annotations)]
+    if gt_rles:
+        areas, boxes = rle_areas(gt_rles).tolist(), mask_utils.toBbox(gt_rles).tolist()
+        for ann, area, box in zip(annotations, areas, boxes):
+            ann["area"], ann["bbox"] = area, box
 
 
 def rle_areas(rles: list) -> np.ndarray:
@@ -174,7 +188,7 @@ def to_json_files(inputs: CocoInputs, gt_path, results_path) -> None:
 
 def run_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm"):
     """pycocotools' COCOeval on in-memory GT and results, quietly; returns the evaluator."""
-    return accumulate(start_cocoeval(gt, results, iou_type).evaluated()[0])
+    return accumulate(start_cocoeval(gt, results, iou_type).evaluated().evaluator)
 
 
 def accumulate(evaluator):
@@ -185,12 +199,18 @@ def accumulate(evaluator):
     return evaluator
 
 
-def start_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm", workers: int | None = None):
+def start_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm", workers: int | None = None,
+                   gt_masks: list | None = None, pred_masks: list | None = None, encode: bool = False,
+                   occlusion: bool = False, boundary_at: int | None = None):
     """Start COCOeval on in-memory GT and results, on several cores when there are many images
-    (:mod:`sharded`); ``.evaluated()`` waits and gives ``(evaluator, areas)``: the COCOeval as
-    after ``evaluate()`` (:func:`accumulate` is next), and each result's ``area`` as ``loadRes``
-    computes it.
-    ``results`` may be changed (``loadRes`` fills ids and areas in)."""
+    (:mod:`sharded`). ``.evaluated()`` waits and gives a ``sharded.Evaluated``: the COCOeval as
+    after ``evaluate()`` (:func:`accumulate` is next), each result's ``area`` as ``loadRes``
+    computes it, and when asked for, each GT's occlusion (``results.gt_occlusion``) and the
+    boundary IoU of COCOeval's matches at IoU threshold index ``boundary_at``.
+
+    ``gt_masks`` and ``pred_masks``: ``(x0, y0, box mask)`` per annotation / result, for
+    occlusion, and for ``encode``: the segmentations are not made yet, each shard makes its own
+    (:func:`encode_masks`) and ``evaluated()`` fills them into ``gt`` and ``results``."""
     from pycocotools.coco import COCO
 
     from maskreview.core.evaluation import sharded
@@ -202,26 +222,8 @@ def start_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm", worker
         coco_gt = COCO()
         coco_gt.dataset = gt
         coco_gt.createIndex()
-    shards = sharded.shard_count(len(gt["images"]), workers)
-    if shards > 1:
-        return sharded.ShardedEval(coco_gt, results, iou_type, shards, fallback=_InlineEval(coco_gt, results, iou_type))
-    return _InlineEval(coco_gt, results, iou_type)
-
-
-class _InlineEval:
-    """COCOeval in this process, when ``evaluated()`` is asked for."""
-
-    def __init__(self, coco_gt, results: list[dict], iou_type: str):
-        self._args = coco_gt, results, iou_type
-
-    def evaluated(self):
-        from pycocotools.cocoeval import COCOeval
-
-        coco_gt, results, iou_type = self._args
-        with contextlib.redirect_stdout(io.StringIO()):
-            evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
-            evaluator.evaluate()
-        return evaluator, np.array([r["area"] for r in results], float)
+    return sharded.ShardedEval(coco_gt, results, iou_type, sharded.shard_count(len(gt["images"]), workers),
+                               gt_masks, pred_masks, encode, occlusion, boundary_at)
 
 
 def per_class_ap(evaluator, iou: float | None = None) -> dict[str, float]:

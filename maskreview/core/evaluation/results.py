@@ -196,22 +196,30 @@ def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions
     progress.start(4, "evaluating")
     if not 0 < iou_thresh <= 1:
         raise BadInputError(f"IoU threshold {iou_thresh} must be in (0, 1]")
-    inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type)
+    inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False)
     progress.advance()
     progress.check()
-    pending = coco.start_cocoeval(inputs.gt, inputs.results, iou_type)
+    # masks are encoded, occlusion and boundary IoU computed per shard, in workers and here
+    from pycocotools.cocoeval import Params
+
+    t_hits = np.flatnonzero(np.abs(Params(iou_type).iouThrs - iou_thresh) < 1e-9)
+    boundary_at = int(t_hits[0]) if boundary and iou_type == "segm" and t_hits.size else None
+    pending = coco.start_cocoeval(inputs.gt, inputs.results, iou_type, gt_masks=inputs.gt_masks,
+                                  pred_masks=inputs.pred_masks, encode=iou_type == "segm", occlusion=occlusion,
+                                  boundary_at=boundary_at)
     anns, dts = inputs.gt["annotations"], inputs.results
     gt, pred = Objects.empty(len(anns)), Objects.empty(len(dts))
-    gt.img[:] = [a["image_id"] - 1 for a in anns]
     heights = np.array([im["height"] for im in inputs.gt["images"]])
     widths = np.array([im["width"] for im in inputs.gt["images"]])
-    if occlusion:  # needs only the GT: done while COCOeval runs in the workers
-        gt.occlusion[:] = gt_occlusion(gt.img, heights, widths, inputs.gt_masks, [a["bbox"] for a in anns])
     if while_evaluating is not None:
         while_evaluating()
-    ev, pred_areas = pending.evaluated()
+    done = pending.evaluated()
+    ev = done.evaluator
     progress.advance()
     progress.check()
+    if done.occlusion is not None:
+        gt.occlusion[:] = done.occlusion
+    gt.img[:] = [a["image_id"] - 1 for a in anns]
     gt.label_id[:] = inputs.gt_label_ids
     gt.cls[:] = [a["category_id"] - 1 for a in anns]
     gt.area[:] = [a["area"] for a in anns]
@@ -220,7 +228,7 @@ def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions
     pred.label_id[:] = inputs.pred_label_ids
     pred.img[:] = [d["image_id"] - 1 for d in dts]
     pred.cls[:] = [d["category_id"] - 1 for d in dts]
-    pred.area[:] = pred_areas
+    pred.area[:] = done.areas
     pred.score[:] = [d["score"] for d in dts]
     key = "segmentation" if iou_type == "segm" else "bbox"
     n_thr, n_cls, n_rec = len(ev.params.iouThrs), len(ev.params.catIds), len(ev.params.recThrs)
@@ -231,13 +239,14 @@ def compute(view, gt_field: str = "ground_truth", pred_field: str = "predictions
         np.asarray(ev.params.recThrs), [a[key] for a in anns], [d[key] for d in dts], inputs.gt_masks,
         inputs.pred_masks, warnings=list(inputs.warnings), label_oids=inputs.label_oids,
         sample_versions=inputs.sample_versions, evaluator=ev)
-    t_hits = np.flatnonzero(np.abs(ev.params.iouThrs - iou_thresh) < 1e-9)
     if t_hits.size:  # COCOeval's own matches
         _outcomes_from_evalimgs(ev, int(t_hits[0]), gt, pred)
     else:
         _outcomes_by_greedy(results.blocks, iou_thresh, gt, pred)
     progress.advance()
-    if boundary and iou_type == "segm":
+    if done.boundary is not None:
+        set_boundary_ious(results, *done.boundary)
+    elif boundary and iou_type == "segm":
         compute_boundary_iou(results)
     if before_accumulate is not None:
         before_accumulate(results)
@@ -314,6 +323,12 @@ def compute_boundary_iou(results: EvalResults) -> None:
     img = results.pred.img[preds]
     biou = boundary_ious([(results.gt_masks[g], results.pred_masks[d]) for g, d in zip(gts, preds)],
                          results.heights[img], results.widths[img])
+    set_boundary_ious(results, preds, biou)
+
+
+def set_boundary_ious(results: EvalResults, preds: np.ndarray, biou: np.ndarray) -> None:
+    """Store the boundary IoU of matched predictions ``preds``, and on their GTs."""
     results.pred.biou[preds] = biou
+    gts = results.pred.match[preds]
     own = results.gt.match[gts] == preds  # the GT's own match (a crowd GT may take several)
     results.gt.biou[gts[own]] = biou[own]

@@ -1,16 +1,17 @@
-"""pycocotools' COCOeval on several cores: the images are split into shards, each shard is
-evaluated by COCOeval itself in a worker process, and ``accumulate``/``summarize`` run once in
-this process over the merged per-image results.
+"""pycocotools' COCOeval on several cores. The images are split into shards; for each shard,
+its masks are turned into RLE, COCOeval itself evaluates it, and the per-image extras
+(occlusion, boundary IoU of the matches) are computed, the first shard in this process and the
+others in worker processes at the same time. ``accumulate``/``summarize`` then run once, here,
+over the merged per-image results.
 
 COCOeval evaluates every (category, area range, image) on its own and ``accumulate`` reads only
 that list, so the numbers are the same as from one COCOeval over all images (a test checks it).
-What the caller gets back is a real ``COCOeval`` with ``evalImgs``, ``ious`` and ``_gts`` as
-after ``evaluate()``; the caller accumulates (while the per-label results are being written). The detections'
-``area`` (filled by ``loadRes``) comes back too, since the caller's results are not touched.
+The caller gets a real ``COCOeval`` with ``evalImgs``, ``ious`` and ``_gts`` as after
+``evaluate()``, and accumulates it itself (while the per-label results are being written).
 
-One shard is evaluated in this process, the others by workers from a ``forkserver`` pool started on first use and kept: a fork of a clean
-server process, never of the app (which holds Qt, torch and database threads).
-``MASKREVIEW_EVAL_WORKERS`` sets the number of workers (1: everything in this process).
+Workers come from a ``forkserver`` pool started on first use and kept: forks of a clean server
+process, never of the app (which holds Qt, torch and database threads). If the pool fails, all
+shards are evaluated here. ``MASKREVIEW_EVAL_WORKERS`` sets the number of processes (1: all here).
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import threading
 from collections import defaultdict
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
 import numpy as np
 
 MIN_IMAGES_PER_SHARD = 100  # below this the pickling costs more than a second core saves
-LOCAL_SHARE = 0.7  # this process's shard, relative to a worker's (it also does the caller's other work)
+LOCAL_SHARE = 0.8  # this process's shard, relative to a worker's (it also does the caller's other work)
 MAX_WORKERS = 8
 
 log = logging.getLogger(__name__)
@@ -78,31 +80,99 @@ def shutdown(wait: bool = True) -> None:
         _pool, _pool_size = None, 0
 
 
-def _evaluate_shard(images: list, annotations: list, categories: list, results: list, result_ids: np.ndarray,
-                    iou_type: str, packed: bool = True) -> tuple:
-    """COCOeval.evaluate() on one shard: its per-image results and IoU matrices (packed for the
-    trip back from a worker, :func:`pack`), and each result's area. Detection ids are mapped
-    back to the caller's numbering (``result_ids``: the global id of each result, in order)."""
+@dataclass
+class Job:
+    """One shard: its images, their GT annotations and results (the caller's numbering)."""
+
+    images: list
+    annotations: list
+    categories: list
+    results: list
+    result_ids: np.ndarray  # the global id (1-based position) of each result
+    iou_type: str
+    gt_masks: list | None = None  # (x0, y0, box mask) per annotation (for encoding, occlusion)
+    pred_masks: list | None = None
+    encode: bool = False  # make the segmentations (and the GT's area and bbox) from the masks
+    occlusion: bool = False
+    boundary_at: int | None = None  # boundary IoU of the matches at this IoU threshold index (segm)
+    totals: tuple[int, int] = (0, 0)  # GT annotations and results in all shards
+
+
+@dataclass
+class Evaluated:
+    evaluator: object  # COCOeval as after evaluate()
+    areas: np.ndarray  # each result's area, as loadRes computes it
+    occlusion: np.ndarray | None  # each GT's occlusion, when asked for
+    boundary: tuple | None  # (result indices, boundary IoU with their match), when asked for
+
+
+def run_job(job: Job, packed: bool = True) -> dict:
+    """Encode the shard's masks (when given), run COCOeval.evaluate() on it and, when asked, the
+    GT's occlusion. Detection ids are mapped back to the caller's numbering. ``packed``: results
+    ready for the trip back from a worker (:func:`pack`)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    from maskreview.core.evaluation.coco import encode_masks
     from maskreview.core.gcpause import gc_paused
 
+    out = {}
     with contextlib.redirect_stdout(io.StringIO()), gc_paused():
+        if job.encode:
+            encode_masks(job.images, job.annotations, job.results, job.gt_masks, job.pred_masks)
+            out["encoded"] = ([a["segmentation"] for a in job.annotations], [a["area"] for a in job.annotations],
+                              [a["bbox"] for a in job.annotations], [r["segmentation"] for r in job.results])
+        if job.occlusion:
+            out["occlusion"] = _occlusion(job)
         coco_gt = COCO()
-        coco_gt.dataset = {"images": images, "annotations": annotations, "categories": categories}
+        coco_gt.dataset = {"images": job.images, "annotations": job.annotations, "categories": job.categories}
         coco_gt.createIndex()
-        ev = COCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
+        dts = [dict(r) for r in job.results]  # loadRes writes into them; the caller's stay as they are
+        ev = COCOeval(coco_gt, coco_gt.loadRes(dts), job.iou_type)
         ev.evaluate()
-    lookup = np.concatenate(([0], result_ids))  # local id j -> global id (0 stays "no match")
+    lookup = np.concatenate(([0], job.result_ids))  # local id j -> global id (0 stays "no match")
     for e in ev.evalImgs:
         if e is not None:
             e["dtIds"] = lookup[np.asarray(e["dtIds"], np.int64)].tolist()
             e["gtMatches"] = lookup[e["gtMatches"].astype(np.int64)].astype(float)
-    areas = np.array([r["area"] for r in results], float)
-    if not packed:
-        return ev.evalImgs, ev.ious, areas
-    return pack(ev.evalImgs, ev.params), pack_ious(ev.ious), areas
+    out["areas"] = np.array([r["area"] for r in dts], float)
+    if job.boundary_at is not None and job.iou_type == "segm":
+        with gc_paused():
+            out["boundary"] = _boundary(job, ev)
+    if packed:
+        out["evals"], out["ious"] = pack(ev.evalImgs, ev.params), pack_ious(ev.ious)
+    else:
+        out["evaluator"] = ev
+    return out
+
+
+def _boundary(job: Job, ev) -> tuple[np.ndarray, np.ndarray]:
+    """Boundary IoU of the shard's matched results (COCOeval's matches at ``boundary_at``)."""
+    from maskreview.core.evaluation.boundary import boundary_ious
+    from maskreview.core.evaluation.results import Objects, _outcomes_from_evalimgs
+
+    gt, pred = Objects.empty(job.totals[0]), Objects.empty(job.totals[1])
+    _outcomes_from_evalimgs(ev, job.boundary_at, gt, pred)  # global numbering, this shard's rows only
+    preds = np.flatnonzero(pred.match >= 0)
+    gt_mask = {a["id"] - 1: m for a, m in zip(job.annotations, job.gt_masks)}
+    pred_mask = dict(zip((job.result_ids - 1).tolist(), job.pred_masks))
+    size = {im["id"]: (im["height"], im["width"]) for im in job.images}
+    hw = np.array([size[r["image_id"]] for r in job.results], np.int64).reshape(-1, 2)
+    row = {g: i for i, g in enumerate((job.result_ids - 1).tolist())}
+    at = [row[d] for d in preds.tolist()]
+    biou = boundary_ious([(gt_mask[g], pred_mask[d]) for g, d in zip(pred.match[preds].tolist(), preds.tolist())],
+                         hw[at, 0], hw[at, 1])
+    return preds, biou
+
+
+def _occlusion(job: Job) -> np.ndarray:
+    from maskreview.core.evaluation.results import gt_occlusion
+
+    local = {im["id"]: i for i, im in enumerate(job.images)}
+    img = np.array([local[a["image_id"]] for a in job.annotations], np.int64)
+    heights = np.array([im["height"] for im in job.images], np.int64)
+    widths = np.array([im["width"] for im in job.images], np.int64)
+    return gt_occlusion(img, heights, widths, job.gt_masks, [a["bbox"] for a in job.annotations])
 
 
 def pack(eval_imgs: list, params) -> dict:
@@ -167,79 +237,123 @@ def unpack_ious(packed: tuple) -> dict:
 
 
 class ShardedEval:
-    """COCOeval over shards of the images: one evaluated here when :meth:`evaluated` is called
-    (after the caller's other work), the others in worker processes meanwhile."""
+    """COCOeval over shards of the images: the first evaluated here when :meth:`evaluated` is
+    called (after the caller's other work), the others in worker processes meanwhile. One shard:
+    everything here, COCOeval's own object returned as it is."""
 
-    def __init__(self, coco_gt, results: list[dict], iou_type: str, shards: int, fallback=None):
-        self._fallback = fallback  # evaluates in this process if the pool cannot (it says why in the log)
+    def __init__(self, coco_gt, results: list[dict], iou_type: str, shards: int, gt_masks: list | None = None,
+                 pred_masks: list | None = None, encode: bool = False, occlusion: bool = False,
+                 boundary_at: int | None = None):
         img_ids = sorted(coco_gt.getImgIds())
-        self._coco_gt, self._iou_type, self._n_results = coco_gt, iou_type, len(results)
+        self._coco_gt, self._iou_type, self._results = coco_gt, iou_type, results
+        self._occlusion, self._encode, self._boundary_at = occlusion, encode, boundary_at
+        totals = (len(coco_gt.dataset["annotations"]), len(results))
         # this process also does the caller's other work: its shard is the smaller one
         weights = np.array([LOCAL_SHARE] + [1.0] * (shards - 1))
         cuts = np.round(np.cumsum(weights)[:-1] / weights.sum() * len(img_ids)).astype(int)
-        self._shards = [list(s) for s in np.split(np.asarray(img_ids), cuts) if len(s)]
-        shard_of = {img: s for s, ids in enumerate(self._shards) for img in ids}
-        per_shard: list[list[int]] = [[] for _ in self._shards]
+        shard_ids = [list(s) for s in np.split(np.asarray(img_ids), cuts) if len(s)]
+        shard_of = {img: s for s, ids in enumerate(shard_ids) for img in ids}
+        result_index: list[list[int]] = [[] for _ in shard_ids]
         for i, r in enumerate(results):
-            per_shard[shard_of[r["image_id"]]].append(i)
-        self._result_index = per_shard
+            result_index[shard_of[r["image_id"]]].append(i)
         categories = coco_gt.dataset["categories"]
         self._jobs = []
-        for ids, idx in zip(self._shards, per_shard):
-            images = [coco_gt.imgs[i] for i in ids]
-            annotations = [a for i in ids for a in coco_gt.imgToAnns.get(i, ())]
-            self._jobs.append((images, annotations, categories, [results[j] for j in idx],
-                               np.asarray(idx, np.int64) + 1, iou_type))
+        for ids, idx in zip(shard_ids, result_index):
+            anns = [a for i in ids for a in coco_gt.imgToAnns.get(i, ())]
+            ann_index = [a["id"] - 1 for a in anns]
+            self._jobs.append((Job(
+                [coco_gt.imgs[i] for i in ids], anns, categories, [results[j] for j in idx],
+                np.asarray(idx, np.int64) + 1, iou_type,
+                None if gt_masks is None else [gt_masks[a] for a in ann_index],
+                None if pred_masks is None else [pred_masks[j] for j in idx], encode, occlusion, boundary_at, totals),
+                ids, idx, ann_index))
         self._futures: list[Future] | None = []
-        try:
-            pool = _executor(len(self._jobs) - 1)
-            self._futures = [pool.submit(_evaluate_shard, *job) for job in self._jobs[1:]]
-        except (OSError, RuntimeError) as exc:
-            self._failed(exc)
+        if len(self._jobs) > 1:
+            try:
+                pool = _executor(len(self._jobs) - 1)
+                self._futures = [pool.submit(run_job, job) for job, *_ in self._jobs[1:]]
+            except (OSError, RuntimeError) as exc:
+                self._failed(exc)
 
     def evaluated(self):
-        """The merged ``COCOeval`` as after ``evaluate()`` (``accumulate`` is the caller's), and
-        each result's ``area``."""
+        """The shards' results merged (:class:`Evaluated`); the segmentations made by the shards
+        are filled into the caller's dicts."""
         from pycocotools.cocoeval import COCOeval
 
-        if self._futures is None:
-            return self._fallback.evaluated()
-        local = _evaluate_shard(*self._jobs[0], packed=False)
+        if self._futures is None:  # the pool failed: all of it here
+            return self._here_whole()
+        local = run_job(self._jobs[0][0], packed=False)
+        if len(self._jobs) == 1:
+            return _evaluated(local["evaluator"], local)
         try:
             parts = [f.result() for f in self._futures]
         except (BrokenProcessPool, OSError, RuntimeError) as exc:
             self._failed(exc)
-            return self._fallback.evaluated()
+            return self._here_whole()
+        n_ann, n_res = len(self._coco_gt.dataset["annotations"]), len(self._results)
+        areas, occlusion = np.zeros(n_res), np.zeros(n_ann) if self._occlusion else None
+        for (job, _, idx, ann_index), part in zip(self._jobs[1:], parts):
+            if "encoded" in part:  # the worker's segmentations, into the caller's dicts
+                for ann, seg, area, box in zip(job.annotations, *part["encoded"][:3]):
+                    ann["segmentation"], ann["area"], ann["bbox"] = seg, area, box
+                for res, seg in zip(job.results, part["encoded"][3]):
+                    res["segmentation"] = seg
+        for (_, _, idx, ann_index), part in zip(self._jobs, [local] + parts):
+            areas[idx] = part["areas"]
+            if occlusion is not None:
+                occlusion[ann_index] = part["occlusion"]
         ev = COCOeval(self._coco_gt, None, self._iou_type)
         p = ev.params
         p.imgIds, p.catIds, p.maxDets = list(np.unique(p.imgIds)), list(np.unique(p.catIds)), sorted(p.maxDets)
-        n_cat, n_area = len(p.catIds), len(p.areaRng)
-        shard_evals = [local[0]] + [unpack(packed, p) for packed, _, _ in parts]
+        shard_evals = [local["evaluator"].evalImgs] + [unpack(part["evals"], p) for part in parts]
         merged = []
-        for block in range(n_cat * n_area):  # COCOeval's order: category, area range, image
-            for ids, evals in zip(self._shards, shard_evals):
+        for block in range(len(p.catIds) * len(p.areaRng)):  # COCOeval's order: category, area range, image
+            for (_, ids, _, _), evals in zip(self._jobs, shard_evals):
                 merged.extend(evals[block * len(ids):(block + 1) * len(ids)])
         ev.evalImgs = merged
-        ev.ious = dict(local[1])
-        for _, ious, _ in parts:
-            ev.ious.update(unpack_ious(ious))
+        ev.ious = dict(local["evaluator"].ious)
+        for part in parts:
+            ev.ious.update(unpack_ious(part["ious"]))
         ev._gts = defaultdict(list)
         for ann in self._coco_gt.loadAnns(self._coco_gt.getAnnIds(imgIds=p.imgIds, catIds=p.catIds)):
             ev._gts[ann["image_id"], ann["category_id"]].append(ann)
         ev._paramsEval = copy.deepcopy(p)
-        areas = np.zeros(self._n_results)
-        for idx, (_, _, a) in zip(self._result_index, [local] + parts):
-            areas[idx] = a
-        return ev, areas
+        boundary = None
+        if self._boundary_at is not None and self._iou_type == "segm":
+            boundary = tuple(np.concatenate(v) for v in zip(*(part["boundary"] for part in [local] + parts)))
+        return Evaluated(ev, areas, occlusion, boundary)
+
+    def _here_whole(self):
+        jobs = [job for job, *_ in self._jobs]
+        whole = Job(self._coco_gt.dataset["images"], self._coco_gt.dataset["annotations"], jobs[0].categories,
+                    self._results, np.arange(1, len(self._results) + 1), self._iou_type,
+                    _gather([j.gt_masks for j in jobs], [a for *_, a in self._jobs], len(self._coco_gt.anns)),
+                    _gather([j.pred_masks for j in jobs], [i for *_, i, _ in self._jobs], len(self._results)),
+                    self._encode, self._occlusion, self._boundary_at, (len(self._coco_gt.anns), len(self._results)))
+        out = run_job(whole, packed=False)
+        return _evaluated(out["evaluator"], out)
 
     def _failed(self, exc: Exception) -> None:
-        if self._fallback is None:
-            raise exc
         log.warning("evaluation workers failed (%s); evaluating in this process", exc)
         for f in self._futures or ():
             f.cancel()
         self._futures = None
         shutdown(wait=False)
+
+
+def _evaluated(evaluator, out: dict) -> Evaluated:
+    return Evaluated(evaluator, out["areas"], out.get("occlusion"), out.get("boundary"))
+
+
+def _gather(per_shard: list, indices: list, n: int) -> list | None:
+    """Per-shard lists back in the caller's order."""
+    if per_shard[0] is None:
+        return None
+    out = [None] * n
+    for items, idx in zip(per_shard, indices):
+        for i, item in zip(idx, items):
+            out[i] = item
+    return out
 
 
 def shard_count(n_images: int, workers: int | None = None) -> int:
