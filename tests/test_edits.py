@@ -153,6 +153,29 @@ def test_batch_resolves_ops_on_the_same_sample_in_order(ds, session):
     assert len(snaps) == 1 and snaps[0].label != "a"  # one snapshot: the pre-review label
 
 
+def test_batch_writes_the_samples_still_current_and_reports_those_changed_meanwhile(ds, session, monkeypatch):
+    from datetime import datetime, timedelta
+
+    from maskreview.core.writeback import ConflictError
+
+    samples = [s for s in ds.iter_samples() if s.ground_truth and s.ground_truth.detections][:3]
+    theirs = samples[1]
+    append = session.journal.append
+
+    def racing(changes):  # another writer between this session's read and its write
+        seqs = append(changes)
+        ds._sample_collection.update_one({"_id": theirs._id}, {"$set": {
+            "tags": ["theirs"], "last_modified_at": datetime.utcnow() + timedelta(seconds=5)}})
+        return seqs
+
+    monkeypatch.setattr(session.journal, "append", racing)
+    with pytest.raises(ConflictError) as err:
+        session.apply_many([ed.Relabel((_ref(s),), "mine") for s in samples])
+    assert err.value.sample_ids == [theirs.id]
+    assert [ds[s.id].ground_truth.detections[0].label == "mine" for s in samples] == [True, False, True]
+    assert ds[theirs.id].tags == ["theirs"]
+
+
 def test_bad_input(ds, session, fo, tmp_path):
     sample = ds.first()
     sample["note"] = "text"
