@@ -24,7 +24,7 @@ def ds(demo_coco):
 
 def _compute(ds, monkeypatch, workers: int, iou_type: str, **kw):
     monkeypatch.setenv("MASKREVIEW_EVAL_WORKERS", str(workers))
-    monkeypatch.setattr(sharded, "MIN_IMAGES_PER_SHARD", 1)
+    monkeypatch.setenv("MASKREVIEW_EVAL_MIN_IMAGES_PER_SHARD", "1")
     return R.compute(ds, iou_type=iou_type, **kw)
 
 

@@ -11,7 +11,8 @@ The caller gets a real ``COCOeval`` with ``evalImgs``, ``ious`` and ``_gts`` as 
 
 Workers come from a ``forkserver`` pool started on first use and kept: forks of a clean server
 process, never of the app (which holds Qt, torch and database threads). If the pool fails, all
-shards are evaluated here. ``MASKREVIEW_EVAL_WORKERS`` sets the number of processes (1: all here).
+shards are evaluated here. ``MASKREVIEW_EVAL_WORKERS`` sets the number of processes (1: all here)
+and ``MASKREVIEW_EVAL_MIN_IMAGES_PER_SHARD`` the smallest shard worth a process.
 """
 
 from __future__ import annotations
@@ -358,4 +359,6 @@ def _gather(per_shard: list, indices: list, n: int) -> list | None:
 
 def shard_count(n_images: int, workers: int | None = None) -> int:
     workers = available_workers() if workers is None else workers
-    return max(1, min(workers, n_images // MIN_IMAGES_PER_SHARD))
+    env = os.environ.get("MASKREVIEW_EVAL_MIN_IMAGES_PER_SHARD", "").strip()
+    least = max(1, int(env)) if env.isdigit() else MIN_IMAGES_PER_SHARD
+    return max(1, min(workers, n_images // least))
