@@ -477,7 +477,7 @@ class Resolver:
     # -- writing -------------------------------------------------------------------------
     def emit(self, sample_id: str, patch: LabelPatch) -> None:
         apply_label_patch(self.doc(sample_id), patch)
-        self.patches.setdefault(sample_id, SamplePatch(sample_id)).labels.append(patch)
+        self._patch(sample_id).labels.append(patch)
 
     def _snapshot_first(self, ref: LabelRef, found: tuple[int, dict] | None = None) -> None:
         index, live = found or self._find(ref)
@@ -492,7 +492,7 @@ class Resolver:
         if container is None:
             container = doc[patch.field] = {"_cls": "Detections", "detections": []}
         container.setdefault("detections", []).append(dict(snap))
-        self.patches.setdefault(ref.sample_id, SamplePatch(ref.sample_id)).labels.append(patch)
+        self._patch(ref.sample_id).labels.append(patch)
 
     def update_label(self, ref: LabelRef, values: dict, snapshot: bool = True) -> None:
         pos, live = self._find(ref)
@@ -502,7 +502,7 @@ class Resolver:
         patch = LabelPatch(ref.field, ref.label_id, before, dict(values), whole=False)
         # what emit() does, at the position just found (the snapshot went to another field)
         self.labels(ref.sample_id, ref.field)[pos] = {**live, **values}
-        self.patches.setdefault(ref.sample_id, SamplePatch(ref.sample_id)).labels.append(patch)
+        self._patch(ref.sample_id).labels.append(patch)
 
     def replace_label(self, ref: LabelRef, doc: dict, index: int = -1) -> None:
         live = self.label(ref, missing_ok=True)
@@ -520,21 +520,25 @@ class Resolver:
         index = len(self.labels(sample_id, field_name))
         self.emit(sample_id, LabelPatch(field_name, str(doc["_id"]), None, doc, index))
 
-    def _tags(self, sample_id: str) -> SamplePatch:
-        return self.patches.setdefault(sample_id, SamplePatch(sample_id))
+    def _patch(self, sample_id: str) -> SamplePatch:
+        """This op's patch of the sample (made on first use: not for every label it touches)."""
+        patch = self.patches.get(sample_id)
+        if patch is None:
+            patch = self.patches[sample_id] = SamplePatch(sample_id)
+        return patch
 
     def add_tags(self, sample_id: str, tags) -> None:
         doc = self.doc(sample_id)
         new = [t for t in tags if t not in (doc.get("tags") or [])]
         if new:
-            self._tags(sample_id).tags_add.extend(new)
+            self._patch(sample_id).tags_add.extend(new)
             doc["tags"] = list(doc.get("tags") or []) + new
 
     def remove_tags(self, sample_id: str, tags) -> None:
         doc = self.doc(sample_id)
         gone = [t for t in tags if t in (doc.get("tags") or [])]
         if gone:
-            self._tags(sample_id).tags_remove.extend(gone)
+            self._patch(sample_id).tags_remove.extend(gone)
             doc["tags"] = [t for t in doc["tags"] if t not in gone]
 
 
