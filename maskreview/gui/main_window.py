@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.browser.current_changed.connect(self.show_sample)
-        self.fields_panel.changed.connect(lambda changes: self.canvas.set_style(**changes))
+        self.fields_panel.changed.connect(self._style_changed)
         self.canvas.overlays_changed.connect(self._overlays_changed)
         self.canvas.hovered.connect(self._hovered)
         self.canvas.instance_framed.connect(self._hovered)
@@ -218,6 +218,12 @@ class MainWindow(QMainWindow):
         self.actions_["add_scratch"].setEnabled(data.scratch and self.dataset is not None)
         self.sample_changed.emit(data.sample_id)
 
+    def _style_changed(self, changes: dict) -> None:
+        threshold = self.canvas.style.conf_threshold
+        self.canvas.set_style(**changes)
+        if self.canvas.style.conf_threshold != threshold:
+            self._histogram_timer.start()  # the class counts follow the confidence threshold
+
     def _overlays_changed(self) -> None:
         counts = self.canvas.visible_counts()
         self._sync_toggles()
@@ -271,9 +277,10 @@ class MainWindow(QMainWindow):
         dataset, fields = self.dataset, list(self.label_fields)
         if dataset is None:
             return
+        threshold = self.canvas.style.conf_threshold  # count what the canvas shows
 
         def fn(progress):
-            return {f: queries.class_counts(dataset, f) for f in fields}, queries.all_tags(dataset)
+            return {f: queries.class_counts(dataset, f, threshold) for f in fields}, queries.all_tags(dataset)
 
         self._start_job(workers.Job(fn, "statistics"), self._statistics_ready, track=False)
 
@@ -292,8 +299,9 @@ class MainWindow(QMainWindow):
         if field is None:
             self.browser.set_id_filter("class", None)
             return
-        ids = queries.ids_with_label(self.dataset, field, cls)
-        self.browser.set_id_filter("class", ids, f"{cls} in {field}")
+        threshold = self.canvas.style.conf_threshold
+        ids = queries.ids_with_label(self.dataset, field, cls, threshold)
+        self.browser.set_id_filter("class", ids, f"{cls} in {field}" + (f" (≥ {threshold:.2f})" if threshold else ""))
 
     def _tag_filter(self, _index=None) -> None:
         tag = self.browser.tag_filter.currentData()
@@ -567,7 +575,7 @@ class MainWindow(QMainWindow):
 
     def _nudge(self, attr: str, delta: float) -> None:
         value = min(max(getattr(self.canvas.style, attr) + delta, 0.0), 1.0)
-        self.canvas.set_style(**{attr: round(value, 2)})
+        self._style_changed({attr: round(value, 2)})
 
     def do_confidence_up(self) -> None:
         self._nudge("conf_threshold", 0.05)

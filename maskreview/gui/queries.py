@@ -88,15 +88,24 @@ def ids_and_paths(dataset) -> tuple[list[str], list[str]]:
     return ids, paths
 
 
-def class_counts(dataset, field: str) -> dict[str, int]:
-    """Instances per class in a ``Detections`` field."""
-    pipeline = [{"$unwind": f"${field}.detections"},
-                {"$group": {"_id": f"${field}.detections.label", "n": {"$sum": 1}}}]
+def _confident(min_confidence: float, prefix: str = "") -> dict:
+    """Detections scoring at least ``min_confidence``, and those without a score (GT)."""
+    return {"$or": [{f"{prefix}confidence": {"$gte": min_confidence}}, {f"{prefix}confidence": None}]}
+
+
+def class_counts(dataset, field: str, min_confidence: float = 0.0) -> dict[str, int]:
+    """Instances per class in a ``Detections`` field (those shown at this confidence threshold)."""
+    pipeline = [{"$unwind": f"${field}.detections"}]
+    if min_confidence > 0:
+        pipeline.append({"$match": _confident(min_confidence, f"{field}.detections.")})
+    pipeline.append({"$group": {"_id": f"${field}.detections.label", "n": {"$sum": 1}}})
     return {d["_id"]: d["n"] for d in dataset._sample_collection.aggregate(pipeline) if d["_id"] is not None}
 
 
-def ids_with_label(dataset, field: str, label: str) -> list[str]:
-    return [str(i) for i in dataset._sample_collection.distinct("_id", {f"{field}.detections.label": label})]
+def ids_with_label(dataset, field: str, label: str, min_confidence: float = 0.0) -> list[str]:
+    """Samples with an instance of ``label`` in ``field`` (shown at this confidence threshold)."""
+    query = {"label": label, **(_confident(min_confidence) if min_confidence > 0 else {})}
+    return [str(i) for i in dataset._sample_collection.distinct("_id", {f"{field}.detections": {"$elemMatch": query}})]
 
 
 def ids_with_tag(dataset, tag: str) -> list[str]:

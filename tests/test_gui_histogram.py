@@ -1,0 +1,51 @@
+"""The class histogram counts what the canvas shows: predictions at or above the confidence slider."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers_gui import open_window
+
+from maskreview.core.evaluation import synthetic
+from maskreview.gui import queries
+
+
+@pytest.fixture
+def dataset(fo, demo_coco):
+    from maskreview.core.sources import open_source
+
+    ds = open_source(demo_coco, name="gui-histogram")
+    synthetic.write_perturbed_predictions(ds, seed=4)
+    yield ds
+    ds.delete()
+
+
+def _expected(ds, threshold: float) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for labels, scores in zip(*ds.values(["predictions.detections.label", "predictions.detections.confidence"])):
+        for label, score in zip(labels or [], scores or []):
+            if score >= threshold:
+                out[label] = out.get(label, 0) + 1
+    return out
+
+
+def test_counts_and_bar_filter_follow_the_confidence_slider(dataset, qtbot, tmp_path):
+    assert queries.class_counts(dataset, "predictions", 0.9) == _expected(dataset, 0.9)
+    assert sum(queries.class_counts(dataset, "ground_truth", 0.9).values()) == dataset.count("ground_truth.detections")
+    win = open_window(qtbot, tmp_path, dataset)
+    try:
+        win.fields_panel.confidence.setValue(20)
+        qtbot.waitUntil(lambda: win.histogram.counts.get("predictions") == _expected(dataset, 0.2), timeout=15000)
+        low = sum(win.histogram.counts["predictions"].values())
+        win.fields_panel.confidence.setValue(90)
+        qtbot.waitUntil(lambda: win.histogram.counts.get("predictions") == _expected(dataset, 0.9), timeout=15000)
+        high = win.histogram.counts["predictions"]
+        assert sum(high.values()) < low
+        cls = max(high, key=high.get)
+        ids = queries.ids_with_label(dataset, "predictions", cls, 0.9)
+        for sid in ids:
+            sample = dataset[sid]
+            assert any(d.label == cls and d.confidence >= 0.9 for d in sample.predictions.detections)
+        assert len(ids) < len(queries.ids_with_label(dataset, "predictions", cls))
+    finally:
+        win.close()
