@@ -50,7 +50,8 @@ def _new_menu(window, title):
 
 # ---------------------------------------------------------------------------- evaluation
 def install_evaluation(window):
-    """The Evaluation dock (right): filters, eval key, live TP/FP/FN recolouring of the canvas."""
+    """The Evaluation dock (below the canvas, shown by Evaluate): filters, eval key, live TP/FP/FN
+    recolouring of the canvas."""
     from maskreview.gui.panels.evaluation import EvaluationDock
 
     dock = EvaluationDock(window)
@@ -58,9 +59,10 @@ def install_evaluation(window):
     scroll = QScrollArea()  # the panels' minimum width would otherwise widen the whole right column
     scroll.setWidgetResizable(True)
     scroll.setWidget(dock)
-    window.add_dock(scroll, "Evaluation", "right")
-    window.tabifyDockWidget(window.docks["Tags"], window.docks["Evaluation"])
-    window.docks["Tags"].raise_()
+    # below the canvas, between the side columns: the tables and plots want width
+    window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+    window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+    window.add_dock(scroll, "Evaluation", "bottom").hide()
     window.resizeDocks([window.docks["Overlays"]], [380], Qt.Orientation.Horizontal)
     dock.filter_requested.connect(lambda s, l, d: window.apply_filter(s, l, d))
     dock.results_changed.connect(lambda results: window.set_eval_key(results.eval_key))
@@ -83,8 +85,11 @@ def evaluate(window, iou_type: str = "segm", eval_key: str = "eval"):
     if PRED not in window.label_fields or GT not in window.label_fields:
         window.notify("Evaluation needs both 'ground_truth' and 'predictions' (Model ▸ Run model on the dataset).")
         return None
-    window.docks["Evaluation"].show()
-    window.docks["Evaluation"].raise_()
+    dock = window.docks["Evaluation"]
+    dock.show()
+    dock.raise_()
+    if not dock.isFloating() and dock.height() < window.height() // 3:  # room for the tables and plots
+        window.resizeDocks([dock], [int(window.height() * 0.4)], Qt.Orientation.Vertical)
     return window.evaluation.start_evaluation(window.dataset.view(), GT, PRED, iou_type, eval_key)
 
 
