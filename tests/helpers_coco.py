@@ -18,3 +18,19 @@ def pycocotools_direct(gt_path, res_path, iou_type: str):
         e.accumulate()
         e.summarize()
     return e
+
+
+@contextlib.contextmanager
+def perturbed_demo(demo_coco, name: str, seed: int):
+    """The demo COCO set as a dataset with perturbed-GT predictions (``synthetic``); deleted after."""
+    from maskreview.core.evaluation import synthetic
+    from maskreview.core.sources import open_source
+    from maskreview.core.store import connect
+
+    dataset = open_source(demo_coco, name=name)
+    synthetic.write_perturbed_predictions(dataset, seed=seed)
+    try:
+        yield dataset
+    finally:
+        if name in connect().list_datasets():
+            dataset.delete()

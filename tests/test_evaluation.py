@@ -8,25 +8,19 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from helpers_coco import pycocotools_direct
+from helpers_coco import perturbed_demo, pycocotools_direct
 
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
 from maskreview.core.evaluation import analysis, coco, evaluate, evaluate_files, matching, results as R, runs
-from maskreview.core.evaluation import boundary, synthetic, tide
+from maskreview.core.evaluation import boundary, tide
 
 
 @pytest.fixture(scope="module")
 def ds(demo_coco):
     """The 12-scene demo set with perturbed-GT predictions (shared by this module's tests)."""
-    from maskreview.core.sources import open_source
-    from maskreview.core.store import connect
-
-    dataset = open_source(demo_coco, name="eval-tests")
-    synthetic.write_perturbed_predictions(dataset, seed=3)
-    yield dataset
-    if "eval-tests" in connect().list_datasets():
-        dataset.delete()
+    with perturbed_demo(demo_coco, "eval-tests", seed=3) as dataset:
+        yield dataset
 
 
 @pytest.fixture(scope="module")

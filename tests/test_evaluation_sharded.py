@@ -5,21 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers_coco import pycocotools_direct
+from helpers_coco import perturbed_demo, pycocotools_direct
 
-from maskreview.core.evaluation import coco, results as R, sharded, synthetic
+from maskreview.core.evaluation import coco, results as R, sharded
 
 
 @pytest.fixture(scope="module")
 def ds(demo_coco):
-    from maskreview.core.sources import open_source
-    from maskreview.core.store import connect
-
-    dataset = open_source(demo_coco, name="eval-sharded")
-    synthetic.write_perturbed_predictions(dataset, seed=5)
-    yield dataset
-    if "eval-sharded" in connect().list_datasets():
-        dataset.delete()
+    with perturbed_demo(demo_coco, "eval-sharded", seed=5) as dataset:
+        yield dataset
 
 
 def _compute(ds, monkeypatch, workers: int, iou_type: str, **kw):

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from helpers_coco import perturbed_demo
+
 from maskreview.core.errors import MaskreviewError
-from maskreview.core.evaluation import coco, results as R, runs, synthetic
+from maskreview.core.evaluation import coco, results as R, runs
 
 
 @pytest.fixture()
 def ds(demo_coco):
-    from maskreview.core.sources import open_source
-    from maskreview.core.store import connect
-
-    dataset = open_source(demo_coco, name="eval-store")
-    synthetic.write_perturbed_predictions(dataset, seed=7)
-    yield dataset
-    if "eval-store" in connect().list_datasets():
-        dataset.delete()
+    with perturbed_demo(demo_coco, "eval-store", seed=7) as dataset:
+        yield dataset
 
 
 def _stored_outcomes(ds, key):

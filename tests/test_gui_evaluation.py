@@ -6,20 +6,16 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from maskreview.core.evaluation import analysis, results as R, synthetic
+from helpers_coco import perturbed_demo
+
+from maskreview.core.evaluation import analysis, results as R
 from maskreview.gui.panels.evaluation import EvaluationDock
 
 
 @pytest.fixture(scope="module")
 def evaluated(demo_coco):
-    from maskreview.core.sources import open_source
-    from maskreview.core.store import connect
-
-    dataset = open_source(demo_coco, name="gui-eval-tests")
-    synthetic.write_perturbed_predictions(dataset, seed=4)
-    yield dataset, R.compute(dataset)
-    if "gui-eval-tests" in connect().list_datasets():
-        dataset.delete()
+    with perturbed_demo(demo_coco, "gui-eval-tests", seed=4) as dataset:
+        yield dataset, R.compute(dataset)
 
 
 @pytest.fixture

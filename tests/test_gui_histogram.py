@@ -6,18 +6,15 @@ import pytest
 
 from helpers_gui import open_window
 
-from maskreview.core.evaluation import synthetic
+from helpers_coco import perturbed_demo
+
 from maskreview.gui import queries
 
 
 @pytest.fixture
 def dataset(fo, demo_coco):
-    from maskreview.core.sources import open_source
-
-    ds = open_source(demo_coco, name="gui-histogram")
-    synthetic.write_perturbed_predictions(ds, seed=4)
-    yield ds
-    ds.delete()
+    with perturbed_demo(demo_coco, "gui-histogram", seed=4) as ds:
+        yield ds
 
 
 def _expected(ds, threshold: float) -> dict[str, int]:
