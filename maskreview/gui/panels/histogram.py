@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from maskreview.gui.canvas.overlay import FIELD_COLORS
@@ -77,14 +77,30 @@ class ClassHistogram(QWidget):
                 if self.selected == (name, cls):
                     painter.setPen(QPen(pal.text().color(), 2))
                     painter.drawRect(rect)
-                if n and bar_w > fm.horizontalAdvance(str(n)):
-                    painter.setPen(pal.text().color())
-                    painter.drawText(QRectF(rect.x(), rect.y() - fm.height(), bar_w, fm.height()),
-                                     Qt.AlignmentFlag.AlignCenter, str(n))
+                if n:
+                    self._draw_count(painter, rect, bar_w, n, pal.text().color())
             painter.setPen(pal.text().color())
             painter.drawText(QRectF(left + k * group_w, bottom + 2, group_w, label_h), Qt.AlignmentFlag.AlignHCenter,
                              fm.elidedText(cls, Qt.TextElideMode.ElideRight, int(group_w)))
         painter.end()
+
+    @staticmethod
+    def _draw_count(painter: QPainter, rect: QRectF, width: float, n: int, color: QColor) -> None:
+        """The count above its bar; in a smaller font where the bar is too narrow for it (the
+        tooltip has it too)."""
+        text = f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
+        font = painter.font()
+        for scale in (1.0, 0.8, 0.65):
+            small = QFont(font)
+            small.setPointSizeF(font.pointSizeF() * scale)
+            fm = QFontMetrics(small)
+            if width > fm.horizontalAdvance(text):
+                painter.setFont(small)
+                painter.setPen(color)
+                painter.drawText(QRectF(rect.x(), rect.y() - fm.height(), width, fm.height()),
+                                 Qt.AlignmentFlag.AlignCenter, text)
+                painter.setFont(font)
+                return
 
     def mousePressEvent(self, event) -> None:
         for rect, field, cls in self._bars:
