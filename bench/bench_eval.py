@@ -11,7 +11,9 @@ Synthetic demo scenes with perturbed-GT predictions, in a throw-away database. T
 - FiftyOne: ``evaluate_detections(method="coco", use_masks=True, compute_mAP=True, eval_key=...)``.
 
 Targets: <= 1.5x pycocotools' time, >= 20x faster than FiftyOne. Best of ``--repeat`` runs for
-the first two, one run for FiftyOne. ``--n`` sets the number of images (default 1000). Each
+the first two, one run for FiftyOne. Each path re-evaluates under its own eval key, as a user
+re-evaluates after fixing labels (new keys each round would grow every label by four fields a
+round and make later rounds slower); the first round, a new key, is shown too. ``--n`` sets the number of images (default 1000). Each
 time is given as wall time and as CPU time (this process, its workers and the database's mongod):
 on a machine shared with other jobs, wall time includes waiting for a core. The first run of
 the sharded path (which starts the worker pool) is shown as well.
@@ -62,7 +64,7 @@ def _pycocotools(gt: dict, results: list, iou_type: str):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="demo images (default 1000)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip-fiftyone", action="store_true")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="maskreview-bench-eval-"))
@@ -87,15 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         times = {"ours": [], "bare": [], "one": [], "coco": [], "coco_nogc": []}
         for r in range(args.repeat):
             with clock() as c:
-                ours = runs.evaluate_and_store(ds, eval_key=f"bench{r}")
+                ours = runs.evaluate_and_store(ds, eval_key="bench")
             times["ours"].append(c)
             os.environ["MASKREVIEW_EVAL_WORKERS"] = "1"
             with clock() as c:
-                runs.evaluate_and_store(ds, eval_key=f"one{r}")
+                runs.evaluate_and_store(ds, eval_key="one")
             times["one"].append(c)
             del os.environ["MASKREVIEW_EVAL_WORKERS"]
             with clock() as c:
-                runs.evaluate_and_store(ds, eval_key=f"bare{r}", boundary=False, occlusion=False)
+                runs.evaluate_and_store(ds, eval_key="bare", boundary=False, occlusion=False)
             times["bare"].append(c)
             for key, paused in (("coco", contextlib.nullcontext()), ("coco_nogc", gc_paused())):
                 gt, results = copy.deepcopy(inputs.gt), copy.deepcopy(inputs.results)
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         first = times["ours"][0]
         rows = [(f"maskreview (stored, +occlusion, +boundary IoU; {sharded.shard_count(args.n)} processes)", *best["ours"],
                  f"{ours.summary['mAP']:.6f}"),
-                ("  the same, first run (starts the worker pool)", first.wall, first.cpu, ""),
+                ("  the same, first run (new eval key; starts the worker pool)", first.wall, first.cpu, ""),
                 ("  the same in one process", *best["one"], f"{ours.summary['mAP']:.6f}"),
                 ("maskreview (stored, no occlusion/boundary)", *best["bare"], f"{ours.summary['mAP']:.6f}"),
                 ("pycocotools direct (in-memory COCO inputs)", *best["coco"], f"{direct.stats[0]:.6f}"),
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"same mAP: {same}")
         for unit, i in (("wall", 0), ("CPU", 1)):
             ratio = best["ours"][i] / best["coco"][i]
-            benchkit.result(f"eval {unit} time vs pycocotools ({args.n} img, all stored)", f"{ratio:.2f}x", "<= 1.5x",
+            benchkit.result(f"eval {unit} time vs pycocotools ({args.n} img, all stored, best of {args.repeat})", f"{ratio:.2f}x", "<= 1.5x",
                             ratio <= 1.5)
         ratio = best["one"][0] / best["coco"][0]
         print(f"(one process: {ratio:.2f}x pycocotools' wall time, {best['one'][1] / best['coco'][1]:.2f}x its CPU time)")
