@@ -84,3 +84,20 @@ def test_workers_failing_midway_fall_back_to_this_process(ds, monkeypatch):
     assert got.summary == expected.summary
     assert got.gt_geoms == expected.gt_geoms and got.pred_geoms == expected.pred_geoms
     assert (got.gt.occlusion == expected.gt.occlusion).all()
+
+
+def test_a_shard_without_detections(ds, monkeypatch):
+    """Predictions only in the first half of the samples: the other shards have none."""
+    half = ds.clone("eval-sharded-half")
+    try:
+        ids = half.values("id")
+        for sample in half.select(ids[len(ids) // 2:]):
+            sample.predictions = None
+            sample.save()
+        expected = _compute(half, monkeypatch, 1, "segm")
+        got = _compute(half, monkeypatch, 3, "segm")
+        assert got.summary == expected.summary
+        np.testing.assert_array_equal(got.gt.outcome, expected.gt.outcome)
+        assert (got.gt.outcome[got.gt.img >= len(ids) // 2] == "fn").all()
+    finally:
+        half.delete()

@@ -129,7 +129,7 @@ def run_job(job: Job, packed: bool = True) -> dict:
         coco_gt.dataset = {"images": job.images, "annotations": job.annotations, "categories": job.categories}
         coco_gt.createIndex()
         dts = [dict(r) for r in job.results]  # loadRes writes into them; the caller's stay as they are
-        ev = COCOeval(coco_gt, coco_gt.loadRes(dts), job.iou_type)
+        ev = COCOeval(coco_gt, coco_gt.loadRes(dts) if dts else _no_detections(job), job.iou_type)
         ev.evaluate()
     lookup = np.concatenate(([0], job.result_ids))  # local id j -> global id (0 stays "no match")
     for e in ev.evalImgs:
@@ -145,6 +145,16 @@ def run_job(job: Job, packed: bool = True) -> dict:
     else:
         out["evaluator"] = ev
     return out
+
+
+def _no_detections(job: Job):
+    """A shard whose images have no detections (``loadRes`` cannot take an empty list)."""
+    from pycocotools.coco import COCO
+
+    coco_dt = COCO()
+    coco_dt.dataset = {"images": job.images, "annotations": [], "categories": job.categories}
+    coco_dt.createIndex()
+    return coco_dt
 
 
 def _boundary(job: Job, ev) -> tuple[np.ndarray, np.ndarray]:
