@@ -325,9 +325,6 @@ def _evaluate_coco(coco_gt, results: list, iou_type: str):
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(results)
-        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
+        evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
         evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return evaluator
+    return accumulate(evaluator)

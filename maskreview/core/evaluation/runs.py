@@ -138,9 +138,18 @@ class _Store:
         self._writer = None
         self._error: BaseException | None = None
         self.registered = False
+        self._existing = eval_key in self.dataset.list_evaluations()
+        # the key holds a run of the same fields over the whole dataset: every stored value is
+        # overwritten, so FiftyOne's slow field deletion is skipped (and values may be written
+        # before the run is registered again)
+        self._in_place = False
+        if self._existing:
+            old = self.dataset.get_evaluation_info(eval_key).config
+            whole = view.view() == self.dataset.view() if hasattr(view, "view") else False
+            self._in_place = whole and (old.gt_field, old.pred_field) == (gt_field, pred_field)
 
     def register_if_new(self) -> None:
-        if self.eval_key not in self.dataset.list_evaluations():
+        if not self._existing:
             self.register()
 
     def abandon(self) -> None:
@@ -150,35 +159,23 @@ class _Store:
         if self.registered:
             self.dataset.delete_evaluation(self.eval_key)
 
-    def _replaces_in_place(self) -> bool:
-        """The key holds a run of the same fields over the whole dataset: every stored value is
-        overwritten, so FiftyOne's slow field deletion is skipped (and values may be written
-        before the run is registered again)."""
-        dataset = self.dataset
-        if self.eval_key not in dataset.list_evaluations():
-            return False
-        old = dataset.get_evaluation_info(self.eval_key).config
-        whole = self.view.view() == dataset.view() if hasattr(self.view, "view") else False
-        return whole and (old.gt_field, old.pred_field) == self._args[:2]
-
     def register(self) -> None:
         from pycocotools.cocoeval import Params
 
         dataset, eval_key = self.dataset, self.eval_key
         gt_field, pred_field, iou_type, iou_thresh = self._args
-        in_place = self._replaces_in_place()
-        if eval_key in dataset.list_evaluations() and not in_place:
+        if self._existing and not self._in_place:
             dataset.delete_evaluation(eval_key)
         self.config = _config(gt_field, pred_field, iou_type, iou_thresh, Params(iou_type).iouThrs)
         self.method = self.config.build()
-        self.method.register_run(self.view, eval_key, overwrite=True, cleanup=not in_place)
+        self.method.register_run(self.view, eval_key, overwrite=True, cleanup=not self._in_place)
         _declare_fields(dataset, gt_field, pred_field, eval_key)
         self.registered = True
 
     def start_writing(self, results: EvalResults) -> None:
         import threading
 
-        if not (self.registered or self._replaces_in_place()):
+        if not (self.registered or self._in_place):
             return  # registering will delete the key's old fields: write after it (finish)
 
         def write():

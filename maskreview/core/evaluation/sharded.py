@@ -121,6 +121,7 @@ def run_job(job: Job, packed: bool = True) -> dict:
     with contextlib.redirect_stdout(io.StringIO()), gc_paused():
         if job.encode:
             encode_masks(job.images, job.annotations, job.results, job.gt_masks, job.pred_masks)
+        if job.encode and packed:  # in a worker: the caller's dicts get them from here
             out["encoded"] = ([a["segmentation"] for a in job.annotations], [a["area"] for a in job.annotations],
                               [a["bbox"] for a in job.annotations], [r["segmentation"] for r in job.results])
         if job.occlusion:
@@ -258,6 +259,7 @@ class ShardedEval:
         img_ids = sorted(coco_gt.getImgIds())
         self._coco_gt, self._iou_type, self._results = coco_gt, iou_type, results
         self._occlusion, self._encode, self._boundary_at = occlusion, encode, boundary_at
+        self._gt_masks, self._pred_masks = gt_masks, pred_masks
         totals = (len(coco_gt.dataset["annotations"]), len(results))
         # this process also does the caller's other work: its shard is the smaller one
         weights = np.array([LOCAL_SHARE] + [1.0] * (shards - 1))
@@ -303,7 +305,7 @@ class ShardedEval:
             return self._here_whole()
         n_ann, n_res = len(self._coco_gt.dataset["annotations"]), len(self._results)
         areas, occlusion = np.zeros(n_res), np.zeros(n_ann) if self._occlusion else None
-        for (job, _, idx, ann_index), part in zip(self._jobs[1:], parts):
+        for (job, *_), part in zip(self._jobs[1:], parts):
             if "encoded" in part:  # the worker's segmentations, into the caller's dicts
                 for ann, seg, area, box in zip(job.annotations, *part["encoded"][:3]):
                     ann["segmentation"], ann["area"], ann["bbox"] = seg, area, box
@@ -335,12 +337,10 @@ class ShardedEval:
         return Evaluated(ev, areas, occlusion, boundary)
 
     def _here_whole(self):
-        jobs = [job for job, *_ in self._jobs]
-        whole = Job(self._coco_gt.dataset["images"], self._coco_gt.dataset["annotations"], jobs[0].categories,
-                    self._results, np.arange(1, len(self._results) + 1), self._iou_type,
-                    _gather([j.gt_masks for j in jobs], [a for *_, a in self._jobs], len(self._coco_gt.anns)),
-                    _gather([j.pred_masks for j in jobs], [i for *_, i, _ in self._jobs], len(self._results)),
-                    self._encode, self._occlusion, self._boundary_at, (len(self._coco_gt.anns), len(self._results)))
+        whole = Job(self._coco_gt.dataset["images"], self._coco_gt.dataset["annotations"],
+                    self._coco_gt.dataset["categories"], self._results, np.arange(1, len(self._results) + 1),
+                    self._iou_type, self._gt_masks, self._pred_masks, self._encode, self._occlusion,
+                    self._boundary_at, (len(self._coco_gt.anns), len(self._results)))
         out = run_job(whole, packed=False)
         return _evaluated(out["evaluator"], out)
 
@@ -354,17 +354,6 @@ class ShardedEval:
 
 def _evaluated(evaluator, out: dict) -> Evaluated:
     return Evaluated(evaluator, out["areas"], out.get("occlusion"), out.get("boundary"))
-
-
-def _gather(per_shard: list, indices: list, n: int) -> list | None:
-    """Per-shard lists back in the caller's order."""
-    if per_shard[0] is None:
-        return None
-    out = [None] * n
-    for items, idx in zip(per_shard, indices):
-        for i, item in zip(idx, items):
-            out[i] = item
-    return out
 
 
 def shard_count(n_images: int, workers: int | None = None) -> int:
