@@ -56,6 +56,7 @@ class ClassHistogram(QWidget):
         peak = max([n for per in self.counts.values() for n in per.values()] + [1])
         group_w = (right - left) / len(self.classes)
         bar_w = max(2.0, (group_w - 6) / len(fields))
+        count_font = self._count_font(painter.font(), bar_w, peak)
         x = left
         for i, name in enumerate(fields):
             color = QColor(*FIELD_COLORS[i % len(FIELD_COLORS)])
@@ -77,30 +78,29 @@ class ClassHistogram(QWidget):
                 if self.selected == (name, cls):
                     painter.setPen(QPen(pal.text().color(), 2))
                     painter.drawRect(rect)
-                if n:
-                    self._draw_count(painter, rect, bar_w, n, pal.text().color())
+                if n and count_font is not None:
+                    font = painter.font()
+                    painter.setFont(count_font)
+                    painter.setPen(pal.text().color())
+                    height = QFontMetrics(count_font).height()
+                    painter.drawText(QRectF(rect.x(), rect.y() - height, bar_w, height), Qt.AlignmentFlag.AlignCenter,
+                                     _count_text(n))
+                    painter.setFont(font)
             painter.setPen(pal.text().color())
             painter.drawText(QRectF(left + k * group_w, bottom + 2, group_w, label_h), Qt.AlignmentFlag.AlignHCenter,
                              fm.elidedText(cls, Qt.TextElideMode.ElideRight, int(group_w)))
         painter.end()
 
     @staticmethod
-    def _draw_count(painter: QPainter, rect: QRectF, width: float, n: int, color: QColor) -> None:
-        """The count above its bar; in a smaller font where the bar is too narrow for it (the
-        tooltip has it too)."""
-        text = f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
-        font = painter.font()
+    def _count_font(font: QFont, bar_w: float, peak: int) -> QFont | None:
+        """One font for every count above the bars: the largest (down to 65 %) in which the widest
+        count fits a bar; None when none does (the tooltip has the count too)."""
         for scale in (1.0, 0.8, 0.65):
-            small = QFont(font)
-            small.setPointSizeF(font.pointSizeF() * scale)
-            fm = QFontMetrics(small)
-            if width > fm.horizontalAdvance(text):
-                painter.setFont(small)
-                painter.setPen(color)
-                painter.drawText(QRectF(rect.x(), rect.y() - fm.height(), width, fm.height()),
-                                 Qt.AlignmentFlag.AlignCenter, text)
-                painter.setFont(font)
-                return
+            sized = QFont(font)
+            sized.setPointSizeF(font.pointSizeF() * scale)
+            if bar_w > QFontMetrics(sized).horizontalAdvance(_count_text(peak)):
+                return sized
+        return None
 
     def mousePressEvent(self, event) -> None:
         for rect, field, cls in self._bars:
@@ -116,3 +116,7 @@ class ClassHistogram(QWidget):
                 self.setToolTip(f"{cls} in {field}: {self.counts[field].get(cls, 0)} (click to filter)")
                 return
         self.setToolTip("")
+
+
+def _count_text(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
