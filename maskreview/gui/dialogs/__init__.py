@@ -1,0 +1,1 @@
+"""Dialogs for model runs: choose a model, fine-tune on reviewed samples, compare two models."""
