@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskreview.core.errors import BadInputError
 from maskreview.core.evaluation.results import EvalResults, compute
 from maskreview.core.gcpause import gc_paused
+from maskreview.core.names import check_eval_key
 from maskreview.core.progress import Progress
 
 
@@ -30,11 +30,6 @@ def _label_values(results: EvalResults, table, other) -> dict[str, list]:
     iou = [None if np.isnan(v) else float(v) for v in table.iou.tolist()]
     biou = [None if np.isnan(v) else float(v) for v in table.biou.tolist()]
     return {"": table.outcome.tolist(), "_id": match_ids, "_iou": iou, "_biou": biou}
-
-
-def _check_key(eval_key: str) -> None:
-    if not eval_key or not eval_key.replace("_", "").isalnum() or eval_key[0].isdigit():
-        raise BadInputError(f"{eval_key!r}: an eval key is letters, digits and underscores, not starting with a digit")
 
 
 def _declare_fields(dataset, gt_field: str, pred_field: str, eval_key: str) -> None:
@@ -116,6 +111,16 @@ def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
         raise MaskreviewError(f"{len(ops) - matched} samples changed while being evaluated; evaluate again")
 
 
+def _delete_run(dataset, eval_key: str) -> None:
+    """FiftyOne's ``delete_evaluation``, and the ``<key>_biou`` label values it does not know of."""
+    config = dataset.get_evaluation_info(eval_key).config
+    dataset.delete_evaluation(eval_key)
+    schema = dataset.get_field_schema(flat=True)
+    biou = [p for p in (f"{f}.detections.{eval_key}_biou" for f in (config.gt_field, config.pred_field)) if p in schema]
+    if biou:
+        dataset.delete_sample_fields(biou, error_level=1)
+
+
 def _config(gt_field: str, pred_field: str, iou_type: str, iou_thresh: float, iou_thrs) -> object:
     from fiftyone.utils.eval.coco import COCOEvaluationConfig
 
@@ -131,9 +136,9 @@ class _Store:
     only once the new results are complete, so a failed run leaves the old one as it was."""
 
     def __init__(self, view, eval_key: str, gt_field: str, pred_field: str, iou_type: str, iou_thresh: float):
-        _check_key(eval_key)
         self.view, self.eval_key = view, eval_key
         self.dataset = view._dataset
+        check_eval_key(self.dataset, eval_key, gt_field, pred_field)  # before anything is written
         self._args = (gt_field, pred_field, iou_type, iou_thresh)
         self._writer = None
         self._error: BaseException | None = None
@@ -157,7 +162,7 @@ class _Store:
         if self._writer is not None:
             self._writer.join()
         if self.registered:
-            self.dataset.delete_evaluation(self.eval_key)
+            _delete_run(self.dataset, self.eval_key)
 
     def register(self) -> None:
         from pycocotools.cocoeval import Params
@@ -165,7 +170,7 @@ class _Store:
         dataset, eval_key = self.dataset, self.eval_key
         gt_field, pred_field, iou_type, iou_thresh = self._args
         if self._existing and not self._in_place:
-            dataset.delete_evaluation(eval_key)
+            _delete_run(dataset, eval_key)
         self.config = _config(gt_field, pred_field, iou_type, iou_thresh, Params(iou_type).iouThrs)
         self.method = self.config.build()
         self.method.register_run(self.view, eval_key, overwrite=True, cleanup=not self._in_place)
