@@ -4,6 +4,9 @@
 ``run_inference`` runs it over a FiftyOne dataset or view: the next images are decoded on a
 thread pool while the model works, results are written in bulk as ``fo.Detections`` with
 box-relative masks, and samples already predicted by the same model and settings are skipped.
+A run never destroys review work: it replaces only the model's own untouched labels
+(:mod:`maskreview.core.reviewed`), writes only into a field that is free or holds the same
+model's output, and records its model on the field (:mod:`maskreview.core.provenance`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -22,11 +27,12 @@ from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 from maskreview.core.images import read_image
 from maskreview.core.models import (download_url, fetch_weights, file_sha256, is_url, load_checkpoint_file,
-                                    make_checkpointer, model_classes, num_classes, resolve_model)
+                                    load_config, make_checkpointer, model_classes, num_classes, resolve_model)
 from maskreview.core.progress import Progress
+from maskreview.core.provenance import (DEFAULT_FIELD, RUNS_INFO_KEY, FieldTakenError, check_field_for,  # noqa: F401
+                                        field_holder, forget_run, record_run)
 from maskreview.core.store import fiftyone
 
-RUNS_INFO_KEY = "maskreview_runs"
 SUPPORTED_ARCHITECTURES = ("GeneralizedRCNN", "RetinaNet", "PanopticFPN")
 # the class-specific layers whose first dimension gives a checkpoint's class count (+1: background)
 _CLASS_COUNT_KEYS = ("roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.cls_score.bias")
@@ -56,21 +62,14 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def build_cfg(config_file, settings: EngineSettings | None = None):
-    """A detectron2 config from a YAML file with the engine's settings applied."""
-    from detectron2.config import get_cfg
-
+def build_cfg(config_file, settings: EngineSettings | None = None, trust_config: bool = False):
+    """A detectron2 config from a YAML file (read as data, see ``load_config``) with the engine's settings."""
     settings = settings or EngineSettings()
     if not 0.0 <= settings.score_thresh <= 1.0 or not 0.0 <= settings.nms_thresh <= 1.0:
         raise BadInputError("score and NMS thresholds must lie between 0 and 1")
     if settings.max_detections < 1:
         raise BadInputError("max detections must be at least 1")
-    cfg = get_cfg()
-    try:
-        cfg.merge_from_file(str(config_file))
-    except Exception as exc:  # yaml errors, unknown keys, missing _BASE_
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise BadInputError(f"{config_file}: not a usable detectron2 config ({type(exc).__name__}: {first})") from exc
+    cfg = load_config(config_file, trust_config)
     cfg.MODEL.DEVICE = resolve_device(settings.device)
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = settings.score_thresh
     cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST = settings.nms_thresh
@@ -95,7 +94,7 @@ class Engine:
 
         self.spec = resolve_model(model)
         self.settings = settings or EngineSettings()
-        self.cfg = build_cfg(self.spec.config_file, self.settings)
+        self.cfg = build_cfg(self.spec.config_file, self.settings, trust_config=trust_checkpoint)
         arch = self.cfg.MODEL.META_ARCHITECTURE
         if arch not in SUPPORTED_ARCHITECTURES:
             raise BadInputError(f"{model}: {arch} models do not predict instances; use a Mask R-CNN config")
@@ -121,6 +120,8 @@ class Engine:
         incompatible = make_checkpointer(self.model, trust_checkpoint)._load_model(checkpoint)
         self._check_fit(incompatible)
         self.weights_sha256 = sha256 or file_sha256(self.weights)
+        config = Path(self.spec.config_file)
+        self.config_sha256 = file_sha256(config) if config.is_file() else ""
         self.device = self.cfg.MODEL.DEVICE
         self.input_format = self.cfg.INPUT.FORMAT
         min_size = self.cfg.INPUT.MIN_SIZE_TEST
@@ -152,6 +153,14 @@ class Engine:
     def run_info(self) -> dict:
         return {"model": self.spec.name, "weights": self.weights, "weights_sha256": self.weights_sha256,
                 "classes": self.classes, **asdict(self.settings), "device": self.device}
+
+    @property
+    def provenance(self) -> dict:
+        """What a prediction field records about the model that wrote it (``core.provenance``)."""
+        from maskreview import __version__
+
+        return {**self.run_info, "config": str(self.spec.config_file), "config_sha256": self.config_sha256,
+                "run_key": self.run_key, "maskreview_version": __version__}
 
     @property
     def run_key(self) -> str:
@@ -238,6 +247,10 @@ class InferenceReport:
     seconds: float = 0.0
     decode_wait_seconds: float = 0.0  # time the model sat waiting for a decoded image
     cancelled: bool = False
+    kept_reviewed: int = 0  # reviewer labels kept in the samples written
+    replaced: int = 0  # the model's own untouched labels replaced
+    dropped_as_reviewed: int = 0  # new predictions left out: they overlap a kept reviewer label
+    dropped_as_deleted: int = 0  # new predictions left out: the reviewer deleted them before
 
     @property
     def images_per_second(self) -> float:
@@ -269,60 +282,62 @@ def prefetched(paths: Iterable[str], workers: int = 2, depth: int = 8,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def check_output_field(dataset, name: str) -> None:
-    """``name`` must be new or a Detections field that an earlier inference run wrote.
+def check_output_field(dataset, name: str, engine=None) -> None:
+    """``name`` must be free, or a Detections field holding this model's output (``engine``).
 
-    This keeps ``--field ground_truth`` from overwriting labels that a model did not make.
+    This keeps ``--field ground_truth`` from overwriting labels that no model wrote, and a model
+    from writing into another model's field (:class:`~maskreview.core.provenance.FieldTakenError`).
     """
+    from maskreview.core.names import check_field_name
+
     fo = fiftyone()
-    schema = dataset.get_field_schema()
-    if name not in schema:
-        return
-    if getattr(schema[name], "document_type", None) is not fo.Detections:
-        raise BadInputError(f"field {name!r} exists and does not hold Detections; choose another --field")
-    if name not in (dataset.info or {}).get(RUNS_INFO_KEY, {}):
-        raise BadInputError(f"field {name!r} holds labels that 'maskreview infer' did not write; "
-                            "choose another --field")
+    check_field_name(dataset, name, fo.Detections, "field")
+    check_field_name(dataset, f"{name}_run", fo.StringField, "field")
+    if engine is not None:
+        check_field_for(dataset, name, engine)
+    elif field_holder(dataset, name) == {}:
+        raise FieldTakenError(name, "pred", None)
 
 
-def run_inference(view, engine: Engine, field: str = "predictions", progress: Progress | None = None,
+def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Progress | None = None,
                   overwrite: bool = False, batch_size: int = 1, write_every: int = 16,
-                  write_seconds: float | None = None, on_written: Callable[[list[str]], None] | None = None, decode_workers: int = 2) -> InferenceReport:
-    """Predict every sample of ``view`` into ``field``; cancellable and resumable.
+                  write_seconds: float | None = None, on_written: Callable[[list[str]], None] | None = None,
+                  decode_workers: int = 2) -> InferenceReport:
+    """Predict every sample of ``view`` into ``field``; cancellable and resumable; reviewer work kept.
 
     Each sample's ``<field>_run`` holds the run key of the model that wrote it, so a rerun
-    skips what the same model already did (unless ``overwrite``). Results are written every
-    ``write_every`` samples (or ``write_seconds`` after the last write, whichever comes first)
-    and when the run stops for any reason (cancel included).
+    skips what the same model already did (unless ``overwrite``). Writing a sample replaces only
+    the model's own untouched labels: reviewer work stays exactly as it is and deleted predictions
+    stay deleted (:mod:`maskreview.core.reviewed`). A field holding another model's output is
+    refused (:class:`~maskreview.core.provenance.FieldTakenError`, naming a free field).
+
+    Nothing is written before the first batch is predicted (a model that fails changes nothing);
+    then results are written every ``write_every`` samples (or ``write_seconds`` after the last
+    write) and when the run stops for any reason (cancel and errors included), never erasing
+    anything. Each write is conditional on the sample being unchanged since it was read, so an
+    edit made meanwhile (the GUI edits during a background run) is merged, not overwritten.
     """
-    fo = fiftyone()
     progress = progress or Progress()
     dataset = view._dataset
-    if not field.isidentifier() or field.startswith("_"):
-        raise BadInputError(f"{field!r}: a field name must be letters, digits and underscores")
-    check_output_field(dataset, field)
+    check_output_field(dataset, field, engine)
     run_field = f"{field}_run"
     schema = dataset.get_field_schema()
-    if field not in schema:
-        dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
-    if run_field not in schema:
-        dataset.add_sample_field(run_field, fo.StringField)
-    ids, paths, done_keys = view.values(["id", "filepath", run_field])
+    ids, paths = view.values(["id", "filepath"])
+    done_keys = view.values(run_field) if run_field in schema else [None] * len(ids)
     todo = [(i, p) for i, p, k in zip(ids, paths, done_keys) if overwrite or k != engine.run_key]
     report = InferenceReport(skipped=len(ids) - len(todo))
-    record = {**engine.run_info, "run_key": engine.run_key, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _record_run(dataset, field, record)
-    pending: dict[str, object] = {}
+    record = {**engine.provenance, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    writer = _Writer(dataset, field, engine.run_key, record, report)
+    pending: dict[str, tuple] = {}
     last_write = [time.monotonic()]
 
     def flush():
         last_write[0] = time.monotonic()
         if pending:
-            dataset.set_values(field, dict(pending), key_field="id")
-            dataset.set_values(run_field, {k: engine.run_key for k in pending}, key_field="id")
-            if on_written:
-                on_written(list(pending))
+            written = writer.write(pending)
             pending.clear()
+            if on_written and written:
+                on_written(written)
 
     progress.start(len(todo), f"inference ({engine.spec.name})")
     start = time.perf_counter()
@@ -354,33 +369,98 @@ def run_inference(view, engine: Engine, field: str = "predictions", progress: Pr
         raise
     finally:
         stream.close()
-        flush()
-        report.seconds = time.perf_counter() - start
-        _record_run(dataset, field, {**record, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                     "predicted": report.predicted, "skipped": report.skipped,
-                                     "failed": len(report.failures), "cancelled": report.cancelled})
-        progress.finish()
+        try:
+            flush()
+        finally:
+            report.seconds = time.perf_counter() - start
+            writer.finish()
+            progress.finish()
     return report
 
 
-def _record_run(dataset, field: str, record: dict) -> None:
-    dataset.reload()
-    runs = dict((dataset.info or {}).get(RUNS_INFO_KEY, {}))
-    runs[field] = record
-    dataset.info[RUNS_INFO_KEY] = runs
-    dataset.save()
+class _Writer:
+    """Writes predicted samples, merged around reviewer work; declares the fields and records the
+    run (``core.provenance``) only once something is written."""
+
+    def __init__(self, dataset, field: str, run_key: str, record: dict, report: InferenceReport):
+        self.dataset, self.field, self.run_key = dataset, field, run_key
+        self.record, self.report = record, report
+        self.started = False
+
+    def _start(self) -> None:
+        fo = fiftyone()
+        schema = self.dataset.get_field_schema()
+        if self.field not in schema:
+            self.dataset.add_sample_field(self.field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+        if f"{self.field}_run" not in schema:
+            self.dataset.add_sample_field(f"{self.field}_run", fo.StringField)
+        record_run(self.dataset, self.field, self.record)
+        self.label_fields = [name for name, f in self.dataset.get_field_schema().items()
+                             if getattr(f, "document_type", None) is fo.Detections]
+        self.started = True
+
+    def write(self, pending: dict[str, tuple]) -> list[str]:
+        """Write ``{sample id: (label documents, height, width)}``; returns the ids written."""
+        from pymongo import UpdateOne
+
+        from maskreview.core.edits import _oid
+        from maskreview.core.reviewed import merge, review_projection
+
+        if not self.started:
+            self._start()
+        coll = self.dataset._sample_collection
+        projection = review_projection(self.field, self.label_fields)
+        todo = dict(pending)
+        for _attempt in range(5):  # a sample edited between the read and the write is read again
+            stamp = _now_ms()
+            ops, merges = [], {}
+            for doc in coll.find({"_id": {"$in": [_oid(i) for i in todo]}}, projection):
+                sid = str(doc["_id"])
+                new, height, width = todo[sid]
+                merges[sid] = merged = merge(doc, self.field, new, height, width)
+                ops.append(UpdateOne({"_id": doc["_id"], "last_modified_at": doc.get("last_modified_at")},
+                                     {"$set": {self.field: {"_cls": "Detections", "detections": merged.detections},
+                                               f"{self.field}_run": self.run_key, "last_modified_at": stamp}}))
+            if ops:
+                coll.bulk_write(ops, ordered=False)
+            landed = {str(d["_id"]) for d in coll.find(
+                {"_id": {"$in": [_oid(i) for i in merges]}, "last_modified_at": stamp}, {"_id": 1})}
+            for sid in landed:
+                self._count(merges[sid])
+                todo.pop(sid)
+            for sid in set(todo) - set(merges):  # deleted from the dataset meanwhile
+                todo.pop(sid)
+            if not todo:
+                break
+        self.report.failures.extend(f"sample {sid}: kept changing while the model's output was written; "
+                                    "run again" for sid in todo)
+        return [sid for sid in pending if sid not in todo]
+
+    def _count(self, merged) -> None:
+        self.report.kept_reviewed += merged.kept
+        self.report.replaced += merged.replaced
+        self.report.dropped_as_reviewed += merged.dropped_as_reviewed
+        self.report.dropped_as_deleted += merged.dropped_as_deleted
+
+    def finish(self) -> None:
+        if not self.started:
+            return  # nothing written: the dataset is as it was
+        r = self.report
+        record_run(self.dataset, self.field, {
+            **self.record, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "predicted": r.predicted,
+            "skipped": r.skipped, "failed": len(r.failures), "cancelled": r.cancelled,
+            "kept_reviewed": r.kept_reviewed})
 
 
-def forget_run(dataset, field: str) -> None:
-    """Drop a run's record (for scratch fields that are deleted afterwards)."""
-    runs = dict((dataset.info or {}).get(RUNS_INFO_KEY, {}))
-    if runs.pop(field, None) is not None:
-        dataset.info[RUNS_INFO_KEY] = runs
-        dataset.save()
+def _now_ms() -> datetime:
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _predict_batch(engine: Engine, batch, pending, report: InferenceReport) -> None:
     instances = engine.predict_instances([im for _, im in batch])
     for (sample_id, _), inst in zip(batch, instances):
-        pending[sample_id] = engine.to_detections(inst)
+        detections = engine.to_detections(inst)
+        height, width = inst.image_size
+        pending[sample_id] = ([d.to_mongo() for d in detections.detections], height, width)
         report.predicted += 1

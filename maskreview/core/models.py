@@ -9,8 +9,9 @@ A *model* is named by the user as one of (tried in this order, see ``_RESOLVERS`
 - a detectron2 YAML file.
 
 Weights load safely: ``.pth`` with ``torch.load(weights_only=True)``; detectron2's ``.pkl``
-pickles with an unpickler that admits only numpy arrays and plain containers. Anything else
-needs ``trust_checkpoint=True`` (``--trust-checkpoint``).
+pickles with an unpickler that admits only numpy arrays and plain containers. Configs load
+with a safe YAML loader (:func:`load_config`). Anything else needs ``trust_checkpoint=True``
+(``--trust-checkpoint``).
 """
 
 from __future__ import annotations
@@ -175,6 +176,43 @@ def resolve_model(name: str) -> ModelSpec:
         f"{name}: unknown model; give 'demo', a model folder from 'maskreview train', a detectron2 "
         "YAML file or a model-zoo name (see 'maskreview models')"
     )
+
+
+class UntrustedConfigError(BadInputError):
+    pass
+
+
+_YAML_TAG_PREFIX = "tag:yaml.org,2002:"
+
+
+def load_config(config_file: str | os.PathLike, trust_config: bool = False):
+    """A detectron2 ``CfgNode`` from a YAML file and its ``_BASE_`` chain, read as plain data.
+
+    detectron2 falls back to ``yaml.unsafe_load`` when a file holds Python tags, which runs
+    whatever the tag names. Configs come from the same places as weights (a colleague's model
+    folder, a download), so a tag is refused, naming the file and the tag, unless the user
+    trusts the file (``--trust-checkpoint``).
+    """
+    import yaml
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    try:
+        cfg.merge_from_file(str(config_file), allow_unsafe=trust_config)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        where = f"{mark.name}, line {mark.line + 1}" if mark else str(config_file)
+        tag = re.search(r"tag '([^']+)'", exc.problem or "")
+        tag = tag.group(1).replace(_YAML_TAG_PREFIX, "!!") if tag else (exc.problem or "an unknown tag")
+        pulled_in = "" if mark and Path(mark.name) == Path(config_file) else f" (a _BASE_ of {config_file})"
+        raise UntrustedConfigError(
+            f"{where}{pulled_in}: config holds the YAML tag {tag}, which would run Python code; "
+            f"refusing ({TRUST_HINT})"
+        ) from exc
+    except Exception as exc:  # yaml errors, unknown keys, missing _BASE_
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise BadInputError(f"{config_file}: not a usable detectron2 config ({type(exc).__name__}: {first})") from exc
+    return cfg
 
 
 def num_classes(cfg) -> int:
@@ -371,7 +409,24 @@ def load_checkpoint_file(path: str | os.PathLike, trust_checkpoint: bool = False
     loaded = loaded if "model" in loaded else {"model": loaded}
     if not isinstance(loaded["model"], dict):
         raise BadInputError(f"{path}: its 'model' entry is not a state dict")
+    _check_state_dict(path, loaded["model"])
     return loaded
+
+
+def _check_state_dict(path: Path, state: dict) -> None:
+    """Every entry a numeric tensor or array under a string key (detectron2 would raise deep inside)."""
+    import numpy as np
+    import torch
+
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise BadInputError(f"{path}: not a state dict (a key is a {type(key).__name__}, not a name)")
+        if isinstance(value, torch.Tensor):
+            continue
+        if isinstance(value, np.ndarray) and (value.dtype == bool or np.issubdtype(value.dtype, np.number)):
+            continue
+        what = f"an array of {value.dtype}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+        raise BadInputError(f"{path}: entry {key[:100]!r} is {what} where a tensor belongs; not usable weights")
 
 
 def make_checkpointer(model, trust_checkpoint: bool = False, **kwargs):
