@@ -26,8 +26,7 @@ def journal_only(session, op):
     from maskreview.core import edits as ed
 
     change = ed.Resolver(session._read(op.samples(), op.fields())).resolve(op)
-    for p in change.patches:
-        p.expect, p.stamp = session.versions.get(p.sample_id), session._stamp()
+    session._versioned([change])
     for f in op.fields():
         session._check_field(f)
     session.journal.append([change.patches])

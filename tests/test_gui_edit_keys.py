@@ -206,5 +206,10 @@ def test_showing_samples_never_writes(window, qtbot):
     assert len(set(shown)) == 5
     assert (after["insert"], after["update"], after["delete"]) == (before["insert"], before["update"], before["delete"])
     # edits to a shown sample are based on the version read with it
-    versions = dict(zip(*window.dataset.select(shown).values(["id", "last_modified_at"])))
+    from bson import ObjectId
+
+    from maskreview.core.writeback import VERSION_FIELDS, version_of
+
+    docs = window.dataset._sample_collection.find({"_id": {"$in": [ObjectId(s) for s in shown]}}, VERSION_FIELDS)
+    versions = {str(d["_id"]): version_of(d) for d in docs}
     assert [window.edits.session.versions[s] for s in shown] == [versions[s] for s in shown]

@@ -93,15 +93,33 @@ class LabelPatch:
         return LabelPatch(self.field, self.label_id, self.after, self.before, self.index, self.whole)
 
 
+@dataclass(frozen=True)
+class Version:
+    """A sample's version: ``rev`` counts maskreview's edits of it (a counter that every edit
+    increments, conditional on the value it read, so two writers can never both write on top of
+    the same revision), ``by`` names the session that wrote that revision (a revision read back
+    is then known to be this session's own, not another's with the same number), and
+    ``modified`` is ``last_modified_at``, which every writer sets, FiftyOne's ``save()`` too."""
+
+    rev: int = 0
+    by: str | None = None
+    modified: datetime | None = None
+
+    def same_state(self, other: Version) -> bool:
+        """What a conditional write checks: no edit and no other write since ``other``."""
+        return self.rev == other.rev and self.modified == other.modified
+
+
 @dataclass
 class SamplePatch:
     sample_id: str
     labels: list[LabelPatch] = field(default_factory=list)
     tags_add: list[str] = field(default_factory=list)
     tags_remove: list[str] = field(default_factory=list)
-    # Filled in when written: the sample's ``last_modified_at`` expected before and set after.
-    expect: datetime | None = None
-    stamp: datetime | None = None
+    # Filled in when written: the version the write is conditional on (None: unconditional,
+    # only in journals written before revisions) and the version it gives the sample.
+    expect: Version | None = None
+    result: Version | None = None
 
     def inverse(self) -> SamplePatch:
         return SamplePatch(self.sample_id, [p.inverse() for p in reversed(self.labels)],

@@ -32,7 +32,7 @@ import numpy as np
 from bson import Binary, ObjectId
 from bson.errors import InvalidDocument
 
-from maskreview.core.edits import LabelPatch, SamplePatch, serialize_mask
+from maskreview.core.edits import LabelPatch, SamplePatch, Version, serialize_mask
 
 
 def journal_root() -> Path:
@@ -89,7 +89,7 @@ def encode_patch(p: SamplePatch) -> dict:
     """The patch as JSON-ready data, except values :func:`_encode` turns into JSON."""
     return {
         "sample_id": p.sample_id, "tags_add": p.tags_add, "tags_remove": p.tags_remove,
-        "expect": p.expect, "stamp": p.stamp,
+        "expect": _version_data(p.expect), "result": _version_data(p.result),
         # "before" is for undo, which lives in memory; replaying needs only the state after.
         "labels": [{"field": lp.field, "label_id": lp.label_id, "after": lp.after,
                     "index": lp.index, "whole": lp.whole} for lp in p.labels],
@@ -120,8 +120,19 @@ def decode_patch(d: dict) -> SamplePatch:
 
 
 def _patch(d: dict) -> SamplePatch:
+    result = _version(d["result"]) if "result" in d else _version(d["stamp"])
     return SamplePatch(d["sample_id"], [LabelPatch(before=None, **lp) for lp in d["labels"]], d["tags_add"], d["tags_remove"],
-                       d["expect"], d["stamp"])
+                       _version(d["expect"]), result)
+
+
+def _version_data(v: Version | None) -> dict | None:
+    return None if v is None else {"rev": v.rev, "by": v.by, "modified": v.modified}
+
+
+def _version(data: dict | datetime | None) -> Version | None:
+    if isinstance(data, datetime):  # a journal from before revisions: last_modified_at alone
+        return Version(modified=data)
+    return None if data is None else Version(data["rev"], data["by"], data["modified"])
 
 
 # --------------------------------------------------------------------------------------------

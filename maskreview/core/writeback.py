@@ -7,11 +7,15 @@ update for several samples when their resolved values are known, see :func:`_res
 Many ops go in one journal write and one ``bulk_write``
 (:meth:`EditSession.apply_many`), so bulk actions stay fast.
 
-Shared databases: the session remembers each sample's ``last_modified_at`` as it was loaded
-(:meth:`EditSession.track`) and as it last wrote it. Every update is conditional on that value,
-so an edit to a sample that someone else changed meanwhile raises :class:`ConflictError`
-instead of overwriting; the caller then takes theirs (:meth:`refresh`) or keeps mine
-(``force=True``).
+Shared databases: the session remembers each sample's :class:`~maskreview.core.edits.Version`
+as it was loaded (:meth:`EditSession.track`) and as it last wrote it: ``review_rev`` (a counter
+each edit increments), ``review_rev_by`` (the session that wrote that revision) and
+``last_modified_at`` (which other writers set). Every update is conditional on the revision and
+``last_modified_at`` it expects and writes the next revision in the same update, so an edit to a
+sample that someone else changed meanwhile raises :class:`ConflictError` instead of
+overwriting, however close in time the two writes are; the caller then takes theirs
+(:meth:`refresh`) or keeps mine (``force=True``: the edit goes on top of the version in the
+database now).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pymongo import UpdateMany, UpdateOne
 
 from maskreview.core import journal as jn
 from maskreview.core.edits import (EDIT_ATTRIBUTES, ORIGINAL_SUFFIX, Change, LabelPatch, Op, Resolver, SamplePatch,
-                                   _oid, original_field)
+                                   Version, _oid, new_id, original_field)
 from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.gcpause import gc_paused
 from maskreview.core.store import fiftyone
@@ -40,6 +44,15 @@ class ConflictError(MaskreviewError):
                          f"({', '.join(self.sample_ids[:3])}); keep your edit or take theirs")
 
 
+REV_FIELD, REV_BY_FIELD = "review_rev", "review_rev_by"  # sample fields, declared in the schema
+VERSION_FIELDS = (REV_FIELD, REV_BY_FIELD, "last_modified_at")
+
+
+def version_of(doc: dict) -> Version:
+    """The version of a sample document read with (at least) :data:`VERSION_FIELDS`."""
+    return Version(doc.get(REV_FIELD) or 0, doc.get(REV_BY_FIELD), doc.get("last_modified_at"))
+
+
 def _now_ms() -> datetime:
     now = datetime.utcnow()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -52,11 +65,13 @@ class EditSession:
         self.dataset = dataset
         self._coll = dataset._sample_collection
         self._journal_root = journal_root
-        self.versions: dict[str, datetime] = {}
+        self.versions: dict[str, Version] = {}
+        self.writer = new_id()  # this session's name in the revisions it writes
         self._last_stamp = datetime.min
         self._checked_fields: set[str] = set()
         self._declared: set[tuple[str, str]] = set()
         self._shapes: set[tuple[str, tuple[str, ...]]] = set()  # (field, attributes) checked and declared
+        self._declare_version_fields()
         self.replayed = self.replay()
         self.journal = jn.Journal(str(dataset._doc.id), journal_root)
 
@@ -64,12 +79,12 @@ class EditSession:
     def track(self, sample_ids: str | Iterable[str]) -> None:
         """Remember the samples' versions as they are now (call when the UI loads them)."""
         ids = [sample_ids] if isinstance(sample_ids, str) else list(sample_ids)
-        for doc in self._coll.find({"_id": {"$in": [_oid(i) for i in ids]}}, {"last_modified_at": 1}):
-            self.versions[str(doc["_id"])] = doc.get("last_modified_at")
+        for doc in self._coll.find({"_id": {"$in": [_oid(i) for i in ids]}}, dict.fromkeys(VERSION_FIELDS, 1)):
+            self.versions[str(doc["_id"])] = version_of(doc)
 
-    def loaded(self, sample_id: str, version: datetime | None) -> None:
-        """The UI now shows this sample as of ``version`` (its ``last_modified_at``, read in the
-        same query as what is shown): edits to it are based on that. No database access."""
+    def loaded(self, sample_id: str, version: Version | None) -> None:
+        """The UI now shows this sample as of ``version`` (:func:`version_of` the document read
+        in the same query as what is shown): edits to it are based on that. No database access."""
         if version is not None:
             self.versions[sample_id] = version
 
@@ -97,13 +112,15 @@ class EditSession:
         for f in fields:
             self._check_field(f)
         docs = self._read(sample_ids, fields)
-        if not force:
+        if force:  # keep mine: on top of the version just read
+            self.versions.update({sid: version_of(doc) for sid, doc in docs.items()})
+        else:
             stale = [s for s in sample_ids if s in docs and s in self.versions
-                     and docs[s].get("last_modified_at") != self.versions[s]]
+                     and version_of(docs[s]) != self.versions[s]]
             if stale:
                 raise ConflictError(stale, ops[0] if len(ops) == 1 else None)
         for sid, doc in docs.items():
-            self.versions.setdefault(sid, doc.get("last_modified_at"))
+            self.versions.setdefault(sid, version_of(doc))
         resolver = Resolver(docs, self.dataset.info.get("maskreview_runs"))
         changes = [resolver.resolve(op) for op in ops]
         for change in changes:
@@ -116,15 +133,17 @@ class EditSession:
                         self._shapes.add(shape)
         read = fields | {original_field(f) for f in fields}
         whole = not force and all(lp.field in read for c in changes for p in c.patches for lp in p.labels)
-        self._write(changes, force, docs if whole else None)
+        self._write(changes, docs if whole else None)
         return changes
 
     def write(self, change: Change, force: bool = False) -> Change:
         """Write a change as it is (undo: ``write(change.inverse())``; redo: ``write(change)``)."""
         change = Change(change.text, [SamplePatch(p.sample_id, list(p.labels), list(p.tags_add), list(p.tags_remove))
                                       for p in change.patches])
+        if force:  # keep mine: on top of the versions in the database now
+            self.track(change.sample_ids)
         with gc_paused():
-            self._write([change], force)
+            self._write([change])
         return change
 
     def prepare(self, fields: Iterable[str]) -> None:
@@ -136,6 +155,13 @@ class EditSession:
             self._declare(LabelPatch(original_field(name), "", None, {"original_of": "", "original_index": 0}))
 
     # -- internals -----------------------------------------------------------------------
+    def _declare_version_fields(self) -> None:
+        schema = self.dataset.get_field_schema()
+        fo = fiftyone()
+        for name, ftype in ((REV_FIELD, fo.IntField), (REV_BY_FIELD, fo.StringField)):
+            if name not in schema:
+                self.dataset.add_sample_field(name, ftype, description="maskreview's edit revision (conflict detection)")
+
     def _check_field(self, name: str) -> None:
         if name in self._checked_fields:
             return
@@ -175,7 +201,7 @@ class EditSession:
             self._declared.add((lp.field, k))
 
     def _read(self, sample_ids: list[str], fields: set[str]) -> dict[str, dict]:
-        projection = {"tags": 1, "metadata.width": 1, "metadata.height": 1, "filepath": 1, "last_modified_at": 1}
+        projection = {"tags": 1, "metadata.width": 1, "metadata.height": 1, "filepath": 1, **dict.fromkeys(VERSION_FIELDS, 1)}
         for f in fields:
             projection[f] = 1
             projection[original_field(f)] = 1
@@ -187,23 +213,32 @@ class EditSession:
         self._last_stamp = stamp
         return stamp
 
-    def _write(self, changes: list[Change], force: bool, docs: dict[str, dict] | None = None) -> None:
+    def _versioned(self, changes: list[Change]) -> dict[str, Version]:
+        """Give each patch the version it expects and the one it writes, chained per sample;
+        returns each sample's last."""
+        untracked = {p.sample_id for c in changes for p in c.patches} - self.versions.keys()
+        if untracked:
+            self.track(untracked)
+        chain: dict[str, Version] = {}
+        started = _now_ms()  # once per batch: the stamps after it are each 1 ms later anyway
+        for change in changes:
+            for p in change.patches:
+                p.expect = chain.get(p.sample_id) or self.versions.get(p.sample_id) or Version()
+                p.result = chain[p.sample_id] = Version(p.expect.rev + 1, self.writer, self._stamp(started))
+        return chain
+
+    def _write(self, changes: list[Change], docs: dict[str, dict] | None = None) -> None:
         """Journal, then write. ``docs``: the sample documents as resolved (after ``changes``)."""
         live = [c for c in changes if not c.empty]
         if not live:
             return
-        chain: dict[str, datetime | None] = {}
-        started = _now_ms()  # once per batch: the stamps after it are each 1 ms later anyway
-        for change in live:
-            for p in change.patches:
-                p.expect = None if force and p.sample_id not in chain else chain.get(p.sample_id, self.versions.get(p.sample_id))
-                p.stamp = chain[p.sample_id] = self._stamp(started)
+        chain = self._versioned(live)
         seqs = self.journal.append([c.patches for c in live])
         last = {p.sample_id: p for c in live for p in c.patches}
         requests, resolved = [], []
         for change in live:
             for p in change.patches:
-                if docs and p.expect is not None and last[p.sample_id] is p:
+                if docs and last[p.sample_id] is p:
                     resolved.append(p)  # after this sample's other patches: the bulk write is ordered
                 else:
                     requests.append(UpdateOne(_filter(p), [{"$set": update_expression(p)}]))
@@ -211,15 +246,16 @@ class EditSession:
         requests += _resolved_updates(resolved, docs)
         result = self._coll.bulk_write(requests, ordered=True)
         ids = [p.sample_id for c in live for p in c.patches]
-        # Every update that applies sets a new stamp, so it counts as modified.
+        # Every update that applies sets a new revision, so it counts as modified.
         if result.modified_count == expected:
             self._written(seqs, chain, ids, live)
             return
-        # Some conditional updates found a different version: find out which.
-        now = {str(d["_id"]): d.get("last_modified_at") for d in self._coll.find(
-            {"_id": {"$in": [_oid(i) for i in ids]}}, {"last_modified_at": 1})}
-        written = {sid for sid, stamp in chain.items() if now.get(sid) == stamp}
-        if len(written) == len(chain):  # (a forced update that changed nothing, stamp included)
+        # Some conditional updates found a different version: find out which (the revision
+        # names its writer, so another session's write of the same number is not taken for ours).
+        now = {str(d["_id"]): version_of(d) for d in self._coll.find(
+            {"_id": {"$in": [_oid(i) for i in ids]}}, dict.fromkeys(VERSION_FIELDS, 1))}
+        written = {sid for sid, version in chain.items() if now.get(sid) == version}
+        if len(written) == len(chain):
             self._written(seqs, chain, ids, live)
             return
         self.versions.update({sid: chain[sid] for sid in written})
@@ -229,7 +265,7 @@ class EditSession:
         self._reload(ids)
         raise ConflictError(sorted(set(ids) - written), live[0] if len(live) == 1 else None)
 
-    def _written(self, seqs: list[int], chain: dict[str, datetime], ids: list[str], live: list[Change]) -> None:
+    def _written(self, seqs: list[int], chain: dict[str, Version], ids: list[str], live: list[Change]) -> None:
         self.journal.mark(seqs)
         self.versions.update(chain)
         self._reload(ids, live)
@@ -246,7 +282,7 @@ class EditSession:
         if changes is None:
             fos.Sample._reload_docs(self.dataset._sample_collection_name, sample_ids=ids)
             return
-        fields = {"tags", "last_modified_at"}
+        fields = {"tags", *VERSION_FIELDS}
         for change in changes:
             fields.update(lp.field for p in change.patches for lp in p.labels)
         for raw in self._coll.find({"_id": {"$in": [_oid(i) for i in ids]}}, {f: 1 for f in fields}):
@@ -264,26 +300,27 @@ class EditSession:
         the patches that conflict with later changes by someone else (offered, not applied)."""
         report = {"applied": 0, "already": 0, "conflicts": []}
         for orphan in jn.orphans(str(self.dataset._doc.id), self._journal_root):
-            ours: dict[str, set[datetime]] = {}
-            for _, patches in orphan.entries:
-                for p in patches:
-                    ours.setdefault(p.sample_id, set()).add(p.stamp)
-            for _, patches in orphan.entries:
-                for p in patches:
-                    doc = self._coll.find_one({"_id": _oid(p.sample_id)}, {"last_modified_at": 1})
-                    current = doc.get("last_modified_at") if doc else None
-                    if doc is None:
-                        report["conflicts"].append(p)
-                    elif current in ours[p.sample_id] and current >= p.stamp:
-                        report["already"] += 1
-                    elif p.expect is None or current == p.expect:
-                        for lp in p.labels:
-                            self._check_field(lp.field)
-                        self._coll.bulk_write([UpdateOne({"_id": _oid(p.sample_id)}, [{"$set": update_expression(p)}])])
+            patches = [p for _, entry in orphan.entries for p in entry]
+            # A patch reached the database if the sample's version is the one it wrote or one a
+            # later patch of the same journal wrote (those were conditional on it).
+            position = {(p.sample_id, p.result): i for i, p in enumerate(patches)}
+            for i, p in enumerate(patches):
+                doc = self._coll.find_one({"_id": _oid(p.sample_id)}, dict.fromkeys(VERSION_FIELDS, 1))
+                current = version_of(doc) if doc else None
+                if current is None:
+                    report["conflicts"].append(p)
+                elif position.get((p.sample_id, current), -1) >= i:
+                    report["already"] += 1
+                elif p.expect is None or current.same_state(p.expect):
+                    for lp in p.labels:
+                        self._check_field(lp.field)
+                    if self._coll.update_one(_filter(p), [{"$set": update_expression(p)}]).modified_count:
                         report["applied"] += 1
                         self._reload([p.sample_id])
-                    else:
+                    else:  # someone else wrote it since it was read, a moment ago
                         report["conflicts"].append(p)
+                else:
+                    report["conflicts"].append(p)
             orphan.release(delete=True)
         return report
 
@@ -334,7 +371,7 @@ def _resolved_updates(patches: list[SamplePatch], docs: dict[str, dict]) -> list
     for start in range(0, len(patches), GROUP):
         chunk = patches[start : start + GROUP]
         ids = [_oid(p.sample_id) for p in chunk]
-        branches = [{"case": {"$and": [{"$eq": ["$_id", oid]}, {"$eq": ["$last_modified_at", p.expect]}]},
+        branches = [{"case": {"$and": [{"$eq": ["$_id", oid]}, *_version_condition(p.expect)]},
                      "then": {"$mergeObjects": ["$$ROOT", {"$literal": _resolved_values(p, docs[p.sample_id])}]}}
                     for oid, p in zip(ids, chunk)]
         update = [{"$replaceWith": {"$switch": {"branches": branches, "default": "$$ROOT"}}}]
@@ -346,20 +383,30 @@ def _resolved_values(p: SamplePatch, resolved: dict) -> dict:
     values = {lp.field: resolved.get(lp.field) for lp in p.labels}
     if p.tags_add or p.tags_remove:
         values["tags"] = resolved.get("tags") or []
-    values["last_modified_at"] = p.stamp
-    return values
+    return {**values, **_version_values(p.result)}
+
+
+def _version_condition(v: Version) -> list[dict]:
+    """Aggregation conditions: the sample is at version ``v`` (no revision counts as 0)."""
+    return [{"$eq": [{"$ifNull": [f"${REV_FIELD}", 0]}, v.rev]}, {"$eq": ["$last_modified_at", v.modified]}]
+
+
+def _version_values(v: Version) -> dict:
+    if v.by is None:  # journaled before revisions: last_modified_at alone
+        return {"last_modified_at": v.modified}
+    return {REV_FIELD: v.rev, REV_BY_FIELD: v.by, "last_modified_at": v.modified}
 
 
 def _filter(p: SamplePatch) -> dict:
     query = {"_id": _oid(p.sample_id)}
     if p.expect is not None:
-        query["last_modified_at"] = p.expect
+        query.update({REV_FIELD: p.expect.rev or None, "last_modified_at": p.expect.modified})
     return query
 
 
 def update_expression(p: SamplePatch) -> dict:
     """``$set`` stage of an update pipeline that applies ``p`` idempotently."""
-    expr: dict = {"last_modified_at": p.stamp}
+    expr: dict = _version_values(p.result)
     by_field: dict[str, list[LabelPatch]] = {}
     for lp in p.labels:
         by_field.setdefault(lp.field, []).append(lp)

@@ -56,7 +56,7 @@ class RawSample:
     height: int | None
     tags: list[str]
     labels: dict  # field -> RawDetections | None
-    version: object = None  # last_modified_at as read, the base of edits to what is shown
+    version: object = None  # writeback.version_of the document as read, the base of edits to what is shown
 
 
 def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dict[str, RawSample]:
@@ -64,9 +64,10 @@ def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dic
     from bson import ObjectId
 
     from maskreview.core.store import fiftyone
+    from maskreview.core.writeback import VERSION_FIELDS, version_of
 
     fiftyone()  # configured before fiftyone.core.utils (mask decoding) is imported
-    projection = {f: 1 for f in ("filepath", "metadata", "tags", "last_modified_at", *label_fields)}
+    projection = {f: 1 for f in ("filepath", "metadata", "tags", *VERSION_FIELDS, *label_fields)}
     cursor = dataset._sample_collection.find({"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, projection)
     out = {}
     for doc in cursor:
@@ -75,7 +76,7 @@ def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dic
                   if isinstance(doc.get(f), dict) else None for f in label_fields}
         sid = str(doc["_id"])
         out[sid] = RawSample(sid, doc["filepath"], meta.get("width"), meta.get("height"), list(doc.get("tags") or []),
-                             labels, doc.get("last_modified_at"))
+                             labels, version_of(doc))
     return out
 
 

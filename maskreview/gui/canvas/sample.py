@@ -20,7 +20,7 @@ class SampleData:
     fields: dict[str, list[Instance]] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     scratch_detections: dict = field(default_factory=dict)  # field -> fo.Detections (scratch only)
-    version: object = None  # the sample's last_modified_at, read with its labels
+    version: object = None  # the sample's version (writeback.version_of), read with its labels
 
     @property
     def scratch(self) -> bool:
