@@ -22,6 +22,7 @@ class Progress:
         self.total = 0
         self.done = 0
         self.label = ""
+        self.notes: list[str] = []
         self.started_at = time.monotonic()
 
     # -- called by the job ---------------------------------------------------------------
@@ -36,6 +37,11 @@ class Progress:
 
     def finish(self) -> None:
         self.on_finish()
+
+    def note(self, text: str) -> None:
+        """Tell the user something worth one line (a skipped file, an import started again)."""
+        self.notes.append(text)
+        self.on_note(text)
 
     def check(self) -> None:
         """Raise :class:`CancelledError` if someone asked to cancel."""
@@ -63,6 +69,9 @@ class Progress:
     def on_finish(self) -> None:  # pragma: no cover - silent by default
         pass
 
+    def on_note(self, text: str) -> None:  # pragma: no cover - kept in ``notes`` by default
+        pass
+
 
 class TerminalProgress(Progress):
     """A progress bar on stderr (tqdm), shown only when stderr is a terminal or forced."""
@@ -87,6 +96,9 @@ class TerminalProgress(Progress):
 
     def on_finish(self) -> None:
         self._close()
+
+    def on_note(self, text: str) -> None:
+        print(f"maskreview: {text}", file=sys.stderr, flush=True)
 
     def _close(self) -> None:
         if self._bar is not None:
