@@ -12,6 +12,8 @@ import os
 import sys
 
 from maskreview import __version__
+from maskreview.cli_args import BATCH, COUNT, IMAGE_SIZE, SEED, OneLineParser, fraction, int_in, output_folder, \
+    positive_float
 from maskreview.core.errors import CancelledError, MaskreviewError
 
 EXIT_BAD_INPUT = 2
@@ -26,7 +28,8 @@ def _progress():
 def _open_view(args):
     from maskreview.core.sources import open_source
 
-    dataset = open_source(args.source, images_dir=getattr(args, "images", None), progress=_progress())
+    dataset = open_source(args.source, images_dir=getattr(args, "images", None), progress=_progress(),
+                          trust_json_size=getattr(args, "trust_json_size", False))
     view = dataset.view()
     tags = getattr(args, "view_tags", None) or getattr(args, "tags", None)
     if tags:
@@ -52,7 +55,7 @@ def cmd_import(args) -> int:
     from maskreview.core.sources import open_source, summary
 
     dataset = open_source(args.source, images_dir=args.images, name=args.name, progress=_progress(),
-                          skip_bad=args.skip_bad)
+                          skip_bad=args.skip_bad, trust_json_size=args.trust_json_size)
     info = summary(dataset)
     if args.json:
         print(json.dumps(info))
@@ -91,6 +94,10 @@ def cmd_infer(args) -> int:
     print(f"{dataset.name}: predicted {report.predicted} samples into '{args.field}' "
           f"({report.images_per_second:.2f} img/s), skipped {report.skipped} already done, "
           f"{len(report.failures)} failed")
+    if report.predicted:
+        print(f"kept {report.kept_reviewed} reviewed labels as they were; replaced {report.replaced} untouched "
+              f"model labels; left out {report.dropped_as_deleted} new predictions the reviewer had deleted "
+              f"and {report.dropped_as_reviewed} already reviewed")
     for failure in report.failures:
         print(f"  skipped: {failure}", file=sys.stderr)
     return 0
@@ -135,7 +142,8 @@ def cmd_train(args) -> int:
     _, view = _open_view(args)
     settings = TrainSettings(iters=args.iters, lr=args.lr, batch=args.batch, holdout=args.holdout,
                              checkpoint_period=args.checkpoint_period, fp16_weights=args.fp16,
-                             resume=args.resume, log_period=args.log_period, opts=args.opts or [])
+                             resume=args.resume, log_period=args.log_period, opts=args.opts or [],
+                             trust_checkpoint=args.trust_checkpoint)
     report = train(view, args.gt_field, args.base, args.out, settings, progress=_progress())
     held = report.get("held_out_eval")
     print(f"model written to {args.out}"
@@ -204,22 +212,30 @@ SOURCE_HELP = "an image, a folder of images, a COCO instances JSON, or a FiftyOn
 def _add_source_args(p, optional: bool = False):
     p.add_argument("source", nargs="?" if optional else None, help=SOURCE_HELP)
     p.add_argument("--images", help="image folder for a COCO JSON (default: images/ or data/ beside it)")
+    p.add_argument("--max-pixels", type=int_in(1), help="open images of up to this many pixels (default: PIL's "
+                   "limit, 89478485, or MASKREVIEW_MAX_PIXELS); larger ones are refused as possible bombs")
+    p.add_argument("--trust-json-size", action="store_true", help="take a COCO JSON's image width/height as "
+                   "given instead of checking each image's header (for images on slow remote storage)")
 
 
 def _add_engine_args(p):
     p.add_argument("--model", default="demo", help="demo, a model folder, a zoo config name or a YAML file")
     p.add_argument("--weights", help="weights file (.pth/.pkl) or URL; default: the model's own")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--score-thresh", type=float, default=0.05,
+    p.add_argument("--score-thresh", type=fraction(), default=0.05,
                    help="keep detections scoring at least this (default 0.05, as COCO evaluation wants)")
-    p.add_argument("--nms-thresh", type=float, default=0.5)
-    p.add_argument("--max-dets", type=int, default=100)
+    p.add_argument("--nms-thresh", type=fraction(), default=0.5)
+    p.add_argument("--max-dets", type=int_in(1, 10_000), default=100)
+    _add_trust_arg(p)
+
+
+def _add_trust_arg(p):
     p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow checkpoints that hold arbitrary Python objects (runs code from the file!)")
+                   help="allow checkpoints and configs that hold Python objects (runs code from the files!)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maskreview", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="maskreview", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"maskreview {__version__}")
     parser.add_argument("--database-uri", help="a shared MongoDB for FiftyOne (default: a local database "
                         "under the user data dir; also FIFTYONE_DATABASE_URI)")
@@ -237,10 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("demo-data", help="write the synthetic demo scenes (COCO JSON + PNGs) or real photos")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--out", required=True, type=output_folder)
+    p.add_argument("--n", type=COUNT, default=100, help="number of scenes")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--size", type=IMAGE_SIZE, default=256, help="scene width and height in pixels (32..8192)")
     p.add_argument("--real", action="store_true", help="write scikit-image's real photos instead")
     p.set_defaults(func=cmd_demo_data)
 
@@ -248,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(p)
     p.add_argument("--field", default="predictions")
     p.add_argument("--tags", help="only samples with these tags (comma-separated)")
-    p.add_argument("--overwrite", action="store_true", help="predict again samples done by the same model")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--overwrite", action="store_true", help="predict again samples done by the same model; "
+                   "replaces only the model's untouched labels (reviewed labels and deletions are kept)")
+    p.add_argument("--batch-size", type=BATCH, default=1)
     _add_engine_args(p)
     p.set_defaults(func=cmd_infer)
 
@@ -262,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iou-type", choices=("segm", "bbox"), default="segm")
     p.add_argument("--eval-key", default="eval", help="store per-sample/per-label results under this key "
                    "(FiftyOne's conventions); 'none' stores nothing")
-    p.add_argument("--iou-thresh", type=float, default=0.5, help="IoU of the stored TP/FP/FN matches")
+    p.add_argument("--iou-thresh", type=fraction(low_open=True), default=0.5, help="IoU of the stored TP/FP/FN matches")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -271,15 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt-field", default="ground_truth")
     p.add_argument("--view-tags", help="train only on samples with these tags (comma-separated)")
     p.add_argument("--base", default="demo", help="CONFIG[:WEIGHTS]: demo, a model folder, zoo name or YAML")
-    p.add_argument("--out", required=True, help="model folder to write")
-    p.add_argument("--iters", type=int, default=500)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch", type=int)
-    p.add_argument("--holdout", type=float, default=0.1, help="fraction held out and evaluated at the end")
-    p.add_argument("--checkpoint-period", type=int, default=500)
-    p.add_argument("--log-period", type=int, default=20, help="iterations between loss-log entries")
+    p.add_argument("--out", required=True, type=output_folder, help="model folder to write")
+    p.add_argument("--iters", type=COUNT, default=500)
+    p.add_argument("--lr", type=positive_float)
+    p.add_argument("--batch", type=BATCH)
+    p.add_argument("--holdout", type=fraction(high_open=True), default=0.1,
+                   help="fraction held out and evaluated at the end, in [0, 1)")
+    p.add_argument("--checkpoint-period", type=COUNT, default=500)
+    p.add_argument("--log-period", type=COUNT, default=20, help="iterations between loss-log entries")
     p.add_argument("--fp16", action="store_true", help="write half-precision weights (smaller files)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in OUT/work")
+    _add_trust_arg(p)
     p.add_argument("--opts", nargs=argparse.REMAINDER, help="detectron2 config overrides: KEY VALUE ...")
     p.set_defaults(func=cmd_train)
 
@@ -298,10 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="write PNGs of the model's insides for one image: FPN, RPN, ROI Align, mask head")
     p.add_argument("image", help="an image file")
-    p.add_argument("--out", required=True, help="folder for the PNG files")
-    p.add_argument("--instance", type=int, default=0, help="final instance to explain (0: the best)")
-    p.add_argument("--proposal", type=int, help="proposal for the ROI Align view (default: the instance's)")
-    p.add_argument("--top-k", type=int, default=50, help="RPN proposals to draw")
+    p.add_argument("--out", required=True, type=output_folder, help="folder for the PNG files")
+    p.add_argument("--instance", type=int_in(0), default=0, help="final instance to explain (0: the best)")
+    p.add_argument("--proposal", type=int_in(0), help="proposal for the ROI Align view (default: the instance's)")
+    p.add_argument("--top-k", type=int_in(1, 10_000), default=50, help="RPN proposals to draw")
     p.add_argument("--level", default="p3", help="FPN level to draw (p2..p6)")
     _add_engine_args(p)
     p.set_defaults(func=cmd_explain)
@@ -317,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["open"] if argv is None else [*argv, "open"])
     try:
+        if getattr(args, "max_pixels", None):
+            from maskreview.core.images import set_max_pixels
+
+            set_max_pixels(args.max_pixels)
         return args.func(args)
     except CancelledError as exc:
         print(f"maskreview: {exc}", file=sys.stderr)
