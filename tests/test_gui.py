@@ -220,7 +220,11 @@ def test_drop_image_runs_model_then_add_to_dataset(window, qtbot, tiny_model, de
     assert window.actions_["add_scratch"].isEnabled()
     window.actions_["add_scratch"].trigger()
     assert len(window.dataset) == 13
-    assert window.canvas.data.sample_id is not None and window.canvas.data.fields["predictions"]
+    # the automatic run predicts the added image with the model that predicted the drop, and only it
+    qtbot.waitUntil(lambda: window.inference is None and bool(window.canvas.data.fields.get("predictions")),
+                    timeout=120000)
+    assert window.canvas.data.sample_id is not None
+    assert window.dataset.exists("predictions").count() == 1
     # a non-image file gets an explanation, not a crash; a drop on the browser ends in the same place
     other = tmp_path / "notes.txt"
     other.write_text("hello")

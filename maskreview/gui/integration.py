@@ -377,7 +377,25 @@ def export_tagged(window):
         f"exported to {dialog.out.text().strip()}", 10000))
 
 
+def install_model_runs(window):
+    """Model runs (own field per model, undoable, the remembered model), Fine-tune and Compare."""
+    from maskreview.gui.dialogs.compare import open_compare
+    from maskreview.gui.dialogs.finetune import open_finetune
+    from maskreview.gui.model_runs import ModelRuns
+
+    runs = ModelRuns(window)
+    window.model_runs = runs
+    add_action(window, ActionSpec("finetune", "&Fine-tune on reviewed samples…", (), "Model",
+                                  tip="Train the model further on the samples tagged 'reviewed' (in the background)"),
+               lambda: open_finetune(window, runs), window.menus["Model"])
+    add_action(window, ActionSpec("compare_models", "&Compare models…", (), "Evaluate",
+                                  tip="Two prediction fields against the ground truth, instance by instance"),
+               lambda: open_compare(window, runs), _menu(window, "&Evaluate"))
+    return runs
+
+
 def install_all(window) -> None:
     install_evaluation(window)
     install_model_panel(window)
     install_editing(window)
+    install_model_runs(window)

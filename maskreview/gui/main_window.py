@@ -15,7 +15,7 @@ import os
 
 from PySide6.QtCore import QTimer, Qt, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMenu, QMessageBox, QToolBar)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QToolBar)
 
 from maskreview.gui import integration, workers
 from maskreview.gui.actions import ShortcutSheet, build_actions, icon, ACTIONS
@@ -175,10 +175,6 @@ class MainWindow(QMainWindow):
         else:
             self.show_sample(None)
         QTimer.singleShot(0, self.refresh_statistics)
-        from maskreview.core.demo import DEMO_DATASET
-
-        if dataset.name == DEMO_DATASET and ids:  # the demo opens with the demo model's predictions
-            self.run_inference("dataset", model="demo", skip_if_current=True)
 
     def set_eval_key(self, key: str | None) -> None:
         """Which evaluation's per-label ``<key>``, ``<key>_iou``, ``<key>_id`` attributes to show."""
@@ -380,48 +376,8 @@ class MainWindow(QMainWindow):
     def run_inference(self, scope: str = "dataset", overwrite: bool | None = None, model: str | None = None,
                       skip_if_current: bool = False) -> workers.Job | None:
         """Run the current model (or ``model``) over ``"dataset"``, ``"selection"`` or ``"current"`` in
-        the background; ``skip_if_current``: not when the predictions are already this model's."""
-        if self.dataset is None:
-            self.notify("Open a dataset first (or drop an image to try the model on it).")
-            return None
-        if self.inference is not None:
-            self.statusBar().showMessage("Inference is already running (Esc cancels it)", 5000)
-            return None
-        if scope == "current":
-            ids = [self.current_sample_id] if self.current_sample_id else []
-        elif scope == "selection":
-            ids = self.browser.selected_ids()
-        else:
-            ids = None
-        if ids is not None and not ids:
-            self.statusBar().showMessage("Nothing selected to run the model on", 5000)
-            return None
-        view = self.dataset.select(ids, ordered=True) if ids is not None else self.dataset.view()
-        job = workers.inference_job(view, self.engines, model or self.model_name, self.engine_settings, PRED,
-                                    overwrite=scope == "current" if overwrite is None else overwrite,
-                                    skip_if_current=skip_if_current)
-        job.progress.emitter.written.connect(self._on_written)
-        job.finished.connect(self._inference_finished)
-        self.inference = job
-        return self._start_job(job, lambda report: self.statusBar().showMessage(
-            "predictions are up to date" if report is None else
-            f"inference: {report.predicted} predicted, {report.skipped} already done, "
-            f"{len(report.failures)} failed ({report.images_per_second:.1f} img/s)", 10000))
-
-    def _inference_finished(self) -> None:
-        self.inference = None
-        self._histogram_timer.start(0)
-
-    def _on_written(self, sample_ids: list[str]) -> None:
-        """One batch of predictions landed: thumbnails redraw in the background, the canvas once."""
-        if PRED not in self.label_fields and self.dataset is not None:
-            self.label_fields.append(PRED)
-            self.canvas.field_order = self.label_fields
-            self.fields_panel.set_fields(self.label_fields, self.canvas.style.hidden_fields)
-        self.browser.model.invalidate(sample_ids)
-        if self.current_sample_id in sample_ids:
-            self.show_sample(self.current_sample_id, keep_view=True)
-        self._histogram_timer.start()
+        the background, into the model's own field, as one undo step (``gui.model_runs``)."""
+        return self.model_runs.run(scope, overwrite, model, skip_if_current)
 
     # ------------------------------------------------------------------ drag and drop
     # The one home for drops: a drop anywhere in the window (canvas, browser, docks) ends here,
@@ -444,17 +400,24 @@ class MainWindow(QMainWindow):
             self.open_source(path)
         elif is_image_path(path) and os.path.isfile(path):
             self.open_scratch(path)
+        elif path.lower().endswith((".yaml", ".yml", ".pth", ".pkl")):
+            self.notify(f"{os.path.basename(path)}: a model file? Choose models with Model ▸ Choose model…; "
+                        "a drop opens images, folders of images and COCO instances JSON files.")
         else:
             self.notify(f"{os.path.basename(path)}: maskreview opens images (.jpg, .png, .tif, .bmp, .webp), "
                         "folders of images and COCO instances JSON files. Drop one of those.")
 
     def open_scratch(self, path: str) -> workers.Job:
-        """Show a dropped image at once and run the model on it (not added to the dataset)."""
-        self.scratch = build_sample_data(None, path, {})
-        self._show(self.scratch)
-        if self.scratch.error:
+        """Show a dropped image at once and run the model on it (not added to the dataset).
+        An image that does not decode gets a dialog, and what was shown stays."""
+        data = build_sample_data(None, path, {})
+        if data.error:
+            self.notify(data.error)
             return None
-        job = workers.predict_image_job(path, self.engines, self.model_name, self.engine_settings)
+        self.scratch = data
+        self._show(self.scratch)
+        job = workers.predict_image_job(path, self.engines, self.model_name, self.engine_settings,
+                                        self.model_runs.weights)
         return self._start_job(job, lambda result, p=path: self._scratch_ready(p, *result))
 
     def _scratch_ready(self, path: str, image, detections) -> None:
@@ -487,6 +450,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.addAction("Demo dataset", lambda: self.open_source(None))
 
     def do_add_scratch(self) -> None:
+        from maskreview.core.errors import MaskreviewError
         from maskreview.core.images import image_header
         from maskreview.core.store import fiftyone
 
@@ -494,15 +458,19 @@ class MainWindow(QMainWindow):
         if data is None or self.dataset is None:
             return
         fo = fiftyone()
-        width, height, mime = image_header(data.filepath)
-        sample = fo.Sample(filepath=os.path.abspath(data.filepath),
-                           metadata=fo.ImageMetadata(width=width, height=height, mime_type=mime))
-        for field, dets in data.scratch_detections.items():
-            sample[field] = dets
-        self.dataset.add_sample(sample)
+        try:  # the file may have changed since it was dropped
+            width, height, mime = image_header(data.filepath)
+            sample = fo.Sample(filepath=os.path.abspath(data.filepath),
+                               metadata=fo.ImageMetadata(width=width, height=height, mime_type=mime))
+            self.dataset.add_sample(sample)
+        except MaskreviewError as exc:
+            self.notify(str(exc))
+            return
         self.scratch = None
-        self.set_dataset(self.dataset)
+        self.set_dataset(self.dataset)  # the automatic run predicts the new sample with the chosen model
         self.browser.select_id(sample.id)
+        if self.inference is None:  # no model remembered for this dataset: the one that predicted the drop
+            self.model_runs.run(sample_ids=[sample.id], automatic=True)
 
     def do_quit(self) -> None:
         self.close()
@@ -602,11 +570,9 @@ class MainWindow(QMainWindow):
         self.run_inference("dataset")
 
     def do_choose_model(self) -> None:
-        name, ok = QInputDialog.getText(self, "Model", "Model: 'demo', a folder from 'maskreview train', "
-                                        "a detectron2 YAML or a model-zoo name", text=self.model_name)
-        if ok and name.strip():
-            self.model_name = name.strip()
-            self.settings.set_value("model/name", self.model_name)
+        from maskreview.gui.dialogs.model_picker import open_picker
+
+        open_picker(self, self.model_runs)
 
     def do_cancel_job(self) -> None:
         if self.progress.job is not None:

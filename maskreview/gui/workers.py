@@ -8,9 +8,9 @@ signals on the GUI thread, so the window never waits on a job.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-import traceback
 
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
@@ -63,7 +63,7 @@ class Job(QThread):
         except MaskreviewError as exc:
             self.failed.emit(str(exc), "input")
         except Exception as exc:  # the app keeps running; the message says what happened
-            traceback.print_exc()
+            logging.getLogger(__name__).exception("%s failed", self.name)
             self.failed.emit(f"{self.name} failed: {exc.__class__.__name__}: {exc}", "error")
         else:
             self.succeeded.emit(result)
@@ -136,17 +136,17 @@ class EngineCache:
         self._key = None
         self._engine = None
 
-    def get(self, model: str, settings):
+    def get(self, model: str, settings, weights: str | None = None, trust_checkpoint: bool = False):
         from dataclasses import astuple
 
         from maskreview.core.inference import Engine
 
-        key = (model, astuple(settings))
+        key = (model, astuple(settings), weights, trust_checkpoint)
         if self._engine is None or self._key != key:
             import torch
 
             torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # a core stays free for the GUI thread
-            self._engine = Engine(model, settings=settings)
+            self._engine = Engine(model, weights=weights, settings=settings, trust_checkpoint=trust_checkpoint)
             self._key = key
         return self._engine
 
@@ -196,14 +196,14 @@ def inference_job(view, engine_cache: EngineCache, model: str, settings, field: 
     return Job(fn, f"inference ({model})")
 
 
-def predict_image_job(path: str, engine_cache: EngineCache, model: str, settings) -> Job:
+def predict_image_job(path: str, engine_cache: EngineCache, model: str, settings, weights: str | None = None) -> Job:
     """A job that predicts one image outside any dataset; succeeds with ``(image, detections)``."""
     from maskreview.core.images import read_image
 
     def fn(progress: SignalProgress):
         progress.start(1, f"predicting {path.rsplit('/', 1)[-1]}")
         image = read_image(path)
-        engine = engine_cache.get(model, settings)
+        engine = engine_cache.get(model, settings, weights=weights)
         progress.check()
         detections = engine.predict(image)
         progress.advance()
@@ -228,9 +228,10 @@ def open_source_job(source: str | None, images_dir: str | None = None, fallback_
 
             try:
                 return open_source(source, images_dir=images_dir, progress=progress)
-            except BadInputError:
+            except BadInputError as exc:
                 if not fallback_to_demo:
-                    raise
+                    raise exc if os.path.basename(str(source).rstrip("/")) in str(exc) else \
+                        BadInputError(f"cannot open {source}: {exc}") from exc
         from maskreview.core.demo import ensure_demo_dataset
 
         return ensure_demo_dataset(progress=progress)

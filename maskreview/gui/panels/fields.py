@@ -23,6 +23,8 @@ class FieldsPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.models: dict[str, dict] = {}  # field -> the record of the model that wrote it
+        self._counts: dict[str, tuple[int, int]] = {}
         self.field_list = QListWidget()
         self.field_list.setMaximumHeight(110)
         self.class_list = QListWidget()
@@ -95,6 +97,28 @@ class FieldsPanel(QWidget):
 
     def set_fields(self, fields: list[str], hidden=frozenset()) -> None:
         self._fill(self.field_list, fields, hidden)
+        self._label_fields()
+
+    def set_models(self, models: dict[str, dict]) -> None:
+        """Name each prediction field's model (``core.provenance`` records by field)."""
+        self.models = dict(models)
+        self._label_fields()
+
+    def _label_fields(self) -> None:
+        from maskreview.core.provenance import model_label
+
+        self.field_list.blockSignals(True)
+        for i in range(self.field_list.count()):
+            item = self.field_list.item(i)
+            name = item.data(Qt.ItemDataRole.UserRole)
+            record = self.models.get(name)
+            text = name + (f"  · {short_model_name(record)}" if record else "")
+            if name in self._counts:
+                text += "  ({}/{})".format(*self._counts[name])
+            item.setText(text)
+            item.setToolTip(model_tooltip(record, model_label) if record else
+                            f"{name}: labels no model run wrote (ground truth, imports)")
+        self.field_list.blockSignals(False)
 
     def set_classes(self, classes: list[str], colors, hidden=frozenset()) -> None:
         self._fill(self.class_list, classes, hidden, colors)
@@ -120,11 +144,24 @@ class FieldsPanel(QWidget):
 
     def set_counts(self, counts: dict[str, tuple[int, int]]) -> None:
         """Visible / total instances per field on the current sample."""
-        self.field_list.blockSignals(True)
-        for i in range(self.field_list.count()):
-            item = self.field_list.item(i)
-            name = item.data(Qt.ItemDataRole.UserRole)
-            vis, total = counts.get(name, (0, 0))
-            item.setText(f"{name}  ({vis}/{total})")
-        self.field_list.blockSignals(False)
+        names = [self.field_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.field_list.count())]
+        self._counts = {name: counts.get(name, (0, 0)) for name in names}
+        self._label_fields()
         self.counts_label.setText("Visible: " + ", ".join(f"{n} {v}/{t}" for n, (v, t) in counts.items()))
+
+
+def short_model_name(record: dict) -> str:
+    """A model's name as a list shows it: a folder's or config's base name."""
+    name = str(record.get("model") or "model").rstrip("/")
+    return name.rsplit("/", 1)[-1]
+
+
+def model_tooltip(record: dict, model_label) -> str:
+    rows = [f"written by {model_label(record)}"]
+    for key, what in (("config", "config"), ("weights", "weights"), ("weights_sha256", "SHA-256"),
+                      ("device", "device"), ("finished", "finished"), ("maskreview_version", "maskreview")):
+        if record.get(key):
+            rows.append(f"{what}: {record[key]}")
+    if record.get("classes"):
+        rows.append("classes: " + ", ".join(record["classes"][:12]) + (" …" if len(record["classes"]) > 12 else ""))
+    return "\n".join(rows)

@@ -15,7 +15,8 @@ class SampleInfoPanel(QWidget):
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #e0443e;")
         self.instance_label = QLabel("Hover an instance to see its class, score, area and IoU.")
-        for label in (self.sample_label, self.error_label, self.instance_label):
+        self.selected_label = QLabel()
+        for label in (self.sample_label, self.error_label, self.instance_label, self.selected_label):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
@@ -23,6 +24,7 @@ class SampleInfoPanel(QWidget):
         layout.addWidget(self.sample_label)
         layout.addWidget(self.error_label)
         layout.addWidget(self.instance_label)
+        layout.addWidget(self.selected_label)
         layout.addStretch(1)
         self.error_label.hide()
 
@@ -58,3 +60,21 @@ class SampleInfoPanel(QWidget):
         elif match is None:
             rows.append("no overlapping match")
         self.instance_label.setText("<br>".join(rows))
+
+    def show_selected(self, inst, record: dict | None = None) -> None:
+        """The selected label: class, field, score and the model that predicted it (its record)."""
+        if inst is None:
+            self.selected_label.setText("")
+            return
+        rows = [f"<b>Selected:</b> {html.escape(inst.label)} in <i>{html.escape(inst.field)}</i>"]
+        if inst.score is not None:
+            rows.append(f"score {inst.score:.3f}")
+        if record:
+            from maskreview.core.provenance import model_label
+
+            rows.append(f"predicted by {html.escape(model_label(record))}")
+            if record.get("finished") or record.get("started"):
+                rows.append(f"run {html.escape(str(record.get('finished') or record.get('started')))}")
+        elif inst.score is None:
+            rows.append("no model score (a label drawn or imported, not predicted)")
+        self.selected_label.setText("<br>".join(rows))

@@ -1,0 +1,331 @@
+"""Model runs in the window: the chosen model (remembered per dataset), one field per model, and
+each run one entry in the undo history.
+
+:class:`ModelRuns` is created by ``gui.integration`` with the window and is what
+``MainWindow.run_inference`` calls. A run:
+
+- loads the model first; a model that fails to load changes nothing and gets a dialog in the
+  GUI's words (:mod:`maskreview.gui.dialogs.model_failure`), with a "Choose weights file…" button;
+- writes the model's own field (``core.provenance.propose_field``) unless the user picked one;
+- snapshots what that field held for the samples it will predict (``core.field_snapshot``), so
+  undo restores it and redo writes the run's result again;
+- keeps reviewer work (``core.inference.run_inference`` keeps reviewed labels and deletions).
+
+The automatic run (a dataset opens, an image is added) uses the model remembered for the
+dataset (``core.autorun``), predicts only samples with no output of that model, and never
+writes another model's field. The demo dataset falls back to the demo model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand
+
+from maskreview.core.errors import MaskreviewError
+from maskreview.gui import workers
+
+
+@dataclass
+class RunOutcome:
+    field: str
+    report: object | None  # InferenceReport; None: nothing to predict (up to date)
+    model: str
+    count: int = 0
+
+
+@dataclass
+class LoadFailure:
+    """A model that could not be built (the job 'succeeds' with this, so the window's generic
+    error box does not show the command-line wording)."""
+
+    error: MaskreviewError
+    model: str
+    weights: str | None
+
+
+class ModelRunCommand(QUndoCommand):
+    """A finished run: undo writes back what the field held before, redo what the run wrote."""
+
+    def __init__(self, runs: ModelRuns, field: str, before, after, text: str):
+        super().__init__(text)
+        self.runs, self.field, self.before, self.after = runs, field, before, after
+        self._first = True  # pushing calls redo(); the run has written already
+
+    def redo(self) -> None:
+        if self._first:
+            self._first = False
+            return
+        self.runs.restore(self.field, self.after)
+
+    def undo(self) -> None:
+        self.runs.restore(self.field, self.before)
+
+
+class ModelRuns(QObject):
+    run_done = Signal(object)  # RunOutcome
+    load_failed = Signal(object)  # LoadFailure
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.weights: str | None = None  # a weights file chosen for the model (None: the model's own)
+        self.trust_checkpoint = False
+        self.field: str | None = None  # the field the user picked (None: the model's own)
+        self.last_outcome: RunOutcome | None = None
+        self.failure_dialog = None
+        self.picker = None  # the model picker last opened (gui.dialogs.model_picker)
+        self.finetune = None  # the fine-tune dialog last opened (gui.dialogs.finetune)
+        self.compare = None  # the compare dialog last opened (gui.dialogs.compare)
+        self.models: dict[str, dict] = {}  # prediction field -> the record of the model that wrote it
+        window.dataset_changed.connect(self._dataset_opened)
+        window.canvas.instance_clicked.connect(self._selected)
+
+    # ------------------------------------------------------------------ the chosen model
+    def choice(self):
+        from maskreview.core.autorun import ModelChoice
+
+        w = self.window
+        return ModelChoice(model=w.model_name, weights=self.weights, settings=replace(w.engine_settings),
+                           field=self.field)
+
+    def choose(self, model: str, weights: str | None = None, field: str | None = None,
+               trust_checkpoint: bool = False) -> None:
+        """Make ``model`` the window's model and remember it for the open dataset."""
+        w = self.window
+        if (model, weights) != (w.model_name, self.weights):
+            self.trust_checkpoint = trust_checkpoint
+        w.model_name, self.weights, self.field = model, weights, field
+        self.trust_checkpoint = self.trust_checkpoint or trust_checkpoint
+        w.settings.set_value("model/name", model)
+        self._remember()
+
+    def _remember(self) -> None:
+        from maskreview.core.autorun import remember_model
+
+        if self.window.dataset is not None:
+            try:
+                remember_model(self.window.dataset, self.choice())
+            except MaskreviewError as exc:
+                self.window.statusBar().showMessage(f"cannot remember the model for this dataset: {exc}", 8000)
+
+    def _dataset_opened(self, dataset) -> None:
+        from maskreview.core.autorun import chosen_model
+        from maskreview.core.demo import DEMO_DATASET
+
+        choice = chosen_model(dataset)
+        w = self.window
+        self.refresh_models()
+        if choice is not None:
+            w.model_name, self.weights, self.field = choice.model, choice.weights, choice.field
+            w.engine_settings = replace(choice.settings)
+        elif dataset.name == DEMO_DATASET:
+            w.model_name, self.weights, self.field = "demo", None, None
+        else:
+            return  # no model chosen for this dataset yet: nothing runs by itself
+        if len(dataset):
+            self.run("dataset", automatic=True)
+
+    # ------------------------------------------------------------------ running
+    def run(self, scope: str = "dataset", overwrite: bool | None = None, model: str | None = None,
+            skip_if_current: bool = False, automatic: bool = False, sample_ids: list[str] | None = None):
+        """Run the chosen model (or ``model``) over ``"dataset"``, ``"selection"``, ``"current"`` or
+        ``sample_ids`` in the background; ``automatic``/``skip_if_current``: only samples with no
+        output of this model."""
+        w = self.window
+        if w.dataset is None:
+            w.notify("Open a dataset first (or drop an image to try the model on it).")
+            return None
+        if w.inference is not None:
+            w.statusBar().showMessage("Inference is already running (Esc cancels it)", 5000)
+            return None
+        if sample_ids is not None:
+            ids = list(sample_ids)
+        elif scope == "current":
+            ids = [w.current_sample_id] if w.current_sample_id else []
+        elif scope == "selection":
+            ids = w.browser.selected_ids()
+        else:
+            ids = None
+        if ids is not None and not ids:
+            w.statusBar().showMessage("Nothing selected to run the model on", 5000)
+            return None
+        view = w.dataset.select(ids, ordered=True) if ids is not None else w.dataset.view()
+        only_missing = automatic or skip_if_current
+        overwrite = (scope == "current" if overwrite is None else overwrite) and not only_missing
+        model = model or w.model_name
+        job = workers.Job(None, f"inference ({model})")
+        job.fn = self._job_fn(job, view, model, self.weights if model == w.model_name else None,
+                              replace(w.engine_settings), self.field if model == w.model_name else None,
+                              overwrite, only_missing)
+        job.field, job.written, job.partial = None, set(), None
+        job.progress.emitter.written.connect(lambda ids, j=job: self._written(j, ids))
+        job.failed.connect(lambda message, kind, j=job: self._push(j, stopped=True))
+        job.finished.connect(self._finished)
+        w.inference = job
+        return w._start_job(job, lambda result, j=job: self._succeeded(j, result))
+
+    def _job_fn(self, job, view, model, weights, settings, field, overwrite, only_missing):
+        engines, trust = self.window.engines, self.trust_checkpoint
+
+        def fn(progress):
+            from maskreview.core import autorun, field_snapshot, provenance
+            from maskreview.core.inference import run_inference
+
+            dataset = view._dataset
+            if only_missing and autorun_is_current(view, model, field, weights, settings):
+                return RunOutcome(field, None, model)  # no torch, no model load
+            progress.start(0, f"loading {model}")
+            try:
+                engine = engines.get(model, settings, weights=weights, trust_checkpoint=trust)
+            except MaskreviewError as exc:
+                return LoadFailure(exc, model, weights)
+            target = field or provenance.propose_field(dataset, engine)
+            provenance.check_field_for(dataset, target, engine)
+            todo = view.values("id") if overwrite else autorun.missing_sample_ids(view, target, engine.run_key)
+            if not todo:
+                return RunOutcome(target, None, model)
+            job.field = target
+            before = field_snapshot.snapshot_field(dataset, target, todo)
+            try:
+                report = run_inference(dataset.select(todo, ordered=True), engine, target, progress,
+                                       overwrite=overwrite, write_every=64, write_seconds=0.5,
+                                       on_written=progress.emitter.written.emit)
+            finally:  # a run stopped halfway is undoable too
+                job.partial = (target, before, field_snapshot.snapshot_field(dataset, target, todo))
+            return RunOutcome(target, report, model, len(todo))
+
+        return fn
+
+    def _written(self, job, sample_ids: list[str]) -> None:
+        """One batch landed: the field appears in the Overlays panel, thumbnails and canvas redraw."""
+        w = self.window
+        job.written.update(sample_ids)
+        self.add_field(job.field)
+        if w.edits is not None:  # edits to these samples are now based on the run's version
+            w.edits.session.track(sample_ids)
+        w.browser.model.invalidate(sample_ids)
+        if w.current_sample_id in sample_ids:
+            w.show_sample(w.current_sample_id, keep_view=True)
+        w._histogram_timer.start()
+
+    def _succeeded(self, job, result) -> None:
+        w = self.window
+        if isinstance(result, LoadFailure):
+            self._show_load_failure(result)
+            return
+        self.last_outcome = result
+        self._push(job)
+        report = result.report
+        if report is None:
+            w.statusBar().showMessage("predictions are up to date", 10000)
+        else:
+            kept = getattr(report, "kept_reviewed", 0)
+            w.statusBar().showMessage(
+                f"{result.model} → {result.field}: {report.predicted} predicted, {report.skipped} already done, "
+                f"{len(report.failures)} failed, {kept} reviewed label{'s' if kept != 1 else ''} kept "
+                f"({report.images_per_second:.1f} img/s)", 10000)
+        if result.model == w.model_name and result.field and self.field is None:
+            self._remember()
+        self.run_done.emit(result)
+
+    def _push(self, job, stopped: bool = False) -> None:
+        if job.partial is None or not job.written:
+            return
+        field, before, after = job.partial
+        job.partial = None
+        n = len(job.written)
+        text = f"Run {job.name.removeprefix('inference (').rstrip(')')} on {n} sample{'s' if n != 1 else ''} → {field}"
+        self.window.undo_stack.push(ModelRunCommand(self, field, before, after, text + (" (stopped)" if stopped else "")))
+        self.refresh_models()
+
+    def _finished(self) -> None:
+        self.window.inference = None
+        self.window._histogram_timer.start(0)
+
+    # ------------------------------------------------------------------ undo / redo of a run
+    def restore(self, field: str, snapshot) -> None:
+        from maskreview.core.field_snapshot import restore_field
+
+        w = self.window
+        try:
+            ids = restore_field(w.dataset, snapshot)
+        except MaskreviewError as exc:
+            w.notify(f"cannot undo the model run: {exc}")
+            return
+        if w.edits is not None:
+            w.edits.session.track(ids)
+        if field in w.dataset.get_field_schema():
+            self.add_field(field)
+        elif field in w.label_fields:
+            w.label_fields.remove(field)
+            self._fields_changed()
+        for sid in ids:
+            w.refresh_sample(sid)
+        if w.current_sample_id and w.current_sample_id not in ids:
+            w.show_sample(w.current_sample_id, keep_view=True)
+
+    # ------------------------------------------------------------------ fields and their models
+    def add_field(self, field: str | None) -> None:
+        w = self.window
+        if field and field not in w.label_fields and w.dataset is not None:
+            w.label_fields.append(field)
+            self._fields_changed()
+
+    def _fields_changed(self) -> None:
+        w = self.window
+        w.canvas.field_order = w.label_fields
+        w.fields_panel.set_fields(w.label_fields, w.canvas.style.hidden_fields)
+        self.refresh_models()
+
+    def refresh_models(self) -> None:
+        """Re-read which model wrote each prediction field; the Overlays panel names them."""
+        from maskreview.core.provenance import prediction_fields
+
+        dataset = self.window.dataset
+        if dataset is not None:
+            dataset.reload()
+        self.models = prediction_fields(dataset) if dataset is not None else {}
+        self.window.fields_panel.set_models(self.models)
+
+    def _selected(self, inst) -> None:
+        self.window.info_panel.show_selected(inst, self.models.get(inst.field) if inst is not None else None)
+
+    # ------------------------------------------------------------------ failures
+    def _show_load_failure(self, failure: LoadFailure) -> None:
+        from maskreview.gui.dialogs.model_failure import ModelFailureDialog
+
+        self.load_failed.emit(failure)
+        dialog = ModelFailureDialog(failure.model, failure.error, self.window)
+        dialog.weights_chosen.connect(lambda path, m=failure.model: (self.choose(m, path), self.run("current")))
+        dialog.trust_chosen.connect(lambda m=failure.model, p=failure.weights: (
+            self.choose(m, p, trust_checkpoint=True), self.run("current")))
+        dialog.show()
+        self.failure_dialog = dialog
+
+
+def autorun_is_current(view, model: str, field: str | None, weights: str | None = None, settings=None) -> bool:
+    """Whether ``field`` (the remembered one) already holds ``model``'s output for every sample
+    of ``view``, judged from the field's record, the thresholds and the weights' checksum,
+    without torch."""
+    from maskreview.core.autorun import missing_sample_ids
+    from maskreview.core.models import file_sha256, is_url, resolve_model
+    from maskreview.core.provenance import provenance
+
+    if not field:
+        return False
+    record = provenance(view._dataset, field)
+    if not record or not record.get("run_key"):
+        return False
+    try:
+        spec = resolve_model(model)
+    except MaskreviewError:
+        return False
+    weights = weights or spec.weights
+    if not weights or is_url(str(weights)) or record.get("weights_sha256") != file_sha256(weights):
+        return False
+    if settings is not None and any(record.get(k) != getattr(settings, k)
+                                    for k in ("score_thresh", "nms_thresh", "max_detections")):
+        return False
+    return not missing_sample_ids(view, field, record["run_key"])
