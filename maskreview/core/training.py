@@ -38,6 +38,7 @@ class TrainSettings:
     num_workers: int = 1
     fp16_weights: bool = False  # write model_final.pth in half precision (to ship small models)
     resume: bool = False
+    trust_checkpoint: bool = False  # let configs and checkpoints hold Python objects (runs their code)
     opts: list[str] = field(default_factory=list)  # extra detectron2 config overrides KEY VALUE ...
 
 
@@ -47,6 +48,22 @@ def parse_base(base: str) -> tuple[str, str | None]:
     if sep and tail.lower().endswith((".pth", ".pkl")) and head:
         return head, tail
     return base, None
+
+
+def check_opts(cfg, opts: list[str]) -> None:
+    """Try ``--opts KEY VALUE ...`` on a copy of ``cfg``: a bad key or value stops before any work."""
+    if not opts:
+        return
+    if len(opts) % 2:
+        raise BadInputError(f"--opts {' '.join(opts)}: expected KEY VALUE pairs, got an odd number of words ({len(opts)})")
+    trial = cfg.clone()
+    trial.defrost()
+    for key, value in zip(opts[::2], opts[1::2]):
+        try:
+            trial.merge_from_list([key, value])
+        except Exception as exc:  # KeyError (unknown key), ValueError/AssertionError (type)...
+            why = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).splitlines()
+            raise BadInputError(f"--opts {key} {value}: {why[0][:200] if why else type(exc).__name__}") from exc
 
 
 def split_ids(ids: list[str], holdout: float) -> tuple[list[str], list[str]]:
@@ -109,13 +126,14 @@ _CLASS_HEADS = ("roi_heads.box_predictor.cls_score.", "roi_heads.box_predictor.b
                 "roi_heads.mask_head.predictor.", "head.cls_score.")
 
 
-def _load_base_weights(model, weights: str, same_classes: bool, progress: Progress) -> None:
+def _load_base_weights(model, weights: str, same_classes: bool, progress: Progress,
+                       trust_checkpoint: bool = False) -> None:
     if is_url(weights):
         weights = str(fetch_weights(download_url(weights), progress=progress))
-    checkpoint = load_checkpoint_file(weights)
+    checkpoint = load_checkpoint_file(weights, trust_checkpoint)
     if not same_classes:
         checkpoint["model"] = {k: v for k, v in checkpoint["model"].items() if not k.startswith(_CLASS_HEADS)}
-    checkpointer = make_checkpointer(model)
+    checkpointer = make_checkpointer(model, trust_checkpoint)
     checkpointer._log_incompatible_keys(checkpointer._load_model(checkpoint))
 
 
@@ -143,7 +161,8 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
         raise BadInputError(f"field {gt_field!r} does not hold Detections (instance masks)")
     config_name, weights = parse_base(base)
     spec = resolve_model(config_name)
-    cfg = build_cfg(spec.config_file, EngineSettings(device="auto"))
+    cfg = build_cfg(spec.config_file, EngineSettings(device="auto"), trust_config=settings.trust_checkpoint)
+    check_opts(cfg, settings.opts)
     weights = weights or spec.weights
     base_classes = model_classes(spec, cfg) if weights else []
     classes = _classes_of(view, gt_field, base_classes)
@@ -209,11 +228,12 @@ def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSe
         from detectron2.utils.env import seed_all_rng
 
         seed_all_rng(cfg.SEED)
-    trainer = _make_trainer(cfg, progress, settings.log_period)
+    trainer = _make_trainer(cfg, progress, settings.log_period, settings.trust_checkpoint)
     if settings.resume and (Path(cfg.OUTPUT_DIR) / "last_checkpoint").exists():
         trainer.resume_or_load(resume=True)  # our own checkpoints, written by this trainer
     elif weights:
-        _load_base_weights(trainer.model, str(weights), classes == base_classes, progress)
+        _load_base_weights(trainer.model, str(weights), classes == base_classes, progress,
+                           settings.trust_checkpoint)
     probe = records[:: max(1, len(records) // _PROBE_IMAGES)][:_PROBE_IMAGES]
     loss_before = fixed_batch_loss(trainer.model, cfg, probe)
     progress.start(settings.iters, "training")
@@ -303,7 +323,7 @@ def evaluate_model_dir(model_dir: Path, view, gt_field: str) -> dict:
         forget_run(dataset, field_name)
 
 
-def _make_trainer(cfg, progress: Progress, log_period: int = 20):
+def _make_trainer(cfg, progress: Progress, log_period: int = 20, trust_checkpoint: bool = False):
     from detectron2.engine import DefaultTrainer, HookBase
     from detectron2.utils.events import CommonMetricPrinter, JSONWriter
 
@@ -325,6 +345,11 @@ def _make_trainer(cfg, progress: Progress, log_period: int = 20):
             return [CommonMetricPrinter(self.max_iter), JSONWriter(str(Path(cfg.OUTPUT_DIR) / "metrics.json"))]
 
         def build_hooks(self):
+            # Called by __init__ right after it made a plain DetectionCheckpointer, which would
+            # unpickle OUT/work/last_checkpoint's file with plain pickle on resume.
+            plain = self.checkpointer
+            self.checkpointer = make_checkpointer(plain.model, trust_checkpoint, save_dir=plain.save_dir,
+                                                  **plain.checkpointables)
             return super().build_hooks() + [ProgressHook()]
 
     trainer = Trainer(cfg)
