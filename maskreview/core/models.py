@@ -178,7 +178,11 @@ def resolve_model(name: str) -> ModelSpec:
     )
 
 
-class UntrustedConfigError(BadInputError):
+class UntrustedCheckpointError(BadInputError):
+    """A checkpoint or config that would run code when loaded; ``--trust-checkpoint`` admits it."""
+
+
+class UntrustedConfigError(UntrustedCheckpointError):
     pass
 
 
@@ -333,10 +337,6 @@ def fetch_weights(url: str, cache_dir: Path | None = None, sha256: str | None = 
     return dest
 
 
-class UntrustedCheckpointError(BadInputError):
-    pass
-
-
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     """Admits numpy arrays, numpy scalars and plain containers; refuses every other global."""
 
@@ -389,8 +389,8 @@ def load_checkpoint_file(path: str | os.PathLike, trust_checkpoint: bool = False
             loaded = _pkl_checkpoint(path, trust_checkpoint)
         else:
             loaded = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
-    except UntrustedCheckpointError:
-        raise
+    except UntrustedCheckpointError as exc:
+        raise UntrustedCheckpointError(f"{path}: {exc}") from exc
     except pickle.UnpicklingError as exc:
         refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if refused or "allowlist" in str(exc):
@@ -414,7 +414,10 @@ def load_checkpoint_file(path: str | os.PathLike, trust_checkpoint: bool = False
 
 
 def _check_state_dict(path: Path, state: dict) -> None:
-    """Every entry a numeric tensor or array under a string key (detectron2 would raise deep inside)."""
+    """Every entry a numeric tensor or array under a string key (detectron2 would raise deep inside).
+
+    Numpy scalars become 0-d arrays, which detectron2 takes.
+    """
     import numpy as np
     import torch
 
@@ -423,6 +426,8 @@ def _check_state_dict(path: Path, state: dict) -> None:
             raise BadInputError(f"{path}: not a state dict (a key is a {type(key).__name__}, not a name)")
         if isinstance(value, torch.Tensor):
             continue
+        if isinstance(value, np.generic):
+            value = state[key] = np.asarray(value)
         if isinstance(value, np.ndarray) and (value.dtype == bool or np.issubdtype(value.dtype, np.number)):
             continue
         what = f"an array of {value.dtype}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
