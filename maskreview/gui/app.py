@@ -6,6 +6,8 @@ opens on a worker thread, and the model loads on the first inference.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import sys
 import time
@@ -63,6 +65,22 @@ def create_app() -> QApplication:
     return app
 
 
+def report_exception(window, exc_type, exc, tb) -> None:
+    """``sys.excepthook`` while the window runs: an exception escaping a slot gets a dialog and the
+    window keeps working. A MaskreviewError says what was wrong with the input; anything else is a
+    bug, logged with its traceback."""
+    from maskreview.core.errors import MaskreviewError
+
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+    elif isinstance(exc, MaskreviewError):
+        window.notify(str(exc))
+    else:
+        logging.getLogger("maskreview.gui").error("unexpected error", exc_info=(exc_type, exc, tb))
+        window.notify(f"Something went wrong ({exc_type.__name__}: {exc}). The window keeps working; "
+                      "the details are in the log.")
+
+
 def start_loading(window, source: str | None, images_dir: str | None = None):
     """Open ``source``; without one, the last dataset (falling back to the demo), else the demo."""
     if source:
@@ -75,6 +93,7 @@ def run_app(source: str | None = None, images_dir: str | None = None) -> int:
     from maskreview.gui.main_window import MainWindow
 
     window = MainWindow()
+    sys.excepthook = functools.partial(report_exception, window)
     window.show()
     app.processEvents()
     window.shown_after_s = time.perf_counter() - LAUNCHED_AT
