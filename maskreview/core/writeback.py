@@ -5,7 +5,9 @@ appends the resulting change to the write-ahead journal (fsynced), and writes it
 pipelines that touch only the changed label fields and tags and set ``last_modified_at`` (one
 update for several samples when their resolved values are known, see :func:`_resolved_updates`).
 Many ops go in one journal write and one ``bulk_write``
-(:meth:`EditSession.apply_many`), so bulk actions stay fast.
+(:meth:`EditSession.apply_many`), so bulk actions stay fast. Updates are acknowledged only once
+mongod has them in its own journal (and a majority has them, on a replica set): only then does
+the journal mark them applied, so a crash of mongod loses nothing the user was told was saved.
 
 Shared databases: the session remembers each sample's :class:`~maskreview.core.edits.Version`
 as it was loaded (:meth:`EditSession.track`) and as it last wrote it: ``review_rev`` (a counter
@@ -24,7 +26,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pymongo import UpdateMany, UpdateOne
+from pymongo import UpdateMany, UpdateOne, WriteConcern
+from pymongo.collection import Collection
 
 from maskreview.core import journal as jn
 from maskreview.core.edits import (EDIT_ATTRIBUTES, ORIGINAL_SUFFIX, Change, LabelPatch, Op, Resolver, SamplePatch,
@@ -53,6 +56,13 @@ def version_of(doc: dict) -> Version:
     return Version(doc.get(REV_FIELD) or 0, doc.get(REV_BY_FIELD), doc.get("last_modified_at"))
 
 
+def durable(collection: Collection) -> Collection:
+    """``collection`` with a write concern that acknowledges only what survives a crash of
+    mongod: in its journal on disk (``j``), and on a replica set in a majority of members."""
+    replica_set = "setName" in collection.database.client.admin.command("hello")
+    return collection.with_options(write_concern=WriteConcern(w="majority" if replica_set else 1, j=True))
+
+
 def _now_ms() -> datetime:
     now = datetime.utcnow()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -64,6 +74,7 @@ class EditSession:
     def __init__(self, dataset, journal_root: Path | None = None):
         self.dataset = dataset
         self._coll = dataset._sample_collection
+        self._durable = durable(self._coll)  # for edits; reads go through _coll
         self._journal_root = journal_root
         self.versions: dict[str, Version] = {}
         self.writer = new_id()  # this session's name in the revisions it writes
@@ -244,7 +255,7 @@ class EditSession:
                     requests.append(UpdateOne(_filter(p), [{"$set": update_expression(p)}]))
         expected = len(requests) + len(resolved)
         requests += _resolved_updates(resolved, docs)
-        result = self._coll.bulk_write(requests, ordered=True)
+        result = self._durable.bulk_write(requests, ordered=True)
         ids = [p.sample_id for c in live for p in c.patches]
         # Every update that applies sets a new revision, so it counts as modified.
         if result.modified_count == expected:
@@ -314,7 +325,7 @@ class EditSession:
                 elif p.expect is None or current.same_state(p.expect):
                     for lp in p.labels:
                         self._check_field(lp.field)
-                    if self._coll.update_one(_filter(p), [{"$set": update_expression(p)}]).modified_count:
+                    if self._durable.update_one(_filter(p), [{"$set": update_expression(p)}]).modified_count:
                         report["applied"] += 1
                         self._reload([p.sample_id])
                     else:  # someone else wrote it since it was read, a moment ago
