@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -132,7 +133,8 @@ def coco_dict(view, field: str, file_names: list[str], progress: Progress) -> di
             width, height, _ = image_header(path)
         image_id = index + 1
         images.append({"id": image_id, "file_name": file_names[index], "width": width, "height": height})
-        for det in (dets.detections if dets is not None else []):
+        for det_index, det in enumerate(dets.detections if dets is not None else []):
+            _check_finite(path, det_index, det)
             ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": cat_id[det.label],
                    "iscrowd": int(bool(det["iscrowd"])) if det.has_field("iscrowd") and det["iscrowd"] else 0}
             x, y, w, h = det.bounding_box
@@ -150,6 +152,14 @@ def coco_dict(view, field: str, file_names: list[str], progress: Progress) -> di
         progress.advance()
     return {"info": {"description": f"exported by maskreview from {view._dataset.name}"},
             "images": images, "annotations": annotations, "categories": categories}
+
+
+def _check_finite(path: str, index: int, det) -> None:
+    """A label whose box or confidence is NaN or infinite would make invalid JSON: name it."""
+    values = list(det.bounding_box or []) + ([det.confidence] if det.confidence is not None else [])
+    if len(det.bounding_box or []) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        raise BadInputError(f"{path}: label {index} ({det.label!r}) has a box or confidence that is not finite "
+                            f"({det.bounding_box}, {det.confidence}); fix or delete it before exporting")
 
 
 def export_coco(view, staging: Path, field: str, copy_images: bool, progress: Progress) -> dict:
@@ -176,7 +186,7 @@ def export_coco(view, staging: Path, field: str, copy_images: bool, progress: Pr
         file_names = [str(Path(p).absolute()) for p in paths]
     data = coco_dict(view, field, file_names, progress)
     with open(staging / "annotations.json", "w", encoding="utf-8") as f:
-        json.dump(data, f)
+        json.dump(data, f, allow_nan=False)  # NaN or Infinity is not JSON
         f.flush()
         os.fsync(f.fileno())
     return {"format": "coco", "samples": len(data["images"]), "annotations": len(data["annotations"])}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Number
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -34,37 +33,111 @@ def _round(v: float) -> int:
 # --------------------------------------------------------------------------------------------
 
 def coco_to_rle(segmentation, height: int, width: int) -> dict:
-    """A COCO ``segmentation`` (polygons, uncompressed or compressed RLE) as compressed RLE."""
+    """A COCO ``segmentation`` (polygons, uncompressed or compressed RLE) as compressed RLE.
+
+    Checked before pycocotools sees it: polygon coordinates are finite and near the image, and
+    an RLE is exactly ``height x width`` (its size, and its run lengths non-negative and summing
+    to ``height * width``), so a short or overlong RLE cannot decode to memory that is not ours.
+    """
     if isinstance(segmentation, list):
-        polygons = _check_polygons(segmentation)
+        polygons = _check_polygons(segmentation, height, width)
         if not polygons:
             return encode_rle(np.zeros((height, width), dtype=bool))
         return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
-        size = list(segmentation["size"])
-        if size != [height, width]:
-            raise MaskError(f"RLE size {size} does not match the image size {[height, width]}")
+        size = segmentation["size"]
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(_is_int(v) for v in size):
+            raise MaskError(f"RLE size must be [height, width], not {_short(size)}")
+        if list(size) != [height, width]:
+            raise MaskError(f"RLE size {list(size)} does not match the image size {[height, width]}")
         counts = segmentation["counts"]
         if isinstance(counts, list):
+            if not all(_is_int(v) and v >= 0 for v in counts):
+                raise MaskError("uncompressed RLE counts must be non-negative whole numbers")
             if sum(counts) != height * width:
                 raise MaskError(f"uncompressed RLE counts sum to {sum(counts)}, not {height * width}")
-            return mask_utils.frPyObjects(segmentation, height, width)
+            return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
         if isinstance(counts, (str, bytes)):
-            return {"size": size, "counts": counts.encode() if isinstance(counts, str) else counts}
-    raise MaskError(f"segmentation is neither polygons nor RLE: {str(segmentation)[:80]}")
+            runs = compressed_counts(counts)
+            total = int(runs.sum())
+            if total != height * width:
+                raise MaskError(f"compressed RLE covers {total} pixels, not the image's {height * width}")
+            return {"size": [height, width], "counts": counts.encode() if isinstance(counts, str) else counts}
+    raise MaskError(f"segmentation is neither polygons nor RLE: {_short(segmentation)}")
 
 
-def _check_polygons(segmentation: list) -> list[list[float]]:
+def compressed_counts(counts: str | bytes) -> np.ndarray:
+    """The run lengths a COCO compressed RLE string stands for (checked: no run is negative).
+
+    The format: each number is a little-endian series of 5-bit groups, one character each
+    (character code minus 48; bit 0x20 says another group follows, bit 0x10 of the last group is
+    the sign), and from the fourth number on each holds the difference to the number two before.
+    """
+    try:
+        data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    except UnicodeEncodeError:
+        raise MaskError("compressed RLE counts hold characters outside the COCO format") from None
+    codes = np.frombuffer(data, np.uint8).astype(np.int64) - 48
+    if codes.size == 0:
+        return codes
+    if codes.min() < 0 or codes.max() > 63:
+        raise MaskError("compressed RLE counts hold characters outside the COCO format")
+    more = (codes & 0x20) != 0
+    if more[-1]:
+        raise MaskError("compressed RLE counts end in the middle of a number")
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > _MAX_RLE_GROUPS:
+        raise MaskError("compressed RLE holds a run longer than any image")
+    number = np.repeat(np.arange(ends.size), lengths)
+    shift = 5 * (np.arange(codes.size) - starts[number])
+    values = np.zeros(ends.size, np.int64)
+    np.add.at(values, number, (codes & 0x1F) << shift)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * lengths[negative])
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])  # deltas from the fourth number on: one chain per parity
+    runs[2::2] = np.cumsum(values[2::2])
+    if (runs < 0).any():
+        raise MaskError(f"compressed RLE has a negative run ({int(runs.min())})")
+    return runs
+
+
+_MAX_RLE_GROUPS = 8  # 8 groups hold 39 bits plus the sign: more pixels than any image we open
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_finite(v) -> bool:
+    """A real number that is not NaN or infinite (a whole number of any size counts)."""
+    if _is_int(v):
+        return True
+    return isinstance(v, (float, np.floating)) and math.isfinite(v)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_polygons(segmentation: list, height: int, width: int) -> list[list[float]]:
+    # pycocotools rasterizes at 5x in C ints, with a buffer as long as the outline: a vertex far
+    # outside the image would overflow or allocate without bound.
+    reach = max(height, width, 1)
     polygons = []
     for i, poly in enumerate(segmentation):
-        if not isinstance(poly, (list, tuple)) or not all(
-            isinstance(v, Number) and not isinstance(v, bool) and math.isfinite(v) for v in poly
-        ):
-            raise MaskError(f"polygon {i} is not a flat list of numbers")
+        if not isinstance(poly, (list, tuple)) or not all(_is_finite(v) for v in poly):
+            raise MaskError(f"polygon {i} is not a flat list of numbers (all finite)")
         if len(poly) % 2:
             raise MaskError(f"polygon {i} has an odd number of coordinates ({len(poly)})")
         if len(poly) < 6:
             raise MaskError(f"polygon {i} has {len(poly) // 2} points; a polygon needs at least 3")
+        if any(not -reach <= v <= 2 * reach for v in poly):
+            far = next(v for v in poly if not -reach <= v <= 2 * reach)
+            raise MaskError(f"polygon {i} has a coordinate far outside the {width}x{height} image ({far})")
         polygons.append([float(v) for v in poly])
     return polygons
 
@@ -154,7 +227,10 @@ def bitmap_to_detection(
 
 def detection_pixel_box(detection, height: int, width: int) -> tuple[int, int, int, int]:
     """The pixel box ``(x, y, w, h)`` a detection's mask is pasted into (unclipped)."""
-    bx, by, bw, bh = detection.bounding_box
+    box = detection.bounding_box
+    if box is None or len(box) != 4 or not all(_is_finite(v) for v in box):
+        raise MaskError(f"label box {_short(box)} is not 4 finite numbers")
+    bx, by, bw, bh = box
     x0, y0 = _round(bx * width), _round(by * height)
     mask = detection.mask
     if mask is not None:

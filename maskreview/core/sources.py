@@ -1,8 +1,11 @@
 """Bring anything into a persistent FiftyOne dataset once: a folder, an image, a COCO JSON, a name.
 
 Everything after import reads the dataset. Opening the same source again reuses its dataset.
-An import validates the whole source before it writes anything, and deletes its dataset if
-writing fails half-way, so a bad source never leaves a half-imported dataset behind.
+An import validates the whole source before it writes anything (``core.cocofile`` for COCO
+files). It writes into a dataset named ``NAME (incomplete import)``, marked incomplete in its
+info, and only the last write renames it to ``NAME`` and marks it complete, in one update. A
+failure deletes it; a crash (the process or mongod killed) leaves it under the incomplete name,
+which is never opened as a dataset: the next import of the same source says so and starts again.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from maskreview.core import cocofile
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
-from maskreview.core.images import IMAGE_EXTENSIONS, image_header, is_image_path
+from maskreview.core.images import IMAGE_EXTENSIONS, check_pixels, image_header, is_image_path
 from maskreview.core.progress import Progress
 from maskreview.core.store import connect
 
 GT_FIELD = "ground_truth"
 INFO_KEY = "maskreview_source"
+IMPORT_KEY = "maskreview_import"  # {"complete": bool, "samples": how many the import writes}
+INCOMPLETE_SUFFIX = " (incomplete import)"
 _BATCH = 500
 
 
@@ -44,6 +50,10 @@ def resolve(source: str | os.PathLike, images_dir: str | os.PathLike | None = No
     text = str(source)
     path = Path(text).expanduser()
     if path.exists():
+        if text in connect().list_datasets():
+            raise BadInputError(
+                f"{text}: is both a path ({path.resolve()}) and a FiftyOne dataset name; give the path as "
+                f"./{text} (or absolute), or run from a folder without that path to use the dataset")
         path = path.resolve()
         if path.is_dir():
             return SourceSpec("folder", path)
@@ -83,12 +93,18 @@ def open_source(
     name: str | None = None,
     progress: Progress | None = None,
     skip_bad: bool = False,
+    trust_json_size: bool = False,
 ):
-    """A persistent ``fo.Dataset`` for ``source``, imported on first use, reused after."""
+    """A persistent ``fo.Dataset`` for ``source``, imported on first use, reused after.
+
+    ``trust_json_size`` takes a COCO file's image width and height as given instead of checking
+    them against each image's header (for images on slow remote storage).
+    """
     spec = resolve(source, images_dir)
     fo = connect()
+    progress = progress or Progress()
     if spec.kind == "dataset":
-        return fo.load_dataset(spec.dataset_name)
+        return _check_complete(fo.load_dataset(spec.dataset_name))
     name = name or default_dataset_name(spec)
     if name in fo.list_datasets():
         dataset = fo.load_dataset(name)
@@ -97,15 +113,38 @@ def open_source(
                 f"dataset {name!r} already exists and was imported from "
                 f"{dataset.info[INFO_KEY].get('path')}; choose another --name"
             )
-        return dataset
-    progress = progress or Progress()
+        if is_complete(dataset):
+            return dataset
+        progress.note(f"dataset {name!r} is an import that did not finish ({len(dataset)} of "
+                      f"{dataset.info[IMPORT_KEY].get('samples')} samples); importing it again from the start")
+        dataset.delete()
+    partial = name + INCOMPLETE_SUFFIX
+    if partial in fo.list_datasets():
+        old = fo.load_dataset(partial)
+        progress.note(f"an earlier import of {spec.path} into {name!r} did not finish ({len(old)} of "
+                      f"{(old.info.get(IMPORT_KEY) or {}).get('samples', '?')} samples written); "
+                      "importing it again from the start")
+        old.delete()
     classes = coco_categories = None
     if spec.kind == "coco":
-        samples, classes, coco_categories = _coco_samples(spec, progress)
+        samples, classes, coco_categories = _coco_samples(spec, progress, trust_json_size)
     else:
         paths = [spec.path] if spec.kind == "images" else _folder_images(spec.path)
         samples = _image_samples(paths, progress, skip_bad)
     return _write_dataset(name, spec, samples, classes, coco_categories, progress)
+
+
+def is_complete(dataset) -> bool:
+    """False for a dataset an import is writing, or was writing when it died."""
+    return (dataset.info or {}).get(IMPORT_KEY, {}).get("complete", True) is not False
+
+
+def _check_complete(dataset):
+    if is_complete(dataset):
+        return dataset
+    source = ((dataset.info or {}).get(INFO_KEY) or {}).get("path")
+    raise BadInputError(f"dataset {dataset.name!r} is an import that did not finish; import "
+                        f"{source or 'its source'} again to finish it")
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,6 +173,7 @@ def _image_samples(paths: list[Path], progress: Progress, skip_bad: bool) -> lis
             if not skip_bad:
                 raise BadInputError(f"{exc} (use --skip-bad to import the other images)") from exc
             bad.append(str(exc))
+            progress.note(f"skipped {exc}")
         else:
             meta = fo.ImageMetadata(width=width, height=height, mime_type=mime, size_bytes=path.stat().st_size)
             samples.append(fo.Sample(filepath=str(path), metadata=meta))
@@ -148,86 +188,74 @@ def _image_samples(paths: list[Path], progress: Progress, skip_bad: bool) -> lis
 # --------------------------------------------------------------------------------------------
 
 def load_coco_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
-    except UnicodeDecodeError as exc:
-        raise BadInputError(f"{path}: not valid JSON (not UTF-8 text)") from exc
+    data = cocofile.load_json(path, "COCO")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise BadInputError(f"{path}: not a COCO instances file (no 'images' list)")
-    for key in ("annotations", "categories"):
-        if not isinstance(data.get(key, []), list):
-            raise BadInputError(f"{path}: '{key}' must be a list")
     return data
 
 
-def _coco_samples(spec: SourceSpec, progress: Progress):
+def _coco_samples(spec: SourceSpec, progress: Progress, trust_json_size: bool = False):
     fo = connect()
     path, images_dir = spec.path, spec.images_dir
-    data = load_coco_json(path)
-    try:
-        categories = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
-        images = {int(im["id"]): im for im in data["images"]}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadInputError(f"{path}: a category or image entry lacks a valid id/name ({exc})") from exc
-
-    by_image: dict[int, list[dict]] = {i: [] for i in images}
-    for ann in data.get("annotations", []):
-        where = f"{path}: annotation {ann.get('id', '?')}"
-        if ann.get("image_id") not in by_image:
-            raise BadInputError(f"{where} points at image id {ann.get('image_id')!r}, which is not in 'images'")
-        if ann.get("category_id") not in categories:
-            raise BadInputError(f"{where} has category id {ann.get('category_id')!r}, which is not in 'categories'")
-        by_image[ann["image_id"]].append(ann)
-
-    missing = [im.get("file_name") for im in images.values() if not (images_dir / str(im.get("file_name"))).is_file()]
+    coco = cocofile.check_instances(load_coco_json(path), path)
+    root = images_dir.resolve()
+    files = {}
+    for image_id, im in coco.images.items():
+        file_path = (images_dir / im["file_name"]).resolve()
+        if not file_path.is_relative_to(root):
+            raise BadInputError(f"{coco.where_image(path, image_id)}: file_name {im['file_name']!r} "
+                                f"points outside {images_dir}")
+        files[image_id] = file_path
+    missing = [coco.images[i]["file_name"] for i, f in files.items() if not f.is_file()]
     if missing:
         raise BadInputError(
-            f"{path}: {len(missing)} of {len(images)} images not found in {images_dir} "
+            f"{path}: {len(missing)} of {len(coco.images)} images not found in {images_dir} "
             f"(first: {missing[0]}); pass --images DIR"
         )
 
-    progress.start(len(images), "reading COCO annotations")
+    progress.start(len(coco.images), "reading COCO annotations")
     samples = []
-    for image_id, im in images.items():
+    for image_id, im in coco.images.items():
         progress.check()
-        file_path = (images_dir / im["file_name"]).resolve()
-        if not file_path.is_relative_to(images_dir.resolve()):
-            raise BadInputError(f"{path}: image {image_id} file_name {im['file_name']!r} points outside {images_dir}")
-        if "width" in im and "height" in im:
-            width, height = int(im["width"]), int(im["height"])
-            mime = None
-        else:
-            width, height, mime = image_header(file_path)
-        detections = [_coco_detection(path, ann, categories, height, width) for ann in by_image[image_id]]
+        file_path = files[image_id]
+        width, height, mime = _image_size(coco.where_image(path, image_id), im, file_path, trust_json_size)
+        detections = [_coco_detection(path, index, ann, coco.categories, height, width)
+                      for index, ann in coco.annotations[image_id]]
         meta = fo.ImageMetadata(width=width, height=height, mime_type=mime, size_bytes=file_path.stat().st_size)
         sample = fo.Sample(filepath=str(file_path), metadata=meta, coco_id=image_id)
         sample[GT_FIELD] = fo.Detections(detections=detections)
         samples.append(sample)
         progress.advance()
-    return samples, [categories[k] for k in sorted(categories)], data.get("categories", [])
+    return samples, [coco.categories[k] for k in sorted(coco.categories)], coco.category_entries
 
 
-def _coco_detection(path: Path, ann: dict, categories: dict, height: int, width: int):
+def _image_size(where: str, im: dict, file_path: Path, trust_json_size: bool) -> tuple[int, int, str | None]:
+    """The image's ``(width, height, mime)``: its header's, which the JSON's must agree with."""
+    if trust_json_size and "width" in im:
+        check_pixels(im["width"], im["height"], f"{where} ({file_path.name})")
+        return im["width"], im["height"], None
+    width, height, mime = image_header(file_path)
+    if "width" in im and (im["width"], im["height"]) != (width, height):
+        raise BadInputError(f"{where}: the JSON says {im['width']}x{im['height']} but {file_path} is "
+                            f"{width}x{height} (width x height as displayed)")
+    return width, height, mime
+
+
+def _coco_detection(path: Path, index: int, ann: dict, categories: dict, height: int, width: int):
     label = categories[ann["category_id"]]
     attrs = {"iscrowd": bool(ann.get("iscrowd", 0)), "coco_id": ann.get("id")}
     bbox = ann.get("bbox")
     seg = ann.get("segmentation")
     try:
-        if seg is None or seg == []:
-            if not bbox or len(bbox) != 4:
-                raise mk.MaskError("neither a segmentation nor a bbox")
-            if seg is None:  # a box-only annotation
-                from maskreview.core.store import fiftyone
+        if seg is None:  # a box-only annotation (checked: it has a finite bbox)
+            from maskreview.core.store import fiftyone
 
-                x, y, w, h = (float(v) for v in bbox)
-                return fiftyone().Detection(label=label, bounding_box=[x / width, y / height, w / width, h / height], **attrs)
-        bitmap = mk.coco_to_bitmap(seg or [], height, width)
+            x, y, w, h = (float(v) for v in bbox)
+            return fiftyone().Detection(label=label, bounding_box=[x / width, y / height, w / width, h / height], **attrs)
+        bitmap = mk.coco_to_bitmap(seg, height, width)
         return mk.bitmap_to_detection(bitmap, label, empty_box=bbox, **attrs)
     except mk.MaskError as exc:
-        raise BadInputError(f"{path}: annotation {ann.get('id', '?')} (image {ann.get('image_id')}): {exc}") from exc
+        raise BadInputError(f"{cocofile.where_annotation(path, index, ann)}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,9 +264,10 @@ def _coco_detection(path: Path, ann: dict, categories: dict, height: int, width:
 
 def _write_dataset(name: str, spec: SourceSpec, samples, classes, coco_categories, progress: Progress):
     fo = connect()
-    dataset = fo.Dataset(name, persistent=True)
+    dataset = fo.Dataset(name + INCOMPLETE_SUFFIX, persistent=True)
     try:
         dataset.info[INFO_KEY] = spec.describe()
+        dataset.info[IMPORT_KEY] = {"complete": False, "samples": len(samples)}
         if classes:
             dataset.default_classes = list(classes)
         if coco_categories is not None:
@@ -252,8 +281,13 @@ def _write_dataset(name: str, spec: SourceSpec, samples, classes, coco_categorie
             progress.advance(len(batch))
         if GT_FIELD not in dataset.get_field_schema() and spec.kind == "coco":
             dataset.add_sample_field(GT_FIELD, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+        dataset.info[IMPORT_KEY] = {"complete": True, "samples": len(samples)}
+        dataset.name = name  # one update: the complete mark and the real name together
     except BaseException:
-        dataset.delete()
+        try:
+            dataset.delete()
+        except Exception:  # the database went away: the dataset stays, named and marked incomplete
+            pass
         raise
     finally:
         progress.finish()

@@ -256,69 +256,81 @@ def evaluate(view, gt_field: str = "ground_truth", pred_field: str = "prediction
 
 # ------------------------------------------------------------------------------- plain COCO files
 
-def _load_json(path, what: str):
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"{path}: {what} file not found")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: not valid JSON ({exc})") from exc
-
-
 def evaluate_files(gt_path, results_path, iou_type: str = "segm") -> dict:
-    """COCOeval on a COCO instances JSON and a COCO results JSON, as pycocotools would run it."""
+    """COCOeval on a COCO instances JSON and a COCO results JSON, as pycocotools would run it.
+
+    Both files are checked first (``core.cocofile``): a structural problem is one line naming
+    the file and the entry, never pycocotools' traceback.
+    """
     from pycocotools.coco import COCO
 
+    from maskreview.core import cocofile
+
     _check_iou_type(iou_type)
-    gt = _load_json(gt_path, "ground-truth")
-    results = _load_json(results_path, "results")
-    if not isinstance(gt, dict) or not isinstance(gt.get("images"), list) or not isinstance(gt.get("annotations"), list):
+    gt_data = cocofile.load_json(gt_path, "ground-truth")
+    results = cocofile.load_json(results_path, "results")
+    if not isinstance(gt_data, dict) or not isinstance(gt_data.get("images"), list) \
+            or not isinstance(gt_data.get("annotations"), list):
         raise BadInputError(f"{gt_path}: not a COCO instances file (needs 'images' and 'annotations' lists)")
-    if isinstance(results, dict) and isinstance(results.get("annotations"), list):
-        raise BadInputError(f"{results_path}: looks like a COCO instances file; --pred takes COCO results "
-                            "(a list of {image_id, category_id, segmentation|bbox, score})")
-    if not isinstance(results, list):
-        raise BadInputError(f"{results_path}: COCO results must be a JSON list")
-    if not results:
-        raise BadInputError(f"{results_path}: no detections to evaluate")
-    gt.setdefault("categories", [])
-    key = "segmentation" if iou_type == "segm" else "bbox"
-    image_ids = {im.get("id") for im in gt["images"] if isinstance(im, dict)}
-    cat_ids = {c.get("id") for c in gt["categories"] if isinstance(c, dict)}
-    stray_images, stray_cats = set(), set()
-    for i, res in enumerate(results):
-        if not isinstance(res, dict) or key not in res or "score" not in res or "image_id" not in res \
-                or "category_id" not in res:
-            raise BadInputError(f"{results_path}: result {i} lacks image_id, category_id, {key} or score "
-                                f"(for --iou-type {iou_type})")
-        if res["image_id"] not in image_ids:
-            stray_images.add(res["image_id"])
-        if res["category_id"] not in cat_ids:
-            stray_cats.add(res["category_id"])
-    if stray_images:
-        first = sorted(stray_images, key=str)[:5]
-        raise BadInputError(f"{results_path}: {len(stray_images)} image ids are not in {gt_path} "
-                            f"(e.g. {', '.join(map(str, first))}); results must refer to GT images")
+    checked = cocofile.check_instances(gt_data, gt_path, need_file_names=False, need_sizes=iou_type == "segm")
+    results, stray_cats = cocofile.check_results(results, results_path, checked, iou_type, gt_path)
+    gt = _clean_gt(checked, gt_path, iou_type)
     if not gt["annotations"]:
         raise BadInputError(f"{gt_path}: no ground-truth annotations to evaluate against")
     warnings = []
     if stray_cats:
-        warnings.append(f"{results_path}: category ids {sorted(stray_cats, key=str)} are not in {gt_path}; "
+        warnings.append(f"{results_path}: category ids {sorted(stray_cats)} are not in {gt_path}; "
                         "COCOeval ignores those detections")
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = gt
-        try:
-            coco_gt.createIndex()
-        except (KeyError, TypeError) as exc:
-            raise BadInputError(f"{gt_path}: malformed COCO instances file ({exc!r})") from exc
+        coco_gt.createIndex()
     try:
         out = summary(_evaluate_coco(coco_gt, results, iou_type))
     except (KeyError, TypeError, ValueError, IndexError, AssertionError) as exc:
         raise BadInputError(f"{gt_path} / {results_path}: pycocotools could not evaluate them ({exc!r})") from exc
     out["warnings"] = warnings
     return out
+
+
+def _clean_gt(checked, gt_path, iou_type: str) -> dict:
+    """The checked GT as pycocotools wants it: RLE segmentations, every annotation with its
+    area, box and iscrowd (computed COCO's way where the file leaves them out), ids renumbered."""
+    from pycocotools import mask as mask_utils
+
+    from maskreview.core import cocofile
+
+    images = [{k: im[k] for k in ("id", "width", "height", "file_name") if k in im} for im in checked.images.values()]
+    annotations = []
+    for image_id, anns in checked.annotations.items():
+        im = checked.images[image_id]
+        for index, ann in anns:
+            entry = {"id": len(annotations) + 1, "image_id": image_id, "category_id": ann["category_id"],
+                     "iscrowd": int(ann.get("iscrowd", 0))}
+            seg = ann.get("segmentation")
+            rle = None
+            if seg not in (None, []) and "width" in im:
+                try:
+                    rle = mk.coco_to_rle(seg, im["height"], im["width"])
+                except mk.MaskError as exc:
+                    raise BadInputError(f"{cocofile.where_annotation(gt_path, index, ann)}: {exc}") from exc
+                entry["segmentation"] = mk.rle_to_json(rle)
+            if ann.get("bbox") is not None:
+                entry["bbox"] = [float(v) for v in ann["bbox"]]
+            elif rle is not None:
+                entry["bbox"] = [float(v) for v in mask_utils.toBbox(rle)]
+            else:
+                raise BadInputError(f"{cocofile.where_annotation(gt_path, index, ann)}: has no bbox and no "
+                                    "segmentation usable here (the image has no width and height)")
+            if "area" in ann:
+                entry["area"] = float(ann["area"])
+            else:
+                entry["area"] = float(mask_utils.area(rle)) if rle is not None else entry["bbox"][2] * entry["bbox"][3]
+            if iou_type == "segm" and rle is None:  # COCOeval would turn the box into a polygon
+                x, y, w, h = entry["bbox"]
+                entry["segmentation"] = [[x, y, x, y + h, x + w, y + h, x + w, y]]
+            annotations.append(entry)
+    return {"images": images, "annotations": annotations, "categories": checked.category_entries}
 
 
 def _evaluate_coco(coco_gt, results: list, iou_type: str):
