@@ -223,9 +223,9 @@ def test_undecodable_image_mid_batch_is_skipped_and_reported(fo, demo_coco, tmp_
 
 
 def test_refuses_to_overwrite_labels_a_model_did_not_write(dataset, engine):
-    with pytest.raises(BadInputError, match="did not write"):
+    with pytest.raises(BadInputError, match="no model run wrote"):
         run_inference(dataset, engine, field="ground_truth")
-    with pytest.raises(BadInputError, match="field name"):
+    with pytest.raises(BadInputError, match="letters, digits and underscores"):
         run_inference(dataset, engine, field="bad name")
     assert "predictions" not in dataset.get_field_schema()
 
