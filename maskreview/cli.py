@@ -14,7 +14,7 @@ import sys
 from maskreview import __version__
 from maskreview.cli_args import BATCH, COUNT, IMAGE_SIZE, SEED, OneLineParser, fraction, int_in, output_folder, \
     positive_float
-from maskreview.core.errors import CancelledError, MaskreviewError
+from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 
 EXIT_BAD_INPUT = 2
 
@@ -90,7 +90,7 @@ def cmd_infer(args) -> int:
     engine = _engine(args)  # first: a bad model or weights file must not leave an import behind
     dataset, view = _open_view(args)
     report = run_inference(view, engine, field=args.field, progress=_progress(), overwrite=args.overwrite,
-                           batch_size=args.batch_size)
+                           batch_size=args.batch_size, write_seconds=2.0)  # also notices a lost database soon
     print(f"{dataset.name}: predicted {report.predicted} samples into '{args.field}' "
           f"({report.images_per_second:.2f} img/s), skipped {report.skipped} already done, "
           f"{len(report.failures)} failed")
@@ -157,7 +157,9 @@ def cmd_export(args) -> int:
     dataset, _ = _open_view(argparse.Namespace(source=args.source, images=args.images))
     view = ex.select(dataset, _split(args.tags), _split(args.label_tags), args.field)
     if len(view) == 0:
-        raise MaskreviewError("nothing to export: no sample matches the given --tags/--label-tags")
+        given = " ".join(f"{flag} {value}" for flag, value in (("--tags", args.tags), ("--label-tags", args.label_tags))
+                         if value)
+        raise BadInputError(f"nothing to export: no sample of {dataset.name!r} matches {given or 'the selection'}")
     report = ex.export(view, args.out, args.format, field=args.field, copy_images=args.copy_images,
                        progress=_progress())
     print(f"exported {report['samples']} samples, {report['annotations']} instances as {report['format']} "
@@ -349,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        lost = store.lost_database(exc)  # mongod died or the shared MongoDB went away mid-command
+        if lost is None:
+            raise
+        store.forget_lost_database()
+        print(f"maskreview: error: {lost}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

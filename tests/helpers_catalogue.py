@@ -43,18 +43,19 @@ class CaseTimeout(BaseException):
 
 
 def database_fingerprint() -> dict[str, str]:
+    """``"collection/_id.key"`` -> a hash of that value, for every document of every collection."""
     import bson
     import fiftyone.core.odm.database as fod
 
     db = fod.get_db_conn()
     prints = {}
     for name in sorted(db.list_collection_names()):
-        digest = hashlib.sha1()
-        for doc in db[name].find({}, sort=[("_id", 1)]):
-            for key in _VOLATILE_KEYS:
-                doc.pop(key, None)
-            digest.update(bson.encode(doc))
-        prints[name] = digest.hexdigest()
+        for doc in db[name].find({}):
+            doc_id = doc.pop("_id")
+            prints[f"{name}/{doc_id}"] = "document"
+            for key, value in doc.items():
+                if key not in _VOLATILE_KEYS:
+                    prints[f"{name}/{doc_id}.{key}"] = hashlib.sha1(bson.encode({"v": value})).hexdigest()
     return prints
 
 
@@ -102,10 +103,7 @@ def _clear_warning_registries() -> None:
         registry = getattr(module, "__warningregistry__", None)
         if isinstance(registry, dict):
             registry.clear()
-    warnings.resetwarnings()
-    for action, category in (("ignore", DeprecationWarning), ("ignore", PendingDeprecationWarning),
-                             ("ignore", ImportWarning), ("ignore", ResourceWarning)):
-        warnings.simplefilter(action, category)  # Python's default filters in a fresh process
+    warnings._filters_mutated()  # drops the "already shown" caches (the filters stay as the app set them)
 
 
 def _alarm(signum, frame):
@@ -168,6 +166,7 @@ def run_cases(cases: list[dict], results_file: str) -> None:
         os.chdir(case["cwd"])
         datasets, db, files = set(fo.list_datasets()), database_fingerprint(), files_fingerprint(case["watch"])
         _clear_warning_registries()
+        fo.Dataset._instances.clear()  # each case loads its datasets afresh, as a new process would
         start = time.monotonic()
         if case["isolated"]:
             rc, out, err = run_isolated(case["argv"], case["cwd"])

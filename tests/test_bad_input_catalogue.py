@@ -14,7 +14,9 @@ import json
 import os
 import pickle
 import socket
+import subprocess
 import struct
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,7 +82,7 @@ def write_png(path: Path, size=(32, 32), color=(200, 30, 30)) -> Path:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, color).save(path)
+    Image.new("RGB", size, color).save(path, format="PNG")
     return path
 
 
@@ -455,7 +457,6 @@ CASES = [
     Case("res-score-string", "H2", results_case(result(score="high"))),
     Case("res-nan-score", "H2", results_case(raw=json.dumps(result()).replace("0.9", "NaN"))),
     Case("res-bad-image-id", "H2", results_case(result(image_id=999))),
-    Case("res-unknown-category", "H2", results_case(result(category_id=77))),
     Case("res-bad-segmentation", "H2", results_case(result(segmentation="a square"))),
     Case("res-rle-garbage", "H2", results_case(result(segmentation={"size": [32, 32], "counts": "\x7f~~garbage"}))),
     Case("res-rle-wrong-size", "H2", results_case(result(segmentation=rle(8, 8)))),
@@ -631,3 +632,41 @@ def test_bad_input(case: Case, outcomes):
     assert not r["datasets_added"] and not r["datasets_removed"], why
     assert not any(r["database"].values()), why
     assert not any(r["files"].values()), why
+
+
+_DRIVER_CHECK = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import helpers_catalogue as h
+from maskreview import cli
+from maskreview.core.errors import BadInputError
+
+def crash(args):
+    raise ZeroDivisionError("escaped main")
+
+def refuse(args):
+    os.write(2, b"from C\\n")
+    raise BadInputError("refused.png: refused")
+
+out = {}
+cli.cmd_models = crash
+out["crash"] = h.run_in_process(["models"])
+cli.cmd_models = refuse
+out["refuse"] = h.run_in_process(["models"])
+out["argparse"] = h.run_in_process(["--no-such-option"])
+print(json.dumps(out))
+"""
+
+
+def test_driver_shows_what_escapes_main():
+    """The driver must not hide a traceback, a stray stderr line or argparse's exit code."""
+    proc = subprocess.run([sys.executable, "-c", _DRIVER_CHECK, str(Path(__file__).parent)], capture_output=True,
+                          text=True, timeout=120, cwd=REPO, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    rc, _, err = out["crash"]
+    assert rc == 1 and "Traceback" in err and "ZeroDivisionError: escaped main" in err
+    rc, _, err = out["refuse"]
+    assert rc == 2 and err.splitlines() == ["from C", "maskreview: error: refused.png: refused"]
+    rc, _, err = out["argparse"]
+    assert rc == 2 and "--no-such-option" in err
