@@ -350,8 +350,12 @@ class MainWindow(QMainWindow):
             self.notify(message)
 
     def notify(self, message: str, title: str = "maskreview") -> QMessageBox:
-        """A non-blocking message box (the window keeps working behind it)."""
+        """A non-blocking message box (the window keeps working behind it); it replaces the one
+        before, so a run of failures leaves one box, not a pile of them."""
         self.statusBar().showMessage(message, 10000)
+        if self._message is not None:
+            self._message.close()
+            self._message.deleteLater()
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
         box.setWindowModality(Qt.WindowModality.NonModal)
         box.show()
