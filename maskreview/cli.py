@@ -133,6 +133,38 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from maskreview.core.compare import compare_fields
+
+    _, view = _open_view(args)
+    result = compare_fields(view, args.gt_field, args.a, args.b, args.iou_type, args.iou_thresh, progress=_progress())
+    for warning in result.warnings:
+        print(f"maskreview: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    a, b = result.metrics["a"], result.metrics["b"]
+    print(f"{'':<24} {'A: ' + args.a:>22} {'B: ' + args.b:>22} {'B - A':>8}")
+    names = [(k, k) for k in ("mAP", "AP50", "AP75")] + [(f"  {c} AP", c) for c in sorted(set(a["per_class"]) | set(b["per_class"]))]
+    for title, key in names:
+        va = a.get(key, a["per_class"].get(key, -1.0))
+        vb = b.get(key, b["per_class"].get(key, -1.0))
+        print(f"{title:<24} {va:>22.4f} {vb:>22.4f} {vb - va:>+8.4f}")
+    print(f"\nper ground-truth instance, matched at IoU {args.iou_thresh:g} ({len(result.rows)} instances):")
+    print(f"{'class':<24} {'both':>6} {'A only':>7} {'B only':>7} {'neither':>8} {'class changed':>14}")
+    for cls, c in sorted(result.counts.items()):
+        print(f"{cls:<24} {c['both']:>6} {c['a_only']:>7} {c['b_only']:>7} {c['neither']:>8} {c['class_changed']:>14}")
+    changed = [r for r in result.rows if r.status in ("a_only", "b_only") or r.class_changed]
+    if changed:
+        print("\nfound by one model only, or with another class (sample, GT label, A label, B label):")
+        for r in changed:
+            side = [f"{lab or '-'} {r_id or ''} IoU {iou:.3f}" if iou is not None else "-"
+                    for lab, r_id, iou in ((r.a_label, r.a_id, r.a_iou), (r.b_label, r.b_id, r.b_iou))]
+            print(f"  {r.status:<7} {r.sample_id} gt {r.gt_label} {r.gt_id} | A {side[0]} | B {side[1]}"
+                  + ("  (class changed)" if r.class_changed else ""))
+    return 0
+
+
 def cmd_train(args) -> int:
     from maskreview.core.training import TrainSettings, train
 
@@ -284,6 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iou-thresh", type=fraction(low_open=True), default=0.5, help="IoU of the stored TP/FP/FN matches")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("compare", help="compare two prediction fields against the ground truth, per instance")
+    _add_source_args(p)
+    p.add_argument("--gt-field", default="ground_truth")
+    p.add_argument("--a", required=True, metavar="FIELD", help="the first prediction field (A)")
+    p.add_argument("--b", required=True, metavar="FIELD", help="the second prediction field (B)")
+    p.add_argument("--tags", help="only samples with these tags (comma-separated)")
+    p.add_argument("--iou-type", choices=("segm", "bbox"), default="segm")
+    p.add_argument("--iou-thresh", type=fraction(low_open=True), default=0.5,
+                   help="IoU at which a prediction finds a ground-truth instance")
+    p.add_argument("--json", action="store_true", help="print metrics, counts and every instance row as JSON")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("train", help="train or fine-tune a Mask R-CNN on a dataset or tagged view")
     _add_source_args(p)
