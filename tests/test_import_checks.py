@@ -4,7 +4,10 @@ and the problem; nothing is imported from a refused file; what an import trusts 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -285,3 +288,23 @@ def test_good_results_evaluate_and_cli_bad_results_is_one_line(fo, tmp_path):
     proc = run_cli("eval", "--gt", str(tmp_path / "gt.json"), "--pred", str(res_path))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"maskreview: error: {res_path}: result 0 (image 2): ")
+
+
+# ------------------------------------------------------------------------------- one meaning per name
+
+def test_a_name_that_is_both_a_path_and_a_dataset_is_refused(fo, tmp_path, monkeypatch):
+    fo.Dataset("collide", persistent=True)
+    (tmp_path / "collide").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "collide" / "x.png")
+    monkeypatch.chdir(tmp_path)
+    before = set(fo.list_datasets())
+    with pytest.raises(BadInputError, match=r"collide: is both a path \(.*/collide\) and a FiftyOne dataset name"):
+        sources.open_source("collide")
+    assert sources.resolve("./collide").kind == "folder"
+    proc = subprocess.run([sys.executable, "-m", "maskreview", "export", "collide", "--out", str(tmp_path / "out")],
+                          cwd=tmp_path, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "is both a path" in proc.stderr, proc.stderr
+    assert set(fo.list_datasets()) == before and not (tmp_path / "out").exists()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # no such path here: the name is the dataset
+    assert sources.resolve("collide").kind == "dataset"
