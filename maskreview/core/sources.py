@@ -173,13 +173,14 @@ def _image_samples(paths: list[Path], progress: Progress, skip_bad: bool) -> lis
             if not skip_bad:
                 raise BadInputError(f"{exc} (use --skip-bad to import the other images)") from exc
             bad.append(str(exc))
-            progress.note(f"skipped {exc}")
         else:
             meta = fo.ImageMetadata(width=width, height=height, mime_type=mime, size_bytes=path.stat().st_size)
             samples.append(fo.Sample(filepath=str(path), metadata=meta))
         progress.advance()
     if not samples:
         raise BadInputError(f"no readable images among {len(paths)} files; first problem: {bad[0]}")
+    for problem in bad:  # named only when the import goes on without them
+        progress.note(f"skipped {problem}")
     return samples
 
 
