@@ -49,6 +49,19 @@ def bad_file(kind: str, tmp_path: Path, demo_coco: Path) -> Path:
     if kind == "width_a_string":
         (folder / "images").symlink_to(demo_coco.parent / "images")
         return _write(folder / "annotations.json", _coco([{**image, "width": "wide"}], []))
+    if kind == "bbox_strings":
+        (folder / "images").symlink_to(demo_coco.parent / "images")
+        return _write(folder / "annotations.json", _coco([image], [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": ["a", "b", "c", "d"], "area": 1, "iscrowd": 0}]))
+    if kind == "rle_garbage":
+        (folder / "images").symlink_to(demo_coco.parent / "images")
+        return _write(folder / "annotations.json", _coco([image], [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 9, 9], "area": 81, "iscrowd": 0,
+             "segmentation": {"size": [256, 256], "counts": "\x7f\x00garbage~~~"}}]))
+    if kind == "duplicate_image_ids":
+        (folder / "images").symlink_to(demo_coco.parent / "images")
+        other = next(p for p in sorted((demo_coco.parent / "images").glob("*.png")) if p.name != image["file_name"])
+        return _write(folder / "annotations.json", _coco([image, {**image, "file_name": other.name}], []))
     if kind == "deep_json":
         return _write(folder / "deep.json", "[" * 100000 + "]" * 100000)
     if kind == "corrupt_png":
@@ -82,6 +95,7 @@ def _write(path: Path, content) -> Path:
     return path
 
 
-KINDS = ["truncated_json", "annotation_not_an_object", "width_a_string", "deep_json", "corrupt_png", "empty_png",
+KINDS = ["truncated_json", "annotation_not_an_object", "width_a_string", "bbox_strings", "rle_garbage",
+         "duplicate_image_ids", "deep_json", "corrupt_png", "empty_png",
          "text_as_jpg", "bomb_png", "empty_folder", "folder_without_images", "folder_of_bombs",
          "config_with_python_tag", "booby_trapped_weights", "not_an_image"]

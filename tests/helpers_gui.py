@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 
@@ -20,3 +22,13 @@ def open_window(qtbot, tmp_path, dataset, size: tuple[int, int] = (1200, 800), w
     win.set_dataset(dataset)
     qtbot.waitUntil(lambda: not win.jobs, timeout=wait_ms)
     return win
+
+
+def drop_path(widget, path) -> None:
+    """Drag ``path`` over ``widget`` and drop it there, as a file manager would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    pos = widget.rect().center()
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, QDragEnterEvent(pos, *args))  # Qt routes a drop to the enter target
+    QApplication.sendEvent(widget, QDropEvent(QPointF(pos), *args))

@@ -7,12 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from helpers_bad_files import KINDS, bad_file
-from helpers_gui import open_window
+from helpers_gui import drop_path, open_window
 from maskreview.core.sources import open_source
 
 
@@ -22,15 +20,6 @@ def window(qtbot, fo, demo_coco, tmp_path):
     win.browser.step(2)  # a sample other than the first, to see that it stays
     yield win
     win.close()
-
-
-def drop(widget, path: Path) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    pos = widget.rect().center()
-    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, QDragEnterEvent(pos, *args))
-    QApplication.sendEvent(widget, QDropEvent(QPointF(pos), *args))
 
 
 def shown_messages(window) -> list[str]:
@@ -58,7 +47,7 @@ def _expect_message_naming(qtbot, window, path: Path, before: tuple, datasets_be
 def test_dropped_bad_file_gets_a_message_and_changes_nothing(window, qtbot, fo, demo_coco, tmp_path, kind):
     path = bad_file(kind, tmp_path, demo_coco)
     before, datasets = state(window), set(fo.list_datasets())
-    drop(window.canvas.viewport(), path)
+    drop_path(window.canvas.viewport(), path)
     _expect_message_naming(qtbot, window, path, before, datasets, fo)
 
 
@@ -87,7 +76,7 @@ def test_adding_a_dropped_image_that_went_bad_gets_a_message(window, qtbot, fo, 
     window.engine_settings.max_detections = 4
     image = tmp_path / "dropped.png"
     image.write_bytes(next((demo_coco.parent / "images").glob("*.png")).read_bytes())
-    drop(window.canvas.viewport(), image)
+    drop_path(window.canvas.viewport(), image)
     assert window.canvas.data.scratch
     qtbot.waitUntil(lambda: not window.jobs, timeout=120000)
     image.write_bytes(b"")  # emptied between the drop and the add

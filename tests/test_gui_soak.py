@@ -14,10 +14,11 @@ import time
 
 import psutil
 import pytest
+from PySide6.QtCore import QtMsgType
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from helpers_bad_files import bad_file
-from helpers_gui import open_window
+from helpers_gui import drop_path, open_window
 from maskreview.core.evaluation import synthetic
 from maskreview.core.sources import open_source
 from maskreview.gui import integration
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 N_ACTIONS = int(os.environ.get("MASKREVIEW_SOAK_ACTIONS", "2000"))
 WARMUP = N_ACTIONS // 5
-BAD_KINDS = ["truncated_json", "annotation_not_an_object", "corrupt_png", "empty_png", "bomb_png",
+BAD_KINDS = ["truncated_json", "annotation_not_an_object", "rle_garbage", "corrupt_png", "empty_png", "bomb_png",
              "folder_without_images", "config_with_python_tag", "not_an_image"]
 
 
@@ -89,16 +90,18 @@ ACTIONS = {  # name: (weight, fn(win, rng))
     "actual_size": (1, _trigger("actual_size")), "zoom_16": (1, _trigger("zoom_16")),
     "filter": (6, _filter), "edit": (10, _edit), "undo_redo": (8, _undo_redo),
     "paint": (4, lambda w, r: w.canvas.viewport().grab()),  # draws now, whatever the overlays are
-    "drop_bad": (3, lambda w, r: w.handle_drop([str(r.choice(w.soak_bad_files))])),
+    "drop_bad": (3, lambda w, r: drop_path(r.choice([w.canvas.viewport(), w.browser.view.viewport(),
+                                                      w.fields_panel]), r.choice(w.soak_bad_files))),
 }
 
 
-def test_soak_random_actions(qtbot, fo, demo_coco, tmp_path, caplog, capfd):
+def test_soak_random_actions(qtbot, qtlog, fo, demo_coco, tmp_path, caplog, capfd):
     caplog.set_level(logging.WARNING)
     dataset = open_source(demo_coco, name=f"soak-{tmp_path.name}")
     synthetic.write_perturbed_predictions(dataset, seed=11)
     win = open_window(qtbot, tmp_path, dataset)
     win.soak_bad_files = [bad_file(kind, tmp_path, demo_coco) for kind in BAD_KINDS]
+    datasets = set(fo.list_datasets())
     names = list(ACTIONS)
     weights = [ACTIONS[n][0] for n in names]
     rng = random.Random(20261201)
@@ -120,10 +123,13 @@ def test_soak_random_actions(qtbot, fo, demo_coco, tmp_path, caplog, capfd):
         rss_end = _rss()
         elapsed = time.perf_counter() - start
         assert win.isVisible() and win.dataset is dataset
+        assert set(fo.list_datasets()) == datasets  # no bad drop left a dataset behind
         assert not win.edits_failed, win.edits_failed[:3]
         problems = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
         assert not problems, [r.getMessage() for r in problems[:5]]
         assert "Traceback" not in capfd.readouterr().err
+        critical = [m.message for m in qtlog.records if m.type in (QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg)]
+        assert not critical, critical[:5]
         boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
         assert len(boxes) <= 1, f"{len(boxes)} message boxes left open"  # each bad drop replaced the last
         growth = (rss_end - rss_warm) / rss_warm
