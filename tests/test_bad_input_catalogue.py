@@ -181,6 +181,11 @@ CASES = [
     Case("arg-unknown-command", "H1", args("frobnicate"), names=("frobnicate",)),
     Case("arg-import-no-source", "H1", args("import"), names=("source",)),
     Case("arg-infer-missing-source", "H1", args("infer", "{d}/{id}-nowhere"), names=("nowhere",)),
+    Case("arg-demo-seed-negative", "H1", args("demo-data", "--out", "{d}/demo", "--seed", "-1"), names=("--seed",)),
+    Case("arg-eval-gt-without-pred", "H1", lambda c: ["eval", "--gt", str(c.shared.good_json)], names=("--pred",)),
+    Case("arg-max-pixels-0", "H2", args("import", "{png}", "--max-pixels", "0"), names=("--max-pixels",)),
+    Case("arg-max-pixels-text", "H2", args("import", "{png}", "--max-pixels", "lots"), names=("--max-pixels",)),
+    Case("img-over-max-pixels", "H2", args("import", "{png}", "--max-pixels", "100"), names=("good.png",)),
 
     # eval keys that would overwrite what reviewers own
     Case("key-tags", "H4", args("eval", BASE, "--eval-key", "tags"), names=("tags",)),
@@ -190,6 +195,11 @@ CASES = [
     Case("key-ground-truth", "H4", args("eval", BASE, "--eval-key", "ground_truth"), names=("ground_truth",)),
     Case("key-pred-field-missing", "H4", args("eval", BASE, "--pred-field", "no_such_field"),
          names=("no_such_field",)),
+    Case("key-gt-field-not-detections", "H4", args("eval", BASE, "--gt-field", "filepath", "--eval-key", "none"),
+         names=("filepath",)),
+    Case("key-infer-field-metadata", "H6", infer("--field", "metadata"), names=("metadata",)),
+    Case("key-infer-field-filepath", "H6", infer("--field", "filepath"), names=("filepath",)),
+    Case("key-infer-field-ground-truth", "H6", infer("--field", "ground_truth"), names=("ground_truth",)),
 
     # export targets
     Case("export-out-is-file", "H2", export_case(lambda c: c.write(".txt", "a file\n"))),
@@ -200,6 +210,7 @@ CASES = [
     Case("export-label-tags-match-nothing", "H2", export_case(None, "--label-tags", "no-such-label-tag"),
          names=("no-such-label-tag",)),
     Case("export-field-missing", "H2", export_case(None, "--field", "no_such_field"), names=("no_such_field",)),
+    Case("export-field-not-detections", "H2", export_case(None, "--field", "filepath"), names=("filepath",)),
     Case("export-name-collision", "H2", collide, names=(COLLIDE,)),
 
     # database faults
@@ -214,6 +225,24 @@ CASES = [
     Case("proc-w-pickle-code", "H1", weights_case(lambda c: c.write(".pkl", evil_pickle(c))), isolated=True),
     Case("proc-img-bomb", "H2", image_case(raw_file(png_bytes(60000, 60000))), isolated=True),
 ]
+
+
+# A COCO or results row's message must also point at the entry (issue 12.3: the file, the entry, the problem).
+ENTRY = {
+    **dict.fromkeys(["coco-annotation-not-object", "coco-bbox-strings", "coco-bbox-not-list", "coco-rle-garbage",
+                     "coco-rle-overlong", "coco-rle-short", "coco-rle-wrong-size", "coco-rle-counts-number",
+                     "coco-uncompressed-negative", "coco-uncompressed-strings", "coco-polygon-strings",
+                     "coco-polygon-too-short", "coco-segmentation-string", "coco-unknown-category",
+                     "coco-unknown-image-id", "coco-nan-bbox", "coco-infinite-bbox", "coco-negative-bbox"],
+                    "annotation 0"),
+    **dict.fromkeys(["coco-image-not-object", "coco-width-string", "coco-width-negative", "coco-width-huge",
+                     "coco-width-disagrees", "coco-image-id-string", "coco-image-no-file-name",
+                     "coco-file-name-number", "coco-file-name-escapes", "coco-file-name-absolute"], "image 0"),
+    "coco-category-not-object": "category 0",
+    "coco-duplicate-image-ids": "id 1",
+    **dict.fromkeys(["res-entry-not-object", "res-missing-score", "res-score-string", "res-nan-score",
+                     "res-bad-segmentation", "res-rle-garbage", "res-rle-wrong-size"], "result 0"),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,6 +316,7 @@ def test_bad_input(case: Case, outcomes):
     assert len(lines) == 1, why
     assert lines[0].startswith("maskreview") and ": error: " in lines[0], why
     assert any(name in lines[0] for name in (case.names or (case.id,))), why
+    assert ENTRY.get(case.id, "") in lines[0], f"the message does not point at {ENTRY[case.id]!r}" + why
     assert not (Path(spec["cwd"]) / "CODE-RAN").exists(), "a crafted file ran code" + why
     assert not r["datasets_added"] and not r["datasets_removed"], why
     assert not any(r["database"].values()), why
@@ -329,3 +359,9 @@ def test_driver_shows_what_escapes_main():
     assert rc == 2 and err.splitlines() == ["from C", "maskreview: error: refused.png: refused"]
     rc, _, err = out["argparse"]
     assert rc == 2 and "--no-such-option" in err
+
+
+def test_catalogue_table():
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids)) >= 60
+    assert set(ENTRY) <= set(ids)
