@@ -6,7 +6,12 @@ process dies, even by ``kill -9``. Opening a dataset replays the files nobody ho
 
 Lines are ``{"seq": n, "bson": "..."}`` (a change, written before it goes to the database: its
 patches as base64 BSON, or ``{"seq": n, "patches": [...]}`` in JSON for values BSON cannot hold),
-``{"applied": [n, ...]}`` and ``{"rejected": [n, ...]}``.
+``{"applied": [n, ...]}`` and ``{"rejected": [n, ...]}``, each ending in ``"crc": "<hex>"``, the
+CRC-32 of the line's text before it (lines from journals older than checksums have none).
+
+Damage: a line that is not ASCII JSON, fails its checksum or does not decode is reported with
+its position (:class:`DamagedLine`), skipped, and kept as found in ``<journal>.quarantined``
+beside the journal, before the journal is deleted; every other entry is replayed.
 
 Compaction: once the file passes ``compact_bytes`` (and on a clean close), the entries the
 database has confirmed are dropped. With none pending the file is truncated in place; otherwise
@@ -18,10 +23,12 @@ as ``{"$oid"}``, datetimes as ``{"$date"}``, mask bytes as base64 (``{"$b64"}``;
 from __future__ import annotations
 
 import base64
+import binascii
 import fcntl
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +37,7 @@ from pathlib import Path
 import bson
 import numpy as np
 from bson import Binary, ObjectId
-from bson.errors import InvalidDocument
+from bson.errors import BSONError, InvalidDocument
 
 from maskreview.core.edits import LabelPatch, SamplePatch, Version, serialize_mask
 
@@ -104,14 +111,20 @@ def entry_line(seq: int, patches: list[SamplePatch]) -> str:
     try:
         data = bson.encode({"patches": encoded})
     except (InvalidDocument, OverflowError):
-        return _LINE_ENCODER.encode({"seq": seq, "patches": encoded})
-    return '{"seq": %d, "bson": "%s"}' % (seq, base64.b64encode(data).decode())
+        return _sealed(_LINE_ENCODER.encode({"seq": seq, "patches": encoded})[:-1])
+    return _sealed('{"seq": %d, "bson": "%s"' % (seq, base64.b64encode(data).decode()))
+
+
+def _sealed(body: str) -> str:
+    """A journal line: ``body`` (a JSON object's text without its closing brace) closed with the
+    checksum of that text."""
+    return '%s, "crc": "%08x"}' % (body, zlib.crc32(body.encode()))
 
 
 def entry_patches(record: dict) -> list[SamplePatch]:
     """The patches of a journal line written by :func:`entry_line`."""
     if "bson" in record:
-        return [_patch(d) for d in bson.decode(base64.b64decode(record["bson"]))["patches"]]
+        return [_patch(d) for d in bson.decode(base64.b64decode(record["bson"], validate=True))["patches"]]
     return [decode_patch(d) for d in record["patches"]]
 
 
@@ -173,7 +186,7 @@ class Journal:
     def mark(self, seqs: list[int], what: str = "applied") -> None:
         # No fsync: a lost marker only means an idempotent replay of an applied change.
         if seqs:
-            _write_all(self._fd, (json.dumps({what: list(seqs)}) + "\n").encode())
+            _write_all(self._fd, (_sealed(json.dumps({what: list(seqs)})[:-1]) + "\n").encode())
             for seq in seqs:
                 self.pending.pop(seq, None)
             if os.fstat(self._fd).st_size > self.compact_bytes:
@@ -244,17 +257,53 @@ def _fsync_dir(path: Path) -> None:
 
 
 @dataclass
+class DamagedLine:
+    """A journal line that cannot be trusted: where it is, what is wrong, its bytes as found."""
+
+    path: Path
+    line: int  # from 1
+    offset: int  # of its first byte
+    reason: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return f"{self.path.name} line {self.line} (byte {self.offset}): {self.reason}"
+
+
+@dataclass
 class OrphanJournal:
     """A journal file left by a session that ended without closing it (crash, kill)."""
 
     path: Path
     fd: int
     entries: list[tuple[int, list[SamplePatch]]] = field(default_factory=list)  # not applied
+    damaged: list[DamagedLine] = field(default_factory=list)
+
+    @property
+    def quarantine_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".quarantined")  # not *.jsonl: never replayed
 
     def release(self, delete: bool) -> None:
+        """Unlock; ``delete``: the journal is replayed, only its damaged lines are kept."""
         if delete:
+            self._quarantine()
             self.path.unlink(missing_ok=True)
         os.close(self.fd)
+
+    def _quarantine(self) -> None:
+        """Append the damaged lines to :attr:`quarantine_path` (a JSON line each: position,
+        reason and the bytes in base64), on disk before the journal goes."""
+        if not self.damaged:
+            return
+        lines = "".join(json.dumps({"journal": d.path.name, "line": d.line, "offset": d.offset, "reason": d.reason,
+                                    "bytes": base64.b64encode(d.data).decode()}) + "\n" for d in self.damaged)
+        fd = os.open(self.quarantine_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            _write_all(fd, lines.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.path.parent)
 
 
 def orphans(dataset_id: str, root: Path | None = None) -> Iterator[OrphanJournal]:
@@ -270,7 +319,7 @@ def orphans(dataset_id: str, root: Path | None = None) -> Iterator[OrphanJournal
     for path in sorted(folder.glob("*.jsonl")):
         fd = _lock_if_free(path)
         if fd is not None:
-            yield OrphanJournal(path, fd, _pending_entries(path))
+            yield OrphanJournal(path, fd, *_pending_entries(path))
 
 
 def _lock_if_free(path: Path) -> int | None:
@@ -291,16 +340,55 @@ def _lock_if_free(path: Path) -> int | None:
     return None
 
 
-def _pending_entries(path: Path) -> list[tuple[int, list[SamplePatch]]]:
+def _pending_entries(path: Path) -> tuple[list[tuple[int, list[SamplePatch]]], list[DamagedLine]]:
+    """The entries not marked applied or rejected, and the lines that cannot be read."""
     entries: dict[int, list[SamplePatch]] = {}
     done: set[int] = set()
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by the crash: never acknowledged
-                continue
+    damaged = []
+    data = path.read_bytes()
+    end = 0
+    for number, line in enumerate(data.split(b"\n"), 1):
+        start, end = end, end + len(line) + 1
+        if not line:
+            continue
+        try:
+            record = _record(line)
             if "seq" in record:
-                entries[record["seq"]] = entry_patches(record)
+                entries[record["seq"]] = _entry_patches(record)
             done.update(record.get("applied", ()), record.get("rejected", ()))
-    return [(seq, patches) for seq, patches in sorted(entries.items()) if seq not in done]
+        except _Damaged as exc:
+            cut_short = end > len(data)  # no newline after it: its session died writing it, unacknowledged
+            damaged.append(DamagedLine(path, number, start, "cut short at the end" if cut_short else str(exc), line))
+    return [(seq, patches) for seq, patches in sorted(entries.items()) if seq not in done], damaged
+
+
+class _Damaged(Exception):
+    pass
+
+
+def _record(line: bytes) -> dict:
+    """The record one line holds, checked; raises :class:`_Damaged` saying what is wrong."""
+    try:
+        record = json.loads(line.decode("ascii"))  # lines are ASCII: JSON escapes the rest
+    except ValueError:
+        raise _Damaged("not a line of JSON") from None
+    if not isinstance(record, dict) or not record.keys() & {"seq", "applied", "rejected"}:
+        raise _Damaged("not a journal record")
+    crc = record.pop("crc", None)  # lines written before checksums have none
+    if crc is not None and crc != "%08x" % zlib.crc32(line[: line.rfind(b', "crc": ')]):
+        raise _Damaged("checksum mismatch")
+    marked = record.get("applied", record.get("rejected", []))
+    if not (isinstance(record.get("seq", 0), int) and isinstance(marked, list) and all(isinstance(n, int) for n in marked)):
+        raise _Damaged("not a journal record")
+    return record
+
+
+def _entry_patches(record: dict) -> list[SamplePatch]:
+    try:
+        return entry_patches(record)
+    except binascii.Error:
+        raise _Damaged("bad base64") from None
+    except BSONError:
+        raise _Damaged("bad BSON") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise _Damaged("not a journal entry") from None

@@ -307,10 +307,13 @@ class EditSession:
 
     # -- crash recovery ------------------------------------------------------------------
     def replay(self) -> dict:
-        """Apply what dead sessions journaled but may not have written; returns counts and
-        the patches that conflict with later changes by someone else (offered, not applied)."""
-        report = {"applied": 0, "already": 0, "conflicts": []}
+        """Apply what dead sessions journaled but may not have written; returns counts, the
+        patches that conflict with later changes by someone else (offered, not applied), the
+        journal lines that could not be read (:class:`~maskreview.core.journal.DamagedLine`)
+        and the quarantine files that keep them (:func:`replay_message` says it all in words)."""
+        report = {"applied": 0, "already": 0, "conflicts": [], "damaged": [], "quarantined": []}
         for orphan in jn.orphans(str(self.dataset._doc.id), self._journal_root):
+            report["damaged"] += orphan.damaged
             patches = [p for _, entry in orphan.entries for p in entry]
             # A patch reached the database if the sample's version is the one it wrote or one a
             # later patch of the same journal wrote (those were conditional on it).
@@ -323,8 +326,12 @@ class EditSession:
                 elif position.get((p.sample_id, current), -1) >= i:
                     report["already"] += 1
                 elif p.expect is None or current.same_state(p.expect):
-                    for lp in p.labels:
-                        self._check_field(lp.field)
+                    try:
+                        for lp in p.labels:
+                            self._check_field(lp.field)
+                    except BadInputError:  # the field no longer holds labels that can be edited
+                        report["conflicts"].append(p)
+                        continue
                     if self._durable.update_one(_filter(p), [{"$set": update_expression(p)}]).modified_count:
                         report["applied"] += 1
                         self._reload([p.sample_id])
@@ -333,6 +340,8 @@ class EditSession:
                 else:
                     report["conflicts"].append(p)
             orphan.release(delete=True)
+            if orphan.damaged:
+                report["quarantined"].append(orphan.quarantine_path)
         return report
 
     def close(self) -> None:
@@ -343,6 +352,22 @@ class EditSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def replay_message(report: dict) -> str | None:
+    """What :meth:`EditSession.replay` found, in words for the user; None when it found nothing."""
+    said = []
+    if report["applied"]:
+        said.append(f"recovered {report['applied']} edit(s) that an interrupted session had not saved")
+    if report["conflicts"]:
+        said.append(f"{len(report['conflicts'])} journaled edit(s) not recovered: their samples changed since, or are gone")
+    if damaged := report["damaged"]:
+        said.append(f"{len(damaged)} damaged journal line(s) skipped ({damaged[0]}{', ...' if len(damaged) > 1 else ''}), "
+                    f"kept in {', '.join(map(str, report['quarantined']))}")
+    if not said:
+        return None
+    text = "; ".join(said)
+    return text[0].upper() + text[1:] + ". Editing continues."
 
 
 def _field_type(value) -> str | None:

@@ -82,15 +82,16 @@ def evaluate(window, iou_type: str = "segm", eval_key: str = "eval"):
     if window.dataset is None:
         window.notify("Open a dataset first.")
         return None
-    if PRED not in window.label_fields or GT not in window.label_fields:
-        window.notify("Evaluation needs both 'ground_truth' and 'predictions' (Model ▸ Run model on the dataset).")
+    pred = window.model_runs.current_field() if getattr(window, "model_runs", None) else PRED  # the chosen model's
+    if pred not in window.label_fields or GT not in window.label_fields:
+        window.notify(f"Evaluation needs both 'ground_truth' and '{pred}' (Model ▸ Run model on the dataset).")
         return None
     dock = window.docks["Evaluation"]
     dock.show()
     dock.raise_()
     if not dock.isFloating() and dock.height() < window.height() // 3:  # room for the tables and plots
         window.resizeDocks([dock], [int(window.height() * 0.4)], Qt.Orientation.Vertical)
-    return window.evaluation.start_evaluation(window.dataset.view(), GT, PRED, iou_type, eval_key)
+    return window.evaluation.start_evaluation(window.dataset.view(), GT, pred, iou_type, eval_key)
 
 
 def _eval_current(window, sample_id) -> None:
@@ -232,7 +233,21 @@ def _dataset_for_edits(window, dataset) -> None:
     edits.conflict.connect(lambda error, what: _conflict(window, error, what))
     edits.failed.connect(lambda message: (window.edits_failed.append(message), window.notify(message)))
     window.edits = edits
+    _say_replayed(window, edits.session.replayed)
     update_review_progress(window)
+
+
+def _say_replayed(window, report: dict) -> None:
+    """What replaying interrupted sessions' journals recovered; a message box if anything was not."""
+    from maskreview.core.writeback import replay_message
+
+    message = replay_message(report)
+    if message is None:
+        return
+    if report["conflicts"] or report["damaged"]:
+        window.notify(message, "Edit journal")
+    else:
+        window.statusBar().showMessage(message, 10000)
 
 
 def _loaded(window, sample_id) -> None:
