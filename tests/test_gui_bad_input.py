@@ -138,3 +138,14 @@ def test_an_exception_escaping_a_slot_gets_a_dialog_not_a_crash(window, caplog):
         report_exception(window, *sys.exc_info())
     assert any("KeyError" in m for m in shown_messages(window)) and window.isVisible()
     assert caplog.records and caplog.records[-1].exc_info is not None  # a bug: its traceback in the log
+
+
+def test_a_sample_deleted_elsewhere_gets_a_message(window, qtbot):
+    ids = window.browser.visible_ids()
+    following = ids[ids.index(window.current_sample_id) + 1]
+    window.dataset.delete_samples(following)  # as the FiftyOne App or another reviewer would
+    window.actions_["next_sample"].trigger()
+    assert any(following in m and "deleted elsewhere" in m for m in shown_messages(window))
+    assert window.isVisible() and window.canvas.data is None
+    window.actions_["next_sample"].trigger()  # the next one shows again
+    assert window.canvas.data is not None and window.canvas.data.sample_id == ids[ids.index(following) + 1]

@@ -204,7 +204,14 @@ class MainWindow(QMainWindow):
             self.tags_panel.show_tags([], enabled=False)
             self.sample_changed.emit(None)
             return
-        data = load_sample(self.dataset, sample_id, self.label_fields, self.eval_key)
+        from maskreview.core.errors import MaskreviewError
+
+        try:
+            data = load_sample(self.dataset, sample_id, self.label_fields, self.eval_key)
+        except MaskreviewError as exc:  # deleted elsewhere (the FiftyOne App, another reviewer)
+            self.notify(f"{exc}; it was probably deleted elsewhere: reopen the dataset (File ▸ Open recent)")
+            self.show_sample(None)
+            return
         self._show(data, keep_view)
 
     def _show(self, data, keep_view: bool = False) -> None:
