@@ -31,7 +31,7 @@ from maskreview.core.models import (download_url, fetch_weights, file_sha256, is
 from maskreview.core.progress import Progress
 from maskreview.core.provenance import (DEFAULT_FIELD, RUNS_INFO_KEY, FieldTakenError, check_field_for,  # noqa: F401
                                         field_holder, forget_run, record_run)
-from maskreview.core.store import fiftyone
+from maskreview.core.store import fiftyone, lost_database
 
 SUPPORTED_ARCHITECTURES = ("GeneralizedRCNN", "RetinaNet", "PanopticFPN")
 # the class-specific layers whose first dimension gives a checkpoint's class count (+1: background)
@@ -366,6 +366,9 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
             progress.advance(len(batch))
     except BaseException as exc:
         report.cancelled = isinstance(exc, (CancelledError, KeyboardInterrupt))
+        if lost_database(exc) is not None:  # each write would wait on it again; a rerun resumes
+            pending.clear()
+            writer.started = False
         raise
     finally:
         stream.close()

@@ -12,6 +12,7 @@ the user's data dir (platformdirs), so the app never touches ``~/.fiftyone`` of 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -79,7 +80,68 @@ def fiftyone() -> ModuleType:
     import pydantic._internal._validators  # noqa: F401
 
     _isolate_database_service()
+    _bound_database_waits()
     return fo
+
+
+DEFAULT_DATABASE_TIMEOUT_S = 3.0
+
+
+def _bound_database_waits() -> None:
+    """Give up on an unreachable database after seconds, not pymongo's 30 s per operation.
+
+    A long command makes many operations; with mongod gone each one waited 30 s before it
+    failed (infer took two minutes to stop; now about ten seconds). A reachable server is
+    selected at once, and our own mongod accepts connections before FiftyOne connects, so the
+    short wait costs nothing. FiftyOne passes these keyword arguments to every client it
+    makes. ``MASKREVIEW_DATABASE_TIMEOUT_S`` changes the wait; a
+    ``serverSelectionTimeoutMS`` in ``--database-uri`` wins over both.
+    """
+    import fiftyone.core.odm.database as fod
+
+    uri = os.environ.get("FIFTYONE_DATABASE_URI") or ""
+    if "serverselectiontimeoutms" in uri.lower():
+        return
+    try:
+        seconds = float(os.environ.get("MASKREVIEW_DATABASE_TIMEOUT_S") or DEFAULT_DATABASE_TIMEOUT_S)
+    except ValueError:
+        seconds = DEFAULT_DATABASE_TIMEOUT_S
+    fod._connection_kwargs.setdefault("serverSelectionTimeoutMS", int(max(seconds, 0.1) * 1000))
+
+
+def lost_database(exc: BaseException) -> DatabaseError | None:
+    """A :class:`DatabaseError` when ``exc`` (or what it was raised from) is a lost database connection."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if _is_connection_failure(exc):
+            first = (str(exc).split(",")[0].splitlines() or [""])[0][:160]
+            return DatabaseError(
+                f"lost FiftyOne's database at {_where()} ({type(exc).__name__}: {first}); what was written so far "
+                "is kept: start the database again (or check --database-uri) and rerun the same command to go on")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _where() -> str:
+    uri = os.environ.get("FIFTYONE_DATABASE_URI")
+    return re.sub(r"//[^@/]*@", "//", uri) if uri else str(os.environ.get("FIFTYONE_DATABASE_DIR"))  # no password
+
+
+def forget_lost_database() -> None:
+    """Skip FiftyOne's exit-time cleanup, which would wait on the lost database once more."""
+    import atexit
+
+    import fiftyone.core.odm.database as fod
+
+    atexit.unregister(fod._delete_non_persistent_datasets_if_allowed)
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    pymongo_errors = sys.modules.get("pymongo.errors")
+    if pymongo_errors is not None and isinstance(exc, pymongo_errors.ConnectionFailure):
+        return True
+    return type(exc).__module__.startswith("mongoengine") and type(exc).__name__ == "ConnectionFailure"
 
 
 def _isolate_database_service() -> None:
