@@ -145,3 +145,22 @@ def test_window_says_what_was_recovered_and_edits_go_on(qtbot, fo, demo_coco, tm
     sid = tags[0][0]
     window.edits.apply(ed.SampleTags((sid,), ("after-recovery",)))
     assert "after-recovery" in ds[sid].tags and tags[1][1] in ds[tags[1][0]].tags
+
+
+def test_both_line_forms_carry_a_checksum_that_reading_checks(tmp_path):
+    import numpy as np
+
+    from maskreview.core import journal as jn
+
+    as_bson = ed.SamplePatch("s1", [], ["t"], [], ed.Version(), ed.Version(1, "w", None))
+    as_json = ed.SamplePatch("s2", [ed.LabelPatch("gt", "l2", None, {"score": np.float32(0.5)}, 2)], [], [],
+                             ed.Version(), ed.Version(1, "w", None))  # a value BSON cannot hold
+    lines = [jn.entry_line(1, [as_bson]), jn.entry_line(2, [as_json])]
+    assert '"bson"' in lines[0] and '"patches"' in lines[1]
+    lines += [line.replace('"seq": ', '"seq": 1') for line in lines]  # seq 11 and 12: the text no longer matches
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "1-1.jsonl").write_text("\n".join(lines) + "\n")
+    (orphan,) = jn.orphans("ds", tmp_path)
+    assert [seq for seq, _ in orphan.entries] == [1, 2]
+    assert [(d.line, d.reason) for d in orphan.damaged] == [(3, "checksum mismatch"), (4, "checksum mismatch")]
+    orphan.release(delete=False)

@@ -172,6 +172,9 @@ class EditSession:
         for name, ftype in ((REV_FIELD, fo.IntField), (REV_BY_FIELD, fo.StringField)):
             if name not in schema:
                 self.dataset.add_sample_field(name, ftype, description="maskreview's edit revision (conflict detection)")
+            elif type(schema[name]) is not ftype:
+                raise BadInputError(f"dataset {self.dataset.name!r} has a field {name!r} of its own "
+                                    f"({type(schema[name]).__name__}), where maskreview counts edits; rename it to edit")
 
     def _check_field(self, name: str) -> None:
         if name in self._checked_fields:
