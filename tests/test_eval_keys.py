@@ -79,6 +79,11 @@ def test_keys_whose_values_would_land_on_other_data_are_refused(ds, fo):
             check_eval_key(ds, key, "ground_truth", "predictions")
     assert ds.first().ground_truth.detections[0]["reviewer"] == "ann"
     check_eval_key(ds, "eval", "ground_truth", "predictions")  # a fresh key is fine
+    ds.set_values("gt_cls", [fo.Classification(label="a")] * len(ds))
+    ds.set_values("pred_cls", [fo.Classification(label="a")] * len(ds))
+    ds.evaluate_classifications("pred_cls", gt_field="gt_cls", eval_key="cls")
+    with pytest.raises(BadInputError, match="another kind of evaluation"):
+        evaluate_and_store(ds, eval_key="cls")
 
 
 def test_rerunning_a_key_replaces_only_its_own_values(ds, fo):

@@ -59,13 +59,18 @@ def eval_paths(eval_key: str, gt_field: str, pred_field: str) -> list[str]:
 
 def _owned_eval_paths(dataset, eval_key: str) -> set[str]:
     """The paths a stored evaluation under ``eval_key`` wrote: a re-run may replace them."""
+    from fiftyone.utils.eval.coco import COCOEvaluationConfig
+
     if eval_key not in dataset.list_evaluations():
         return set()
     try:
         config = dataset.get_evaluation_info(eval_key).config
-        return set(eval_paths(eval_key, config.gt_field, config.pred_field))
     except Exception:  # an unreadable old run owns nothing it could prove
         return set()
+    if not isinstance(config, COCOEvaluationConfig):  # FiftyOne would refuse to replace it, with a traceback
+        raise BadInputError(f"eval key {eval_key!r} holds another kind of evaluation ({type(config).__name__}); "
+                            "choose another key")
+    return set(eval_paths(eval_key, config.gt_field, config.pred_field))
 
 
 def _type_name(field) -> str:
@@ -97,11 +102,11 @@ def check_eval_key(dataset, eval_key, gt_field: str, pred_field: str) -> None:
         if name in reserved_sample_fields():
             raise BadInputError(f"eval key {eval_key!r}: '{name}' is a sample's own field in FiftyOne; "
                                 "choose another key")
+    owned = _owned_eval_paths(dataset, eval_key)
     schema = dataset.get_field_schema(flat=True)
     if eval_key in schema:
         raise BadInputError(f"eval key {eval_key!r}: the dataset has a field {eval_key!r} "
                             f"({_type_name(schema[eval_key])}); choose another key")
-    owned = _owned_eval_paths(dataset, eval_key)
     new = [p for p in eval_paths(eval_key, gt_field, pred_field) if p not in owned]
     for path in new:
         if path in schema:
