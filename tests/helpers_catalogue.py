@@ -76,6 +76,9 @@ def files_fingerprint(folders: list[str]) -> dict[str, str]:
     return prints
 
 
+_hashes: dict[tuple, str] = {}  # (path, size, mtime, inode) -> content hash: unchanged files are not read again
+
+
 def _content_hash(path: str, st) -> str:
     import stat
 
@@ -83,11 +86,14 @@ def _content_hash(path: str, st) -> str:
         return "special"
     if st.st_size > 2**20:  # large files (weights): size and mtime are enough to see a rewrite
         return f"mtime {st.st_mtime_ns}"
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha1(f.read()).hexdigest()
-    except OSError:
-        return "unreadable"
+    key = (path, st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _hashes:
+        try:
+            with open(path, "rb") as f:
+                _hashes[key] = hashlib.sha1(f.read()).hexdigest()
+        except OSError:
+            return "unreadable"
+    return _hashes[key]
 
 
 def _diff(before: dict, after: dict) -> dict[str, list[str]]:

@@ -220,7 +220,6 @@ CASES = [
          names=("not-a-mongodb-uri",), isolated=True),
 
     # the same inputs as a real process (checks the in-process driver against the real thing)
-    Case("proc-coco-not-json", "H2", coco_case(raw="not json at all"), isolated=True),
     Case("proc-infer-batch-0", "H1", infer("--batch-size", "0"), names=("--batch-size",), isolated=True),
     Case("proc-w-pickle-code", "H1", weights_case(lambda c: c.write(".pkl", evil_pickle(c))), isolated=True),
     Case("proc-img-bomb", "H2", image_case(raw_file(png_bytes(60000, 60000))), isolated=True),
