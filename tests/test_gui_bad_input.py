@@ -102,6 +102,17 @@ def test_a_bad_model_gets_a_message_and_runs_nothing(window, qtbot, fo, tiny_mod
     assert state(window) == before and window.dataset.get_field_schema().keys() == fields.keys()
 
 
+def test_a_bad_model_for_a_dropped_image_gets_a_message(window, qtbot, fo, demo_coco, tmp_path):
+    path = bad_file("config_with_python_tag", tmp_path, demo_coco)
+    window.model_runs.choose(str(path))
+    image = next((demo_coco.parent / "images").glob("*.png"))
+    drop_path(window.canvas.viewport(), image)  # shown at once, then predicted with the chosen model
+    qtbot.waitUntil(lambda: any(path.name in m for m in shown_messages(window)), timeout=120000)
+    qtbot.waitUntil(lambda: not window.jobs, timeout=30000)
+    assert not (path.parent / "pwned").exists() and window.isVisible()
+    assert window.canvas.data.filepath == str(image) and not window.canvas.data.fields.get("predictions")
+
+
 def test_an_eval_key_collision_in_the_window_gets_a_dialog(window, qtbot, fo):
     from maskreview.core.evaluation import synthetic
     from maskreview.gui.integration import evaluate
