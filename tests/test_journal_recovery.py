@@ -164,3 +164,28 @@ def test_both_line_forms_carry_a_checksum_that_reading_checks(tmp_path):
     assert [seq for seq, _ in orphan.entries] == [1, 2]
     assert [(d.line, d.reason) for d in orphan.damaged] == [(3, "checksum mismatch"), (4, "checksum mismatch")]
     orphan.release(delete=False)
+
+
+def test_journal_from_before_revisions_and_checksums_is_replayed(fo, demo_coco, tmp_path):
+    """Lines as maskreview wrote them before: no checksum, patches based on last_modified_at alone."""
+    from datetime import timedelta
+
+    ds = open_source(demo_coco, name="old-journal")
+    first, second = ds.values("id")[:2]
+    modified = dict(zip(*ds.values(["id", "last_modified_at"])))
+    stamp = max(modified.values()).replace(microsecond=0) + timedelta(seconds=1)
+
+    def line(seq, sid, tag):
+        patch = {"sample_id": sid, "tags_add": [tag], "tags_remove": [], "expect": modified[sid], "stamp": stamp,
+                 "labels": []}
+        return '{"seq": %d, "bson": "%s"}' % (seq, base64.b64encode(bson.encode({"patches": [patch]})).decode())
+
+    folder = tmp_path / "j" / str(ds._doc.id)
+    folder.mkdir(parents=True)
+    (folder / "1-1.jsonl").write_text(line(1, first, "old-1") + "\n" + line(2, second, "old-2") + "\n")
+    ds._sample_collection.update_one({"_id": ds[second]._id}, {"$set": {"tags": ["old-2"], "last_modified_at": stamp}})
+    with EditSession(ds, journal_root=tmp_path / "j") as session:  # the second had reached the database
+        assert (session.replayed["applied"], session.replayed["already"]) == (1, 1)
+        assert not session.replayed["damaged"] and not session.replayed["conflicts"]
+        session.apply(ed.SampleTags((first,), ("new",)))
+    assert ds[first].tags == ["old-1", "new"] and ds[second].tags == ["old-2"]
