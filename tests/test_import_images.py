@@ -100,3 +100,30 @@ def test_cli_import_names_and_skips_the_bomb(fo, tmp_path):
     assert lowered.returncode == 2 and "limit of 47" in lowered.stderr
     raised = run_cli("import", str(small), "--max-pixels", "48", "--json")
     assert raised.returncode == 0 and '"samples": 1' in raised.stdout, raised.stderr
+
+
+def test_the_app_setting_sets_the_limit_below_the_environment(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from maskreview.gui.app import apply_pixel_limit
+    from maskreview.gui.settings import Settings
+
+    path = tmp_path / "small.png"
+    _png(path, 8, 6)
+    settings = Settings(tmp_path / "settings.ini")
+    settings.set_value("images/max_pixels", "47")
+    said = []
+    window = SimpleNamespace(settings=settings, notify=said.append)
+    try:
+        apply_pixel_limit(window)
+        with pytest.raises(BadInputError, match="limit of 47"):
+            images.image_header(path)
+        monkeypatch.setenv(images.MAX_PIXELS_ENV, "48")  # the environment wins over the setting
+        assert images.image_header(path)[:2] == (8, 6)
+        monkeypatch.delenv(images.MAX_PIXELS_ENV)
+        settings.set_value("images/max_pixels", "many")
+        apply_pixel_limit(window)
+        assert said and "images/max_pixels='many'" in said[0]
+        assert images.max_pixels() == images.DEFAULT_MAX_PIXELS
+    finally:
+        images.set_setting_max_pixels(None)

@@ -22,7 +22,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", 
 MAX_PIXELS_ENV = "MASKREVIEW_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # PIL's own limit, read before we ever raise it
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
-_max_pixels: int | None = None
+_max_pixels: int | None = None  # --max-pixels: wins over everything
+_setting_max_pixels: int | None = None  # the app's setting: used when the environment says nothing
 
 
 def set_max_pixels(limit: int | None) -> None:
@@ -33,13 +34,22 @@ def set_max_pixels(limit: int | None) -> None:
     _max_pixels = limit
 
 
+def set_setting_max_pixels(limit: int | None) -> None:
+    """The app's ``images/max_pixels`` setting: below --max-pixels and the environment variable."""
+    global _setting_max_pixels
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise BadInputError(f"images/max_pixels={limit!r}: the pixel limit must be a positive whole number")
+    _setting_max_pixels = limit
+
+
 def max_pixels() -> int:
-    """The most pixels an image may have: :func:`set_max_pixels`, else the env var, else PIL's."""
+    """The most pixels an image may have: :func:`set_max_pixels`, else the env var, else the
+    app's setting, else PIL's."""
     if _max_pixels is not None:
         return _max_pixels
     text = os.environ.get(MAX_PIXELS_ENV, "").strip()
     if not text:
-        return DEFAULT_MAX_PIXELS
+        return _setting_max_pixels or DEFAULT_MAX_PIXELS
     try:
         limit = int(text.replace("_", ""))
     except ValueError:

@@ -88,12 +88,28 @@ def start_loading(window, source: str | None, images_dir: str | None = None):
     return window.open_source(window.settings.last_dataset(), fallback_to_demo=True)
 
 
+def apply_pixel_limit(window) -> None:
+    """The ``images/max_pixels`` setting (settings.ini) raises or lowers the image pixel limit,
+    unless ``--max-pixels`` or ``MASKREVIEW_MAX_PIXELS`` says otherwise."""
+    from maskreview.core import images
+    from maskreview.core.errors import BadInputError
+
+    text = window.settings.value("images/max_pixels")
+    try:
+        images.set_setting_max_pixels(int(str(text).replace("_", "")) if text not in (None, "") else None)
+    except (ValueError, BadInputError):
+        images.set_setting_max_pixels(None)
+        window.notify(f"images/max_pixels={text!r} in {window.settings.q.fileName()} is not a positive whole "
+                      f"number; using the default limit of {images.DEFAULT_MAX_PIXELS} pixels")
+
+
 def run_app(source: str | None = None, images_dir: str | None = None) -> int:
     app = create_app()
     from maskreview.gui.main_window import MainWindow
 
     window = MainWindow()
     sys.excepthook = functools.partial(report_exception, window)
+    apply_pixel_limit(window)
     window.show()
     app.processEvents()
     window.shown_after_s = time.perf_counter() - LAUNCHED_AT
