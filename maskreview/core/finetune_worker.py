@@ -56,11 +56,25 @@ class LineProgress(Progress):
         emit("loss", iter=self.done, loss=round(float(history.latest()), 4))
 
 
-def _listen_for_cancel(progress: Progress) -> None:
-    for line in sys.stdin:
-        if line.strip() == "cancel":
+def _listen_for_cancel(progress: Progress, fd: int) -> None:
+    received = b""
+    while chunk := os.read(fd, 64):
+        received += chunk
+        if b"cancel" in received:
             progress.cancel()
             return
+
+
+def _take_stdin() -> int:
+    """fd 0 for the cancel listener alone. ``sys.stdin`` becomes /dev/null: the data loader's
+    forked workers close ``sys.stdin``, which would wait forever on the lock of a thread
+    blocked reading it."""
+    fd = os.dup(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdin = open(0, closefd=False)
+    return fd
 
 
 def finetune(dataset_name: str, base: str, out: str, tags: list[str], gt_field: str, iters: int,
@@ -121,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # a core stays free for the window
     progress = LineProgress()
-    threading.Thread(target=_listen_for_cancel, args=(progress,), daemon=True).start()
+    threading.Thread(target=_listen_for_cancel, args=(progress, _take_stdin()), daemon=True).start()
     try:
         result = finetune(args.dataset, args.base, args.out, [t for t in args.tags.split(",") if t],
                           args.gt_field, args.iters, args.lr, args.holdout, progress)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QUndoCommand
 
 from maskreview.core.errors import MaskreviewError
@@ -43,6 +43,14 @@ class LoadFailure:
     error: MaskreviewError
     model: str
     weights: str | None
+
+
+@dataclass
+class FieldTaken:
+    """The field the user picked holds another model's output: the run did not start."""
+
+    error: MaskreviewError  # a core.provenance.FieldTakenError (.field, .free_field, .holder)
+    rerun: object = None  # runs the same again (set on the GUI thread)
 
 
 class ModelRunCommand(QUndoCommand):
@@ -160,6 +168,7 @@ class ModelRuns(QObject):
                               replace(w.engine_settings), self.field if model == w.model_name else None,
                               overwrite, only_missing)
         job.field, job.written, job.partial = None, set(), None
+        job.rerun = lambda: self.run(scope, overwrite, model, skip_if_current, automatic, sample_ids)
         job.progress.emitter.written.connect(lambda ids, j=job: self._written(j, ids))
         job.failed.connect(lambda message, kind, j=job: self._push(j, stopped=True))
         job.finished.connect(self._finished)
@@ -182,7 +191,10 @@ class ModelRuns(QObject):
             except MaskreviewError as exc:
                 return LoadFailure(exc, model, weights)
             target = field or provenance.propose_field(dataset, engine)
-            provenance.check_field_for(dataset, target, engine)
+            try:
+                provenance.check_field_for(dataset, target, engine)
+            except provenance.FieldTakenError as exc:
+                return FieldTaken(exc)
             todo = view.values("id") if overwrite else autorun.missing_sample_ids(view, target, engine.run_key)
             if not todo:
                 return RunOutcome(target, None, model)
@@ -214,6 +226,10 @@ class ModelRuns(QObject):
         w = self.window
         if isinstance(result, LoadFailure):
             self._show_load_failure(result)
+            return
+        if isinstance(result, FieldTaken):
+            result.rerun = job.rerun
+            self._ask_other_field(result)
             return
         self.last_outcome = result
         self._push(job)
@@ -289,10 +305,45 @@ class ModelRuns(QObject):
         self.models = prediction_fields(dataset) if dataset is not None else {}
         self.window.fields_panel.set_models(self.models)
 
+    def current_field(self) -> str:
+        """The field holding the chosen model's output: the picked one, else the one its runs
+        wrote (``predictions`` first), else ``predictions``."""
+        from maskreview.core.provenance import DEFAULT_FIELD
+
+        model = self.window.model_name
+        if self.field:
+            return self.field
+        mine = [f for f, record in self.models.items() if record.get("model") == model]
+        return DEFAULT_FIELD if DEFAULT_FIELD in mine or not mine else sorted(mine)[0]
+
     def _selected(self, inst) -> None:
         self.window.info_panel.show_selected(inst, self.models.get(inst.field) if inst is not None else None)
 
     # ------------------------------------------------------------------ failures
+    def _ask_other_field(self, taken: FieldTaken) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        from maskreview.core.provenance import model_label
+
+        error = taken.error
+        holder = f"the output of {model_label(error.holder)}" if error.holder else "labels that no model run wrote"
+        box = QMessageBox(QMessageBox.Icon.Question, "Field taken",
+                          f"“{error.field}” holds {holder}. A model run never writes over another model's output.",
+                          QMessageBox.StandardButton.Cancel, self.window)
+        box.setInformativeText(f"Write this model's predictions into “{error.free_field}” instead? "
+                               "Nothing was changed.")
+        other = box.addButton(f"Write into {error.free_field}", QMessageBox.ButtonRole.AcceptRole)
+
+        def answered(button):
+            if button is other:
+                self.choose(self.window.model_name, self.weights, error.free_field)
+                taken.rerun()
+
+        box.buttonClicked.connect(answered)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.show()
+        self.failure_dialog = box
+
     def _show_load_failure(self, failure: LoadFailure) -> None:
         from maskreview.gui.dialogs.model_failure import ModelFailureDialog
 

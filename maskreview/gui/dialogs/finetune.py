@@ -253,3 +253,36 @@ class FinetuneDialog(QDialog):
                 self.process.kill()
                 self.process.waitForFinished(2000)
         super().reject()
+
+
+def open_finetune(window, runs) -> FinetuneDialog | None:
+    """Show the dialog for ``window``'s dataset; the new model joins the picker's recent list and
+    "Run" makes it the model and runs it over the dataset into its own field."""
+    from maskreview.core.models import local_models
+    from maskreview.gui.dialogs.model_picker import add_recent_model, recent_models
+
+    if window.dataset is None:
+        window.notify("Open a dataset first, then review and tag some samples (R).")
+        return None
+    if runs.finetune is not None and runs.finetune.running:
+        runs.finetune.show()
+        runs.finetune.raise_()
+        return runs.finetune
+    choices = ["demo", *recent_models(window.settings), *(str(p) for p in local_models())]
+    dialog = FinetuneDialog(window.dataset, window.model_name, choices, window.label_fields, window)
+
+    def trained(result):
+        add_recent_model(window.settings, result["model_dir"])
+        window.statusBar().showMessage(f"fine-tuned model written to {result['model_dir']}", 10000)
+
+    def run_new(model_dir):
+        runs.choose(model_dir)
+        window.run_inference("dataset")
+
+    dialog.finished_ok.connect(trained)
+    dialog.run_requested.connect(run_new)
+    if runs.finetune is not None:
+        runs.finetune.deleteLater()
+    runs.finetune = dialog
+    dialog.show()
+    return dialog

@@ -1,0 +1,260 @@
+"""Evaluate ▸ Compare models…: two prediction fields against the ground truth (``core.compare``).
+
+mAP, AP50, AP75 and per-class AP side by side; per ground-truth instance, which model found it
+(A only, B only, both, class changed), counted per class and listed. Clicking a count or a row
+filters the browser to those samples and the canvas to those labels (like the evaluation
+dock's confusion cells, through ``window.apply_filter``).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+
+from maskreview.gui import workers
+from maskreview.gui.dialogs.metrics_table import MetricsTable
+
+STATUSES = (("a_only", "A only"), ("b_only", "B only"), ("both", "both"), ("class_changed", "class changed"),
+            ("neither", "neither"))
+SHOW = (("all", "every instance"), ("a_only", "found by A only"), ("b_only", "found by B only"),
+        ("both", "found by both"), ("class_changed", "class changed"), ("improved", "IoU better in B"),
+        ("worse", "IoU worse in B"), ("neither", "found by neither"))
+
+
+def _matches(row, key: str) -> bool:
+    if key == "all":
+        return True
+    if key == "class_changed":
+        return bool(row.class_changed)
+    if key == "improved":
+        return row.status == "b_only" or (row.iou_change is not None and row.iou_change > 0)
+    if key == "worse":
+        return row.status == "a_only" or (row.iou_change is not None and row.iou_change < 0)
+    return row.status == key
+
+
+def _label_ids(rows) -> list[str]:
+    return [i for r in rows for i in (r.gt_id, r.a_id, r.b_id) if i]
+
+
+class NumericItem(QTableWidgetItem):
+    """Sorts by the number it holds (empty cells last)."""
+
+    def __init__(self, value: float | None, text: str | None = None):
+        super().__init__(text if text is not None else ("" if value is None else f"{value:.3f}"))
+        self.value = value
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other) -> bool:
+        a = self.value if self.value is not None else float("inf")
+        b = getattr(other, "value", None)
+        return a < (b if b is not None else float("inf"))
+
+
+class CompareDialog(QDialog):
+    """``filter_requested(sample_ids, label_ids, description)`` when a count or row is clicked."""
+
+    filter_requested = Signal(object, object, str)
+    compare_requested = Signal(str, str, str)  # gt, a, b
+
+    def __init__(self, fields: list[str], models: dict[str, dict], gt_field: str | None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Compare models")
+        self.models = models
+        self.comparison = None
+        self.shown_rows: list = []
+        self.gt_box, self.a_box, self.b_box = QComboBox(), QComboBox(), QComboBox()
+        predictions = [f for f in fields if f in models] or [f for f in fields if f != gt_field]
+        for box, names in ((self.gt_box, fields), (self.a_box, predictions), (self.b_box, predictions)):
+            for name in names:
+                box.addItem(self._field_text(name), name)
+        if gt_field in fields:
+            self.gt_box.setCurrentIndex(fields.index(gt_field))
+        if len(predictions) > 1:
+            self.b_box.setCurrentIndex(1)
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.setDefault(True)
+        self.compare_button.clicked.connect(self.request)
+        top = QHBoxLayout()
+        for text, box in (("Ground truth", self.gt_box), ("A", self.a_box), ("B", self.b_box)):
+            top.addWidget(QLabel(text))
+            top.addWidget(box, 1)
+        top.addWidget(self.compare_button)
+        self.status = QLabel("Pick two prediction fields and the ground truth.")
+        self.status.setWordWrap(True)
+
+        self.metrics = MetricsTable()
+        self.counts = QTableWidget(0, 1 + len(STATUSES))
+        self.counts.setHorizontalHeaderLabels(["class", *(t for _, t in STATUSES)])
+        self.counts.setToolTip("Click a count: the browser and canvas show those instances")
+        self.counts.cellClicked.connect(self._count_clicked)
+        self.show_box = QComboBox()
+        for key, text in SHOW:
+            self.show_box.addItem(text, key)
+        self.show_box.currentIndexChanged.connect(lambda _i: self._fill_rows())
+        self.rows = QTableWidget(0, 8)
+        self.rows.setHorizontalHeaderLabels(["sample", "GT class", "found by", "A class", "A IoU", "B class",
+                                             "B IoU", "IoU change"])
+        self.rows.setToolTip("Click a row: the browser shows its sample, the canvas its labels (GT, A, B)")
+        self.rows.cellClicked.connect(self._row_clicked)
+        for table in (self.counts, self.rows):
+            table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+            table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+            table.verticalHeader().hide()
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.counts.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
+        self.rows.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.rows.setSortingEnabled(True)
+
+        instances = QWidget()
+        v = QVBoxLayout(instances)
+        v.setContentsMargins(0, 0, 0, 0)
+        show_row = QHBoxLayout()
+        show_row.addWidget(QLabel("Show"))
+        show_row.addWidget(self.show_box)
+        show_row.addStretch(1)
+        self.clear_button = QPushButton("Show all samples")
+        self.clear_button.clicked.connect(lambda: self.filter_requested.emit(None, None, "all"))
+        show_row.addWidget(self.clear_button)
+        v.addLayout(show_row)
+        v.addWidget(self.rows, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.counts)
+        split.addWidget(instances)
+        split.setSizes([180, 320])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.metrics, "AP side by side")
+        self.tabs.addTab(split, "Instance by instance")
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.status)
+        layout.addWidget(self.tabs, 1)
+        self.resize(900, 680)
+
+    def _field_text(self, name: str) -> str:
+        from maskreview.gui.panels.fields import short_model_name
+
+        record = self.models.get(name)
+        return f"{name} — {short_model_name(record)}" if record else name
+
+    def fields(self) -> tuple[str, str, str]:
+        return self.gt_box.currentData(), self.a_box.currentData(), self.b_box.currentData()
+
+    def request(self) -> None:
+        gt, a, b = self.fields()
+        if not (gt and a and b) or a == b or gt in (a, b):
+            self.status.setText("Pick two different prediction fields and a ground-truth field.")
+            return
+        self.status.setText(f"Comparing {a} and {b} against {gt}…")
+        self.compare_button.setEnabled(False)
+        self.compare_requested.emit(gt, a, b)
+
+    def failed(self, message: str) -> None:
+        self.compare_button.setEnabled(True)
+        self.status.setText(f"Cannot compare: {message}")
+
+    # ------------------------------------------------------------------ results
+    def set_comparison(self, comparison) -> None:
+        self.comparison = comparison
+        self.compare_button.setEnabled(True)
+        gt, a, b = self.fields()
+        m = comparison.metrics
+        self.metrics.set_results(m.get("a"), m.get("b"), (f"A: {self._field_text(a)}", f"B: {self._field_text(b)}"))
+        totals = {key: sum(c.get(key, 0) for c in comparison.counts.values()) for key, _ in STATUSES}
+        self.status.setText(f"{len(comparison.rows)} ground-truth instances: found by A only {totals['a_only']}, "
+                            f"B only {totals['b_only']}, both {totals['both']}, neither {totals['neither']}; "
+                            f"class changed {totals['class_changed']}. mAP A {m['a'].get('mAP', 0):.3f}, "
+                            f"B {m['b'].get('mAP', 0):.3f}.")
+        classes = sorted(comparison.counts)
+        self.counts.setRowCount(len(classes) + 1)
+        for r, name in enumerate([*classes, None]):
+            counts = comparison.counts.get(name) if name is not None else totals
+            self.counts.setItem(r, 0, QTableWidgetItem(name if name is not None else "all classes"))
+            for c, (key, _) in enumerate(STATUSES, start=1):
+                self.counts.setItem(r, c, NumericItem(counts.get(key, 0), str(counts.get(key, 0))))
+        self._fill_rows()
+
+    def _fill_rows(self) -> None:
+        if self.comparison is None:
+            return
+        key = self.show_box.currentData()
+        self.shown_rows = [r for r in self.comparison.rows if _matches(r, key)]
+        names = self._sample_names({r.sample_id for r in self.shown_rows})
+        self.rows.setSortingEnabled(False)
+        self.rows.setRowCount(len(self.shown_rows))
+        found = {"a_only": "A only", "b_only": "B only", "both": "both", "neither": "neither"}
+        for i, r in enumerate(self.shown_rows):
+            sample = QTableWidgetItem(names.get(r.sample_id, r.sample_id))
+            sample.setData(Qt.ItemDataRole.UserRole, i)
+            cells = [sample, QTableWidgetItem(r.gt_label or ""),
+                     QTableWidgetItem(found.get(r.status, r.status) + (", class changed" if r.class_changed else "")),
+                     QTableWidgetItem(r.a_label or ""), NumericItem(r.a_iou), QTableWidgetItem(r.b_label or ""),
+                     NumericItem(r.b_iou), NumericItem(r.iou_change, "" if r.iou_change is None else f"{r.iou_change:+.3f}")]
+            for c, item in enumerate(cells):
+                self.rows.setItem(i, c, item)
+        self.rows.setSortingEnabled(True)
+
+    def _sample_names(self, ids) -> dict[str, str]:
+        names = getattr(self, "sample_names", None)
+        return {i: names(i) for i in ids} if names else {}
+
+    # ------------------------------------------------------------------ clicks -> filters
+    def _count_clicked(self, row: int, column: int) -> None:
+        if self.comparison is None or column == 0:
+            return
+        key = STATUSES[column - 1][0]
+        name = self.counts.item(row, 0).text()
+        cls = None if row == self.counts.rowCount() - 1 else name
+        rows = [r for r in self.comparison.rows if _matches(r, key) and (cls is None or r.gt_label == cls)]
+        self.show_rows(rows, f"{STATUSES[column - 1][1]}: {name}")
+
+    def _row_clicked(self, row: int, _column: int) -> None:
+        item = self.rows.item(row, 0)
+        if item is None:
+            return
+        diff = self.shown_rows[item.data(Qt.ItemDataRole.UserRole)]
+        self.show_rows([diff], f"{diff.gt_label}: {self.rows.item(row, 2).text()}")
+
+    def show_rows(self, rows, description: str) -> None:
+        samples = list(dict.fromkeys(r.sample_id for r in rows))
+        self.filter_requested.emit(samples, _label_ids(rows), description)
+
+
+def open_compare(window, runs) -> CompareDialog | None:
+    """The dialog for ``window``'s dataset: compares on a worker thread, clicks filter the window."""
+    if window.dataset is None:
+        window.notify("Open a dataset first.")
+        return None
+    runs.refresh_models()
+    gt = "ground_truth" if "ground_truth" in window.label_fields else None
+    dialog = CompareDialog(window.label_fields, runs.models, gt, window)
+    paths = {}
+
+    def name_of(sid):
+        if not paths and window.dataset is not None:
+            paths.update(zip(*window.dataset.values(["id", "filepath"])))
+        return paths.get(sid, sid).rsplit("/", 1)[-1]
+
+    dialog.sample_names = name_of
+
+    def compare(gt_field, a, b):
+        from maskreview.core.compare import compare_fields
+
+        view = window.dataset.view()
+        job = workers.Job(lambda progress: compare_fields(view, gt_field, a, b, progress=progress), "comparing models")
+        job.failed.connect(lambda message, kind: dialog.failed(message))
+        window._start_job(job, dialog.set_comparison)
+
+    def show(samples, labels, description):
+        window.apply_filter(samples, labels, description)
+        if samples:
+            window.browser.select_id(samples[0])
+
+    dialog.compare_requested.connect(compare)
+    dialog.filter_requested.connect(show)
+    if runs.compare is not None:
+        runs.compare.deleteLater()
+    runs.compare = dialog
+    dialog.show()
+    return dialog
