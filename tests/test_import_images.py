@@ -127,3 +127,22 @@ def test_the_app_setting_sets_the_limit_below_the_environment(tmp_path, monkeypa
         assert images.max_pixels() == images.DEFAULT_MAX_PIXELS
     finally:
         images.set_setting_max_pixels(None)
+
+
+def test_png_orientation_after_the_pixels_is_found_without_decoding(tmp_path):
+    """An eXIf chunk after IDAT: OpenCV rotates the image, so the header must say so too."""
+    img = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "early.png", exif=exif.tobytes())
+    data = (tmp_path / "early.png").read_bytes()
+    chunks, pos = [], 8
+    while pos < len(data):
+        length = struct.unpack(">I", data[pos:pos + 4])[0]
+        chunks.append((data[pos + 4:pos + 8], data[pos:pos + 12 + length]))
+        pos += 12 + length
+    late = [c for k, c in chunks if k not in (b"eXIf", b"IEND")] + [c for k, c in chunks if k in (b"eXIf", b"IEND")]
+    (tmp_path / "late.png").write_bytes(data[:8] + b"".join(late))
+    for name in ("early.png", "late.png"):
+        assert images.image_header(tmp_path / name)[:2] == (20, 40)
+        assert images.read_image(tmp_path / name).shape == (40, 20, 3)

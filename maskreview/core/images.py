@@ -96,9 +96,9 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, str]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check below
             with Image.open(path) as img:  # lazy: reads the header, decodes nothing
                 width, height = img.size
-                check_pixels(width, height, path)  # before getexif, which decodes a PNG to find it
+                check_pixels(width, height, path)
                 mime = Image.MIME.get(img.format or "", "image")
-                orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+                orientation = _orientation(img, path)
     except Image.DecompressionBombError as exc:  # more than twice PIL's limit, which is at least ours
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
         raise BadInputError(f"{path}: {pixels.group(1) if pixels else 'too many'} pixels, more than the limit of "
@@ -109,6 +109,28 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, str]:
     if orientation in _SWAPPING_ORIENTATIONS:
         width, height = height, width
     return width, height, mime
+
+
+def _orientation(img, path: Path) -> int:
+    """The EXIF orientation, without decoding: PIL's ``getexif`` decodes a whole PNG to look for
+    an eXIf chunk after the pixel data (which OpenCV honours), so PNG chunks are walked here."""
+    if img.format != "PNG" or "exif" in img.info:
+        return img.getexif().get(0x0112, 1)
+    exif = Image.Exif()
+    with open(path, "rb") as f:
+        f.seek(8)  # the signature
+        while len(head := f.read(8)) == 8:
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if kind == b"eXIf":
+                try:
+                    exif.load(f.read(length))
+                except Exception:  # a damaged eXIf chunk: no orientation, as in OpenCV
+                    return 1
+                break
+            if kind == b"IEND":
+                break
+            f.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    return exif.get(0x0112, 1)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
