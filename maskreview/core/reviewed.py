@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maskreview.core import masks as mk
 from maskreview.core.edits import as_detection, original_field
 
 OVERLAP_IOU = 0.5
@@ -87,18 +88,37 @@ class Merge:
 
 
 def _rles(docs: list[dict], height: int, width: int) -> list:
-    from maskreview.core.evaluation.coco import detection_rle
+    """Full-image RLEs of raw label documents, all at once (a mask-less label fills its box)."""
+    items = []
+    for doc in docs:
+        det = as_detection(doc)
+        x0, y0, w, h = mk.detection_pixel_box(det, height, width)
+        items.append((x0, y0, np.asarray(det.mask, bool) if det.mask is not None else np.ones((h, w), bool)))
+    return mk.paste_rles(items, height, width)
 
-    return [detection_rle(as_detection(d), height, width) for d in docs]
+
+def _boxes(docs: list[dict]) -> np.ndarray:
+    return np.array([d.get("bounding_box") or [0, 0, 0, 0] for d in docs], float).reshape(-1, 4)
 
 
 def _ious(a: list[dict], b: list[dict], height: int, width: int) -> np.ndarray:
+    """Mask IoU of every pair; masks are encoded only for labels whose boxes meet (a mask lies
+    inside its box)."""
     from pycocotools import mask as mask_utils
 
+    out = np.zeros((len(a), len(b)))
     if not a or not b:
-        return np.zeros((len(a), len(b)))
-    ious = mask_utils.iou(_rles(a, height, width), _rles(b, height, width), [0] * len(b))
-    return np.asarray(ious, dtype=float).reshape(len(a), len(b))
+        return out
+    ba, bb = _boxes(a)[:, None, :], _boxes(b)[None, :, :]
+    ix = np.minimum(ba[..., 0] + ba[..., 2], bb[..., 0] + bb[..., 2]) - np.maximum(ba[..., 0], bb[..., 0])
+    iy = np.minimum(ba[..., 1] + ba[..., 3], bb[..., 1] + bb[..., 3]) - np.maximum(ba[..., 1], bb[..., 1])
+    meet = (ix > 0) & (iy > 0)
+    rows, cols = np.flatnonzero(meet.any(axis=1)), np.flatnonzero(meet.any(axis=0))
+    if rows.size:
+        ious = mask_utils.iou(_rles([a[i] for i in rows], height, width), _rles([b[j] for j in cols], height, width),
+                              [0] * len(cols))
+        out[np.ix_(rows, cols)] = np.asarray(ious, float).reshape(len(rows), len(cols))
+    return out
 
 
 def _counterparts(new: list[dict], others: list[dict], classes: list[set], height: int, width: int,
