@@ -1,7 +1,7 @@
 """The bad-input catalogue's driver: runs many CLI cases in one process and records what each did.
 
 ``python tests/helpers_catalogue.py CASES.json RESULTS.json`` runs every case of CASES.json
-(``{"id", "argv", "cwd", "isolated", "watch"}``) through ``maskreview.cli.main(argv)``, one after
+(``{"id", "argv", "cwd", "isolated", "watch"}``, and ``env`` for isolated ones) through ``maskreview.cli.main(argv)``, one after
 the other in this process, so the heavy imports (FiftyOne, torch, detectron2) happen once.
 
 What a case sees is what a user would: stdout and stderr are captured at the file-descriptor
@@ -153,10 +153,10 @@ def run_in_process(argv: list[str]) -> tuple[object, str, str]:
         return (0 if rc is None else rc), out.read().decode(errors="replace"), err.read().decode(errors="replace")
 
 
-def run_isolated(argv: list[str], cwd: str) -> tuple[object, str, str]:
+def run_isolated(argv: list[str], cwd: str, env: dict | None = None) -> tuple[object, str, str]:
     try:
         proc = subprocess.run([sys.executable, "-m", "maskreview", *argv], capture_output=True, text=True,
-                              timeout=ISOLATED_TIMEOUT_S, cwd=cwd, env=os.environ.copy())
+                              timeout=ISOLATED_TIMEOUT_S, cwd=cwd, env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired as exc:
         return "timeout", str(exc.stdout or ""), str(exc.stderr or "")
     return proc.returncode, proc.stdout, proc.stderr
@@ -175,7 +175,7 @@ def run_cases(cases: list[dict], results_file: str) -> None:
         fo.Dataset._instances.clear()  # each case loads its datasets afresh, as a new process would
         start = time.monotonic()
         if case["isolated"]:
-            rc, out, err = run_isolated(case["argv"], case["cwd"])
+            rc, out, err = run_isolated(case["argv"], case["cwd"], case.get("env"))
         else:
             rc, out, err = run_in_process(case["argv"])
         seconds = time.monotonic() - start

@@ -58,7 +58,8 @@ class Case:
     owner: str  # who fixes it when it fails (see /tmp/team/brief.md)
     build: Callable[[CaseDir], list[str]]
     names: tuple[str, ...] = ()  # the error line must contain one of these; default: the case id
-    isolated: bool = False
+    isolated: bool = False  # run as a real process (with ``env`` added to its environment)
+    env: Callable[[CaseDir], dict] | None = None
 
     def __repr__(self) -> str:
         return self.id

@@ -220,6 +220,8 @@ CASES = [
     # database faults
     Case("db-closed-port", "H1", args("--database-uri", f"mongodb://127.0.0.1:{CLOSED_PORT}", "import", "{png}"),
          names=(str(CLOSED_PORT),), isolated=True),
+    Case("db-folder-is-a-file", "H1", args("import", "{png}"), isolated=True, names=("db-folder-is-a-file",),
+         env=lambda c: {"FIFTYONE_DATABASE_DIR": str(c.write(".db", "a file, not a folder\n"))}),
     Case("db-bad-uri", "H1", args("--database-uri", "not-a-mongodb-uri", "import", "{png}"),
          names=("not-a-mongodb-uri",), isolated=True),
 
@@ -292,6 +294,7 @@ def outcomes(request, tmp_path_factory, fo):
         case_dir.dir.mkdir(parents=True, exist_ok=True)
         argv = case.build(case_dir)
         specs.append({"id": case.id, "argv": argv, "cwd": str(case_dir.dir), "isolated": case.isolated,
+                      "env": case.env(case_dir) if case.env else None,
                       "watch": [str(root), os.environ["MASKREVIEW_DATA_DIR"]]})
     results = run_driver(specs, root)
     yield {"results": results, "specs": {s["id"]: s for s in specs}, "root": root}
