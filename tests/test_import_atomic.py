@@ -168,3 +168,17 @@ def test_mongod_killed_half_way_then_rerun_finishes(tmp_path):
             time.sleep(0.1)
         else:
             left.kill()
+
+
+def test_an_import_still_running_is_not_started_again(fo, tmp_path):
+    path = many_images_coco(tmp_path)
+    before = set(fo.list_datasets())
+    proc = _start_import(path, "atomic-busy")
+    try:
+        _wait(lambda: 0 < _written(fo, before), proc, what="the first samples were written")
+        proc.send_signal(signal.SIGSTOP)  # alive, but writing nothing for now
+        with pytest.raises(BadInputError, match=f"by process {proc.pid} right now"):
+            sources.open_source(path, name="atomic-busy")
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)

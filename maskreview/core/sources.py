@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,8 @@ def open_source(
     partial = name + INCOMPLETE_SUFFIX
     if partial in fo.list_datasets():
         old = fo.load_dataset(partial)
+        old.reload()
+        _check_not_running(old, spec)
         progress.note(f"an earlier import of {spec.path} into {name!r} did not finish ({len(old)} of "
                       f"{(old.info.get(IMPORT_KEY) or {}).get('samples', '?')} samples written); "
                       "importing it again from the start")
@@ -132,6 +135,18 @@ def open_source(
         paths = [spec.path] if spec.kind == "images" else _folder_images(spec.path)
         samples = _image_samples(paths, progress, skip_bad)
     return _write_dataset(name, spec, samples, classes, coco_categories, progress)
+
+
+def _check_not_running(partial, spec: SourceSpec) -> None:
+    """Refuse to restart an import that another process on this machine is still writing."""
+    import psutil
+
+    state = (partial.info or {}).get(IMPORT_KEY) or {}
+    pid = state.get("pid")
+    if state.get("host") == socket.gethostname() and isinstance(pid, int) and pid != os.getpid() \
+            and psutil.pid_exists(pid):
+        raise BadInputError(f"{spec.path} is being imported into {partial.name!r} by process {pid} right now; "
+                            "wait for it to finish (or stop it), then run this again")
 
 
 def is_complete(dataset) -> bool:
@@ -268,7 +283,8 @@ def _write_dataset(name: str, spec: SourceSpec, samples, classes, coco_categorie
     dataset = fo.Dataset(name + INCOMPLETE_SUFFIX, persistent=True)
     try:
         dataset.info[INFO_KEY] = spec.describe()
-        dataset.info[IMPORT_KEY] = {"complete": False, "samples": len(samples)}
+        dataset.info[IMPORT_KEY] = {"complete": False, "samples": len(samples), "host": socket.gethostname(),
+                                    "pid": os.getpid()}
         if classes:
             dataset.default_classes = list(classes)
         if coco_categories is not None:
