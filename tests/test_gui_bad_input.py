@@ -160,3 +160,17 @@ def test_a_sample_deleted_elsewhere_gets_a_message(window, qtbot):
     assert window.isVisible() and window.canvas.data is None
     window.actions_["next_sample"].trigger()  # the next one shows again
     assert window.canvas.data is not None and window.canvas.data.sample_id == ids[ids.index(following) + 1]
+
+
+def test_an_unexpected_error_in_a_job_gets_a_dialog_and_its_traceback_logged(window, qtbot, caplog):
+    from maskreview.gui.workers import Job
+
+    def broken(progress):
+        raise RuntimeError("a bug in a worker")
+
+    before = state(window)
+    window._start_job(Job(broken, "opening /data/odd.json"))
+    qtbot.waitUntil(lambda: any("opening /data/odd.json failed" in m and "a bug in a worker" in m
+                                for m in shown_messages(window)), timeout=10000)
+    assert state(window) == before and window.isVisible()
+    assert any(r.exc_info and "a bug in a worker" in str(r.exc_info[1]) for r in caplog.records)
