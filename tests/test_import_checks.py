@@ -308,3 +308,13 @@ def test_a_name_that_is_both_a_path_and_a_dataset_is_refused(fo, tmp_path, monke
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # no such path here: the name is the dataset
     assert sources.resolve("collide").kind == "dataset"
+
+
+def test_export_of_a_field_that_holds_no_detections_is_refused(fo, coco_dir, tmp_path):
+    from maskreview.core import export as ex
+
+    ds = sources.open_source(_write(coco_dir, good_coco()))
+    with pytest.raises(BadInputError, match="field 'filepath' holds StringField, not detections; export one of: "
+                                            "ground_truth"):
+        ex.export(ds.view(), tmp_path / "out", "coco", field="filepath")
+    assert not (tmp_path / "out").exists()

@@ -55,8 +55,8 @@ def export(view, out_dir, fmt: str = "coco", field: str = "ground_truth", copy_i
     """Write ``view`` to ``out_dir``; returns counts. Raises :class:`BadInputError` for bad targets."""
     if fmt not in FORMATS:
         raise BadInputError(f"{fmt}: unknown export format; use {' or '.join(FORMATS)}")
-    if fmt == "coco" and field not in view._dataset.get_field_schema():
-        raise BadInputError(f"dataset {view._dataset.name!r} has no field {field!r} to export")
+    if fmt == "coco":
+        _check_detections_field(view._dataset, field)
     progress = progress or Progress()
     out = Path(out_dir).expanduser().absolute()
     staging = _staging_dir(out)
@@ -77,6 +77,21 @@ def export(view, out_dir, fmt: str = "coco", field: str = "ground_truth", copy_i
     finally:
         progress.finish()
     return {**report, "out": str(out)}
+
+
+def _check_detections_field(dataset, field: str) -> None:
+    from maskreview.core.store import fiftyone
+
+    fo = fiftyone()
+    schema = dataset.get_field_schema()
+    if field not in schema:
+        raise BadInputError(f"dataset {dataset.name!r} has no field {field!r} to export")
+    kind = schema[field]
+    if not (isinstance(kind, fo.EmbeddedDocumentField) and issubclass(kind.document_type, fo.Detections)):
+        labels = [k for k, v in schema.items() if isinstance(v, fo.EmbeddedDocumentField)
+                  and issubclass(v.document_type, fo.Detections)]
+        raise BadInputError(f"dataset {dataset.name!r}: field {field!r} holds {type(kind).__name__}, not "
+                            f"detections; export one of: {', '.join(labels) or 'no label fields'}")
 
 
 def _staging_dir(out: Path) -> Path:
