@@ -155,6 +155,23 @@ def test_another_model_gets_its_own_field(ds, tmp_path, demo_engine, tiny_engine
     _assert_review_survived(ds, sid, reviewed, deleted)
 
 
+def test_another_config_with_the_same_weights_is_another_model(ds, tiny_model, tmp_path, tiny_engine):
+    import shutil
+
+    copy = tmp_path / "tiny_model"
+    shutil.copytree(tiny_model, copy)
+    config = copy / "config.yaml"
+    assert "MIN_SIZE_TEST: 256" in config.read_text()
+    same = Engine(str(copy), settings=TINY)
+    config.write_text(config.read_text().replace("MIN_SIZE_TEST: 256", "MIN_SIZE_TEST: 192"))
+    other = Engine(str(copy), settings=TINY)
+    assert other.weights_sha256 == tiny_engine.weights_sha256
+    run_inference(ds.limit(2), tiny_engine, field="pred_tiny")
+    run_inference(ds.limit(2), same, field="pred_tiny")  # a copy of the same model may write there
+    with pytest.raises(FieldTakenError):
+        run_inference(ds.limit(2), other, field="pred_tiny")
+
+
 def test_cli_refuses_another_model_in_a_taken_field(ds, tiny_model, demo_engine):
     run_inference(ds, demo_engine)
     before = [_labels(ds, s) for s in ds.values("id")]

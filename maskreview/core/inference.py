@@ -122,6 +122,9 @@ class Engine:
         self.weights_sha256 = sha256 or file_sha256(self.weights)
         config = Path(self.spec.config_file)
         self.config_sha256 = file_sha256(config) if config.is_file() else ""
+        resolved = self.cfg.clone()  # with every _BASE_ merged: a changed base file is another model
+        resolved.MODEL.DEVICE, resolved.MODEL.WEIGHTS = "", ""
+        self.resolved_config_sha256 = hashlib.sha256(resolved.dump().encode()).hexdigest()
         self.device = self.cfg.MODEL.DEVICE
         self.input_format = self.cfg.INPUT.FORMAT
         min_size = self.cfg.INPUT.MIN_SIZE_TEST
@@ -160,7 +163,8 @@ class Engine:
         from maskreview import __version__
 
         return {**self.run_info, "config": str(self.spec.config_file), "config_sha256": self.config_sha256,
-                "run_key": self.run_key, "maskreview_version": __version__}
+                "resolved_config_sha256": self.resolved_config_sha256, "run_key": self.run_key,
+                "maskreview_version": __version__}
 
     @property
     def run_key(self) -> str:

@@ -22,7 +22,8 @@ from maskreview.core.store import fiftyone
 RUNS_INFO_KEY = "maskreview_runs"
 DEFAULT_FIELD = "predictions"
 # what makes two runs the same model (records written before config_sha256 existed lack it)
-IDENTITY_KEYS = ("config_sha256", "weights_sha256", "classes", "score_thresh", "nms_thresh", "max_detections")
+IDENTITY_KEYS = ("config_sha256", "resolved_config_sha256", "weights_sha256", "classes", "score_thresh", "nms_thresh",
+                 "max_detections")
 
 
 class FieldTakenError(BadInputError):
