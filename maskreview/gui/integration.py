@@ -403,6 +403,7 @@ def install_model_runs(window):
     add_action(window, ActionSpec("finetune", "&Fine-tune on reviewed samples…", (), "Model",
                                   tip="Train the model further on the samples tagged 'reviewed' (in the background)"),
                lambda: open_finetune(window, runs), window.menus["Model"])
+    window.menus["Model"].insertAction(window.actions_["cancel_job"], window.actions_["finetune"])
     add_action(window, ActionSpec("compare_models", "&Compare models…", (), "Evaluate",
                                   tip="Two prediction fields against the ground truth, instance by instance"),
                lambda: open_compare(window, runs), _menu(window, "&Evaluate"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QUndoCommand
 
 from maskreview.core.errors import MaskreviewError
@@ -89,6 +89,12 @@ class ModelRuns(QObject):
         self.models: dict[str, dict] = {}  # prediction field -> the record of the model that wrote it
         window.dataset_changed.connect(self._dataset_opened)
         window.canvas.instance_clicked.connect(self._selected)
+        window.installEventFilter(self)  # the window closing stops a fine-tune process
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if obj is self.window and event.type() == QEvent.Type.Close and self.finetune is not None:
+            self.finetune.stop()
+        return False
 
     # ------------------------------------------------------------------ the chosen model
     def choice(self):

@@ -90,6 +90,7 @@ class FinetuneDialog(QDialog):
         self.plot.setLabel("left", "training loss")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setMinimumHeight(180)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # a loss of 0.5 reads 0.5, not 500 (x0.001)
         self.curve = self.plot.plot([], [], pen=pg.mkPen(color=(42, 130, 218), width=2), symbol="o", symbolSize=4)
         self.table = MetricsTable()
         self.table.hide()
@@ -99,11 +100,12 @@ class FinetuneDialog(QDialog):
         self.cancel_button = QPushButton("Cancel training")
         self.cancel_button.setEnabled(False)
         self.run_button = QPushButton("Run the new model into its own field")
-        self.run_button.hide()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.addButton(self.start_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(self.run_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.run_button.hide()  # offered once a model is trained
+        buttons.button(QDialogButtonBox.StandardButton.Close).setAutoDefault(False)
         buttons.rejected.connect(self.reject)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
@@ -246,13 +248,25 @@ class FinetuneDialog(QDialog):
             self.accept()
 
     def reject(self) -> None:
+        """Close: while training, the dialog only hides (Model ▸ Fine-tune… shows it again)."""
         if self.process is not None:
-            self.cancel()  # the process ends on its own; closing the dialog does not orphan it
-            self.process.waitForFinished(KILL_AFTER_MS)
-            if self.process is not None:
-                self.process.kill()
-                self.process.waitForFinished(2000)
+            self.hide()
+            parent = self.parentWidget()
+            if parent is not None and hasattr(parent, "statusBar"):
+                parent.statusBar().showMessage("fine-tuning goes on in the background (Model ▸ Fine-tune… "
+                                               "shows it)", 8000)
+            return
         super().reject()
+
+    def stop(self) -> None:
+        """Cancel and wait (the window is closing): the worker cleans up what it wrote."""
+        process = self.process
+        if process is None:
+            return
+        self.cancel()
+        if not process.waitForFinished(KILL_AFTER_MS):
+            process.kill()
+            process.waitForFinished(2000)
 
 
 def open_finetune(window, runs) -> FinetuneDialog | None:
