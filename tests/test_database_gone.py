@@ -151,3 +151,19 @@ def test_lost_database_finds_the_connection_failure_behind_other_errors():
         found = lost_database(exc)
     assert isinstance(found, DatabaseError) and "Connection refused" in str(found)
     assert lost_database(ValueError("not a database problem")) is None
+
+
+def test_a_database_uri_that_is_no_mongodb_uri_is_named_at_once(monkeypatch):
+    from maskreview.core import store
+    from maskreview.core.errors import DatabaseError
+
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", "not-a-mongodb-uri")
+    with pytest.raises(DatabaseError, match="not-a-mongodb-uri: not a MongoDB URI"):
+        store.connect()
+
+
+def test_the_uri_shown_in_messages_has_no_password(monkeypatch):
+    from maskreview.core import store
+
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", "mongodb://reviewer:s3cret@db.example:27017/x")
+    assert store._where() == "mongodb://db.example:27017/x"

@@ -50,13 +50,13 @@ def dataset(fo, demo_coco):
     return open_source(demo_coco, name="resume-trap")
 
 
-def _plant(out, suffix, pwned):
+def _plant(out, kind, pwned):
     work = out / "work"
     work.mkdir(parents=True)
-    trap = work / f"model_0000099{suffix}"
-    if suffix == ".pth":
+    trap = work / f"model_0000099.{kind.split('-')[0]}"
+    if kind == "pth":
         torch.save({"model": {}, "iteration": 99, "trap": CreatesFile(pwned)}, trap)
-    else:
+    else:  # detectron2's .pkl, or a .pth that is a plain pickle (torch's legacy format)
         trap.write_bytes(pickle.dumps({"model": {}, "__author__": "x", "trap": CreatesFile(pwned)}))
     (work / "last_checkpoint").write_text(trap.name)
     return trap
@@ -67,19 +67,20 @@ def _resume(dataset, tiny_model, out, *extra):
                    "--holdout", "0", "--batch", "1", *extra, "--opts", "DATALOADER.NUM_WORKERS", "0", timeout=900)
 
 
-@pytest.mark.parametrize("suffix", [".pkl", ".pth"])
-def test_resuming_from_a_booby_trapped_checkpoint_is_refused(suffix, dataset, tiny_model, tmp_path):
+@pytest.mark.parametrize("kind", ["pkl", "pth", "pth-plain-pickle"])
+def test_resuming_from_a_booby_trapped_checkpoint_is_refused(kind, dataset, tiny_model, tmp_path):
     out, pwned = tmp_path / "out", tmp_path / "pwned"
-    trap = _plant(out, suffix, pwned)
+    trap = _plant(out, kind, pwned)
+    before = sorted(p.name for p in out.rglob("*"))
     line = _one_error_line(_resume(dataset, tiny_model, out))
     assert str(trap) in line and "--trust-checkpoint" in line
     assert not pwned.exists()
-    assert not (out / "model_final.pth").exists()
+    assert sorted(p.name for p in out.rglob("*")) == before  # not even detectron2's logs
 
 
 def test_trusting_a_resumed_checkpoint_runs_it(dataset, tiny_model, tmp_path):
     out, pwned = tmp_path / "out", tmp_path / "pwned"
-    _plant(out, ".pkl", pwned)
+    _plant(out, "pkl", pwned)
     _resume(dataset, tiny_model, out, "--trust-checkpoint")
     assert pwned.exists()  # the flag reaches the resume; what the file then holds is its own business
 

@@ -375,6 +375,12 @@ def _pkl_checkpoint(path: Path, trust_checkpoint: bool) -> dict:
     return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
 
 
+def _is_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # PROTO opcode, protocol 2..5
+
+
 def load_checkpoint_file(path: str | os.PathLike, trust_checkpoint: bool = False) -> dict:
     """Read a checkpoint into ``{"model": state_dict, ...}`` without running code from it."""
     import torch
@@ -388,7 +394,9 @@ def load_checkpoint_file(path: str | os.PathLike, trust_checkpoint: bool = False
         if path.suffix == ".pkl":
             loaded = _pkl_checkpoint(path, trust_checkpoint)
         else:
-            loaded = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+            with warnings.catch_warnings():  # torch warns about the pickle protocol of a file it then refuses
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                loaded = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
     except UntrustedCheckpointError as exc:
         raise UntrustedCheckpointError(f"{path}: {exc}") from exc
     except pickle.UnpicklingError as exc:
@@ -397,6 +405,12 @@ def load_checkpoint_file(path: str | os.PathLike, trust_checkpoint: bool = False
             what = refused.group(1) if refused else "a Python object"
             raise UntrustedCheckpointError(
                 f"{path}: holds {what}, not only tensors and plain data; refusing ({TRUST_HINT})"
+            ) from exc
+        unreadable = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        if unreadable and _is_pickle(path):  # a plain pickle (not torch's format) the tensors-only reader cannot follow
+            raise UntrustedCheckpointError(
+                f"{path}: cannot be read as tensors and plain data only ({unreadable.group(1).strip()[:120]}); "
+                f"refusing ({TRUST_HINT})"
             ) from exc
         raise BadInputError(f"{path}: corrupt or not a checkpoint ({str(exc).splitlines()[-1][:200]})") from exc
     except MaskreviewError:

@@ -169,14 +169,19 @@ def database_location() -> str:
 
 def connect() -> ModuleType:
     """Make sure the database answers; raise :class:`DatabaseError` with what to do if not."""
+    uri = os.environ.get("FIFTYONE_DATABASE_URI")
+    if uri and not uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise DatabaseError(f"{_where()}: not a MongoDB URI (mongodb://HOST:PORT/...), given as --database-uri "
+                            "or FIFTYONE_DATABASE_URI")
     fo = fiftyone()
     try:
         fo.list_datasets()
     except Exception as exc:  # mongod missing, port taken, bad URI, auth...
+        hint = ("Check that MongoDB runs there and the URI is right" if uri else
+                "Check the folder is writable and not used by another MongoDB, or point "
+                "--database-uri / FIFTYONE_DATABASE_URI at a running MongoDB")
         raise DatabaseError(
-            f"cannot reach FiftyOne's database at {database_location()}: {exc.__class__.__name__}: "
-            f"{exc}. Check the folder is writable and not used by another MongoDB, or point "
-            "--database-uri / FIFTYONE_DATABASE_URI at a running MongoDB."
+            f"cannot reach FiftyOne's database at {_where()}: {exc.__class__.__name__}: {exc}. {hint}."
         ) from exc
     return fo
 

@@ -66,6 +66,22 @@ def check_opts(cfg, opts: list[str]) -> None:
             raise BadInputError(f"--opts {key} {value}: {why[0][:200] if why else type(exc).__name__}") from exc
 
 
+def check_resume_checkpoint(work_dir: Path, trust_checkpoint: bool = False) -> None:
+    """Read the checkpoint that ``work_dir/last_checkpoint`` names through the safe loader.
+
+    detectron2's trainer opens its log files before it loads the checkpoint; checking first
+    means a refused checkpoint leaves the folder as it was.
+    """
+    pointer = work_dir / "last_checkpoint"
+    if not pointer.is_file():
+        return
+    try:
+        name = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{pointer}: unreadable ({exc})") from exc
+    load_checkpoint_file(work_dir / name, trust_checkpoint)
+
+
 def split_ids(ids: list[str], holdout: float) -> tuple[list[str], list[str]]:
     """A stable split: a sample is held out by a hash of its id, not by its position."""
     if holdout <= 0:
@@ -163,6 +179,8 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
     spec = resolve_model(config_name)
     cfg = build_cfg(spec.config_file, EngineSettings(device="auto"), trust_config=settings.trust_checkpoint)
     check_opts(cfg, settings.opts)
+    if settings.resume:
+        check_resume_checkpoint(out / "work", settings.trust_checkpoint)
     weights = weights or spec.weights
     base_classes = model_classes(spec, cfg) if weights else []
     classes = _classes_of(view, gt_field, base_classes)
@@ -230,7 +248,7 @@ def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSe
         seed_all_rng(cfg.SEED)
     trainer = _make_trainer(cfg, progress, settings.log_period, settings.trust_checkpoint)
     if settings.resume and (Path(cfg.OUTPUT_DIR) / "last_checkpoint").exists():
-        trainer.resume_or_load(resume=True)  # our own checkpoints, written by this trainer
+        trainer.resume_or_load(resume=True)  # through the safe loader (see _make_trainer)
     elif weights:
         _load_base_weights(trainer.model, str(weights), classes == base_classes, progress,
                            settings.trust_checkpoint)
