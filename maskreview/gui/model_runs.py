@@ -207,6 +207,7 @@ class ModelRuns(QObject):
             job.field = target
             before = field_snapshot.snapshot_field(dataset, target, todo)
             try:
+                # one write (and one signal) per half second, not per image: FiftyOne's writes hold the GIL
                 report = run_inference(dataset.select(todo, ordered=True), engine, target, progress,
                                        overwrite=overwrite, write_every=64, write_seconds=0.5,
                                        on_written=progress.emitter.written.emit)

@@ -175,27 +175,6 @@ def run_is_current(dataset, field: str, model: str, settings) -> bool:
     return not dataset._sample_collection.count_documents({f"{field}_run": {"$ne": record["run_key"]}}, limit=1)
 
 
-def inference_job(view, engine_cache: EngineCache, model: str, settings, field: str = "predictions",
-                  overwrite: bool = False, skip_if_current: bool = False) -> Job:
-    """A job that runs the model over ``view``; ``job.progress.emitter.written`` fires per batch.
-
-    With ``skip_if_current`` it succeeds with None at once when :func:`run_is_current` says the
-    whole dataset already holds this model's predictions.
-    """
-    from maskreview.core.inference import run_inference
-
-    def fn(progress: SignalProgress):
-        if skip_if_current and run_is_current(view._dataset, field, model, settings):
-            return None
-        progress.start(0, "loading model")
-        engine = engine_cache.get(model, settings)
-        # one write (and one signal) per half second, not per image: FiftyOne's writes hold the GIL
-        return run_inference(view, engine, field, progress, overwrite=overwrite, write_every=64, write_seconds=0.5,
-                             on_written=progress.emitter.written.emit)
-
-    return Job(fn, f"inference ({model})")
-
-
 def predict_image_job(path: str, engine_cache: EngineCache, model: str, settings, weights: str | None = None) -> Job:
     """A job that predicts one image outside any dataset; succeeds with ``(image, detections)``."""
     from maskreview.core.images import read_image
