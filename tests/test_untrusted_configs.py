@@ -99,3 +99,17 @@ def test_a_missing_base_is_one_bad_input_error(tmp_path):
     child.write_text("_BASE_: nowhere.yaml\n")
     with pytest.raises(BadInputError, match="child.yaml: not a usable detectron2 config"):
         load_config(child)
+
+
+def test_configs_and_checkpoints_are_read_only_through_the_safe_loaders():
+    """A new call to one of these elsewhere would bypass load_config / load_checkpoint_file."""
+    import re
+
+    from conftest import REPO
+
+    unsafe = re.compile(r"merge_from_file|load_yaml_with_base|yaml\.(unsafe_)?load\(|torch\.load\(|pickle\.loads?\("
+                        r"|DetectionCheckpointer\(|model_zoo\.get")
+    offenders = [f"{path.relative_to(REPO)}:{n}" for path in (REPO / "maskreview").rglob("*.py")
+                 if path.name != "models.py" for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if unsafe.search(line) and not line.lstrip().startswith("#")]
+    assert offenders == []
