@@ -43,6 +43,7 @@ class LoadFailure:
     error: MaskreviewError
     model: str
     weights: str | None
+    rerun: object = None  # runs the same again (set on the GUI thread)
 
 
 @dataclass
@@ -108,10 +109,9 @@ class ModelRuns(QObject):
                trust_checkpoint: bool = False) -> None:
         """Make ``model`` the window's model and remember it for the open dataset."""
         w = self.window
-        if (model, weights) != (w.model_name, self.weights):
-            self.trust_checkpoint = trust_checkpoint
+        same = (model, weights) == (w.model_name, self.weights)
+        self.trust_checkpoint = trust_checkpoint or (same and self.trust_checkpoint)  # trust is per file, per session
         w.model_name, self.weights, self.field = model, weights, field
-        self.trust_checkpoint = self.trust_checkpoint or trust_checkpoint
         w.settings.set_value("model/name", model)
         self._remember()
 
@@ -232,6 +232,7 @@ class ModelRuns(QObject):
     def _succeeded(self, job, result) -> None:
         w = self.window
         if isinstance(result, LoadFailure):
+            result.rerun = job.rerun
             self._show_load_failure(result)
             return
         if isinstance(result, FieldTaken):
@@ -356,9 +357,9 @@ class ModelRuns(QObject):
 
         self.load_failed.emit(failure)
         dialog = ModelFailureDialog(failure.model, failure.error, self.window)
-        dialog.weights_chosen.connect(lambda path, m=failure.model: (self.choose(m, path), self.run("current")))
+        dialog.weights_chosen.connect(lambda path, m=failure.model: (self.choose(m, path), failure.rerun()))
         dialog.trust_chosen.connect(lambda m=failure.model, p=failure.weights: (
-            self.choose(m, p, trust_checkpoint=True), self.run("current")))
+            self.choose(m, p, trust_checkpoint=True), failure.rerun()))
         dialog.show()
         self.failure_dialog = dialog
 
