@@ -37,15 +37,17 @@ def snapshot_field(dataset, field_name: str, sample_ids) -> FieldSnapshot:
 
 
 def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
-    """Write ``snap`` back (``last_modified_at`` set, as an edit does); returns the ids written.
+    """Write ``snap`` back (``last_modified_at`` and a new ``review_rev`` set, as an edit does);
+    returns the ids written.
 
     A snapshot taken before the field existed removes the field again (with its ``_run`` field
     and record) when no sample holds a value after the restore; one taken after re-creates it."""
     from pymongo import UpdateOne
 
-    from maskreview.core.edits import _oid
+    from maskreview.core.edits import _oid, new_id
     from maskreview.core.inference import _now_ms
     from maskreview.core.store import fiftyone
+    from maskreview.core.writeback import declare_revision_fields, revised
 
     fo = fiftyone()
     run_field = f"{snap.field}_run"
@@ -55,7 +57,10 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
     if snap.existed and run_field not in schema:
         dataset.add_sample_field(run_field, fo.StringField)
     stamp = _now_ms()
-    ops = [UpdateOne({"_id": _oid(sid)}, {"$set": {snap.field: value, run_field: run_key, "last_modified_at": stamp}})
+    declare_revision_fields(dataset)
+    writer = f"model run restored {new_id()}"
+    ops = [UpdateOne({"_id": _oid(sid)}, revised({"$set": {snap.field: value, run_field: run_key,
+                                                           "last_modified_at": stamp}}, writer))
            for sid, (value, run_key) in snap.values.items()]
     written = list(snap.values) if ops and snap.field in dataset.get_field_schema() else []
     if written:

@@ -395,6 +395,9 @@ class _Writer:
         self.started = False
 
     def _start(self) -> None:
+        from maskreview.core.edits import new_id
+        from maskreview.core.writeback import declare_revision_fields
+
         fo = fiftyone()
         schema = self.dataset.get_field_schema()
         if self.field not in schema:
@@ -402,8 +405,10 @@ class _Writer:
         if f"{self.field}_run" not in schema:
             self.dataset.add_sample_field(f"{self.field}_run", fo.StringField)
         record_run(self.dataset, self.field, self.record)
-        self.label_fields = [name for name, f in self.dataset.get_field_schema().items()
-                             if getattr(f, "document_type", None) is fo.Detections]
+        schema = self.dataset.get_field_schema()
+        self.label_fields = [name for name, f in schema.items() if getattr(f, "document_type", None) is fo.Detections]
+        declare_revision_fields(self.dataset)  # each write is a new revision (writeback.revised)
+        self.writer = f"model run {new_id()}"  # its review_rev_by: tells its writes from others'
         self.started = True
 
     def write(self, pending: dict[str, tuple]) -> list[str]:
@@ -412,6 +417,7 @@ class _Writer:
 
         from maskreview.core.edits import _oid
         from maskreview.core.reviewed import merge, review_projection
+        from maskreview.core.writeback import REV_BY_FIELD, revised, unchanged_since
 
         if not self.started:
             self._start()
@@ -425,13 +431,14 @@ class _Writer:
                 sid = str(doc["_id"])
                 new, height, width = todo[sid]
                 merges[sid] = merged = merge(doc, self.field, new, height, width)
-                ops.append(UpdateOne({"_id": doc["_id"], "last_modified_at": doc.get("last_modified_at")},
-                                     {"$set": {self.field: {"_cls": "Detections", "detections": merged.detections},
-                                               f"{self.field}_run": self.run_key, "last_modified_at": stamp}}))
+                update = {"$set": {self.field: {"_cls": "Detections", "detections": merged.detections},
+                                   f"{self.field}_run": self.run_key, "last_modified_at": stamp}}
+                ops.append(UpdateOne({"_id": doc["_id"], **unchanged_since(doc)}, revised(update, self.writer)))
             if ops:
                 coll.bulk_write(ops, ordered=False)
             landed = {str(d["_id"]) for d in coll.find(
-                {"_id": {"$in": [_oid(i) for i in merges]}, "last_modified_at": stamp}, {"_id": 1})}
+                {"_id": {"$in": [_oid(i) for i in merges]}, "last_modified_at": stamp, REV_BY_FIELD: self.writer},
+                {"_id": 1})}
             for sid in landed:
                 self._count(merges[sid])
                 todo.pop(sid)

@@ -40,7 +40,19 @@ def reserved_sample_fields() -> frozenset[str]:
 
     names = set(get_default_sample_fields(include_private=True))
     names |= {n for n in dir(fo.Sample) if not n.startswith("_")}
-    return frozenset(names | {"pk", "_id", "frames", "groups", "group", "media_type"})
+    return frozenset(names | {"pk", "_id", "frames", "groups", "group", "media_type"} | maskreview_sample_fields())
+
+
+def maskreview_sample_fields() -> frozenset[str]:
+    """The fields maskreview keeps on every sample it writes: the edit revision (``core.writeback``)."""
+    from maskreview.core.writeback import REV_BY_FIELD, REV_FIELD
+
+    return frozenset({REV_FIELD, REV_BY_FIELD})
+
+
+def _whose(name: str) -> str:
+    return ("maskreview's own sample field (its edit revision)" if name in maskreview_sample_fields()
+            else "a sample's own field in FiftyOne")
 
 
 def check_identifier(name, what: str) -> None:
@@ -100,8 +112,7 @@ def check_eval_key(dataset, eval_key, gt_field: str, pred_field: str) -> None:
                                 "choose another key")
     for name in (eval_key, *sample_names):
         if name in reserved_sample_fields():
-            raise BadInputError(f"eval key {eval_key!r}: '{name}' is a sample's own field in FiftyOne; "
-                                "choose another key")
+            raise BadInputError(f"eval key {eval_key!r}: '{name}' is {_whose(name)}; choose another key")
     owned = _owned_eval_paths(dataset, eval_key)
     schema = dataset.get_field_schema(flat=True)
     if eval_key in schema:
@@ -126,7 +137,7 @@ def check_field_name(dataset, name, kind=None, what: str = "field") -> None:
     """
     check_identifier(name, what)
     if name in reserved_sample_fields():
-        raise BadInputError(f"{what} {name!r} is a sample's own field in FiftyOne; choose another name")
+        raise BadInputError(f"{what} {name!r} is {_whose(name)}; choose another name")
     field = dataset.get_field_schema().get(name)
     if field is None:
         if _first_holding(dataset, [name]) is not None:

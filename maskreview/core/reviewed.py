@@ -69,7 +69,7 @@ def deleted_originals(doc: dict, field_name: str) -> list[dict]:
 
 def review_projection(field_name: str, label_fields) -> dict:
     """The parts of a sample document :func:`merge` reads (not the other fields' masks)."""
-    proj = {field_name: 1, original_field(field_name): 1, "last_modified_at": 1}
+    proj = {field_name: 1, original_field(field_name): 1, "last_modified_at": 1, "review_rev": 1}
     for name in label_fields:
         if name not in proj:
             proj[f"{name}.detections.source_field"] = 1

@@ -17,7 +17,8 @@ each edit increments), ``review_rev_by`` (the session that wrote that revision) 
 sample that someone else changed meanwhile raises :class:`ConflictError` instead of
 overwriting, however close in time the two writes are; the caller then takes theirs
 (:meth:`refresh`) or keeps mine (``force=True``: the edit goes on top of the version in the
-database now).
+database now). maskreview's other writers of labels (a model run, its undo, stored evaluation
+results) increment the revision too (:func:`revised`), so an editor sees their writes as well.
 """
 
 from __future__ import annotations
@@ -56,6 +57,42 @@ def version_of(doc: dict) -> Version:
     return Version(doc.get(REV_FIELD) or 0, doc.get(REV_BY_FIELD), doc.get("last_modified_at"))
 
 
+def declare_revision_fields(dataset) -> None:
+    """Declare ``review_rev`` and ``review_rev_by`` in the schema (once; cheap when declared).
+    Every writer of labels calls it before its first write, edit session or not."""
+    schema = dataset.get_field_schema()
+    fo = fiftyone()
+    for name, ftype in ((REV_FIELD, fo.IntField), (REV_BY_FIELD, fo.StringField)):
+        if name not in schema:
+            dataset.add_sample_field(name, ftype, description="maskreview's edit revision (conflict detection)")
+        elif type(schema[name]) is not ftype:
+            raise BadInputError(f"dataset {dataset.name!r} has a field {name!r} of its own "
+                                f"({type(schema[name]).__name__}), where maskreview counts edits; rename it first")
+
+
+def revised(update: dict, writer: str) -> dict:
+    """``update`` (``{"$set": {...}}``), made a new revision of the sample: writers other than
+    an :class:`EditSession` (a model run, its undo, stored evaluation results) use it, so an
+    editor holding the previous version sees the change, even one stamped in the same
+    millisecond. ``writer`` names the writer in ``review_rev_by`` (unique per run: a write
+    read back with it is known to be its own)."""
+    return {**update, "$set": {**update.get("$set", {}), REV_BY_FIELD: writer},
+            "$inc": {**update.get("$inc", {}), REV_FIELD: 1}}
+
+
+def bump_revisions(dataset, query: dict, writer: str) -> None:
+    """A new revision of every sample matching ``query``, after a write through FiftyOne's own
+    API (which cannot carry :func:`revised`), e.g. deleting an evaluation's label attributes."""
+    declare_revision_fields(dataset)
+    dataset._sample_collection.update_many(query, revised({}, writer))
+
+
+def unchanged_since(doc: dict) -> dict:
+    """Filter conditions: the sample is still at the version of ``doc`` (read with
+    :data:`VERSION_FIELDS`); no revision matches a sample without one."""
+    return {REV_FIELD: doc.get(REV_FIELD), "last_modified_at": doc.get("last_modified_at")}
+
+
 def durable(collection: Collection) -> Collection:
     """``collection`` with a write concern that acknowledges only what survives a crash of
     mongod: in its journal on disk (``j``), and on a replica set in a majority of members."""
@@ -82,7 +119,7 @@ class EditSession:
         self._checked_fields: set[str] = set()
         self._declared: set[tuple[str, str]] = set()
         self._shapes: set[tuple[str, tuple[str, ...]]] = set()  # (field, attributes) checked and declared
-        self._declare_version_fields()
+        declare_revision_fields(dataset)
         self.replayed = self.replay()
         self.journal = jn.Journal(str(dataset._doc.id), journal_root)
 
@@ -166,16 +203,6 @@ class EditSession:
             self._declare(LabelPatch(original_field(name), "", None, {"original_of": "", "original_index": 0}))
 
     # -- internals -----------------------------------------------------------------------
-    def _declare_version_fields(self) -> None:
-        schema = self.dataset.get_field_schema()
-        fo = fiftyone()
-        for name, ftype in ((REV_FIELD, fo.IntField), (REV_BY_FIELD, fo.StringField)):
-            if name not in schema:
-                self.dataset.add_sample_field(name, ftype, description="maskreview's edit revision (conflict detection)")
-            elif type(schema[name]) is not ftype:
-                raise BadInputError(f"dataset {self.dataset.name!r} has a field {name!r} of its own "
-                                    f"({type(schema[name]).__name__}), where maskreview counts edits; rename it to edit")
-
     def _check_field(self, name: str) -> None:
         if name in self._checked_fields:
             return

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from maskreview.core.edits import new_id
 from maskreview.core.evaluation.results import EvalResults, compute
 from maskreview.core.gcpause import gc_paused
 from maskreview.core.names import check_eval_key
 from maskreview.core.progress import Progress
+from maskreview.core.writeback import bump_revisions, declare_revision_fields, revised
 
 
 def _split(table_img: np.ndarray, values, n_samples: int) -> list[list]:
@@ -46,8 +48,10 @@ def _declare_fields(dataset, gt_field: str, pred_field: str, eval_key: str) -> N
         dataset._merge_sample_field_schema(schema)
 
 
-def _value_ops(results: EvalResults, eval_key: str, by_version: bool) -> list:
-    """One update per sample with all its values (FiftyOne's set_values issues one per label).
+def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: str) -> list:
+    """One update per sample with all its values (FiftyOne's set_values issues one per label),
+    each a new revision of the sample (``writeback.revised``): an editor holding the version
+    before it would otherwise write stale labels back over the values.
 
     Each update is guarded, so labels edited since they were read are never mislabelled: by the
     sample's ``last_modified_at`` as read (one condition; any change to the sample fails it), or
@@ -87,7 +91,7 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool) -> list:
                     query.update(zip(id_paths, label_ids[i]))
                 for names, column in keys:
                     update.update(zip(names, column[i]))
-        ops.append(UpdateOne(query, {"$set": update}))
+        ops.append(UpdateOne(query, revised({"$set": update}, writer)))
     return ops
 
 
@@ -101,10 +105,11 @@ def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
 
     coll = dataset._sample_collection
     by_version = len(results.sample_versions) == len(results.sample_ids)
-    ops = _value_ops(results, eval_key, by_version)
+    writer = f"evaluation {eval_key} {new_id()}"
+    ops = _value_ops(results, eval_key, by_version, writer)
     matched = sum(r.matched_count for r in bulk_write(ops, coll))
     if matched != len(ops) and by_version:  # rewriting the same values is harmless
-        ops = _value_ops(results, eval_key, False)
+        ops = _value_ops(results, eval_key, False, writer)
         matched = sum(r.matched_count for r in bulk_write(ops, coll))
     Sample._reload_docs(dataset._sample_collection_name, sample_ids=results.sample_ids)
     if matched != len(ops):
@@ -114,7 +119,8 @@ def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
 def _delete_run(dataset, eval_key: str) -> None:
     """FiftyOne's ``delete_evaluation``, and the ``<key>_biou`` label values it does not know of."""
     config = dataset.get_evaluation_info(eval_key).config
-    dataset.delete_evaluation(eval_key)
+    dataset.delete_evaluation(eval_key)  # unsets the run's label attributes in every sample
+    bump_revisions(dataset, {}, f"evaluation {eval_key} deleted {new_id()}")
     schema = dataset.get_field_schema(flat=True)
     biou = [p for p in (f"{f}.detections.{eval_key}_biou" for f in (config.gt_field, config.pred_field)) if p in schema]
     if biou:
@@ -189,6 +195,7 @@ class _Store:
             except BaseException as exc:  # re-raised by finish()
                 self._error = exc
 
+        declare_revision_fields(self.dataset)  # here, not in the thread: a schema change
         self._writer = threading.Thread(target=write, name="maskreview-eval-write", daemon=True)
         self._writer.start()
 
