@@ -203,6 +203,28 @@ def _split(text):
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def cmd_app(args) -> int:
+    from maskreview.core import app_bridge as ab
+
+    dataset, view = _open_view(args)
+    if args.view:
+        view = ab.build_view(dataset, ab.ViewSpec(saved_view=args.view))
+        view = view.match_tags(args.tags.split(",")) if args.tags else view
+    server = ab.show(dataset, view, port=args.port)
+    url = server.dataset_url(dataset.name)
+    if server.process is None:
+        print(f"the FiftyOne App already serving {dataset.name!r} on {url} now shows this view")
+        return 0
+    print(f"FiftyOne App: {url} (Ctrl+C stops it)", flush=True)
+    if not args.no_browser:
+        ab.open_browser(url)
+    try:
+        ab.serve_until_stopped(server)
+    finally:
+        ab.shutdown()
+    return 0
+
+
 def cmd_models(args) -> int:
     from maskreview.core import models
 
@@ -357,6 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="a new or empty folder")
     p.add_argument("--copy-images", action="store_true", help="copy the images into OUT (default: refer to them)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("app", help="open SOURCE in the FiftyOne App (its server on a loopback port, same database)")
+    _add_source_args(p)
+    p.add_argument("--port", type=int_in(1, 65535), help="the App server's port (default: a free one)")
+    p.add_argument("--tags", help="only samples with these tags (comma-separated)")
+    p.add_argument("--view", metavar="NAME", help="a saved view of the dataset to show")
+    p.add_argument("--no-browser", action="store_true", help="only print the address")
+    p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("models", help="list the demo model, local models, cached weights and zoo configs")
     p.set_defaults(func=cmd_models)
