@@ -69,7 +69,7 @@ annotations = mostly(st.fixed_dictionaries(
 images = st.one_of(
     st.just([{"id": 1, "file_name": "a.png", "width": W, "height": H}, {"id": 2, "file_name": "b.png"}]),
     st.lists(mostly(st.fixed_dictionaries(
-        {"id": mostly(ids), "file_name": mostly(st.sampled_from(["a.png", "b.png"]))},
+        {"id": mostly(ids), "file_name": mostly(st.sampled_from(["a.png", "b.png"]), st.text(max_size=12))},
         optional={"width": mostly(st.just(W), st.integers(-2, 40)), "height": mostly(st.just(H), st.integers(-2, 40))}),
         json_values), max_size=3))
 categories = mostly(st.just([{"id": 1, "name": "a"}]),

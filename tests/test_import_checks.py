@@ -99,6 +99,9 @@ BAD_INSTANCES = [
     (_set(("images", 1, "id"), 1), "images 0 and 1", "both have id 1"),
     (_set(("images", 0, "id"), 1.5), "image 0", "no whole-number id"),
     (_set(("images", 0, "file_name"), None), r"image 0 \(id 1\)", "file_name must be a non-empty string"),
+    (_set(("images", 0, "file_name"), "a\x00.png"), r"image 0 \(id 1\)", "not a usable path"),
+    (_set(("images", 0, "file_name"), "x" * 5000 + ".png"), r"image 0 \(id 1\)", "not a usable path"),
+    (_set(("images", 0, "file_name"), "\ud800.png"), r"image 0 \(id 1\)", "not a usable path"),
     (_set(("categories",), {"id": 1}), "'categories'", "must be a list, not an object"),
     (_set(("categories", 0), "cat"), "category 0", "is a string, not an object"),
     (_set(("categories", 0, "id"), "one"), "category 0", "no whole-number id"),
@@ -318,3 +321,10 @@ def test_export_of_a_field_that_holds_no_detections_is_refused(fo, coco_dir, tmp
                                             "ground_truth"):
         ex.export(ds.view(), tmp_path / "out", "coco", field="filepath")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("source,what", [("x" * 5000, r"x\.\.\.: not a usable path \(File name too long\)"),
+                                         ("a\x00b", "no such file, folder or FiftyOne dataset")])
+def test_a_source_that_is_no_usable_path_is_one_line(fo, source, what):
+    with pytest.raises(BadInputError, match=what):
+        sources.open_source(source)

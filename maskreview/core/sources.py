@@ -50,7 +50,12 @@ def resolve(source: str | os.PathLike, images_dir: str | os.PathLike | None = No
     """Decide what ``source`` is: an image, a folder, a COCO JSON or a dataset name."""
     text = str(source)
     path = Path(text).expanduser()
-    if path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise BadInputError(f"{text[:80]}{'...' if len(text) > 80 else ''}: not a usable path "
+                            f"({getattr(exc, 'strerror', None) or exc})") from exc
+    if exists:
         if text in connect().list_datasets():
             raise BadInputError(
                 f"{text}: is both a path ({path.resolve()}) and a FiftyOne dataset name; give the path as "
@@ -215,14 +220,21 @@ def _coco_samples(spec: SourceSpec, progress: Progress, trust_json_size: bool = 
     path, images_dir = spec.path, spec.images_dir
     coco = cocofile.check_instances(load_coco_json(path), path)
     root = images_dir.resolve()
-    files = {}
+    files, missing = {}, []
     for image_id, im in coco.images.items():
-        file_path = (images_dir / im["file_name"]).resolve()
-        if not file_path.is_relative_to(root):
+        try:
+            file_path = (images_dir / im["file_name"]).resolve()
+            outside = not file_path.is_relative_to(root)
+            found = outside or file_path.is_file()
+        except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a lone surrogate...
+            raise BadInputError(f"{coco.where_image(path, image_id)}: file_name {im['file_name']!r} is not a "
+                                f"usable path ({getattr(exc, 'strerror', None) or exc})") from exc
+        if outside:
             raise BadInputError(f"{coco.where_image(path, image_id)}: file_name {im['file_name']!r} "
                                 f"points outside {images_dir}")
         files[image_id] = file_path
-    missing = [coco.images[i]["file_name"] for i, f in files.items() if not f.is_file()]
+        if not found:
+            missing.append(im["file_name"])
     if missing:
         raise BadInputError(
             f"{path}: {len(missing)} of {len(coco.images)} images not found in {images_dir} "
