@@ -200,6 +200,14 @@ def test_bad_boxes_are_refused_with_the_annotation_index(fo, coco_dir, box, what
         sources.open_source(_write(coco_dir, text))
 
 
+def test_an_empty_mask_with_a_huge_box_allocates_no_huge_mask(fo, coco_dir):
+    data = good_coco()
+    data["annotations"][0].update(segmentation=[], bbox=[0, 0, 1e12, 1e12])
+    ds = sources.open_source(_write(coco_dir, data))
+    det = ds.first().ground_truth.detections[0]
+    assert det.mask.shape == (H, W) and not det.mask.any()
+
+
 def test_export_never_writes_nan(fo, coco_dir, tmp_path):
     from maskreview.core import export as ex
 

@@ -215,7 +215,8 @@ def bitmap_to_detection(
     box = mask_bbox(bitmap)
     if box is None:
         x, y, w, h = empty_box if empty_box is not None else (0, 0, 1, 1)
-        mw, mh = max(1, _round(w)), max(1, _round(h))
+        # all false, so no bigger than the image: a huge box must not allocate a huge mask
+        mw, mh = min(max(1, _round(w)), width), min(max(1, _round(h)), height)
         mask = np.zeros((mh, mw), dtype=bool)
         rel = [x / width, y / height, w / width, h / height]
     else:
