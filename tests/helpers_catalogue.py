@@ -196,8 +196,9 @@ def main() -> None:
     run_cases(json.loads(Path(cases_file).read_text()), results_file)
 
 
-def run_driver(cases: list[dict], workdir: Path, env: dict | None = None, timeout: int = 1800) -> dict[str, dict]:
-    """Run ``cases`` in driver processes; a case that kills its driver is recorded and the rest go on."""
+def run_driver(cases: list[dict], workdir: Path, env: dict | None = None) -> dict[str, dict]:
+    """Run ``cases`` in driver processes. A case that kills its driver, or hangs it where the alarm
+    cannot reach (inside C code), is recorded as such; the rest go on in a new driver."""
     results: dict[str, dict] = {}
     remaining = list(cases)
     round_ = 0
@@ -206,20 +207,37 @@ def run_driver(cases: list[dict], workdir: Path, env: dict | None = None, timeou
         cases_file, results_file = workdir / f"cases-{round_}.json", workdir / f"results-{round_}.jsonl"
         cases_file.write_text(json.dumps(remaining, indent=1))
         results_file.write_text("")
-        proc = subprocess.run([sys.executable, __file__, str(cases_file), str(results_file)], capture_output=True,
-                              text=True, timeout=timeout, env=env or os.environ.copy())
+        rc, stderr = _watch(cases_file, results_file, env)
         for line in results_file.read_text().splitlines():
             record = json.loads(line)
             results[record.pop("id")] = record
         remaining = [case for case in remaining if case["id"] not in results]
-        if proc.returncode == 0 or not remaining:
+        if rc == 0 or not remaining:
             break
-        died = remaining.pop(0)
-        results[died["id"]] = {"rc": f"the driver died during this case (exit {proc.returncode})",
-                               "stdout": proc.stdout[-2000:], "stderr": proc.stderr[-3000:], "seconds": None,
-                               "datasets_added": [], "datasets_removed": [],
-                               "database": {}, "files": {}}
+        lost = remaining.pop(0)
+        results[lost["id"]] = {"rc": f"the driver {'hung' if rc == 'hung' else f'died (exit {rc})'} in this case",
+                               "stdout": "", "stderr": stderr[-3000:], "seconds": None, "datasets_added": [],
+                               "datasets_removed": [], "database": {}, "files": {}}
     return results
+
+
+def _watch(cases_file: Path, results_file: Path, env: dict | None) -> tuple[object, str]:
+    """Run one driver; kill it when no case has finished for longer than a case may take."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, __file__, str(cases_file), str(results_file)],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env or os.environ.copy())
+        done, last_progress = 0, time.monotonic()
+        while proc.poll() is None:
+            time.sleep(0.2)
+            finished = results_file.read_text().count("\n")
+            if finished != done:
+                done, last_progress = finished, time.monotonic()
+            elif time.monotonic() - last_progress > max(CASE_TIMEOUT_S, ISOLATED_TIMEOUT_S) + 60:
+                proc.kill()
+                proc.wait()
+                return "hung", ""
+        err.seek(0)
+        return proc.returncode, err.read().decode(errors="replace")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ class Shared:
     root: Path
     good_png: Path
     good_json: Path
-    good_results: list
 
 
 @dataclass
