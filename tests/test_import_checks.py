@@ -269,6 +269,7 @@ def test_bad_results_file_names_file_entry_and_problem(tmp_path, mutate, where, 
     (_set(("images", 0, "width"), "64"), "image 0 (id 1): width must be"),
     (_set(("annotations", 1, "segmentation", "counts"), "0T3"), "annotation 1 (id 2, image 2): compressed RLE"),
     (_set(("categories", 0), None), "category 0 is null"),
+    (_set(("images", 1, "width"), 10**7), "image 1 (id 2): 10000000x48 is 480000000 pixels, more than the limit"),
 ])
 def test_bad_ground_truth_file_names_file_entry_and_problem(tmp_path, mutate, what):
     data = good_coco()

@@ -39,10 +39,12 @@ def coco_to_rle(segmentation, height: int, width: int) -> dict:
     an RLE is exactly ``height x width`` (its size, and its run lengths non-negative and summing
     to ``height * width``), so a short or overlong RLE cannot decode to memory that is not ours.
     """
+    if height * width >= 2**32:
+        raise MaskError(f"a {width}x{height} image is too large for COCO RLE (pycocotools counts are 32-bit)")
     if isinstance(segmentation, list):
         polygons = _check_polygons(segmentation, height, width)
-        if not polygons:
-            return encode_rle(np.zeros((height, width), dtype=bool))
+        if not polygons:  # an empty mask, made without allocating the image
+            return mask_utils.frPyObjects({"size": [height, width], "counts": [height * width]}, height, width)
         return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
         size = segmentation["size"]

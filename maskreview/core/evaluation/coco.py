@@ -299,11 +299,14 @@ def _clean_gt(checked, gt_path, iou_type: str) -> dict:
     from pycocotools import mask as mask_utils
 
     from maskreview.core import cocofile
+    from maskreview.core.images import check_pixels
 
     images = [{k: im[k] for k in ("id", "width", "height", "file_name") if k in im} for im in checked.images.values()]
     annotations = []
     for image_id, anns in checked.annotations.items():
         im = checked.images[image_id]
+        if "width" in im:  # the masks COCOeval makes are this big
+            check_pixels(im["width"], im["height"], checked.where_image(gt_path, image_id))
         for index, ann in anns:
             entry = {"id": len(annotations) + 1, "image_id": image_id, "category_id": ann["category_id"],
                      "iscrowd": int(ann.get("iscrowd", 0))}
