@@ -55,7 +55,7 @@ def test_reviewed_labels_survive_reruns_fields_per_model_and_undo(window, qtbot,
     assert win.undo_stack.count() == 1 and "demo" in win.undo_stack.text(0)
     record = provenance(win.dataset, "predictions")
     assert record["model"] == "demo" and len(record["weights_sha256"]) == 64
-    assert any(t.startswith("predictions  · demo") for t in field_names(win)), field_names(win)
+    assert any(t.startswith("predictions") and t.endswith("by demo") for t in field_names(win)), field_names(win)
 
     preds = [i for i in win.canvas.data.fields["predictions"]]
     assert len(preds) >= 3, "the demo model finds the scene's shapes"
@@ -91,7 +91,8 @@ def test_reviewed_labels_survive_reruns_fields_per_model_and_undo(window, qtbot,
     assert tiny_field not in ("predictions", "ground_truth") and tiny_field.startswith("pred_")
     assert labels(win, "predictions") == after
     assert provenance(win.dataset, tiny_field)["model"] == str(tiny_model)
-    assert tiny_field in win.label_fields and any(t.startswith(f"{tiny_field}  · ") for t in field_names(win))
+    assert tiny_field in win.label_fields
+    assert any(t.startswith(tiny_field) and t.endswith(f"by {tiny_model.name}") for t in field_names(win))
     assert win.undo_stack.count() == edits + 2
 
     # undo the run: the field it created is gone again; redo brings its output back

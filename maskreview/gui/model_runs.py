@@ -169,7 +169,10 @@ class ModelRuns(QObject):
         only_missing = automatic or skip_if_current
         overwrite = (scope == "current" if overwrite is None else overwrite) and not only_missing
         model = model or w.model_name
-        job = workers.Job(None, f"inference ({model})")
+        from maskreview.gui.panels.fields import short_model_name
+
+        job = workers.Job(None, f"inference ({short_model_name({'model': model})})")
+        job.model_label = short_model_name({"model": model})
         job.fn = self._job_fn(job, view, model, self.weights if model == w.model_name else None,
                               replace(w.engine_settings), self.field if model == w.model_name else None,
                               overwrite, only_missing)
@@ -260,7 +263,7 @@ class ModelRuns(QObject):
         field, before, after = job.partial
         job.partial = None
         n = len(job.written)
-        text = f"Run {job.name.removeprefix('inference (').rstrip(')')} on {n} sample{'s' if n != 1 else ''} → {field}"
+        text = f"Run {job.model_label} on {n} sample{'s' if n != 1 else ''} → {field}"
         self.window.undo_stack.push(ModelRunCommand(self, field, before, after, text + (" (stopped)" if stopped else "")))
         self.refresh_models()
 

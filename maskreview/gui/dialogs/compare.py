@@ -1,4 +1,6 @@
-"""Evaluate ▸ Compare models…: two prediction fields against the ground truth (``core.compare``).
+"""Evaluate ▸ Compare models…: two prediction fields against the ground truth (``core.compare``),
+in a dock below the canvas (tabbed with the Evaluation dock) so that what a click filters stays
+in view.
 
 mAP, AP50, AP75 and per-class AP side by side; per ground-truth instance, which model found it
 (A only, B only, both, class changed), counted per class and listed. Clicking a count or a row
@@ -9,7 +11,7 @@ dock's confusion cells, through ``window.apply_filter``).
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from maskreview.gui import workers
@@ -52,7 +54,7 @@ class NumericItem(QTableWidgetItem):
         return a < (b if b is not None else float("inf"))
 
 
-class CompareDialog(QDialog):
+class ComparePanel(QWidget):
     """``filter_requested(sample_ids, label_ids, description)`` when a count or row is clicked."""
 
     filter_requested = Signal(object, object, str)
@@ -60,19 +62,14 @@ class CompareDialog(QDialog):
 
     def __init__(self, fields: list[str], models: dict[str, dict], gt_field: str | None, parent=None):
         super().__init__(parent)
-        self.setWindowTitle("Compare models")
         self.models = models
         self.comparison = None
         self.shown_rows: list = []
         self.gt_box, self.a_box, self.b_box = QComboBox(), QComboBox(), QComboBox()
-        predictions = [f for f in fields if f in models] or [f for f in fields if f != gt_field]
-        for box, names in ((self.gt_box, fields), (self.a_box, predictions), (self.b_box, predictions)):
-            for name in names:
-                box.addItem(self._field_text(name), name)
-        if gt_field in fields:
-            self.gt_box.setCurrentIndex(fields.index(gt_field))
-        if len(predictions) > 1:
-            self.b_box.setCurrentIndex(1)
+        for box in (self.gt_box, self.a_box, self.b_box):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(18)
+        self.set_fields(fields, models, gt_field)
         self.compare_button = QPushButton("Compare")
         self.compare_button.setDefault(True)
         self.compare_button.clicked.connect(self.request)
@@ -102,6 +99,7 @@ class CompareDialog(QDialog):
             table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
             table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
             table.verticalHeader().hide()
+            table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.counts.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.rows.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -119,18 +117,37 @@ class CompareDialog(QDialog):
         show_row.addWidget(self.clear_button)
         v.addLayout(show_row)
         v.addWidget(self.rows, 1)
-        split = QSplitter(Qt.Orientation.Vertical)
+        split = QSplitter(Qt.Orientation.Horizontal)  # the dock is wide and low
+        split.addWidget(self.metrics)
         split.addWidget(self.counts)
         split.addWidget(instances)
-        split.setSizes([180, 320])
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self.metrics, "AP side by side")
-        self.tabs.addTab(split, "Instance by instance")
+        split.setSizes([300, 380, 600])
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
         layout.addWidget(self.status)
-        layout.addWidget(self.tabs, 1)
-        self.resize(900, 680)
+        layout.addWidget(split, 1)
+
+    def set_fields(self, fields: list[str], models: dict[str, dict], gt_field: str | None) -> None:
+        """Offer these fields (prediction fields: those a model wrote, else every other one)."""
+        self.models = models
+        keep = (self.gt_box.currentData(), self.a_box.currentData(), self.b_box.currentData())
+        predictions = [f for f in fields if f in models] or [f for f in fields if f != gt_field]
+        for box, names in ((self.gt_box, fields), (self.a_box, predictions), (self.b_box, predictions)):
+            box.clear()
+            for name in names:
+                box.addItem(self._field_text(name), name)
+        wanted = (keep[0] or gt_field, keep[1] or (predictions[0] if predictions else None),
+                  keep[2] or (predictions[-1] if len(predictions) > 1 else None))
+        for box, name in zip((self.gt_box, self.a_box, self.b_box), wanted):
+            if name is not None and box.findData(name) >= 0:
+                box.setCurrentIndex(box.findData(name))
+
+    def _short(self, name: str) -> str:
+        from maskreview.gui.panels.fields import short_model_name
+
+        record = self.models.get(name)
+        return short_model_name(record) if record else name
 
     def _field_text(self, name: str) -> str:
         from maskreview.gui.panels.fields import short_model_name
@@ -160,7 +177,7 @@ class CompareDialog(QDialog):
         self.compare_button.setEnabled(True)
         gt, a, b = self.fields()
         m = comparison.metrics
-        self.metrics.set_results(m.get("a"), m.get("b"), (f"A: {self._field_text(a)}", f"B: {self._field_text(b)}"))
+        self.metrics.set_results(m.get("a"), m.get("b"), (f"A: {self._short(a)}", f"B: {self._short(b)}"))
         totals = {key: sum(c.get(key, 0) for c in comparison.counts.values()) for key, _ in STATUSES}
         self.status.setText(f"{len(comparison.rows)} ground-truth instances: found by A only {totals['a_only']}, "
                             f"B only {totals['b_only']}, both {totals['both']}, neither {totals['neither']}; "
@@ -194,6 +211,9 @@ class CompareDialog(QDialog):
             for c, item in enumerate(cells):
                 self.rows.setItem(i, c, item)
         self.rows.setSortingEnabled(True)
+        by_change = key in ("improved", "worse")  # the biggest changes first
+        self.rows.sortItems(7 if by_change else 0, Qt.SortOrder.DescendingOrder if key == "improved"
+                            else Qt.SortOrder.AscendingOrder)
 
     def _sample_names(self, ids) -> dict[str, str]:
         names = getattr(self, "sample_names", None)
@@ -221,40 +241,62 @@ class CompareDialog(QDialog):
         self.filter_requested.emit(samples, _label_ids(rows), description)
 
 
-def open_compare(window, runs) -> CompareDialog | None:
-    """The dialog for ``window``'s dataset: compares on a worker thread, clicks filter the window."""
+def open_compare(window, runs) -> ComparePanel | None:
+    """The panel for ``window``'s dataset (a dock): compares on a worker thread; clicks filter the
+    window's browser and canvas."""
     if window.dataset is None:
         window.notify("Open a dataset first.")
         return None
     runs.refresh_models()
     gt = "ground_truth" if "ground_truth" in window.label_fields else None
-    dialog = CompareDialog(window.label_fields, runs.models, gt, window)
-    paths = {}
+    if runs.compare is None:
+        runs.compare = _install(window)
+    panel = runs.compare
+    panel.set_fields(window.label_fields, runs.models, gt)
+    dock = window.docks["Compare models"]
+    dock.show()
+    dock.raise_()
+    if not dock.isFloating() and dock.height() < window.height() // 3:
+        window.resizeDocks([dock], [int(window.height() * 0.38)], Qt.Orientation.Vertical)
+    return panel
+
+
+def _install(window) -> ComparePanel:
+    panel = ComparePanel([], {}, None)
+    panel.paths = {}
 
     def name_of(sid):
-        if not paths and window.dataset is not None:
-            paths.update(zip(*window.dataset.values(["id", "filepath"])))
-        return paths.get(sid, sid).rsplit("/", 1)[-1]
-
-    dialog.sample_names = name_of
+        if not panel.paths and window.dataset is not None:
+            panel.paths.update(zip(*window.dataset.values(["id", "filepath"])))
+        return panel.paths.get(sid, sid).rsplit("/", 1)[-1]
 
     def compare(gt_field, a, b):
         from maskreview.core.compare import compare_fields
 
         view = window.dataset.view()
         job = workers.Job(lambda progress: compare_fields(view, gt_field, a, b, progress=progress), "comparing models")
-        job.failed.connect(lambda message, kind: dialog.failed(message))
-        window._start_job(job, dialog.set_comparison)
+        job.failed.connect(lambda message, kind: panel.failed(message))
+        window._start_job(job, panel.set_comparison)
 
     def show(samples, labels, description):
         window.apply_filter(samples, labels, description)
         if samples:
             window.browser.select_id(samples[0])
 
-    dialog.compare_requested.connect(compare)
-    dialog.filter_requested.connect(show)
-    if runs.compare is not None:
-        runs.compare.deleteLater()
-    runs.compare = dialog
-    dialog.show()
-    return dialog
+    panel.sample_names = name_of
+    panel.compare_requested.connect(compare)
+    panel.filter_requested.connect(show)
+    window.dataset_changed.connect(lambda _ds: _forget(panel))
+    dock = window.add_dock(panel, "Compare models", "bottom")
+    if "Evaluation" in window.docks:
+        window.tabifyDockWidget(window.docks["Evaluation"], dock)
+    return panel
+
+
+def _forget(panel: ComparePanel) -> None:
+    """Another dataset: the comparison shown belongs to the old one."""
+    panel.comparison = None
+    panel.paths = {}
+    for table in (panel.counts, panel.rows, panel.metrics):
+        table.setRowCount(0)
+    panel.status.setText("Pick two prediction fields and the ground truth.")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 
 from PySide6.QtCore import QProcess, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
@@ -27,7 +26,11 @@ def default_out_dir(base: str) -> str:
     from maskreview.core.models import user_models_dir
 
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", base.rstrip("/").rsplit("/", 1)[-1]).strip("-") or "model"
-    return str(user_models_dir() / f"{stem}-ft-{time.strftime('%Y%m%d-%H%M%S')}")
+    stem = re.sub(r"-ft-\d+$", "", stem)  # a fine-tune of demo-ft-2 is demo-ft-3, not demo-ft-2-ft-1
+    n = 1
+    while (user_models_dir() / f"{stem}-ft-{n}").exists():
+        n += 1
+    return str(user_models_dir() / f"{stem}-ft-{n}")
 
 
 class FinetuneDialog(QDialog):

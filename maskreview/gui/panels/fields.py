@@ -26,7 +26,7 @@ class FieldsPanel(QWidget):
         self.models: dict[str, dict] = {}  # field -> the record of the model that wrote it
         self._counts: dict[str, tuple[int, int]] = {}
         self.field_list = QListWidget()
-        self.field_list.setMaximumHeight(110)
+        self.field_list.setMaximumHeight(150)
         self.class_list = QListWidget()
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
@@ -112,9 +112,11 @@ class FieldsPanel(QWidget):
             item = self.field_list.item(i)
             name = item.data(Qt.ItemDataRole.UserRole)
             record = self.models.get(name)
-            text = name + (f"  · {short_model_name(record)}" if record else "")
+            text = name
             if name in self._counts:
                 text += "  ({}/{})".format(*self._counts[name])
+            if record:  # the model on a line of its own: field and model names are both long
+                text += f"\n      by {short_model_name(record)}"
             item.setText(text)
             item.setToolTip(model_tooltip(record, model_label) if record else
                             f"{name}: labels no model run wrote (ground truth, imports)")
