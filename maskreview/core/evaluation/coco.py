@@ -273,8 +273,8 @@ def evaluate_files(gt_path, results_path, iou_type: str = "segm") -> dict:
             or not isinstance(gt_data.get("annotations"), list):
         raise BadInputError(f"{gt_path}: not a COCO instances file (needs 'images' and 'annotations' lists)")
     checked = cocofile.check_instances(gt_data, gt_path, need_file_names=False, need_sizes=iou_type == "segm")
+    gt = _clean_gt(checked, gt_path, iou_type)  # the GT first: results are checked against its sizes
     results, stray_cats = cocofile.check_results(results, results_path, checked, iou_type, gt_path)
-    gt = _clean_gt(checked, gt_path, iou_type)
     if not gt["annotations"]:
         raise BadInputError(f"{gt_path}: no ground-truth annotations to evaluate against")
     warnings = []
