@@ -34,6 +34,9 @@ def _open_view(args):
     tags = getattr(args, "view_tags", None) or getattr(args, "tags", None)
     if tags:
         view = view.match_tags(tags.split(","))
+        if len(view) == 0:
+            flag = "--view-tags" if getattr(args, "view_tags", None) else "--tags"
+            raise BadInputError(f"{flag} {tags}: no sample of {dataset.name!r} has any of these tags")
     return dataset, view
 
 
