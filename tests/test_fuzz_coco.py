@@ -186,3 +186,17 @@ def test_detection_to_bitmap_refuses_clearly_or_fits_the_image(fo, box, shape, w
     except mk.MaskError:
         return
     assert out.shape == (H, W)
+
+
+@FUZZ
+@given(content=st.one_of(st.binary(max_size=200), coco_files.map(lambda d: json.dumps(d).encode()).flatmap(
+    lambda b: st.integers(0, len(b)).map(lambda k: b[:k]))))  # arbitrary bytes, and files cut short
+def test_any_bytes_are_json_or_one_clear_line(fo, image_dir, content):
+    path = image_dir / "bytes.json"
+    path.write_bytes(content)
+    try:
+        sources.open_source(path, images_dir=image_dir / "images", name="fuzz-bytes")
+    except BadInputError as exc:
+        assert "\n" not in str(exc)
+        return
+    fo.delete_dataset("fuzz-bytes")
