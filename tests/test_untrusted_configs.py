@@ -113,3 +113,15 @@ def test_configs_and_checkpoints_are_read_only_through_the_safe_loaders():
                  if path.name != "models.py" for n, line in enumerate(path.read_text().splitlines(), 1)
                  if unsafe.search(line) and not line.lstrip().startswith("#")]
     assert offenders == []
+
+
+def test_fine_tuning_a_model_folder_with_a_booby_trapped_config_is_refused(tmp_path, tiny_model, fo, demo_coco):
+    from maskreview.core.finetune import finetune_on_corrected
+    from maskreview.core.sources import open_source
+
+    dataset = open_source(demo_coco, name="untrusted-finetune")
+    dataset.limit(3).tag_samples("reviewed")
+    folder, _, pwned = _as_model_folder(tmp_path, tiny_model)
+    with pytest.raises(UntrustedConfigError, match="config.yaml"):
+        finetune_on_corrected(dataset, folder, tmp_path / "out", iters=1)
+    assert not pwned.exists() and not (tmp_path / "out").exists()

@@ -15,10 +15,11 @@ from maskreview.core.progress import Progress
 
 def finetune_on_corrected(dataset, model: str, out_dir, tags=("reviewed",), iters: int = 200,
                           gt_field: str = "ground_truth", batch: int = 2, lr: float | None = None,
-                          progress: Progress | None = None) -> dict:
+                          progress: Progress | None = None, trust_checkpoint: bool = False) -> dict:
     """Train ``model`` (``demo``, a model folder, ``CONFIG:WEIGHTS``) on the samples with
     ``tags``; returns ``{"before": eval, "after": eval, "model_dir", "samples", "training"}``
-    where each eval is :func:`maskreview.core.evaluation.evaluate`'s dict on that view."""
+    where each eval is :func:`maskreview.core.evaluation.evaluate`'s dict on that view.
+    ``trust_checkpoint`` lets the model's config and weights hold Python objects (runs their code)."""
     from maskreview.core.training import TrainSettings, evaluate_model_dir, train
 
     view = dataset.match_tags(list(tags))
@@ -28,9 +29,10 @@ def finetune_on_corrected(dataset, model: str, out_dir, tags=("reviewed",), iter
     if not has_gt:
         raise BadInputError(f"the samples tagged {', '.join(tags)} have no {gt_field} instances to learn from")
     progress = progress or Progress()
-    before = evaluate_model_dir(model, view, gt_field)
+    before = evaluate_model_dir(model, view, gt_field, trust_checkpoint)
     progress.check()
-    settings = TrainSettings(iters=iters, batch=batch, lr=lr, holdout=0.0, checkpoint_period=max(iters, 1) * 10)
+    settings = TrainSettings(iters=iters, batch=batch, lr=lr, holdout=0.0, checkpoint_period=max(iters, 1) * 10,
+                             trust_checkpoint=trust_checkpoint)
     report = train(view, gt_field, model, out_dir, settings, progress=progress)
     after = evaluate_model_dir(Path(out_dir).resolve(), view, gt_field)
     return {"before": before, "after": after, "model_dir": str(Path(out_dir).resolve()), "samples": len(view),

@@ -318,12 +318,12 @@ def fixed_batch_loss(model, cfg, records: list[dict], seed: int = 0) -> float:
     return round(total / len(records), 4)
 
 
-def evaluate_model_dir(model_dir: Path, view, gt_field: str) -> dict:
+def evaluate_model_dir(model_dir: Path, view, gt_field: str, trust_checkpoint: bool = False) -> dict:
     """Run a model dir over a view into a scratch field, evaluate, and remove the field."""
     from maskreview.core.evaluation import evaluate
     from maskreview.core.inference import Engine, EngineSettings, forget_run, run_inference
 
-    engine = Engine(str(model_dir), settings=EngineSettings())
+    engine = Engine(str(model_dir), settings=EngineSettings(), trust_checkpoint=trust_checkpoint)
     field_name = f"heldout_{hashlib.sha1(str(model_dir).encode()).hexdigest()[:6]}"
     dataset = view._dataset
     try:
