@@ -143,10 +143,10 @@ def fiftyone_server_version(port: int) -> str | None:
 def serves_dataset(port: int, dataset) -> bool:
     """Whether the App server on ``port`` reads this very dataset (the same database)."""
     try:
-        data = graphql(port, "query ($name: String!) { dataset(name: $name) { id } }", {"name": dataset.name})
+        data = graphql(port, "query ($name: String!) { dataset(name: $name) { datasetId } }", {"name": dataset.name})
     except Exception:
         return False
-    return bool(data.get("dataset")) and data["dataset"]["id"] == str(dataset._doc.id)
+    return bool(data.get("dataset")) and data["dataset"]["datasetId"] == str(dataset._doc.id)
 
 
 def _server_env() -> dict:
