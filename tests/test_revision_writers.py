@@ -92,6 +92,35 @@ def test_stored_evaluation_results_in_the_same_millisecond_are_a_conflict(ds, tm
         _edit_refused(ds, sid, session)
 
 
+def test_an_edit_in_the_same_millisecond_as_an_evaluation_read_is_not_mislabelled(ds, tmp_path):
+    """The other way round: an evaluation's writes are conditional on the revision it read, so
+    values computed for labels an editor replaced meanwhile never land on the labels now there."""
+    import numpy as np
+
+    from maskreview.core.errors import MaskreviewError
+    from maskreview.core.evaluation.results import compute
+    from maskreview.core.evaluation.runs import store
+
+    sid = ds.first().id
+    with EditSession(ds, journal_root=tmp_path / "journal") as session:
+        read = _doc(ds, sid)
+        results = compute(ds, boundary=False, occlusion=False)
+        first = read["predictions"]["detections"][0]
+        bitmap = np.zeros((read["metadata"]["height"], read["metadata"]["width"]), bool)
+        bitmap[2:12, 2:12] = True
+        # the reviewer deletes the first prediction and draws another: as many labels, in other places
+        session.apply_many([ed.DeleteLabels((ed.LabelRef(sid, "predictions", str(first["_id"])),)),
+                            ed.AddInstance(sid, "predictions", first["label"], bitmap=bitmap)])
+    ds._sample_collection.update_one({"_id": ed._oid(sid)}, {"$set": {"last_modified_at": read["last_modified_at"]}})
+    with pytest.raises(MaskreviewError, match="changed while being evaluated"):
+        store(ds, results, "ev")
+    now = _doc(ds, sid)["predictions"]["detections"]
+    assert len(now) == len(read["predictions"]["detections"])
+    assert not any("ev" in d for d in now)  # nothing written on the moved labels
+    others = [s for s in ds._sample_collection.find({"_id": {"$ne": ed._oid(sid)}}, {"predictions": 1})]
+    assert all("ev" in d for s in others for d in s["predictions"]["detections"])  # the rest was stored
+
+
 def test_the_revision_fields_are_reserved_names(ds, fo):
     assert REV_FIELD not in ds.get_field_schema()  # no edit session yet: nothing declared them
     for name in ("review_rev", "review_rev_by"):

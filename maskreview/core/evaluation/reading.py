@@ -101,22 +101,29 @@ class Samples:
     ids: list[str]
     heights: np.ndarray
     widths: np.ndarray
-    versions: list  # each sample's last_modified_at as read (writes are conditional on it)
+    versions: list  # each sample's version as read, filter conditions (writes are conditional on it)
 
 
 def read_detections(view, fields: list[str]) -> tuple[Samples, list[Dets]]:
     """The samples of a view (ids, image sizes) and a :class:`Dets` per field."""
+    from maskreview.core.writeback import REV_FIELD, unchanged_since
+
     paths = ["_id", "metadata.height", "metadata.width", "last_modified_at"]
+    if REV_FIELD in view._dataset.get_field_schema():  # declared by the first writer of revisions
+        paths.append(REV_FIELD)
+    head = len(paths)
     attrs = ("_id", "label", "bounding_box", "mask", "confidence", "iscrowd", "mask_path")
     for f in fields:
         paths += [f"{f}.detections.{a}" for a in attrs]
     values = view.values(paths, _raw=True)
     ids = [str(v) for v in values[0]]
+    revs = values[4] if head == 5 else [None] * len(ids)
     samples = Samples(ids, np.array([v or 0 for v in values[1]], np.int64),
-                      np.array([v or 0 for v in values[2]], np.int64), list(values[3]))
+                      np.array([v or 0 for v in values[2]], np.int64),
+                      [unchanged_since({REV_FIELD: r, "last_modified_at": m}) for r, m in zip(revs, values[3])])
     out = []
     for j in range(len(fields)):
-        dids, labels, boxes, masks, confs, crowds, mpaths = values[4 + j * len(attrs): 4 + (j + 1) * len(attrs)]
+        dids, labels, boxes, masks, confs, crowds, mpaths = values[head + j * len(attrs): head + (j + 1) * len(attrs)]
         counts = [len(d or ()) for d in dids]
         img = np.repeat(np.arange(len(ids)), counts)
         raw_masks = _flat_or(masks, counts, None)

@@ -87,7 +87,7 @@ class EvalResults:
     eval_key: str | None = None
     warnings: list[str] = field(default_factory=list)
     label_oids: tuple = ((), ())  # GT and prediction label ids as ObjectIds (guard the writes)
-    sample_versions: list = field(default_factory=list)  # last_modified_at as read (guard the writes)
+    sample_versions: list = field(default_factory=list)  # versions as read, filter conditions (guard the writes)
     evaluator: object = field(default=None, repr=False)  # the COCOeval that produced these results
     _blocks: list[PairBlock] | None = field(default=None, repr=False)
 

@@ -54,8 +54,8 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
     before it would otherwise write stale labels back over the values.
 
     Each update is guarded, so labels edited since they were read are never mislabelled: by the
-    sample's ``last_modified_at`` as read (one condition; any change to the sample fails it), or
-    by the ids of its labels in place (fails only if the labels changed, not tags).
+    sample's version as read (``review_rev`` and ``last_modified_at``: any change to the sample
+    fails it), or by the ids of its labels in place (fails only if the labels changed, not tags).
     """
     from datetime import datetime
 
@@ -83,7 +83,7 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
         update["last_modified_at"] = now
         query = {"_id": ObjectId(sid)}
         if versions is not None:
-            query["last_modified_at"] = versions[i]
+            query.update(versions[i])
         for path, label_ids, keys, id_paths in per_field:
             if label_ids[i]:
                 query[path] = {"$size": len(label_ids[i])}
