@@ -182,3 +182,24 @@ def test_an_import_still_running_is_not_started_again(fo, tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=60)
+
+
+def test_the_window_opens_a_half_import_only_by_importing_it_again_and_says_so(qtbot, fo, tmp_path):
+    from helpers_gui import open_window
+
+    path = many_images_coco(tmp_path / "half", n=3)
+    name = sources.default_dataset_name(sources.resolve(path))
+    half = fo.Dataset(name + sources.INCOMPLETE_SUFFIX, persistent=True)  # as a killed import leaves it
+    half.info[sources.IMPORT_KEY] = {"complete": False, "samples": 3}
+    half.info[sources.INFO_KEY] = sources.resolve(path).describe()
+    half.save()
+    win = open_window(qtbot, tmp_path, sources.open_source(many_images_coco(tmp_path / "other", n=1)))
+    said = []
+    win.statusBar().messageChanged.connect(said.append)
+    win.open_source(half.name)  # the half import by its name: refused with a message, nothing opened
+    qtbot.waitUntil(lambda: any("did not finish" in m for m in said), timeout=30000)
+    assert win.dataset.name != half.name
+    win.open_source(str(path))  # its source: imported again, and the window says so
+    qtbot.waitUntil(lambda: win.dataset.name == name, timeout=60000)
+    assert any("did not finish" in m and "importing it again" in m for m in said), said
+    assert len(win.dataset) == 3 and half.name not in fo.list_datasets()

@@ -342,6 +342,7 @@ class MainWindow(QMainWindow):
         if on_success is not None:
             job.succeeded.connect(on_success)
         job.failed.connect(self._job_failed)
+        job.progress.emitter.noted.connect(lambda text: self.statusBar().showMessage(text, 15000))
         job.finished.connect(lambda j=job: self.jobs.remove(j) if j in self.jobs else None)
         if track:
             self.progress.track(job)

@@ -21,6 +21,7 @@ from maskreview.core.progress import Progress
 class _Emitter(QObject):
     updated = Signal(int, int, str, float)  # done, total, label, eta seconds (-1 unknown)
     written = Signal(list)  # sample ids whose labels were just written
+    noted = Signal(str)  # a one-line message for the user (Progress.note)
 
 
 class SignalProgress(Progress):
@@ -38,6 +39,9 @@ class SignalProgress(Progress):
             self._last = now
             eta = self.eta_seconds()
             self.emitter.updated.emit(self.done, self.total, self.label, -1.0 if eta is None else eta)
+
+    def on_note(self, text: str) -> None:
+        self.emitter.noted.emit(text)
 
 
 class Job(QThread):
