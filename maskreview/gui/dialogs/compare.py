@@ -29,10 +29,10 @@ def _matches(row, key: str) -> bool:
         return True
     if key == "class_changed":
         return bool(row.class_changed)
-    if key == "improved":
-        return row.status == "b_only" or (row.iou_change is not None and row.iou_change > 0)
+    if key == "improved":  # B found it and A did not, or both did and B's mask fits better
+        return row.status == "b_only" or (row.status == "both" and (row.iou_change or 0) > 0)
     if key == "worse":
-        return row.status == "a_only" or (row.iou_change is not None and row.iou_change < 0)
+        return row.status == "a_only" or (row.status == "both" and (row.iou_change or 0) < 0)
     return row.status == key
 
 
@@ -117,11 +117,13 @@ class ComparePanel(QWidget):
         show_row.addWidget(self.clear_button)
         v.addLayout(show_row)
         v.addWidget(self.rows, 1)
+        summary = QSplitter(Qt.Orientation.Vertical)
+        summary.addWidget(self.metrics)
+        summary.addWidget(self.counts)
         split = QSplitter(Qt.Orientation.Horizontal)  # the dock is wide and low
-        split.addWidget(self.metrics)
-        split.addWidget(self.counts)
+        split.addWidget(summary)
         split.addWidget(instances)
-        split.setSizes([300, 380, 600])
+        split.setSizes([420, 600])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
@@ -177,9 +179,11 @@ class ComparePanel(QWidget):
         self.compare_button.setEnabled(True)
         gt, a, b = self.fields()
         m = comparison.metrics
-        self.metrics.set_results(m.get("a"), m.get("b"), (f"A: {self._short(a)}", f"B: {self._short(b)}"))
+        self.metrics.set_results(m.get("a"), m.get("b"), ("A", "B"))
+        self.metrics.setToolTip(f"A: {self._field_text(a)}\nB: {self._field_text(b)}")
         totals = {key: sum(c.get(key, 0) for c in comparison.counts.values()) for key, _ in STATUSES}
-        self.status.setText(f"{len(comparison.rows)} ground-truth instances: found by A only {totals['a_only']}, "
+        self.status.setText(f"A = {self._short(a)}, B = {self._short(b)}. "
+                            f"{len(comparison.rows)} ground-truth instances: found by A only {totals['a_only']}, "
                             f"B only {totals['b_only']}, both {totals['both']}, neither {totals['neither']}; "
                             f"class changed {totals['class_changed']}. mAP A {m['a'].get('mAP', 0):.3f}, "
                             f"B {m['b'].get('mAP', 0):.3f}.")
@@ -282,6 +286,8 @@ def _install(window) -> ComparePanel:
         window.apply_filter(samples, labels, description)
         if samples:
             window.browser.select_id(samples[0])
+        if samples and len(samples) == 1 and len(labels) <= 3:  # one instance: zoom to it
+            window.canvas.step_instance(1)
 
     panel.sample_names = name_of
     panel.compare_requested.connect(compare)

@@ -25,6 +25,7 @@ class MetricsTable(QTableWidget):
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.verticalHeader().hide()
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.setHorizontalHeaderLabels(["", "A", "B", "change"])
 
     def set_results(self, a: dict | None, b: dict | None, names: tuple[str, str] = ("A", "B")) -> None:
