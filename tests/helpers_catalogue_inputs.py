@@ -101,18 +101,19 @@ def coco_absolute_file_name(c: CaseDir) -> list[str]:
     return coco_case(image_entry(file_name=str(outside)))(c)
 
 
-def rle(height: int, width: int, filled: bool = True) -> dict:
+def rle(height: int, width: int) -> dict:
+    """Compressed RLE of an 8x8 square in a ``height x width`` mask."""
     import numpy as np
     from pycocotools import mask as mask_utils
 
     bitmap = np.zeros((height, width), dtype=np.uint8, order="F")
-    bitmap[2:10, 2:10] = 1 if filled else 0
+    bitmap[2:10, 2:10] = 1
     encoded = mask_utils.encode(bitmap)
     return {"size": [height, width], "counts": encoded["counts"].decode()}
 
 
 def coco_case(mutate: Callable[[dict], object] | None = None, raw: str | bytes | None = None,
-              images: dict | None = None, command: str = "import") -> Callable[[CaseDir], list[str]]:
+              images: dict | None = None) -> Callable[[CaseDir], list[str]]:
     """A COCO file beside ``images/`` (a.png, b.png: 32x32), mutated or replaced by ``raw``."""
     def build(c: CaseDir) -> list[str]:
         for name, size in (images or {"a.png": (32, 32), "b.png": (32, 32)}).items():
@@ -124,7 +125,7 @@ def coco_case(mutate: Callable[[dict], object] | None = None, raw: str | bytes |
             if mutate is not None:
                 data = mutate(data) or data
             path = c.write(".json", json.dumps(data))
-        return [command, str(path)]
+        return ["import", str(path)]
     return build
 
 

@@ -328,7 +328,7 @@ def test_bad_input(case: Case, outcomes):
         pytest.skip(_cannot_run(case))
     spec, r = outcomes["specs"][case.id], outcomes["results"][case.id]
     why = _explain(case, spec, r)
-    assert not (Path(spec["cwd"]) / "CODE-RAN").exists(), "a crafted file ran code" + why
+    assert not CaseDir(case.id, Path(spec["cwd"]), None).marker.exists(), "a crafted file ran code" + why
     assert "Traceback" not in r["stderr"] + r["stdout"], why
     assert r["rc"] == 2, why
     lines = [line for line in r["stderr"].splitlines() if line.strip()]
