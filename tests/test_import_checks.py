@@ -216,9 +216,15 @@ def test_export_never_writes_nan(fo, coco_dir, tmp_path):
     sample.ground_truth.detections[0].bounding_box = [float("nan"), 0.1, 0.2, 0.2]
     sample.ground_truth.detections[0].mask = None
     sample.save()
-    with pytest.raises(BadInputError, match=r"a\.png: label 0 \('cat'\).*not finite"):
+    for fmt in ("coco", "fiftyone"):
+        with pytest.raises(BadInputError, match=r"a\.png: label 0 \('cat'\).*not finite"):
+            ex.export(ds.view(), tmp_path / "out", fmt)
+        assert not (tmp_path / "out").exists()
+    sample.ground_truth.detections[0].bounding_box = [0.1, 0.1, 0.2, 0.2]
+    sample.ground_truth.detections[1].confidence = float("inf")
+    sample.save()
+    with pytest.raises(BadInputError, match=r"a\.png: label 1 \('dog'\).*not finite"):
         ex.export(ds.view(), tmp_path / "out", "coco")
-    assert not (tmp_path / "out").exists()
 
 
 # ------------------------------------------------------------------------------- results files

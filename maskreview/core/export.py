@@ -57,6 +57,7 @@ def export(view, out_dir, fmt: str = "coco", field: str = "ground_truth", copy_i
         raise BadInputError(f"{fmt}: unknown export format; use {' or '.join(FORMATS)}")
     if fmt == "coco":
         _check_detections_field(view._dataset, field)
+    _check_finite_labels(view, field)
     progress = progress or Progress()
     out = Path(out_dir).expanduser().absolute()
     staging = _staging_dir(out)
@@ -148,8 +149,7 @@ def coco_dict(view, field: str, file_names: list[str], progress: Progress) -> di
             width, height, _ = image_header(path)
         image_id = index + 1
         images.append({"id": image_id, "file_name": file_names[index], "width": width, "height": height})
-        for det_index, det in enumerate(dets.detections if dets is not None else []):
-            _check_finite(path, det_index, det)
+        for det in (dets.detections if dets is not None else []):
             ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": cat_id[det.label],
                    "iscrowd": int(bool(det["iscrowd"])) if det.has_field("iscrowd") and det["iscrowd"] else 0}
             x, y, w, h = det.bounding_box
@@ -169,12 +169,23 @@ def coco_dict(view, field: str, file_names: list[str], progress: Progress) -> di
             "images": images, "annotations": annotations, "categories": categories}
 
 
-def _check_finite(path: str, index: int, det) -> None:
-    """A label whose box or confidence is NaN or infinite would make invalid JSON: name it."""
-    values = list(det.bounding_box or []) + ([det.confidence] if det.confidence is not None else [])
-    if len(det.bounding_box or []) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-        raise BadInputError(f"{path}: label {index} ({det.label!r}) has a box or confidence that is not finite "
-                            f"({det.bounding_box}, {det.confidence}); fix or delete it before exporting")
+def _check_finite_labels(view, field: str) -> None:
+    """A label whose box or confidence is NaN or infinite would make invalid JSON (either format):
+    refuse the export and name the first one."""
+    from maskreview.core.store import fiftyone
+
+    fo = fiftyone()
+    kind = view._dataset.get_field_schema().get(field)
+    if not (isinstance(kind, fo.EmbeddedDocumentField) and issubclass(kind.document_type, fo.Detections)):
+        return
+    rows = zip(*view.values(["filepath", f"{field}.detections.label", f"{field}.detections.bounding_box",
+                             f"{field}.detections.confidence"]))
+    for path, labels, boxes, confidences in rows:
+        for index, (label, box, confidence) in enumerate(zip(labels or [], boxes or [], confidences or [])):
+            values = list(box or []) + ([confidence] if confidence is not None else [])
+            if len(box or []) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                raise BadInputError(f"{path}: label {index} ({label!r}) has a box or confidence that is not "
+                                    f"finite ({box}, {confidence}); fix or delete it before exporting")
 
 
 def export_coco(view, staging: Path, field: str, copy_images: bool, progress: Progress) -> dict:
