@@ -112,6 +112,13 @@ def _clear_warning_registries() -> None:
     warnings._filters_mutated()  # drops the "already shown" caches (the filters stay as the app set them)
 
 
+def _reset_process_state() -> None:
+    """Undo what a command sets for the rest of its process (a new process would start without it)."""
+    from maskreview.core import images
+
+    images.set_max_pixels(None)
+
+
 def _alarm(signum, frame):
     raise CaseTimeout()
 
@@ -180,6 +187,7 @@ def run_cases(cases: list[dict], results_file: str) -> None:
             rc, out, err = run_in_process(case["argv"])
         seconds = time.monotonic() - start
         store.configure()  # a case may have pointed FiftyOne elsewhere; the fingerprints read ours
+        _reset_process_state()
         new_datasets = set(fo.list_datasets())
         record = {
             "id": case["id"], "rc": rc, "stdout": out, "stderr": err, "seconds": round(seconds, 2),
