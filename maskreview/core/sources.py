@@ -129,7 +129,8 @@ def open_source(
         old = fo.load_dataset(partial)
         old.reload()
         _check_not_running(old, spec)
-        progress.note(f"an earlier import of {spec.path} into {name!r} did not finish ({len(old)} of "
+        was = (old.info.get(INFO_KEY) or {}).get("path") or spec.path
+        progress.note(f"an earlier import of {was} into {name!r} did not finish ({len(old)} of "
                       f"{(old.info.get(IMPORT_KEY) or {}).get('samples', '?')} samples written); "
                       "importing it again from the start")
         old.delete()
