@@ -314,6 +314,8 @@ class SampleBrowser(QWidget):
         layout.addWidget(self.view)
         self.id_filters: dict[str, set | None] = {}  # name -> allowed ids (tag, class, evaluation...)
         self.filter_names: dict[str, str] = {}
+        self.order: list[str] | None = None  # sample ids in the order to show them (None: the dataset's)
+        self._bar = bar
         self.search.textChanged.connect(self.apply_filters)
         self.clear_button.clicked.connect(self.clear_filters)
         self.view.selectionModel().currentChanged.connect(self._current)
@@ -326,6 +328,7 @@ class SampleBrowser(QWidget):
     def set_samples(self, ids: list[str], paths: list[str]) -> None:
         self.id_filters.clear()
         self.filter_names.clear()
+        self.order = None
         self.model.set_samples(ids, paths)
         self._sync_clear_button()
 
@@ -340,6 +343,19 @@ class SampleBrowser(QWidget):
         self.tag_filter.setCurrentIndex(max(i, 0))
         self.tag_filter.blockSignals(False)
 
+    def add_bar_widget(self, widget) -> None:
+        """Put a widget in the filter bar, before Clear filters."""
+        self._bar.insertWidget(self._bar.count() - 1, widget, 1)
+
+    def set_order(self, ids, description: str = "") -> None:
+        """Show the samples in the order of ``ids`` (the rest after them); None: the dataset's order."""
+        self.order = list(ids) if ids is not None else None
+        if ids is None:
+            self.filter_names.pop("order", None)
+        else:
+            self.filter_names["order"] = description or "sorted"
+        self.apply_filters()
+
     def set_id_filter(self, name: str, ids, description: str = "") -> None:
         """Restrict the grid to ``ids`` under ``name`` (None removes that filter)."""
         if ids is None:
@@ -353,6 +369,7 @@ class SampleBrowser(QWidget):
     def clear_filters(self) -> None:
         self.id_filters.clear()
         self.filter_names.clear()
+        self.order = None
         self.search.blockSignals(True)
         self.search.clear()
         self.search.blockSignals(False)
@@ -366,6 +383,9 @@ class SampleBrowser(QWidget):
         filters = [f for f in self.id_filters.values() if f is not None]
         rows = [i for i in range(len(ids))
                 if (not text or text in names[i].lower()) and all(ids[i] in f for f in filters)]
+        if self.order is not None:
+            rank = {sid: k for k, sid in enumerate(self.order)}
+            rows.sort(key=lambda i: rank.get(ids[i], len(rank)))
         self.model.set_rows(rows)
         self._sync_clear_button()
         self.filters_changed.emit()
@@ -377,7 +397,7 @@ class SampleBrowser(QWidget):
             self.current_changed.emit(None)
 
     def _sync_clear_button(self) -> None:
-        active = bool(self.id_filters) or bool(self.search.text())
+        active = bool(self.id_filters) or bool(self.search.text()) or self.order is not None
         self.clear_button.setVisible(active)
         self.clear_button.setToolTip("Active: " + ", ".join(self.filter_names.values()) if active else "")
 

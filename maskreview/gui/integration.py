@@ -66,7 +66,7 @@ def install_evaluation(window):
     window.resizeDocks([window.docks["Overlays"]], [380], Qt.Orientation.Horizontal)
     dock.filter_requested.connect(lambda s, l, d: window.apply_filter(s, l, d))
     dock.results_changed.connect(lambda results: window.set_eval_key(results.eval_key))
-    dock.sort_requested.connect(lambda ids: window.browser.set_id_filter("external", ids, "evaluation order"))
+    dock.sort_requested.connect(lambda ids: window.browser.set_order(ids, "evaluation order"))
     dock.evaluation_failed.connect(window.notify)
     dock.evaluate_requested.connect(lambda: evaluate(window))
     dock.sample_outcomes_changed.connect(lambda sid, outcomes: _recolour(window, sid, outcomes))
@@ -412,6 +412,14 @@ def install_model_runs(window):
 
 def install_all(window) -> None:
     install_evaluation(window)
+    install_app_link(window)
     install_model_panel(window)
     install_editing(window)
     install_model_runs(window)
+
+
+def install_app_link(window) -> None:
+    """View ▸ Open in FiftyOne App, View ▸ Save view in FiftyOne…, the browser's saved views."""
+    from maskreview.gui import app_link
+
+    app_link.install(window)
