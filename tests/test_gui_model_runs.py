@@ -138,6 +138,11 @@ def test_model_that_fails_to_load_changes_nothing(window, qtbot, tiny_model, tmp
     assert set(win.dataset.get_field_schema()) == schema
     assert {s.id: s[field] for s in win.dataset} == before
     assert win.undo_stack.count() == stack
+    # the model that failed is not remembered: the dataset keeps the one that worked
+    from maskreview.core.autorun import chosen_model
+
+    assert win.model_name == str(tiny_model) and chosen_model(win.dataset).model == str(tiny_model)
+    assert f"keeps using “{tiny_model}”" in dialog.informativeText()
 
     # a way on from the dialog: the weights file chosen there is used
     with qtbot.waitSignal(win.model_runs.run_done, timeout=RUN_MS):

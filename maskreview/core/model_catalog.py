@@ -111,7 +111,8 @@ def catalog(recent: list[str] = (), with_zoo: bool = True) -> list[ModelEntry]:
         cached = bool(url) and models.cached_weights_path(url).exists()
         zoo.append(ModelEntry(name, "cached" if cached else "zoo", zoo_classes(name),
                               str(models.cached_weights_path(url)) if cached else (url or "")))
-    return entries + sorted(zoo, key=lambda e: e.kind != "cached")
+    # cached weights first, then the configs that predict masks (what maskreview reviews)
+    return entries + sorted(zoo, key=lambda e: (e.kind != "cached", "InstanceSegmentation" not in e.name))
 
 
 def shared_classes(model_classes: list[str], dataset_classes: list[str]) -> list[str]:

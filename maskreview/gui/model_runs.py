@@ -88,6 +88,7 @@ class ModelRuns(QObject):
         self.finetune = None  # the fine-tune dialog last opened (gui.dialogs.finetune)
         self.compare = None  # the compare dialog last opened (gui.dialogs.compare)
         self.models: dict[str, dict] = {}  # prediction field -> the record of the model that wrote it
+        self._last_good = None  # (model, weights, field) of the last run that worked
         window.dataset_changed.connect(self._dataset_opened)
         window.canvas.instance_clicked.connect(self._selected)
         window.installEventFilter(self)  # the window closing stops a fine-tune process
@@ -115,12 +116,14 @@ class ModelRuns(QObject):
         w.settings.set_value("model/name", model)
         self._remember()
 
-    def _remember(self) -> None:
+    def _remember(self, field: str | None = None) -> None:
         from maskreview.core.autorun import remember_model
 
         if self.window.dataset is not None:
+            choice = self.choice()
+            choice.field = choice.field or field
             try:
-                remember_model(self.window.dataset, self.choice())
+                remember_model(self.window.dataset, choice)
             except MaskreviewError as exc:
                 self.window.statusBar().showMessage(f"cannot remember the model for this dataset: {exc}", 8000)
 
@@ -130,6 +133,7 @@ class ModelRuns(QObject):
 
         choice = chosen_model(dataset)
         w = self.window
+        self._last_good = None
         self.refresh_models()
         if choice is not None:
             w.model_name, self.weights, self.field = choice.model, choice.weights, choice.field
@@ -253,8 +257,9 @@ class ModelRuns(QObject):
                 f"{result.model} → {result.field}: {report.predicted} predicted, {report.skipped} already done, "
                 f"{len(report.failures)} failed, {kept} reviewed label{'s' if kept != 1 else ''} kept "
                 f"({report.images_per_second:.1f} img/s)", 10000)
-        if result.model == w.model_name and result.field and self.field is None:
-            self._remember()
+        if result.model == w.model_name and result.field:
+            self._last_good = (w.model_name, self.weights, self.field)
+            self._remember(result.field)  # the automatic run then knows its field without loading the model
         self.run_done.emit(result)
 
     def _push(self, job, stopped: bool = False) -> None:
@@ -359,7 +364,14 @@ class ModelRuns(QObject):
         from maskreview.gui.dialogs.model_failure import ModelFailureDialog
 
         self.load_failed.emit(failure)
-        dialog = ModelFailureDialog(failure.model, failure.error, self.window)
+        w, kept = self.window, None
+        if (failure.model, failure.weights) == (w.model_name, self.weights) and self._last_good is not None \
+                and self._last_good[:2] != (failure.model, failure.weights):
+            # a model that does not load is not remembered for the dataset: the last one that worked stays
+            w.model_name, self.weights, self.field = self._last_good
+            self._remember()
+            kept = w.model_name
+        dialog = ModelFailureDialog(failure.model, failure.error, self.window, kept=kept)
         dialog.weights_chosen.connect(lambda path, m=failure.model: (self.choose(m, path), failure.rerun()))
         dialog.trust_chosen.connect(lambda m=failure.model, p=failure.weights: (
             self.choose(m, p, trust_checkpoint=True), failure.rerun()))

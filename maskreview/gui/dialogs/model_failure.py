@@ -42,11 +42,12 @@ class ModelFailureDialog(QMessageBox):
     weights_chosen = Signal(str)
     trust_chosen = Signal()
 
-    def __init__(self, model: str, error, parent=None):
+    def __init__(self, model: str, error, parent=None, kept: str | None = None):
         super().__init__(QMessageBox.Icon.Warning, "Model not loaded", f"The model “{model}” could not be loaded.",
                          QMessageBox.StandardButton.Cancel, parent)
         self.setWindowModality(Qt.WindowModality.NonModal)
-        self.setInformativeText(gui_wording(str(error)) + "\n\nNo predictions were changed.")
+        still = f" The dataset keeps using “{kept}”." if kept else ""
+        self.setInformativeText(gui_wording(str(error)) + "\n\nNo predictions were changed." + still)
         self.choose_button = self.addButton("Choose weights file…", QMessageBox.ButtonRole.ActionRole)
         self.trust_button = None
         if is_untrusted(error):

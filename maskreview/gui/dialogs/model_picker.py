@@ -43,6 +43,7 @@ class ModelPickerDialog(QDialog):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in (1, 2, 3):
@@ -89,7 +90,7 @@ class ModelPickerDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.table.itemSelectionChanged.connect(self._row_selected)
         self.table.itemDoubleClicked.connect(lambda _item: self._take(False))
-        self.model_edit.textEdited.connect(lambda _t: self._describe(self._entry_named(self.model_edit.text())))
+        self.model_edit.textEdited.connect(lambda _t: self._describe(self._typed_entry()))
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.table, 1)
@@ -126,6 +127,13 @@ class ModelPickerDialog(QDialog):
             if e.name == name or (e.path and e.kind == "dir" and str(Path(e.path).resolve()) == _resolved(name)):
                 return e
         return None
+
+    def _typed_entry(self):
+        """The entry for the typed name: a listed model, else a model folder read from disk."""
+        from maskreview.core.model_catalog import folder_entry
+
+        name = self.model_edit.text().strip()
+        return self._entry_named(name) or (folder_entry(name) if name and Path(name).is_dir() else None)
 
     def _row_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()
