@@ -25,7 +25,8 @@ from maskreview.gui import integration
 
 pytestmark = pytest.mark.slow
 
-N_ACTIONS = int(os.environ.get("MASKREVIEW_SOAK_ACTIONS", "2000"))
+N_ACTIONS = int(os.environ.get("MASKREVIEW_SOAK_ACTIONS", "2000"))  # longer or other soaks by hand
+SEED = int(os.environ.get("MASKREVIEW_SOAK_SEED", "20261201"))
 WARMUP = N_ACTIONS // 5
 BAD_KINDS = ["truncated_json", "annotation_not_an_object", "rle_garbage", "corrupt_png", "empty_png", "bomb_png",
              "folder_without_images", "config_with_python_tag", "not_an_image"]
@@ -74,6 +75,10 @@ def _filter(win, rng) -> None:
         win.actions_["clear_filters"].trigger()
 
 
+# The Model dock is left out: shown, it loads torch and the model (a gigabyte, by design), which is
+# not what this soak measures.
+
+
 def _undo_redo(win, rng) -> None:
     (win.undo_stack.undo if rng.random() < 0.6 else win.undo_stack.redo)()
 
@@ -90,7 +95,7 @@ ACTIONS = {  # name: (weight, fn(win, rng))
     "actual_size": (1, _trigger("actual_size")), "zoom_16": (1, _trigger("zoom_16")),
     "filter": (6, _filter), "edit": (10, _edit), "undo_redo": (8, _undo_redo),
     "tool": (2, lambda w, r: integration.set_tool(w, r.choice([None, "select", "brush", "eraser", "polygon"]))),
-    "dock": (1, lambda w, r: r.choice(list(w.docks.values())).toggleViewAction().trigger()),
+    "dock": (1, lambda w, r: w.docks[r.choice([n for n in w.docks if n != "Model"])].toggleViewAction().trigger()),
     "reopen": (1, lambda w, r: w.set_dataset(w.dataset)),  # a new edit session, history cleared
     "paint": (4, lambda w, r: w.canvas.viewport().grab()),  # draws now, whatever the overlays are
     "drop_bad": (3, lambda w, r: drop_path(r.choice([w.canvas.viewport(), w.browser.view.viewport(),
@@ -107,7 +112,7 @@ def test_soak_random_actions(qtbot, qtlog, fo, demo_coco, tmp_path, caplog, capf
     datasets = set(fo.list_datasets())
     names = list(ACTIONS)
     weights = [ACTIONS[n][0] for n in names]
-    rng = random.Random(20261201)
+    rng = random.Random(SEED)
     counts = dict.fromkeys(names, 0)
     history_moves = []
     win.undo_stack.indexChanged.connect(history_moves.append)  # each edit, undo and redo
