@@ -70,6 +70,7 @@ def test_keys_whose_values_would_land_on_other_data_are_refused(ds, fo):
     first.ground_truth.detections[0]["reviewer"] = "ann"  # an undeclared label attribute
     first["score_tp"] = "not an int"  # a sample field a key 'score' would write over
     first.save()
+    assert "ground_truth.detections.reviewer" not in ds.get_field_schema(flat=True)  # found in the data alone
     ds.add_sample_field("review_note", fo.StringField)
     ds.set_values("predictions.detections.q_iou", [[0.5] * len(s.predictions.detections) for s in ds])
     for key, culprit in (("reviewer", "ground_truth.detections.reviewer"), ("score", "score_tp"),
