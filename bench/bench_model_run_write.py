@@ -29,8 +29,9 @@ def _detections(fo, rng, n: int) -> list:
     out = []
     for _ in range(n):
         x, y = (int(v) for v in rng.integers(0, SIZE - 40, 2))
+        box = [x / SIZE, y / SIZE, 32 / SIZE, 32 / SIZE]
         out.append(fo.Detection(label=str(rng.choice(["a", "b", "c"])), confidence=float(rng.random()),
-                                bounding_box=[x / SIZE, y / SIZE, 32 / SIZE, 32 / SIZE], mask=rng.random((32, 32)) > 0.3))
+                                bounding_box=box, mask=rng.random((32, 32)) > 0.3))
     return out
 
 

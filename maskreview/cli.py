@@ -148,7 +148,8 @@ def cmd_compare(args) -> int:
         return 0
     a, b = result.metrics["a"], result.metrics["b"]
     print(f"{'':<24} {'A: ' + args.a:>22} {'B: ' + args.b:>22} {'B - A':>8}")
-    names = [(k, k) for k in ("mAP", "AP50", "AP75")] + [(f"  {c} AP", c) for c in sorted(set(a["per_class"]) | set(b["per_class"]))]
+    classes = sorted(set(a["per_class"]) | set(b["per_class"]))
+    names = [(k, k) for k in ("mAP", "AP50", "AP75")] + [(f"  {c} AP", c) for c in classes]
     for title, key in names:
         va = a.get(key, a["per_class"].get(key, -1.0))
         vb = b.get(key, b["per_class"].get(key, -1.0))
