@@ -71,6 +71,7 @@ def _written(fo, before: set) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_import_killed_half_way_is_marked_and_redone_on_rerun(fo, tmp_path):
     path = many_images_coco(tmp_path)
     before = set(fo.list_datasets())
@@ -170,6 +171,7 @@ def test_mongod_killed_half_way_then_rerun_finishes(tmp_path):
             left.kill()
 
 
+@pytest.mark.slow
 def test_an_import_still_running_is_not_started_again(fo, tmp_path):
     path = many_images_coco(tmp_path)
     before = set(fo.list_datasets())

@@ -79,6 +79,7 @@ def test_gui_read_path_names_the_bomb(tmp_path):
     assert image is None and "bomb.png" in error and "decompression bomb" in error
 
 
+@pytest.mark.slow
 def test_cli_import_names_and_skips_the_bomb(fo, tmp_path):
     bomb = tmp_path / "photos" / "bomb.png"
     bomb_png(bomb, 60000, 60000)
