@@ -175,7 +175,8 @@ def test_compare_two_fields_counts_a_hand_built_case_and_filters(window, qtbot):
     dialog.counts.cellClicked.emit(last, 2)
     b_only = [r for r in dialog.comparison.rows if r.status == "b_only"]
     assert win.browser.model.rowCount() == len({r.sample_id for r in b_only})
-    # a click on one listed instance: its sample, and only its labels
+    # a click on one listed instance: its sample, and only its labels (even scored below the slider)
+    win.canvas.set_style(conf_threshold=0.95)
     dialog.show_box.setCurrentIndex(dialog.show_box.findData("b_only"))
     dialog.rows.cellClicked.emit(0, 0)
     diff = dialog.shown_rows[dialog.rows.item(0, 0).data(Qt.ItemDataRole.UserRole)]

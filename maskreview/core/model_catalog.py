@@ -70,15 +70,15 @@ def folder_entry(folder: str | Path, kind: str = "dir", name: str | None = None)
 
 def zoo_classes(name: str) -> list[str]:
     """A zoo config's classes: COCO's 80 for the COCO configs, else those its test set names."""
-    from maskreview.core.models import coco_class_names, dataset_class_names
+    from maskreview.core.models import coco_class_names, load_config, model_classes, resolve_model
 
     if name.startswith("COCO-"):
         return coco_class_names()
-    prefix = name.split("-", 1)[0].lower()
-    for test_set in (f"{prefix}_val", f"{prefix}_v1_val", f"{prefix}_2017_val"):
-        if names := dataset_class_names(test_set):
-            return names
-    return []
+    try:
+        spec = resolve_model(name)
+        return model_classes(spec, load_config(spec.config_file))
+    except MaskreviewError:
+        return []
 
 
 def catalog(recent: list[str] = (), with_zoo: bool = True) -> list[ModelEntry]:

@@ -375,6 +375,7 @@ class ModelRuns(QObject):
         dialog.weights_chosen.connect(lambda path, m=failure.model: (self.choose(m, path), failure.rerun()))
         dialog.trust_chosen.connect(lambda m=failure.model, p=failure.weights: (
             self.choose(m, p, trust_checkpoint=True), failure.rerun()))
+        dialog.other_model.connect(self.window.do_choose_model)
         dialog.show()
         self.failure_dialog = dialog
 

@@ -157,8 +157,8 @@ class ImageCanvas(QGraphicsView):
         s = self.style
         if inst.field in s.hidden_fields or inst.label in s.hidden_classes:
             return False
-        if s.only_labels is not None and inst.id not in s.only_labels:
-            return False
+        if s.only_labels is not None:  # labels a filter names are shown whatever their score
+            return inst.id in s.only_labels
         return inst.score is None or inst.score >= s.conf_threshold
 
     def visible_instances(self, field_name: str | None = None) -> list[ov.Instance]:

@@ -91,8 +91,8 @@ class ComparePanel(QWidget):
             self.show_box.addItem(text, key)
         self.show_box.currentIndexChanged.connect(lambda _i: self._fill_rows())
         self.rows = QTableWidget(0, 8)
-        self.rows.setHorizontalHeaderLabels(["sample", "GT class", "found by", "A class", "A IoU", "B class",
-                                             "B IoU", "IoU change"])
+        self.rows.setHorizontalHeaderLabels(["sample", "GT class", "found by", "IoU change", "A class", "A IoU",
+                                             "B class", "B IoU"])
         self.rows.setToolTip("Click a row: the browser shows its sample, the canvas its labels (GT, A, B)")
         self.rows.cellClicked.connect(self._row_clicked)
         for table in (self.counts, self.rows):
@@ -210,13 +210,14 @@ class ComparePanel(QWidget):
             sample.setData(Qt.ItemDataRole.UserRole, i)
             cells = [sample, QTableWidgetItem(r.gt_label or ""),
                      QTableWidgetItem(found.get(r.status, r.status) + (", class changed" if r.class_changed else "")),
+                     NumericItem(r.iou_change, "" if r.iou_change is None else f"{r.iou_change:+.3f}"),
                      QTableWidgetItem(r.a_label or ""), NumericItem(r.a_iou), QTableWidgetItem(r.b_label or ""),
-                     NumericItem(r.b_iou), NumericItem(r.iou_change, "" if r.iou_change is None else f"{r.iou_change:+.3f}")]
+                     NumericItem(r.b_iou)]
             for c, item in enumerate(cells):
                 self.rows.setItem(i, c, item)
         self.rows.setSortingEnabled(True)
         by_change = key in ("improved", "worse")  # the biggest changes first
-        self.rows.sortItems(7 if by_change else 0, Qt.SortOrder.DescendingOrder if key == "improved"
+        self.rows.sortItems(3 if by_change else 0, Qt.SortOrder.DescendingOrder if key == "improved"
                             else Qt.SortOrder.AscendingOrder)
 
     def _sample_names(self, ids) -> dict[str, str]:

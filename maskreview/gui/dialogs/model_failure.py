@@ -32,8 +32,9 @@ def gui_wording(message: str) -> str:
 def is_untrusted(error) -> bool:
     from maskreview.core import models
 
-    kind = getattr(models, "UntrustedCheckpointError", None)
-    return kind is not None and isinstance(error, kind)
+    kinds = tuple(k for k in (getattr(models, "UntrustedCheckpointError", None),
+                              getattr(models, "UntrustedConfigError", None)) if k is not None)
+    return bool(kinds) and isinstance(error, kinds)
 
 
 class ModelFailureDialog(QMessageBox):
@@ -41,6 +42,7 @@ class ModelFailureDialog(QMessageBox):
 
     weights_chosen = Signal(str)
     trust_chosen = Signal()
+    other_model = Signal()  # the user wants to pick another model
 
     def __init__(self, model: str, error, parent=None, kept: str | None = None):
         super().__init__(QMessageBox.Icon.Warning, "Model not loaded", f"The model “{model}” could not be loaded.",
@@ -49,6 +51,8 @@ class ModelFailureDialog(QMessageBox):
         still = f" The dataset keeps using “{kept}”." if kept else ""
         self.setInformativeText(gui_wording(str(error)) + "\n\nNo predictions were changed." + still)
         self.choose_button = self.addButton("Choose weights file…", QMessageBox.ButtonRole.ActionRole)
+        self.other_button = self.addButton("Choose another model…", QMessageBox.ButtonRole.ActionRole)
+        self.other_button.clicked.connect(self.other_model.emit)
         self.trust_button = None
         if is_untrusted(error):
             self.trust_button = self.addButton("Trust this file and load it", QMessageBox.ButtonRole.ActionRole)
