@@ -269,13 +269,14 @@ def cmd_explain(args) -> int:
 SOURCE_HELP = "an image, a folder of images, a COCO instances JSON, or a FiftyOne dataset name"
 
 
-def _add_source_args(p, optional: bool = False):
+def _add_source_args(p, optional: bool = False, trust_size: bool = True):
     p.add_argument("source", nargs="?" if optional else None, help=SOURCE_HELP)
     p.add_argument("--images", help="image folder for a COCO JSON (default: images/ or data/ beside it)")
     p.add_argument("--max-pixels", type=int_in(1), help="open images of up to this many pixels (default: PIL's "
                    "limit, 89478485, or MASKREVIEW_MAX_PIXELS); larger ones are refused as possible bombs")
-    p.add_argument("--trust-json-size", action="store_true", help="take a COCO JSON's image width/height as "
-                   "given instead of checking each image's header (for images on slow remote storage)")
+    if trust_size:  # not for the app, which checks every header
+        p.add_argument("--trust-json-size", action="store_true", help="take a COCO JSON's image width/height as "
+                       "given instead of checking each image's header (for images on slow remote storage)")
 
 
 def _add_engine_args(p):
@@ -302,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("open", help="open the review app (the demo when SOURCE is omitted)")
-    _add_source_args(p, optional=True)
+    _add_source_args(p, optional=True, trust_size=False)
     p.set_defaults(func=cmd_open)
 
     p = sub.add_parser("import", help="import a source into a persistent FiftyOne dataset")
