@@ -94,6 +94,8 @@ def dataset(fo, demo_coco):
     (["NO.SUCH_KEY", "1"], "Non-existent key"),
     (["SEED", "abc"], "Type mismatch"),
     (["SOLVER.STEPS", "5"], "Type mismatch"),
+    (["SOLVER.IMS_PER_BATCH", "0"], "must be at least 1"),
+    (["SOLVER.BASE_LR", "-0.5"], "must be above 0"),
 ])
 def test_bad_opts_stop_before_training(opts, problem, dataset, tiny_model, tmp_path):
     from maskreview.core.training import TrainSettings, train

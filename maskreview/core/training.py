@@ -64,6 +64,16 @@ def check_opts(cfg, opts: list[str]) -> None:
         except Exception as exc:  # KeyError (unknown key), ValueError/AssertionError (type)...
             why = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).splitlines()
             raise BadInputError(f"--opts {key} {value}: {why[0][:200] if why else type(exc).__name__}") from exc
+        if key in _OPTS_LOWEST:
+            (section, name), (lowest, wording) = key.split("."), _OPTS_LOWEST[key]
+            if not trial[section][name] >= lowest:
+                raise BadInputError(f"--opts {key} {value}: must be {wording}")
+
+
+# numbers detectron2 takes without a word and then fails on deep inside training
+_OPTS_LOWEST = {"SOLVER.IMS_PER_BATCH": (1, "at least 1"), "SOLVER.MAX_ITER": (1, "at least 1"),
+                "SOLVER.CHECKPOINT_PERIOD": (1, "at least 1"), "SOLVER.BASE_LR": (1e-12, "above 0"),
+                "DATALOADER.NUM_WORKERS": (0, "0 or more")}
 
 
 def check_resume_checkpoint(work_dir: Path, trust_checkpoint: bool = False) -> None:
