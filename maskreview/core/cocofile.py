@@ -71,7 +71,8 @@ def _id(value) -> bool:
     return is_int(value) and -_ID_LIMIT <= value < _ID_LIMIT
 
 
-def _short(value) -> str:
+def short(value) -> str:
+    """``value`` as JSON for a message, cut to 60 characters."""
     text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -93,9 +94,9 @@ def positive_size(value) -> int | None:
 def check_box(box) -> str | None:
     """Why ``box`` is not a COCO ``[x, y, width, height]`` of finite numbers, else ``None``."""
     if not isinstance(box, list) or len(box) != 4:
-        return f"bbox must be a list [x, y, width, height], not {_short(box)}"
+        return f"bbox must be a list [x, y, width, height], not {short(box)}"
     if not all(is_number(v) for v in box):
-        return f"bbox must be 4 finite numbers, not {_short(box) if len(str(box)) > 60 else box}"
+        return f"bbox must be 4 finite numbers, not {short(box) if len(str(box)) > 60 else box}"
     if box[2] < 0 or box[3] < 0:
         return f"bbox {box} has a negative width or height"
     return None
@@ -125,19 +126,19 @@ def _check_images(out: Instances, images: list, path, need_file_names: bool, nee
             raise BadInputError(f"{path}: image {i} is {_kind(im)}, not an object")
         image_id = im.get("id")
         if not _id(image_id):
-            raise BadInputError(f"{path}: image {i} has no whole-number id (id: {_short(image_id)})")
+            raise BadInputError(f"{path}: image {i} has no whole-number id (id: {short(image_id)})")
         where = f"{path}: image {i} (id {image_id})"
         if image_id in out.images:
             raise BadInputError(f"{path}: images {out.image_index[image_id]} and {i} both have id {image_id}")
         name = im.get("file_name")
         if (need_file_names or name is not None) and (not isinstance(name, str) or not name.strip()):
-            raise BadInputError(f"{where}: file_name must be a non-empty string, not {_short(name)}")
+            raise BadInputError(f"{where}: file_name must be a non-empty string, not {short(name)}")
         sizes = {}
         for key in ("width", "height"):
             if key in im:
                 sizes[key] = positive_size(im[key])
                 if sizes[key] is None:
-                    raise BadInputError(f"{where}: {key} must be a positive whole number, not {_short(im[key])}")
+                    raise BadInputError(f"{where}: {key} must be a positive whole number, not {short(im[key])}")
         if len(sizes) == 1:
             raise BadInputError(f"{where}: has {next(iter(sizes))} but no {({'width', 'height'} - set(sizes)).pop()}")
         if need_sizes and not sizes:
@@ -154,9 +155,9 @@ def _check_categories(out: Instances, categories: list, path) -> None:
             raise BadInputError(f"{path}: category {i} is {_kind(cat)}, not an object")
         cat_id, name = cat.get("id"), cat.get("name")
         if not _id(cat_id):
-            raise BadInputError(f"{path}: category {i} has no whole-number id (id: {_short(cat_id)})")
+            raise BadInputError(f"{path}: category {i} has no whole-number id (id: {short(cat_id)})")
         if not isinstance(name, str) or not name.strip():
-            raise BadInputError(f"{path}: category {i} (id {cat_id}) needs a name, not {_short(name)}")
+            raise BadInputError(f"{path}: category {i} (id {cat_id}) needs a name, not {short(name)}")
         if cat_id in out.categories:
             raise BadInputError(f"{path}: two categories have id {cat_id}")
         if name in names:
@@ -186,26 +187,26 @@ def _check_annotations(out: Instances, annotations: list, path) -> None:
 
 
 def where_annotation(path, index: int, ann: dict) -> str:
-    parts = [f"id {_short(ann['id'])}" if "id" in ann else None,
-             f"image {_short(ann['image_id'])}" if "image_id" in ann else None]
+    parts = [f"id {short(ann['id'])}" if "id" in ann else None,
+             f"image {short(ann['image_id'])}" if "image_id" in ann else None]
     detail = ", ".join(p for p in parts if p)
     return f"{path}: annotation {index}" + (f" ({detail})" if detail else "")
 
 
 def _annotation_problem(ann: dict, out: Instances) -> str | None:
     if "id" in ann and not _id(ann["id"]):
-        return f"id must be a whole number, not {_short(ann['id'])}"
+        return f"id must be a whole number, not {short(ann['id'])}"
     image_id, cat_id = ann.get("image_id"), ann.get("category_id")
     if not _id(image_id) or image_id not in out.images:
-        return f"points at image id {_short(image_id)}, which is not in 'images'"
+        return f"points at image id {short(image_id)}, which is not in 'images'"
     if not _id(cat_id) or cat_id not in out.categories:
-        return f"has category id {_short(cat_id)}, which is not in 'categories'"
+        return f"has category id {short(cat_id)}, which is not in 'categories'"
     if ann.get("iscrowd", 0) not in (0, 1) or isinstance(ann.get("iscrowd"), float):
-        return f"iscrowd must be 0 or 1, not {_short(ann['iscrowd'])}"
+        return f"iscrowd must be 0 or 1, not {short(ann['iscrowd'])}"
     if ann.get("bbox") is not None and (why := check_box(ann["bbox"])):
         return why
     if "area" in ann and not (is_number(ann["area"]) and ann["area"] >= 0):
-        return f"area must be a non-negative number, not {_short(ann['area'])}"
+        return f"area must be a non-negative number, not {short(ann['area'])}"
     seg = ann.get("segmentation")
     if seg is not None and not isinstance(seg, (list, dict)):
         return f"segmentation must be polygons (a list) or RLE (an object), not {_kind(seg)}"
@@ -239,13 +240,13 @@ def check_results(results, path, gt: Instances, iou_type: str, gt_path) -> tuple
                 or "category_id" not in res:
             raise BadInputError(f"{path}: result {i} lacks image_id, category_id, {key} or score "
                                 f"(for --iou-type {iou_type})")
-        where = f"{path}: result {i} (image {_short(res['image_id'])})"
+        where = f"{path}: result {i} (image {short(res['image_id'])})"
         if not _id(res["image_id"]):
             raise BadInputError(f"{where}: image_id must be a whole number")
         if not _id(res["category_id"]):
-            raise BadInputError(f"{where}: category_id must be a whole number, not {_short(res['category_id'])}")
+            raise BadInputError(f"{where}: category_id must be a whole number, not {short(res['category_id'])}")
         if not is_number(res["score"]):
-            raise BadInputError(f"{where}: score must be a finite number, not {_short(res['score'])}")
+            raise BadInputError(f"{where}: score must be a finite number, not {short(res['score'])}")
         if res["image_id"] not in gt.images:
             stray_images.add(res["image_id"])
             continue

@@ -228,10 +228,10 @@ def _coco_samples(spec: SourceSpec, progress: Progress, trust_json_size: bool = 
             outside = not file_path.is_relative_to(root)
             found = outside or file_path.is_file()
         except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a lone surrogate...
-            raise BadInputError(f"{coco.where_image(path, image_id)}: file_name {im['file_name']!r} is not a "
-                                f"usable path ({getattr(exc, 'strerror', None) or exc})") from exc
+            raise BadInputError(f"{coco.where_image(path, image_id)}: file_name {cocofile.short(im['file_name'])} "
+                                f"is not a usable path ({getattr(exc, 'strerror', None) or exc})") from exc
         if outside:
-            raise BadInputError(f"{coco.where_image(path, image_id)}: file_name {im['file_name']!r} "
+            raise BadInputError(f"{coco.where_image(path, image_id)}: file_name {cocofile.short(im['file_name'])} "
                                 f"points outside {images_dir}")
         files[image_id] = file_path
         if not found:
