@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from PySide6.QtCore import Qt
 
 from helpers_gui import open_window
 from maskreview.core.sources import open_source
