@@ -240,6 +240,14 @@ class ComparePanel(QWidget):
             return
         diff = self.shown_rows[item.data(Qt.ItemDataRole.UserRole)]
         self.show_rows([diff], f"{diff.gt_label}: {self.rows.item(row, 2).text()}")
+        a, b = self.a_box.currentData(), self.b_box.currentData()
+
+        def side(name, field, label, iou):
+            found = f"{label}, IoU {iou:.2f}" if label and iou is not None else (label or "nothing there")
+            return f"{name} ({self._short(field)}) {found}"
+
+        self.status.setText(f"Shown: the ground-truth {diff.gt_label}; {side('A', a, diff.a_label, diff.a_iou)}; "
+                            f"{side('B', b, diff.b_label, diff.b_iou)}. V colours the canvas by field.")
 
     def show_rows(self, rows, description: str) -> None:
         samples = list(dict.fromkeys(r.sample_id for r in rows))
