@@ -193,3 +193,26 @@ def test_automatic_run_uses_the_remembered_model_and_its_own_field(window, qtbot
         assert "up to date" in again.statusBar().currentMessage()
     finally:
         again.close()
+
+
+def test_picked_field_holding_another_model_asks_for_a_free_one(window, qtbot, tiny_model):
+    from PySide6.QtWidgets import QMessageBox
+
+    win = window
+    win.model_runs.choose("demo")
+    run_and_wait(qtbot, win, "current")
+    demo_labels = labels(win, "predictions")
+    win.model_runs.choose(str(tiny_model), field="predictions")  # the user picks the demo's field
+    stack = win.undo_stack.count()
+    win.run_inference("current")
+    qtbot.waitUntil(lambda: isinstance(win.model_runs.failure_dialog, QMessageBox)
+                    and win.model_runs.failure_dialog.windowTitle() == "Field taken", timeout=RUN_MS)
+    box = win.model_runs.failure_dialog
+    assert "--" not in box.text() + box.informativeText() and "demo" in box.text()
+    assert labels(win, "predictions") == demo_labels and win.undo_stack.count() == stack
+    other = next(b for b in box.buttons() if b.text().startswith("Write into pred_"))
+    with qtbot.waitSignal(win.model_runs.run_done, timeout=RUN_MS):
+        other.click()
+    outcome = win.model_runs.last_outcome
+    assert outcome.field.startswith("pred_") and outcome.report.predicted == 1
+    assert labels(win, "predictions") == demo_labels
