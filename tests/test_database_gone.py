@@ -1,12 +1,14 @@
 """The database going away during a long command: it stops soon with one line, and a rerun resumes (#21.8).
 
-The test runs its own mongod (the suite's shared one must survive), kills it with -9 while
-``infer`` is writing, starts it again on the same folder and reruns the command.
+The test runs its own mongod (the suite's shared one must survive): one that FiftyOne's service
+starts on a folder of the test's, or one given by URI. It kills it with -9 while ``infer`` is
+writing, then reruns the command (on the URI, after starting mongod again on the same folder).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -63,14 +65,6 @@ class Mongod:
             self.proc.wait(30)
 
 
-@pytest.fixture
-def own_mongod(tmp_path):
-    mongod = Mongod(tmp_path / "own-db")
-    mongod.start()
-    yield mongod
-    mongod.kill()
-
-
 def _env(mongod: Mongod) -> dict:
     env = dict(os.environ, FIFTYONE_DATABASE_URI=mongod.uri)
     for name in ("FIFTYONE_DATABASE_DIR", "FIFTYONE_PRIVATE_DATABASE_PORT", "MASKREVIEW_DATABASE_PORT_FOLDER"):
@@ -83,10 +77,10 @@ def _cli(env, *args, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
-def _predicted(mongod: Mongod, dataset: str) -> int:
+def _predicted(uri: str, dataset: str) -> int:
     import pymongo
 
-    client = pymongo.MongoClient(mongod.uri, serverSelectionTimeoutMS=2000)
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=2000)
     try:
         db = client["fiftyone"]
         meta = db.datasets.find_one({"name": dataset})
@@ -97,43 +91,84 @@ def _predicted(mongod: Mongod, dataset: str) -> int:
         client.close()
 
 
-def test_infer_stops_with_one_line_when_mongod_dies_and_a_rerun_resumes(own_mongod, tiny_model, tmp_path):
+def _flush_to_disk(uri: str) -> None:
+    import pymongo
+
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=2000)
+    try:
+        client.admin.command("fsync")
+    finally:
+        client.close()
+
+
+def _service_mongod(run) -> tuple[int, str] | None:
+    """The pid and URI of the mongod that FiftyOne's service started for the process ``run``."""
+    import psutil
+
+    try:
+        for child in psutil.Process(run.pid).children(recursive=True):
+            if child.name() == "mongod":
+                ports = [c.laddr.port for c in child.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+                if ports:
+                    return child.pid, f"mongodb://127.0.0.1:{ports[0]}"
+    except psutil.Error:
+        pass
+    return None
+
+
+@pytest.mark.parametrize("database", ["own service", "uri"])
+def test_infer_stops_with_one_line_when_mongod_dies_and_a_rerun_resumes(database, tiny_model, tmp_path):
+    """``own service``: FiftyOne starts mongod on a folder (the default); ``uri``: --database-uri."""
     from maskreview.core.demo import write_demo_dataset
 
     coco = write_demo_dataset(tmp_path / "scenes", n=N_IMAGES, seed=3, size=128)
-    env = _env(own_mongod)
-    imported = _cli(env, "import", str(coco), "--name", "gone")
-    assert imported.wait(300) == 0, imported.stderr.read()
-
-    infer = ("infer", "gone", "--model", str(tiny_model), "--device", "cpu")
-    run = _cli(env, *infer)
+    mongod = Mongod(tmp_path / "uri-db") if database == "uri" else None
+    if mongod:
+        mongod.start()
+        env = _env(mongod)
+    else:
+        env = dict(os.environ, FIFTYONE_DATABASE_DIR=str(tmp_path / "service-db"))
+        for name in ("FIFTYONE_DATABASE_URI", "FIFTYONE_PRIVATE_DATABASE_PORT", "MASKREVIEW_DATABASE_PORT_FOLDER"):
+            env.pop(name, None)
     try:
-        deadline = time.monotonic() + 300
-        while _predicted(own_mongod, "gone") == 0:  # wait until the run has written something
-            assert run.poll() is None, run.stderr.read()
-            assert time.monotonic() < deadline, "infer wrote nothing"
-            time.sleep(0.2)
-        own_mongod.kill()
-        killed = time.monotonic()
-        out, err = run.communicate(timeout=180)
-        stopped_after = time.monotonic() - killed
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == 2, err[-3000:]
-    ours = [line for line in err.splitlines() if line.startswith("maskreview")]
-    assert len(ours) == 1 and "Traceback" not in err, err[-3000:]
-    assert ours[0].startswith("maskreview: error: lost FiftyOne's database") and "rerun" in ours[0]
-    assert stopped_after < 60, stopped_after  # it took two minutes; about ten seconds now
+        imported = _cli(env, "import", str(coco), "--name", "gone")
+        assert imported.wait(300) == 0, imported.stderr.read()
+        infer = ("infer", "gone", "--model", str(tiny_model), "--device", "cpu")
+        run = _cli(env, *infer)
+        try:
+            deadline = time.monotonic() + 300
+            while True:  # wait until the run has written something
+                assert run.poll() is None, run.stderr.read()
+                assert time.monotonic() < deadline, "infer wrote nothing"
+                found = (mongod.proc.pid, mongod.uri) if mongod else _service_mongod(run)
+                if found and _predicted(found[1], "gone") > 0:
+                    break
+                time.sleep(0.2)
+            _flush_to_disk(found[1])  # what is to survive the kill (durability is test_edits_durable's)
+            os.kill(found[0], signal.SIGKILL)
+            killed = time.monotonic()
+            out, err = run.communicate(timeout=180)
+            stopped_after = time.monotonic() - killed
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode == 2, err[-3000:]
+        ours = [line for line in err.splitlines() if line.startswith("maskreview")]
+        assert len(ours) == 1 and "Traceback" not in err, err[-3000:]
+        assert ours[0].startswith("maskreview: error: lost FiftyOne's database") and "rerun" in ours[0]
+        assert "Subprocess" not in err and '"msg"' not in out + err  # nothing of the service's or mongod's
+        assert stopped_after < 60, stopped_after  # it took two minutes; about ten seconds now
 
-    own_mongod.start()
-    done_before = _predicted(own_mongod, "gone")
-    assert 0 < done_before < N_IMAGES
-    rerun = _cli(env, *infer)
-    out, err = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, err[-3000:]
-    assert f"skipped {done_before} already done" in out
-    assert _predicted(own_mongod, "gone") == N_IMAGES
+        if mongod:
+            mongod.start()
+        rerun = _cli(env, *infer)
+        out, err = rerun.communicate(timeout=600)
+        assert rerun.returncode == 0, err[-3000:]
+        predicted, skipped = map(int, re.search(r"predicted (\d+) samples.*skipped (\d+) already done", out).groups())
+        assert 0 < skipped < N_IMAGES and predicted + skipped == N_IMAGES, out
+    finally:
+        if mongod:
+            mongod.kill()
 
 
 def test_lost_database_finds_the_connection_failure_behind_other_errors():

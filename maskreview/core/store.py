@@ -115,12 +115,16 @@ def lost_database(exc: BaseException) -> DatabaseError | None:
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if _is_connection_failure(exc):
-            first = (str(exc).split(",")[0].splitlines() or [""])[0][:160]
             return DatabaseError(
-                f"lost FiftyOne's database at {_where()} ({type(exc).__name__}: {first}); what was written so far "
+                f"lost FiftyOne's database at {_where()} ({type(exc).__name__}: {_short(exc)}); what was written so far "
                 "is kept: start the database again (or check --database-uri) and rerun the same command to go on")
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def _short(exc: BaseException) -> str:
+    """pymongo's messages go on with timeouts and a topology description; the first part says it."""
+    return (re.split(r" \(configured timeouts|, Timeout: ", str(exc))[0].splitlines() or [""])[0][:200]
 
 
 def _where() -> str:
@@ -160,6 +164,35 @@ def _isolate_database_service() -> None:
     folder = os.path.realpath(os.environ["FIFTYONE_DATABASE_DIR"])
     os.environ[_PORT_FOLDER_VAR] = folder
     fos.DatabaseService.service_name = "maskreview-db-" + hashlib.sha1(folder.encode()).hexdigest()[:12]
+    if not getattr(fos.DatabaseService.start, "_output_to_log", False):
+        fos.DatabaseService.start = _service_output_to_log(fos.DatabaseService.start)
+
+
+def _service_output_to_log(start):
+    """The database service inherits our stdout and stderr; give it a log file instead.
+
+    When mongod dies, the service dumps mongod's output and "Subprocess ... exited with error"
+    onto the terminal, around the command's own one-line error.
+    """
+    def start_with_log(service):
+        log_dir = Path(os.environ["FIFTYONE_DATABASE_DIR"]) / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / "service.log", "ab") as log:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            saved = os.dup(1), os.dup(2)
+            try:  # the child inherits file descriptors 1 and 2 as they are at its start
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
+                start(service)
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+
+    start_with_log._output_to_log = True
+    return start_with_log
 
 
 def database_location() -> str:
@@ -181,7 +214,7 @@ def connect() -> ModuleType:
                 "Check the folder is writable and not used by another MongoDB, or point "
                 "--database-uri / FIFTYONE_DATABASE_URI at a running MongoDB")
         raise DatabaseError(
-            f"cannot reach FiftyOne's database at {_where()}: {exc.__class__.__name__}: {exc}. {hint}."
+            f"cannot reach FiftyOne's database at {_where()}: {exc.__class__.__name__}: {_short(exc)}. {hint}."
         ) from exc
     return fo
 
