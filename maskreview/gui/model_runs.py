@@ -269,7 +269,8 @@ class ModelRuns(QObject):
         job.partial = None
         n = len(job.written)
         text = f"Run {job.model_label} on {n} sample{'s' if n != 1 else ''} → {field}"
-        self.window.undo_stack.push(ModelRunCommand(self, field, before, after, text + (" (stopped)" if stopped else "")))
+        text += " (stopped)" if stopped else ""
+        self.window.undo_stack.push(ModelRunCommand(self, field, before, after, text))
         self.refresh_models()
 
     def _finished(self) -> None:
