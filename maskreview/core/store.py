@@ -178,9 +178,13 @@ def _service_output_to_log(start):
         log_dir = Path(os.environ["FIFTYONE_DATABASE_DIR"]) / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
         with open(log_dir / "service.log", "ab") as log:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            saved = os.dup(1), os.dup(2)
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:
+                    stream.flush()
+            try:
+                saved = os.dup(1), os.dup(2)
+            except OSError:  # no standard streams (a windowed app): nothing to keep clean
+                return start(service)
             try:  # the child inherits file descriptors 1 and 2 as they are at its start
                 os.dup2(log.fileno(), 1)
                 os.dup2(log.fileno(), 2)
