@@ -125,3 +125,18 @@ def test_fine_tuning_a_model_folder_with_a_booby_trapped_config_is_refused(tmp_p
     with pytest.raises(UntrustedConfigError, match="config.yaml"):
         finetune_on_corrected(dataset, folder, tmp_path / "out", iters=1)
     assert not pwned.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"a": 1}', "not json", '"a string"', "[null]"])
+def test_a_damaged_model_registry_counts_as_empty(content, tmp_path, monkeypatch):
+    from maskreview.core import models
+
+    registry = tmp_path / "local_models.json"
+    registry.write_text(content)
+    monkeypatch.setattr(models, "_registry_file", lambda: registry)
+    monkeypatch.setattr(models, "user_models_dir", lambda: tmp_path / "no-models")
+    assert models.local_models() == []
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.yaml").write_text("MODEL:\n  MASK_ON: true\n")
+    models.register_local_model(tmp_path / "m")
+    assert models.local_models() == [(tmp_path / "m").resolve()]

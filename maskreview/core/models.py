@@ -20,6 +20,7 @@ import hashlib
 import http.client
 import io
 import json
+import logging
 import os
 import sys
 import pickle
@@ -38,6 +39,9 @@ from maskreview.core.store import user_cache_dir, user_data_dir
 # detectron2 and torch warn about their own internals on import; they mean nothing to a user.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated")
+# ... and on the first forward pass (detectron2's anchor grid, its fx-tracing check)
+warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release")
+logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
 def _resources_dir() -> Path:
     """``resources/`` beside the package in a checkout; ``<prefix>/share/maskreview`` from a wheel."""
@@ -78,14 +82,19 @@ def _registry_file() -> Path:
 def register_local_model(path: str | os.PathLike) -> None:
     """Remember a model dir written by ``train`` so that ``maskreview models`` lists it."""
     path = str(Path(path).resolve())
-    registry = _registry_file()
-    try:
-        known = json.loads(registry.read_text()) if registry.exists() else []
-    except ValueError:
-        known = []
+    known = _registered_paths()
     if path not in known:
-        registry.parent.mkdir(parents=True, exist_ok=True)
-        registry.write_text(json.dumps([*known, path], indent=1))
+        _registry_file().parent.mkdir(parents=True, exist_ok=True)
+        _registry_file().write_text(json.dumps([*known, path], indent=1))
+
+
+def _registered_paths() -> list[str]:
+    """The paths in the registry; a damaged registry (not JSON, not a list of paths) counts as empty."""
+    try:
+        known = json.loads(_registry_file().read_text()) if _registry_file().exists() else []
+    except (OSError, ValueError):
+        return []
+    return [p for p in known if isinstance(p, str)] if isinstance(known, list) else []
 
 
 def local_models() -> list[Path]:
@@ -93,11 +102,7 @@ def local_models() -> list[Path]:
     found = set()
     if user_models_dir().exists():
         found.update(p.parent.resolve() for p in user_models_dir().glob("*/config.yaml"))
-    try:
-        known = json.loads(_registry_file().read_text()) if _registry_file().exists() else []
-    except ValueError:
-        known = []
-    found.update(Path(p) for p in known if (Path(p) / "config.yaml").is_file())
+    found.update(Path(p) for p in _registered_paths() if (Path(p) / "config.yaml").is_file())
     return sorted(found)
 
 
