@@ -4,13 +4,14 @@ App server's port checks (tests/test_app_browser.py runs the server and a real b
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from conftest import run_cli
 from helpers_app import reviewed_dataset
 
 from maskreview.core import app_bridge as ab
-from maskreview.core.errors import BadInputError
+from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.field_docs import describe
 
 
@@ -142,3 +143,41 @@ def test_a_taken_port_is_refused_with_one_line(fo, demo_coco):
         f"maskreview: error: port {port} on 127.0.0.1 is in use by another program; choose another port (--port), "
         "or leave it out to take a free one"]
     assert ab.running_server() is None
+
+
+def test_a_server_that_does_not_come_up_is_named_with_its_log(fo):
+    with pytest.raises(MaskreviewError, match=r"did not answer on port \d+ within 0 s; its log: .*server-\d+\.log"):
+        ab.start_server(timeout=0.01)
+    assert ab.running_server() is None
+
+
+def test_cli_app_serves_until_interrupted_and_a_second_launch_reuses_it(fo, demo_coco):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from maskreview.core.sources import open_source
+
+    dataset = open_source(str(demo_coco), name="app-cli")
+    ab.save_view(dataset, "first two", dataset.limit(2))
+    first = subprocess.Popen([sys.executable, "-m", "maskreview", "app", "app-cli", "--no-browser"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(), cwd=REPO)
+    try:
+        line = first.stdout.readline()
+        assert line.startswith("FiftyOne App: http://127.0.0.1:") and "/datasets/app-cli (Ctrl+C stops it)" in line
+        port = int(line.split("127.0.0.1:")[1].split("/")[0])
+        assert ab.serves_dataset(port, dataset)
+        again = run_cli("app", "app-cli", "--port", str(port), "--view", "first two", "--no-browser", timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert "already serving 'app-cli'" in again.stdout and f":{port}/datasets/app-cli" in again.stdout
+        first.send_signal(signal.SIGINT)
+        assert first.wait(60) == 130
+    finally:
+        if first.poll() is None:
+            first.kill()
+    deadline = time.monotonic() + 30
+    while not ab.port_is_free(port) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ab.port_is_free(port)  # the server stopped with the command

@@ -99,7 +99,9 @@ def build_view(dataset, spec: ViewSpec):
 
 # ---------------------------------------------------------------------------- the server
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` now (connections closing on it do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((ADDRESS, port))
         except OSError:
@@ -286,13 +288,14 @@ def show(dataset, view=None, port: int | None = None):
 
 
 def _quiet_fiftyone():
-    """FiftyOne, its session logging the remote-session banner at warning level only."""
+    """FiftyOne, its session and services logging at warning level only (no remote-session banner)."""
     import logging
 
     from maskreview.core.store import fiftyone
 
     fo = fiftyone()
-    logging.getLogger("fiftyone.core.session").setLevel(logging.WARNING)
+    for name in ("fiftyone.core.session", "fiftyone.core.service"):  # "Connected to FiftyOne on port..."
+        logging.getLogger(name).setLevel(logging.WARNING)
     return fo
 
 

@@ -20,6 +20,7 @@ def install(window) -> None:
     from maskreview.gui.saved_views import SavedViewsBox
 
     window.app_url = None
+    window.view_menu.addSeparator()
     add_action(window, ActionSpec("open_in_fiftyone", "Open in FiftyOne &App", (), "View",
                                   tip="Show this view (filters, tags, drill-down, order) in the FiftyOne App, "
                                       "in your browser"),
