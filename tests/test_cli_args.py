@@ -38,6 +38,9 @@ BAD_ARGUMENTS = [
     ("explain i.png --out {tmp}/a_file", "--out"),
     ("explain i.png --out {tmp}/e --top-k 0", "--top-k"),
     ("explain i.png --out {tmp}/e --instance -1", "--instance"),
+    ("app x --port 0", "--port"),
+    ("app x --port 65536", "--port"),
+    ("app x --port web", "--port"),
 ]
 
 
