@@ -186,13 +186,16 @@ class AppServer:
             return False
         return fiftyone_server_version(self.port) is not None
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (only one this process started)."""
+    def stop(self, timeout: float = 10.0, wait: bool = True) -> None:
+        """Stop the server (only one this process started); ``wait=False`` returns at once (the
+        server takes a few seconds to shut down gracefully)."""
         proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
         try:
             proc.stdin.close()  # FiftyOne's service wrapper then stops the server and exits
+            if not wait:
+                return
             proc.wait(timeout)
         except (OSError, subprocess.TimeoutExpired):
             proc.terminate()
@@ -309,13 +312,13 @@ def close_session() -> None:
             pass
 
 
-def shutdown() -> None:
+def shutdown(wait: bool = True) -> None:
     """Close the session and stop the server this process started (the app quits)."""
     global _server
     close_session()
     server, _server = _server, None
     if server is not None:
-        server.stop()
+        server.stop(wait=wait)
 
 
 def open_browser(url: str) -> bool:

@@ -32,7 +32,7 @@ def install(window) -> None:
     window.browser.add_bar_widget(window.saved_views)
     app = QApplication.instance()
     if app is not None:
-        app.aboutToQuit.connect(ab.shutdown)
+        app.aboutToQuit.connect(ab.shutdown)  # waits for it (seconds): left alone it lingers for tens
 
 
 def current_spec(window) -> ab.ViewSpec:
