@@ -13,7 +13,7 @@ import sys
 
 from maskreview import __version__
 from maskreview.cli_args import BATCH, COUNT, IMAGE_SIZE, SEED, OneLineParser, fraction, int_in, output_folder, \
-    positive_float
+    one_line, positive_float
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 
 EXIT_BAD_INPUT = 2
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maskreview: {exc}", file=sys.stderr)
         return 130
     except MaskreviewError as exc:
-        print(f"maskreview: error: {exc}", file=sys.stderr)
+        print(f"maskreview: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         if lost is None:
             raise
         store.forget_lost_database()
-        print(f"maskreview: error: {lost}", file=sys.stderr)
+        print(f"maskreview: error: {one_line(lost)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

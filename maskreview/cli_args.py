@@ -17,7 +17,12 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         hint = f"maskreview {command} --help" if command else "maskreview --help"
-        self.exit(2, f"maskreview: error: {message} (see '{hint}')\n")
+        self.exit(2, f"maskreview: error: {one_line(message)} (see '{hint}')\n")
+
+
+def one_line(message) -> str:
+    """An error as the one line the CLI promises: line breaks (in a file name, say) shown escaped."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def int_in(low: int, high: int | None = None):

@@ -56,6 +56,8 @@ CASES = [
     Case("img-folder-all-bad-skip", "H2", image_case(folder_with(
         ("one.png", lambda p: p.write_text("junk")), ("two.jpg", lambda p: p.write_bytes(b""))), "--skip-bad")),
     Case("img-missing", "H2", image_case(lambda c: c.path(".png"))),
+    Case("img-line-break-in-name", "lead", image_case(folder_with(("img-line-break\nin-name.png",
+                                                                    lambda p: p.write_bytes(b""))))),
     Case("img-explain-text", "H2", image_case(raw_file(b"not an image"), command="explain")),
     Case("img-explain-truncated", "H2", image_case(truncated_png, command="explain")),
     Case("img-explain-bomb", "H2", image_case(raw_file(png_bytes(60000, 60000)), command="explain")),
@@ -104,6 +106,8 @@ CASES = [
                                                    images={"../outside.png": (32, 32), "b.png": (32, 32)})),
     Case("coco-file-name-absolute", "H2", coco_absolute_file_name),
     Case("coco-missing-images", "H2", coco_case(images={"a.png": (32, 32)}), names=("b.png",)),
+    Case("coco-missing-image-line-break", "lead", coco_case(image_entry(file_name="gone\nfor good.png")),
+         names=("for good.png",)),
     Case("coco-images-dir-missing", "H2", lambda c: [*coco_case()(c), "--images", str(c.dir / "nope")],
          names=("nope",)),
 

@@ -239,7 +239,7 @@ def _coco_samples(spec: SourceSpec, progress: Progress, trust_json_size: bool = 
     if missing:
         raise BadInputError(
             f"{path}: {len(missing)} of {len(coco.images)} images not found in {images_dir} "
-            f"(first: {missing[0]}); pass --images DIR"
+            f"(first: {cocofile.short(missing[0])}); pass --images DIR"
         )
 
     progress.start(len(coco.images), "reading COCO annotations")
