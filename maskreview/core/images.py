@@ -63,10 +63,13 @@ def check_pixels(width: int, height: int, what) -> None:
     """Refuse an image size of more than :func:`max_pixels` pixels, naming ``what``."""
     limit = max_pixels()
     if width * height > limit:
-        raise BadInputError(
-            f"{what}: {width}x{height} is {width * height} pixels, more than the limit of {limit} "
-            f"(a possible decompression bomb); raise it with --max-pixels or {MAX_PIXELS_ENV} "
-            "if you trust the file")
+        raise BadInputError(f"{what}: {width}x{height} is {_too_many(width * height, limit)}")
+
+
+def _too_many(pixels, limit: int) -> str:
+    return (f"{pixels} pixels, more than the limit of {limit} (a possible decompression bomb); if you trust "
+            f"the file, raise the limit: --max-pixels, {MAX_PIXELS_ENV}, or the app's settings file "
+            "(images/max_pixels)")
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
@@ -101,9 +104,7 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, str]:
                 orientation = _orientation(img, path)
     except Image.DecompressionBombError as exc:  # more than twice PIL's limit, which is at least ours
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
-        raise BadInputError(f"{path}: {pixels.group(1) if pixels else 'too many'} pixels, more than the limit of "
-                            f"{limit} (a possible decompression bomb); raise it with --max-pixels or "
-                            f"{MAX_PIXELS_ENV} if you trust the file") from exc
+        raise BadInputError(f"{path}: {_too_many(pixels.group(1) if pixels else 'too many', limit)}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BadInputError(f"{path}: not a readable image ({exc})") from exc
     if orientation in _SWAPPING_ORIENTATIONS:
