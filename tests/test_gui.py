@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
-from helpers_gui import open_window
+from helpers_gui import drop_path, open_window
 from maskreview.core.sources import open_source
 
 
@@ -200,20 +200,11 @@ def test_filters_search_tags_and_histogram(window, qtbot):
     assert browser.model.rowCount() == 12
 
 
-def _drop(widget, path: Path) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    pos = widget.rect().center()
-    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, QDragEnterEvent(pos, *args))  # Qt routes a drop to the enter target
-    QApplication.sendEvent(widget, QDropEvent(QPointF(pos), *args))
-
-
 def test_drop_image_runs_model_then_add_to_dataset(window, qtbot, tiny_model, demo_coco, tmp_path):
     window.model_name = str(tiny_model)
     window.engine_settings.max_detections = 8
     image = next((demo_coco.parent / "images").glob("*.png"))
-    _drop(window.canvas.viewport(), image)
+    drop_path(window.canvas.viewport(), image)
     assert window.canvas.data.scratch and window.canvas.data.filepath == str(image)
     qtbot.waitUntil(lambda: bool(window.canvas.data.fields.get("predictions")), timeout=120000)
     assert len(window.canvas.data.fields["predictions"]) > 0
@@ -228,7 +219,7 @@ def test_drop_image_runs_model_then_add_to_dataset(window, qtbot, tiny_model, de
     # a non-image file gets an explanation, not a crash; a drop on the browser ends in the same place
     other = tmp_path / "notes.txt"
     other.write_text("hello")
-    _drop(window.browser.view.viewport(), other)
+    drop_path(window.browser.view.viewport(), other)
     assert window._message is not None and "maskreview opens images" in window._message.text()
 
 
