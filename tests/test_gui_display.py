@@ -48,17 +48,18 @@ def test_thumbnails_keep_aspect_and_fill_their_cells(qtbot, tmp_path):
         assert abs(w - want_w) <= 2 and abs(h - want_h) <= 2, (channel, w, h)
 
 
-def test_icon_lookup_resolves_to_packaged_files():
-    """Every icon the app asks for exists, inside the package, matched by pyproject's package data."""
+def test_icon_lookup_resolves_to_packaged_files(qapp):
+    """Every icon the app asks for exists in top-level icons/ (the package maskreview.icons), matched by
+    pyproject's package data."""
     from maskreview.gui.actions import ACTIONS, ICONS_DIR, icon
 
-    package = REPO / "maskreview"
-    assert ICONS_DIR.resolve().is_relative_to(package.resolve()), "icons must live in the package to ship in a wheel"
+    package = REPO / "icons"
+    assert ICONS_DIR.resolve() == package.resolve(), "icons/ is the one source of the app's icons"
     names = {spec.icon for spec in ACTIONS if spec.icon} | {"app"}
     files = [ICONS_DIR / f"{name}.svg" for name in sorted(names)]
     missing = [f.name for f in files if not f.is_file()]
     assert not missing, f"icons named by actions but missing: {missing}"
-    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["maskreview"]
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["maskreview.icons"]
     for f in files:
         rel = f.relative_to(package).as_posix()
         assert any(fnmatch.fnmatch(rel, p) for p in patterns), f"{rel} is not in the wheel's package data {patterns}"

@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import os
-import sys
 import pickle
 import re
 import urllib.error
@@ -44,9 +43,11 @@ warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming releas
 logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
 def _resources_dir() -> Path:
-    """``resources/`` beside the package in a checkout; ``<prefix>/share/maskreview`` from a wheel."""
-    checkout = Path(__file__).resolve().parents[2] / "resources"
-    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "maskreview"
+    """Top-level ``resources/``, shipped as the package ``maskreview.resources`` (pyproject package-dir):
+    the checkout's folder in an editable install, the package's data in a wheel or a bundle."""
+    from importlib.resources import files
+
+    return Path(str(files("maskreview.resources")))
 
 
 RESOURCES = _resources_dir()

@@ -7,6 +7,7 @@ evaluation) can add entries with :func:`register`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
@@ -15,7 +16,7 @@ from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication, QDialog, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout
 
 _ICON_SIZES = (16, 24, 32, 48, 64, 96)
-ICONS_DIR = Path(__file__).resolve().parents[1] / "icons"  # package data: in the wheel too (pyproject)
+ICONS_DIR = Path(str(files("maskreview.icons")))  # top-level icons/, mapped as this package (pyproject)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def register(spec: ActionSpec) -> None:
 
 
 def icon(name: str | None) -> QIcon:
-    """An SVG from ``maskreview/icons/`` in the palette's text colour (follows light/dark), sharp at any DPR."""
+    """An SVG from ``icons/`` (package ``maskreview.icons``) in the palette's text colour (follows light/dark), sharp at any DPR."""
     if not name:
         return QIcon()
     path = ICONS_DIR / f"{name}.svg"
