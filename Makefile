@@ -16,7 +16,7 @@ D2_VERSION  := 0.7.2
 export FIFTYONE_DATABASE_VALIDATION ?= false
 export FIFTYONE_DO_NOT_TRACK ?= true
 
-.PHONY: setup run test bench clean-setup
+.PHONY: setup run test bench bundle clean-setup
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ test: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# The PyInstaller onedir app in dist/maskreview/ (CPU; see README "A bundle"). BUNDLE_ARGS=--clean rebuilds all.
+bundle: setup
+	$(PIP) install -q -c packaging/constraints.txt --find-links $(WHEELS) -e ".[bundle]"
+	$(VENV)/bin/pyinstaller --noconfirm --distpath dist --workpath build $(BUNDLE_ARGS) packaging/pyinstaller/maskreview.spec
 
 clean-setup:
 	rm -rf $(VENV) .cache/wheels .cache/wheels-src
