@@ -229,6 +229,17 @@ def cmd_app(args) -> int:
     return 0
 
 
+def cmd_desktop(args) -> int:
+    from maskreview import desktop
+
+    paths = desktop.install() if args.action == "install" else desktop.uninstall()
+    verb = "installed" if args.action == "install" else "removed"
+    print(f"{verb} {len(paths)} files under {desktop.data_home()}")
+    for path in paths:
+        print(f"  {path}")
+    return 0
+
+
 def cmd_models(args) -> int:
     from maskreview.core import models
 
@@ -395,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the demo model, local models, cached weights and zoo configs")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("desktop", help="register (install) or remove (uninstall) the app launcher, icons and "
+                       "COCO JSON file type for the current user (XDG dirs, no root)")
+    p.add_argument("action", choices=["install", "uninstall"])
+    p.set_defaults(func=cmd_desktop)
 
     p = sub.add_parser("explain", help="write PNGs of the model's insides for one image: FPN, RPN, ROI Align, mask head")
     p.add_argument("image", help="an image file")
