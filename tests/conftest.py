@@ -20,6 +20,7 @@ os.environ["FIFTYONE_DATABASE_DIR"] = str(_ROOT / "db")
 os.environ.pop("FIFTYONE_DATABASE_URI", None)
 os.environ["MASKREVIEW_DATA_DIR"] = str(_ROOT / "data")
 os.environ["MASKREVIEW_CACHE_DIR"] = str(_ROOT / "cache")
+os.environ["MASKREVIEW_CONFIG_DIR"] = str(_ROOT / "config")
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 # Registered before FiftyOne is imported, so it runs after FiftyOne has stopped its mongod.
 atexit.register(shutil.rmtree, _ROOT, True)

@@ -30,6 +30,13 @@ def user_data_dir() -> Path:
     return Path(os.environ.get("MASKREVIEW_DATA_DIR") or _udd(APP_NAME, appauthor=False))
 
 
+def user_config_dir() -> Path:
+    """Settings (``gui.ini``, ``tag_keys.json``): the XDG config dir on Linux."""
+    from platformdirs import user_config_dir as _ucfg
+
+    return Path(os.environ.get("MASKREVIEW_CONFIG_DIR") or _ucfg(APP_NAME, appauthor=False))
+
+
 def user_cache_dir() -> Path:
     from platformdirs import user_cache_dir as _ucd
 

@@ -20,9 +20,9 @@ DEFAULT_TAG_KEYS: dict[str, str] = {"1": "fp", "2": "missed", "3": "bad-boundary
 
 
 def config_dir() -> Path:
-    from platformdirs import user_config_dir
+    from maskreview.core.store import user_config_dir
 
-    return Path(os.environ.get("MASKREVIEW_CONFIG_DIR") or user_config_dir("maskreview", appauthor=False))
+    return user_config_dir()
 
 
 def tag_keys_path() -> Path:

@@ -1,8 +1,10 @@
-"""Remembered state (QSettings, an INI file under the user data dir): layout, datasets, style, model."""
+"""Remembered state (QSettings, ``gui.ini`` in the user config dir): layout, datasets, style, model."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import fields
+from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -10,10 +12,18 @@ MAX_RECENT = 10
 _STYLE_KEYS = ("opacity", "color_mode", "fills", "contours", "boxes", "labels", "conf_threshold")
 
 
-def settings_path():
-    from maskreview.core.store import user_data_dir
+def settings_path() -> Path:
+    """``<config dir>/gui.ini``; an INI that older versions kept in the data dir moves there once."""
+    from maskreview.core.store import user_config_dir, user_data_dir
 
-    return user_data_dir() / "gui.ini"
+    path, old = user_config_dir() / "gui.ini", user_data_dir() / "gui.ini"
+    if old.is_file() and not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(old, path)
+        except OSError:
+            return old  # not movable (read-only dir): keep using it rather than start from scratch
+    return path
 
 
 class Settings:
