@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from maskreview import __version__
+from maskreview.desktop import APP_ID
 
 LAUNCHED_AT = time.perf_counter()
 
@@ -55,6 +56,7 @@ def apply_palette(app: QApplication) -> None:
 def create_app() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("maskreview")
+    app.setDesktopFileName(APP_ID)  # the launcher `maskreview desktop install` registers (taskbar icon)
     app.setOrganizationName("maskreview")
     app.setApplicationVersion(__version__)
     apply_palette(app)
