@@ -6,6 +6,9 @@ Frozen, ``sys.executable`` is this bundle, not a Python. Children are started as
 - ``SCRIPT.py ...``: FiftyOne's service wrapper (``fiftyone/service/main.py``, which starts mongod and the server);
 - ``-c ...``: multiprocessing's forkserver and resource tracker (handled by ``freeze_support``, which
   PyInstaller's runtime hook extends to POSIX).
+
+The bundle is CPU-only: it carries the CUDA libraries torch links against, not those cuDNN and
+cuSOLVER load later, so GPUs are hidden unless CUDA_VISIBLE_DEVICES is set (``--device auto`` is the CPU).
 """
 
 import multiprocessing
@@ -29,6 +32,7 @@ def _run_as_interpreter(args: list[str]) -> bool:
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     multiprocessing.freeze_support()
     if not _run_as_interpreter(sys.argv[1:]):
         from maskreview.cli import main
