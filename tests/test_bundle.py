@@ -5,6 +5,7 @@ The bundled executable runs with nothing of the checkout or the venv: a private 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -49,7 +50,7 @@ def test_bundle_lists_the_demo_model_and_the_zoo_configs(bundle_env, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "  demo" in lines  # without "(weights missing)": the demo's weights are inside the bundle
-    assert "  COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml" in lines  # detectron2's model-zoo configs
+    assert "  COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x" in lines  # detectron2's model-zoo configs
 
 
 def test_bundle_runs_the_fine_tune_worker_module(bundle_env, tmp_path):
@@ -66,3 +67,17 @@ def test_bundle_opens_the_window_on_the_demo(bundle_env, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert shot.is_file() and shot.stat().st_size > 10_000  # a grab of the window, not an empty file
+
+
+def test_bundle_infers_and_evaluates_with_worker_processes(bundle_env, tmp_path):
+    # detectron2 on torch (TorchScript reads sources), mongod, and the forkserver evaluation pool, all frozen.
+    env = dict(bundle_env, MASKREVIEW_EVAL_WORKERS="2", MASKREVIEW_EVAL_MIN_IMAGES_PER_SHARD="1")
+    coco = tmp_path / "demo" / "annotations.json"
+    for args in (("demo-data", "--out", str(coco.parent), "--n", "6", "--seed", "0"),
+                 ("infer", str(coco), "--model", "demo")):
+        result = run(env, tmp_path, *args, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    result = run(env, tmp_path, "eval", str(coco), "--json", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "evaluation workers failed" not in result.stderr, result.stderr[-3000:]
+    assert json.loads(result.stdout.splitlines()[-1])["mAP"] > 0.3  # the demo model on demo scenes: about 0.7
