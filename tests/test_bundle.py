@@ -69,8 +69,9 @@ def test_bundle_opens_the_window_on_the_demo(bundle_env, tmp_path):
     assert shot.is_file() and shot.stat().st_size > 10_000  # a grab of the window, not an empty file
 
 
-def test_bundle_infers_and_evaluates_with_worker_processes(bundle_env, tmp_path):
-    # detectron2 on torch (TorchScript reads sources), mongod, and the forkserver evaluation pool, all frozen.
+def test_bundle_infers_evaluates_and_fine_tunes_in_worker_processes(bundle_env, tmp_path):
+    # detectron2 on torch (TorchScript reads sources), mongod, the forkserver evaluation pool, the fine-tune
+    # worker: all frozen.
     env = dict(bundle_env, MASKREVIEW_EVAL_WORKERS="2", MASKREVIEW_EVAL_MIN_IMAGES_PER_SHARD="1")
     coco = tmp_path / "demo" / "annotations.json"
     for args in (("demo-data", "--out", str(coco.parent), "--n", "6", "--seed", "0"),
@@ -81,3 +82,16 @@ def test_bundle_infers_and_evaluates_with_worker_processes(bundle_env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "evaluation workers failed" not in result.stderr, result.stderr[-3000:]
     assert json.loads(result.stdout.splitlines()[-1])["mAP"] > 0.3  # the demo model on demo scenes: about 0.7
+
+    # A real fine-tune in the worker, as the dialog starts it; the samples are tagged by a script run by the
+    # bundle (the way FiftyOne's service wrapper runs).
+    dataset = json.loads(run(env, tmp_path, "import", str(coco), "--json").stdout)["name"]
+    tag = tmp_path / "tag.py"
+    tag.write_text("import sys\nfrom maskreview.core import store\nstore.configure()\nfo = store.fiftyone()\n"
+                   "store.connect()\nfo.load_dataset(sys.argv[1]).tag_samples('reviewed')\n")
+    assert run(env, tmp_path, str(tag), dataset).returncode == 0
+    result = run(env, tmp_path, "-m", "maskreview.core.finetune_worker", "--dataset", dataset, "--base", "demo",
+                 "--out", str(tmp_path / "ft"), "--iters", "2", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.splitlines()[-1])["event"] == "done"
+    assert (tmp_path / "ft" / "model_final.pth").is_file()
