@@ -204,7 +204,7 @@ def bench_stall(root: Path, n_images: int) -> None:
     from PySide6.QtWidgets import QApplication
 
     from maskreview.core.demo import write_demo_dataset
-    from maskreview.core.models import DEMO_MODEL_DIR
+    from maskreview.core.model.registry import DEMO_MODEL_DIR
     from maskreview.core.sources import open_source
     from maskreview.gui.main_window import MainWindow
     from maskreview.gui.settings import Settings

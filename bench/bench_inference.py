@@ -25,7 +25,7 @@ import benchkit  # noqa: E402  (bench/ is on sys.path when a bench runs as a scr
 
 
 def _model_dir(tmp: Path) -> tuple[str, str]:
-    from maskreview.core.models import DEMO_MODEL_DIR
+    from maskreview.core.model.registry import DEMO_MODEL_DIR
 
     if (DEMO_MODEL_DIR / "model_final.pth").is_file():
         return "demo", "demo model"
@@ -64,7 +64,7 @@ def bare_loop(cfg, weights: str, paths: list[str]) -> float:
 
 def engine_run(engine, dataset) -> tuple[float, float]:
     from maskreview.core.images import read_image
-    from maskreview.core.inference import run_inference
+    from maskreview.core.model.runs import run_inference
 
     engine.predict(read_image(dataset.first().filepath))  # warm-up
     report = run_inference(dataset, engine, field="bench_predictions", overwrite=True)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from maskreview.core import store
     from maskreview.core.demo import write_demo_dataset
-    from maskreview.core.inference import Engine, EngineSettings
+    from maskreview.core.model.engine import Engine, EngineSettings
     from maskreview.core.sources import open_source
 
     fo = store.connect()

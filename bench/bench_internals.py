@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO))
 
 
 def _engine(device: str):
-    from maskreview.core.inference import Engine, EngineSettings
-    from maskreview.core.models import DEMO_MODEL_DIR
+    from maskreview.core.model.engine import Engine, EngineSettings
+    from maskreview.core.model.registry import DEMO_MODEL_DIR
 
     if (DEMO_MODEL_DIR / "model_final.pth").exists():
         return Engine("demo", settings=EngineSettings(device=device)), "demo model"
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
-    from maskreview.core import internals as it
-    from maskreview.core import internals_render as rr
+    from maskreview.core.model import internals as it
+    from maskreview.core.model import internals_render as rr
     from maskreview.core.demo import make_scene
 
     engine, what = _engine(args.device)

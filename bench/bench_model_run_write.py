@@ -36,9 +36,9 @@ def _detections(fo, rng, n: int) -> list:
 
 
 def _round(fo, r: int, clock) -> tuple:
-    from maskreview.core import edits as ed
-    from maskreview.core.inference import InferenceReport, _Writer
-    from maskreview.core.writeback import EditSession
+    from maskreview.core.editing import ops as ed
+    from maskreview.core.model.runs import InferenceReport, _Writer
+    from maskreview.core.editing.session import EditSession
 
     rng = np.random.default_rng(r)
     ds = fo.Dataset(f"bench-model-run-write-{r}")

@@ -66,8 +66,8 @@ def _round(fo, n: int, r: int, clock, with_single: bool) -> tuple:
     """One round on a fresh dataset: the peer, then ours (first edit of every label, snapshots
     included), then, if asked, ours one op at a time. Returns the three clocks (or None)."""
     from maskreview.core import masks as mk
-    from maskreview.core.edits import LabelRef, SetMask
-    from maskreview.core.writeback import EditSession
+    from maskreview.core.editing.ops import LabelRef, SetMask
+    from maskreview.core.editing.session import EditSession
 
     name = f"bench-writeback-{os.getpid()}-{r}"
     dataset = _dataset(fo, name, n)

@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from detectron2.modeling import build_model
 
-    from maskreview.core.inference import Engine, EngineSettings, build_cfg
-    from maskreview.core.models import resolve_model
+    from maskreview.core.model.engine import Engine, EngineSettings, build_cfg
+    from maskreview.core.model.registry import resolve_model
 
     settings = EngineSettings(device=args.device, score_thresh=0.05, nms_thresh=0.5, max_detections=100)
     with tempfile.TemporaryDirectory() as tmp:

@@ -79,7 +79,7 @@ def cmd_demo_data(args) -> int:
 
 
 def _engine(args):
-    from maskreview.core.inference import Engine, EngineSettings
+    from maskreview.core.model.engine import Engine, EngineSettings
 
     settings = EngineSettings(device=args.device, score_thresh=args.score_thresh,
                               nms_thresh=args.nms_thresh, max_detections=args.max_dets)
@@ -88,7 +88,7 @@ def _engine(args):
 
 
 def cmd_infer(args) -> int:
-    from maskreview.core.inference import run_inference
+    from maskreview.core.model.runs import run_inference
 
     engine = _engine(args)  # first: a bad model or weights file must not leave an import behind
     dataset, view = _open_view(args)
@@ -137,7 +137,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from maskreview.core.compare import compare_fields
+    from maskreview.core.evaluation.compare import compare_fields
 
     _, view = _open_view(args)
     result = compare_fields(view, args.gt_field, args.a, args.b, args.iou_type, args.iou_thresh, progress=_progress())
@@ -170,7 +170,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from maskreview.core.training import TrainSettings, train
+    from maskreview.core.model.training import TrainSettings, train
 
     from detectron2.utils.logger import setup_logger
 
@@ -241,7 +241,7 @@ def cmd_desktop(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from maskreview.core import models
+    from maskreview.core.model import registry as models
 
     print("built-in:\n  demo" + ("" if models.DEMO_MODEL_DIR.joinpath("model_final.pth").exists() else "  (weights missing)"))
     print("local model folders:")
@@ -258,7 +258,8 @@ def cmd_models(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from maskreview.core import internals, internals_render
+    from maskreview.core.model import internals
+    from maskreview.core.model import internals_render
     from maskreview.core.images import read_image
 
     image = read_image(args.image)

@@ -8,11 +8,11 @@ import numpy as np
 
 def reviewed_dataset(demo_coco, name: str):
     """Returns (dataset, what was done: {"sample": id, "added": label id, ...})."""
-    from maskreview.core import edits as ed
+    from maskreview.core.editing import ops as ed
     from maskreview.core.evaluation import evaluate_and_store
     from maskreview.core.evaluation.synthetic import write_perturbed_predictions
     from maskreview.core.sources import open_source
-    from maskreview.core.writeback import EditSession
+    from maskreview.core.editing.session import EditSession
 
     dataset = open_source(str(demo_coco), name=name)
     write_perturbed_predictions(dataset.view())

@@ -23,7 +23,7 @@ def same_database_env() -> dict:
 def journal_only(session, op):
     """Journal ``op`` the way ``EditSession`` does, but never write it: a process that dies
     between its journal and the database. Returns the change."""
-    from maskreview.core import edits as ed
+    from maskreview.core.editing import ops as ed
 
     change = ed.Resolver(session._read(op.samples(), op.fields())).resolve(op)
     session._versioned([change])

@@ -54,8 +54,8 @@ def test_bundle_lists_the_demo_model_and_the_zoo_configs(bundle_env, tmp_path):
 
 
 def test_bundle_runs_the_fine_tune_worker_module(bundle_env, tmp_path):
-    # The fine-tune dialog starts `sys.executable -m maskreview.core.finetune_worker`; frozen, that is the bundle.
-    result = run(bundle_env, tmp_path, "-m", "maskreview.core.finetune_worker", "--help")
+    # The fine-tune dialog starts `sys.executable -m maskreview.core.model.finetune_worker`; frozen, that is the bundle.
+    result = run(bundle_env, tmp_path, "-m", "maskreview.core.model.finetune_worker", "--help")
     assert result.returncode == 0, result.stderr
     assert "--dataset" in result.stdout
 
@@ -90,7 +90,7 @@ def test_bundle_infers_evaluates_and_fine_tunes_in_worker_processes(bundle_env, 
     tag.write_text("import sys\nfrom maskreview.core import store\nstore.configure()\nfo = store.fiftyone()\n"
                    "store.connect()\nfo.load_dataset(sys.argv[1]).tag_samples('reviewed')\n")
     assert run(env, tmp_path, str(tag), dataset).returncode == 0
-    result = run(env, tmp_path, "-m", "maskreview.core.finetune_worker", "--dataset", dataset, "--base", "demo",
+    result = run(env, tmp_path, "-m", "maskreview.core.model.finetune_worker", "--dataset", dataset, "--base", "demo",
                  "--out", str(tmp_path / "ft"), "--iters", "2", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.splitlines()[-1])["event"] == "done"

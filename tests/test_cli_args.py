@@ -101,7 +101,7 @@ def dataset(fo, demo_coco):
     (["SOLVER.BASE_LR", "-0.5"], "must be above 0"),
 ])
 def test_bad_opts_stop_before_training(opts, problem, dataset, tiny_model, tmp_path):
-    from maskreview.core.training import TrainSettings, train
+    from maskreview.core.model.training import TrainSettings, train
 
     with pytest.raises(BadInputError, match=problem) as err:
         train(dataset, "ground_truth", str(tiny_model), tmp_path / "m", TrainSettings(iters=2, opts=opts))

@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 
 from maskreview.core import masks as mk
-from maskreview.core.compare import compare_fields
+from maskreview.core.evaluation.compare import compare_fields
 from maskreview.core.errors import BadInputError
 
 H = W = 64

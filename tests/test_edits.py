@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from maskreview.core import edits as ed
+from maskreview.core.editing import ops as ed
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
 from maskreview.core.sources import open_source
-from maskreview.core.writeback import VERSION_FIELDS, EditSession
+from maskreview.core.editing.session import VERSION_FIELDS, EditSession
 
 from helpers_edits import journal_only, same_database_env
 
@@ -157,7 +157,7 @@ def test_batch_resolves_ops_on_the_same_sample_in_order(ds, session):
 def test_batch_writes_the_samples_still_current_and_reports_those_changed_meanwhile(ds, session, monkeypatch):
     from datetime import datetime, timedelta
 
-    from maskreview.core.writeback import ConflictError
+    from maskreview.core.editing.session import ConflictError
 
     samples = [s for s in ds.iter_samples() if s.ground_truth and s.ground_truth.detections][:3]
     theirs = samples[1]
@@ -215,7 +215,7 @@ def test_journal_lines_round_trip_as_bson_or_json():
 
     from bson import ObjectId
 
-    from maskreview.core import journal as jn
+    from maskreview.core.editing import journal as jn
 
     stamp = datetime(2026, 11, 26, 1, 2, 3, 4000)
     snap = {"_id": ObjectId(), "mask": ed.serialize_mask(np.eye(5, dtype=bool)), "bounding_box": [0.1, 0.2, 0.3, 0.4]}

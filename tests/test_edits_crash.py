@@ -9,9 +9,9 @@ import sys
 import threading
 import time
 
-from maskreview.core import edits as ed
+from maskreview.core.editing import ops as ed
 from maskreview.core.sources import open_source
-from maskreview.core.writeback import EditSession
+from maskreview.core.editing.session import EditSession
 
 from helpers_edits import journal_only, same_database_env
 
@@ -19,8 +19,8 @@ _EDITOR = """
 import sys
 from maskreview.core import store
 fo = store.connect()
-from maskreview.core import edits as ed
-from maskreview.core.writeback import EditSession
+from maskreview.core.editing import ops as ed
+from maskreview.core.editing.session import EditSession
 name, root, run = sys.argv[1], sys.argv[2], sys.argv[3]
 ds = fo.load_dataset(name)
 session = EditSession(ds, journal_root=root)

@@ -21,9 +21,9 @@ from maskreview.core import store
 store.configure(database_uri=sys.argv[1])
 fo = store.connect()
 from pymongo.errors import PyMongoError
-from maskreview.core import edits as ed
+from maskreview.core.editing import ops as ed
 from maskreview.core.sources import open_source
-from maskreview.core.writeback import EditSession
+from maskreview.core.editing.session import EditSession
 source, journal = sys.argv[2], sys.argv[3]
 ds = open_source(source, name="durable")
 ids = ds.values("id")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from maskreview.core.errors import BadInputError
-from maskreview.core.finetune import finetune_on_corrected
+from maskreview.core.model.finetune import finetune_on_corrected
 from maskreview.core.sources import open_source
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "resources" / "models" / "demo-r18-fpn.yaml"

@@ -16,8 +16,8 @@ _WRITER = """
 import sys
 from maskreview.core import store
 fo = store.connect()
-from maskreview.core import edits as ed
-from maskreview.core.writeback import ConflictError, EditSession
+from maskreview.core.editing import ops as ed
+from maskreview.core.editing.session import ConflictError, EditSession
 name, sid, root, who, n = sys.argv[1:6]
 session = EditSession(fo.load_dataset(name), journal_root=root)
 session.track(sid)

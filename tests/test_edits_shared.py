@@ -60,9 +60,9 @@ import json, sys
 from maskreview.core import store
 store.configure(database_uri=sys.argv[1])
 fo = store.connect()
-from maskreview.core import edits as ed
+from maskreview.core.editing import ops as ed
 from maskreview.core.sources import open_source
-from maskreview.core.writeback import ConflictError, EditSession
+from maskreview.core.editing.session import ConflictError, EditSession
 session = None
 for line in sys.stdin:
     cmd = json.loads(line)

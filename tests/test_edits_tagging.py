@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from maskreview.core import tagging as tg
-from maskreview.core.edits import LabelRef, LabelTags, SampleTags
+from maskreview.core.editing.ops import LabelRef, LabelTags, SampleTags
 from maskreview.core.errors import BadInputError
 from maskreview.core.sources import open_source
-from maskreview.core.writeback import EditSession
+from maskreview.core.editing.session import EditSession
 
 
 def test_key_map_defaults_and_user_file(tmp_path, monkeypatch):

@@ -7,10 +7,10 @@ import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent, QUndoStack
 
-from maskreview.core import edits as ed
+from maskreview.core.editing import ops as ed
 from maskreview.core import masks as mk
 from maskreview.core.sources import open_source
-from maskreview.core.writeback import EditSession
+from maskreview.core.editing.session import EditSession
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
 from helpers_gui import open_window
-from maskreview.core import edits as ed
+from maskreview.core.editing import ops as ed
 from maskreview.core.sources import open_source
 
 GT, PRED = "ground_truth", "predictions"
@@ -208,7 +208,7 @@ def test_showing_samples_never_writes(window, qtbot):
     # edits to a shown sample are based on the version read with it
     from bson import ObjectId
 
-    from maskreview.core.writeback import VERSION_FIELDS, version_of
+    from maskreview.core.editing.session import VERSION_FIELDS, version_of
 
     docs = window.dataset._sample_collection.find({"_id": {"$in": [ObjectId(s) for s in shown]}}, VERSION_FIELDS)
     versions = {str(d["_id"]): version_of(d) for d in docs}

@@ -35,7 +35,7 @@ def _row_of(dialog, name: str) -> int:
 
 
 def test_model_picker_lists_models_classes_and_warns_on_no_shared_class(window, qtbot, tiny_model):
-    from maskreview.core.autorun import chosen_model
+    from maskreview.core.model.autorun import chosen_model
     from maskreview.gui.dialogs.model_picker import add_recent_model
 
     win = window
@@ -67,8 +67,8 @@ def test_model_picker_lists_models_classes_and_warns_on_no_shared_class(window, 
 
 
 def test_finetune_from_the_menu_then_run_the_new_model(window, qtbot):
-    from maskreview.core.models import local_models
-    from maskreview.core.model_catalog import catalog
+    from maskreview.core.model.registry import local_models
+    from maskreview.core.model.catalog import catalog
 
     win = window
     for sample in win.dataset.limit(4):
@@ -142,7 +142,7 @@ def _copy(dets, keep):
 
 
 def test_compare_two_fields_counts_a_hand_built_case_and_filters(window, qtbot):
-    pytest.importorskip("maskreview.core.compare")
+    pytest.importorskip("maskreview.core.evaluation.compare")
     win = window
     classes = win.classes
     expected = {"a_only": 0, "b_only": 0, "both": 0, "class_changed": 0}

@@ -44,7 +44,7 @@ def field_names(win) -> list[str]:
 
 
 def test_reviewed_labels_survive_reruns_fields_per_model_and_undo(window, qtbot, tiny_model):
-    from maskreview.core.provenance import provenance
+    from maskreview.core.model.provenance import provenance
     from maskreview.gui import integration
 
     win = window
@@ -138,7 +138,7 @@ def test_model_that_fails_to_load_changes_nothing(window, qtbot, tiny_model, tmp
     assert {s.id: s[field] for s in win.dataset} == before
     assert win.undo_stack.count() == stack
     # the model that failed is not remembered: the dataset keeps the one that worked
-    from maskreview.core.autorun import chosen_model
+    from maskreview.core.model.autorun import chosen_model
 
     assert win.model_name == str(tiny_model) and chosen_model(win.dataset).model == str(tiny_model)
     assert f"keeps using “{tiny_model}”" in dialog.informativeText()
@@ -166,7 +166,7 @@ def test_untrusted_checkpoint_offers_trust_not_a_flag(window, qtbot, tiny_model,
 
 
 def test_automatic_run_uses_the_remembered_model_and_its_own_field(window, qtbot, tiny_model, tmp_path):
-    from maskreview.core.autorun import chosen_model
+    from maskreview.core.model.autorun import chosen_model
 
     win = window
     win.model_runs.choose("demo")

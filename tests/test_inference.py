@@ -13,8 +13,9 @@ from conftest import run_cli
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 from maskreview.core.images import read_image
-from maskreview.core.inference import (RUNS_INFO_KEY, Engine, EngineSettings, box_mask_detection, prefetched,
-                                       run_inference)
+from maskreview.core.model.engine import Engine, EngineSettings, box_mask_detection
+from maskreview.core.model.provenance import RUNS_INFO_KEY
+from maskreview.core.model.runs import prefetched, run_inference
 from maskreview.core.progress import Progress
 
 # random weights score every class about equally: a low threshold gives detections to check
@@ -138,7 +139,7 @@ def test_missing_weights(tiny_model, tmp_path):
 
 
 def test_weights_from_a_url_go_through_the_cache(tiny_model):
-    from maskreview.core.models import file_sha256, weights_cache_dir
+    from maskreview.core.model.registry import file_sha256, weights_cache_dir
 
     source = tiny_model / "model_final.pth"
     engine = Engine(str(tiny_model), weights=source.as_uri(), settings=SETTINGS)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from maskreview.core import internals as it
+from maskreview.core.model import internals as it
 from maskreview.core.demo import make_scene
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def build_tiny_model(out: Path, opts: list | None = None, config: Path | None = 
 
 
 def load_engine(model_dir: Path, max_detections: int = 100):
-    from maskreview.core.inference import Engine, EngineSettings
+    from maskreview.core.model.engine import Engine, EngineSettings
 
     return Engine(str(model_dir), settings=EngineSettings(device="cpu", score_thresh=0.0, max_detections=max_detections))
 

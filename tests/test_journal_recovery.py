@@ -12,9 +12,9 @@ import re
 import bson
 import pytest
 
-from maskreview.core import edits as ed
+from maskreview.core.editing import ops as ed
 from maskreview.core.sources import open_source
-from maskreview.core.writeback import EditSession, replay_message
+from maskreview.core.editing.session import EditSession, replay_message
 
 from helpers_edits import journal_only
 
@@ -150,7 +150,7 @@ def test_window_says_what_was_recovered_and_edits_go_on(qtbot, fo, demo_coco, tm
 def test_both_line_forms_carry_a_checksum_that_reading_checks(tmp_path):
     import numpy as np
 
-    from maskreview.core import journal as jn
+    from maskreview.core.editing import journal as jn
 
     as_bson = ed.SamplePatch("s1", [], ["t"], [], ed.Version(), ed.Version(1, "w", None))
     as_json = ed.SamplePatch("s2", [ed.LabelPatch("gt", "l2", None, {"score": np.float32(0.5)}, 2)], [], [],

@@ -10,16 +10,17 @@ import pytest
 
 from conftest import run_cli
 
-from maskreview.core import edits as ed
+from maskreview.core.editing import ops as ed
 from maskreview.core import masks as mk
-from maskreview.core.autorun import ModelChoice, chosen_model, fill_missing, missing_sample_ids, remember_model
+from maskreview.core.model.autorun import ModelChoice, chosen_model, fill_missing, missing_sample_ids, remember_model
 from maskreview.core.errors import BadInputError
 from maskreview.core.field_snapshot import restore_field, snapshot_field
-from maskreview.core.inference import Engine, EngineSettings, run_inference
-from maskreview.core.provenance import FieldTakenError, prediction_fields, propose_field, provenance, slug
-from maskreview.core.reviewed import reviewed_ids
+from maskreview.core.model.engine import Engine, EngineSettings
+from maskreview.core.model.runs import run_inference
+from maskreview.core.model.provenance import FieldTakenError, prediction_fields, propose_field, provenance, slug
+from maskreview.core.model.reviewed import reviewed_ids
 from maskreview.core.sources import open_source
-from maskreview.core.writeback import EditSession
+from maskreview.core.editing.session import EditSession
 
 DEMO = EngineSettings(device="cpu", score_thresh=0.05, max_detections=12)
 TINY = EngineSettings(device="cpu", score_thresh=0.05, max_detections=8)

@@ -10,7 +10,7 @@ import torch
 
 from conftest import run_cli
 
-from maskreview.core import models
+from maskreview.core.model import registry as models
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 from maskreview.core.progress import Progress
 
@@ -20,7 +20,7 @@ R50 = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x"
 # ------------------------------------------------------------------------------ registry
 
 def test_zoo_config_resolves_with_coco_classes():
-    from maskreview.core.inference import EngineSettings, build_cfg
+    from maskreview.core.model.engine import EngineSettings, build_cfg
 
     spec = models.resolve_model(R50)
     assert spec.kind == "zoo" and spec.config_file.is_file()

@@ -67,7 +67,7 @@ def test_target_install_runs_from_outside_the_checkout(wheel, tmp_path):
         return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=tmp_path, env=env,
                               timeout=300)
 
-    probe = run("-c", "import maskreview, maskreview.core.models as m, maskreview.desktop as d; "
+    probe = run("-c", "import maskreview, maskreview.core.model.registry as m, maskreview.desktop as d; "
                       "from maskreview.gui.actions import ICONS_DIR; "
                       "print(maskreview.__file__); print(m.DEMO_MODEL_DIR); print(ICONS_DIR); print(d.desktop_file())")
     assert probe.returncode == 0, probe.stderr[-3000:]

@@ -13,13 +13,14 @@ import pytest
 from conftest import run_cli
 from helpers_coco import perturbed_demo
 
-from maskreview.core import edits as ed
+from maskreview.core.editing import ops as ed
 from maskreview.core.errors import BadInputError
 from maskreview.core.evaluation import evaluate_and_store
 from maskreview.core.field_snapshot import restore_field, snapshot_field
-from maskreview.core.inference import Engine, EngineSettings, run_inference
+from maskreview.core.model.engine import Engine, EngineSettings
+from maskreview.core.model.runs import run_inference
 from maskreview.core.names import check_eval_key, check_field_name
-from maskreview.core.writeback import REV_FIELD, ConflictError, EditSession
+from maskreview.core.editing.session import REV_FIELD, ConflictError, EditSession
 
 DEMO = EngineSettings(device="cpu", score_thresh=0.05, max_detections=6)
 

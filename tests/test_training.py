@@ -8,9 +8,9 @@ import pytest
 from conftest import run_cli
 
 from maskreview.core import masks as mk
-from maskreview.core import models
+from maskreview.core.model import registry as models
 from maskreview.core.errors import BadInputError
-from maskreview.core.training import _classes_of, detectron2_dicts, parse_base, split_ids
+from maskreview.core.model.training import _classes_of, detectron2_dicts, parse_base, split_ids
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_classes_keep_the_base_models_order_when_they_cover_the_data(dataset):
 
 
 def test_bad_training_input(dataset, tmp_path, tiny_model):
-    from maskreview.core.training import TrainSettings, train
+    from maskreview.core.model.training import TrainSettings, train
 
     with pytest.raises(BadInputError, match="no field 'nope'"):
         train(dataset, "nope", str(tiny_model), tmp_path / "m")
@@ -72,7 +72,7 @@ def test_bad_training_input(dataset, tmp_path, tiny_model):
 
 
 def test_cli_fine_tune_of_a_tagged_view_lowers_the_loss(dataset, tiny_model, tmp_path):
-    from maskreview.core.inference import Engine, EngineSettings
+    from maskreview.core.model.engine import Engine, EngineSettings
 
     tagged = dataset.skip(2).limit(9)
     tagged.tag_samples("train")
@@ -101,7 +101,7 @@ def test_cli_fine_tune_of_a_tagged_view_lowers_the_loss(dataset, tiny_model, tmp
 
 
 def test_short_fine_tune_from_the_demo_model_lowers_its_loss(dataset, tmp_path):
-    from maskreview.core.training import TrainSettings, train
+    from maskreview.core.model.training import TrainSettings, train
 
     report = train(dataset, "ground_truth", "demo", tmp_path / "ft",
                    TrainSettings(iters=12, batch=2, lr=0.005, holdout=0, num_workers=0, log_period=4,

@@ -86,7 +86,7 @@ def test_trusting_a_resumed_checkpoint_runs_it(dataset, tiny_model, tmp_path):
 
 
 def test_resuming_our_own_checkpoint_still_works(dataset, tiny_model, tmp_path):
-    from maskreview.core.training import TrainSettings, train
+    from maskreview.core.model.training import TrainSettings, train
 
     settings = dict(batch=1, holdout=0, num_workers=0, checkpoint_period=1, log_period=1)
     train(dataset, "ground_truth", str(tiny_model), tmp_path / "out", TrainSettings(iters=2, **settings))

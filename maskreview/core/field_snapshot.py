@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from maskreview.core.provenance import RUNS_INFO_KEY, provenance, record_run
+from maskreview.core.model.provenance import RUNS_INFO_KEY, provenance, record_run
 
 
 @dataclass
@@ -24,7 +24,7 @@ class FieldSnapshot:
 
 def snapshot_field(dataset, field_name: str, sample_ids) -> FieldSnapshot:
     """The raw content of ``field_name`` and ``<field_name>_run`` for ``sample_ids``."""
-    from maskreview.core.edits import _oid
+    from maskreview.core.editing.ops import _oid
 
     ids = list(dict.fromkeys(str(i) for i in sample_ids))
     run_field = f"{field_name}_run"
@@ -44,10 +44,10 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
     and record) when no sample holds a value after the restore; one taken after re-creates it."""
     from pymongo import UpdateOne
 
-    from maskreview.core.edits import _oid, new_id
-    from maskreview.core.inference import _now_ms
+    from maskreview.core.editing.ops import _oid, new_id
+    from maskreview.core.model.runs import _now_ms
     from maskreview.core.store import fiftyone
-    from maskreview.core.writeback import declare_revision_fields, revised
+    from maskreview.core.editing.session import declare_revision_fields, revised
 
     fo = fiftyone()
     run_field = f"{snap.field}_run"

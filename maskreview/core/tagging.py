@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from maskreview.core.edits import LabelRef, LabelTags, Op, SampleTags
+from maskreview.core.editing.ops import LabelRef, LabelTags, Op, SampleTags
 from maskreview.core.errors import BadInputError
 
 REVIEWED = "reviewed"

@@ -3,7 +3,7 @@
 One ``QUndoStack`` (the main window's) holds every edit of the app session, across samples,
 with no depth limit. An op is applied when the user acts (so a conflict or bad input surfaces
 right there, before anything is pushed); the pushed command keeps the exact
-:class:`~maskreview.core.edits.Change`, so undo writes its inverse and redo writes it again.
+:class:`~maskreview.core.editing.ops.Change`, so undo writes its inverse and redo writes it again.
 
 Install in the main window::
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from maskreview.core.edits import Change, Op
+from maskreview.core.editing.ops import Change, Op
 from maskreview.core.errors import MaskreviewError
-from maskreview.core.writeback import ConflictError, EditSession
+from maskreview.core.editing.session import ConflictError, EditSession
 
 
 class EditCommand(QUndoCommand):

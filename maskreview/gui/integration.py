@@ -221,7 +221,7 @@ def _label_for_new(window) -> str | None:
 
 
 def _dataset_for_edits(window, dataset) -> None:
-    from maskreview.core.writeback import EditSession
+    from maskreview.core.editing.session import EditSession
     from maskreview.gui.commands import EditController
 
     if window.edits is not None:
@@ -239,7 +239,7 @@ def _dataset_for_edits(window, dataset) -> None:
 
 def _say_replayed(window, report: dict) -> None:
     """What replaying interrupted sessions' journals recovered; a message box if anything was not."""
-    from maskreview.core.writeback import replay_message
+    from maskreview.core.editing.session import replay_message
 
     message = replay_message(report)
     if message is None:
@@ -287,7 +287,7 @@ def _conflict(window, error, what) -> None:
 
 
 def _selected_ref(window):
-    from maskreview.core.edits import LabelRef
+    from maskreview.core.editing.ops import LabelRef
 
     inst, sid = window.canvas.selected_instance, window.current_sample_id
     if inst is None or sid is None:
@@ -297,14 +297,14 @@ def _selected_ref(window):
 
 
 def delete_selected(window):
-    from maskreview.core.edits import DeleteLabels
+    from maskreview.core.editing.ops import DeleteLabels
 
     ref = _selected_ref(window)
     return _apply(window, DeleteLabels((ref,))) if ref is not None else None
 
 
 def relabel_selected(window, label: str | None = None):
-    from maskreview.core.edits import Relabel
+    from maskreview.core.editing.ops import Relabel
     from maskreview.gui.class_picker import ask_class
 
     ref = _selected_ref(window)
@@ -315,7 +315,7 @@ def relabel_selected(window, label: str | None = None):
 
 
 def promote_selected(window):
-    from maskreview.core.edits import Promote
+    from maskreview.core.editing.ops import Promote
 
     ref = _selected_ref(window)
     if ref is None:
@@ -356,7 +356,7 @@ def install_tag_keys(window, menu) -> None:
 
 def tag_key(window, key: str):
     """Toggle the key's tag on the selected label, else on the current sample."""
-    from maskreview.core.edits import LabelRef
+    from maskreview.core.editing.ops import LabelRef
     from maskreview.core.tagging import op_for_key
 
     sid = window.current_sample_id

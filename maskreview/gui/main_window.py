@@ -51,7 +51,7 @@ class MainWindow(QMainWindow):
         self.classes: list[str] = []
         self.eval_key: str | None = None
         self.model_name = str(self.settings.value("model/name", "demo"))
-        from maskreview.core.inference import EngineSettings
+        from maskreview.core.model.engine import EngineSettings
 
         self.engine_settings = EngineSettings()
         self.engines = workers.EngineCache()
@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         self.dataset = dataset
         self.scratch = None
         fo = fiftyone()
-        from maskreview.core.edits import ORIGINAL_SUFFIX
+        from maskreview.core.editing.ops import ORIGINAL_SUFFIX
 
         fields = [f for f in dataset.get_field_schema(embedded_doc_type=fo.Detections)
                   if not f.endswith(ORIGINAL_SUFFIX)]  # pre-review snapshots are not layers to review
@@ -323,7 +323,7 @@ class MainWindow(QMainWindow):
         if sid is None or self.dataset is None:
             return
         if getattr(self, "edits", None) is not None:  # journaled, undoable, conflict-checked like every edit
-            from maskreview.core.edits import SampleTags
+            from maskreview.core.editing.ops import SampleTags
 
             self.edits.apply(SampleTags((sid,), (add or remove,), "add" if add else "remove"))
             return

@@ -100,7 +100,7 @@ class ModelRuns(QObject):
 
     # ------------------------------------------------------------------ the chosen model
     def choice(self):
-        from maskreview.core.autorun import ModelChoice
+        from maskreview.core.model.autorun import ModelChoice
 
         w = self.window
         return ModelChoice(model=w.model_name, weights=self.weights, settings=replace(w.engine_settings),
@@ -117,7 +117,7 @@ class ModelRuns(QObject):
         self._remember()
 
     def _remember(self, field: str | None = None) -> None:
-        from maskreview.core.autorun import remember_model
+        from maskreview.core.model.autorun import remember_model
 
         if self.window.dataset is not None:
             choice = self.choice()
@@ -128,7 +128,7 @@ class ModelRuns(QObject):
                 self.window.statusBar().showMessage(f"cannot remember the model for this dataset: {exc}", 8000)
 
     def _dataset_opened(self, dataset) -> None:
-        from maskreview.core.autorun import chosen_model
+        from maskreview.core.model.autorun import chosen_model
         from maskreview.core.demo import DEMO_DATASET
 
         choice = chosen_model(dataset)
@@ -192,8 +192,10 @@ class ModelRuns(QObject):
         engines, trust = self.window.engines, self.trust_checkpoint
 
         def fn(progress):
-            from maskreview.core import autorun, field_snapshot, provenance
-            from maskreview.core.inference import run_inference
+            from maskreview.core import field_snapshot
+            from maskreview.core.model import autorun
+            from maskreview.core.model import provenance
+            from maskreview.core.model.runs import run_inference
 
             dataset = view._dataset
             if only_missing and autorun_is_current(view, model, field, weights, settings):
@@ -314,7 +316,7 @@ class ModelRuns(QObject):
 
     def refresh_models(self) -> None:
         """Re-read which model wrote each prediction field; the Overlays panel names them."""
-        from maskreview.core.provenance import prediction_fields
+        from maskreview.core.model.provenance import prediction_fields
 
         dataset = self.window.dataset
         if dataset is not None:
@@ -325,7 +327,7 @@ class ModelRuns(QObject):
     def current_field(self) -> str:
         """The field holding the chosen model's output: the picked one, else the one its runs
         wrote (``predictions`` first), else ``predictions``."""
-        from maskreview.core.provenance import DEFAULT_FIELD
+        from maskreview.core.model.provenance import DEFAULT_FIELD
 
         model = self.window.model_name
         if self.field:
@@ -340,7 +342,7 @@ class ModelRuns(QObject):
     def _ask_other_field(self, taken: FieldTaken) -> None:
         from PySide6.QtWidgets import QMessageBox
 
-        from maskreview.core.provenance import model_label
+        from maskreview.core.model.provenance import model_label
 
         error = taken.error
         holder = f"the output of {model_label(error.holder)}" if error.holder else "labels that no model run wrote"
@@ -385,9 +387,9 @@ def autorun_is_current(view, model: str, field: str | None, weights: str | None 
     """Whether ``field`` (the remembered one) already holds ``model``'s output for every sample
     of ``view``, judged from the field's record, the thresholds and the weights' checksum,
     without torch."""
-    from maskreview.core.autorun import missing_sample_ids
-    from maskreview.core.models import file_sha256, is_url, resolve_model
-    from maskreview.core.provenance import provenance
+    from maskreview.core.model.autorun import missing_sample_ids
+    from maskreview.core.model.registry import file_sha256, is_url, resolve_model
+    from maskreview.core.model.provenance import provenance
 
     if not field:
         return False

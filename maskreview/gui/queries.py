@@ -64,7 +64,7 @@ def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dic
     from bson import ObjectId
 
     from maskreview.core.store import fiftyone
-    from maskreview.core.writeback import VERSION_FIELDS, version_of
+    from maskreview.core.editing.session import VERSION_FIELDS, version_of
 
     fiftyone()  # configured before fiftyone.core.utils (mask decoding) is imported
     projection = {f: 1 for f in ("filepath", "metadata", "tags", *VERSION_FIELDS, *label_fields)}

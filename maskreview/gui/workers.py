@@ -143,7 +143,7 @@ class EngineCache:
     def get(self, model: str, settings, weights: str | None = None, trust_checkpoint: bool = False):
         from dataclasses import astuple
 
-        from maskreview.core.inference import Engine
+        from maskreview.core.model.engine import Engine
 
         key = (model, astuple(settings), weights, trust_checkpoint)
         if self._engine is None or self._key != key:
@@ -163,8 +163,8 @@ def run_is_current(dataset, field: str, model: str, settings) -> bool:
     """
     from dataclasses import asdict
 
-    from maskreview.core.inference import RUNS_INFO_KEY
-    from maskreview.core.models import file_sha256, is_url, resolve_model
+    from maskreview.core.model.provenance import RUNS_INFO_KEY
+    from maskreview.core.model.registry import file_sha256, is_url, resolve_model
 
     record = ((dataset.info or {}).get(RUNS_INFO_KEY) or {}).get(field)
     if not record or not record.get("run_key"):

@@ -1,7 +1,7 @@
 """Entry point of the PyInstaller bundle: the ``maskreview`` CLI, and the interpreter the app's children expect.
 
 Frozen, ``sys.executable`` is this bundle, not a Python. Children are started as if it were one:
-- ``-m MODULE ...``: the fine-tune worker (``maskreview.core.finetune_worker``) and the FiftyOne App server
+- ``-m MODULE ...``: the fine-tune worker (``maskreview.core.model.finetune_worker``) and the FiftyOne App server
   (``fiftyone.server.main``);
 - ``SCRIPT.py ...``: FiftyOne's service wrapper (``fiftyone/service/main.py``, which starts mongod and the server);
 - ``-c ...``: multiprocessing's forkserver and resource tracker (handled by ``freeze_support``, which

@@ -106,7 +106,7 @@ class Samples:
 
 def read_detections(view, fields: list[str]) -> tuple[Samples, list[Dets]]:
     """The samples of a view (ids, image sizes) and a :class:`Dets` per field."""
-    from maskreview.core.writeback import REV_FIELD, unchanged_since
+    from maskreview.core.editing.session import REV_FIELD, unchanged_since
 
     paths = ["_id", "metadata.height", "metadata.width", "last_modified_at"]
     if REV_FIELD in view._dataset.get_field_schema():  # declared by the first writer of revisions

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskreview.core.edits import new_id
+from maskreview.core.editing.ops import new_id
 from maskreview.core.evaluation.results import EvalResults, compute
 from maskreview.core.gcpause import gc_paused
 from maskreview.core.names import check_eval_key
 from maskreview.core.progress import Progress
-from maskreview.core.writeback import bump_revisions, declare_revision_fields, revised
+from maskreview.core.editing.session import bump_revisions, declare_revision_fields, revised
 
 
 def _split(table_img: np.ndarray, values, n_samples: int) -> list[list]:

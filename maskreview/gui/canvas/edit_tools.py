@@ -1,7 +1,7 @@
 """Edit tools for the canvas: select (Tab cycles overlaps), brush/eraser, polygon, outline.
 
 Each tool is a :class:`~maskreview.gui.canvas.tools.CanvasTool` that turns image-coordinate
-mouse events into core ops (:mod:`maskreview.core.edits`) and hands them to ``apply`` (usually
+mouse events into core ops (:mod:`maskreview.core.editing.ops`) and hands them to ``apply`` (usually
 ``EditController.apply``, which writes them and pushes an undo step). Masks are painted at
 image resolution on a full-image bitmap of the selected instance only, so overlapping
 instances stay separate.
@@ -28,7 +28,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainterPath, QPen, QPolygonF
 
 from maskreview.core import masks as mk
-from maskreview.core.edits import AddInstance, LabelRef, Op, SetMask
+from maskreview.core.editing.ops import AddInstance, LabelRef, Op, SetMask
 from maskreview.gui.canvas.tools import CanvasTool, SelectTool
 
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton

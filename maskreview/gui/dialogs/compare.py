@@ -284,7 +284,7 @@ def _install(window) -> ComparePanel:
         return panel.paths.get(sid, sid).rsplit("/", 1)[-1]
 
     def compare(gt_field, a, b):
-        from maskreview.core.compare import compare_fields
+        from maskreview.core.evaluation.compare import compare_fields
 
         view = window.dataset.view()
         job = workers.Job(lambda progress: compare_fields(view, gt_field, a, b, progress=progress), "comparing models")

@@ -1,6 +1,6 @@
 """Model ▸ Fine-tune on reviewed samples…: train in a process of its own, loss live, mAP before/after.
 
-The training runs in :mod:`maskreview.core.finetune_worker` under a ``QProcess``, so neither
+The training runs in :mod:`maskreview.core.model.finetune_worker` under a ``QProcess``, so neither
 torch's threads nor the GIL ever hold up the window. Its JSON lines drive the progress bar,
 the loss plot (pyqtgraph) and, at the end, the before/after table (measured on the same
 held-out reviewed samples). Cancel asks the worker to stop (it cleans up), then kills it if
@@ -23,7 +23,7 @@ KILL_AFTER_MS = 8000
 
 
 def default_out_dir(base: str) -> str:
-    from maskreview.core.models import user_models_dir
+    from maskreview.core.model.registry import user_models_dir
 
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", base.rstrip("/").rsplit("/", 1)[-1]).strip("-") or "model"
     stem = re.sub(r"-ft-\d+$", "", stem)  # a fine-tune of demo-ft-2 is demo-ft-3, not demo-ft-2-ft-1
@@ -139,7 +139,7 @@ class FinetuneDialog(QDialog):
                                "to measure the model before and after.")
 
     def command(self) -> list[str]:
-        args = ["-m", "maskreview.core.finetune_worker", "--dataset", self.dataset.name,
+        args = ["-m", "maskreview.core.model.finetune_worker", "--dataset", self.dataset.name,
                 "--base", self.base.currentText().strip(), "--out", self.out.text().strip(),
                 "--tags", ",".join(self.tags()), "--gt-field", self.gt_field.currentText(),
                 "--iters", str(self.iters.value()), "--lr", repr(self.lr.value())]
@@ -275,7 +275,7 @@ class FinetuneDialog(QDialog):
 def open_finetune(window, runs) -> FinetuneDialog | None:
     """Show the dialog for ``window``'s dataset; the new model joins the picker's recent list and
     "Run" makes it the model and runs it over the dataset into its own field."""
-    from maskreview.core.models import local_models
+    from maskreview.core.model.registry import local_models
     from maskreview.gui.dialogs.model_picker import add_recent_model, recent_models
 
     if window.dataset is None:

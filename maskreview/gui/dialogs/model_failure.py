@@ -30,7 +30,7 @@ def gui_wording(message: str) -> str:
 
 
 def is_untrusted(error) -> bool:
-    from maskreview.core import models
+    from maskreview.core.model import registry as models
 
     kinds = tuple(k for k in (getattr(models, "UntrustedCheckpointError", None),
                               getattr(models, "UntrustedConfigError", None)) if k is not None)

@@ -130,7 +130,7 @@ class ModelPickerDialog(QDialog):
 
     def _typed_entry(self):
         """The entry for the typed name: a listed model, else a model folder read from disk."""
-        from maskreview.core.model_catalog import folder_entry
+        from maskreview.core.model.catalog import folder_entry
 
         name = self.model_edit.text().strip()
         return self._entry_named(name) or (folder_entry(name) if name and Path(name).is_dir() else None)
@@ -144,7 +144,7 @@ class ModelPickerDialog(QDialog):
         self._describe(entry)
 
     def _describe(self, entry) -> None:
-        from maskreview.core.model_catalog import shared_classes
+        from maskreview.core.model.catalog import shared_classes
 
         if entry is None:
             self.details.setText("A model not in the list: it is checked when it loads.")
@@ -185,7 +185,7 @@ class ModelPickerDialog(QDialog):
     def _browse_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a model folder (written by maskreview train)")
         if path:
-            from maskreview.core.model_catalog import folder_entry
+            from maskreview.core.model.catalog import folder_entry
 
             entry = folder_entry(path)
             self.model_edit.setText(path)
@@ -217,7 +217,7 @@ def _resolved(name: str) -> str:
 
 
 def _catalog(recent):
-    from maskreview.core.model_catalog import catalog
+    from maskreview.core.model.catalog import catalog
 
     return catalog(recent)
 

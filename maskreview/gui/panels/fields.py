@@ -105,7 +105,7 @@ class FieldsPanel(QWidget):
         self._label_fields()
 
     def _label_fields(self) -> None:
-        from maskreview.core.provenance import model_label
+        from maskreview.core.model.provenance import model_label
 
         self.field_list.blockSignals(True)
         for i in range(self.field_list.count()):

@@ -70,7 +70,7 @@ class SampleInfoPanel(QWidget):
         if inst.score is not None:
             rows.append(f"score {inst.score:.3f}")
         if record:
-            from maskreview.core.provenance import model_label
+            from maskreview.core.model.provenance import model_label
 
             rows.append(f"predicted by {html.escape(model_label(record))}")
             if record.get("finished") or record.get("started"):

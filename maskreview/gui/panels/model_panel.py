@@ -1,7 +1,7 @@
 """The "Model" panel: inside the model for the image under review (FPN, RPN, ROI Align, mask head).
 
-The capture (:func:`maskreview.core.internals.capture`) runs on a worker thread and is cached
-per (sample, model); the pictures come from :mod:`maskreview.core.internals_render`, the same
+The capture (:func:`maskreview.core.model.internals.capture`) runs on a worker thread and is cached
+per (sample, model); the pictures come from :mod:`maskreview.core.model.internals_render`, the same
 renderer ``maskreview explain`` writes PNGs with. API for the main window:
 ``set_engine(engine)``, ``set_image(sample_id, image_rgb, gt_detections=None)``,
 ``select_instance(index)`` (an index into the model's predictions for the image, best first).
@@ -17,8 +17,8 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider,
                                QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from maskreview.core import internals as it
-from maskreview.core import internals_render as rr
+from maskreview.core.model import internals as it
+from maskreview.core.model import internals_render as rr
 from maskreview.gui.workers import Job
 
 CACHE_SIZE = 6  # captures kept (FPN maps dominate: ~10 MB each for the demo model at 256 px)

@@ -5,7 +5,7 @@ An op (``DeleteLabels``, ``Relabel``, ``SetMask``, ``Promote``...) says what the
 :class:`Change`: for each sample, the label documents before and after and the tags added and
 removed. A change is exact and self-contained, so its inverse (undo) is just the change with
 before and after swapped, and writing it twice is harmless (the journal replays it after a
-crash). :mod:`maskreview.core.writeback` writes changes to FiftyOne; this module never does I/O.
+crash). :mod:`maskreview.core.editing.session` writes changes to FiftyOne; this module never does I/O.
 
 Non-destructive: the first edit of a label that existed before review copies it, as it was,
 into ``<field>_original`` (a ``Detections`` field; the copy's ``original_of`` attribute is the

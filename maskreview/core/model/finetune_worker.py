@@ -1,9 +1,9 @@
 """Fine-tune in a process of its own (the GUI's Model ▸ Fine-tune), reporting as JSON lines.
 
-    python -m maskreview.core.finetune_worker --dataset NAME --base MODEL --out DIR
+    python -m maskreview.core.model.finetune_worker --dataset NAME --base MODEL --out DIR
         [--tags reviewed] [--gt-field ground_truth] [--iters 100] [--lr LR] [--holdout 0.25]
 
-A deterministic part of the tagged samples is held out (:func:`~maskreview.core.training.split_ids`,
+A deterministic part of the tagged samples is held out (:func:`~maskreview.core.model.training.split_ids`,
 the split ``train`` itself makes); the base model is evaluated on it first, then ``train``
 fine-tunes on the rest and evaluates the new model on the same samples, so "before" and
 "after" are measured alike. stdout carries one JSON object per line:
@@ -81,7 +81,7 @@ def finetune(dataset_name: str, base: str, out: str, tags: list[str], gt_field: 
              lr: float | None, holdout: float, progress: Progress) -> dict:
     from maskreview.core.errors import BadInputError
     from maskreview.core.store import connect
-    from maskreview.core.training import TrainSettings, evaluate_model_dir, split_ids, train
+    from maskreview.core.model.training import TrainSettings, evaluate_model_dir, split_ids, train
 
     fo = connect()
     if dataset_name not in fo.list_datasets():
@@ -117,7 +117,7 @@ def report_dir(out: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     global _out
-    parser = argparse.ArgumentParser(prog="python -m maskreview.core.finetune_worker")
+    parser = argparse.ArgumentParser(prog="python -m maskreview.core.model.finetune_worker")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--base", required=True)
     parser.add_argument("--out", required=True)

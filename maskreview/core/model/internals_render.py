@@ -1,4 +1,4 @@
-"""Pictures of a :class:`~maskreview.core.internals.Capture` (numpy + cv2, no Qt).
+"""Pictures of a :class:`~maskreview.core.model.internals.Capture` (numpy + cv2, no Qt).
 
 Every function returns an RGB uint8 image; the CLI writes them as PNGs (``explain``) and the
 GUI's Model panel shows them. Views drawn over the image are scaled so the longer side is at
@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from maskreview.core import internals as it
+from maskreview.core.model import internals as it
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE, BLACK, GREEN, CYAN, YELLOW, ORANGE, MAGENTA = (

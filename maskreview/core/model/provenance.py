@@ -1,6 +1,6 @@
 """Which model wrote each prediction field, and which field a model writes (one field per model).
 
-Every field that :func:`maskreview.core.inference.run_inference` writes has a record in
+Every field that :func:`maskreview.core.model.runs.run_inference` writes has a record in
 ``dataset.info["maskreview_runs"][field]`` (model name, config and its SHA-256, weights and
 their SHA-256, classes, thresholds, device, run times, maskreview version), mirrored into the
 field's own metadata (``dataset.get_field(field).info`` and ``.description``), so the FiftyOne

@@ -20,7 +20,7 @@ def finetune_on_corrected(dataset, model: str, out_dir, tags=("reviewed",), iter
     ``tags``; returns ``{"before": eval, "after": eval, "model_dir", "samples", "training"}``
     where each eval is :func:`maskreview.core.evaluation.evaluate`'s dict on that view.
     ``trust_checkpoint`` lets the model's config and weights hold Python objects (runs their code)."""
-    from maskreview.core.training import TrainSettings, evaluate_model_dir, train
+    from maskreview.core.model.training import TrainSettings, evaluate_model_dir, train
 
     view = dataset.match_tags(list(tags))
     if len(view) == 0:

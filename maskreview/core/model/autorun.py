@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from maskreview.core.errors import BadInputError
-from maskreview.core.inference import Engine, EngineSettings, InferenceReport, run_inference
+from maskreview.core.model.engine import Engine, EngineSettings
+from maskreview.core.model.runs import InferenceReport, run_inference
 from maskreview.core.progress import Progress
-from maskreview.core.provenance import check_field_for, propose_field, provenance
+from maskreview.core.model.provenance import check_field_for, propose_field, provenance
 
 MODEL_INFO_KEY = "maskreview_model"
 
@@ -68,7 +69,7 @@ def fill_missing(view, engine: Engine, field_name: str | None = None, progress: 
                  **run_kwargs) -> tuple[str, InferenceReport]:
     """Predict the samples of ``view`` that have no output of ``engine`` in its own field.
 
-    ``field_name``: default :func:`~maskreview.core.provenance.propose_field`. Returns the field
+    ``field_name``: default :func:`~maskreview.core.model.provenance.propose_field`. Returns the field
     and the report. A field holding another model's output is refused (``FieldTakenError``)."""
     if run_kwargs.pop("overwrite", False):
         raise BadInputError("fill_missing never re-predicts: use run_inference(..., overwrite=True)")

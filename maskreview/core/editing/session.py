@@ -1,6 +1,6 @@
 """The write path for edits: journal first, then targeted database updates.
 
-:class:`EditSession` resolves ops (:mod:`maskreview.core.edits`) against the sample documents,
+:class:`EditSession` resolves ops (:mod:`maskreview.core.editing.ops`) against the sample documents,
 appends the resulting change to the write-ahead journal (fsynced), and writes it with update
 pipelines that touch only the changed label fields and tags and set ``last_modified_at`` (one
 update for several samples when their resolved values are known, see :func:`_resolved_updates`).
@@ -9,7 +9,7 @@ Many ops go in one journal write and one ``bulk_write``
 mongod has them in its own journal (and a majority has them, on a replica set): only then does
 the journal mark them applied, so a crash of mongod loses nothing the user was told was saved.
 
-Shared databases: the session remembers each sample's :class:`~maskreview.core.edits.Version`
+Shared databases: the session remembers each sample's :class:`~maskreview.core.editing.ops.Version`
 as it was loaded (:meth:`EditSession.track`) and as it last wrote it: ``review_rev`` (a counter
 each edit increments), ``review_rev_by`` (the session that wrote that revision) and
 ``last_modified_at`` (which other writers set). Every update is conditional on the revision and
@@ -30,8 +30,8 @@ from pathlib import Path
 from pymongo import UpdateMany, UpdateOne, WriteConcern
 from pymongo.collection import Collection
 
-from maskreview.core import journal as jn
-from maskreview.core.edits import (EDIT_ATTRIBUTES, ORIGINAL_SUFFIX, Change, LabelPatch, Op, Resolver, SamplePatch,
+from maskreview.core.editing import journal as jn
+from maskreview.core.editing.ops import (EDIT_ATTRIBUTES, ORIGINAL_SUFFIX, Change, LabelPatch, Op, Resolver, SamplePatch,
                                    Version, _oid, new_id, original_field)
 from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.gcpause import gc_paused
@@ -339,7 +339,7 @@ class EditSession:
     def replay(self) -> dict:
         """Apply what dead sessions journaled but may not have written; returns counts, the
         patches that conflict with later changes by someone else (offered, not applied), the
-        journal lines that could not be read (:class:`~maskreview.core.journal.DamagedLine`)
+        journal lines that could not be read (:class:`~maskreview.core.editing.journal.DamagedLine`)
         and the quarantine files that keep them (:func:`replay_message` says it all in words)."""
         report = {"applied": 0, "already": 0, "conflicts": [], "damaged": [], "quarantined": []}
         for orphan in jn.orphans(str(self.dataset._doc.id), self._journal_root):

@@ -2,7 +2,7 @@
 
 The view is registered in detectron2's ``DatasetCatalog`` (RLE masks, ``bitmask`` format), a
 deterministic held-out split is kept aside and evaluated with pycocotools at the end, and the
-result is a model directory that :class:`~maskreview.core.inference.Engine` loads:
+result is a model directory that :class:`~maskreview.core.model.engine.Engine` loads:
 ``config.yaml``, ``model_final.pth`` (a plain state dict), ``classes.json``, ``training.json``.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
 from maskreview.core.images import read_image
-from maskreview.core.models import (download_url, fetch_weights, is_url, load_checkpoint_file, make_checkpointer,
+from maskreview.core.model.registry import (download_url, fetch_weights, is_url, load_checkpoint_file, make_checkpointer,
                                     model_classes, register_local_model, resolve_model)
 from maskreview.core.progress import Progress
 
@@ -168,7 +168,7 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
     """Train from ``base`` (``CONFIG[:WEIGHTS]``) on ``view``; write a model dir to ``out_dir``."""
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    from maskreview.core.inference import EngineSettings, build_cfg
+    from maskreview.core.model.engine import EngineSettings, build_cfg
     from maskreview.core.store import fiftyone
 
     settings = settings or TrainSettings()
@@ -331,7 +331,9 @@ def fixed_batch_loss(model, cfg, records: list[dict], seed: int = 0) -> float:
 def evaluate_model_dir(model_dir: Path, view, gt_field: str, trust_checkpoint: bool = False) -> dict:
     """Run a model dir over a view into a scratch field, evaluate, and remove the field."""
     from maskreview.core.evaluation import evaluate
-    from maskreview.core.inference import Engine, EngineSettings, forget_run, run_inference
+    from maskreview.core.model.engine import Engine, EngineSettings
+    from maskreview.core.model.runs import run_inference
+    from maskreview.core.model.provenance import forget_run
 
     engine = Engine(str(model_dir), settings=EngineSettings(), trust_checkpoint=trust_checkpoint)
     field_name = f"heldout_{hashlib.sha1(str(model_dir).encode()).hexdigest()[:6]}"

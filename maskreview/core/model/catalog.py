@@ -54,7 +54,7 @@ def _training_numbers(folder: Path, entry: ModelEntry) -> None:
 
 
 def folder_entry(folder: str | Path, kind: str = "dir", name: str | None = None) -> ModelEntry | None:
-    from maskreview.core.models import read_model_dir
+    from maskreview.core.model.registry import read_model_dir
 
     folder = Path(folder)
     if not (folder / "config.yaml").is_file():
@@ -70,7 +70,7 @@ def folder_entry(folder: str | Path, kind: str = "dir", name: str | None = None)
 
 def zoo_classes(name: str) -> list[str]:
     """A zoo config's classes: COCO's 80 for the COCO configs, else those its test set names."""
-    from maskreview.core.models import coco_class_names, load_config, model_classes, resolve_model
+    from maskreview.core.model.registry import coco_class_names, load_config, model_classes, resolve_model
 
     if name.startswith("COCO-"):
         return coco_class_names()
@@ -83,7 +83,7 @@ def zoo_classes(name: str) -> list[str]:
 
 def catalog(recent: list[str] = (), with_zoo: bool = True) -> list[ModelEntry]:
     """The demo model, trained folders (recently used first), cached zoo weights, other zoo configs."""
-    from maskreview.core import models
+    from maskreview.core.model import registry as models
 
     entries = [e for e in [folder_entry(models.DEMO_MODEL_DIR, "demo", "demo")] if e is not None]
     seen = {"demo"}

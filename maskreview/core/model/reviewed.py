@@ -1,7 +1,7 @@
 """Reviewer work in a prediction field, and a model's new output merged around it.
 
 A label in a prediction field is *reviewer work* when any of these holds (read from the raw
-sample document, see :mod:`maskreview.core.edits` for how edits mark labels):
+sample document, see :mod:`maskreview.core.editing.ops` for how edits mark labels):
 
 - it has tags (set in maskreview, the FiftyOne App or Python);
 - it was added in review (``review_added``);
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from maskreview.core import masks as mk
-from maskreview.core.edits import as_detection, original_field
+from maskreview.core.editing.ops import as_detection, original_field
 
 OVERLAP_IOU = 0.5
 

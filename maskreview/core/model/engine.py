@@ -1,0 +1,241 @@
+"""The detectron2 engine: build a predictor and run it on images (dataset runs: :mod:`~maskreview.core.model.runs`).
+
+``Engine`` wraps a detectron2 model built from a :class:`~maskreview.core.model.registry.ModelSpec`.
+``run_inference`` runs it over a FiftyOne dataset or view: the next images are decoded on a
+thread pool while the model works, results are written in bulk as ``fo.Detections`` with
+box-relative masks, and samples already predicted by the same model and settings are skipped.
+A run never destroys review work: it replaces only the model's own untouched labels
+(:mod:`maskreview.core.model.reviewed`), writes only into a field that is free or holds the same
+model's output, and records its model on the field (:mod:`maskreview.core.model.provenance`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maskreview.core import masks as mk
+from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.model.registry import (
+    download_url,
+    fetch_weights,
+    file_sha256,
+    is_url,
+    load_checkpoint_file,
+    load_config,
+    make_checkpointer,
+    model_classes,
+    num_classes,
+    resolve_model,
+)
+from maskreview.core.progress import Progress
+from maskreview.core.store import fiftyone
+
+SUPPORTED_ARCHITECTURES = ("GeneralizedRCNN", "RetinaNet", "PanopticFPN")
+# the class-specific layers whose first dimension gives a checkpoint's class count (+1: background)
+_CLASS_COUNT_KEYS = ("roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.cls_score.bias")
+
+
+@dataclass
+class EngineSettings:
+    device: str = "auto"
+    # detectron2's own SCORE_THRESH_TEST: low enough for COCO AP; the GUI's slider hides the rest.
+    score_thresh: float = 0.05
+    nms_thresh: float = 0.5
+    max_detections: int = 100
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MaskreviewError(
+                f"CUDA was asked for (--device {device}) but no CUDA GPU is available; use --device cpu or auto")
+        return device
+    if device != "cpu":
+        raise BadInputError(f"{device}: unknown device; use auto, cpu or cuda")
+    return device
+
+
+def build_cfg(config_file, settings: EngineSettings | None = None, trust_config: bool = False):
+    """A detectron2 config from a YAML file (read as data, see ``load_config``) with the engine's settings."""
+    settings = settings or EngineSettings()
+    if not 0.0 <= settings.score_thresh <= 1.0 or not 0.0 <= settings.nms_thresh <= 1.0:
+        raise BadInputError("score and NMS thresholds must lie between 0 and 1")
+    if settings.max_detections < 1:
+        raise BadInputError("max detections must be at least 1")
+    cfg = load_config(config_file, trust_config)
+    cfg.MODEL.DEVICE = resolve_device(settings.device)
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = settings.score_thresh
+    cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST = settings.nms_thresh
+    cfg.MODEL.RETINANET.SCORE_THRESH_TEST = settings.score_thresh
+    cfg.MODEL.RETINANET.NMS_THRESH_TEST = settings.nms_thresh
+    cfg.TEST.DETECTIONS_PER_IMAGE = settings.max_detections
+    return cfg
+
+
+class Engine:
+    """A loaded model that turns RGB images into ``fo.Detections``.
+
+    Everything that can fail on the user's input (config, weights, class count, device) is
+    checked before the model is built, each with a one-line :class:`MaskreviewError`.
+    """
+
+    def __init__(self, model: str = "demo", weights: str | None = None, settings: EngineSettings | None = None,
+                 trust_checkpoint: bool = False, progress: Progress | None = None):
+        import torch
+        from detectron2.data import transforms as T
+        from detectron2.modeling import build_model
+
+        self.spec = resolve_model(model)
+        self.settings = settings or EngineSettings()
+        self.cfg = build_cfg(self.spec.config_file, self.settings, trust_config=trust_checkpoint)
+        arch = self.cfg.MODEL.META_ARCHITECTURE
+        if arch not in SUPPORTED_ARCHITECTURES:
+            raise BadInputError(f"{model}: {arch} models do not predict instances; use a Mask R-CNN config")
+        n = num_classes(self.cfg)
+        if self.spec.classes and len(self.spec.classes) != n:
+            raise BadInputError(f"{model}: class-count mismatch: the config has {n} classes, "
+                                f"classes.json names {len(self.spec.classes)}")
+        self.classes = model_classes(self.spec, self.cfg)
+
+        weights = weights or self.spec.weights or self.cfg.MODEL.WEIGHTS or None
+        if not weights:
+            raise BadInputError(f"{model}: no weights; pass --weights PATH")
+        sha256 = None
+        if is_url(str(weights)):
+            weights = fetch_weights(download_url(str(weights)), progress=progress)
+            sha256 = weights.with_name(weights.name + ".sha256").read_text().strip()  # checked by the fetch
+        self.weights = str(weights)
+        checkpoint = load_checkpoint_file(self.weights, trust_checkpoint)
+        self._check_class_count(checkpoint["model"], n)
+
+        self.model = build_model(self.cfg)
+        self.model.eval()
+        incompatible = make_checkpointer(self.model, trust_checkpoint)._load_model(checkpoint)
+        self._check_fit(incompatible)
+        self.weights_sha256 = sha256 or file_sha256(self.weights)
+        config = Path(self.spec.config_file)
+        self.config_sha256 = file_sha256(config) if config.is_file() else ""
+        resolved = self.cfg.clone()  # with every _BASE_ merged: a changed base file is another model
+        resolved.MODEL.DEVICE, resolved.MODEL.WEIGHTS = "", ""
+        self.resolved_config_sha256 = hashlib.sha256(resolved.dump().encode()).hexdigest()
+        self.device = self.cfg.MODEL.DEVICE
+        self.input_format = self.cfg.INPUT.FORMAT
+        min_size = self.cfg.INPUT.MIN_SIZE_TEST
+        self._resize = T.ResizeShortestEdge([min_size] * 2, self.cfg.INPUT.MAX_SIZE_TEST) if min_size else None
+        self.has_masks = bool(self.cfg.MODEL.MASK_ON)
+        self._torch = torch
+
+    def _check_class_count(self, state: dict, n: int) -> None:
+        for key in _CLASS_COUNT_KEYS:
+            if key in state and tuple(np.shape(state[key]))[0] != n + 1:
+                raise BadInputError(
+                    f"{self.weights}: class-count mismatch: the config has {n} classes, "
+                    f"the weights have {tuple(np.shape(state[key]))[0] - 1}"
+                )
+
+    def _check_fit(self, incompatible) -> None:
+        """Refuse weights that leave parts of the model untrained (detectron2 only warns)."""
+        if incompatible.incorrect_shapes:
+            key, got, want = incompatible.incorrect_shapes[0]
+            raise BadInputError(f"{self.weights}: does not fit the config: {key} has shape {tuple(got)}, "
+                                f"the model expects {tuple(want)}")
+        params = {name for name, _ in self.model.named_parameters()}
+        missing = [k for k in incompatible.missing_keys if k in params]
+        if missing:
+            raise BadInputError(f"{self.weights}: does not fit the config: {len(missing)} of {len(params)} "
+                                f"parameters are missing from the weights (e.g. {missing[0]})")
+
+    @property
+    def run_info(self) -> dict:
+        return {"model": self.spec.name, "weights": self.weights, "weights_sha256": self.weights_sha256,
+                "classes": self.classes, **asdict(self.settings), "device": self.device}
+
+    @property
+    def provenance(self) -> dict:
+        """What a prediction field records about the model that wrote it (``core.provenance``)."""
+        from maskreview import __version__
+
+        return {**self.run_info, "config": str(self.spec.config_file), "config_sha256": self.config_sha256,
+                "resolved_config_sha256": self.resolved_config_sha256, "run_key": self.run_key,
+                "maskreview_version": __version__}
+
+    @property
+    def run_key(self) -> str:
+        """Same model, weights, classes and thresholds give the same key (device does not count)."""
+        info = {k: v for k, v in self.run_info.items() if k not in ("device", "weights")}
+        return hashlib.sha1(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _inputs(self, image_rgb: np.ndarray) -> dict:
+        height, width = image_rgb.shape[:2]
+        image = image_rgb if self.input_format == "RGB" else image_rgb[:, :, ::-1]
+        if self._resize is not None:
+            image = self._resize.get_transform(image).apply_image(image)
+        # uint8 goes to the device (4x less to copy); the model normalises to float itself
+        tensor = self._torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return {"image": tensor, "height": height, "width": width}
+
+    def predict_instances(self, images_rgb: list[np.ndarray]) -> list:
+        """detectron2 ``Instances`` (on the CPU) for each image, at the image's own size."""
+        with self._torch.inference_mode():
+            outputs = self.model([self._inputs(im) for im in images_rgb])
+        return [out["instances"].to("cpu") for out in outputs]
+
+    def to_detections(self, instances):
+        """``fo.Detections``: the model's boxes, masks cropped to them (box-relative)."""
+        fo = fiftyone()
+        height, width = instances.image_size
+        boxes = instances.pred_boxes.tensor.numpy()
+        scores = instances.scores.numpy()
+        classes = instances.pred_classes.numpy()
+        masks = instances.pred_masks.numpy() if instances.has("pred_masks") else None
+        detections = []
+        for i in range(len(instances)):
+            label, score = self.classes[int(classes[i])], float(scores[i])
+            if masks is None:
+                x0, y0, x1, y1 = (float(v) for v in boxes[i])
+                detections.append(fo.Detection(label=label, confidence=score, bounding_box=[
+                    x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]))
+            else:
+                detections.append(box_mask_detection(masks[i], boxes[i], label, confidence=score))
+        return fo.Detections(detections=detections)
+
+    def predict(self, image_rgb: np.ndarray):
+        """``fo.Detections`` for one RGB image."""
+        return self.to_detections(self.predict_instances([image_rgb])[0])
+
+
+def box_mask_detection(bitmap: np.ndarray, box, label: str, **attributes):
+    """A full-image mask and its predicted XYXY box as a ``fo.Detection``.
+
+    The box stays the model's; the mask is cropped to where ``masks.detection_to_bitmap``
+    pastes it back (the box's rounded top-left), so the round trip is exact. detectron2 pastes
+    masks inside their boxes; if some pixels lie outside anyway, the box grows to hold them.
+    """
+    fo = fiftyone()
+    height, width = bitmap.shape
+    x0, y0, x1, y1 = (float(v) for v in box)
+    rel = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
+    px0, py0 = mk._round(rel[0] * width), mk._round(rel[1] * height)
+    px1 = max(px0 + 1, mk._round((rel[0] + rel[2]) * width))
+    py1 = max(py0 + 1, mk._round((rel[1] + rel[3]) * height))
+    tight = mk.mask_bbox(bitmap)
+    if tight is not None:
+        tx, ty, tw, th = tight
+        if tx < px0 or ty < py0 or tx + tw > px1 or ty + th > py1:
+            px0, py0 = min(px0, tx), min(py0, ty)
+            px1, py1 = max(px1, tx + tw), max(py1, ty + th)
+            rel = [px0 / width, py0 / height, (px1 - px0) / width, (py1 - py0) / height]
+    mask = np.zeros((py1 - py0, px1 - px0), dtype=bool)
+    sx0, sy0, sx1, sy1 = max(px0, 0), max(py0, 0), min(px1, width), min(py1, height)
+    if sx1 > sx0 and sy1 > sy0:
+        mask[sy0 - py0:sy1 - py0, sx0 - px0:sx1 - px0] = bitmap[sy0:sy1, sx0:sx1]
+    return fo.Detection(label=label, bounding_box=rel, mask=mask, **attributes)

@@ -1,0 +1,275 @@
+"""Dataset runs: run an :class:`~maskreview.core.model.engine.Engine` over a FiftyOne dataset or view.
+
+The next images are decoded on a thread pool while the model works, results are written in bulk
+as ``fo.Detections`` with box-relative masks, and samples already predicted by the same model and
+settings are skipped. A run never destroys review work: it replaces only the model's own untouched
+labels (:mod:`maskreview.core.model.reviewed`), writes only into a field that is free or holds the
+same model's output, and records its model on the field (:mod:`maskreview.core.model.provenance`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
+from maskreview.core.images import read_image
+from maskreview.core.model.engine import Engine
+from maskreview.core.model.provenance import (  # noqa: F401 (re-exported)
+    DEFAULT_FIELD,
+    RUNS_INFO_KEY,
+    FieldTakenError,
+    check_field_for,
+    field_holder,
+    forget_run,
+    record_run,
+)
+from maskreview.core.progress import Progress
+from maskreview.core.store import fiftyone, lost_database
+
+
+@dataclass
+class InferenceReport:
+    predicted: int = 0
+    skipped: int = 0
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    decode_wait_seconds: float = 0.0  # time the model sat waiting for a decoded image
+    cancelled: bool = False
+    kept_reviewed: int = 0  # reviewer labels kept in the samples written
+    replaced: int = 0  # the model's own untouched labels replaced
+    dropped_as_reviewed: int = 0  # new predictions left out: they overlap a kept reviewer label
+    dropped_as_deleted: int = 0  # new predictions left out: the reviewer deleted them before
+
+    @property
+    def images_per_second(self) -> float:
+        return self.predicted / self.seconds if self.seconds else 0.0
+
+
+def _decode(path: str):
+    try:
+        return read_image(path)
+    except Exception as exc:  # a bad image must not stop the run
+        return exc if isinstance(exc, MaskreviewError) else BadInputError(f"{path}: cannot decode image ({exc})")
+
+
+def prefetched(paths: Iterable[str], workers: int = 2, depth: int = 8,
+               decode: Callable[[str], object] = _decode):
+    """Yield ``(path, image or exception)`` in order while the next ``depth`` decode on threads."""
+    paths = list(paths)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+    try:
+        futures = deque(pool.submit(decode, p) for p in paths[:depth])
+        upcoming = len(futures)
+        for path in paths:
+            current = futures.popleft()
+            if upcoming < len(paths):
+                futures.append(pool.submit(decode, paths[upcoming]))
+                upcoming += 1
+            yield path, current.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_output_field(dataset, name: str, engine=None) -> None:
+    """``name`` must be free, or a Detections field holding this model's output (``engine``).
+
+    This keeps ``--field ground_truth`` from overwriting labels that no model wrote, and a model
+    from writing into another model's field (:class:`~maskreview.core.model.provenance.FieldTakenError`).
+    """
+    from maskreview.core.names import check_field_name
+
+    fo = fiftyone()
+    check_field_name(dataset, name, fo.Detections, "field")
+    check_field_name(dataset, f"{name}_run", fo.StringField, "field")
+    if engine is not None:
+        check_field_for(dataset, name, engine)
+    elif field_holder(dataset, name) == {}:
+        raise FieldTakenError(name, "pred", None)
+
+
+def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Progress | None = None,
+                  overwrite: bool = False, batch_size: int = 1, write_every: int = 16,
+                  write_seconds: float | None = None, on_written: Callable[[list[str]], None] | None = None,
+                  decode_workers: int = 2) -> InferenceReport:
+    """Predict every sample of ``view`` into ``field``; cancellable and resumable; reviewer work kept.
+
+    Each sample's ``<field>_run`` holds the run key of the model that wrote it, so a rerun
+    skips what the same model already did (unless ``overwrite``). Writing a sample replaces only
+    the model's own untouched labels: reviewer work stays exactly as it is and deleted predictions
+    stay deleted (:mod:`maskreview.core.model.reviewed`). A field holding another model's output is
+    refused (:class:`~maskreview.core.model.provenance.FieldTakenError`, naming a free field).
+
+    Nothing is written before the first batch is predicted (a model that fails changes nothing);
+    then results are written every ``write_every`` samples (or ``write_seconds`` after the last
+    write) and when the run stops for any reason (cancel and errors included), never erasing
+    anything. Each write is conditional on the sample being unchanged since it was read, so an
+    edit made meanwhile (the GUI edits during a background run) is merged, not overwritten.
+    """
+    progress = progress or Progress()
+    dataset = view._dataset
+    check_output_field(dataset, field, engine)
+    run_field = f"{field}_run"
+    schema = dataset.get_field_schema()
+    ids, paths = view.values(["id", "filepath"])
+    done_keys = view.values(run_field) if run_field in schema else [None] * len(ids)
+    todo = [(i, p) for i, p, k in zip(ids, paths, done_keys) if overwrite or k != engine.run_key]
+    report = InferenceReport(skipped=len(ids) - len(todo))
+    record = {**engine.provenance, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    writer = _Writer(dataset, field, engine.run_key, record, report)
+    pending: dict[str, tuple] = {}
+    last_write = [time.monotonic()]
+
+    def flush():
+        last_write[0] = time.monotonic()
+        if pending:
+            written = writer.write(pending)
+            pending.clear()
+            if on_written and written:
+                on_written(written)
+
+    progress.start(len(todo), f"inference ({engine.spec.name})")
+    start = time.perf_counter()
+    stream = prefetched([p for _, p in todo], workers=decode_workers, depth=max(8, 2 * batch_size))
+    try:
+        batch: list[tuple[str, np.ndarray]] = []
+        for sample_id, _ in todo:
+            progress.check()
+            waited = time.perf_counter()
+            _, image = next(stream)
+            report.decode_wait_seconds += time.perf_counter() - waited
+            if isinstance(image, Exception):
+                report.failures.append(str(image))
+                progress.advance()
+                continue
+            batch.append((sample_id, image))
+            if len(batch) >= batch_size:
+                _predict_batch(engine, batch, pending, report)
+                progress.advance(len(batch))
+                batch = []
+                if len(pending) >= write_every or (
+                        write_seconds is not None and time.monotonic() - last_write[0] >= write_seconds):
+                    flush()
+        if batch:
+            _predict_batch(engine, batch, pending, report)
+            progress.advance(len(batch))
+    except BaseException as exc:
+        report.cancelled = isinstance(exc, (CancelledError, KeyboardInterrupt))
+        if lost_database(exc) is not None:  # each write would wait on it again; a rerun resumes
+            pending.clear()
+            writer.started = False
+        raise
+    finally:
+        stream.close()
+        try:
+            flush()
+        finally:
+            report.seconds = time.perf_counter() - start
+            writer.finish()
+            progress.finish()
+    return report
+
+
+class _Writer:
+    """Writes predicted samples, merged around reviewer work; declares the fields and records the
+    run (``core.provenance``) only once something is written."""
+
+    def __init__(self, dataset, field: str, run_key: str, record: dict, report: InferenceReport):
+        self.dataset, self.field, self.run_key = dataset, field, run_key
+        self.record, self.report = record, report
+        self.started = False
+
+    def _start(self) -> None:
+        from maskreview.core.editing.ops import new_id
+        from maskreview.core.editing.session import declare_revision_fields
+
+        fo = fiftyone()
+        schema = self.dataset.get_field_schema()
+        if self.field not in schema:
+            self.dataset.add_sample_field(self.field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+        if f"{self.field}_run" not in schema:
+            self.dataset.add_sample_field(f"{self.field}_run", fo.StringField)
+        record_run(self.dataset, self.field, self.record)
+        schema = self.dataset.get_field_schema()
+        self.label_fields = [name for name, f in schema.items() if getattr(f, "document_type", None) is fo.Detections]
+        declare_revision_fields(self.dataset)  # each write is a new revision (writeback.revised)
+        self.writer = f"model run {new_id()}"  # its review_rev_by: tells its writes from others'
+        self.started = True
+
+    def write(self, pending: dict[str, tuple]) -> list[str]:
+        """Write ``{sample id: (label documents, height, width)}``; returns the ids written."""
+        from pymongo import UpdateOne
+
+        from maskreview.core.editing.ops import _oid
+        from maskreview.core.editing.session import (
+            REV_BY_FIELD,
+            revised,
+            unchanged_since,
+        )
+        from maskreview.core.model.reviewed import merge, review_projection
+
+        if not self.started:
+            self._start()
+        coll = self.dataset._sample_collection
+        projection = review_projection(self.field, self.label_fields)
+        todo = dict(pending)
+        for _attempt in range(5):  # a sample edited between the read and the write is read again
+            stamp = _now_ms()
+            ops, merges = [], {}
+            for doc in coll.find({"_id": {"$in": [_oid(i) for i in todo]}}, projection):
+                sid = str(doc["_id"])
+                new, height, width = todo[sid]
+                merges[sid] = merged = merge(doc, self.field, new, height, width)
+                update = {"$set": {self.field: {"_cls": "Detections", "detections": merged.detections},
+                                   f"{self.field}_run": self.run_key, "last_modified_at": stamp}}
+                ops.append(UpdateOne({"_id": doc["_id"], **unchanged_since(doc)}, revised(update, self.writer)))
+            if ops:
+                coll.bulk_write(ops, ordered=False)
+            landed = {str(d["_id"]) for d in coll.find(
+                {"_id": {"$in": [_oid(i) for i in merges]}, "last_modified_at": stamp, REV_BY_FIELD: self.writer},
+                {"_id": 1})}
+            for sid in landed:
+                self._count(merges[sid])
+                todo.pop(sid)
+            for sid in set(todo) - set(merges):  # deleted from the dataset meanwhile
+                todo.pop(sid)
+            if not todo:
+                break
+        self.report.failures.extend(f"sample {sid}: kept changing while the model's output was written; "
+                                    "run again" for sid in todo)
+        return [sid for sid in pending if sid not in todo]
+
+    def _count(self, merged) -> None:
+        self.report.kept_reviewed += merged.kept
+        self.report.replaced += merged.replaced
+        self.report.dropped_as_reviewed += merged.dropped_as_reviewed
+        self.report.dropped_as_deleted += merged.dropped_as_deleted
+
+    def finish(self) -> None:
+        if not self.started:
+            return  # nothing written: the dataset is as it was
+        r = self.report
+        record_run(self.dataset, self.field, {
+            **self.record, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "predicted": r.predicted,
+            "skipped": r.skipped, "failed": len(r.failures), "cancelled": r.cancelled,
+            "kept_reviewed": r.kept_reviewed})
+
+
+def _now_ms() -> datetime:
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _predict_batch(engine: Engine, batch, pending, report: InferenceReport) -> None:
+    instances = engine.predict_instances([im for _, im in batch])
+    for (sample_id, _), inst in zip(batch, instances):
+        detections = engine.to_detections(inst)
+        height, width = inst.image_size
+        pending[sample_id] = ([d.to_mongo() for d in detections.detections], height, width)
+        report.predicted += 1
