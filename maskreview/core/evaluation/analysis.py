@@ -223,6 +223,8 @@ class Rematch:
     per_sample: dict
     per_class: list[dict]
     totals: dict
+    pred_match: np.ndarray | None = None  # GT row of each prediction's match at these thresholds, -1 = none
+    pred_iou: np.ndarray | None = None  # its IoU, nan = none
 
 
 def rematch_dataset(results: EvalResults, conf_thresh: float = 0.0, iou_thresh: float = 0.5,
@@ -235,6 +237,8 @@ def rematch_dataset(results: EvalResults, conf_thresh: float = 0.0, iou_thresh: 
     gt, pred = results.gt, results.pred
     gt_out = np.where(gt.crowd, "ignored", "fn").astype(object)
     pred_out = np.full(len(pred), "ignored", dtype=object)  # beyond 100 per class and image
+    pred_match = np.full(len(pred), -1, np.int64)
+    pred_iou = np.full(len(pred), np.nan)
     progress.start(len(results.blocks), "re-matching")
     for n, b in enumerate(results.blocks):
         if n % 500 == 499:
@@ -250,6 +254,7 @@ def rematch_dataset(results: EvalResults, conf_thresh: float = 0.0, iou_thresh: 
                 pred_out[d] = "fp"
             else:
                 pred_out[d] = "ignored" if b.gt_ignore[m] else "tp"
+                pred_match[d], pred_iou[d] = b.gts[m], b.ious[r, m]
                 if not b.gt_ignore[m]:
                     gt_out[b.gts[m]] = "tp"
     progress.finish()
@@ -267,4 +272,4 @@ def rematch_dataset(results: EvalResults, conf_thresh: float = 0.0, iou_thresh: 
     tp, fp, fn = (int(per_sample[k].sum()) for k in ("tp", "fp", "fn"))
     totals = {"TP": tp, "FP": fp, "FN": fn, "precision": tp / (tp + fp) if tp + fp else float("nan"),
               "recall": tp / (tp + fn) if tp + fn else float("nan"), "F1": _f1(tp, fp, fn)}
-    return Rematch(conf_thresh, iou_thresh, gt_out, pred_out, per_sample, per_class, totals)
+    return Rematch(conf_thresh, iou_thresh, gt_out, pred_out, per_sample, per_class, totals, pred_match, pred_iou)
