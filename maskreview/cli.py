@@ -88,13 +88,36 @@ def _engine(args):
 
 
 def cmd_infer(args) -> int:
+    from maskreview.core.model import distributed
+
+    spec = _launch_spec(args)
+    if not spec.distributed:
+        return _infer(args)
+    spec.check_devices(args.device)
+    _engine(args)  # checked here, once: a bad model or weights file stops before any rank starts
+    dataset, _ = _open_view(args)  # imported here, once, before the ranks open it by name
+    args.source = dataset.name
+    distributed.launch(_infer, spec, args)
+    return 0
+
+
+def _infer(args) -> int:
+    from maskreview.core.model import distributed, sharding
     from maskreview.core.model.runs import run_inference
 
+    rank, world, _ = distributed.rank()
+    if world > 1 and args.max_pixels:  # a rank is a fresh process
+        from maskreview.core.images import set_max_pixels
+
+        set_max_pixels(args.max_pixels)
+    shard = sharding.within(args.shard, rank, world)
+    args.device = distributed.rank_device(args.device)
     engine = _engine(args)  # first: a bad model or weights file must not leave an import behind
     dataset, view = _open_view(args)
     report = run_inference(view, engine, field=args.field, progress=_progress(), overwrite=args.overwrite,
-                           batch_size=args.batch_size, write_seconds=2.0)  # also notices a lost database soon
-    print(f"{dataset.name}: predicted {report.predicted} samples into '{args.field}' "
+                           batch_size=args.batch_size, write_seconds=2.0,  # also notices a lost database soon
+                           shard=shard)
+    print(f"{dataset.name}{f' shard {shard}' if shard else ''}: predicted {report.predicted} samples into '{args.field}' "
           f"({report.images_per_second:.2f} img/s), skipped {report.skipped} already done, "
           f"{len(report.failures)} failed")
     if report.predicted:
@@ -201,6 +224,31 @@ def cmd_export(args) -> int:
     print(f"exported {report['samples']} samples, {report['annotations']} instances as {report['format']} "
           f"to {report['out']}")
     return 0
+
+
+def _launch_spec(args):
+    from maskreview.core.model.distributed import Launch
+
+    return Launch(args.num_gpus, args.num_machines, args.machine_rank, args.dist_url)
+
+
+def _shard_arg(text: str):
+    from maskreview.core.model.sharding import parse_shard
+
+    try:
+        return parse_shard(text)
+    except BadInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_launch_args(p):
+    g = p.add_argument_group("distributed (detectron2's launcher)")
+    g.add_argument("--num-gpus", type=int_in(1, 1024), default=1,
+                   help="processes on this machine: one per GPU (on CPU they share the cores)")
+    g.add_argument("--num-machines", type=int_in(1, 65536), default=1)
+    g.add_argument("--machine-rank", type=int_in(0), default=0, help="this machine's rank, 0..num-machines-1")
+    g.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine rank 0 (auto: a free "
+                   "loopback port, one machine only)")
 
 
 def _split(text):
@@ -340,7 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="predict again samples done by the same model; "
                    "replaces only the model's untouched labels (reviewed labels and deletions are kept)")
     p.add_argument("--batch-size", type=BATCH, default=1)
+    p.add_argument("--shard", type=_shard_arg, metavar="I/N", help="only shard I of N (0..N-1), by a hash of the "
+                   "sample id: N workers started anywhere cover every sample once")
     _add_engine_args(p)
+    _add_launch_args(p)
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("eval", help="COCO mAP of a predictions field (or a results JSON) against GT")

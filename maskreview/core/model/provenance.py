@@ -141,12 +141,41 @@ def check_field_for(dataset, field: str, engine_or_record) -> None:
         raise FieldTakenError(field, propose_field(dataset, engine_or_record), holder or None)
 
 
-def record_run(dataset, field: str, record: dict) -> None:
-    """Store a run's record in ``dataset.info`` and in the field's own ``info``/``description``."""
-    dataset.reload()
-    runs = _runs(dataset)
-    runs[field] = record
-    dataset.info[RUNS_INFO_KEY] = runs
+SHARD_TOTALS = ("predicted", "skipped", "failed", "kept_reviewed")
+
+
+def record_run(dataset, field: str, record: dict, shard=None) -> None:
+    """Store a run's record in ``dataset.info`` and in the field's own ``info``/``description``.
+
+    Under the dataset's metadata lock (:mod:`maskreview.core.store.metadata_lock`): concurrent
+    workers of one run (``--shard``, distributed ranks) each record theirs without losing the
+    others'. With ``shard`` (a :class:`~maskreview.core.model.sharding.Shard`), the record keeps
+    each shard's own figures under ``shards`` (merged with the other shards' of the same model)
+    and the totals over them at the top."""
+    from maskreview.core.store.metadata_lock import dataset_metadata_lock
+
+    with dataset_metadata_lock(dataset):
+        runs = _runs(dataset)
+        if shard is not None:
+            record = _with_shard(runs.get(field), record, shard)
+        runs[field] = record
+        dataset.info[RUNS_INFO_KEY] = runs
+        _save_record(dataset, field, record)
+
+
+def _with_shard(existing: dict | None, record: dict, shard) -> dict:
+    same_run = existing and existing.get("run_key") == record.get("run_key")
+    shards = {k: v for k, v in ((existing or {}).get("shards") or {}).items()
+              if same_run and k.endswith(f"of{shard.count}")}
+    shards[shard.key()] = {k: record[k] for k in ("started", "finished", "cancelled", *SHARD_TOTALS) if k in record}
+    out = {**record, "shards": shards}
+    for k in SHARD_TOTALS:
+        if any(k in s for s in shards.values()):
+            out[k] = sum(s.get(k, 0) for s in shards.values())
+    return out
+
+
+def _save_record(dataset, field: str, record: dict) -> None:
     dataset.save()
     fld = dataset.get_field(field)
     if fld is not None:

@@ -20,7 +20,9 @@ import numpy as np
 
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 from maskreview.core.images import read_image
+from maskreview.core.model import sharding
 from maskreview.core.model.engine import Engine
+from maskreview.core.model.sharding import Shard
 from maskreview.core.model.provenance import (  # noqa: F401 (re-exported)
     DEFAULT_FIELD,
     RUNS_INFO_KEY,
@@ -32,6 +34,7 @@ from maskreview.core.model.provenance import (  # noqa: F401 (re-exported)
 )
 from maskreview.core.progress import Progress
 from maskreview.core.store import fiftyone, lost_database
+from maskreview.core.store.metadata_lock import dataset_metadata_lock
 
 
 @dataclass
@@ -97,7 +100,7 @@ def check_output_field(dataset, name: str, engine=None) -> None:
 def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Progress | None = None,
                   overwrite: bool = False, batch_size: int = 1, write_every: int = 16,
                   write_seconds: float | None = None, on_written: Callable[[list[str]], None] | None = None,
-                  decode_workers: int = 2) -> InferenceReport:
+                  decode_workers: int = 2, shard: Shard | None = None) -> InferenceReport:
     """Predict every sample of ``view`` into ``field``; cancellable and resumable; reviewer work kept.
 
     Each sample's ``<field>_run`` holds the run key of the model that wrote it, so a rerun
@@ -111,6 +114,9 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
     write) and when the run stops for any reason (cancel and errors included), never erasing
     anything. Each write is conditional on the sample being unchanged since it was read, so an
     edit made meanwhile (the GUI edits during a background run) is merged, not overwritten.
+
+    ``shard``: only the view's samples in that shard (:mod:`maskreview.core.model.sharding`), for
+    workers that split a run between them; they may run at the same time, anywhere.
     """
     progress = progress or Progress()
     dataset = view._dataset
@@ -119,10 +125,14 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
     schema = dataset.get_field_schema()
     ids, paths = view.values(["id", "filepath"])
     done_keys = view.values(run_field) if run_field in schema else [None] * len(ids)
+    if shard is not None:
+        ids, paths, done_keys = (list(c) for c in zip(*[row for row, mine in zip(zip(ids, paths, done_keys),
+                                                                                  sharding.select(ids, shard)) if mine])
+                                 or ([], [], []))
     todo = [(i, p) for i, p, k in zip(ids, paths, done_keys) if overwrite or k != engine.run_key]
     report = InferenceReport(skipped=len(ids) - len(todo))
     record = {**engine.provenance, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    writer = _Writer(dataset, field, engine.run_key, record, report)
+    writer = _Writer(dataset, field, engine.run_key, record, report, shard)
     pending: dict[str, tuple] = {}
     last_write = [time.monotonic()]
 
@@ -180,25 +190,29 @@ class _Writer:
     """Writes predicted samples, merged around reviewer work; declares the fields and records the
     run (``core.provenance``) only once something is written."""
 
-    def __init__(self, dataset, field: str, run_key: str, record: dict, report: InferenceReport):
+    def __init__(self, dataset, field: str, run_key: str, record: dict, report: InferenceReport,
+                 shard: Shard | None = None):
         self.dataset, self.field, self.run_key = dataset, field, run_key
-        self.record, self.report = record, report
+        self.record, self.report, self.shard = record, report, shard
         self.started = False
 
     def _start(self) -> None:
-        from maskreview.core.editing.ops import new_id
+        from maskreview.core.editing.labels import new_id
         from maskreview.core.editing.session import declare_revision_fields
 
         fo = fiftyone()
-        schema = self.dataset.get_field_schema()
-        if self.field not in schema:
-            self.dataset.add_sample_field(self.field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
-        if f"{self.field}_run" not in schema:
-            self.dataset.add_sample_field(f"{self.field}_run", fo.StringField)
-        record_run(self.dataset, self.field, self.record)
+        # other workers of the run (shards) may declare the same fields now: one at a time, each
+        # from the database's schema (see metadata_lock)
+        with dataset_metadata_lock(self.dataset):
+            schema = self.dataset.get_field_schema()
+            if self.field not in schema:
+                self.dataset.add_sample_field(self.field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+            if f"{self.field}_run" not in schema:
+                self.dataset.add_sample_field(f"{self.field}_run", fo.StringField)
+            declare_revision_fields(self.dataset)  # each write is a new revision (writeback.revised)
+        record_run(self.dataset, self.field, self.record, self.shard)
         schema = self.dataset.get_field_schema()
         self.label_fields = [name for name, f in schema.items() if getattr(f, "document_type", None) is fo.Detections]
-        declare_revision_fields(self.dataset)  # each write is a new revision (writeback.revised)
         self.writer = f"model run {new_id()}"  # its review_rev_by: tells its writes from others'
         self.started = True
 
@@ -206,7 +220,7 @@ class _Writer:
         """Write ``{sample id: (label documents, height, width)}``; returns the ids written."""
         from pymongo import UpdateOne
 
-        from maskreview.core.editing.ops import _oid
+        from maskreview.core.editing.labels import as_oid
         from maskreview.core.editing.session import (
             REV_BY_FIELD,
             revised,
@@ -222,7 +236,7 @@ class _Writer:
         for _attempt in range(5):  # a sample edited between the read and the write is read again
             stamp = _now_ms()
             ops, merges = [], {}
-            for doc in coll.find({"_id": {"$in": [_oid(i) for i in todo]}}, projection):
+            for doc in coll.find({"_id": {"$in": [as_oid(i) for i in todo]}}, projection):
                 sid = str(doc["_id"])
                 new, height, width = todo[sid]
                 merges[sid] = merged = merge(doc, self.field, new, height, width)
@@ -232,7 +246,7 @@ class _Writer:
             if ops:
                 coll.bulk_write(ops, ordered=False)
             landed = {str(d["_id"]) for d in coll.find(
-                {"_id": {"$in": [_oid(i) for i in merges]}, "last_modified_at": stamp, REV_BY_FIELD: self.writer},
+                {"_id": {"$in": [as_oid(i) for i in merges]}, "last_modified_at": stamp, REV_BY_FIELD: self.writer},
                 {"_id": 1})}
             for sid in landed:
                 self._count(merges[sid])
@@ -258,7 +272,7 @@ class _Writer:
         record_run(self.dataset, self.field, {
             **self.record, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "predicted": r.predicted,
             "skipped": r.skipped, "failed": len(r.failures), "cancelled": r.cancelled,
-            "kept_reviewed": r.kept_reviewed})
+            "kept_reviewed": r.kept_reviewed}, self.shard)
 
 
 def _now_ms() -> datetime:
