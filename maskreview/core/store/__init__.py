@@ -243,3 +243,25 @@ def load_dataset(name: str):
 
 def list_datasets() -> list[str]:
     return list(connect().list_datasets())
+
+
+def dataset_id(dataset) -> str:
+    """The dataset's id in the database (what the App's ``datasetId`` is); no public accessor."""
+    return str(dataset._doc.id)
+
+
+def dataset_of(collection):
+    """The dataset a view (or a dataset itself) serves samples from.
+
+    FiftyOne has no public accessor: ``fo.load_dataset(view.dataset_name)`` returns the same
+    object but saves the dataset's document (``last_loaded_at``) on every call, a write that
+    races the GUI's own copy when it runs on a worker thread."""
+    return collection._root_dataset
+
+
+def database_address() -> tuple[str, int]:
+    """``(host, port)`` of the live connection to the database (our own mongod's, when FiftyOne runs it)."""
+    import fiftyone.core.odm.database as fod
+
+    fiftyone()
+    return fod.get_db_client().address

@@ -1,0 +1,104 @@
+"""The one raw reader of sample documents: projected, batched queries straight to MongoDB.
+
+Everything that reads sample documents without building FiftyOne ``Sample`` objects reads here:
+the GUI (:mod:`maskreview.gui.queries`, whose reads must not touch a ``Dataset``'s mongoengine
+documents while worker threads write: pymongo is thread-safe, those documents are not), evaluation
+(:mod:`maskreview.core.evaluation.reading`, column reads of a view) and the edit session (the
+documents an edit is resolved against). Documents come back as MongoDB holds them (``_id`` an
+ObjectId, label masks as bytes); :func:`maskreview.core.store.codec.label_mask` decodes a mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from bson import ObjectId
+
+BATCH = 10_000  # ids per query: a $in list of ObjectIds stays far below MongoDB's 16 MB query limit
+
+
+def collection(dataset):
+    """The dataset's sample collection (pymongo). FiftyOne has no public accessor for it."""
+    return dataset._sample_collection
+
+
+def _oids(ids: Iterable) -> list[ObjectId]:
+    return [i if isinstance(i, ObjectId) else ObjectId(i) for i in ids]
+
+
+def find(dataset, query: dict, paths: Iterable[str] | None = None) -> Iterator[dict]:
+    """Sample documents matching ``query``, projected to ``paths`` (``_id`` always included)."""
+    projection = None if paths is None else dict.fromkeys(paths, 1)
+    yield from collection(dataset).find(query, projection)
+
+
+def by_ids(dataset, sample_ids: Iterable, paths: Iterable[str] | None = None, query: dict | None = None) -> dict[str, dict]:
+    """``{sample id: document}`` for the samples with these ids (that exist, and match ``query``),
+    projected to ``paths``, in batches of :data:`BATCH` ids."""
+    oids, paths = _oids(dict.fromkeys(sample_ids)), None if paths is None else list(paths)
+    out: dict[str, dict] = {}
+    for start in range(0, len(oids), BATCH):
+        for doc in find(dataset, {"_id": {"$in": oids[start:start + BATCH]}, **(query or {})}, paths):
+            out[str(doc["_id"])] = doc
+    return out
+
+
+def one(dataset, sample_id, paths: Iterable[str] | None = None) -> dict | None:
+    projection = None if paths is None else dict.fromkeys(paths, 1)
+    return collection(dataset).find_one({"_id": _oids([sample_id])[0]}, projection)
+
+
+def exists(dataset, query: dict) -> bool:
+    """Whether any sample matches ``query`` (stops at the first)."""
+    return collection(dataset).find_one(query, {"_id": 1}) is not None
+
+
+def count(dataset, query: dict, limit: int = 0) -> int:
+    return collection(dataset).count_documents(query, limit=limit) if limit else collection(dataset).count_documents(query)
+
+
+def columns(view, paths: list[str]) -> list[list]:
+    """One list per path over the view's samples, values as the database holds them (one query;
+    FiftyOne's ``values`` with its private raw mode: no conversion to Python types)."""
+    return view.values(paths, _raw=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the GUI's queries (statistics, filters), run on any thread
+# --------------------------------------------------------------------------------------------
+
+def ids_and_paths(dataset) -> tuple[list[str], list[str]]:
+    """Every sample's id and filepath, in the dataset's order (one projected query)."""
+    ids, paths = [], []
+    for doc in find(dataset, {}, ["filepath"]):
+        ids.append(str(doc["_id"]))
+        paths.append(doc["filepath"])
+    return ids, paths
+
+
+def _confident(min_confidence: float, prefix: str = "") -> dict:
+    """Detections scoring at least ``min_confidence``, and those without a score (GT)."""
+    return {"$or": [{f"{prefix}confidence": {"$gte": min_confidence}}, {f"{prefix}confidence": None}]}
+
+
+def class_counts(dataset, field: str, min_confidence: float = 0.0) -> dict[str, int]:
+    """Instances per class in a ``Detections`` field (those shown at this confidence threshold)."""
+    pipeline = [{"$unwind": f"${field}.detections"}]
+    if min_confidence > 0:
+        pipeline.append({"$match": _confident(min_confidence, f"{field}.detections.")})
+    pipeline.append({"$group": {"_id": f"${field}.detections.label", "n": {"$sum": 1}}})
+    return {d["_id"]: d["n"] for d in collection(dataset).aggregate(pipeline) if d["_id"] is not None}
+
+
+def ids_with_label(dataset, field: str, label: str, min_confidence: float = 0.0) -> list[str]:
+    """Samples with an instance of ``label`` in ``field`` (shown at this confidence threshold)."""
+    query = {"label": label, **(_confident(min_confidence) if min_confidence > 0 else {})}
+    return [str(i) for i in collection(dataset).distinct("_id", {f"{field}.detections": {"$elemMatch": query}})]
+
+
+def ids_with_tag(dataset, tag: str) -> list[str]:
+    return [str(i) for i in collection(dataset).distinct("_id", {"tags": tag})]
+
+
+def all_tags(dataset) -> list[str]:
+    return sorted(t for t in collection(dataset).distinct("tags") if t is not None)

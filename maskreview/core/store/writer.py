@@ -1,0 +1,286 @@
+"""The one writer of sample documents: bulk and conditional updates, revisions, field declarations.
+
+Every write of sample labels that does not go through FiftyOne's own ``Sample.save`` goes through
+here: the edit session (:class:`SampleWriter` with ``durable=True``, and :func:`patch_update` /
+:func:`resolved_updates`, where an edit's patch becomes an update pipeline), a model run, its undo,
+and stored evaluation results. Any write other than an edit session's is a new revision of the
+sample (:func:`revised`), conditional on the version it read (:func:`unchanged_since`), so an
+editor holding the previous version sees the change instead of overwriting it.
+
+After a raw write, :func:`refresh_loaded` brings FiftyOne's in-memory ``Sample`` objects up to date.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bson import ObjectId
+
+from maskreview.core.errors import BadInputError
+from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, REV_FIELD
+from maskreview.core.store import reader
+
+VERSION_FIELDS = (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)  # the first two declared in the schema
+
+
+# --------------------------------------------------------------------------------------------
+# revisions
+# --------------------------------------------------------------------------------------------
+
+def declare_revision_fields(dataset) -> None:
+    """Declare ``review_rev`` and ``review_rev_by`` in the schema (once; cheap when declared).
+    Every writer of labels calls it before its first write, edit session or not."""
+    from maskreview.core.store import fiftyone
+
+    schema = dataset.get_field_schema()
+    fo = fiftyone()
+    for name, ftype in ((REV_FIELD, fo.IntField), (REV_BY_FIELD, fo.StringField)):
+        if name not in schema:
+            dataset.add_sample_field(name, ftype, description="maskreview's edit revision (conflict detection)")
+        elif type(schema[name]) is not ftype:
+            raise BadInputError(f"dataset {dataset.name!r} has a field {name!r} of its own "
+                                f"({type(schema[name]).__name__}), where maskreview counts edits; rename it first")
+
+
+def revised(update: dict, writer: str) -> dict:
+    """``update`` (``{"$set": {...}}``), made a new revision of the sample: writers other than
+    an edit session (a model run, its undo, stored evaluation results) use it, so an editor
+    holding the previous version sees the change, even one stamped in the same millisecond.
+    ``writer`` names the writer in ``review_rev_by`` (unique per run: a write read back with it
+    is known to be its own)."""
+    return {**update, "$set": {**update.get("$set", {}), REV_BY_FIELD: writer},
+            "$inc": {**update.get("$inc", {}), REV_FIELD: 1}}
+
+
+def unchanged_since(doc: dict) -> dict:
+    """Filter conditions: the sample is still at the version of ``doc`` (read with
+    :data:`VERSION_FIELDS`); no revision matches a sample without one."""
+    return {REV_FIELD: doc.get(REV_FIELD), MODIFIED_FIELD: doc.get(MODIFIED_FIELD)}
+
+
+def bump_revisions(dataset, query: dict, writer: str) -> None:
+    """A new revision of every sample matching ``query``, after a write through FiftyOne's own
+    API (which cannot carry :func:`revised`), e.g. deleting an evaluation's label attributes."""
+    declare_revision_fields(dataset)
+    reader.collection(dataset).update_many(query, revised({}, writer))
+
+
+# --------------------------------------------------------------------------------------------
+# bulk writes
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One update of the samples matching ``filter`` (``many``: all of them, else the first).
+    ``update`` is an update document (``{"$set": ...}``) or an aggregation pipeline (a list)."""
+
+    filter: dict
+    update: dict | list
+    many: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    matched: int
+    modified: int
+
+
+def _requests(updates: Iterable[Update]) -> list:
+    from pymongo import UpdateMany, UpdateOne
+
+    return [(UpdateMany if u.many else UpdateOne)(u.filter, u.update) for u in updates]
+
+
+def _durable(collection):
+    """``collection`` with a write concern that acknowledges only what survives a crash of
+    mongod: in its journal on disk (``j``), and on a replica set in a majority of members."""
+    from pymongo import WriteConcern
+
+    replica_set = "setName" in collection.database.client.admin.command("hello")
+    return collection.with_options(write_concern=WriteConcern(w="majority" if replica_set else 1, j=True))
+
+
+class SampleWriter:
+    """Writes to one dataset's samples. ``durable``: acknowledged only once mongod has the write
+    in its journal (and a majority has it, on a replica set), for edits the user was told are saved."""
+
+    def __init__(self, dataset, durable: bool = False):
+        coll = reader.collection(dataset)
+        self._coll = _durable(coll) if durable else coll
+
+    def write(self, updates: list[Update], ordered: bool = False) -> Written:
+        """All ``updates`` in one round trip (``ordered``: in order, stopping at an error)."""
+        if not updates:
+            return Written(0, 0)
+        result = self._coll.bulk_write(_requests(updates), ordered=ordered)
+        return Written(result.matched_count, result.modified_count)
+
+    def update_one(self, update: Update) -> int:
+        """The number of samples ``update`` modified (0 or 1)."""
+        return self._coll.update_one(update.filter, update.update).modified_count
+
+
+def write(dataset, updates: list[Update], ordered: bool = False) -> Written:
+    """``updates`` in bulk, in batches FiftyOne sizes for the server (one per batch round trip)."""
+    from fiftyone.core.odm.database import bulk_write
+
+    results = bulk_write(_requests(updates), reader.collection(dataset), ordered=ordered) if updates else []
+    return Written(sum(r.matched_count for r in results), sum(r.modified_count for r in results))
+
+
+# --------------------------------------------------------------------------------------------
+# the schema, FiftyOne's objects in memory, its stored runs
+# --------------------------------------------------------------------------------------------
+
+def declare_fields(dataset, schema: dict) -> None:
+    """Declare sample and label fields (``{path: field instance}``, e.g.
+    ``{"gt.detections.eval_iou": fo.FloatField()}``) in one schema merge: one reload, where
+    ``add_sample_field`` per path reloads the dataset once per field."""
+    existing = dataset.get_field_schema(flat=True)
+    schema = {path: f for path, f in schema.items() if path not in existing}
+    if schema:
+        dataset._merge_sample_field_schema(schema)
+
+
+def refresh_loaded(dataset, sample_ids: Iterable[str], fields: Iterable[str] | None = None) -> None:
+    """Bring FiftyOne's in-memory ``Sample`` objects of these samples (those loaded, if any) up
+    to date with the database after a raw write: ``fields`` only, in one query (FiftyOne's own
+    reload is a query per sample), or every field when None."""
+    import fiftyone.core.sample as fos
+
+    live = fos.Sample._instances.get(dataset._sample_collection_name) or {}
+    ids = [i for i in set(map(str, sample_ids)) if live.get(i) is not None]
+    if not ids:
+        return
+    if fields is None:
+        fos.Sample._reload_docs(dataset._sample_collection_name, sample_ids=ids)
+        return
+    for sid, raw in reader.by_ids(dataset, ids, fields).items():
+        sample = live.get(sid)
+        if sample is None:
+            continue
+        raw.pop("_id", None)
+        doc = sample._doc
+        for name, value in raw.items():
+            fld = doc._fields.get(name)
+            doc._data[name] = fld.to_python(value) if fld is not None and value is not None else value
+
+
+def save_run_results(method, view, run_key: str, fo_results) -> None:
+    """FiftyOne's ``save_run_results``, the JSON written by the C encoder: the results document
+    holds plain lists, numbers and strings, which ``json.dumps`` writes as FiftyOne's
+    ``json_util.dumps`` does (its ``default`` hook takes any BSON value; a NaN is written ``NaN``,
+    which FiftyOne's ``json_util.loads`` reads back), without json_util's pure-Python walk over
+    every value (about half of the store time, BENCHMARKS.md)."""
+    import json
+
+    from bson import json_util
+
+    run_doc = method._get_run_doc(view, run_key)
+    if run_doc.results:
+        run_doc.results.delete()  # GridFS keeps the old file otherwise
+    run_doc.results.put(json.dumps(fo_results.serialize(), default=json_util.default).encode(),
+                        content_type="application/json")
+    run_doc.results_meta = dict(fo_results.get_meta() or {})
+    getattr(view._root_dataset, method._results_cache_field())[run_key] = fo_results
+    run_doc.save()
+
+
+# --------------------------------------------------------------------------------------------
+# where an edit becomes a database write: one sample patch as one conditional update pipeline
+# (patches are core.editing.changes.SamplePatch objects; read by attribute, no import upward)
+# --------------------------------------------------------------------------------------------
+
+GROUP = 25  # samples per update in resolved_updates
+
+
+def _oid(value) -> ObjectId:
+    return value if isinstance(value, ObjectId) else _parse_oid(value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_oid(value: str) -> ObjectId:
+    """ObjectIds are immutable; a bulk edit's updates name the same ids many times."""
+    return ObjectId(value)
+
+
+def resolved_updates(patches: list, docs: dict[str, dict]) -> list[Update]:
+    """Updates that set the fields ``patches`` change to their values in ``docs`` (as resolved,
+    after the patches), in each sample whose version is still the one the resolver read; a stale
+    sample is left as it is. One update per ``GROUP`` samples, each sample picked by a
+    ``$switch`` on ``_id``: for mongod a statement costs more than a sample (figures in
+    BENCHMARKS.md, "write-back: one update per 25 samples")."""
+    out = []
+    for start in range(0, len(patches), GROUP):
+        chunk = patches[start : start + GROUP]
+        ids = [_oid(p.sample_id) for p in chunk]
+        branches = [{"case": {"$and": [{"$eq": ["$_id", oid]}, *_version_condition(p.expect)]},
+                     "then": {"$mergeObjects": ["$$ROOT", {"$literal": _resolved_values(p, docs[p.sample_id])}]}}
+                    for oid, p in zip(ids, chunk)]
+        update = [{"$replaceWith": {"$switch": {"branches": branches, "default": "$$ROOT"}}}]
+        out.append(Update({"_id": ids[0]}, update) if len(ids) == 1 else Update({"_id": {"$in": ids}}, update, many=True))
+    return out
+
+
+def _resolved_values(p, resolved: dict) -> dict:
+    values = {lp.field: resolved.get(lp.field) for lp in p.labels}
+    if p.tags_add or p.tags_remove:
+        values["tags"] = resolved.get("tags") or []
+    return {**values, **_version_values(p.result)}
+
+
+def _version_condition(v) -> list[dict]:
+    """Aggregation conditions: the sample is at version ``v`` (no revision counts as 0)."""
+    return [{"$eq": [{"$ifNull": [f"${REV_FIELD}", 0]}, v.rev]}, {"$eq": [f"${MODIFIED_FIELD}", v.modified]}]
+
+
+def _version_values(v) -> dict:
+    if v.by is None:  # journaled before revisions: last_modified_at alone
+        return {MODIFIED_FIELD: v.modified}
+    return {REV_FIELD: v.rev, REV_BY_FIELD: v.by, MODIFIED_FIELD: v.modified}
+
+
+def patch_update(p) -> Update:
+    """One sample patch as an update conditional on the version it expects (none: unconditional)."""
+    query = {"_id": _oid(p.sample_id)}
+    if p.expect is not None:
+        query.update({REV_FIELD: p.expect.rev or None, MODIFIED_FIELD: p.expect.modified})
+    return Update(query, [{"$set": update_expression(p)}])
+
+
+def update_expression(p) -> dict:
+    """``$set`` stage of an update pipeline that applies ``p`` idempotently."""
+    expr: dict = _version_values(p.result)
+    by_field: dict[str, list] = {}
+    for lp in p.labels:
+        by_field.setdefault(lp.field, []).append(lp)
+    for fname, patches in by_field.items():
+        dets = {"$ifNull": [f"${fname}.detections", []]}
+        for lp in patches:
+            dets = _label_expression(dets, lp)
+        expr[fname] = {"$mergeObjects": [{"$ifNull": [f"${fname}", {}]}, {"_cls": "Detections", "detections": dets}]}
+    if p.tags_add or p.tags_remove:
+        tags = {"$ifNull": ["$tags", []]}
+        kept = {"$filter": {"input": tags, "cond": {"$not": [{"$in": ["$$this", {"$literal": p.tags_remove}]}]}}}
+        new = {"$filter": {"input": {"$literal": p.tags_add}, "cond": {"$not": [{"$in": ["$$this", tags]}]}}}
+        expr["tags"] = {"$concatArrays": [kept, new]}
+    return expr
+
+
+def _label_expression(dets, lp):
+    oid = _oid(lp.label_id)
+    if not lp.whole:
+        return {"$map": {"input": dets, "in": {"$cond": [
+            {"$eq": ["$$this._id", oid]}, {"$mergeObjects": ["$$this", {"$literal": lp.after}]}, "$$this"]}}}
+    without = {"$filter": {"input": dets, "cond": {"$ne": ["$$this._id", oid]}}}
+    if lp.after is None:
+        return without
+    new = [{"$literal": lp.after}]
+    if lp.index < 0:
+        return {"$concatArrays": [without, new]}
+    if lp.index == 0:
+        return {"$concatArrays": [new, without]}
+    return {"$let": {"vars": {"a": without}, "in": {"$concatArrays": [
+        {"$slice": ["$$a", 0, lp.index]}, new, {"$slice": ["$$a", lp.index, 2**31 - 1]}]}}}
