@@ -23,9 +23,9 @@ def same_database_env() -> dict:
 def journal_only(session, op):
     """Journal ``op`` the way ``EditSession`` does, but never write it: a process that dies
     between its journal and the database. Returns the change."""
-    from maskreview.core.editing import ops as ed
+    from maskreview.core.editing.resolver import Resolver
 
-    change = ed.Resolver(session._read(op.samples(), op.fields())).resolve(op)
+    change = Resolver(session._read(op.samples(), op.fields())).resolve(op)
     session._versioned([change])
     for f in op.fields():
         session._check_field(f)

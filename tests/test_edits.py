@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from maskreview.core.editing import ops as ed
+from maskreview.core.editing import changes as ch
+from maskreview.core.editing import labels as lb
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
 from maskreview.core.sources import open_source
@@ -218,11 +220,11 @@ def test_journal_lines_round_trip_as_bson_or_json():
     from maskreview.core.editing import journal as jn
 
     stamp = datetime(2026, 11, 26, 1, 2, 3, 4000)
-    snap = {"_id": ObjectId(), "mask": ed.serialize_mask(np.eye(5, dtype=bool)), "bounding_box": [0.1, 0.2, 0.3, 0.4]}
-    edit = ed.SamplePatch("s1", [ed.LabelPatch("gt_original", str(snap["_id"]), None, snap),
-                                 ed.LabelPatch("gt", "l1", {"label": "a"}, {"label": "b"}, whole=False)],
-                          ["t"], [], ed.Version(3, "s-a", stamp), ed.Version(4, "s-b", stamp + (stamp - datetime(2026, 11, 26))))
-    odd = ed.SamplePatch("s2", [ed.LabelPatch("gt", "l2", None, {"score": np.float32(0.5)}, 2)])  # not BSON
+    snap = {"_id": ObjectId(), "mask": lb.serialize_mask(np.eye(5, dtype=bool)), "bounding_box": [0.1, 0.2, 0.3, 0.4]}
+    edit = ch.SamplePatch("s1", [ch.LabelPatch("gt_original", str(snap["_id"]), None, snap),
+                                 ch.LabelPatch("gt", "l1", {"label": "a"}, {"label": "b"}, whole=False)],
+                          ["t"], [], ch.Version(3, "s-a", stamp), ch.Version(4, "s-b", stamp + (stamp - datetime(2026, 11, 26))))
+    odd = ch.SamplePatch("s2", [ch.LabelPatch("gt", "l2", None, {"score": np.float32(0.5)}, 2)])  # not BSON
     for patch, form in ((edit, "bson"), (odd, "patches")):
         line = jn.entry_line(7, [patch])
         record = json.loads(line)
@@ -233,7 +235,7 @@ def test_journal_lines_round_trip_as_bson_or_json():
         assert [(lp.field, lp.label_id, lp.after, lp.index, lp.whole) for lp in back.labels] == [
             (lp.field, lp.label_id, lp.after, lp.index, lp.whole) for lp in patch.labels]
         if form == "bson":
-            assert np.array_equal(ed.deserialize_mask(back.labels[0].after["mask"]), np.eye(5, dtype=bool))
+            assert np.array_equal(lb.deserialize_mask(back.labels[0].after["mask"]), np.eye(5, dtype=bool))
 
 
 _READER = """

@@ -188,7 +188,7 @@ def test_run_writes_detections_records_and_resumes(dataset, engine):
         for det in dets:
             x0, y0, _, _ = mk.detection_pixel_box(det, h, w)
             assert det.mask.dtype == bool and det.mask.ndim == 2 and det.confidence >= 0.05
-            assert (x0, y0) == (mk._round(det.bounding_box[0] * w), mk._round(det.bounding_box[1] * h))
+            assert (x0, y0) == (mk.round_half_up(det.bounding_box[0] * w), mk.round_half_up(det.bounding_box[1] * h))
     again = run_inference(dataset.view(), engine)
     assert (again.predicted, again.skipped) == (0, 12)
     redo = run_inference(dataset.limit(4), engine, overwrite=True)

@@ -13,6 +13,7 @@ import bson
 import pytest
 
 from maskreview.core.editing import ops as ed
+from maskreview.core.editing import changes as ch
 from maskreview.core.sources import open_source
 from maskreview.core.editing.session import EditSession, replay_message
 
@@ -152,9 +153,9 @@ def test_both_line_forms_carry_a_checksum_that_reading_checks(tmp_path):
 
     from maskreview.core.editing import journal as jn
 
-    as_bson = ed.SamplePatch("s1", [], ["t"], [], ed.Version(), ed.Version(1, "w", None))
-    as_json = ed.SamplePatch("s2", [ed.LabelPatch("gt", "l2", None, {"score": np.float32(0.5)}, 2)], [], [],
-                             ed.Version(), ed.Version(1, "w", None))  # a value BSON cannot hold
+    as_bson = ch.SamplePatch("s1", [], ["t"], [], ch.Version(), ch.Version(1, "w", None))
+    as_json = ch.SamplePatch("s2", [ch.LabelPatch("gt", "l2", None, {"score": np.float32(0.5)}, 2)], [], [],
+                             ch.Version(), ch.Version(1, "w", None))  # a value BSON cannot hold
     lines = [jn.entry_line(1, [as_bson]), jn.entry_line(2, [as_json])]
     assert '"bson"' in lines[0] and '"patches"' in lines[1]
     lines += [line.replace('"seq": ', '"seq": 1') for line in lines]  # seq 11 and 12: the text no longer matches

@@ -11,6 +11,7 @@ import pytest
 from conftest import run_cli
 
 from maskreview.core.editing import ops as ed
+from maskreview.core.editing import labels as lb
 from maskreview.core import masks as mk
 from maskreview.core.model.autorun import ModelChoice, chosen_model, fill_missing, missing_sample_ids, remember_model
 from maskreview.core.errors import BadInputError
@@ -42,7 +43,7 @@ def ds(fo, demo_coco, tmp_path):
 
 
 def _labels(ds, sid, field="predictions") -> list[dict]:
-    doc = ds._sample_collection.find_one({"_id": ed._oid(sid)}, {field: 1})
+    doc = ds._sample_collection.find_one({"_id": lb.as_oid(sid)}, {field: 1})
     return ((doc or {}).get(field) or {}).get("detections") or []
 
 
@@ -76,7 +77,7 @@ def _review(ds, tmp_path):
     sample.predictions.detections[-2].tags.append("from_python")  # a tag set outside maskreview
     sample.save()
     reviewed = [d for d in _labels(ds, sid) if str(d["_id"]) in reviewed_ids(
-        ds._sample_collection.find_one({"_id": ed._oid(sid)}), "predictions")]
+        ds._sample_collection.find_one({"_id": lb.as_oid(sid)}), "predictions")]
     assert len(reviewed) == 6  # relabelled, tagged, mask-edited, added, promoted, tagged in Python
     return sid, reviewed, deleted
 
@@ -89,10 +90,10 @@ def _assert_review_survived(ds, sid, reviewed, deleted):
         assert _exact(by_id[str(label["_id"])]) == _exact(label)
     assert str(deleted["_id"]) not in by_id
     h, w = ds[sid].metadata.height, ds[sid].metadata.width
-    gone = ed.label_bitmap(deleted, h, w)
+    gone = mk.detection_to_bitmap(lb.as_detection(deleted), h, w)
     for label in labels:
         if label["label"] == deleted["label"]:
-            other = ed.label_bitmap(label, h, w)
+            other = mk.detection_to_bitmap(lb.as_detection(label), h, w)
             assert (gone & other).sum() / max(1, (gone | other).sum()) < 0.5, "the deleted prediction came back"
 
 
@@ -115,7 +116,7 @@ def test_rerun_of_the_same_model_keeps_review_work_and_deletions(ds, tmp_path, d
 def test_rerun_without_overwrite_skips_done_samples_and_predicts_new_ones(ds, tmp_path, demo_engine):
     run_inference(ds, demo_engine)
     sid, reviewed, deleted = _review(ds, tmp_path)
-    ds._sample_collection.update_one({"_id": ed._oid(sid)}, {"$set": {"predictions_run": None}})  # as if cancelled
+    ds._sample_collection.update_one({"_id": lb.as_oid(sid)}, {"$set": {"predictions_run": None}})  # as if cancelled
     report = run_inference(ds, demo_engine)
     assert (report.predicted, report.skipped) == (1, 11)
     _assert_review_survived(ds, sid, reviewed, deleted)

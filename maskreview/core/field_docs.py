@@ -7,7 +7,7 @@ none; a description someone wrote is kept. Idempotent, cheap once done.
 
 from __future__ import annotations
 
-from maskreview.core.editing.ops import ORIGINAL_SUFFIX
+from maskreview.core.fields import ORIGINAL_SUFFIX
 
 LABEL_ATTRIBUTES = {
     "review_added": "created during review in maskreview (added or promoted)",

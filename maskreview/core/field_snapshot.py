@@ -24,12 +24,12 @@ class FieldSnapshot:
 
 def snapshot_field(dataset, field_name: str, sample_ids) -> FieldSnapshot:
     """The raw content of ``field_name`` and ``<field_name>_run`` for ``sample_ids``."""
-    from maskreview.core.editing.ops import _oid
+    from maskreview.core.editing.labels import as_oid
 
     ids = list(dict.fromkeys(str(i) for i in sample_ids))
     run_field = f"{field_name}_run"
     values = {}
-    for doc in dataset._sample_collection.find({"_id": {"$in": [_oid(i) for i in ids]}},
+    for doc in dataset._sample_collection.find({"_id": {"$in": [as_oid(i) for i in ids]}},
                                                 {field_name: 1, run_field: 1}):
         values[str(doc["_id"])] = (doc.get(field_name), doc.get(run_field))
     return FieldSnapshot(field_name, values, field_name in dataset.get_field_schema(),
@@ -44,7 +44,7 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
     and record) when no sample holds a value after the restore; one taken after re-creates it."""
     from pymongo import UpdateOne
 
-    from maskreview.core.editing.ops import _oid, new_id
+    from maskreview.core.editing.labels import as_oid, new_id
     from maskreview.core.model.runs import _now_ms
     from maskreview.core.store import fiftyone
     from maskreview.core.editing.session import declare_revision_fields, revised
@@ -59,7 +59,7 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
     stamp = _now_ms()
     declare_revision_fields(dataset)
     writer = f"model run restored {new_id()}"
-    ops = [UpdateOne({"_id": _oid(sid)}, revised({"$set": {snap.field: value, run_field: run_key,
+    ops = [UpdateOne({"_id": as_oid(sid)}, revised({"$set": {snap.field: value, run_field: run_key,
                                                            "last_modified_at": stamp}}, writer))
            for sid, (value, run_key) in snap.values.items()]
     written = list(snap.values) if ops and snap.field in dataset.get_field_schema() else []

@@ -45,7 +45,7 @@ def reserved_sample_fields() -> frozenset[str]:
 
 def maskreview_sample_fields() -> frozenset[str]:
     """The fields maskreview keeps on every sample it writes: the edit revision (``core.writeback``)."""
-    from maskreview.core.editing.session import REV_BY_FIELD, REV_FIELD
+    from maskreview.core.fields import REV_BY_FIELD, REV_FIELD
 
     return frozenset({REV_FIELD, REV_BY_FIELD})
 

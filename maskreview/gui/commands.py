@@ -18,7 +18,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from maskreview.core.editing.ops import Change, Op
+from maskreview.core.editing.changes import Change
+from maskreview.core.editing.ops import Op
 from maskreview.core.errors import MaskreviewError
 from maskreview.core.editing.session import ConflictError, EditSession
 

@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         self.dataset = dataset
         self.scratch = None
         fo = fiftyone()
-        from maskreview.core.editing.ops import ORIGINAL_SUFFIX
+        from maskreview.core.fields import ORIGINAL_SUFFIX
 
         fields = [f for f in dataset.get_field_schema(embedded_doc_type=fo.Detections)
                   if not f.endswith(ORIGINAL_SUFFIX)]  # pre-review snapshots are not layers to review

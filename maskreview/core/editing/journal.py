@@ -39,7 +39,8 @@ import numpy as np
 from bson import Binary, ObjectId
 from bson.errors import BSONError, InvalidDocument
 
-from maskreview.core.editing.ops import LabelPatch, SamplePatch, Version, serialize_mask
+from maskreview.core.editing.changes import LabelPatch, SamplePatch, Version
+from maskreview.core.editing.labels import serialize_mask
 
 
 def journal_root() -> Path:

@@ -27,15 +27,20 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pymongo import UpdateMany, UpdateOne, WriteConcern
-from pymongo.collection import Collection
-
 from maskreview.core.editing import journal as jn
-from maskreview.core.editing.ops import (EDIT_ATTRIBUTES, ORIGINAL_SUFFIX, Change, LabelPatch, Op, Resolver, SamplePatch,
-                                   Version, _oid, new_id, original_field)
+from maskreview.core.editing.changes import Change, LabelPatch, SamplePatch, Version
+from maskreview.core.editing.labels import new_id
+from maskreview.core.editing.ops import Op
+from maskreview.core.editing.resolver import Resolver
 from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.fields import (EDIT_ATTRIBUTES, MODIFIED_FIELD, ORIGINAL_INDEX, ORIGINAL_OF, REV_BY_FIELD, REV_FIELD,
+                                    RUNS_INFO_KEY, live_field, original_field)
 from maskreview.core.gcpause import gc_paused
-from maskreview.core.store import fiftyone
+from maskreview.core.images import image_header
+from maskreview.core.store import dataset_id, fiftyone, reader
+from maskreview.core.store import writer as sw
+from maskreview.core.store.writer import (VERSION_FIELDS, bump_revisions, declare_revision_fields,  # noqa: F401 (callers' names)
+                                          revised, unchanged_since)
 
 
 class ConflictError(MaskreviewError):
@@ -48,56 +53,19 @@ class ConflictError(MaskreviewError):
                          f"({', '.join(self.sample_ids[:3])}); keep your edit or take theirs")
 
 
-REV_FIELD, REV_BY_FIELD = "review_rev", "review_rev_by"  # sample fields, declared in the schema
-VERSION_FIELDS = (REV_FIELD, REV_BY_FIELD, "last_modified_at")
-
-
 def version_of(doc: dict) -> Version:
     """The version of a sample document read with (at least) :data:`VERSION_FIELDS`."""
-    return Version(doc.get(REV_FIELD) or 0, doc.get(REV_BY_FIELD), doc.get("last_modified_at"))
+    return Version(doc.get(REV_FIELD) or 0, doc.get(REV_BY_FIELD), doc.get(MODIFIED_FIELD))
 
 
-def declare_revision_fields(dataset) -> None:
-    """Declare ``review_rev`` and ``review_rev_by`` in the schema (once; cheap when declared).
-    Every writer of labels calls it before its first write, edit session or not."""
-    schema = dataset.get_field_schema()
-    fo = fiftyone()
-    for name, ftype in ((REV_FIELD, fo.IntField), (REV_BY_FIELD, fo.StringField)):
-        if name not in schema:
-            dataset.add_sample_field(name, ftype, description="maskreview's edit revision (conflict detection)")
-        elif type(schema[name]) is not ftype:
-            raise BadInputError(f"dataset {dataset.name!r} has a field {name!r} of its own "
-                                f"({type(schema[name]).__name__}), where maskreview counts edits; rename it first")
-
-
-def revised(update: dict, writer: str) -> dict:
-    """``update`` (``{"$set": {...}}``), made a new revision of the sample: writers other than
-    an :class:`EditSession` (a model run, its undo, stored evaluation results) use it, so an
-    editor holding the previous version sees the change, even one stamped in the same
-    millisecond. ``writer`` names the writer in ``review_rev_by`` (unique per run: a write
-    read back with it is known to be its own)."""
-    return {**update, "$set": {**update.get("$set", {}), REV_BY_FIELD: writer},
-            "$inc": {**update.get("$inc", {}), REV_FIELD: 1}}
-
-
-def bump_revisions(dataset, query: dict, writer: str) -> None:
-    """A new revision of every sample matching ``query``, after a write through FiftyOne's own
-    API (which cannot carry :func:`revised`), e.g. deleting an evaluation's label attributes."""
-    declare_revision_fields(dataset)
-    dataset._sample_collection.update_many(query, revised({}, writer))
-
-
-def unchanged_since(doc: dict) -> dict:
-    """Filter conditions: the sample is still at the version of ``doc`` (read with
-    :data:`VERSION_FIELDS`); no revision matches a sample without one."""
-    return {REV_FIELD: doc.get(REV_FIELD), "last_modified_at": doc.get("last_modified_at")}
-
-
-def durable(collection: Collection) -> Collection:
-    """``collection`` with a write concern that acknowledges only what survives a crash of
-    mongod: in its journal on disk (``j``), and on a replica set in a majority of members."""
-    replica_set = "setName" in collection.database.client.admin.command("hello")
-    return collection.with_options(write_concern=WriteConcern(w="majority" if replica_set else 1, j=True))
+def _header_size(doc: dict) -> tuple[int, int]:
+    """``(height, width)`` of a sample without an image size in its metadata, from its image's header."""
+    try:
+        width, height, _ = image_header(doc.get("filepath", ""))
+    except BadInputError as exc:
+        raise BadInputError(f"cannot edit masks of sample {doc.get('_id')}: no image size in its metadata "
+                            f"and its image cannot be read ({exc})") from exc
+    return height, width
 
 
 def _now_ms() -> datetime:
@@ -110,8 +78,7 @@ class EditSession:
 
     def __init__(self, dataset, journal_root: Path | None = None):
         self.dataset = dataset
-        self._coll = dataset._sample_collection
-        self._durable = durable(self._coll)  # for edits; reads go through _coll
+        self._writer = sw.SampleWriter(dataset, durable=True)  # reads go through store.reader
         self._journal_root = journal_root
         self.versions: dict[str, Version] = {}
         self.writer = new_id()  # this session's name in the revisions it writes
@@ -121,14 +88,14 @@ class EditSession:
         self._shapes: set[tuple[str, tuple[str, ...]]] = set()  # (field, attributes) checked and declared
         declare_revision_fields(dataset)
         self.replayed = self.replay()
-        self.journal = jn.Journal(str(dataset._doc.id), journal_root)
+        self.journal = jn.Journal(dataset_id(dataset), journal_root)
 
     # -- versions ------------------------------------------------------------------------
     def track(self, sample_ids: str | Iterable[str]) -> None:
         """Remember the samples' versions as they are now (call when the UI loads them)."""
         ids = [sample_ids] if isinstance(sample_ids, str) else list(sample_ids)
-        for doc in self._coll.find({"_id": {"$in": [_oid(i) for i in ids]}}, dict.fromkeys(VERSION_FIELDS, 1)):
-            self.versions[str(doc["_id"])] = version_of(doc)
+        for sid, doc in reader.by_ids(self.dataset, ids, VERSION_FIELDS).items():
+            self.versions[sid] = version_of(doc)
 
     def loaded(self, sample_id: str, version: Version | None) -> None:
         """The UI now shows this sample as of ``version`` (:func:`version_of` the document read
@@ -169,7 +136,7 @@ class EditSession:
                 raise ConflictError(stale, ops[0] if len(ops) == 1 else None)
         for sid, doc in docs.items():
             self.versions.setdefault(sid, version_of(doc))
-        resolver = Resolver(docs, self.dataset.info.get("maskreview_runs"))
+        resolver = Resolver(docs, self.dataset.info.get(RUNS_INFO_KEY), _header_size)
         changes = [resolver.resolve(op) for op in ops]
         for change in changes:
             for p in change.patches:
@@ -200,7 +167,7 @@ class EditSession:
         for name in fields:
             self._check_field(name)
             # the attributes every snapshot carries: declared now, not inside the first edit
-            self._declare(LabelPatch(original_field(name), "", None, {"original_of": "", "original_index": 0}))
+            self._declare(LabelPatch(original_field(name), "", None, {ORIGINAL_OF: "", ORIGINAL_INDEX: 0}))
 
     # -- internals -----------------------------------------------------------------------
     def _check_field(self, name: str) -> None:
@@ -216,7 +183,7 @@ class EditSession:
                 raise BadInputError(f"field {name!r} does not hold Detections; it cannot be edited as instances")
             if getattr(fld, "read_only", False):
                 raise BadInputError(f"field {name!r} is read-only in dataset {self.dataset.name!r}")
-        if not name.endswith("_original"):
+        if live_field(name) == name:
             self._check_field(original_field(name))
         self._checked_fields.add(name)
 
@@ -229,7 +196,7 @@ class EditSession:
             return
         fo = fiftyone()
         schema = self.dataset.get_field_schema(flat=True)
-        live = lp.field[: -len(ORIGINAL_SUFFIX)] if lp.field.endswith(ORIGINAL_SUFFIX) else lp.field
+        live = live_field(lp.field)
         for k in new:
             path = f"{lp.field}.detections.{k}"
             copied = schema.get(f"{live}.detections.{k}")
@@ -246,8 +213,7 @@ class EditSession:
         for f in fields:
             projection[f] = 1
             projection[original_field(f)] = 1
-        cursor = self._coll.find({"_id": {"$in": [_oid(s) for s in sample_ids]}}, projection)
-        return {str(doc["_id"]): doc for doc in cursor}
+        return reader.by_ids(self.dataset, sample_ids, projection)
 
     def _stamp(self, now: datetime | None = None) -> datetime:
         stamp = max(now or _now_ms(), self._last_stamp + timedelta(milliseconds=1))
@@ -282,19 +248,18 @@ class EditSession:
                 if docs and last[p.sample_id] is p:
                     resolved.append(p)  # after this sample's other patches: the bulk write is ordered
                 else:
-                    requests.append(UpdateOne(_filter(p), [{"$set": update_expression(p)}]))
+                    requests.append(sw.patch_update(p))
         expected = len(requests) + len(resolved)
-        requests += _resolved_updates(resolved, docs)
-        result = self._durable.bulk_write(requests, ordered=True)
+        requests += sw.resolved_updates(resolved, docs)
+        result = self._writer.write(requests, ordered=True)
         ids = [p.sample_id for c in live for p in c.patches]
         # Every update that applies sets a new revision, so it counts as modified.
-        if result.modified_count == expected:
+        if result.modified == expected:
             self._written(seqs, chain, ids, live)
             return
         # Some conditional updates found a different version: find out which (the revision
         # names its writer, so another session's write of the same number is not taken for ours).
-        now = {str(d["_id"]): version_of(d) for d in self._coll.find(
-            {"_id": {"$in": [_oid(i) for i in ids]}}, dict.fromkeys(VERSION_FIELDS, 1))}
+        now = {sid: version_of(d) for sid, d in reader.by_ids(self.dataset, ids, VERSION_FIELDS).items()}
         written = {sid for sid, version in chain.items() if now.get(sid) == version}
         if len(written) == len(chain):
             self._written(seqs, chain, ids, live)
@@ -313,27 +278,13 @@ class EditSession:
 
     def _reload(self, sample_ids: list[str], changes: list[Change] | None = None) -> None:
         """Bring FiftyOne's in-memory samples (if any) up to date with what was just written:
-        one query for the changed fields only (FiftyOne's own reload is a query per sample)."""
-        import fiftyone.core.sample as fos
-
-        live = fos.Sample._instances.get(self.dataset._sample_collection_name) or {}
-        ids = [i for i in set(sample_ids) if live.get(i) is not None]
-        if not ids:
-            return
-        if changes is None:
-            fos.Sample._reload_docs(self.dataset._sample_collection_name, sample_ids=ids)
-            return
-        fields = {"tags", *VERSION_FIELDS}
-        for change in changes:
-            fields.update(lp.field for p in change.patches for lp in p.labels)
-        for raw in self._coll.find({"_id": {"$in": [_oid(i) for i in ids]}}, {f: 1 for f in fields}):
-            sample = live.get(str(raw.pop("_id")))
-            if sample is None:
-                continue
-            doc = sample._doc
-            for name, value in raw.items():
-                fld = doc._fields.get(name)
-                doc._data[name] = fld.to_python(value) if fld is not None and value is not None else value
+        the changed fields only, or everything when ``changes`` is None (a conflict)."""
+        fields = None
+        if changes is not None:
+            fields = {"tags", *VERSION_FIELDS}
+            for change in changes:
+                fields.update(lp.field for p in change.patches for lp in p.labels)
+        sw.refresh_loaded(self.dataset, sample_ids, fields)
 
     # -- crash recovery ------------------------------------------------------------------
     def replay(self) -> dict:
@@ -342,14 +293,14 @@ class EditSession:
         journal lines that could not be read (:class:`~maskreview.core.editing.journal.DamagedLine`)
         and the quarantine files that keep them (:func:`replay_message` says it all in words)."""
         report = {"applied": 0, "already": 0, "conflicts": [], "damaged": [], "quarantined": []}
-        for orphan in jn.orphans(str(self.dataset._doc.id), self._journal_root):
+        for orphan in jn.orphans(dataset_id(self.dataset), self._journal_root):
             report["damaged"] += orphan.damaged
             patches = [p for _, entry in orphan.entries for p in entry]
             # A patch reached the database if the sample's version is the one it wrote or one a
             # later patch of the same journal wrote (those were conditional on it).
             position = {(p.sample_id, p.result): i for i, p in enumerate(patches)}
             for i, p in enumerate(patches):
-                doc = self._coll.find_one({"_id": _oid(p.sample_id)}, dict.fromkeys(VERSION_FIELDS, 1))
+                doc = reader.one(self.dataset, p.sample_id, VERSION_FIELDS)
                 current = version_of(doc) if doc else None
                 if current is None:
                     report["conflicts"].append(p)
@@ -362,7 +313,7 @@ class EditSession:
                     except BadInputError:  # the field no longer holds labels that can be edited
                         report["conflicts"].append(p)
                         continue
-                    if self._durable.update_one(_filter(p), [{"$set": update_expression(p)}]).modified_count:
+                    if self._writer.update_one(sw.patch_update(p)):
                         report["applied"] += 1
                         self._reload([p.sample_id])
                     else:  # someone else wrote it since it was read, a moment ago
@@ -416,91 +367,3 @@ def _embedded_kwargs(fld) -> dict:
     if getattr(fld, "field", None) is not None:
         out["subfield"] = type(fld.field)
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# one sample patch as one conditional update pipeline
-# --------------------------------------------------------------------------------------------
-
-GROUP = 25  # samples per update in _resolved_updates
-
-
-def _resolved_updates(patches: list[SamplePatch], docs: dict[str, dict]) -> list[UpdateOne | UpdateMany]:
-    """Updates that set the fields ``patches`` change to their values in ``docs`` (as resolved,
-    after the patches), in each sample whose version is still the one the resolver read; a stale
-    sample is left as it is. One update per ``GROUP`` samples, each sample picked by a
-    ``$switch`` on ``_id``: for mongod a statement costs more than a sample (1,000 samples:
-    0.12 s of mongod CPU, against 0.15 s one statement per sample with the version check in
-    the pipeline, 0.17 s with it in the filter, 0.20-0.26 s for a pipeline that applies the
-    patch to whatever the database holds)."""
-    out = []
-    for start in range(0, len(patches), GROUP):
-        chunk = patches[start : start + GROUP]
-        ids = [_oid(p.sample_id) for p in chunk]
-        branches = [{"case": {"$and": [{"$eq": ["$_id", oid]}, *_version_condition(p.expect)]},
-                     "then": {"$mergeObjects": ["$$ROOT", {"$literal": _resolved_values(p, docs[p.sample_id])}]}}
-                    for oid, p in zip(ids, chunk)]
-        update = [{"$replaceWith": {"$switch": {"branches": branches, "default": "$$ROOT"}}}]
-        out.append(UpdateOne({"_id": ids[0]}, update) if len(ids) == 1 else UpdateMany({"_id": {"$in": ids}}, update))
-    return out
-
-
-def _resolved_values(p: SamplePatch, resolved: dict) -> dict:
-    values = {lp.field: resolved.get(lp.field) for lp in p.labels}
-    if p.tags_add or p.tags_remove:
-        values["tags"] = resolved.get("tags") or []
-    return {**values, **_version_values(p.result)}
-
-
-def _version_condition(v: Version) -> list[dict]:
-    """Aggregation conditions: the sample is at version ``v`` (no revision counts as 0)."""
-    return [{"$eq": [{"$ifNull": [f"${REV_FIELD}", 0]}, v.rev]}, {"$eq": ["$last_modified_at", v.modified]}]
-
-
-def _version_values(v: Version) -> dict:
-    if v.by is None:  # journaled before revisions: last_modified_at alone
-        return {"last_modified_at": v.modified}
-    return {REV_FIELD: v.rev, REV_BY_FIELD: v.by, "last_modified_at": v.modified}
-
-
-def _filter(p: SamplePatch) -> dict:
-    query = {"_id": _oid(p.sample_id)}
-    if p.expect is not None:
-        query.update({REV_FIELD: p.expect.rev or None, "last_modified_at": p.expect.modified})
-    return query
-
-
-def update_expression(p: SamplePatch) -> dict:
-    """``$set`` stage of an update pipeline that applies ``p`` idempotently."""
-    expr: dict = _version_values(p.result)
-    by_field: dict[str, list[LabelPatch]] = {}
-    for lp in p.labels:
-        by_field.setdefault(lp.field, []).append(lp)
-    for fname, patches in by_field.items():
-        dets = {"$ifNull": [f"${fname}.detections", []]}
-        for lp in patches:
-            dets = _label_expression(dets, lp)
-        expr[fname] = {"$mergeObjects": [{"$ifNull": [f"${fname}", {}]}, {"_cls": "Detections", "detections": dets}]}
-    if p.tags_add or p.tags_remove:
-        tags = {"$ifNull": ["$tags", []]}
-        kept = {"$filter": {"input": tags, "cond": {"$not": [{"$in": ["$$this", {"$literal": p.tags_remove}]}]}}}
-        new = {"$filter": {"input": {"$literal": p.tags_add}, "cond": {"$not": [{"$in": ["$$this", tags]}]}}}
-        expr["tags"] = {"$concatArrays": [kept, new]}
-    return expr
-
-
-def _label_expression(dets, lp: LabelPatch):
-    oid = _oid(lp.label_id)
-    if not lp.whole:
-        return {"$map": {"input": dets, "in": {"$cond": [
-            {"$eq": ["$$this._id", oid]}, {"$mergeObjects": ["$$this", {"$literal": lp.after}]}, "$$this"]}}}
-    without = {"$filter": {"input": dets, "cond": {"$ne": ["$$this._id", oid]}}}
-    if lp.after is None:
-        return without
-    new = [{"$literal": lp.after}]
-    if lp.index < 0:
-        return {"$concatArrays": [without, new]}
-    if lp.index == 0:
-        return {"$concatArrays": [new, without]}
-    return {"$let": {"vars": {"a": without}, "in": {"$concatArrays": [
-        {"$slice": ["$$a", 0, lp.index]}, new, {"$slice": ["$$a", lp.index, 2**31 - 1]}]}}}

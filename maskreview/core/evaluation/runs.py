@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskreview.core.editing.ops import new_id
+from maskreview.core.editing.labels import new_id
 from maskreview.core.evaluation.results import EvalResults, compute
 from maskreview.core.gcpause import gc_paused
 from maskreview.core.names import check_eval_key
 from maskreview.core.progress import Progress
-from maskreview.core.editing.session import bump_revisions, declare_revision_fields, revised
+from maskreview.core.store import dataset_of
+from maskreview.core.store import writer as sw
+from maskreview.core.store.writer import bump_revisions, declare_revision_fields, revised
 
 
 def _split(table_img: np.ndarray, values, n_samples: int) -> list[list]:
@@ -42,10 +44,7 @@ def _declare_fields(dataset, gt_field: str, pred_field: str, eval_key: str) -> N
         prefix = f"{field}.detections.{eval_key}"
         schema.update({prefix: fof.StringField(), f"{prefix}_id": fof.StringField(),
                        f"{prefix}_iou": fof.FloatField(), f"{prefix}_biou": fof.FloatField()})
-    existing = dataset.get_field_schema(flat=True)
-    schema = {path: f for path, f in schema.items() if path not in existing}
-    if schema:  # one schema merge (one reload) instead of FiftyOne's register_samples, which reloads per field
-        dataset._merge_sample_field_schema(schema)
+    sw.declare_fields(dataset, schema)  # one schema merge (one reload), not a reload per field
 
 
 def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: str) -> list:
@@ -60,7 +59,6 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
     from datetime import datetime
 
     from bson import ObjectId
-    from pymongo import UpdateOne
 
     n = len(results.sample_ids)
     counts = {name: c.tolist() for name, c in results.per_sample.items()}
@@ -91,27 +89,23 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
                     query.update(zip(id_paths, label_ids[i]))
                 for names, column in keys:
                     update.update(zip(names, column[i]))
-        ops.append(UpdateOne(query, revised({"$set": update}, writer)))
+        ops.append(sw.Update(query, revised({"$set": update}, writer)))
     return ops
 
 
 def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
     """Every per-sample and per-label value in one ``bulk_write``; samples changed since they
     were read (a tag, say) are written again guarded by their label ids."""
-    from fiftyone.core.odm.database import bulk_write
-    from fiftyone.core.sample import Sample
-
     from maskreview.core.errors import MaskreviewError
 
-    coll = dataset._sample_collection
     by_version = len(results.sample_versions) == len(results.sample_ids)
     writer = f"evaluation {eval_key} {new_id()}"
     ops = _value_ops(results, eval_key, by_version, writer)
-    matched = sum(r.matched_count for r in bulk_write(ops, coll))
+    matched = sw.write(dataset, ops).matched
     if matched != len(ops) and by_version:  # rewriting the same values is harmless
         ops = _value_ops(results, eval_key, False, writer)
-        matched = sum(r.matched_count for r in bulk_write(ops, coll))
-    Sample._reload_docs(dataset._sample_collection_name, sample_ids=results.sample_ids)
+        matched = sw.write(dataset, ops).matched
+    sw.refresh_loaded(dataset, results.sample_ids)
     if matched != len(ops):
         raise MaskreviewError(f"{len(ops) - matched} samples changed while being evaluated; evaluate again")
 
@@ -143,7 +137,7 @@ class _Store:
 
     def __init__(self, view, eval_key: str, gt_field: str, pred_field: str, iou_type: str, iou_thresh: float):
         self.view, self.eval_key = view, eval_key
-        self.dataset = view._dataset
+        self.dataset = dataset_of(view)
         check_eval_key(self.dataset, eval_key, gt_field, pred_field)  # before anything is written
         self._args = (gt_field, pred_field, iou_type, iou_thresh)
         self._writer = None
@@ -213,7 +207,7 @@ class _Store:
             self.view, self.config, self.eval_key, _matches(results), results.precision, results.rec_thrs,
             results.iou_thrs, results.classes, recall_sweep=results.recall, thresholds=results.pr_scores,
             backend=self.method)
-        _save_run_results(self.method, self.view, self.eval_key, fo_results)
+        sw.save_run_results(self.method, self.view, self.eval_key, fo_results)
         self.method.add_fields_to_sidebar_group(self.view, self.eval_key,
                                                 omit_fields=(results.gt_field, results.pred_field))
         results.eval_key = self.eval_key
@@ -222,26 +216,6 @@ class _Store:
 def store(view, results: EvalResults, eval_key: str = "eval") -> None:
     """Write ``results`` into the view's samples and labels and register the run."""
     _Store(view, eval_key, results.gt_field, results.pred_field, results.iou_type, results.iou_thresh).finish(results)
-
-
-def _save_run_results(method, view, eval_key: str, fo_results) -> None:
-    """FiftyOne's ``save_run_results``, the JSON written by the C encoder: the results document
-    holds plain lists, numbers and strings, which ``json.dumps`` writes as FiftyOne's
-    ``json_util.dumps`` does (its ``default`` hook takes any BSON value; a NaN is written ``NaN``,
-    which FiftyOne's ``json_util.loads`` reads back), without json_util's pure-Python walk over
-    every value (about half of the store time, measured)."""
-    import json
-
-    from bson import json_util
-
-    run_doc = method._get_run_doc(view, eval_key)
-    if run_doc.results:
-        run_doc.results.delete()  # GridFS keeps the old file otherwise
-    run_doc.results.put(json.dumps(fo_results.serialize(), default=json_util.default).encode(),
-                        content_type="application/json")
-    run_doc.results_meta = dict(fo_results.get_meta() or {})
-    getattr(view._root_dataset, method._results_cache_field())[eval_key] = fo_results
-    run_doc.save()
 
 
 def _matches(results: EvalResults) -> list[tuple]:

@@ -224,9 +224,9 @@ def box_mask_detection(bitmap: np.ndarray, box, label: str, **attributes):
     height, width = bitmap.shape
     x0, y0, x1, y1 = (float(v) for v in box)
     rel = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
-    px0, py0 = mk._round(rel[0] * width), mk._round(rel[1] * height)
-    px1 = max(px0 + 1, mk._round((rel[0] + rel[2]) * width))
-    py1 = max(py0 + 1, mk._round((rel[1] + rel[3]) * height))
+    px0, py0 = mk.round_half_up(rel[0] * width), mk.round_half_up(rel[1] * height)
+    px1 = max(px0 + 1, mk.round_half_up((rel[0] + rel[2]) * width))
+    py1 = max(py0 + 1, mk.round_half_up((rel[1] + rel[3]) * height))
     tight = mk.mask_bbox(bitmap)
     if tight is not None:
         tx, ty, tw, th = tight

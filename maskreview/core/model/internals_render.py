@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from maskreview.core import masks as mk
 from maskreview.core.model import internals as it
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -284,13 +285,8 @@ def _contour(out: np.ndarray, mask: np.ndarray, color, thick: int = 1) -> None:
     cv2.drawContours(out, contours, -1, color, thick, cv2.LINE_AA)
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
-
-
 def best_gt(pred: np.ndarray, gt_masks: list[np.ndarray]) -> tuple[int, float]:
-    ious = [mask_iou(pred, g) for g in gt_masks]
+    ious = [mk.bitmap_iou(pred, g) for g in gt_masks]
     return (int(np.argmax(ious)), max(ious)) if ious else (-1, 0.0)
 
 

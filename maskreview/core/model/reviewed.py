@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from maskreview.core import masks as mk
-from maskreview.core.editing.ops import as_detection, original_field
+from maskreview.core.editing.labels import as_detection
+from maskreview.core.fields import original_field
 
 OVERLAP_IOU = 0.5
 
@@ -89,12 +90,7 @@ class Merge:
 
 def _rles(docs: list[dict], height: int, width: int) -> list:
     """Full-image RLEs of raw label documents, all at once (a mask-less label fills its box)."""
-    items = []
-    for doc in docs:
-        det = as_detection(doc)
-        x0, y0, w, h = mk.detection_pixel_box(det, height, width)
-        items.append((x0, y0, np.asarray(det.mask, bool) if det.mask is not None else np.ones((h, w), bool)))
-    return mk.paste_rles(items, height, width)
+    return mk.paste_rles([mk.detection_placed(as_detection(doc), height, width) for doc in docs], height, width)
 
 
 def _boxes(docs: list[dict]) -> np.ndarray:

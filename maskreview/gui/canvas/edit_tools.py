@@ -51,12 +51,7 @@ TOOL_KEYS = [
 
 def full_bitmap(inst, height: int, width: int) -> np.ndarray:
     """An overlay instance's mask pasted into a full-image bitmap (core.masks convention)."""
-    out = np.zeros((height, width), bool)
-    xs, ys = max(inst.x0, 0), max(inst.y0, 0)
-    xe, ye = min(inst.x0 + inst.w, width), min(inst.y0 + inst.h, height)
-    if xe > xs and ye > ys:
-        out[ys:ye, xs:xe] = inst.full_mask()[ys - inst.y0 : ye - inst.y0, xs - inst.x0 : xe - inst.x0]
-    return out
+    return mk.paste(inst.x0, inst.y0, inst.full_mask(), height, width)
 
 
 def stamp_disk(bitmap: np.ndarray, x: float, y: float, diameter: float, value: bool) -> None:

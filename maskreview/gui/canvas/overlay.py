@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maskreview.core.masks import clip_box, placed_iou
+
 EVAL_COLORS = {"tp": (46, 204, 64), "fp": (255, 65, 54), "fn": (0, 116, 217)}
 NO_EVAL_COLOR = (170, 170, 170)
 FIELD_COLORS = [(46, 204, 113), (255, 133, 27), (0, 170, 255), (240, 18, 190), (255, 220, 0), (57, 204, 204)]
@@ -109,14 +111,6 @@ def instances_from_detections(field_name: str, detections, height: int, width: i
     return out
 
 
-def _clip(inst: Instance, height: int, width: int):
-    xs, ys = max(inst.x0, 0), max(inst.y0, 0)
-    xe, ye = min(inst.x0 + inst.w, width), min(inst.y0 + inst.h, height)
-    if xe <= xs or ye <= ys:
-        return None
-    return xs, ys, xe, ye
-
-
 def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], height: int, width: int,
                  fill_alpha: float = 0.45, contours: bool = True, fills: bool = True,
                  out: np.ndarray | None = None) -> np.ndarray:
@@ -133,7 +127,7 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
     kernel = np.ones((3, 3), np.uint8)
     packed: dict = {}  # colour -> (fill pixel, contour pixel)
     for inst, rgb in zip(instances, colors):
-        box = _clip(inst, height, width)
+        box = clip_box(inst.x0, inst.y0, inst.w, inst.h, height, width)
         if box is None:
             continue
         xs, ys, xe, ye = box
@@ -186,17 +180,8 @@ def _runs(edges: np.ndarray) -> np.ndarray:
 
 
 def mask_iou(a: Instance, b: Instance) -> float:
-    """IoU of two instances' masks, computed on their boxes' union only."""
-    x0, y0 = min(a.x0, b.x0), min(a.y0, b.y0)
-    x1, y1 = max(a.x0 + a.w, b.x0 + b.w), max(a.y0 + a.h, b.y0 + b.h)
-    if min(a.x0 + a.w, b.x0 + b.w) <= max(a.x0, b.x0) or min(a.y0 + a.h, b.y0 + b.h) <= max(a.y0, b.y0):
-        return 0.0
-    canvas_a = np.zeros((y1 - y0, x1 - x0), bool)
-    canvas_b = np.zeros_like(canvas_a)
-    canvas_a[a.y0 - y0:a.y0 - y0 + a.h, a.x0 - x0:a.x0 - x0 + a.w] = a.full_mask()
-    canvas_b[b.y0 - y0:b.y0 - y0 + b.h, b.x0 - x0:b.x0 - x0 + b.w] = b.full_mask()
-    union = np.count_nonzero(canvas_a | canvas_b)
-    return float(np.count_nonzero(canvas_a & canvas_b)) / union if union else 0.0
+    """IoU of two instances' masks (``masks.placed_iou``)."""
+    return placed_iou((a.x0, a.y0, a.full_mask()), (b.x0, b.y0, b.full_mask()))
 
 
 def best_match(inst: Instance, others: list[Instance]) -> tuple[Instance | None, float]:
