@@ -202,8 +202,11 @@ def cmd_train(args) -> int:
     settings = TrainSettings(iters=args.iters, lr=args.lr, batch=args.batch, holdout=args.holdout,
                              checkpoint_period=args.checkpoint_period, fp16_weights=args.fp16,
                              resume=args.resume, log_period=args.log_period, opts=args.opts or [],
-                             trust_checkpoint=args.trust_checkpoint)
+                             trust_checkpoint=args.trust_checkpoint, launch=_launch_spec(args))
     report = train(view, args.gt_field, args.base, args.out, settings, progress=_progress())
+    if not report:  # --machine-rank above 0: machine 0 writes the model
+        print(f"machine {args.machine_rank}: trained its ranks; machine 0 writes the model folder")
+        return 0
     held = report.get("held_out_eval")
     print(f"model written to {args.out}"
           + (f"; held-out mask AP {held['mAP']:.4f} on {report['held_out_samples']} samples" if held else ""))
@@ -435,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="write half-precision weights (smaller files)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in OUT/work")
     _add_trust_arg(p)
+    _add_launch_args(p)
     p.add_argument("--opts", nargs=argparse.REMAINDER, help="detectron2 config overrides: KEY VALUE ...")
     p.set_defaults(func=cmd_train)
 

@@ -75,7 +75,7 @@ def launch(main_func, spec: Launch, *args) -> None:
     import torch.multiprocessing as mp
 
     # the ranks import detectron2 before maskreview's own warning filters (core/model/registry.py)
-    quiet = "ignore:`torch.jit.script` is deprecated:FutureWarning"
+    quiet = "ignore:`torch.jit.script` is deprecated:FutureWarning,ignore:`broadcast_buffers` is deprecated:FutureWarning"
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
     try:
         d2_launch(rank_main, spec.num_gpus, num_machines=spec.num_machines, machine_rank=spec.machine_rank,

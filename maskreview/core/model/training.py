@@ -20,9 +20,11 @@ import numpy as np
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
 from maskreview.core.images import read_image
-from maskreview.core.model.registry import (download_url, fetch_weights, is_url, load_checkpoint_file, make_checkpointer,
-                                    model_classes, register_local_model, resolve_model)
+from maskreview.core.model.registry import download_url, fetch_weights, is_url, model_classes, register_local_model, resolve_model
+from maskreview.core.model.safe_loading import load_checkpoint_file, make_checkpointer
+from maskreview.core.model.distributed import Launch
 from maskreview.core.progress import Progress
+from maskreview.core.store import dataset_of
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class TrainSettings:
     resume: bool = False
     trust_checkpoint: bool = False  # let configs and checkpoints hold Python objects (runs their code)
     opts: list[str] = field(default_factory=list)  # extra detectron2 config overrides KEY VALUE ...
+    launch: Launch | None = None  # DDP over several processes / machines (core/model/distributed.py)
 
 
 def parse_base(base: str) -> tuple[str, str | None]:
@@ -143,7 +146,7 @@ def _classes_of(view, gt_field: str, base_classes: list[str]) -> list[str]:
     labels = set(view.distinct(f"{gt_field}.detections.label"))
     if labels and labels <= set(base_classes):
         return list(base_classes)
-    ordered = [c for c in (view._dataset.default_classes or []) if c in labels]
+    ordered = [c for c in (view.default_classes or []) if c in labels]
     return ordered + sorted(labels - set(ordered))
 
 
@@ -180,9 +183,9 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
         raise BadInputError("--iters and the loss-log period must be at least 1")
     if not 0 <= settings.holdout < 1:
         raise BadInputError(f"--holdout {settings.holdout}: must be a fraction in [0, 1)")
-    schema = view._dataset.get_field_schema()
+    schema = dataset_of(view).get_field_schema()
     if gt_field not in schema:
-        raise BadInputError(f"dataset {view._dataset.name!r} has no field {gt_field!r}")
+        raise BadInputError(f"dataset {dataset_of(view).name!r} has no field {gt_field!r}")
     if getattr(schema[gt_field], "document_type", None) is not fiftyone().Detections:
         raise BadInputError(f"field {gt_field!r} does not hold Detections (instance masks)")
     config_name, weights = parse_base(base)
@@ -195,7 +198,7 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
     base_classes = model_classes(spec, cfg) if weights else []
     classes = _classes_of(view, gt_field, base_classes)
     if not classes:
-        raise BadInputError(f"no {gt_field} labels to train on in {view._dataset.name!r}")
+        raise BadInputError(f"no {gt_field} labels to train on in {dataset_of(view).name!r}")
 
     ids = view.values("id")
     if len(ids) < 2 and settings.holdout > 0:
@@ -208,8 +211,13 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
     DatasetCatalog.register(name, lambda: records)
     MetadataCatalog.get(name).set(thing_classes=classes)
     try:
-        report = _train(cfg, name, records, weights, classes, base_classes, settings, progress, out)
-        report = {"base": base, "dataset": view._dataset.name, "gt_field": gt_field, **report,
+        if settings.launch is not None and settings.launch.distributed:
+            report = _train_distributed(cfg, name, records, weights, classes, base_classes, settings, out)
+            if report is None:  # a machine other than rank 0: that one writes the model folder
+                return {}
+        else:
+            report = _train(cfg, name, records, weights, classes, base_classes, settings, progress, out)
+        report = {"base": base, "dataset": dataset_of(view).name, "gt_field": gt_field, **report,
                   "train_samples": len(train_ids), "held_out_samples": len(held_ids)}
         if held_ids:
             report["held_out_eval"] = evaluate_model_dir(out, held_view, gt_field)
@@ -222,9 +230,55 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
     return report
 
 
+def _train_distributed(cfg, name, records, weights, classes, base_classes, settings: TrainSettings,
+                       out: Path) -> dict | None:
+    """Train in every rank of ``settings.launch`` (detectron2's DDP); the report of global rank 0,
+    which alone writes the model files (None on the other machines)."""
+    from dataclasses import replace
+
+    from maskreview.core.model import distributed
+
+    spec = settings.launch
+    spec.check_devices(cfg.MODEL.DEVICE)
+    opts = dict(zip(settings.opts[::2], settings.opts[1::2]))
+    batch = int(opts.get("SOLVER.IMS_PER_BATCH") or settings.batch or cfg.SOLVER.IMS_PER_BATCH)
+    if batch % spec.world_size:
+        raise BadInputError(f"the batch ({batch} images) must split evenly over the {spec.world_size} processes "
+                            f"(--num-gpus x --num-machines): pass --batch {max(1, batch // spec.world_size) * spec.world_size}")
+    result = out / "work" / "rank0_report.json"
+    result.parent.mkdir(parents=True, exist_ok=True)
+    result.unlink(missing_ok=True)
+    distributed.launch(_train_rank, spec, cfg, name, records, weights, classes, base_classes,
+                       replace(settings, launch=None), str(out), str(result))
+    if not spec.is_main_machine:
+        return None
+    return json.loads(result.read_text())
+
+
+def _train_rank(cfg, name, records, weights, classes, base_classes, settings: TrainSettings, out: str,
+                result: str) -> None:
+    """One rank of a distributed training (a fresh process: the dataset is registered again)."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.utils import comm
+    from detectron2.utils.logger import setup_logger
+
+    from maskreview.core.progress import TerminalProgress
+
+    setup_logger(name="detectron2", abbrev_name="d2", distributed_rank=comm.get_rank())
+    DatasetCatalog.register(name, lambda: records)
+    MetadataCatalog.get(name).set(thing_classes=classes)
+    progress = TerminalProgress() if comm.is_main_process() else Progress()
+    report = _train(cfg, name, records, weights, classes, base_classes, settings, progress, Path(out))
+    if comm.is_main_process():
+        Path(result).write_text(json.dumps(report))
+
+
 def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSettings, progress: Progress,
            out: Path) -> dict:
     import torch
+    from detectron2.utils import comm
+
+    from maskreview.core.model.distributed import unwrap
 
     cfg.DATASETS.TRAIN = (name,)
     cfg.DATASETS.TEST = ()
@@ -262,18 +316,22 @@ def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSe
     elif weights:
         _load_base_weights(trainer.model, str(weights), classes == base_classes, progress,
                            settings.trust_checkpoint)
-    probe = records[:: max(1, len(records) // _PROBE_IMAGES)][:_PROBE_IMAGES]
-    loss_before = fixed_batch_loss(trainer.model, cfg, probe)
+    main = comm.is_main_process()  # the one process that measures and writes (DDP: global rank 0)
+    probe = records[:: max(1, len(records) // _PROBE_IMAGES)][:_PROBE_IMAGES] if main else []
+    loss_before = fixed_batch_loss(unwrap(trainer.model), cfg, probe)
     progress.start(settings.iters, "training")
     started = time.time()
     try:
         trainer.train()
     finally:
         progress.finish()
-    loss_after = fixed_batch_loss(trainer.model, cfg, probe)
+    loss_after = fixed_batch_loss(unwrap(trainer.model), cfg, probe)
+    ranks = _ranks_agree(unwrap(trainer.model)) if comm.get_world_size() > 1 else None
+    if not main:
+        return {}
 
     state = {k: (v.half() if settings.fp16_weights and v.is_floating_point() else v)
-             for k, v in trainer.model.state_dict().items()}
+             for k, v in unwrap(trainer.model).state_dict().items()}
     final_cfg = cfg.clone()
     final_cfg.DATASETS.TRAIN = ()
     final_cfg.MODEL.WEIGHTS = ""
@@ -287,7 +345,21 @@ def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSe
         tmp.replace(out / filename)
     return {"classes": classes, "iters": settings.iters, "seconds": round(time.time() - started, 1),
             "losses": trainer.loss_log, "probe_loss_before": loss_before, "probe_loss_after": loss_after,
-            "probe_images": len(probe)}
+            "probe_images": len(probe), **({"distributed": ranks} if ranks else {})}
+
+
+def _ranks_agree(model) -> dict:
+    """DDP's check: every rank ends with the same weights (all ranks call this)."""
+    import torch
+    import torch.distributed as dist
+    from detectron2.utils import comm
+
+    digest = hashlib.sha256()
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    digests = comm.all_gather(digest.hexdigest())
+    return {"world_size": comm.get_world_size(), "backend": str(dist.get_backend()),
+            "written_by_rank": comm.get_rank(), "same_weights_on_every_rank": len(set(digests)) == 1}
 
 
 _PROBE_IMAGES = 16
@@ -337,7 +409,7 @@ def evaluate_model_dir(model_dir: Path, view, gt_field: str, trust_checkpoint: b
 
     engine = Engine(str(model_dir), settings=EngineSettings(), trust_checkpoint=trust_checkpoint)
     field_name = f"heldout_{hashlib.sha1(str(model_dir).encode()).hexdigest()[:6]}"
-    dataset = view._dataset
+    dataset = dataset_of(view)
     try:
         run_inference(view, engine, field_name, overwrite=True)
         held = dataset.select(view.values("id"))
@@ -355,13 +427,15 @@ def evaluate_model_dir(model_dir: Path, view, gt_field: str, trust_checkpoint: b
 
 def _make_trainer(cfg, progress: Progress, log_period: int = 20, trust_checkpoint: bool = False):
     from detectron2.engine import DefaultTrainer, HookBase
+    from detectron2.utils import comm
     from detectron2.utils.events import CommonMetricPrinter, JSONWriter
 
     class ProgressHook(HookBase):
         def after_step(self):
             storage = self.trainer.storage
             it = self.trainer.iter + 1
-            if it % log_period == 0 or it == self.trainer.max_iter:
+            # with DDP, only the main process gathers the losses into its storage
+            if comm.is_main_process() and (it % log_period == 0 or it == self.trainer.max_iter):
                 loss = storage.history("total_loss").median(log_period)
                 self.trainer.loss_log.append({"iter": it, "total_loss": round(float(loss), 4),
                                               "lr": storage.history("lr").latest()})
