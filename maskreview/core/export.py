@@ -22,6 +22,7 @@ from pathlib import Path
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.progress import Progress
+from maskreview.core.store import dataset_of
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -56,7 +57,7 @@ def export(view, out_dir, fmt: str = "coco", field: str = "ground_truth", copy_i
     if fmt not in FORMATS:
         raise BadInputError(f"{fmt}: unknown export format; use {' or '.join(FORMATS)}")
     if fmt == "coco":
-        _check_detections_field(view._dataset, field)
+        _check_detections_field(dataset_of(view), field)
     _check_finite_labels(view, field)
     progress = progress or Progress()
     out = Path(out_dir).expanduser().absolute()
@@ -124,10 +125,10 @@ def _check_inside(root: Path) -> None:
 
 def _categories(view, field: str) -> list[dict]:
     labels = set(view.distinct(f"{field}.detections.label"))
-    known = view._dataset.info.get("coco_categories") or []
+    known = view.info.get("coco_categories") or []
     if known and labels <= {c.get("name") for c in known}:
         return [{k: c[k] for k in ("id", "name", "supercategory") if k in c} for c in known]
-    names = [c for c in (view._dataset.default_classes or []) if c in labels]
+    names = [c for c in (view.default_classes or []) if c in labels]
     names += sorted(labels - set(names))
     return [{"id": i + 1, "name": n} for i, n in enumerate(names)]
 
@@ -165,7 +166,7 @@ def coco_dict(view, field: str, file_names: list[str], progress: Progress) -> di
                 ann["score"] = float(det.confidence)
             annotations.append(ann)
         progress.advance()
-    return {"info": {"description": f"exported by maskreview from {view._dataset.name}"},
+    return {"info": {"description": f"exported by maskreview from {dataset_of(view).name}"},
             "images": images, "annotations": annotations, "categories": categories}
 
 
@@ -175,7 +176,7 @@ def _check_finite_labels(view, field: str) -> None:
     from maskreview.core.store import fiftyone
 
     fo = fiftyone()
-    kind = view._dataset.get_field_schema().get(field)
+    kind = dataset_of(view).get_field_schema().get(field)
     if not (isinstance(kind, fo.EmbeddedDocumentField) and issubclass(kind.document_type, fo.Detections)):
         return
     rows = zip(*view.values(["filepath", f"{field}.detections.label", f"{field}.detections.bounding_box",
@@ -231,7 +232,7 @@ def export_fiftyone(view, staging: Path, field: str, copy_images: bool, progress
                 overwrite=True, progress=False)
     progress.advance()
     return {"format": "fiftyone", "samples": len(view),
-            "annotations": view.count(f"{field}.detections") if field in view._dataset.get_field_schema() else 0}
+            "annotations": view.count(f"{field}.detections") if field in dataset_of(view).get_field_schema() else 0}
 
 
 FORMATS = {"coco": export_coco, "fiftyone": export_fiftyone}

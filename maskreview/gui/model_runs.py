@@ -24,6 +24,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QUndoCommand
 
 from maskreview.core.errors import MaskreviewError
+from maskreview.core.store import dataset_of
 from maskreview.gui import workers
 
 
@@ -197,7 +198,7 @@ class ModelRuns(QObject):
             from maskreview.core.model import provenance
             from maskreview.core.model.runs import run_inference
 
-            dataset = view._dataset
+            dataset = dataset_of(view)
             if only_missing and autorun_is_current(view, model, field, weights, settings):
                 return RunOutcome(field, None, model)  # no torch, no model load
             progress.start(0, f"loading {model}")
@@ -393,7 +394,7 @@ def autorun_is_current(view, model: str, field: str | None, weights: str | None 
 
     if not field:
         return False
-    record = provenance(view._dataset, field)
+    record = provenance(dataset_of(view), field)
     if not record or not record.get("run_key"):
         return False
     try:

@@ -1,13 +1,16 @@
-"""Read-only queries the GUI runs while worker threads write, straight through pymongo.
+"""Read-only queries the GUI runs while worker threads write, through :mod:`maskreview.core.store.reader`.
 
 pymongo is thread-safe; a FiftyOne ``Dataset`` object's mongoengine documents are not, so the
-GUI's own reads (samples, counts, filters) use the dataset's collection directly and never
-race with inference or edits writing through FiftyOne on a worker thread.
+GUI's own reads (samples, counts, filters) go to the database through the store's raw reader and
+never race with inference or edits writing through FiftyOne on a worker thread.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from maskreview.core.store.codec import label_mask
+from maskreview.core.store.reader import all_tags, class_counts, ids_and_paths, ids_with_label, ids_with_tag  # noqa: F401
 
 
 class RawDetection:
@@ -22,8 +25,7 @@ class RawDetection:
 
     def __init__(self, doc: dict):
         self.doc = doc
-        mask = doc.get("mask")
-        self.mask = _array(mask) if mask is not None else None
+        self.mask = label_mask(doc, writable=True)
 
     id = property(lambda self: str(self.doc["_id"]))
     label = property(lambda self: self.doc.get("label"))
@@ -42,12 +44,6 @@ class RawDetections:
     detections: list[RawDetection]
 
 
-def _array(value):
-    from fiftyone.core.utils import deserialize_numpy_array
-
-    return deserialize_numpy_array(value)
-
-
 @dataclass
 class RawSample:
     id: str
@@ -61,16 +57,12 @@ class RawSample:
 
 def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dict[str, RawSample]:
     """Samples' paths, sizes, tags and label fields (:class:`RawDetections`), by id."""
-    from bson import ObjectId
-
-    from maskreview.core.store import fiftyone
     from maskreview.core.editing.session import VERSION_FIELDS, version_of
+    from maskreview.core.store import reader
 
-    fiftyone()  # configured before fiftyone.core.utils (mask decoding) is imported
-    projection = {f: 1 for f in ("filepath", "metadata", "tags", *VERSION_FIELDS, *label_fields)}
-    cursor = dataset._sample_collection.find({"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, projection)
+    paths = ("filepath", "metadata", "tags", *VERSION_FIELDS, *label_fields)
     out = {}
-    for doc in cursor:
+    for doc in reader.by_ids(dataset, sample_ids, paths).values():
         meta = doc.get("metadata") or {}
         labels = {f: RawDetections([RawDetection(d) for d in doc[f].get("detections") or []])
                   if isinstance(doc.get(f), dict) else None for f in label_fields}
@@ -78,40 +70,3 @@ def read_samples(dataset, sample_ids: list[str], label_fields: list[str]) -> dic
         out[sid] = RawSample(sid, doc["filepath"], meta.get("width"), meta.get("height"), list(doc.get("tags") or []),
                              labels, version_of(doc))
     return out
-
-
-def ids_and_paths(dataset) -> tuple[list[str], list[str]]:
-    """Every sample's id and filepath, in the dataset's order (one projected query)."""
-    ids, paths = [], []
-    for doc in dataset._sample_collection.find({}, {"filepath": 1}):
-        ids.append(str(doc["_id"]))
-        paths.append(doc["filepath"])
-    return ids, paths
-
-
-def _confident(min_confidence: float, prefix: str = "") -> dict:
-    """Detections scoring at least ``min_confidence``, and those without a score (GT)."""
-    return {"$or": [{f"{prefix}confidence": {"$gte": min_confidence}}, {f"{prefix}confidence": None}]}
-
-
-def class_counts(dataset, field: str, min_confidence: float = 0.0) -> dict[str, int]:
-    """Instances per class in a ``Detections`` field (those shown at this confidence threshold)."""
-    pipeline = [{"$unwind": f"${field}.detections"}]
-    if min_confidence > 0:
-        pipeline.append({"$match": _confident(min_confidence, f"{field}.detections.")})
-    pipeline.append({"$group": {"_id": f"${field}.detections.label", "n": {"$sum": 1}}})
-    return {d["_id"]: d["n"] for d in dataset._sample_collection.aggregate(pipeline) if d["_id"] is not None}
-
-
-def ids_with_label(dataset, field: str, label: str, min_confidence: float = 0.0) -> list[str]:
-    """Samples with an instance of ``label`` in ``field`` (shown at this confidence threshold)."""
-    query = {"label": label, **(_confident(min_confidence) if min_confidence > 0 else {})}
-    return [str(i) for i in dataset._sample_collection.distinct("_id", {f"{field}.detections": {"$elemMatch": query}})]
-
-
-def ids_with_tag(dataset, tag: str) -> list[str]:
-    return [str(i) for i in dataset._sample_collection.distinct("_id", {"tags": tag})]
-
-
-def all_tags(dataset) -> list[str]:
-    return sorted(t for t in dataset._sample_collection.distinct("tags") if t is not None)

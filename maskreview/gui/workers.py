@@ -176,7 +176,9 @@ def run_is_current(dataset, field: str, model: str, settings) -> bool:
         return False
     if record.get("weights_sha256") != file_sha256(spec.weights):
         return False
-    return not dataset._sample_collection.count_documents({f"{field}_run": {"$ne": record["run_key"]}}, limit=1)
+    from maskreview.core.store import reader
+
+    return not reader.exists(dataset, {f"{field}_run": {"$ne": record["run_key"]}})
 
 
 def predict_image_job(path: str, engine_cache: EngineCache, model: str, settings, weights: str | None = None) -> Job:

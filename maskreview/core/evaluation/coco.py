@@ -23,6 +23,14 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
+from maskreview.core.store import dataset_of
+from maskreview.core.evaluation import engine
+from maskreview.core.evaluation.encoding import (  # noqa: F401  (re-exported: coco.box_mask, ...)
+    box_mask,
+    detection_rle,
+    encode_masks,
+    rle_areas,
+)
 from maskreview.core.evaluation.reading import read_detections
 
 STAT_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -58,7 +66,7 @@ def check_fields(view, gt_field: str, pred_field: str) -> None:
         if name not in schema:
             label_fields = [k for k, v in schema.items() if isinstance(v, fo.EmbeddedDocumentField)
                             and issubclass(v.document_type, fo.Detections)]
-            raise BadInputError(f"{view._dataset.name}: no {role} field {name!r} "
+            raise BadInputError(f"{dataset_of(view).name}: no {role} field {name!r} "
                                 f"(Detections fields: {', '.join(label_fields) or 'none'})")
         ftype = schema[name]
         doc = getattr(ftype, "document_type", None)
@@ -67,18 +75,6 @@ def check_fields(view, gt_field: str, pred_field: str) -> None:
             raise BadInputError(f"{role} field {name!r} holds {kind}, not Detections (instance masks or boxes)")
     if gt_field == pred_field:
         raise BadInputError(f"ground truth and predictions are the same field {gt_field!r}")
-
-
-def box_mask(det, height: int, width: int) -> tuple[int, int, np.ndarray]:
-    """``(x0, y0, mask)``: a detection's mask and where it is pasted (a mask-less box fills its box)."""
-    x0, y0, w, h = mk.detection_pixel_box(det, height, width)
-    mask = det.mask if det.mask is not None else np.ones((h, w), bool)
-    return x0, y0, np.asarray(mask, dtype=bool)
-
-
-def detection_rle(det, height: int, width: int) -> dict:
-    """A detection's full-image RLE (same as ``masks.detection_to_rle``, faster)."""
-    return mk.paste_rles([box_mask(det, height, width)], height, width)[0]
 
 
 def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
@@ -93,7 +89,7 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
     samples, (gt, pred) = read_detections(view, [gt_field, pred_field])
     ids, heights, widths = samples.ids, samples.heights, samples.widths
     if not ids:
-        raise BadInputError(f"{view._dataset.name}: no samples to evaluate")
+        raise BadInputError(f"{dataset_of(view).name}: no samples to evaluate")
     if not (heights.all() and widths.all()):
         sid = ids[int(np.flatnonzero((heights == 0) | (widths == 0))[0])]
         raise BadInputError(f"sample {sid} has no image size (metadata); run compute_metadata() first")
@@ -103,7 +99,7 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
         raise BadInputError(f"prediction field {pred_field!r} has no detections in these {len(ids)} samples; "
                             "run inference first (maskreview infer)")
     gt_labels, pred_labels = set(gt.labels), set(pred.labels)
-    names = list(classes or view._dataset.default_classes or [])
+    names = list(classes or view.default_classes or [])
     names += sorted((gt_labels | pred_labels) - set(names))
     cat_id = {name: i + 1 for i, name in enumerate(names)}
     warnings = []
@@ -145,32 +141,6 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
                       samples.versions)
 
 
-def encode_masks(images: list[dict], annotations: list[dict], results: list[dict], gt_masks: list,
-                 pred_masks: list) -> None:
-    """Fill in the RLE ``segmentation`` of annotations and results (from their ``(x0, y0, box
-    mask)``), and the annotations' ``area`` and ``bbox``: all masks in one pass, batched."""
-    from pycocotools import mask as mask_utils
-
-    size = {im["id"]: (im["height"], im["width"]) for im in images}
-    hw = np.array([size[item["image_id"]] for item in annotations + results], np.int64).reshape(-1, 2)
-    rles = mk.paste_rles(gt_masks + pred_masks, hw[:, 0], hw[:, 1])
-    for item, rle in zip(annotations + results, rles):
-        item["segmentation"] = rle
-    gt_rles = rles[:len(annotations)]
-    if gt_rles:
-        areas, boxes = rle_areas(gt_rles).tolist(), mask_utils.toBbox(gt_rles).tolist()
-        for ann, area, box in zip(annotations, areas, boxes):
-            ann["area"], ann["bbox"] = area, box
-
-
-def rle_areas(rles: list) -> np.ndarray:
-    """``mask_utils.area`` over a list (pycocotools 2.0.11 overflows past 255 RLEs in one call)."""
-    from pycocotools import mask as mask_utils
-
-    return np.concatenate([np.asarray(mask_utils.area(rles[i:i + 255]), dtype=float).reshape(-1)
-                           for i in range(0, len(rles), 255)]) if rles else np.zeros(0)
-
-
 def to_json_files(inputs: CocoInputs, gt_path, results_path) -> None:
     """Write the inputs as plain COCO files (RLE counts as strings)."""
     def jsonable(items):
@@ -187,43 +157,11 @@ def to_json_files(inputs: CocoInputs, gt_path, results_path) -> None:
 
 
 def run_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm"):
-    """pycocotools' COCOeval on in-memory GT and results, quietly; returns the evaluator."""
-    return accumulate(start_cocoeval(gt, results, iou_type).evaluated().evaluator)
-
-
-def accumulate(evaluator):
-    """COCOeval's ``accumulate`` and ``summarize``, quietly."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator.accumulate()
-        evaluator.summarize()
-    return evaluator
-
-
-def start_cocoeval(gt: dict, results: list[dict], iou_type: str = "segm", workers: int | None = None,
-                   gt_masks: list | None = None, pred_masks: list | None = None, encode: bool = False,
-                   occlusion: bool = False, boundary_at: int | None = None):
-    """Start COCOeval on in-memory GT and results, on several cores when there are many images
-    (:mod:`sharded`). ``.evaluated()`` waits and gives a ``sharded.Evaluated``: the COCOeval as
-    after ``evaluate()`` (:func:`accumulate` is next), each result's ``area`` as ``loadRes``
-    computes it, and when asked for, each GT's occlusion (``results.gt_occlusion``) and the
-    boundary IoU of COCOeval's matches at IoU threshold index ``boundary_at``.
-
-    ``gt_masks`` and ``pred_masks``: ``(x0, y0, box mask)`` per annotation / result, for
-    occlusion, and for ``encode``: the segmentations are not made yet, each shard makes its own
-    (:func:`encode_masks`) and ``evaluated()`` fills them into ``gt`` and ``results``."""
-    from pycocotools.coco import COCO
-
-    from maskreview.core.evaluation import sharded
-
+    """COCOeval on in-memory GT and results (:mod:`engine`), accumulated; returns the evaluator."""
     _check_iou_type(iou_type)
     if not results:
         raise BadInputError("there are no detections to evaluate")
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO()
-        coco_gt.dataset = gt
-        coco_gt.createIndex()
-    return sharded.ShardedEval(coco_gt, results, iou_type, sharded.shard_count(len(gt["images"]), workers),
-                               gt_masks, pred_masks, encode, occlusion, boundary_at)
+    return engine.accumulate(engine.evaluate(gt, results, iou_type))
 
 
 def per_class_ap(evaluator, iou: float | None = None) -> dict[str, float]:
@@ -342,4 +280,6 @@ def _evaluate_coco(coco_gt, results: list, iou_type: str):
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
         evaluator.evaluate()
-    return accumulate(evaluator)
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator

@@ -14,6 +14,7 @@ from maskreview.core.errors import BadInputError
 from maskreview.core.model.engine import Engine, EngineSettings
 from maskreview.core.model.runs import InferenceReport, run_inference
 from maskreview.core.progress import Progress
+from maskreview.core.store import dataset_of
 from maskreview.core.model.provenance import check_field_for, propose_field, provenance
 
 MODEL_INFO_KEY = "maskreview_model"
@@ -57,9 +58,9 @@ def missing_sample_ids(view, field_name: str, run_key: str | None = None) -> lis
     """Samples of ``view`` with no output of the field's model (``run_key``: default the one in
     the field's record); cheap: reads ids and run keys only, no model."""
     if run_key is None:
-        run_key = (provenance(view._dataset, field_name) or {}).get("run_key")
+        run_key = (provenance(dataset_of(view), field_name) or {}).get("run_key")
     run_field = f"{field_name}_run"
-    if run_key is None or run_field not in view._dataset.get_field_schema():
+    if run_key is None or run_field not in dataset_of(view).get_field_schema():
         return list(view.values("id"))
     ids, keys = view.values(["id", run_field])
     return [i for i, k in zip(ids, keys) if k != run_key]
@@ -73,7 +74,7 @@ def fill_missing(view, engine: Engine, field_name: str | None = None, progress: 
     and the report. A field holding another model's output is refused (``FieldTakenError``)."""
     if run_kwargs.pop("overwrite", False):
         raise BadInputError("fill_missing never re-predicts: use run_inference(..., overwrite=True)")
-    dataset = view._dataset
+    dataset = dataset_of(view)
     field_name = field_name or propose_field(dataset, engine)
     check_field_for(dataset, field_name, engine)
     todo = missing_sample_ids(view, field_name, engine.run_key)

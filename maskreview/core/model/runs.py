@@ -33,7 +33,7 @@ from maskreview.core.model.provenance import (  # noqa: F401 (re-exported)
     record_run,
 )
 from maskreview.core.progress import Progress
-from maskreview.core.store import fiftyone, lost_database
+from maskreview.core.store import dataset_of, fiftyone, lost_database
 from maskreview.core.store.metadata_lock import dataset_metadata_lock
 
 
@@ -119,7 +119,7 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
     workers that split a run between them; they may run at the same time, anywhere.
     """
     progress = progress or Progress()
-    dataset = view._dataset
+    dataset = dataset_of(view)
     check_output_field(dataset, field, engine)
     run_field = f"{field}_run"
     schema = dataset.get_field_schema()
@@ -218,9 +218,8 @@ class _Writer:
 
     def write(self, pending: dict[str, tuple]) -> list[str]:
         """Write ``{sample id: (label documents, height, width)}``; returns the ids written."""
-        from pymongo import UpdateOne
-
-        from maskreview.core.editing.labels import as_oid
+        from maskreview.core.store import reader
+        from maskreview.core.store.writer import SampleWriter, Update
         from maskreview.core.editing.session import (
             REV_BY_FIELD,
             revised,
@@ -230,24 +229,20 @@ class _Writer:
 
         if not self.started:
             self._start()
-        coll = self.dataset._sample_collection
         projection = review_projection(self.field, self.label_fields)
         todo = dict(pending)
         for _attempt in range(5):  # a sample edited between the read and the write is read again
             stamp = _now_ms()
             ops, merges = [], {}
-            for doc in coll.find({"_id": {"$in": [as_oid(i) for i in todo]}}, projection):
-                sid = str(doc["_id"])
+            for sid, doc in reader.by_ids(self.dataset, todo, projection).items():
                 new, height, width = todo[sid]
                 merges[sid] = merged = merge(doc, self.field, new, height, width)
                 update = {"$set": {self.field: {"_cls": "Detections", "detections": merged.detections},
                                    f"{self.field}_run": self.run_key, "last_modified_at": stamp}}
-                ops.append(UpdateOne({"_id": doc["_id"], **unchanged_since(doc)}, revised(update, self.writer)))
-            if ops:
-                coll.bulk_write(ops, ordered=False)
-            landed = {str(d["_id"]) for d in coll.find(
-                {"_id": {"$in": [as_oid(i) for i in merges]}, "last_modified_at": stamp, REV_BY_FIELD: self.writer},
-                {"_id": 1})}
+                ops.append(Update({"_id": doc["_id"], **unchanged_since(doc)}, revised(update, self.writer)))
+            SampleWriter(self.dataset).write(ops)  # one round trip, unordered
+            landed = set(reader.by_ids(self.dataset, merges, ["_id"],
+                                       {"last_modified_at": stamp, REV_BY_FIELD: self.writer}))
             for sid in landed:
                 self._count(merges[sid])
                 todo.pop(sid)
