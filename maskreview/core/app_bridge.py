@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.store import app_session
 
 ADDRESS = "127.0.0.1"
 START_TIMEOUT_S = 90.0
@@ -148,19 +149,20 @@ def serves_dataset(port: int, dataset) -> bool:
         data = graphql(port, "query ($name: String!) { dataset(name: $name) { datasetId } }", {"name": dataset.name})
     except Exception:
         return False
-    return bool(data.get("dataset")) and data["dataset"]["datasetId"] == str(dataset._doc.id)
+    from maskreview.core.store import dataset_id
+
+    return bool(data.get("dataset")) and data["dataset"]["datasetId"] == dataset_id(dataset)
 
 
 def _server_env() -> dict:
     """The child's environment: this process's database, by the live connection's address when
     it is our own mongod (FiftyOne's service discovery could attach the child to another)."""
-    import fiftyone.core.odm.database as fod
+    from maskreview.core.store import database_address
 
     env = dict(os.environ)
     env.pop("FIFTYONE_DISABLE_SERVICES", None)
     if not env.get("FIFTYONE_DATABASE_URI"):
-        fod.get_db_conn()
-        host, port = fod._client.address
+        host, port = database_address()
         env.pop("FIFTYONE_DATABASE_DIR", None)
         env["FIFTYONE_DATABASE_URI"] = f"mongodb://{host}:{port}"
     return env
@@ -281,7 +283,7 @@ def show(dataset, view=None, port: int | None = None):
     server = ensure_server(dataset, port)
     describe(dataset)  # the App's sidebar explains maskreview's fields
     view = view if view is not None else dataset.view()
-    if _session is not None and _session.server_port == server.port and _session._client._connected:
+    if _session is not None and _session.server_port == server.port and app_session.connected(_session):
         _session.view = view
     else:
         if _session is not None:
@@ -307,7 +309,7 @@ def close_session() -> None:
     session, _session = _session, None
     if session is not None:
         try:
-            session._client.close()
+            app_session.disconnect(session)
         except Exception:  # the server may be gone already
             pass
 

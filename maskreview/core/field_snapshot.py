@@ -24,14 +24,12 @@ class FieldSnapshot:
 
 def snapshot_field(dataset, field_name: str, sample_ids) -> FieldSnapshot:
     """The raw content of ``field_name`` and ``<field_name>_run`` for ``sample_ids``."""
-    from maskreview.core.editing.labels import as_oid
+    from maskreview.core.store import reader
 
     ids = list(dict.fromkeys(str(i) for i in sample_ids))
     run_field = f"{field_name}_run"
-    values = {}
-    for doc in dataset._sample_collection.find({"_id": {"$in": [as_oid(i) for i in ids]}},
-                                                {field_name: 1, run_field: 1}):
-        values[str(doc["_id"])] = (doc.get(field_name), doc.get(run_field))
+    values = {sid: (doc.get(field_name), doc.get(run_field))
+              for sid, doc in reader.by_ids(dataset, ids, [field_name, run_field]).items()}
     return FieldSnapshot(field_name, values, field_name in dataset.get_field_schema(),
                          provenance(dataset, field_name), ids)
 
@@ -42,12 +40,10 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
 
     A snapshot taken before the field existed removes the field again (with its ``_run`` field
     and record) when no sample holds a value after the restore; one taken after re-creates it."""
-    from pymongo import UpdateOne
-
     from maskreview.core.editing.labels import as_oid, new_id
     from maskreview.core.model.runs import _now_ms
-    from maskreview.core.store import fiftyone
-    from maskreview.core.editing.session import declare_revision_fields, revised
+    from maskreview.core.store import fiftyone, reader
+    from maskreview.core.store.writer import SampleWriter, Update, declare_revision_fields, revised
 
     fo = fiftyone()
     run_field = f"{snap.field}_run"
@@ -59,15 +55,15 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
     stamp = _now_ms()
     declare_revision_fields(dataset)
     writer = f"model run restored {new_id()}"
-    ops = [UpdateOne({"_id": as_oid(sid)}, revised({"$set": {snap.field: value, run_field: run_key,
+    ops = [Update({"_id": as_oid(sid)}, revised({"$set": {snap.field: value, run_field: run_key,
                                                            "last_modified_at": stamp}}, writer))
            for sid, (value, run_key) in snap.values.items()]
     written = list(snap.values) if ops and snap.field in dataset.get_field_schema() else []
     if written:
-        dataset._sample_collection.bulk_write(ops, ordered=False)
+        SampleWriter(dataset).write(ops)
     _restore_record(dataset, snap)
-    if not snap.existed and snap.field in dataset.get_field_schema() and not dataset._sample_collection.count_documents(
-            {snap.field: {"$ne": None}}, limit=1):
+    if not snap.existed and snap.field in dataset.get_field_schema() and not reader.exists(
+            dataset, {snap.field: {"$ne": None}}):
         for name in (snap.field, run_field):
             if name in dataset.get_field_schema():
                 dataset.delete_sample_field(name)

@@ -25,7 +25,7 @@ def reserved_label_attributes() -> frozenset[str]:
     from maskreview.core.store import fiftyone
 
     fo = fiftyone()
-    names = set(fo.Detection._fields_ordered) | set(fo.Detections._fields_ordered)
+    names = set(fo.Detection().field_names) | set(fo.Detections().field_names) | {"_cls"}
     names |= {n for n in dir(fo.Detection) if not n.startswith("_")}
     return frozenset(names | {"pk", "_id"})
 
@@ -93,10 +93,11 @@ def _type_name(field) -> str:
 def _first_holding(dataset, paths: list[str]) -> str | None:
     """The first of ``paths`` that some sample holds a value at, declared in the schema or not
     (one scan when none is held)."""
-    coll = dataset._sample_collection
-    if not paths or coll.find_one({"$or": [{p: {"$exists": True}} for p in paths]}, {"_id": 1}) is None:
+    from maskreview.core.store import reader
+
+    if not paths or not reader.exists(dataset, {"$or": [{p: {"$exists": True}} for p in paths]}):
         return None
-    return next((p for p in paths if coll.find_one({p: {"$exists": True}}, {"_id": 1}) is not None), paths[0])
+    return next((p for p in paths if reader.exists(dataset, {p: {"$exists": True}})), paths[0])
 
 
 def check_eval_key(dataset, eval_key, gt_field: str, pred_field: str) -> None:

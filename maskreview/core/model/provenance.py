@@ -81,7 +81,9 @@ def field_has_values(dataset, field: str) -> bool:
     """Whether any sample has a value in ``field`` (an existing but empty field is free)."""
     if field not in dataset.get_field_schema():
         return False
-    return bool(dataset._sample_collection.count_documents({field: {"$ne": None}}, limit=1))
+    from maskreview.core.store import reader
+
+    return reader.exists(dataset, {field: {"$ne": None}})
 
 
 def field_holder(dataset, field: str) -> dict | None:
