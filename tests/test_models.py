@@ -11,6 +11,7 @@ import torch
 from conftest import run_cli
 
 from maskreview.core.model import registry as models
+from maskreview.core.model import safe_loading
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 from maskreview.core.progress import Progress
 
@@ -140,8 +141,8 @@ def test_booby_trapped_pickle_is_refused_and_has_no_effect(tmp_path, trap):
     ckpt = tmp_path / "model_final_trap.pkl"
     payload = {"model": {"w": np.zeros(3, np.float32), "x": trap(str(marker))}, "__author__": "x"}
     ckpt.write_bytes(pickle.dumps(payload))
-    with pytest.raises(models.UntrustedCheckpointError) as err:
-        models.load_checkpoint_file(ckpt)
+    with pytest.raises(safe_loading.UntrustedCheckpointError) as err:
+        safe_loading.load_checkpoint_file(ckpt)
     message = str(err.value)
     assert "--trust-checkpoint" in message and ("open" in message or "system" in message)
     assert not marker.exists()
@@ -150,9 +151,9 @@ def test_booby_trapped_pickle_is_refused_and_has_no_effect(tmp_path, trap):
 def test_pth_with_an_object_needs_trust(tmp_path):
     ckpt = tmp_path / "model.pth"
     torch.save({"model": {"w": torch.ones(2)}, "extra": NotATensor()}, ckpt)
-    with pytest.raises(models.UntrustedCheckpointError, match=r"NotATensor.*--trust-checkpoint"):
-        models.load_checkpoint_file(ckpt)
-    loaded = models.load_checkpoint_file(ckpt, trust_checkpoint=True)
+    with pytest.raises(safe_loading.UntrustedCheckpointError, match=r"NotATensor.*--trust-checkpoint"):
+        safe_loading.load_checkpoint_file(ckpt)
+    loaded = safe_loading.load_checkpoint_file(ckpt, trust_checkpoint=True)
     assert isinstance(loaded["extra"], NotATensor) and torch.equal(loaded["model"]["w"], torch.ones(2))
 
 
@@ -164,7 +165,7 @@ def test_detectron2_pkl_of_numpy_arrays_loads(tmp_path, protocol):
     if protocol == 2:  # as written by numpy 1.x, which the zoo's files were
         raw = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
     (tmp_path / "z.pkl").write_bytes(raw)
-    loaded = models.load_checkpoint_file(tmp_path / "z.pkl")
+    loaded = safe_loading.load_checkpoint_file(tmp_path / "z.pkl")
     assert loaded["__author__"] == "Detectron2 Model Zoo"
     for key, value in arrays.items():
         np.testing.assert_array_equal(loaded["model"][key], value)
@@ -173,7 +174,7 @@ def test_detectron2_pkl_of_numpy_arrays_loads(tmp_path, protocol):
 def test_caffe2_blobs_pkl_drops_momentum(tmp_path):
     blobs = {"conv1_w": np.ones((2, 2), np.float32), "conv1_w_momentum": np.zeros((2, 2), np.float32)}
     (tmp_path / "c2.pkl").write_bytes(pickle.dumps({"blobs": blobs}, protocol=2))
-    loaded = models.load_checkpoint_file(tmp_path / "c2.pkl")
+    loaded = safe_loading.load_checkpoint_file(tmp_path / "c2.pkl")
     assert list(loaded["model"]) == ["conv1_w"] and loaded["matching_heuristics"] is True
 
 
@@ -191,7 +192,7 @@ def test_bad_weights_files(tmp_path, name, content, fragment):
     elif content is not None:
         path.write_bytes(content)
     with pytest.raises(BadInputError, match=fragment) as err:
-        models.load_checkpoint_file(path)
+        safe_loading.load_checkpoint_file(path)
     assert "\n" not in str(err.value)
 
 

@@ -70,7 +70,8 @@ def folder_entry(folder: str | Path, kind: str = "dir", name: str | None = None)
 
 def zoo_classes(name: str) -> list[str]:
     """A zoo config's classes: COCO's 80 for the COCO configs, else those its test set names."""
-    from maskreview.core.model.registry import coco_class_names, load_config, model_classes, resolve_model
+    from maskreview.core.model.registry import coco_class_names, model_classes, resolve_model
+    from maskreview.core.model.safe_loading import load_config
 
     if name.startswith("COCO-"):
         return coco_class_names()

@@ -25,13 +25,11 @@ from maskreview.core.model.registry import (
     fetch_weights,
     file_sha256,
     is_url,
-    load_checkpoint_file,
-    load_config,
-    make_checkpointer,
     model_classes,
     num_classes,
     resolve_model,
 )
+from maskreview.core.model.safe_loading import load_checkpoint_file, load_config, make_checkpointer
 from maskreview.core.progress import Progress
 from maskreview.core.store import fiftyone
 

@@ -30,11 +30,9 @@ def gui_wording(message: str) -> str:
 
 
 def is_untrusted(error) -> bool:
-    from maskreview.core.model import registry as models
+    from maskreview.core.model.safe_loading import UntrustedCheckpointError  # UntrustedConfigError is one
 
-    kinds = tuple(k for k in (getattr(models, "UntrustedCheckpointError", None),
-                              getattr(models, "UntrustedConfigError", None)) if k is not None)
-    return bool(kinds) and isinstance(error, kinds)
+    return isinstance(error, UntrustedCheckpointError)
 
 
 class ModelFailureDialog(QMessageBox):
