@@ -1,0 +1,72 @@
+"""Boundary errors of a matched pair: the pixels the prediction missed and the pixels it added.
+
+``missed = gt & ~pred`` and ``added = pred & ~gt``: together exactly ``gt ^ pred``. Work is done
+in the crop around both box masks (``(x0, y0, box mask)``, the ``core.masks`` placement), so
+a pair costs what its boxes cover, not the image. The pair's mask IoU and boundary IoU come
+with it (boundary IoU: ``core.evaluation.boundary``, the measure evaluation stores as
+``<key>_biou``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class PairDiff:
+    x0: int  # where the crop lies in the image
+    y0: int
+    missed: np.ndarray  # bool, crop-sized: ground truth the prediction left out
+    added: np.ndarray  # bool, crop-sized: prediction outside the ground truth
+    iou: float
+    biou: float
+
+    @property
+    def n_missed(self) -> int:
+        return int(np.count_nonzero(self.missed))
+
+    @property
+    def n_added(self) -> int:
+        return int(np.count_nonzero(self.added))
+
+    def full(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(missed, added)`` as full-image bitmaps."""
+        out = []
+        for part in (self.missed, self.added):
+            canvas = np.zeros((height, width), bool)
+            h, w = part.shape
+            canvas[self.y0:self.y0 + h, self.x0:self.x0 + w] = part[:height - self.y0, :width - self.x0]
+            out.append(canvas)
+        return out[0], out[1]
+
+
+def _paste(placed, x0: int, y0: int, shape) -> np.ndarray:
+    x, y, m = placed
+    out = np.zeros(shape, bool)
+    xs, ys = max(x, x0), max(y, y0)
+    xe, ye = min(x + m.shape[1], x0 + shape[1]), min(y + m.shape[0], y0 + shape[0])
+    if xe > xs and ye > ys:
+        out[ys - y0:ye - y0, xs - x0:xe - x0] = np.asarray(m, bool)[ys - y:ye - y, xs - x:xe - x]
+    return out
+
+
+def pair_diff(gt, pred, height: int, width: int) -> PairDiff:
+    """Missed and added pixels of ``gt`` and ``pred`` (each ``(x0, y0, box mask)``), clipped to
+    the image."""
+    from maskreview.core.evaluation.boundary import boundary_iou_masks
+
+    boxes = [(x, y, x + m.shape[1], y + m.shape[0]) for x, y, m in (gt, pred) if m.size]
+    if not boxes:
+        empty = np.zeros((0, 0), bool)
+        return PairDiff(0, 0, empty, empty, 0.0, 0.0)
+    x0 = max(0, min(b[0] for b in boxes))
+    y0 = max(0, min(b[1] for b in boxes))
+    x1 = min(width, max(b[2] for b in boxes))
+    y1 = min(height, max(b[3] for b in boxes))
+    shape = (max(0, y1 - y0), max(0, x1 - x0))
+    g, p = _paste(gt, x0, y0, shape), _paste(pred, x0, y0, shape)
+    union = np.count_nonzero(g | p)
+    iou = np.count_nonzero(g & p) / union if union else 0.0
+    return PairDiff(x0, y0, g & ~p, p & ~g, float(iou), boundary_iou_masks(gt, pred, height, width))
