@@ -25,7 +25,7 @@ def _check(out: dict, e) -> None:
 
 
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
-def test_cli_eval_dataset_and_files(fo, demo_coco, tmp_path, monkeypatch, iou_type):
+def test_cli_eval_dataset_and_files(fo, demo_coco, tmp_path, iou_type):
     from maskreview.core.sources import open_source
 
     ds = open_source(demo_coco, name=f"cli-eval-{iou_type}")
@@ -37,9 +37,7 @@ def test_cli_eval_dataset_and_files(fo, demo_coco, tmp_path, monkeypatch, iou_ty
     proc = run_cli("eval", "--gt", str(gt_path), "--pred", str(res_path), "--iou-type", iou_type, "--json", check=True)
     _check(json.loads(proc.stdout), direct)
 
-    # three processes (`python -m maskreview` imported again as each worker's main module)
-    monkeypatch.setenv("MASKREVIEW_EVAL_WORKERS", "3")
-    monkeypatch.setenv("MASKREVIEW_EVAL_MIN_IMAGES_PER_SHARD", "1")
+    # stored under an eval key
     proc = run_cli("eval", ds.name, "--gt-field", "ground_truth", "--pred-field", "predictions",
                    "--iou-type", iou_type, "--eval-key", "cli", "--json", check=True)
     _check(json.loads(proc.stdout), direct)

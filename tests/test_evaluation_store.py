@@ -7,7 +7,7 @@ import pytest
 from helpers_coco import perturbed_demo
 
 from maskreview.core.errors import MaskreviewError
-from maskreview.core.evaluation import coco, results as R, runs
+from maskreview.core.evaluation import engine, results as R, runs
 
 
 @pytest.fixture()
@@ -46,7 +46,7 @@ def test_a_failed_run_under_a_new_key_is_removed(ds, monkeypatch):
     def fail(evaluator):
         raise RuntimeError("accumulate broke")
 
-    monkeypatch.setattr(coco, "accumulate", fail)
+    monkeypatch.setattr(engine, "accumulate", fail)
     with pytest.raises(RuntimeError, match="accumulate broke"):
         runs.evaluate_and_store(ds, eval_key="fresh")
     assert "fresh" not in ds.list_evaluations()
@@ -59,7 +59,7 @@ def test_a_failed_rerun_keeps_the_old_run(ds, monkeypatch):
     def fail(evaluator):
         raise RuntimeError("accumulate broke")
 
-    monkeypatch.setattr(coco, "accumulate", fail)
+    monkeypatch.setattr(engine, "accumulate", fail)
     with pytest.raises(RuntimeError):
         runs.evaluate_and_store(ds, eval_key="ev")
     assert ds.load_evaluation_results("ev").mAP() == pytest.approx(old.summary["mAP"], abs=1e-12)

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from maskreview.core import masks as mk
+from maskreview.core.evaluation.encoding import box_mask
 
 DILATION_RATIO = 0.02
 
@@ -157,7 +158,5 @@ def disagreement_band(gt_rle: dict, dt_rle: dict, ratio: float = DILATION_RATIO)
 
 def detections_disagreement_band(gt_det, pred_det, height: int, width: int, ratio: float = DILATION_RATIO):
     """:func:`disagreement_band` for two ``fo.Detection`` of an image of the given size."""
-    from maskreview.core.evaluation.coco import box_mask
-
     return disagreement_band_masks(box_mask(gt_det, height, width), box_mask(pred_det, height, width), height, width,
                                    ratio)

@@ -23,6 +23,7 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
+from maskreview.core.fields import GT_FIELD, PRED_FIELD
 from maskreview.core.store import dataset_of
 from maskreview.core.evaluation import engine
 from maskreview.core.evaluation.encoding import (  # noqa: F401  (re-exported: coco.box_mask, ...)
@@ -184,7 +185,7 @@ def summary(evaluator) -> dict:
     return stats
 
 
-def evaluate(view, gt_field: str = "ground_truth", pred_field: str = "predictions", iou_type: str = "segm") -> dict:
+def evaluate(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_type: str = "segm") -> dict:
     """mAP and friends for ``pred_field`` against ``gt_field`` over a view (nothing stored)."""
     inputs = coco_inputs(view, gt_field, pred_field, iou_type)
     out = summary(run_cocoeval(inputs.gt, inputs.results, iou_type))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maskreview.core.evaluation.encoding import detection_rle
+
 
 def coco_greedy(ious: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray, iou_thresh: float):
     """Match rows (detections, best score first) to columns (GTs, ignored ones last).
@@ -122,8 +124,6 @@ class SampleMatcher:
     """
 
     def __init__(self, gt_dets, pred_dets, height: int, width: int, iou_type: str = "segm"):
-        from maskreview.core.evaluation.coco import detection_rle
-
         gts = list(gt_dets.detections) if gt_dets is not None else []
         preds = list(pred_dets.detections) if pred_dets is not None else []
         self.gt_ids = [d.id for d in gts]

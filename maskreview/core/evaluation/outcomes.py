@@ -1,0 +1,126 @@
+"""Per-label outcomes of an evaluation: one row per GT and per prediction.
+
+Outcomes: ``tp``, ``fp``, ``fn``, or ``ignored`` for what COCOeval ignores: crowd GTs, the
+detections matched to them, and detections beyond the 100 best of a class in an image. At one
+of COCO's ten IoU thresholds they are COCOeval's own matches (``engine.Matches``); at another
+threshold, COCOeval's rule applied to its IoU matrices (``matching.coco_greedy``). Also each
+GT's occlusion and the boundary IoU of the matched pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from maskreview.core.evaluation.engine import Evaluation, PairBlock
+from maskreview.core.evaluation.matching import coco_greedy
+
+
+@dataclass
+class Objects:
+    """One row per GT or per prediction (parallel numpy arrays)."""
+
+    label_id: np.ndarray  # str
+    img: np.ndarray  # index into EvalResults.sample_ids
+    cls: np.ndarray  # index into EvalResults.classes
+    area: np.ndarray
+    score: np.ndarray  # predictions' confidence (nan for GT)
+    crowd: np.ndarray  # bool (GT only)
+    outcome: np.ndarray  # "tp" | "fp" | "fn" | "ignored"
+    match: np.ndarray  # row index in the other table, -1 = none
+    iou: np.ndarray  # IoU with the match, nan = none
+    biou: np.ndarray  # boundary IoU with the match (segm, when computed), nan = none
+    occlusion: np.ndarray  # GT: largest fraction covered by another GT's box (nan for predictions)
+
+    def __len__(self) -> int:
+        return len(self.label_id)
+
+    @classmethod
+    def empty(cls, n: int) -> Objects:
+        return cls(np.empty(n, dtype=object), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n),
+                   np.full(n, np.nan), np.zeros(n, bool), np.full(n, "ignored", dtype=object),
+                   np.full(n, -1, np.int64), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
+
+
+def outcomes_from_matches(evaluation: Evaluation, t: int, gt: Objects, pred: Objects) -> None:
+    """Per-label outcomes from COCOeval's own matches at IoU threshold index ``t``."""
+    m = evaluation.matches
+    if not len(m.preds):
+        return
+    g, ignored = m.at(t)  # GT row per prediction row (-1 = none)
+    d = m.preds
+    hit = g >= 0
+    iou = np.full(len(d), np.nan)
+    iou[hit] = evaluation.match_ious(np.flatnonzero(hit), g[hit])
+    pred.outcome[d] = np.where(hit, np.where(ignored, "ignored", "tp"), "fp")
+    pred.match[d[hit]], pred.iou[d[hit]] = g[hit], iou[hit]
+    real = hit & ~ignored
+    gt.outcome[g[real]], gt.match[g[real]], gt.iou[g[real]] = "tp", d[real], iou[real]
+
+
+def outcomes_by_greedy(blocks: list[PairBlock], iou_thresh: float, gt: Objects, pred: Objects) -> None:
+    """Per-label outcomes at an IoU threshold that is not one of COCOeval's (same rule)."""
+    for b in blocks:
+        dm, _, dt_ig = coco_greedy(b.ious, b.gt_ignore, b.gt_crowd, iou_thresh)
+        for r, d in enumerate(b.preds):
+            if dm[r] < 0:
+                pred.outcome[d] = "fp"
+                continue
+            g = b.gts[dm[r]]
+            pred.outcome[d] = "ignored" if dt_ig[r] else "tp"
+            pred.match[d], pred.iou[d] = g, b.ious[r, dm[r]]
+            if not b.gt_ignore[dm[r]]:
+                gt.outcome[g], gt.match[g], gt.iou[g] = "tp", d, b.ious[r, dm[r]]
+
+
+def gt_occlusion(gt_img: np.ndarray, heights: np.ndarray, widths: np.ndarray, gt_masks: list,
+                 gt_boxes: list) -> np.ndarray:
+    """For each GT: the largest fraction of it covered by another GT instance's box.
+
+    ``gt_img``: each GT's image index; ``gt_masks``: ``(x0, y0, box mask)`` per GT; ``gt_boxes``:
+    each GT's COCO ``bbox`` (for masks, the tight box of its pixels in the image). Counted
+    exactly with one integral image per instance mask and four look-ups per pair of instances in
+    an image, all pairs at once.
+    """
+    import cv2
+
+    n = len(gt_img)
+    if n == 0:
+        return np.zeros(0)
+    h, w = heights[gt_img], widths[gt_img]
+    # each instance's visible mask (clipped to its image) and its integral image, in one buffer
+    integrals, offsets, geo = [], [0], []
+    for (x, y, m), hh, ww in zip(gt_masks, h.tolist(), w.tolist()):
+        xs, ys = max(x, 0), max(y, 0)
+        m = m[ys - y:max(min(y + m.shape[0], hh) - y, ys - y), xs - x:max(min(x + m.shape[1], ww) - x, xs - x)]
+        s = cv2.integral(m.view(np.uint8)) if m.size else np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.int32)
+        integrals.append(s.ravel())
+        offsets.append(offsets[-1] + s.size)
+        geo.append((xs, ys, m.shape[1], m.shape[0]))
+    table = np.concatenate(integrals)
+    start = np.asarray(offsets[:-1], np.int64)
+    ax, ay, aw, ah = np.asarray(geo, np.int64).reshape(n, 4).T
+    area = table[start + ah * (aw + 1) + aw].astype(float)
+    box = np.floor(np.asarray(gt_boxes, float).reshape(n, 4) + 0.5).astype(np.int64)
+    bx0, by0 = np.clip(box[:, 0], 0, w), np.clip(box[:, 1], 0, h)
+    bx1, by1 = np.clip(box[:, 0] + box[:, 2], 0, w), np.clip(box[:, 1] + box[:, 3], 0, h)
+    # every ordered pair (a, b) of different instances of one image
+    order = np.argsort(gt_img, kind="stable")
+    per_img = np.bincount(gt_img, minlength=len(heights))
+    group = per_img[gt_img[order]]
+    first = np.concatenate(([0], np.cumsum(per_img)))[gt_img[order]]
+    a_s = np.repeat(np.arange(n), group)
+    b_s = first[a_s] + np.arange(len(a_s)) - np.repeat(np.cumsum(group) - group, group)
+    a, b = order[a_s], order[b_s]
+    a, b = a[a != b], b[a != b]
+
+    def at(px, py):  # integral of instance a at image pixel corner (px, py), clamped to its box
+        lx, ly = np.clip(px - ax[a], 0, aw[a]), np.clip(py - ay[a], 0, ah[a])
+        return table[start[a] + ly * (aw[a] + 1) + lx].astype(np.int64)
+
+    inside = at(bx1[b], by1[b]) - at(bx0[b], by1[b]) - at(bx1[b], by0[b]) + at(bx0[b], by0[b])
+    cover = np.divide(inside, area[a], out=np.zeros(len(a)), where=area[a] > 0)
+    occlusion = np.zeros(n)
+    np.maximum.at(occlusion, a, cover)
+    return occlusion
