@@ -15,6 +15,7 @@ from maskreview import __version__
 from maskreview.cli_args import BATCH, COUNT, IMAGE_SIZE, SEED, OneLineParser, fraction, int_in, output_folder, \
     one_line, positive_float
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
+from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, PRED_FIELD
 
 EXIT_BAD_INPUT = 2
 
@@ -97,7 +98,7 @@ def cmd_infer(args) -> int:
     _engine(args)  # checked here, once: a bad model or weights file stops before any rank starts
     dataset, _ = _open_view(args)  # imported here, once, before the ranks open it by name
     args.source = dataset.name
-    distributed.launch(_infer, spec, args)
+    distributed.launch(_infer, spec, args, share_threads=False)  # each rank: a single run's numbers
     return 0
 
 
@@ -386,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("infer", help="run a Mask R-CNN over a dataset into a predictions field")
     _add_source_args(p)
-    p.add_argument("--field", default="predictions")
+    p.add_argument("--field", default=PRED_FIELD)
     p.add_argument("--tags", help="only samples with these tags (comma-separated)")
     p.add_argument("--overwrite", action="store_true", help="predict again samples done by the same model; "
                    "replaces only the model's untouched labels (reviewed labels and deletions are kept)")
@@ -399,12 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="COCO mAP of a predictions field (or a results JSON) against GT")
     _add_source_args(p, optional=True)
-    p.add_argument("--gt-field", default="ground_truth")
-    p.add_argument("--pred-field", default="predictions")
+    p.add_argument("--gt-field", default=GT_FIELD)
+    p.add_argument("--pred-field", default=PRED_FIELD)
     p.add_argument("--gt", help="a COCO instances JSON (with --pred)")
     p.add_argument("--pred", help="a COCO results JSON (with --gt)")
     p.add_argument("--iou-type", choices=("segm", "bbox"), default="segm")
-    p.add_argument("--eval-key", default="eval", help="store per-sample/per-label results under this key "
+    p.add_argument("--eval-key", default=DEFAULT_EVAL_KEY, help="store per-sample/per-label results under this key "
                    "(FiftyOne's conventions); 'none' stores nothing")
     p.add_argument("--iou-thresh", type=fraction(low_open=True), default=0.5, help="IoU of the stored TP/FP/FN matches")
     p.add_argument("--json", action="store_true")
@@ -412,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="compare two prediction fields against the ground truth, per instance")
     _add_source_args(p)
-    p.add_argument("--gt-field", default="ground_truth")
+    p.add_argument("--gt-field", default=GT_FIELD)
     p.add_argument("--a", required=True, metavar="FIELD", help="the first prediction field (A)")
     p.add_argument("--b", required=True, metavar="FIELD", help="the second prediction field (B)")
     p.add_argument("--tags", help="only samples with these tags (comma-separated)")
@@ -424,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train or fine-tune a Mask R-CNN on a dataset or tagged view")
     _add_source_args(p)
-    p.add_argument("--gt-field", default="ground_truth")
+    p.add_argument("--gt-field", default=GT_FIELD)
     p.add_argument("--view-tags", help="train only on samples with these tags (comma-separated)")
     p.add_argument("--base", default="demo", help="CONFIG[:WEIGHTS]: demo, a model folder, zoo name or YAML")
     p.add_argument("--out", required=True, type=output_folder, help="model folder to write")
@@ -446,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(p)
     p.add_argument("--tags", help="only samples with any of these tags (comma-separated)")
     p.add_argument("--label-tags", help="only labels with any of these tags (comma-separated)")
-    p.add_argument("--field", default="ground_truth", help="label field to export")
+    p.add_argument("--field", default=GT_FIELD, help="label field to export")
     p.add_argument("--format", choices=("coco", "fiftyone"), default="coco")
     p.add_argument("--out", required=True, help="a new or empty folder")
     p.add_argument("--copy-images", action="store_true", help="copy the images into OUT (default: refer to them)")

@@ -8,8 +8,8 @@ inference gives each rank one shard of the samples (:mod:`maskreview.core.model.
 
 On CPU, detectron2 0.7.2 asks DDP for ``device_ids=[local rank]``, which DDP refuses for a CPU
 model (facebookresearch/detectron2#5146); :func:`use_cpu_ddp` makes it pass none, as DDP wants
-for CPU modules. The processes share this machine's cores: each gets its share of torch's
-threads.
+for CPU modules. Training ranks on CPU share this machine's cores: each gets its share of
+torch's threads.
 """
 
 from __future__ import annotations
@@ -63,10 +63,14 @@ class Launch:
                                 "launcher would use NCCL; hide the GPUs (CUDA_VISIBLE_DEVICES=) to run on CPU")
 
 
-def launch(main_func, spec: Launch, *args) -> None:
+def launch(main_func, spec: Launch, *args, share_threads: bool = True) -> None:
     """``main_func(*args)`` in each of this machine's ranks, through detectron2's launcher (in this
     process when the world is one rank). A rank that fails stops the others; its own message was
-    printed by the rank (see :func:`rank_main`)."""
+    printed by the rank (see :func:`rank_main`).
+
+    ``share_threads``: on CPU, each rank gets its share of the cores for torch's threads (training).
+    Inference keeps torch's own thread count: a convolution's sums come out in the last bits
+    differently with another thread count, and a rank's results must be a single run's."""
     from detectron2.engine import launch as d2_launch
 
     if not spec.distributed:
@@ -79,7 +83,7 @@ def launch(main_func, spec: Launch, *args) -> None:
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
     try:
         d2_launch(rank_main, spec.num_gpus, num_machines=spec.num_machines, machine_rank=spec.machine_rank,
-                  dist_url=spec.dist_url, args=(main_func, spec.world_size, *args))
+                  dist_url=spec.dist_url, args=(main_func, share_threads, *args))
     except (mp.ProcessExitedException, mp.ProcessRaisedException) as exc:
         raise RankFailedError(f"a rank of the distributed run stopped ({_first_line(exc)}); what the ranks wrote "
                               "is kept: rerun the same command to go on") from None
@@ -94,7 +98,7 @@ def _first_line(exc) -> str:
     return lines[-1].strip()[:300] if lines else type(exc).__name__
 
 
-def rank_main(main_func, world_size: int, *args) -> None:
+def rank_main(main_func, share_threads: bool, *args) -> None:
     """Each rank's entry (after detectron2 joined the group): CPU threads shared out, detectron2's
     DDP usable on CPU, a :class:`MaskreviewError` printed as the rank's one line."""
     import sys
@@ -104,6 +108,7 @@ def rank_main(main_func, world_size: int, *args) -> None:
 
     if not torch.cuda.is_available():
         use_cpu_ddp()
+    if not torch.cuda.is_available() and share_threads:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // comm.get_local_size()))
     try:
         main_func(*args)
