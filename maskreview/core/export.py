@@ -21,13 +21,14 @@ from pathlib import Path
 
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.fields import GT_FIELD
 from maskreview.core.progress import Progress
 from maskreview.core.store import dataset_of
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def select(dataset, tags=None, label_tags=None, field: str = "ground_truth"):
+def select(dataset, tags=None, label_tags=None, field: str = GT_FIELD):
     """Samples with any of ``tags``; with ``label_tags``, only labels with any of them."""
     view = dataset.view()
     if tags:
@@ -51,7 +52,7 @@ def safe_name(path: str, used: set[str]) -> str:
     return name
 
 
-def export(view, out_dir, fmt: str = "coco", field: str = "ground_truth", copy_images: bool = False,
+def export(view, out_dir, fmt: str = "coco", field: str = GT_FIELD, copy_images: bool = False,
            progress: Progress | None = None) -> dict:
     """Write ``view`` to ``out_dir``; returns counts. Raises :class:`BadInputError` for bad targets."""
     if fmt not in FORMATS:

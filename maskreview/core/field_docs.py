@@ -8,21 +8,22 @@ none; a description someone wrote is kept. Idempotent, cheap once done.
 from __future__ import annotations
 
 from maskreview.core.fields import ORIGINAL_SUFFIX
+from maskreview.core.fields import ORIGINAL_INDEX, ORIGINAL_OF, REVIEW_ADDED, REV_BY_FIELD, REV_FIELD, SOURCE_FIELD, SOURCE_LABEL_ID, SOURCE_MODEL, SOURCE_RUN_KEY, SOURCE_SCORE, SOURCE_WEIGHTS, run_field
 
 LABEL_ATTRIBUTES = {
-    "review_added": "created during review in maskreview (added or promoted)",
-    "source_field": "promoted from this label field (maskreview)",
-    "source_label_id": "id of the label it was promoted from (maskreview)",
-    "source_score": "confidence of the label it was promoted from (maskreview)",
-    "source_model": "model that predicted the label it was promoted from (maskreview)",
-    "source_weights_sha256": "SHA-256 of that model's weights (maskreview)",
-    "source_run_key": "model run that predicted the label it was promoted from (maskreview)",
-    "original_of": "id of the live label this pre-review copy belongs to (maskreview)",
-    "original_index": "position of the label in its field before review (maskreview)",
+    REVIEW_ADDED: "created during review in maskreview (added or promoted)",
+    SOURCE_FIELD: "promoted from this label field (maskreview)",
+    SOURCE_LABEL_ID: "id of the label it was promoted from (maskreview)",
+    SOURCE_SCORE: "confidence of the label it was promoted from (maskreview)",
+    SOURCE_MODEL: "model that predicted the label it was promoted from (maskreview)",
+    SOURCE_WEIGHTS: "SHA-256 of that model's weights (maskreview)",
+    SOURCE_RUN_KEY: "model run that predicted the label it was promoted from (maskreview)",
+    ORIGINAL_OF: "id of the live label this pre-review copy belongs to (maskreview)",
+    ORIGINAL_INDEX: "position of the label in its field before review (maskreview)",
 }
 SAMPLE_FIELDS = {
-    "review_rev": "maskreview edit revision: incremented by every edit (conflict detection)",
-    "review_rev_by": "maskreview edit session that wrote the current revision",
+    REV_FIELD: "maskreview edit revision: incremented by every edit (conflict detection)",
+    REV_BY_FIELD: "maskreview edit session that wrote the current revision",
 }
 EVAL_LABEL_SUFFIXES = {
     "": "outcome in evaluation '{key}': tp, fp, fn or ignored (maskreview, COCO matching)",
@@ -44,8 +45,8 @@ def descriptions(dataset) -> dict[str, str]:
     for field in detection_fields:
         if field.endswith(ORIGINAL_SUFFIX):
             out[field] = f"pre-review copies of the '{field[:-len(ORIGINAL_SUFFIX)]}' labels maskreview edited or deleted"
-        if f"{field}_run" in schema:
-            out[f"{field}_run"] = f"model run that predicted this sample's '{field}' (see dataset.info['maskreview_runs'])"
+        if run_field(field) in schema:
+            out[run_field(field)] = f"model run that predicted this sample's '{field}' (see dataset.info['maskreview_runs'])"
         for name, text in LABEL_ATTRIBUTES.items():
             if f"{field}.detections.{name}" in schema:
                 out[f"{field}.detections.{name}"] = text

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from maskreview.core import fields
+from maskreview.core.fields import MODIFIED_FIELD
 from maskreview.core.model.provenance import RUNS_INFO_KEY, provenance, record_run
 
 
@@ -27,7 +29,7 @@ def snapshot_field(dataset, field_name: str, sample_ids) -> FieldSnapshot:
     from maskreview.core.store import reader
 
     ids = list(dict.fromkeys(str(i) for i in sample_ids))
-    run_field = f"{field_name}_run"
+    run_field = fields.run_field(field_name)
     values = {sid: (doc.get(field_name), doc.get(run_field))
               for sid, doc in reader.by_ids(dataset, ids, [field_name, run_field]).items()}
     return FieldSnapshot(field_name, values, field_name in dataset.get_field_schema(),
@@ -46,7 +48,7 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
     from maskreview.core.store.writer import SampleWriter, Update, declare_revision_fields, revised
 
     fo = fiftyone()
-    run_field = f"{snap.field}_run"
+    run_field = fields.run_field(snap.field)
     schema = dataset.get_field_schema()
     if snap.existed and snap.field not in schema:
         dataset.add_sample_field(snap.field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
@@ -56,7 +58,7 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
     declare_revision_fields(dataset)
     writer = f"model run restored {new_id()}"
     ops = [Update({"_id": as_oid(sid)}, revised({"$set": {snap.field: value, run_field: run_key,
-                                                           "last_modified_at": stamp}}, writer))
+                                                           MODIFIED_FIELD: stamp}}, writer))
            for sid, (value, run_key) in snap.values.items()]
     written = list(snap.values) if ops and snap.field in dataset.get_field_schema() else []
     if written:

@@ -48,4 +48,9 @@ EDIT_ATTRIBUTES = {
 
 # Keys of dataset.info
 RUNS_INFO_KEY = "maskreview_runs"  # {field: the model run that wrote it} (core/model/provenance.py)
-RUN_KEY = "run_key"  # a run record's unique key (and the suffix of the per-sample <field>_run)
+RUN_KEY = "run_key"  # a run record's unique key, also kept per sample in <field>_run
+
+
+def run_field(field_name: str) -> str:
+    """The sample field holding the run key of the model run that predicted ``field_name``."""
+    return field_name + "_run"

@@ -20,11 +20,11 @@ from pathlib import Path
 from maskreview.core import cocofile
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
+from maskreview.core.fields import GT_FIELD
 from maskreview.core.images import IMAGE_EXTENSIONS, check_pixels, image_header, is_image_path
 from maskreview.core.progress import Progress
 from maskreview.core.store import connect
 
-GT_FIELD = "ground_truth"
 INFO_KEY = "maskreview_source"
 IMPORT_KEY = "maskreview_import"  # {"complete": bool, "samples": how many the import writes}
 INCOMPLETE_SUFFIX = " (incomplete import)"

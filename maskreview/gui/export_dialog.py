@@ -12,9 +12,11 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLineEdit, QPushButton, QWidget)
 
+from maskreview.core.fields import GT_FIELD, ORIGINAL_SUFFIX
+
 
 class ExportDialog(QDialog):
-    def __init__(self, dataset, parent=None, field: str = "ground_truth"):
+    def __init__(self, dataset, parent=None, field: str = GT_FIELD):
         super().__init__(parent)
         self.setWindowTitle("Export tagged samples")
         self.dataset = dataset
@@ -26,7 +28,7 @@ class ExportDialog(QDialog):
         self.field = QComboBox()
         self.field.addItems([f for f, v in dataset.get_field_schema().items()
                              if getattr(v, "document_type", None) is not None
-                             and v.document_type.__name__ == "Detections" and not f.endswith("_original")])
+                             and v.document_type.__name__ == "Detections" and not f.endswith(ORIGINAL_SUFFIX)])
         if field in [self.field.itemText(i) for i in range(self.field.count())]:
             self.field.setCurrentText(field)
         self.format = QComboBox()

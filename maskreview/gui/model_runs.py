@@ -24,6 +24,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QUndoCommand
 
 from maskreview.core.errors import MaskreviewError
+from maskreview.core.fields import RUN_KEY
 from maskreview.core.store import dataset_of
 from maskreview.gui import workers
 
@@ -91,7 +92,6 @@ class ModelRuns(QObject):
         self.models: dict[str, dict] = {}  # prediction field -> the record of the model that wrote it
         self._last_good = None  # (model, weights, field) of the last run that worked
         window.dataset_changed.connect(self._dataset_opened)
-        window.canvas.instance_clicked.connect(self._selected)
         window.installEventFilter(self)  # the window closing stops a fine-tune process
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
@@ -336,9 +336,6 @@ class ModelRuns(QObject):
         mine = [f for f, record in self.models.items() if record.get("model") == model]
         return DEFAULT_FIELD if DEFAULT_FIELD in mine or not mine else sorted(mine)[0]
 
-    def _selected(self, inst) -> None:
-        self.window.info_panel.show_selected(inst, self.models.get(inst.field) if inst is not None else None)
-
     # ------------------------------------------------------------------ failures
     def _ask_other_field(self, taken: FieldTaken) -> None:
         from PySide6.QtWidgets import QMessageBox
@@ -395,7 +392,7 @@ def autorun_is_current(view, model: str, field: str | None, weights: str | None 
     if not field:
         return False
     record = provenance(dataset_of(view), field)
-    if not record or not record.get("run_key"):
+    if not record or not record.get(RUN_KEY):
         return False
     try:
         spec = resolve_model(model)
@@ -407,4 +404,4 @@ def autorun_is_current(view, model: str, field: str | None, weights: str | None 
     if settings is not None and any(record.get(k) != getattr(settings, k)
                                     for k in ("score_thresh", "nms_thresh", "max_detections")):
         return False
-    return not missing_sample_ids(view, field, record["run_key"])
+    return not missing_sample_ids(view, field, record[RUN_KEY])

@@ -15,6 +15,7 @@ import time
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
+from maskreview.core.fields import RUN_KEY, run_field
 from maskreview.core.progress import Progress
 
 
@@ -167,7 +168,7 @@ def run_is_current(dataset, field: str, model: str, settings) -> bool:
     from maskreview.core.model.registry import file_sha256, is_url, resolve_model
 
     record = ((dataset.info or {}).get(RUNS_INFO_KEY) or {}).get(field)
-    if not record or not record.get("run_key"):
+    if not record or not record.get(RUN_KEY):
         return False
     spec = resolve_model(model)
     if not spec.weights or is_url(str(spec.weights)) or record.get("model") != spec.name:
@@ -178,7 +179,7 @@ def run_is_current(dataset, field: str, model: str, settings) -> bool:
         return False
     from maskreview.core.store import reader
 
-    return not reader.exists(dataset, {f"{field}_run": {"$ne": record["run_key"]}})
+    return not reader.exists(dataset, {run_field(field): {"$ne": record[RUN_KEY]}})
 
 
 def predict_image_job(path: str, engine_cache: EngineCache, model: str, settings, weights: str | None = None) -> Job:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maskreview.core.fields import MODIFIED_FIELD, REV_FIELD
 from maskreview.core.masks import place_masks
 from maskreview.core.store import reader
 from maskreview.core.store.codec import decode_mask, label_mask
@@ -66,9 +67,8 @@ class Samples:
 def read_detections(view, fields: list[str]) -> tuple[Samples, list[Dets]]:
     """The samples of a view (ids, image sizes) and a :class:`Dets` per field."""
     from maskreview.core.editing.session import unchanged_since
-    from maskreview.core.fields import REV_FIELD
 
-    paths = ["_id", "metadata.height", "metadata.width", "last_modified_at"]
+    paths = ["_id", "metadata.height", "metadata.width", MODIFIED_FIELD]
     if REV_FIELD in view.get_field_schema():  # declared by the first writer of revisions
         paths.append(REV_FIELD)
     head = len(paths)
@@ -80,7 +80,7 @@ def read_detections(view, fields: list[str]) -> tuple[Samples, list[Dets]]:
     revs = values[4] if head == 5 else [None] * len(ids)
     samples = Samples(ids, np.array([v or 0 for v in values[1]], np.int64),
                       np.array([v or 0 for v in values[2]], np.int64),
-                      [unchanged_since({REV_FIELD: r, "last_modified_at": m}) for r, m in zip(revs, values[3])])
+                      [unchanged_since({REV_FIELD: r, MODIFIED_FIELD: m}) for r, m in zip(revs, values[3])])
     out = []
     for j in range(len(fields)):
         dids, labels, boxes, masks, confs, crowds, mpaths = values[head + j * len(attrs): head + (j + 1) * len(attrs)]

@@ -15,6 +15,7 @@ import numpy as np
 
 from maskreview.core.editing.labels import new_id
 from maskreview.core.evaluation.results import EvalResults, compute
+from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, MODIFIED_FIELD, PRED_FIELD
 from maskreview.core.gcpause import gc_paused
 from maskreview.core.names import check_eval_key
 from maskreview.core.progress import Progress
@@ -78,7 +79,7 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
     ops = []
     for i, sid in enumerate(results.sample_ids):
         update = {f"{eval_key}_{name}": counts[name][i] for name in ("tp", "fp", "fn")}
-        update["last_modified_at"] = now
+        update[MODIFIED_FIELD] = now
         query = {"_id": ObjectId(sid)}
         if versions is not None:
             query.update(versions[i])
@@ -213,7 +214,7 @@ class _Store:
         results.eval_key = self.eval_key
 
 
-def store(view, results: EvalResults, eval_key: str = "eval") -> None:
+def store(view, results: EvalResults, eval_key: str = DEFAULT_EVAL_KEY) -> None:
     """Write ``results`` into the view's samples and labels and register the run."""
     _Store(view, eval_key, results.gt_field, results.pred_field, results.iou_type, results.iou_thresh).finish(results)
 
@@ -236,8 +237,8 @@ def _matches(results: EvalResults) -> list[tuple]:
     return out
 
 
-def evaluate_and_store(view, gt_field: str = "ground_truth", pred_field: str = "predictions",
-                       iou_type: str = "segm", eval_key: str | None = "eval", iou_thresh: float = 0.5,
+def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD,
+                       iou_type: str = "segm", eval_key: str | None = DEFAULT_EVAL_KEY, iou_thresh: float = 0.5,
                        boundary: bool = True, occlusion: bool = True,
                        progress: Progress | None = None) -> EvalResults:
     """Evaluate (see :func:`results.compute`) and, when ``eval_key`` is given, store the results:

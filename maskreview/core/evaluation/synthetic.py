@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from maskreview.core import masks as mk
+from maskreview.core.fields import GT_FIELD, PRED_FIELD
 
 
 def _perturb_bitmap(rng: np.random.Generator, bitmap: np.ndarray) -> np.ndarray:
@@ -62,7 +63,7 @@ def perturbed_detections(rng: np.random.Generator, gt_dets, height: int, width: 
     return fo.Detections(detections=out)
 
 
-def write_perturbed_predictions(view, gt_field: str = "ground_truth", pred_field: str = "predictions",
+def write_perturbed_predictions(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD,
                                 seed: int = 0, **kwargs) -> None:
     """Fill ``pred_field`` of every sample in ``view`` with perturbed ground truth (bulk write)."""
     rng = np.random.default_rng(seed)

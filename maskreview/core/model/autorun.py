@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from maskreview.core.errors import BadInputError
+from maskreview.core import fields
+from maskreview.core.fields import RUN_KEY
 from maskreview.core.model.engine import Engine, EngineSettings
 from maskreview.core.model.runs import InferenceReport, run_inference
 from maskreview.core.progress import Progress
@@ -58,8 +60,8 @@ def missing_sample_ids(view, field_name: str, run_key: str | None = None) -> lis
     """Samples of ``view`` with no output of the field's model (``run_key``: default the one in
     the field's record); cheap: reads ids and run keys only, no model."""
     if run_key is None:
-        run_key = (provenance(dataset_of(view), field_name) or {}).get("run_key")
-    run_field = f"{field_name}_run"
+        run_key = (provenance(dataset_of(view), field_name) or {}).get(RUN_KEY)
+    run_field = fields.run_field(field_name)
     if run_key is None or run_field not in dataset_of(view).get_field_schema():
         return list(view.values("id"))
     ids, keys = view.values(["id", run_field])

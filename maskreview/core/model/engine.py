@@ -20,6 +20,7 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.fields import RUN_KEY
 from maskreview.core.model.registry import (
     download_url,
     fetch_weights,
@@ -163,7 +164,7 @@ class Engine:
         from maskreview import __version__
 
         return {**self.run_info, "config": str(self.spec.config_file), "config_sha256": self.config_sha256,
-                "resolved_config_sha256": self.resolved_config_sha256, "run_key": self.run_key,
+                "resolved_config_sha256": self.resolved_config_sha256, RUN_KEY: self.run_key,
                 "maskreview_version": __version__}
 
     @property

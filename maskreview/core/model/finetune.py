@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from maskreview.core.errors import BadInputError
+from maskreview.core.fields import GT_FIELD
 from maskreview.core.progress import Progress
 
 
 def finetune_on_corrected(dataset, model: str, out_dir, tags=("reviewed",), iters: int = 200,
-                          gt_field: str = "ground_truth", batch: int = 2, lr: float | None = None,
+                          gt_field: str = GT_FIELD, batch: int = 2, lr: float | None = None,
                           progress: Progress | None = None, trust_checkpoint: bool = False) -> dict:
     """Train ``model`` (``demo``, a model folder, ``CONFIG:WEIGHTS``) on the samples with
     ``tags``; returns ``{"before": eval, "after": eval, "model_dir", "samples", "training"}``

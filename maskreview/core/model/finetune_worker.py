@@ -25,6 +25,7 @@ import os
 import sys
 import threading
 
+from maskreview.core.fields import GT_FIELD
 from maskreview.core.progress import Progress
 
 _out = sys.stdout
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--tags", default="reviewed")
-    parser.add_argument("--gt-field", default="ground_truth")
+    parser.add_argument("--gt-field", default=GT_FIELD)
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--holdout", type=float, default=0.25)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 
 from maskreview.core.errors import BadInputError
+from maskreview.core.fields import PRED_FIELD, RUNS_INFO_KEY, RUN_KEY  # noqa: F401 (RUNS_INFO_KEY re-exported)
 from maskreview.core.store import fiftyone
 
-RUNS_INFO_KEY = "maskreview_runs"
-DEFAULT_FIELD = "predictions"
+DEFAULT_FIELD = PRED_FIELD
 # what makes two runs the same model (records written before config_sha256 existed lack it)
 IDENTITY_KEYS = ("config_sha256", "resolved_config_sha256", "weights_sha256", "classes", "score_thresh", "nms_thresh",
                  "max_detections")
@@ -166,7 +166,7 @@ def record_run(dataset, field: str, record: dict, shard=None) -> None:
 
 
 def _with_shard(existing: dict | None, record: dict, shard) -> dict:
-    same_run = existing and existing.get("run_key") == record.get("run_key")
+    same_run = existing and existing.get(RUN_KEY) == record.get(RUN_KEY)
     shards = {k: v for k, v in ((existing or {}).get("shards") or {}).items()
               if same_run and k.endswith(f"of{shard.count}")}
     shards[shard.key()] = {k: record[k] for k in ("started", "finished", "cancelled", *SHARD_TOTALS) if k in record}

@@ -31,6 +31,7 @@ import numpy as np
 from maskreview.core import masks as mk
 from maskreview.core.editing.labels import as_detection
 from maskreview.core.fields import original_field
+from maskreview.core.fields import MODIFIED_FIELD, ORIGINAL_OF, REVIEW_ADDED, REV_FIELD, SOURCE_FIELD, SOURCE_LABEL_ID
 
 OVERLAP_IOU = 0.5
 
@@ -44,20 +45,20 @@ def promoted_ids(doc: dict, field_name: str) -> set[str]:
     out = set()
     for value in (doc or {}).values():
         if isinstance(value, dict) and value.get("detections"):
-            out.update(str(d.get("source_label_id")) for d in value["detections"]
-                       if isinstance(d, dict) and d.get("source_field") == field_name and d.get("source_label_id"))
+            out.update(str(d.get(SOURCE_LABEL_ID)) for d in value["detections"]
+                       if isinstance(d, dict) and d.get(SOURCE_FIELD) == field_name and d.get(SOURCE_LABEL_ID))
     return out
 
 
 def is_reviewer_label(label: dict, snapshot_ids: set[str] = frozenset(), promoted: set[str] = frozenset()) -> bool:
     """Whether one raw label document is reviewer work (tags, added, edited or promoted)."""
     label_id = str(label.get("_id"))
-    return bool(label.get("tags") or label.get("review_added") or label_id in snapshot_ids or label_id in promoted)
+    return bool(label.get("tags") or label.get(REVIEW_ADDED) or label_id in snapshot_ids or label_id in promoted)
 
 
 def reviewed_ids(doc: dict, field_name: str) -> set[str]:
     """Ids of the labels in ``doc[field_name]`` that are reviewer work."""
-    snapshots = {str(s.get("original_of")) for s in _dets(doc, original_field(field_name))}
+    snapshots = {str(s.get(ORIGINAL_OF)) for s in _dets(doc, original_field(field_name))}
     promoted = promoted_ids(doc, field_name)
     return {str(d["_id"]) for d in _dets(doc, field_name) if is_reviewer_label(d, snapshots, promoted)}
 
@@ -65,12 +66,12 @@ def reviewed_ids(doc: dict, field_name: str) -> set[str]:
 def deleted_originals(doc: dict, field_name: str) -> list[dict]:
     """Snapshots of labels the reviewer deleted from ``field_name`` (no live label has their id)."""
     live = {str(d.get("_id")) for d in _dets(doc, field_name)}
-    return [s for s in _dets(doc, original_field(field_name)) if str(s.get("original_of")) not in live]
+    return [s for s in _dets(doc, original_field(field_name)) if str(s.get(ORIGINAL_OF)) not in live]
 
 
 def review_projection(field_name: str, label_fields) -> dict:
     """The parts of a sample document :func:`merge` reads (not the other fields' masks)."""
-    proj = {field_name: 1, original_field(field_name): 1, "last_modified_at": 1, "review_rev": 1}
+    proj = {field_name: 1, original_field(field_name): 1, MODIFIED_FIELD: 1, REV_FIELD: 1}
     for name in label_fields:
         if name not in proj:
             proj[f"{name}.detections.source_field"] = 1
@@ -147,7 +148,7 @@ def merge(doc: dict, field_name: str, new: list[dict], height: int, width: int,
     if not (kept or deleted):
         result.detections = list(new)
         return result
-    snapshots = {str(x.get("original_of")): x for x in _dets(doc, original_field(field_name))}
+    snapshots = {str(x.get(ORIGINAL_OF)): x for x in _dets(doc, original_field(field_name))}
     kept_classes = [{d.get("label"), (snapshots.get(str(d["_id"])) or {}).get("label", d.get("label"))} for d in kept]
     over_kept = _counterparts(new, kept, kept_classes, height, width, iou_thresh)
     rest = [n for n, taken in zip(new, over_kept) if not taken]

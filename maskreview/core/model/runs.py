@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
+from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, run_field
 from maskreview.core.images import read_image
 from maskreview.core.model import sharding
 from maskreview.core.model.engine import Engine
@@ -90,7 +91,7 @@ def check_output_field(dataset, name: str, engine=None) -> None:
 
     fo = fiftyone()
     check_field_name(dataset, name, fo.Detections, "field")
-    check_field_name(dataset, f"{name}_run", fo.StringField, "field")
+    check_field_name(dataset, run_field(name), fo.StringField, "field")
     if engine is not None:
         check_field_for(dataset, name, engine)
     elif field_holder(dataset, name) == {}:
@@ -121,10 +122,10 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
     progress = progress or Progress()
     dataset = dataset_of(view)
     check_output_field(dataset, field, engine)
-    run_field = f"{field}_run"
+    run_field_name = run_field(field)
     schema = dataset.get_field_schema()
     ids, paths = view.values(["id", "filepath"])
-    done_keys = view.values(run_field) if run_field in schema else [None] * len(ids)
+    done_keys = view.values(run_field_name) if run_field_name in schema else [None] * len(ids)
     if shard is not None:
         ids, paths, done_keys = (list(c) for c in zip(*[row for row, mine in zip(zip(ids, paths, done_keys),
                                                                                   sharding.select(ids, shard)) if mine])
@@ -207,8 +208,8 @@ class _Writer:
             schema = self.dataset.get_field_schema()
             if self.field not in schema:
                 self.dataset.add_sample_field(self.field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
-            if f"{self.field}_run" not in schema:
-                self.dataset.add_sample_field(f"{self.field}_run", fo.StringField)
+            if run_field(self.field) not in schema:
+                self.dataset.add_sample_field(run_field(self.field), fo.StringField)
             declare_revision_fields(self.dataset)  # each write is a new revision (writeback.revised)
         record_run(self.dataset, self.field, self.record, self.shard)
         schema = self.dataset.get_field_schema()
@@ -220,11 +221,7 @@ class _Writer:
         """Write ``{sample id: (label documents, height, width)}``; returns the ids written."""
         from maskreview.core.store import reader
         from maskreview.core.store.writer import SampleWriter, Update
-        from maskreview.core.editing.session import (
-            REV_BY_FIELD,
-            revised,
-            unchanged_since,
-        )
+        from maskreview.core.editing.session import revised, unchanged_since
         from maskreview.core.model.reviewed import merge, review_projection
 
         if not self.started:
@@ -238,11 +235,11 @@ class _Writer:
                 new, height, width = todo[sid]
                 merges[sid] = merged = merge(doc, self.field, new, height, width)
                 update = {"$set": {self.field: {"_cls": "Detections", "detections": merged.detections},
-                                   f"{self.field}_run": self.run_key, "last_modified_at": stamp}}
+                                   run_field(self.field): self.run_key, MODIFIED_FIELD: stamp}}
                 ops.append(Update({"_id": doc["_id"], **unchanged_since(doc)}, revised(update, self.writer)))
             SampleWriter(self.dataset).write(ops)  # one round trip, unordered
             landed = set(reader.by_ids(self.dataset, merges, ["_id"],
-                                       {"last_modified_at": stamp, REV_BY_FIELD: self.writer}))
+                                       {MODIFIED_FIELD: stamp, REV_BY_FIELD: self.writer}))
             for sid in landed:
                 self._count(merges[sid])
                 todo.pop(sid)

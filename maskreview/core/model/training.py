@@ -19,6 +19,7 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
+from maskreview.core.fields import run_field
 from maskreview.core.images import read_image
 from maskreview.core.model.registry import download_url, fetch_weights, is_url, model_classes, register_local_model, resolve_model
 from maskreview.core.model.safe_loading import load_checkpoint_file, make_checkpointer
@@ -419,7 +420,7 @@ def evaluate_model_dir(model_dir: Path, view, gt_field: str, trust_checkpoint: b
             return {**{name: 0.0 for name in STAT_NAMES}, "per_class": {}, "note": "no detections"}
         return evaluate(held, gt_field, field_name)
     finally:
-        for name in (field_name, f"{field_name}_run"):
+        for name in (field_name, run_field(field_name)):
             if name in dataset.get_field_schema():
                 dataset.delete_sample_field(name)
         forget_run(dataset, field_name)

@@ -8,7 +8,7 @@ instances stay separate.
 
 Install (main window)::
 
-    tools = make_edit_tools(self.edits.apply, field_for_new=lambda: "ground_truth",
+    tools = make_edit_tools(self.edits.apply, field_for_new=lambda: GT_FIELD,
                             label_for_new=lambda: self.class_picker.current())
     self.canvas.set_tool(tools["brush"])           # keys: [ and ] change the brush size
 
@@ -29,6 +29,7 @@ from PySide6.QtGui import QColor, QImage, QPainterPath, QPen, QPolygonF
 
 from maskreview.core import masks as mk
 from maskreview.core.editing.ops import AddInstance, LabelRef, Op, SetMask
+from maskreview.core.fields import GT_FIELD
 from maskreview.gui.canvas.tools import CanvasTool, SelectTool
 
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
@@ -120,7 +121,7 @@ class BrushTool(_EditTool):
     name = "brush"
 
     def __init__(self, apply, erase: bool = False, size: float = 12.0,
-                 field_for_new: Callable[[], str] = lambda: "ground_truth",
+                 field_for_new: Callable[[], str] = lambda: GT_FIELD,
                  label_for_new: Callable[[], str | None] = lambda: None):
         super().__init__(apply)
         self.erase = erase
@@ -210,7 +211,7 @@ class PolygonTool(_EditTool):
 
     name = "polygon"
 
-    def __init__(self, apply, field_for_new: Callable[[], str] = lambda: "ground_truth",
+    def __init__(self, apply, field_for_new: Callable[[], str] = lambda: GT_FIELD,
                  label_for_new: Callable[[], str | None] = lambda: None):
         super().__init__(apply)
         self.field_for_new, self.label_for_new = field_for_new, label_for_new
@@ -428,7 +429,7 @@ def _dist(a: QPointF, b: QPointF) -> float:
     return float(np.hypot(a.x() - b.x(), a.y() - b.y()))
 
 
-def make_edit_tools(apply, field_for_new=lambda: "ground_truth", label_for_new=lambda: None) -> dict[str, CanvasTool]:
+def make_edit_tools(apply, field_for_new=lambda: GT_FIELD, label_for_new=lambda: None) -> dict[str, CanvasTool]:
     """One of each edit tool, sharing the ``apply`` sink and the new-instance defaults."""
     return {
         "select": CyclingSelectTool(),

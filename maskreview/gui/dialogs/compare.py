@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from maskreview.core.fields import GT_FIELD
 from maskreview.gui import workers
 from maskreview.gui.dialogs.metrics_table import MetricsTable
 
@@ -261,7 +262,7 @@ def open_compare(window, runs) -> ComparePanel | None:
         window.notify("Open a dataset first.")
         return None
     runs.refresh_models()
-    gt = "ground_truth" if "ground_truth" in window.label_fields else None
+    gt = GT_FIELD if GT_FIELD in window.label_fields else None
     if runs.compare is None:
         runs.compare = _install(window)
     panel = runs.compare

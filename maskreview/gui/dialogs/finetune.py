@@ -17,6 +17,7 @@ from PySide6.QtCore import QProcess, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
 
+from maskreview.core.fields import GT_FIELD
 from maskreview.gui.dialogs.metrics_table import MetricsTable
 
 KILL_AFTER_MS = 8000
@@ -61,8 +62,8 @@ class FinetuneDialog(QDialog):
         self.tag_count = QLabel()
         self.gt_field = QComboBox()
         self.gt_field.addItems(label_fields)
-        if "ground_truth" in label_fields:
-            self.gt_field.setCurrentText("ground_truth")
+        if GT_FIELD in label_fields:
+            self.gt_field.setCurrentText(GT_FIELD)
         self.iters = QSpinBox()
         self.iters.setRange(1, 100_000)
         self.iters.setValue(100)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogBut
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout)
 
+from maskreview.core.fields import GT_FIELD
 from maskreview.gui import workers
 
 OWN_FIELD = "(the model's own field)"
@@ -68,7 +69,7 @@ class ModelPickerDialog(QDialog):
         browse_weights.clicked.connect(self._browse_weights)
         self.field_box = QComboBox()
         self.field_box.setEditable(True)
-        self.field_box.addItems([OWN_FIELD, *[f for f in label_fields if f != "ground_truth"]])
+        self.field_box.addItems([OWN_FIELD, *[f for f in label_fields if f != GT_FIELD]])
         self.field_box.setCurrentText(field or OWN_FIELD)
         self.field_box.setToolTip("Where the predictions go. The model's own field is 'predictions' for the first "
                                   "model, then pred_<model>: a run never writes over another model's output.")

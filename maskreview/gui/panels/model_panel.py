@@ -17,6 +17,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider,
                                QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
+from maskreview.core.fields import RUN_KEY
 from maskreview.core.model import internals as it
 from maskreview.core.model import internals_render as rr
 from maskreview.gui.workers import Job
@@ -222,7 +223,7 @@ class ModelPanel(QWidget):
 
     def _engine_key(self):
         e = self.engine
-        return getattr(e, "run_key", None) or id(e)
+        return getattr(e, RUN_KEY, None) or id(e)
 
     def _request(self) -> None:
         if self.engine is None or self.image is None:
