@@ -85,8 +85,8 @@ def launch(main_func, spec: Launch, *args, share_threads: bool = True) -> None:
         d2_launch(rank_main, spec.num_gpus, num_machines=spec.num_machines, machine_rank=spec.machine_rank,
                   dist_url=spec.dist_url, args=(main_func, share_threads, *args))
     except (mp.ProcessExitedException, mp.ProcessRaisedException) as exc:
-        raise RankFailedError(f"a rank of the distributed run stopped ({_first_line(exc)}); what the ranks wrote "
-                              "is kept: rerun the same command to go on") from None
+        raise RankFailedError(f"a rank of the distributed run stopped ({_first_line(exc)}); the other ranks were "
+                              "stopped too (a rerun of infer goes on where they stopped)") from None
 
 
 class RankFailedError(MaskreviewError):

@@ -350,17 +350,18 @@ def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSe
 
 
 def _ranks_agree(model) -> dict:
-    """DDP's check: every rank ends with the same weights (all ranks call this)."""
+    """DDP's check: every rank ends with the same parameters (all ranks call this). BatchNorm's
+    running statistics are each rank's own (detectron2's DDP does not broadcast buffers)."""
     import torch
     import torch.distributed as dist
     from detectron2.utils import comm
 
     digest = hashlib.sha256()
-    for tensor in model.state_dict().values():
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    for tensor in model.parameters():
+        digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     digests = comm.all_gather(digest.hexdigest())
     return {"world_size": comm.get_world_size(), "backend": str(dist.get_backend()),
-            "written_by_rank": comm.get_rank(), "same_weights_on_every_rank": len(set(digests)) == 1}
+            "written_by_rank": comm.get_rank(), "same_parameters_on_every_rank": len(set(digests)) == 1}
 
 
 _PROBE_IMAGES = 16
