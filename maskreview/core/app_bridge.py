@@ -19,9 +19,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+import logging
+import webbrowser
+from urllib.parse import quote
 
 from maskreview.core.errors import BadInputError, MaskreviewError
-from maskreview.core.store import app_session
+from maskreview.core.store import app_session, database_address, dataset_id, fiftyone, user_cache_dir
+from maskreview.core.field_docs import describe
 
 ADDRESS = "127.0.0.1"
 START_TIMEOUT_S = 90.0
@@ -65,7 +69,6 @@ def _confident(F, threshold: float):
 
 def build_view(dataset, spec: ViewSpec):
     """The FiftyOne view showing what ``spec`` shows, as named stages the App lists."""
-    from maskreview.core.store import fiftyone
 
     F = fiftyone().ViewField
     if spec.saved_view and not dataset.has_saved_view(spec.saved_view):
@@ -149,7 +152,6 @@ def serves_dataset(port: int, dataset) -> bool:
         data = graphql(port, "query ($name: String!) { dataset(name: $name) { datasetId } }", {"name": dataset.name})
     except Exception:
         return False
-    from maskreview.core.store import dataset_id
 
     return bool(data.get("dataset")) and data["dataset"]["datasetId"] == dataset_id(dataset)
 
@@ -157,7 +159,6 @@ def serves_dataset(port: int, dataset) -> bool:
 def _server_env() -> dict:
     """The child's environment: this process's database, by the live connection's address when
     it is our own mongod (FiftyOne's service discovery could attach the child to another)."""
-    from maskreview.core.store import database_address
 
     env = dict(os.environ)
     env.pop("FIFTYONE_DISABLE_SERVICES", None)
@@ -179,7 +180,6 @@ class AppServer:
         return f"http://{ADDRESS}:{self.port}/"
 
     def dataset_url(self, name: str) -> str:
-        from urllib.parse import quote
 
         return f"{self.url}datasets/{quote(name, safe='')}"
 
@@ -220,7 +220,6 @@ def start_server(port: int | None = None, timeout: float = START_TIMEOUT_S) -> A
     :class:`MaskreviewError` naming the port when it is taken or the server does not come up."""
     import fiftyone.constants as foc
 
-    from maskreview.core.store import fiftyone, user_cache_dir
 
     fiftyone()
     if port is None:
@@ -277,7 +276,6 @@ def ensure_server(dataset, port: int | None = None) -> AppServer:
 def show(dataset, view=None, port: int | None = None):
     """Start or reuse the App server and show ``view`` of ``dataset`` there; returns the server."""
     global _session
-    from maskreview.core.field_docs import describe
 
     fo = _quiet_fiftyone()
     server = ensure_server(dataset, port)
@@ -294,9 +292,7 @@ def show(dataset, view=None, port: int | None = None):
 
 def _quiet_fiftyone():
     """FiftyOne, its session and services logging at warning level only (no remote-session banner)."""
-    import logging
 
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     for name in ("fiftyone.core.session", "fiftyone.core.service"):  # "Connected to FiftyOne on port..."
@@ -324,7 +320,6 @@ def shutdown(wait: bool = True) -> None:
 
 
 def open_browser(url: str) -> bool:
-    import webbrowser
 
     return webbrowser.open(url, new=2)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskreview.core.errors import BadInputError
+from maskreview.core import masks as mk
 
 _ID_LIMIT = 2**63  # MongoDB's and numpy's int64
 
@@ -224,7 +225,6 @@ def check_results(results, path, gt: Instances, iou_type: str, gt_path) -> tuple
 
     Results on image ids that are not in the GT are refused (all of them named in one line).
     """
-    from maskreview.core import masks as mk
 
     if isinstance(results, dict) and isinstance(results.get("annotations"), list):
         raise BadInputError(f"{path}: looks like a COCO instances file; --pred takes COCO results "

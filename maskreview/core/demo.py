@@ -16,6 +16,8 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.progress import Progress
+from maskreview.core.sources import open_source
+from maskreview.core.store import connect, user_cache_dir
 
 CLASSES = ("circle", "square", "triangle", "ring", "cross")
 MIN_VISIBLE_FRACTION = 0.4  # placements that would hide more of any instance are rejected
@@ -179,8 +181,6 @@ DEMO_SEED, DEMO_SCENES = 0, 120
 
 def ensure_demo_dataset(progress: Progress | None = None):
     """The dataset ``make run`` opens: held-out synthetic scenes (seed 0; training uses others)."""
-    from maskreview.core.sources import open_source
-    from maskreview.core.store import connect, user_cache_dir
 
     fo = connect()
     if DEMO_DATASET in fo.list_datasets():

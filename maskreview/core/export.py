@@ -23,7 +23,8 @@ from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.fields import GT_FIELD
 from maskreview.core.progress import Progress
-from maskreview.core.store import dataset_of
+from maskreview.core.store import dataset_of, fiftyone
+from maskreview.core.images import image_header
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -83,7 +84,6 @@ def export(view, out_dir, fmt: str = "coco", field: str = GT_FIELD, copy_images:
 
 
 def _check_detections_field(dataset, field: str) -> None:
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     schema = dataset.get_field_schema()
@@ -138,7 +138,6 @@ def coco_dict(view, field: str, file_names: list[str], progress: Progress) -> di
     """The COCO instances dict of ``view``'s ``field``, masks as exact RLE."""
     from pycocotools import mask as mask_utils
 
-    from maskreview.core.images import image_header
 
     categories = _categories(view, field)
     cat_id = {c["name"]: c["id"] for c in categories}
@@ -174,7 +173,6 @@ def coco_dict(view, field: str, file_names: list[str], progress: Progress) -> di
 def _check_finite_labels(view, field: str) -> None:
     """A label whose box or confidence is NaN or infinite would make invalid JSON (either format):
     refuse the export and name the first one."""
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     kind = dataset_of(view).get_field_schema().get(field)
@@ -225,7 +223,6 @@ def export_coco(view, staging: Path, field: str, copy_images: bool, progress: Pr
 # --------------------------------------------------------------------------------------------
 
 def export_fiftyone(view, staging: Path, field: str, copy_images: bool, progress: Progress) -> dict:
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     progress.start(1, "exporting FiftyOne dataset")

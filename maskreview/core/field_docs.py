@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from maskreview.core.fields import ORIGINAL_SUFFIX
 from maskreview.core.fields import ORIGINAL_INDEX, ORIGINAL_OF, REVIEW_ADDED, REV_BY_FIELD, REV_FIELD, SOURCE_FIELD, SOURCE_LABEL_ID, SOURCE_MODEL, SOURCE_RUN_KEY, SOURCE_SCORE, SOURCE_WEIGHTS, run_field
+from maskreview.core.store import fiftyone
 
 LABEL_ATTRIBUTES = {
     REVIEW_ADDED: "created during review in maskreview (added or promoted)",
@@ -36,7 +37,6 @@ EVAL_SAMPLE_SUFFIXES = {"_tp": "true positives", "_fp": "false positives", "_fn"
 
 def descriptions(dataset) -> dict[str, str]:
     """Every maskreview path of ``dataset``'s schema, with what it holds."""
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     schema = dataset.get_field_schema(flat=True)

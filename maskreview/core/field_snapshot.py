@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from maskreview.core import fields
 from maskreview.core.fields import MODIFIED_FIELD
 from maskreview.core.model.provenance import RUNS_INFO_KEY, provenance, record_run
+from maskreview.core.store import fiftyone, reader
+from maskreview.core.editing.labels import as_oid, new_id
+from maskreview.core.model.runs import _now_ms
+from maskreview.core.store.writer import SampleWriter, Update, declare_revision_fields, revised
 
 
 @dataclass
@@ -26,7 +30,6 @@ class FieldSnapshot:
 
 def snapshot_field(dataset, field_name: str, sample_ids) -> FieldSnapshot:
     """The raw content of ``field_name`` and ``<field_name>_run`` for ``sample_ids``."""
-    from maskreview.core.store import reader
 
     ids = list(dict.fromkeys(str(i) for i in sample_ids))
     run_field = fields.run_field(field_name)
@@ -42,10 +45,6 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
 
     A snapshot taken before the field existed removes the field again (with its ``_run`` field
     and record) when no sample holds a value after the restore; one taken after re-creates it."""
-    from maskreview.core.editing.labels import as_oid, new_id
-    from maskreview.core.model.runs import _now_ms
-    from maskreview.core.store import fiftyone, reader
-    from maskreview.core.store.writer import SampleWriter, Update, declare_revision_fields, revised
 
     fo = fiftyone()
     run_field = fields.run_field(snap.field)

@@ -24,6 +24,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from maskreview.core.errors import BadInputError
+from maskreview.core.store import fiftyone
 
 
 class MaskError(BadInputError):
@@ -278,7 +279,6 @@ def bitmap_to_detection(
     An empty bitmap keeps ``empty_box`` (pixels ``[x, y, w, h]``, e.g. the COCO bbox) with an
     all-false mask, so the instance is not silently dropped.
     """
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     height, width = bitmap.shape

@@ -14,6 +14,8 @@ from __future__ import annotations
 from functools import cache
 
 from maskreview.core.errors import BadInputError
+from maskreview.core.store import fiftyone, reader
+from maskreview.core.fields import REV_BY_FIELD, REV_FIELD
 
 SAMPLE_SUFFIXES = ("_tp", "_fp", "_fn")  # per sample, under an eval key
 LABEL_SUFFIXES = ("", "_id", "_iou", "_biou")  # per label, on both fields
@@ -22,7 +24,6 @@ LABEL_SUFFIXES = ("", "_id", "_iou", "_biou")  # per label, on both fields
 @cache
 def reserved_label_attributes() -> frozenset[str]:
     """A Detection's declared fields and every public name of the class (``copy``, ``has_mask``...)."""
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     names = set(fo.Detection().field_names) | set(fo.Detections().field_names) | {"_cls"}
@@ -33,7 +34,6 @@ def reserved_label_attributes() -> frozenset[str]:
 @cache
 def reserved_sample_fields() -> frozenset[str]:
     """A sample's default fields and every public name of ``fo.Sample`` (``filename``, ``dataset``...)."""
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     from fiftyone.core.sample import get_default_sample_fields
@@ -45,7 +45,6 @@ def reserved_sample_fields() -> frozenset[str]:
 
 def maskreview_sample_fields() -> frozenset[str]:
     """The fields maskreview keeps on every sample it writes: the edit revision (``core.writeback``)."""
-    from maskreview.core.fields import REV_BY_FIELD, REV_FIELD
 
     return frozenset({REV_FIELD, REV_BY_FIELD})
 
@@ -93,7 +92,6 @@ def _type_name(field) -> str:
 def _first_holding(dataset, paths: list[str]) -> str | None:
     """The first of ``paths`` that some sample holds a value at, declared in the schema or not
     (one scan when none is held)."""
-    from maskreview.core.store import reader
 
     if not paths or not reader.exists(dataset, {"$or": [{p: {"$exists": True}} for p in paths]}):
         return None

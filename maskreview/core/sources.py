@@ -23,7 +23,7 @@ from maskreview.core.errors import BadInputError
 from maskreview.core.fields import GT_FIELD
 from maskreview.core.images import IMAGE_EXTENSIONS, check_pixels, image_header, is_image_path
 from maskreview.core.progress import Progress
-from maskreview.core.store import connect
+from maskreview.core.store import connect, fiftyone
 
 INFO_KEY = "maskreview_source"
 IMPORT_KEY = "maskreview_import"  # {"complete": bool, "samples": how many the import writes}
@@ -277,7 +277,6 @@ def _coco_detection(path: Path, index: int, ann: dict, categories: dict, height:
     seg = ann.get("segmentation")
     try:
         if seg is None:  # a box-only annotation (checked: it has a finite bbox)
-            from maskreview.core.store import fiftyone
 
             x, y, w, h = (float(v) for v in bbox)
             return fiftyone().Detection(label=label, bounding_box=[x / width, y / height, w / width, h / height], **attrs)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from maskreview.core.editing.ops import LabelRef, LabelTags, Op, SampleTags
 from maskreview.core.errors import BadInputError
+from maskreview.core.store import user_config_dir
 
 REVIEWED = "reviewed"
 DEFAULT_TAG_KEYS: dict[str, str] = {"1": "fp", "2": "missed", "3": "bad-boundary", "4": "wrong-class", "r": REVIEWED}
 
 
 def config_dir() -> Path:
-    from maskreview.core.store import user_config_dir
 
     return user_config_dir()
 

@@ -41,10 +41,10 @@ from bson.errors import BSONError, InvalidDocument
 
 from maskreview.core.editing.changes import LabelPatch, SamplePatch, Version
 from maskreview.core.editing.labels import serialize_mask
+from maskreview.core.store import user_data_dir
 
 
 def journal_root() -> Path:
-    from maskreview.core.store import user_data_dir
 
     return user_data_dir() / "journal"
 

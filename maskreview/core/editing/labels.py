@@ -22,6 +22,7 @@ import numpy as np
 from bson import ObjectId
 
 from maskreview.core.editing.changes import LabelPatch
+from maskreview.core.store import fiftyone
 
 
 def new_id() -> str:
@@ -84,7 +85,6 @@ def apply_label_patch(doc: dict, patch: LabelPatch) -> None:
 @functools.cache
 def _fo_utils() -> ModuleType:
     """``fiftyone.core.utils``, imported once (after :func:`maskreview.core.store.fiftyone`)."""
-    from maskreview.core.store import fiftyone
 
     fiftyone()
     import fiftyone.core.utils as fou

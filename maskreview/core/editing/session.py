@@ -23,6 +23,7 @@ results) increment the revision too (:func:`revised`), so an editor sees their w
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,7 @@ from maskreview.core.editing.changes import Change, LabelPatch, SamplePatch, Ver
 from maskreview.core.editing.labels import new_id
 from maskreview.core.editing.ops import Op
 from maskreview.core.editing.resolver import Resolver
-from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.errors import BadInputError, DatabaseError, MaskreviewError
 from maskreview.core.fields import (EDIT_ATTRIBUTES, MODIFIED_FIELD, ORIGINAL_INDEX, ORIGINAL_OF, REV_BY_FIELD, REV_FIELD,
                                     RUNS_INFO_KEY, live_field, original_field)
 from maskreview.core.gcpause import gc_paused
@@ -86,6 +87,10 @@ class EditSession:
         self._checked_fields: set[str] = set()
         self._declared: set[tuple[str, str]] = set()
         self._shapes: set[tuple[str, tuple[str, ...]]] = set()  # (field, attributes) checked and declared
+        # the documents last read or written, as they are after this session's changes: what
+        # edits resolve against while the database is unreachable (see resume)
+        self._cache: OrderedDict[str, tuple[frozenset, dict]] = OrderedDict()
+        self.queued: list[tuple[list[int], list[Change]]] = []  # journaled, not yet in the database
         declare_revision_fields(dataset)
         self.replayed = self.replay()
         self.journal = jn.Journal(dataset_id(dataset), journal_root)
@@ -122,6 +127,17 @@ class EditSession:
             return self._apply_many(ops, force)
 
     def _apply_many(self, ops: list[Op], force: bool) -> list[Change]:
+        if self.queued:
+            self.try_resume()
+        try:
+            return self._resolve_and_write(ops, force)
+        except Exception as exc:
+            if isinstance(exc, MaskreviewError) or not sw.unconfirmed(exc):
+                raise
+            raise DatabaseError(f"the database is unreachable, so this edit cannot be made now ({type(exc).__name__}); "
+                                "edits to the samples already open go on and are written when it is back") from exc
+
+    def _resolve_and_write(self, ops: list[Op], force: bool) -> list[Change]:
         sample_ids = list(dict.fromkeys(s for op in ops for s in op.samples()))
         fields = {f for op in ops for f in op.fields()}
         for f in fields:
@@ -157,6 +173,8 @@ class EditSession:
                                       for p in change.patches])
         if force:  # keep mine: on top of the versions in the database now
             self.track(change.sample_ids)
+        for sid in change.sample_ids:  # written without resolving: its document after it is not known here
+            self._cache.pop(sid, None)
         with gc_paused():
             self._write([change])
         return change
@@ -213,7 +231,88 @@ class EditSession:
         for f in fields:
             projection[f] = 1
             projection[original_field(f)] = 1
-        return reader.by_ids(self.dataset, sample_ids, projection)
+        if not self.queued:
+            try:
+                docs = reader.by_ids(self.dataset, sample_ids, projection)
+            except Exception as exc:
+                if not sw.unconfirmed(exc):
+                    raise
+            else:
+                self._remember(docs, projection)
+                return docs
+        return self._cached(sample_ids, projection)  # the database is behind this session's queue, or gone
+
+    # -- the database unreachable: edits queue behind the journal -------------------------
+    CACHED_SAMPLES = 256
+
+    def _remember(self, docs: dict[str, dict], projection: dict) -> None:
+        paths = frozenset(projection)
+        for sid, doc in docs.items():
+            self._cache[sid] = (paths, doc)  # the same objects the resolver updates
+            self._cache.move_to_end(sid)
+        while len(self._cache) > self.CACHED_SAMPLES:
+            self._cache.popitem(last=False)
+
+    def _cached(self, sample_ids: list[str], projection: dict) -> dict[str, dict]:
+        missing = [s for s in sample_ids if s not in self._cache or not set(projection) <= self._cache[s][0]]
+        if missing:
+            raise DatabaseError(f"the database is unreachable and sample {missing[0]} was not open with these fields "
+                                "before it went away; edits to the samples already open go on and are written when "
+                                "it is back")
+        return {s: self._cache[s][1] for s in sample_ids}
+
+    @property
+    def offline(self) -> bool:
+        """Edits are waiting in the journal for the database (:meth:`resume` writes them)."""
+        return bool(self.queued)
+
+    @property
+    def queued_count(self) -> int:
+        return sum(len(changes) for _, changes in self.queued)
+
+    def _queue(self, seqs: list[int], live: list[Change], chain: dict[str, Version]) -> None:
+        self.queued.append((seqs, live))
+        self.versions.update(chain)  # the next edits chain on these, as on written ones
+        self._stamp_cached(chain)
+
+    def _stamp_cached(self, chain: dict[str, Version]) -> None:
+        for sid, version in chain.items():
+            entry = self._cache.get(sid)
+            if entry is not None:
+                entry[1].update(sw.version_values(version))
+
+    def try_resume(self) -> dict | None:
+        """:meth:`resume`, or None while the database is still unreachable."""
+        try:
+            return self.resume()
+        except Exception as exc:
+            if not sw.unconfirmed(exc):
+                raise
+            return None
+
+    def resume(self) -> dict:
+        """Write the edits queued while the database was unreachable, in order, each as replaying
+        a journal would (one that landed before its answer was lost is not written twice; one
+        whose sample someone else changed meanwhile is a conflict: their version stays and is
+        taken). Returns ``{"applied", "already", "conflicts": [sample ids]}``; raises while the
+        database is unreachable (the queue stays as it is)."""
+        report = {"applied": 0, "already": 0, "conflicts": []}
+        if not self.queued:
+            return report
+        patches = [p for _, changes in self.queued for c in changes for p in c.patches]
+        self._reapply(patches, report)
+        conflicted = {p.sample_id for p in report["conflicts"]}
+        for seqs, changes in self.queued:
+            for seq, change in zip(seqs, changes):
+                self.journal.mark([seq], "rejected" if conflicted & set(change.sample_ids) else "applied")
+        ids = list(dict.fromkeys(p.sample_id for p in patches))
+        self.queued = []
+        for sid in conflicted:
+            self._cache.pop(sid, None)
+        self.track(conflicted)  # theirs: what edits are based on from now
+        self._reload(ids)
+        report["conflicts"] = sorted(conflicted)
+        return report
 
     def _stamp(self, now: datetime | None = None) -> datetime:
         stamp = max(now or _now_ms(), self._last_stamp + timedelta(milliseconds=1))
@@ -251,7 +350,16 @@ class EditSession:
                     requests.append(sw.patch_update(p))
         expected = len(requests) + len(resolved)
         requests += sw.resolved_updates(resolved, docs)
-        result = self._writer.write(requests, ordered=True)
+        if self.queued:  # after the edits before it, which are still waiting
+            self._queue(seqs, live, chain)
+            return
+        try:
+            result = self._writer.write(requests, ordered=True)
+        except Exception as exc:
+            if not sw.unconfirmed(exc):
+                raise
+            self._queue(seqs, live, chain)  # in the journal: written by resume() when the database is back
+            return
         ids = [p.sample_id for c in live for p in c.patches]
         # Every update that applies sets a new revision, so it counts as modified.
         if result.modified == expected:
@@ -265,6 +373,8 @@ class EditSession:
             self._written(seqs, chain, ids, live)
             return
         self.versions.update({sid: chain[sid] for sid in written})
+        for sid in set(ids) - written:
+            self._cache.pop(sid, None)
         applied = [s for s, c in zip(seqs, live) if all(p.sample_id in written for p in c.patches)]
         self.journal.mark(applied)
         self.journal.mark([s for s in seqs if s not in applied], "rejected")
@@ -274,6 +384,7 @@ class EditSession:
     def _written(self, seqs: list[int], chain: dict[str, Version], ids: list[str], live: list[Change]) -> None:
         self.journal.mark(seqs)
         self.versions.update(chain)
+        self._stamp_cached(chain)
         self._reload(ids, live)
 
     def _reload(self, sample_ids: list[str], changes: list[Change] | None = None) -> None:
@@ -295,35 +406,39 @@ class EditSession:
         report = {"applied": 0, "already": 0, "conflicts": [], "damaged": [], "quarantined": []}
         for orphan in jn.orphans(dataset_id(self.dataset), self._journal_root):
             report["damaged"] += orphan.damaged
-            patches = [p for _, entry in orphan.entries for p in entry]
-            # A patch reached the database if the sample's version is the one it wrote or one a
-            # later patch of the same journal wrote (those were conditional on it).
-            position = {(p.sample_id, p.result): i for i, p in enumerate(patches)}
-            for i, p in enumerate(patches):
-                doc = reader.one(self.dataset, p.sample_id, VERSION_FIELDS)
-                current = version_of(doc) if doc else None
-                if current is None:
-                    report["conflicts"].append(p)
-                elif position.get((p.sample_id, current), -1) >= i:
-                    report["already"] += 1
-                elif p.expect is None or current.same_state(p.expect):
-                    try:
-                        for lp in p.labels:
-                            self._check_field(lp.field)
-                    except BadInputError:  # the field no longer holds labels that can be edited
-                        report["conflicts"].append(p)
-                        continue
-                    if self._writer.update_one(sw.patch_update(p)):
-                        report["applied"] += 1
-                        self._reload([p.sample_id])
-                    else:  # someone else wrote it since it was read, a moment ago
-                        report["conflicts"].append(p)
-                else:
-                    report["conflicts"].append(p)
+            self._reapply([p for _, entry in orphan.entries for p in entry], report)
             orphan.release(delete=True)
             if orphan.damaged:
                 report["quarantined"].append(orphan.quarantine_path)
         return report
+
+    def _reapply(self, patches: list[SamplePatch], report: dict) -> None:
+        """Write journaled patches that did not reach the database; count those that did; add to
+        ``report["conflicts"]`` those whose sample changed since (or is gone)."""
+        # A patch reached the database if the sample's version is the one it wrote or one a
+        # later patch of the same journal wrote (those were conditional on it).
+        position = {(p.sample_id, p.result): i for i, p in enumerate(patches)}
+        for i, p in enumerate(patches):
+            doc = reader.one(self.dataset, p.sample_id, VERSION_FIELDS)
+            current = version_of(doc) if doc else None
+            if current is None:
+                report["conflicts"].append(p)
+            elif position.get((p.sample_id, current), -1) >= i:
+                report["already"] += 1
+            elif p.expect is None or current.same_state(p.expect):
+                try:
+                    for lp in p.labels:
+                        self._check_field(lp.field)
+                except BadInputError:  # the field no longer holds labels that can be edited
+                    report["conflicts"].append(p)
+                    continue
+                if self._writer.update_one(sw.patch_update(p)):
+                    report["applied"] += 1
+                    self._reload([p.sample_id])
+                else:  # someone else wrote it since it was read, a moment ago
+                    report["conflicts"].append(p)
+            else:
+                report["conflicts"].append(p)
 
     def close(self) -> None:
         self.journal.close()

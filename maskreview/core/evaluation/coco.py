@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from maskreview.core import masks as mk
+from maskreview.core import cocofile, masks as mk
 from maskreview.core.errors import BadInputError
 from maskreview.core.fields import GT_FIELD, PRED_FIELD
-from maskreview.core.store import dataset_of
+from maskreview.core.store import dataset_of, fiftyone
 from maskreview.core.evaluation import engine
 from maskreview.core.evaluation.encoding import (  # noqa: F401  (re-exported: coco.box_mask, ...)
     box_mask,
@@ -33,6 +33,7 @@ from maskreview.core.evaluation.encoding import (  # noqa: F401  (re-exported: c
     rle_areas,
 )
 from maskreview.core.evaluation.reading import read_detections
+from maskreview.core.images import check_pixels
 
 STAT_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 IOU_TYPES = ("segm", "bbox")
@@ -59,7 +60,6 @@ def _check_iou_type(iou_type: str) -> None:
 
 def check_fields(view, gt_field: str, pred_field: str) -> None:
     """Both fields exist and hold ``Detections``; a clear error otherwise."""
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     schema = view.get_field_schema()
@@ -203,7 +203,6 @@ def evaluate_files(gt_path, results_path, iou_type: str = "segm") -> dict:
     """
     from pycocotools.coco import COCO
 
-    from maskreview.core import cocofile
 
     _check_iou_type(iou_type)
     gt_data = cocofile.load_json(gt_path, "ground-truth")
@@ -237,8 +236,6 @@ def _clean_gt(checked, gt_path, iou_type: str) -> dict:
     area, box and iscrowd (computed COCO's way where the file leaves them out), ids renumbered."""
     from pycocotools import mask as mask_utils
 
-    from maskreview.core import cocofile
-    from maskreview.core.images import check_pixels
 
     images = [{k: im[k] for k in ("id", "width", "height", "file_name") if k in im} for im in checked.images.values()]
     annotations = []

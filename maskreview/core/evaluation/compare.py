@@ -21,6 +21,7 @@ import numpy as np
 
 from maskreview.core.errors import BadInputError
 from maskreview.core.progress import Progress
+from maskreview.core.evaluation.results import compute
 
 STATUSES = ("both", "a_only", "b_only", "neither")
 METRIC_KEYS = ("mAP", "AP50", "AP75")
@@ -111,7 +112,6 @@ def _side(results, best, best_iou, g: int) -> tuple[bool, str | None, str | None
 def compare_fields(view, gt_field: str, a_field: str, b_field: str, iou_type: str = "segm",
                    iou_thresh: float = 0.5, progress: Progress | None = None) -> Comparison:
     """Compare prediction fields ``a_field`` and ``b_field`` against ``gt_field`` over ``view``."""
-    from maskreview.core.evaluation.results import compute
 
     if a_field == b_field:
         raise BadInputError(f"compare two different prediction fields (both are {a_field!r})")

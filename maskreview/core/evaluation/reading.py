@@ -15,6 +15,7 @@ from maskreview.core.fields import MODIFIED_FIELD, REV_FIELD
 from maskreview.core.masks import place_masks
 from maskreview.core.store import reader
 from maskreview.core.store.codec import decode_mask, label_mask
+from maskreview.core.editing.session import unchanged_since
 
 @dataclass
 class Dets:
@@ -66,7 +67,6 @@ class Samples:
 
 def read_detections(view, fields: list[str]) -> tuple[Samples, list[Dets]]:
     """The samples of a view (ids, image sizes) and a :class:`Dets` per field."""
-    from maskreview.core.editing.session import unchanged_since
 
     paths = ["_id", "metadata.height", "metadata.width", MODIFIED_FIELD]
     if REV_FIELD in view.get_field_schema():  # declared by the first writer of revisions

@@ -11,6 +11,9 @@ All values go in one ``bulk_write``.
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime
+
 import numpy as np
 
 from maskreview.core.editing.labels import new_id
@@ -22,6 +25,7 @@ from maskreview.core.progress import Progress
 from maskreview.core.store import dataset_of
 from maskreview.core.store import writer as sw
 from maskreview.core.store.writer import bump_revisions, declare_revision_fields, revised
+from maskreview.core.errors import MaskreviewError
 
 
 def _split(table_img: np.ndarray, values, n_samples: int) -> list[list]:
@@ -57,7 +61,6 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
     sample's version as read (``review_rev`` and ``last_modified_at``: any change to the sample
     fails it), or by the ids of its labels in place (fails only if the labels changed, not tags).
     """
-    from datetime import datetime
 
     from bson import ObjectId
 
@@ -97,7 +100,6 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
 def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
     """Every per-sample and per-label value in one ``bulk_write``; samples changed since they
     were read (a tag, say) are written again guarded by their label ids."""
-    from maskreview.core.errors import MaskreviewError
 
     by_version = len(results.sample_versions) == len(results.sample_ids)
     writer = f"evaluation {eval_key} {new_id()}"
@@ -179,7 +181,6 @@ class _Store:
         self.registered = True
 
     def start_writing(self, results: EvalResults) -> None:
-        import threading
 
         if not (self.registered or self._in_place):
             return  # registering will delete the key's old fields: write after it (finish)

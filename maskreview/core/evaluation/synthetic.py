@@ -11,6 +11,7 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.fields import GT_FIELD, PRED_FIELD
+from maskreview.core.store import fiftyone
 
 
 def _perturb_bitmap(rng: np.random.Generator, bitmap: np.ndarray) -> np.ndarray:
@@ -38,7 +39,6 @@ def perturbed_detections(rng: np.random.Generator, gt_dets, height: int, width: 
     """``fo.Detections`` derived from one sample's ground truth (see the module docstring)."""
     import cv2
 
-    from maskreview.core.store import fiftyone
 
     fo = fiftyone()
     out = []

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskreview.core.errors import BadInputError
+from maskreview.core.masks import mask_bbox
 
 
 @dataclass
@@ -120,7 +121,6 @@ class MaskAssist:
 
 def tight_box(bitmap: np.ndarray) -> tuple[int, int, int, int] | None:
     """``(x0, y0, x1, y1)`` of a mask's pixels (exclusive end), None when empty."""
-    from maskreview.core.masks import mask_bbox
 
     b = mask_bbox(bitmap)
     return None if b is None else (b[0], b[1], b[0] + b[2], b[1] + b[3])

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskreview.core.errors import MaskreviewError
+from maskreview.core.model.registry import coco_class_names, model_classes, read_model_dir, resolve_model
+from maskreview.core.model.safe_loading import load_config
+from maskreview.core.model import registry as models
 
 KIND_NAMES = {"demo": "demo model", "dir": "trained folder", "cached": "zoo (weights cached)",
               "zoo": "zoo (needs download)", "yaml": "config file"}
@@ -54,7 +57,6 @@ def _training_numbers(folder: Path, entry: ModelEntry) -> None:
 
 
 def folder_entry(folder: str | Path, kind: str = "dir", name: str | None = None) -> ModelEntry | None:
-    from maskreview.core.model.registry import read_model_dir
 
     folder = Path(folder)
     if not (folder / "config.yaml").is_file():
@@ -70,8 +72,6 @@ def folder_entry(folder: str | Path, kind: str = "dir", name: str | None = None)
 
 def zoo_classes(name: str) -> list[str]:
     """A zoo config's classes: COCO's 80 for the COCO configs, else those its test set names."""
-    from maskreview.core.model.registry import coco_class_names, model_classes, resolve_model
-    from maskreview.core.model.safe_loading import load_config
 
     if name.startswith("COCO-"):
         return coco_class_names()
@@ -84,7 +84,6 @@ def zoo_classes(name: str) -> list[str]:
 
 def catalog(recent: list[str] = (), with_zoo: bool = True) -> list[ModelEntry]:
     """The demo model, trained folders (recently used first), cached zoo weights, other zoo configs."""
-    from maskreview.core.model import registry as models
 
     entries = [e for e in [folder_entry(models.DEMO_MODEL_DIR, "demo", "demo")] if e is not None]
     seen = {"demo"}

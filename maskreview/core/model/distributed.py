@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+import sys
 
 from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.cli_args import one_line
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,6 @@ def _first_line(exc) -> str:
 def rank_main(main_func, share_threads: bool, *args) -> None:
     """Each rank's entry (after detectron2 joined the group): CPU threads shared out, detectron2's
     DDP usable on CPU, a :class:`MaskreviewError` printed as the rank's one line."""
-    import sys
 
     import torch
     from detectron2.utils import comm
@@ -113,7 +114,6 @@ def rank_main(main_func, share_threads: bool, *args) -> None:
     try:
         main_func(*args)
     except MaskreviewError as exc:
-        from maskreview.cli_args import one_line
 
         print(f"maskreview: error: rank {comm.get_rank()}: {one_line(exc)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None

@@ -33,6 +33,7 @@ from maskreview.core.model.registry import (
 from maskreview.core.model.safe_loading import load_checkpoint_file, load_config, make_checkpointer
 from maskreview.core.progress import Progress
 from maskreview.core.store import fiftyone
+from maskreview import __version__
 
 SUPPORTED_ARCHITECTURES = ("GeneralizedRCNN", "RetinaNet", "PanopticFPN")
 # the class-specific layers whose first dimension gives a checkpoint's class count (+1: background)
@@ -161,7 +162,6 @@ class Engine:
     @property
     def provenance(self) -> dict:
         """What a prediction field records about the model that wrote it (``core.provenance``)."""
-        from maskreview import __version__
 
         return {**self.run_info, "config": str(self.spec.config_file), "config_sha256": self.config_sha256,
                 "resolved_config_sha256": self.resolved_config_sha256, RUN_KEY: self.run_key,

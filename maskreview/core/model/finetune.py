@@ -12,6 +12,7 @@ from pathlib import Path
 from maskreview.core.errors import BadInputError
 from maskreview.core.fields import GT_FIELD
 from maskreview.core.progress import Progress
+from maskreview.core.model.training import TrainSettings, evaluate_model_dir, train
 
 
 def finetune_on_corrected(dataset, model: str, out_dir, tags=("reviewed",), iters: int = 200,
@@ -21,7 +22,6 @@ def finetune_on_corrected(dataset, model: str, out_dir, tags=("reviewed",), iter
     ``tags``; returns ``{"before": eval, "after": eval, "model_dir", "samples", "training"}``
     where each eval is :func:`maskreview.core.evaluation.evaluate`'s dict on that view.
     ``trust_checkpoint`` lets the model's config and weights hold Python objects (runs their code)."""
-    from maskreview.core.model.training import TrainSettings, evaluate_model_dir, train
 
     view = dataset.match_tags(list(tags))
     if len(view) == 0:

@@ -24,9 +24,13 @@ import json
 import os
 import sys
 import threading
+import traceback
 
 from maskreview.core.fields import GT_FIELD
 from maskreview.core.progress import Progress
+from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
+from maskreview.core.store import connect
+from maskreview.core.model.training import TrainSettings, evaluate_model_dir, split_ids, train
 
 _out = sys.stdout
 
@@ -80,9 +84,6 @@ def _take_stdin() -> int:
 
 def finetune(dataset_name: str, base: str, out: str, tags: list[str], gt_field: str, iters: int,
              lr: float | None, holdout: float, progress: Progress) -> dict:
-    from maskreview.core.errors import BadInputError
-    from maskreview.core.store import connect
-    from maskreview.core.model.training import TrainSettings, evaluate_model_dir, split_ids, train
 
     fo = connect()
     if dataset_name not in fo.list_datasets():
@@ -130,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # detectron2 and FiftyOne print to stdout; only our JSON lines may go there
     _out, sys.stdout = sys.stdout, sys.stderr
-    from maskreview.core.errors import CancelledError, MaskreviewError
 
     import torch
 
@@ -147,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         emit("error", message=str(exc), kind="input")
         return 2
     except Exception as exc:  # the window shows it; the traceback goes to stderr
-        import traceback
 
         traceback.print_exc()
         emit("error", message=f"{type(exc).__name__}: {exc}", kind="error")

@@ -8,11 +8,14 @@ the picture maps to the image by dividing by the scale.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.model import internals as it
+from maskreview.core.errors import BadInputError
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE, BLACK, GREEN, CYAN, YELLOW, ORANGE, MAGENTA = (
@@ -332,7 +335,6 @@ def unavailable_view(message: str, width: int = 480) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 def write_png(path, rgb: np.ndarray) -> None:
-    from maskreview.core.errors import BadInputError
 
     if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1])):
         raise BadInputError(f"{path}: cannot write the PNG")
@@ -342,9 +344,7 @@ def explain(cap: it.Capture, image: np.ndarray, out_dir, level: str = "p3", top_
             instance: int = 0, proposal: int | None = None, classes: list[str] | None = None,
             gt_masks: list[np.ndarray] | None = None) -> list:
     """Write one PNG per view into ``out_dir``; returns the paths written."""
-    from pathlib import Path
 
-    from maskreview.core.errors import BadInputError
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

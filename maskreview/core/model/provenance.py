@@ -18,7 +18,8 @@ import re
 
 from maskreview.core.errors import BadInputError
 from maskreview.core.fields import PRED_FIELD, RUNS_INFO_KEY, RUN_KEY  # noqa: F401 (RUNS_INFO_KEY re-exported)
-from maskreview.core.store import fiftyone
+from maskreview.core.store import fiftyone, reader
+from maskreview.core.store.metadata_lock import dataset_metadata_lock
 
 DEFAULT_FIELD = PRED_FIELD
 # what makes two runs the same model (records written before config_sha256 existed lack it)
@@ -81,7 +82,6 @@ def field_has_values(dataset, field: str) -> bool:
     """Whether any sample has a value in ``field`` (an existing but empty field is free)."""
     if field not in dataset.get_field_schema():
         return False
-    from maskreview.core.store import reader
 
     return reader.exists(dataset, {field: {"$ne": None}})
 
@@ -154,7 +154,6 @@ def record_run(dataset, field: str, record: dict, shard=None) -> None:
     others'. With ``shard`` (a :class:`~maskreview.core.model.sharding.Shard`), the record keeps
     each shard's own figures under ``shards`` (merged with the other shards' of the same model)
     and the totals over them at the top."""
-    from maskreview.core.store.metadata_lock import dataset_metadata_lock
 
     with dataset_metadata_lock(dataset):
         runs = _runs(dataset)

@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from importlib.resources import files
 
 from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.progress import Progress
@@ -40,7 +41,6 @@ logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 def _resources_dir() -> Path:
     """Top-level ``resources/``, shipped as the package ``maskreview.resources`` (pyproject package-dir):
     the checkout's folder in an editable install, the package's data in a wheel or a bundle."""
-    from importlib.resources import files
 
     return Path(str(files("maskreview.resources")))
 

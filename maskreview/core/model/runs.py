@@ -34,8 +34,13 @@ from maskreview.core.model.provenance import (  # noqa: F401 (re-exported)
     record_run,
 )
 from maskreview.core.progress import Progress
-from maskreview.core.store import dataset_of, fiftyone, lost_database
+from maskreview.core.store import dataset_of, fiftyone, lost_database, reader
 from maskreview.core.store.metadata_lock import dataset_metadata_lock
+from maskreview.core.names import check_field_name
+from maskreview.core.editing.labels import new_id
+from maskreview.core.editing.session import declare_revision_fields, revised, unchanged_since
+from maskreview.core.store.writer import SampleWriter, Update
+from maskreview.core.model.reviewed import merge, review_projection
 
 
 @dataclass
@@ -87,7 +92,6 @@ def check_output_field(dataset, name: str, engine=None) -> None:
     This keeps ``--field ground_truth`` from overwriting labels that no model wrote, and a model
     from writing into another model's field (:class:`~maskreview.core.model.provenance.FieldTakenError`).
     """
-    from maskreview.core.names import check_field_name
 
     fo = fiftyone()
     check_field_name(dataset, name, fo.Detections, "field")
@@ -198,8 +202,6 @@ class _Writer:
         self.started = False
 
     def _start(self) -> None:
-        from maskreview.core.editing.labels import new_id
-        from maskreview.core.editing.session import declare_revision_fields
 
         fo = fiftyone()
         # other workers of the run (shards) may declare the same fields now: one at a time, each
@@ -219,10 +221,6 @@ class _Writer:
 
     def write(self, pending: dict[str, tuple]) -> list[str]:
         """Write ``{sample id: (label documents, height, width)}``; returns the ids written."""
-        from maskreview.core.store import reader
-        from maskreview.core.store.writer import SampleWriter, Update
-        from maskreview.core.editing.session import revised, unchanged_since
-        from maskreview.core.model.reviewed import merge, review_projection
 
         if not self.started:
             self._start()

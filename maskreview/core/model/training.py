@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +23,14 @@ from maskreview.core.fields import run_field
 from maskreview.core.images import read_image
 from maskreview.core.model.registry import download_url, fetch_weights, is_url, model_classes, register_local_model, resolve_model
 from maskreview.core.model.safe_loading import load_checkpoint_file, make_checkpointer
-from maskreview.core.model.distributed import Launch
-from maskreview.core.progress import Progress
-from maskreview.core.store import dataset_of
+from maskreview.core.model.distributed import Launch, unwrap
+from maskreview.core.progress import Progress, TerminalProgress
+from maskreview.core.store import dataset_of, fiftyone
+from maskreview.core.model.engine import Engine, EngineSettings, build_cfg
+from maskreview.core.model import distributed
+from maskreview.core.evaluation import STAT_NAMES, evaluate
+from maskreview.core.model.runs import run_inference
+from maskreview.core.model.provenance import forget_run
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +177,6 @@ def train(view, gt_field: str, base: str, out_dir: str | Path, settings: TrainSe
     """Train from ``base`` (``CONFIG[:WEIGHTS]``) on ``view``; write a model dir to ``out_dir``."""
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    from maskreview.core.model.engine import EngineSettings, build_cfg
-    from maskreview.core.store import fiftyone
 
     settings = settings or TrainSettings()
     progress = progress or Progress()
@@ -235,9 +238,7 @@ def _train_distributed(cfg, name, records, weights, classes, base_classes, setti
                        out: Path) -> dict | None:
     """Train in every rank of ``settings.launch`` (detectron2's DDP); the report of global rank 0,
     which alone writes the model files (None on the other machines)."""
-    from dataclasses import replace
 
-    from maskreview.core.model import distributed
 
     spec = settings.launch
     spec.check_devices(cfg.MODEL.DEVICE)
@@ -263,7 +264,6 @@ def _train_rank(cfg, name, records, weights, classes, base_classes, settings: Tr
     from detectron2.utils import comm
     from detectron2.utils.logger import setup_logger
 
-    from maskreview.core.progress import TerminalProgress
 
     setup_logger(name="detectron2", abbrev_name="d2", distributed_rank=comm.get_rank())
     DatasetCatalog.register(name, lambda: records)
@@ -279,7 +279,6 @@ def _train(cfg, name, records, weights, classes, base_classes, settings: TrainSe
     import torch
     from detectron2.utils import comm
 
-    from maskreview.core.model.distributed import unwrap
 
     cfg.DATASETS.TRAIN = (name,)
     cfg.DATASETS.TEST = ()
@@ -404,10 +403,6 @@ def fixed_batch_loss(model, cfg, records: list[dict], seed: int = 0) -> float:
 
 def evaluate_model_dir(model_dir: Path, view, gt_field: str, trust_checkpoint: bool = False) -> dict:
     """Run a model dir over a view into a scratch field, evaluate, and remove the field."""
-    from maskreview.core.evaluation import evaluate
-    from maskreview.core.model.engine import Engine, EngineSettings
-    from maskreview.core.model.runs import run_inference
-    from maskreview.core.model.provenance import forget_run
 
     engine = Engine(str(model_dir), settings=EngineSettings(), trust_checkpoint=trust_checkpoint)
     field_name = f"heldout_{hashlib.sha1(str(model_dir).encode()).hexdigest()[:6]}"
@@ -416,7 +411,6 @@ def evaluate_model_dir(model_dir: Path, view, gt_field: str, trust_checkpoint: b
         run_inference(view, engine, field_name, overwrite=True)
         held = dataset.select(view.values("id"))
         if not held.count(f"{field_name}.detections"):  # an untrained model: AP 0, not an error
-            from maskreview.core.evaluation import STAT_NAMES
 
             return {**{name: 0.0 for name in STAT_NAMES}, "per_class": {}, "note": "no detections"}
         return evaluate(held, gt_field, field_name)

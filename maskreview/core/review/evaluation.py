@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from maskreview.core.evaluation import analysis
+from maskreview.core.evaluation.results import compute
 
 SORTS = (("fp", "most false positives"), ("fn", "most false negatives"), ("f1", "worst F1 first"),
          ("iou", "lowest mean IoU first"))
@@ -40,7 +42,6 @@ def at_thresholds(results, rematch):
 def sample_order(results, by: str = "fp") -> list[str]:
     """Sample ids: most FP or FN first, worst F1 first, or lowest mean IoU of the matches first
     (samples with nothing to match last). Ties keep the dataset's order."""
-    from maskreview.core.evaluation import analysis
 
     if by != "iou":
         return analysis.sample_order(results, by)
@@ -71,7 +72,6 @@ def stored_evaluation(dataset) -> tuple[str, object] | None:
 def load_stored(dataset, key: str, config, progress=None):
     """The stored run under ``key`` computed again from the labels as they are now (the stored
     per-label values are never shown: they go stale with every edit); returns EvalResults."""
-    from maskreview.core.evaluation.results import compute
 
     iou_type = "segm" if getattr(config, "use_masks", False) else "bbox"
     results = compute(dataset.view(), config.gt_field, config.pred_field, iou_type,

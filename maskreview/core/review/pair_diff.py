@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from maskreview.core.evaluation.boundary import boundary_iou_masks
 
 
 @dataclass
@@ -55,7 +56,6 @@ def _paste(placed, x0: int, y0: int, shape) -> np.ndarray:
 def pair_diff(gt, pred, height: int, width: int) -> PairDiff:
     """Missed and added pixels of ``gt`` and ``pred`` (each ``(x0, y0, box mask)``), clipped to
     the image."""
-    from maskreview.core.evaluation.boundary import boundary_iou_masks
 
     boxes = [(x, y, x + m.shape[1], y + m.shape[0]) for x, y, m in (gt, pred) if m.size]
     if not boxes:

@@ -26,6 +26,7 @@ from maskreview.core.editing.ops import DeleteLabels, LabelRef, LabelTags, Op, P
 from maskreview.core.errors import BadInputError
 from maskreview.core.review.queue import QueueEntry
 from maskreview.core.tagging import REVIEWED
+from maskreview.core.store import user_config_dir
 
 VERDICTS = ("accept", "reject", "fix_class", "fix_boundary", "skip")
 DEFAULT_VERDICT_KEYS: dict[str, str] = {"accept": "Y", "reject": "X", "fix_class": "K", "fix_boundary": "O",
@@ -36,7 +37,6 @@ FALSE_POSITIVE = "fp"
 
 
 def verdict_keys_path() -> Path:
-    from maskreview.core.store import user_config_dir
 
     return user_config_dir() / "verdict_keys.json"
 

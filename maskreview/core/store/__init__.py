@@ -16,6 +16,8 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+import atexit
+import hashlib
 
 from maskreview.core.errors import BadInputError, DatabaseError
 
@@ -141,7 +143,6 @@ def _where() -> str:
 
 def forget_lost_database() -> None:
     """Skip FiftyOne's exit-time cleanup, which would wait on the lost database once more."""
-    import atexit
 
     import fiftyone.core.odm.database as fod
 
@@ -164,7 +165,6 @@ def _isolate_database_service() -> None:
     """
     if os.environ.get("FIFTYONE_DATABASE_URI"):
         return
-    import hashlib
 
     import fiftyone.core.service as fos
 

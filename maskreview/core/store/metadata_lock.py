@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from maskreview.core.errors import DatabaseError
+from maskreview.core.store import fiftyone
 
 COLLECTION = "maskreview_locks"
 
@@ -27,7 +28,6 @@ COLLECTION = "maskreview_locks"
 def _collection():
     from pymongo import WriteConcern
 
-    from maskreview.core.store import fiftyone
 
     fiftyone()
     import fiftyone.core.odm.database as fod

@@ -15,12 +15,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+import json
 
 from bson import ObjectId
 
 from maskreview.core.errors import BadInputError
 from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, REV_FIELD
-from maskreview.core.store import reader
+from maskreview.core.store import fiftyone, reader
 
 VERSION_FIELDS = (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)  # the first two declared in the schema
 
@@ -32,7 +33,6 @@ VERSION_FIELDS = (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)  # the first two decl
 def declare_revision_fields(dataset) -> None:
     """Declare ``review_rev`` and ``review_rev_by`` in the schema (once; cheap when declared).
     Every writer of labels calls it before its first write, edit session or not."""
-    from maskreview.core.store import fiftyone
 
     schema = dataset.get_field_schema()
     fo = fiftyone()
@@ -93,13 +93,35 @@ def _requests(updates: Iterable[Update]) -> list:
     return [(UpdateMany if u.many else UpdateOne)(u.filter, u.update) for u in updates]
 
 
+# How long a write waits for a majority of a replica set (an election after losing the primary
+# takes about 10 s; a write normally has its majority in milliseconds). Past it, the write counts
+# as not acknowledged: the edit session keeps it queued and checks later whether it landed.
+MAJORITY_WTIMEOUT_MS = 10_000
+
+
 def _durable(collection):
     """``collection`` with a write concern that acknowledges only what survives a crash of
-    mongod: in its journal on disk (``j``), and on a replica set in a majority of members."""
+    mongod: in its journal on disk (``j``), and on a replica set in a majority of members
+    (within :data:`MAJORITY_WTIMEOUT_MS`)."""
     from pymongo import WriteConcern
 
     replica_set = "setName" in collection.database.client.admin.command("hello")
-    return collection.with_options(write_concern=WriteConcern(w="majority" if replica_set else 1, j=True))
+    concern = WriteConcern(w="majority", j=True, wtimeout=MAJORITY_WTIMEOUT_MS) if replica_set else \
+        WriteConcern(w=1, j=True)
+    return collection.with_options(write_concern=concern)
+
+
+def unconfirmed(exc: BaseException) -> bool:
+    """Whether a write failed without an answer on whether it landed: the database unreachable
+    (mongod gone, a replica set between primaries) or no majority within the write timeout."""
+    from pymongo.errors import BulkWriteError, ConnectionFailure, WTimeoutError
+
+    from maskreview.core.store import lost_database
+
+    if isinstance(exc, (ConnectionFailure, WTimeoutError)) or lost_database(exc) is not None:
+        return True
+    details = getattr(exc, "details", None) or {}
+    return isinstance(exc, BulkWriteError) and bool(details.get("writeConcernErrors")) and not details.get("writeErrors")
 
 
 class SampleWriter:
@@ -174,7 +196,6 @@ def save_run_results(method, view, run_key: str, fo_results) -> None:
     ``json_util.dumps`` does (its ``default`` hook takes any BSON value; a NaN is written ``NaN``,
     which FiftyOne's ``json_util.loads`` reads back), without json_util's pure-Python walk over
     every value (about half of the store time, BENCHMARKS.md)."""
-    import json
 
     from bson import json_util
 
@@ -240,6 +261,9 @@ def _version_values(v) -> dict:
     if v.by is None:  # journaled before revisions: last_modified_at alone
         return {MODIFIED_FIELD: v.modified}
     return {REV_FIELD: v.rev, REV_BY_FIELD: v.by, MODIFIED_FIELD: v.modified}
+
+
+version_values = _version_values  # a sample document's version fields at ``v`` (the edit session's cache)
 
 
 def patch_update(p) -> Update:
