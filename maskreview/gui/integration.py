@@ -132,21 +132,8 @@ def install_model_panel(window):
 
 
 def _model_visible(window, visible: bool) -> None:
-    if not visible:
-        return
-    panel = window.model_panel
-    engine = window.engines._engine
-    if panel.engine is None and engine is not None:
-        panel.set_engine(engine)
-    elif panel.engine is None and getattr(window, "_model_loading", None) is None:
-        from maskreview.gui import workers
-
-        model, settings = window.model_name, window.engine_settings
-        job = workers.Job(lambda progress: window.engines.get(model, settings), "loading model")
-        window._model_loading = job
-        job.finished.connect(lambda: setattr(window, "_model_loading", None))
-        window._start_job(job, panel.set_engine)
-    _model_image(window)
+    if visible:
+        _model_image(window)
 
 
 def _model_image(window) -> None:
@@ -154,14 +141,14 @@ def _model_image(window) -> None:
     if dock is None or not dock.isVisible() or data is None or data.image is None:
         return
     panel = window.model_panel
-    engine = window.engines._engine
-    if engine is not None and panel.engine is not engine:
-        panel.set_engine(engine)
+    runs = getattr(window, "model_runs", None)  # the model is loaded in the worker process, not here
+    panel.set_model(window.model_name, runs.weights if runs is not None else None, window.engine_settings,
+                    runs.trust_checkpoint if runs is not None else False)
     gt = None
     if data.sample_id is not None and window.dataset is not None and GT in window.label_fields:
         gt = window.dataset[data.sample_id][GT]
     if getattr(panel, "_sample_id", None) != data.sample_id or data.sample_id is None:
-        panel.set_image(data.sample_id, data.image, gt)
+        panel.set_image(data.sample_id, data.image, gt, path=data.filepath)
 
 
 # ---------------------------------------------------------------------------- editing

@@ -54,7 +54,7 @@ class MainWindow(QMainWindow):
         from maskreview.core.model.engine import EngineSettings
 
         self.engine_settings = EngineSettings()
-        self.engines = workers.EngineCache()
+        self.model_worker = workers.model_worker()  # the model runs in its own process (core.model.worker)
         self.undo_stack = QUndoStack(self)
         self.jobs: list[workers.Job] = []
         self.inference: workers.Job | None = None
@@ -428,7 +428,7 @@ class MainWindow(QMainWindow):
             return None
         self.scratch = data
         self._show(self.scratch)
-        job = workers.predict_image_job(path, self.engines, self.model_name, self.engine_settings,
+        job = workers.predict_image_job(path, self.model_worker, self.model_name, self.engine_settings,
                                         self.model_runs.weights)
         return self._start_job(job, lambda result, p=path: self._scratch_ready(p, *result))
 

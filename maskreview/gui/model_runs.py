@@ -4,6 +4,9 @@ each run one entry in the undo history.
 :class:`ModelRuns` is created by ``gui.integration`` with the window and is what
 ``MainWindow.run_inference`` calls. A run:
 
+- goes to the model worker process (``core.model.worker``, through ``window.model_worker``): it loads
+  the model once and keeps it, writes the results into the database itself and reports progress,
+  so the window never imports torch; if it crashes, the window says so and it is restarted;
 - loads the model first; a model that fails to load changes nothing and gets a dialog in the
   GUI's words (:mod:`maskreview.gui.dialogs.model_failure`), with a "Choose weights file…" button;
 - writes the model's own field (``core.provenance.propose_field``) unless the user picked one;
@@ -178,7 +181,7 @@ class ModelRuns(QObject):
 
         job = workers.Job(None, f"inference ({short_model_name({'model': model})})")
         job.model_label = short_model_name({"model": model})
-        job.fn = self._job_fn(job, view, model, self.weights if model == w.model_name else None,
+        job.fn = self._job_fn(job, view, ids, model, self.weights if model == w.model_name else None,
                               replace(w.engine_settings), self.field if model == w.model_name else None,
                               overwrite, only_missing)
         job.field, job.written, job.partial = None, set(), None
@@ -189,41 +192,38 @@ class ModelRuns(QObject):
         w.inference = job
         return w._start_job(job, lambda result, j=job: self._succeeded(j, result))
 
-    def _job_fn(self, job, view, model, weights, settings, field, overwrite, only_missing):
-        engines, trust = self.window.engines, self.trust_checkpoint
+    def _job_fn(self, job, view, ids, model, weights, settings, field, overwrite, only_missing):
+        """The run goes to the model worker (``core.model.worker``), which loads the model, writes
+        the results into the database itself and reports progress; this thread only waits."""
+        client, trust = self.window.model_worker, self.trust_checkpoint
+
+        def on_event(message):
+            if message["event"] == "target":
+                job.field = message["field"]
+            elif message["event"] == "written":
+                job.progress.emitter.written.emit(message["ids"])
+            elif message["event"] == "snapshots":  # a run stopped halfway is undoable too
+                job.partial = (message["field"], message["before"], message["after"])
 
         def fn(progress):
-            from maskreview.core import field_snapshot
-            from maskreview.core.model import autorun
-            from maskreview.core.model import provenance
-            from maskreview.core.model.runs import run_inference
-
-            dataset = dataset_of(view)
             if only_missing and autorun_is_current(view, model, field, weights, settings):
-                return RunOutcome(field, None, model)  # no torch, no model load
-            progress.start(0, f"loading {model}")
+                return RunOutcome(field, None, model)  # no model load
             try:
-                engine = engines.get(model, settings, weights=weights, trust_checkpoint=trust)
-            except MaskreviewError as exc:
-                return LoadFailure(exc, model, weights)
-            target = field or provenance.propose_field(dataset, engine)
-            try:
-                provenance.check_field_for(dataset, target, engine)
-            except provenance.FieldTakenError as exc:
-                return FieldTaken(exc)
-            todo = view.values("id") if overwrite else autorun.missing_sample_ids(view, target, engine.run_key)
-            if not todo:
-                return RunOutcome(target, None, model)
-            job.field = target
-            before = field_snapshot.snapshot_field(dataset, target, todo)
-            try:
-                # one write (and one signal) per half second, not per image: FiftyOne's writes hold the GIL
-                report = run_inference(dataset.select(todo, ordered=True), engine, target, progress,
-                                       overwrite=overwrite, write_every=64, write_seconds=0.5,
-                                       on_written=progress.emitter.written.emit)
-            finally:  # a run stopped halfway is undoable too
-                job.partial = (target, before, field_snapshot.snapshot_field(dataset, target, todo))
-            return RunOutcome(target, report, model, len(todo))
+                result = client.call("run", progress, on_event, dataset=dataset_of(view).name, ids=ids, model=model,
+                                     weights=weights, settings=settings, field=field, overwrite=overwrite,
+                                     only_missing=only_missing, trust_checkpoint=trust)
+            except workers.WorkerCrashed as exc:
+                raise MaskreviewError(workers.crash_message(exc, "the model run")) from exc
+            status = result["status"]
+            if status == "load_failure":
+                return LoadFailure(_load_error(result), model, weights)
+            if status == "field_taken":
+                from maskreview.core.model.provenance import FieldTakenError
+
+                return FieldTaken(FieldTakenError(result["field"], result["free_field"], result["holder"]))
+            if status == "current":
+                return RunOutcome(result["field"], None, model)
+            return RunOutcome(result["field"], result["report"], model, result["count"])
 
         return fn
 
@@ -379,6 +379,12 @@ class ModelRuns(QObject):
         dialog.other_model.connect(self.window.do_choose_model)
         dialog.show()
         self.failure_dialog = dialog
+
+
+def _load_error(result: dict) -> MaskreviewError:
+    from maskreview.core.model.safe_loading import UntrustedCheckpointError
+
+    return (UntrustedCheckpointError if result.get("untrusted") else MaskreviewError)(result["message"])
 
 
 def autorun_is_current(view, model: str, field: str | None, weights: str | None = None, settings=None) -> bool:

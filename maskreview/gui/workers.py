@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from maskreview.core.fields import RUN_KEY, run_field
+from maskreview.core.model.worker_client import WorkerCrashed  # noqa: F401 (for callers)
 from maskreview.core.progress import Progress
 
 
@@ -131,29 +132,20 @@ class ProgressWidget(QWidget):
         self.hide()
 
 
-class EngineCache:
-    """One loaded detectron2 engine, rebuilt only when the model or its settings change.
+def model_worker():
+    """The model's process (:class:`~maskreview.core.model.worker_client.WorkerClient`), one per app:
+    inference, single-image prediction and the Model panel's captures run there, never here."""
+    from maskreview.core.model.worker_client import shared_client
 
-    ``get`` runs on a worker thread (building imports torch and detectron2).
-    """
+    return shared_client()
 
-    def __init__(self):
-        self._key = None
-        self._engine = None
 
-    def get(self, model: str, settings, weights: str | None = None, trust_checkpoint: bool = False):
-        from dataclasses import astuple
-
-        from maskreview.core.model.engine import Engine
-
-        key = (model, astuple(settings), weights, trust_checkpoint)
-        if self._engine is None or self._key != key:
-            import torch
-
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # a core stays free for the GUI thread
-            self._engine = Engine(model, weights=weights, settings=settings, trust_checkpoint=trust_checkpoint)
-            self._key = key
-        return self._engine
+def crash_message(error, what: str | None = None) -> str:
+    """The window's words for a worker that died (``error``: a ``WorkerCrashed``)."""
+    during = f" during {what}" if what else ""
+    return (f"The model process {error.how}{during}. It has been restarted, and your edits are kept"
+            + (" (predictions already written stay; run the model again to finish the rest)." if what else ".")
+            + (f" Its last words: {error.stderr_tail}" if error.stderr_tail else ""))
 
 
 def run_is_current(dataset, field: str, model: str, settings) -> bool:
@@ -182,19 +174,24 @@ def run_is_current(dataset, field: str, model: str, settings) -> bool:
     return not reader.exists(dataset, {run_field(field): {"$ne": record[RUN_KEY]}})
 
 
-def predict_image_job(path: str, engine_cache: EngineCache, model: str, settings, weights: str | None = None) -> Job:
-    """A job that predicts one image outside any dataset; succeeds with ``(image, detections)``."""
+def predict_image_job(path: str, client, model: str, settings, weights: str | None = None) -> Job:
+    """A job that predicts one image outside any dataset in the model worker; succeeds with
+    ``(image, detections)``."""
     from maskreview.core.images import read_image
+    from maskreview.core.model.worker_client import WorkerCrashed
 
     def fn(progress: SignalProgress):
-        progress.start(1, f"predicting {path.rsplit('/', 1)[-1]}")
-        image = read_image(path)
-        engine = engine_cache.get(model, settings, weights=weights)
-        progress.check()
-        detections = engine.predict(image)
-        progress.advance()
-        progress.finish()
-        return image, detections
+        from maskreview.core.errors import MaskreviewError
+        from maskreview.core.store import fiftyone
+
+        image = read_image(path)  # shown here; the worker reads the file itself
+        try:
+            found = client.call("predict_image", progress, path=path, model=model, weights=weights,
+                                settings=settings)
+        except WorkerCrashed as exc:
+            raise MaskreviewError(crash_message(exc, None)) from exc
+        fo = fiftyone()
+        return image, fo.Detections(detections=[fo.Detection(**d) for d in found])
 
     return Job(fn, "predict image")
 

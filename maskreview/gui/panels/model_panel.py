@@ -1,28 +1,32 @@
 """The "Model" panel: inside the model for the image under review (FPN, RPN, ROI Align, mask head).
 
-The capture (:func:`maskreview.core.model.internals.capture`) runs on a worker thread and is cached
-per (sample, model); the pictures come from :mod:`maskreview.core.model.internals_render`, the same
-renderer ``maskreview explain`` writes PNGs with. API for the main window:
-``set_engine(engine)``, ``set_image(sample_id, image_rgb, gt_detections=None)``,
-``select_instance(index)`` (an index into the model's predictions for the image, best first).
+The model lives in the worker process (:mod:`maskreview.core.model.worker`): the capture
+(:func:`maskreview.core.model.internals.capture`) runs there, cached per (image, model), and so
+does the drawing (:mod:`maskreview.core.model.internals_panel`, the renderer ``maskreview explain``
+writes PNGs with); the pictures come back as arrays, with a summary that sets the controls. One
+request is in flight at a time; controls changed meanwhile are sent when it answers.
+API for the main window: ``set_model(model, weights, settings)``,
+``set_image(sample_id, image_rgb, gt_detections=None, path=...)``, ``select_instance(index)`` (an
+index into the model's predictions for the image, best first).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider,
                                QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from maskreview.core.fields import RUN_KEY
-from maskreview.core.model import internals as it
 from maskreview.core.model import internals_render as rr
-from maskreview.gui.workers import Job
+from maskreview.core.model.internals_panel import MAX_SIDE
+from maskreview.gui import workers
 
-CACHE_SIZE = 6  # captures kept (FPN maps dominate: ~10 MB each for the demo model at 256 px)
+
+class _Bridge(QObject):
+    arrived = Signal(object)  # a worker message, emitted on the reader thread, delivered on the GUI thread
 
 
 class Picture(QLabel):
@@ -79,21 +83,24 @@ class ModelPanel(QWidget):
     computed = Signal(object)  # the Capture now shown
     failed = Signal(str)
 
-    MAX_SIDE = 768
-
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.engine = None
-        self.capture: it.Capture | None = None
+        self.client = workers.model_worker()
+        self.model: dict | None = None  # model, weights, settings, trust_checkpoint
+        self.capture = None  # core.model.internals_panel.CaptureSummary of the image shown
+        self.classes: list[str] | None = None
         self.image: np.ndarray | None = None
+        self.path: str | None = None
         self.gt_masks: list[np.ndarray] | None = None
         self._gt_detections = None
+        self._sample_id = None
         self._key = None
-        self._cache: OrderedDict = OrderedDict()
-        self._job: Job | None = None
-        self._pending = None
-        self.jobs_started = 0
+        self._in_flight = None  # (key, tab) of the request the worker is answering
+        self._pending = False  # controls changed while it was
+        self.jobs_started = 0  # captures the worker computed for this panel (the rest came from its cache)
         self.views: dict[str, np.ndarray] = {}  # the pictures last drawn, by tab
+        self._bridge = _Bridge(self)
+        self._bridge.arrived.connect(self._arrived)
 
         self.status = QLabel("Load a model and pick an image to look inside the model.")
         self.status.setWordWrap(True)
@@ -185,12 +192,19 @@ class ModelPanel(QWidget):
 
     # ------------------------------------------------------------------ API
 
-    def set_engine(self, engine) -> None:
-        self.engine = engine
-        self._request()
+    def set_model(self, model: str, weights: str | None = None, settings=None, trust_checkpoint: bool = False) -> None:
+        """The model to look inside (it is loaded in the worker process, not here)."""
+        from maskreview.core.model.engine import EngineSettings
 
-    def set_image(self, sample_id, image_rgb: np.ndarray, gt_detections=None) -> None:
-        self.image = image_rgb
+        model = {"model": model, "weights": weights, "settings": replace(settings or EngineSettings()),
+                 "trust_checkpoint": trust_checkpoint}
+        if model != self.model:
+            self.model = model
+            self._request()
+
+    def set_image(self, sample_id, image_rgb: np.ndarray, gt_detections=None, path: str | None = None) -> None:
+        """The image under review: shown from ``image_rgb``, read by the worker from ``path``."""
+        self.image, self.path = image_rgb, path
         self._gt_detections = gt_detections
         self.gt_masks = None
         self._sample_id = sample_id
@@ -205,90 +219,110 @@ class ModelPanel(QWidget):
             w.blockSignals(True)
             w.setValue(index)
             w.blockSignals(False)
-        if cap.proposals is not None:
+        if cap.num_proposals is not None:
             self.roi_source.blockSignals(True)
             self.roi_source.setCurrentIndex(0)
             self.roi_source.blockSignals(False)
             self.roi_index.blockSignals(True)
-            self.roi_index.setValue(it.source_proposal(cap, index))
+            self.roi_index.setValue(int(cap.instance_proposal[index]))
             self.roi_index.blockSignals(False)
         self.refresh()
 
     def clear(self) -> None:
-        self.capture, self.image, self._key = None, None, None
+        self.capture, self.image, self.path, self._key = None, None, None, None
         for p in (self.fpn_picture, self.rpn_picture, self.roi_grid, self.roi_compare, self.mask_picture):
             p.set_array(None)
 
-    # ------------------------------------------------------------------ computing
+    # ------------------------------------------------------------------ asking the worker
 
-    def _engine_key(self):
-        e = self.engine
-        return getattr(e, RUN_KEY, None) or id(e)
+    def _model_key(self):
+        m = self.model or {}
+        return m.get("model"), m.get("weights"), repr(m.get("settings"))
 
     def _request(self) -> None:
-        if self.engine is None or self.image is None:
+        if self.model is None or self.image is None or not self.path:
             return
-        key = (self._sample_id, self._engine_key())
-        self._key = key
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            self._show(self._cache[key])
+        key = (self._sample_id, self.path, self._model_key())
+        if key != self._key:
+            self._key, self.capture = key, None
+            self.status.setText("Computing the model's stages…")
+        self.refresh()
+
+    def _controls(self, tab: str) -> dict:
+        if tab == "FPN":
+            return {"level": self.fpn_level.currentText() or "p3",
+                    "mode": ("mean", "max", "channel")[self.fpn_mode.currentIndex()],
+                    "channel": self.fpn_channel.value()}
+        if tab == "RPN":
+            return {"top_k": self.rpn_topk.value(), "instance": self.rpn_instance.value()}
+        if tab == "ROI Align":
+            return {"source": ("proposal", "instance")[self.roi_source.currentIndex()],
+                    "index": self.roi_index.value(), "pooler": ("box", "mask")[self.roi_pooler.currentIndex()],
+                    "channel": self.roi_channel.value()}
+        return {"instance": self.mask_instance.value(), "threshold": self.mask_threshold.value() / 100}
+
+    def _args(self, tab: str) -> dict:
+        from maskreview.core.model.internals_panel import pack_masks
+
+        gt = self._gt() if tab == "Mask head" else None
+        return {**self.model, "path": self.path, "tab": tab, "controls": self._controls(tab),
+                "gt_masks": pack_masks(gt)}
+
+    def refresh(self) -> None:
+        """Ask the worker for the current tab's picture (one request in flight; the latest controls next)."""
+        if self.model is None or self.image is None or not self.path:
             return
-        if self._job is not None:  # one capture at a time; the latest request runs next
-            self._pending = key
-            self.status.setText("Computing the model's stages… (queued)")
+        if self._in_flight is not None:
+            self._pending = True
             return
-        self._start(key)
+        tab = self.tabs.tabText(self.tabs.currentIndex())
+        self._pending = False
+        self._in_flight = (self._key, tab)
+        self.client.submit("internals", on_event=self._bridge.arrived.emit, **self._args(tab))
 
-    def _start(self, key) -> None:
-        engine, image = self.engine, self.image
+    def _arrived(self, message: dict) -> None:
+        if message.get("event") not in ("done", "error"):
+            return
+        key, tab = self._in_flight or (None, None)
+        self._in_flight = None
+        if message["event"] == "error":
+            if message.get("kind") != "cancelled":
+                self.status.setText(f"Cannot look inside the model: {message.get('message')}")
+                self.failed.emit(message.get("message", ""))
+        elif key == self._key:
+            self._show(message["result"], tab)
+        if self._pending or key != self._key:
+            self.refresh()
 
-        def fn(progress):
-            progress.start(1, "model internals")
-            return key, it.capture(engine, image)
+    def _show(self, result: dict, tab: str) -> None:
+        cap, new = result["summary"], self.capture is None
+        if result["computed"]:
+            self.jobs_started += 1
+        self.classes = result.get("classes")
+        if new:
+            self._set_capture(cap)
+        pictures = {"FPN": [self.fpn_picture], "RPN": [self.rpn_picture], "ROI Align": [self.roi_grid, self.roi_compare],
+                    "Mask head": [self.mask_picture]}[tab]
+        self._put(tab, pictures, *result["views"])
+        if new:
+            self.computed.emit(cap)
 
-        self._job = Job(fn, "model internals", self)
-        self._job.succeeded.connect(self._done)
-        self._job.failed.connect(self._failed)
-        self._job.finished.connect(self._next)
-        self.jobs_started += 1
-        self.status.setText("Computing the model's stages…")
-        self._job.start()
-
-    def _done(self, result) -> None:
-        key, cap = result
-        self._cache[key] = cap
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
-        if key == self._key:
-            self._show(cap)
-
-    def _failed(self, message: str, kind: str) -> None:
-        self.status.setText(f"Cannot look inside the model: {message}")
-        self.failed.emit(message)
-
-    def _next(self) -> None:
-        self._job = None
-        key, self._pending = self._pending, None
-        if key is not None and key == self._key and key not in self._cache:
-            self._start(key)
-
-    def _show(self, cap: it.Capture) -> None:
+    def _set_capture(self, cap) -> None:
         self.capture = cap
         msg = f"{cap.meta_architecture}: {cap.num_instances} instances"
-        if cap.proposals is not None:
-            msg += f", {len(cap.proposals)} proposals"
+        if cap.num_proposals is not None:
+            msg += f", {cap.num_proposals} proposals"
         self.status.setText(msg + (f". {cap.message()}" if cap.message() else ""))
         current = self.fpn_level.currentText()
         self.fpn_level.blockSignals(True)
         self.fpn_level.clear()
-        self.fpn_level.addItems(list(cap.fpn))
-        self.fpn_level.setCurrentText(current if current in cap.fpn else ("p3" if "p3" in cap.fpn else next(iter(cap.fpn))))
+        self.fpn_level.addItems(cap.fpn_levels)
+        self.fpn_level.setCurrentText(current if current in cap.fpn_levels else
+                                      ("p3" if "p3" in cap.fpn_levels else cap.fpn_levels[0]))
         self.fpn_level.blockSignals(False)
-        n_inst = cap.num_instances
-        n_prop = 0 if cap.proposals is None else len(cap.proposals)
-        for w, hi in ((self.fpn_channel, len(next(iter(cap.fpn.values()))) - 1), (self.rpn_instance, n_inst - 1),
-                      (self.mask_instance, max(n_inst - 1, 0)), (self.roi_channel, len(next(iter(cap.fpn.values()))) - 1),
+        n_inst, n_prop = cap.num_instances, cap.num_proposals or 0
+        for w, hi in ((self.fpn_channel, cap.fpn_channels - 1), (self.rpn_instance, n_inst - 1),
+                      (self.mask_instance, max(n_inst - 1, 0)), (self.roi_channel, cap.fpn_channels - 1),
                       (self.roi_index, max(n_prop, n_inst, 1) - 1)):
             w.blockSignals(True)
             w.setMaximum(hi)
@@ -296,10 +330,6 @@ class ModelPanel(QWidget):
         self.rpn_topk.blockSignals(True)
         self.rpn_topk.setMaximum(max(n_prop, 1))
         self.rpn_topk.blockSignals(False)
-        self.computed.emit(cap)
-        self.refresh()
-
-    # ------------------------------------------------------------------ drawing
 
     def _gt(self) -> list[np.ndarray] | None:
         if self.gt_masks is None and self._gt_detections is not None and self.capture is not None:
@@ -310,94 +340,29 @@ class ModelPanel(QWidget):
             self.gt_masks = [mk.detection_to_bitmap(d, h, w) for d in dets]
         return self.gt_masks
 
-    def refresh(self) -> None:
-        """Redraw the current tab from the cached capture (cheap: numpy + cv2 on the GUI thread)."""
-        cap, image = self.capture, self.image
-        if cap is None or image is None:
-            return
-        tab = self.tabs.tabText(self.tabs.currentIndex())
-        try:
-            if tab == "FPN":
-                self._draw_fpn(cap, image)
-            elif tab == "RPN":
-                self._draw_rpn(cap, image)
-            elif tab == "ROI Align":
-                self._draw_roi(cap, image)
-            else:
-                self._draw_mask(cap, image)
-        except Exception as exc:  # a view that cannot be drawn says why; the panel keeps working
-            from maskreview.core.errors import MaskreviewError
-
-            if not isinstance(exc, MaskreviewError):
-                raise
-            pictures = {"FPN": self.fpn_picture, "RPN": self.rpn_picture, "ROI Align": self.roi_grid}
-            self._put(tab, [pictures.get(tab, self.mask_picture)], rr.unavailable_view(str(exc)))
-
     def _put(self, tab: str, pictures: list[Picture], *arrays) -> None:
         for p, a in zip(pictures, arrays):
             p.set_array(a)
         self.views[tab] = arrays[0] if len(arrays) == 1 else rr.vstack(list(arrays))
 
-    def _draw_fpn(self, cap, image) -> None:
-        mode = ("mean", "max", "channel")[self.fpn_mode.currentIndex()]
-        view = rr.fpn_view(cap, image, self.fpn_level.currentText(), mode, self.fpn_channel.value(),
-                           max_side=self.MAX_SIDE)
-        self._put("FPN", [self.fpn_picture], view)
-
-    def _draw_rpn(self, cap, image) -> None:
-        if cap.proposals is None:
-            self._put("RPN", [self.rpn_picture], rr.unavailable_view(cap.message()))
-            return
-        k = self.rpn_instance.value()
-        self._put("RPN", [self.rpn_picture], rr.rpn_view(cap, image, self.rpn_topk.value(),
-                                                         instance=k if k >= 0 else None, max_side=self.MAX_SIDE,
-                                                         classes=getattr(self.engine, "classes", None)))
-
     def _rpn_clicked(self, x: float, y: float) -> None:
         cap = self.capture
         if cap is None or not cap.num_instances:
             return
-        f = rr.display_scale(cap.image_size, self.MAX_SIDE)
+        f = rr.display_scale(cap.image_size, MAX_SIDE)
         x, y = x / f, y / f
-        boxes = cap.instance_boxes()
+        boxes = cap.instance_boxes
         inside = np.nonzero((boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y <= boxes[:, 3]))[0]
         if len(inside):
             area = (boxes[inside, 2] - boxes[inside, 0]) * (boxes[inside, 3] - boxes[inside, 1])
             self.select_instance(int(inside[np.argmin(area)]))  # the smallest box under the click
 
-    def _draw_roi(self, cap, image) -> None:
-        if cap.box_pooler is None or (cap.proposals is None and not cap.num_instances):
-            self._put("ROI Align", [self.roi_grid, self.roi_compare],
-                      rr.unavailable_view(cap.unavailable.get("roi", "no ROI pooler")), np.zeros((1, 1, 3), np.uint8))
-            return
-        source = "instance" if self.roi_source.currentIndex() == 1 or cap.proposals is None else "proposal"
-        n = cap.num_instances if source == "instance" else len(cap.proposals)
-        index = min(self.roi_index.value(), max(n - 1, 0))
-        pooler = "mask" if self.roi_pooler.currentIndex() == 1 and cap.mask_pooler is not None else "box"
-        rv = it.roi_view(cap, it.roi_box(cap, source, index), pooler)
-        ch = self.roi_channel.value()
-        channel = "auto" if ch == -2 else ("mean" if ch == -1 else ch)
-        title = f"{source} {index}" + (f" (objectness {cap.proposals.scores[index]:.3f})" if source == "proposal" else "")
-        self._put("ROI Align", [self.roi_grid, self.roi_compare],
-                  rr.label(rr.roi_grid_view(cap, image, rv), title), rr.roi_compare_view(cap, rv, channel))
-
-    def _draw_mask(self, cap, image) -> None:
-        if cap.mask_logits is None or not cap.num_instances:
-            why = cap.unavailable.get("mask", "the model found no instance in this image")
-            self._put("Mask head", [self.mask_picture], rr.unavailable_view(why))
-            return
-        classes = getattr(self.engine, "classes", None)
-        view = rr.mask_view(cap, image, self.mask_instance.value(), self.mask_threshold.value() / 100,
-                            gt_masks=self._gt(), classes=classes)
-        self._put("Mask head", [self.mask_picture], view)
-
     def render_all(self) -> dict[str, np.ndarray]:
-        """Draw every tab (for tests and snapshots); returns ``views``."""
-        current = self.tabs.currentIndex()
+        """Draw every tab now, waiting for the worker (for tests and snapshots); returns ``views``."""
         for i in range(self.tabs.count()):
-            self.tabs.setCurrentIndex(i)
-            self.refresh()
-        self.tabs.setCurrentIndex(current)
+            tab = self.tabs.tabText(i)
+            result = self.client.call("internals", **self._args(tab))
+            self._show(result, tab)
         return self.views
 
 
