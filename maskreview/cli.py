@@ -16,6 +16,7 @@ from maskreview.cli_args import BATCH, COUNT, IMAGE_SIZE, SEED, OneLineParser, f
     one_line, positive_float
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, PRED_FIELD
+from maskreview.core.startup import quiet_library_warnings
 
 EXIT_BAD_INPUT = 2
 
@@ -482,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_library_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     from maskreview.core import store

@@ -26,9 +26,13 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 atexit.register(shutil.rmtree, _ROOT, True)
 
 from maskreview.core import store  # noqa: E402
+from maskreview.core.startup import quiet_library_warnings  # noqa: E402
+from maskreview.gui.runtime import prepare_process  # noqa: E402
 
 store.configure()
 store.fiftyone()  # imports FiftyOne with our database service, before any test imports it
+quiet_library_warnings()  # as every entry point does (cli.main, the GUI, worker processes)
+prepare_process()  # what the app does before Qt starts (pytest-qt makes its own QApplication)
 
 REPO = Path(__file__).resolve().parents[1]
 

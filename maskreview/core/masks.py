@@ -244,6 +244,25 @@ def paste(x0: int, y0: int, mask: np.ndarray, height: int, width: int) -> np.nda
     return out
 
 
+def visible(x0: int, y0: int, mask: np.ndarray, height: int, width: int) -> tuple[int, int, np.ndarray]:
+    """``(xs, ys, part)``: the part of a box mask placed at ``(x0, y0)`` that lies inside a
+    ``height x width`` image, and where it starts (a view; empty when none of it does)."""
+    xs, ys = max(x0, 0), max(y0, 0)
+    ye, xe = max(min(y0 + mask.shape[0], height) - y0, ys - y0), max(min(x0 + mask.shape[1], width) - x0, xs - x0)
+    return xs, ys, mask[ys - y0:ye, xs - x0:xe]
+
+
+def crop(bitmap: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+    """The ``w x h`` box at ``(x0, y0)`` of a full-image bitmap as a box mask (false outside the image):
+    the inverse of :func:`paste`."""
+    out = np.zeros((h, w), dtype=bool)
+    box = clip_box(x0, y0, w, h, *bitmap.shape[:2])
+    if box is not None:
+        xs, ys, xe, ye = box
+        out[ys - y0:ye - y0, xs - x0:xe - x0] = bitmap[ys:ye, xs:xe]
+    return out
+
+
 def filled(mask: np.ndarray | None, w: int, h: int) -> np.ndarray:
     """A label's box mask as a bool array: its own mask, or (mask-less: a box) its ``w x h`` box filled."""
     if mask is None:

@@ -1,17 +1,5 @@
-"""Qt layer of maskreview: renders core state and turns user actions into core calls."""
+"""Qt layer of maskreview: renders core state and turns user actions into core calls.
 
-import sys
-
-if sys.version_info < (3, 12):
-    # PySide6 6.12 returns None from every void method (QPainter.drawRect, QWidget.update,
-    # processEvents, ...) without a new reference, so each call takes one reference from None;
-    # after some tens of thousands of calls CPython aborts with "none_dealloc". Python 3.12+
-    # makes None immortal; on 3.11 we give it a reserve no session can spend (2**50 calls).
-    import ctypes
-
-    ctypes.c_ssize_t.from_address(id(None)).value += 1 << 50
-
-# Inference, thumbnails and writes run on worker threads that hold the GIL between their C calls;
-# the default 5 ms switch interval let the event loop wait 50-80 ms at p99 (bench_gui --only
-# stall, 2 cores). 1 ms hands the GIL back to the GUI thread sooner at no measured throughput cost.
-sys.setswitchinterval(0.001)
+Importing it changes nothing process-wide: :func:`maskreview.gui.runtime.prepare_process` does,
+called by :func:`maskreview.gui.app.create_app`.
+"""

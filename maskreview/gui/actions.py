@@ -79,11 +79,6 @@ KEY_HINTS: list[tuple[str, str, str]] = [
 ]
 
 
-def register(spec: ActionSpec) -> None:
-    """Add an action (e.g. an edit tool) before the main window is built."""
-    ACTIONS.append(spec)
-
-
 def icon(name: str | None) -> QIcon:
     """An SVG from ``icons/`` (package ``maskreview.icons``) in the palette's text colour (follows light/dark), sharp at any DPR."""
     if not name:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from maskreview import __version__
 from maskreview.desktop import APP_ID
+from maskreview.gui.runtime import prepare_process
 
 LAUNCHED_AT = time.perf_counter()
 
@@ -54,6 +55,7 @@ def apply_palette(app: QApplication) -> None:
 
 
 def create_app() -> QApplication:
+    prepare_process()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("maskreview")
     app.setDesktopFileName(APP_ID)  # the launcher `maskreview desktop install` registers (taskbar icon)

@@ -320,21 +320,12 @@ class MainWindow(QMainWindow):
 
     def _edit_tags(self, add: str | None = None, remove: str | None = None) -> None:
         sid = self.current_sample_id
-        if sid is None or self.dataset is None:
+        if sid is None or self.dataset is None or getattr(self, "edits", None) is None:
             return
-        if getattr(self, "edits", None) is not None:  # journaled, undoable, conflict-checked like every edit
-            from maskreview.core.editing.ops import SampleTags
+        from maskreview.core.editing.ops import SampleTags
 
-            self.edits.apply(SampleTags((sid,), (add or remove,), "add" if add else "remove"))
-            return
-        sample = self.dataset[sid]
-        if add and add not in sample.tags:
-            sample.tags.append(add)
-        if remove and remove in sample.tags:
-            sample.tags.remove(remove)
-        sample.save()
-        self.show_sample(sid, keep_view=True)
-        self._histogram_timer.start()
+        # journaled, undoable, conflict-checked like every edit (no session, no edit)
+        self.edits.apply(SampleTags((sid,), (add or remove,), "add" if add else "remove"))
 
     # ------------------------------------------------------------------ jobs
     def _start_job(self, job: workers.Job, on_success=None, track: bool = True) -> workers.Job:

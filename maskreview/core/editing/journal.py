@@ -41,6 +41,7 @@ from bson.errors import BSONError, InvalidDocument
 
 from maskreview.core.editing.changes import LabelPatch, SamplePatch, Version
 from maskreview.core.editing.labels import serialize_mask
+from maskreview.core.masks import decode_rle
 from maskreview.core.store import user_data_dir
 
 
@@ -86,9 +87,7 @@ def _decode(value, key: str | None = None):
         if tag == "$b64":
             return base64.b64decode(inner)
         if tag == "$rle":
-            from pycocotools import mask as mask_utils
-
-            array = mask_utils.decode({"size": inner["size"], "counts": inner["counts"].encode()}).astype(bool)
+            array = decode_rle({"size": inner["size"], "counts": inner["counts"].encode()})
             return serialize_mask(array)
     return {k: _decode(v, k) for k, v in value.items()}
 
@@ -168,10 +167,6 @@ class Journal:
         self.seq = 0
         self.compact_bytes = compact_bytes
         self.pending: dict[int, str] = {}  # seq -> its journal line, until the database confirms it
-
-    @property
-    def open_seqs(self) -> set[int]:
-        return set(self.pending)
 
     def append(self, changes: list[list[SamplePatch]]) -> list[int]:
         """Write changes and fsync; only then may they be written to the database."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskreview.core.evaluation.engine import Evaluation, PairBlock
+from maskreview.core.masks import round_half_up, visible
 from maskreview.core.evaluation.matching import coco_greedy
 
 
@@ -92,8 +93,7 @@ def gt_occlusion(gt_img: np.ndarray, heights: np.ndarray, widths: np.ndarray, gt
     # each instance's visible mask (clipped to its image) and its integral image, in one buffer
     integrals, offsets, geo = [], [0], []
     for (x, y, m), hh, ww in zip(gt_masks, h.tolist(), w.tolist()):
-        xs, ys = max(x, 0), max(y, 0)
-        m = m[ys - y:max(min(y + m.shape[0], hh) - y, ys - y), xs - x:max(min(x + m.shape[1], ww) - x, xs - x)]
+        xs, ys, m = visible(x, y, m, hh, ww)
         s = cv2.integral(m.view(np.uint8)) if m.size else np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.int32)
         integrals.append(s.ravel())
         offsets.append(offsets[-1] + s.size)
@@ -102,7 +102,7 @@ def gt_occlusion(gt_img: np.ndarray, heights: np.ndarray, widths: np.ndarray, gt
     start = np.asarray(offsets[:-1], np.int64)
     ax, ay, aw, ah = np.asarray(geo, np.int64).reshape(n, 4).T
     area = table[start + ah * (aw + 1) + aw].astype(float)
-    box = np.floor(np.asarray(gt_boxes, float).reshape(n, 4) + 0.5).astype(np.int64)
+    box = round_half_up(np.asarray(gt_boxes, float).reshape(n, 4))
     bx0, by0 = np.clip(box[:, 0], 0, w), np.clip(box[:, 1], 0, h)
     bx1, by1 = np.clip(box[:, 0] + box[:, 2], 0, w), np.clip(box[:, 1] + box[:, 3], 0, h)
     # every ordered pair (a, b) of different instances of one image

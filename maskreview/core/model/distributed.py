@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sys
 
 from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.startup import quiet_library_warnings
 from maskreview.cli_args import one_line
 
 
@@ -107,6 +108,7 @@ def rank_main(main_func, share_threads: bool, *args) -> None:
     import torch
     from detectron2.utils import comm
 
+    quiet_library_warnings()  # a rank is a process of its own (spawned)
     if not torch.cuda.is_available():
         use_cpu_ddp()
     if not torch.cuda.is_available() and share_threads:

@@ -233,8 +233,5 @@ def box_mask_detection(bitmap: np.ndarray, box, label: str, **attributes):
             px0, py0 = min(px0, tx), min(py0, ty)
             px1, py1 = max(px1, tx + tw), max(py1, ty + th)
             rel = [px0 / width, py0 / height, (px1 - px0) / width, (py1 - py0) / height]
-    mask = np.zeros((py1 - py0, px1 - px0), dtype=bool)
-    sx0, sy0, sx1, sy1 = max(px0, 0), max(py0, 0), min(px1, width), min(py1, height)
-    if sx1 > sx0 and sy1 > sy0:
-        mask[sy0 - py0:sy1 - py0, sx0 - px0:sx1 - px0] = bitmap[sy0:sy1, sx0:sx1]
+    mask = mk.crop(bitmap, px0, py0, px1 - px0, py1 - py0)
     return fo.Detection(label=label, bounding_box=rel, mask=mask, **attributes)

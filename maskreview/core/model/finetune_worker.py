@@ -28,6 +28,7 @@ import traceback
 
 from maskreview.core.fields import GT_FIELD
 from maskreview.core.progress import Progress
+from maskreview.core.startup import quiet_library_warnings
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 from maskreview.core.store import connect
 from maskreview.core.model.training import TrainSettings, evaluate_model_dir, split_ids, train
@@ -119,6 +120,7 @@ def report_dir(out: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     global _out
+    quiet_library_warnings()
     parser = argparse.ArgumentParser(prog="python -m maskreview.core.model.finetune_worker")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--base", required=True)

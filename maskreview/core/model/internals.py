@@ -427,8 +427,8 @@ def roi_view(cap: Capture, box_image: np.ndarray, pooler: str = "box") -> RoiVie
 
 def _pool_bins(start: float, end: float, scale: float, S: int, size: int) -> np.ndarray:
     """ROI Pool's integer bins [start, end) in feature cells (torchvision's roi_pool rounding)."""
-    a = math.floor(start * scale + 0.5)
-    b = math.floor(end * scale + 0.5)
+    a = math.floor(start * scale + 0.5)  # not mask geometry: torchvision's rounding of ROI corners to cells
+    b = math.floor(end * scale + 0.5)  # not mask geometry: the same
     n = max(b - a + 1, 1)
     k = np.arange(S)
     lo = np.clip(np.floor(k * n / S) + a, 0, size)

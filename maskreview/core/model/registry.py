@@ -17,11 +17,9 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import logging
 import os
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +28,6 @@ from importlib.resources import files
 from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.progress import Progress
 from maskreview.core.store import user_cache_dir, user_data_dir
-
-# detectron2 and torch warn about their own internals on import; they mean nothing to a user.
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated")
-# ... and on the first forward pass (detectron2's anchor grid, its fx-tracing check)
-warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release")
-logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
 def _resources_dir() -> Path:
     """Top-level ``resources/``, shipped as the package ``maskreview.resources`` (pyproject package-dir):

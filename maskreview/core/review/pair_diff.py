@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from maskreview.core import masks as mk
 from maskreview.core.evaluation.boundary import boundary_iou_masks
 
 
@@ -34,23 +35,13 @@ class PairDiff:
 
     def full(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """``(missed, added)`` as full-image bitmaps."""
-        out = []
-        for part in (self.missed, self.added):
-            canvas = np.zeros((height, width), bool)
-            h, w = part.shape
-            canvas[self.y0:self.y0 + h, self.x0:self.x0 + w] = part[:height - self.y0, :width - self.x0]
-            out.append(canvas)
-        return out[0], out[1]
+        return mk.paste(self.x0, self.y0, self.missed, height, width), mk.paste(self.x0, self.y0, self.added, height, width)
 
 
 def _paste(placed, x0: int, y0: int, shape) -> np.ndarray:
+    """A placed box mask in the window of ``shape`` whose top-left is ``(x0, y0)``."""
     x, y, m = placed
-    out = np.zeros(shape, bool)
-    xs, ys = max(x, x0), max(y, y0)
-    xe, ye = min(x + m.shape[1], x0 + shape[1]), min(y + m.shape[0], y0 + shape[0])
-    if xe > xs and ye > ys:
-        out[ys - y0:ye - y0, xs - x0:xe - x0] = np.asarray(m, bool)[ys - y:ye - y, xs - x:xe - x]
-    return out
+    return mk.paste(x - x0, y - y0, m, shape[0], shape[1])
 
 
 def pair_diff(gt, pred, height: int, width: int) -> PairDiff:
@@ -67,6 +58,4 @@ def pair_diff(gt, pred, height: int, width: int) -> PairDiff:
     y1 = min(height, max(b[3] for b in boxes))
     shape = (max(0, y1 - y0), max(0, x1 - x0))
     g, p = _paste(gt, x0, y0, shape), _paste(pred, x0, y0, shape)
-    union = np.count_nonzero(g | p)
-    iou = np.count_nonzero(g & p) / union if union else 0.0
-    return PairDiff(x0, y0, g & ~p, p & ~g, float(iou), boundary_iou_masks(gt, pred, height, width))
+    return PairDiff(x0, y0, g & ~p, p & ~g, mk.bitmap_iou(g, p), boundary_iou_masks(gt, pred, height, width))

@@ -230,10 +230,6 @@ def connect() -> ModuleType:
     return fo
 
 
-def dataset_exists(name: str) -> bool:
-    return name in connect().list_datasets()
-
-
 def load_dataset(name: str):
     fo = connect()
     if name not in fo.list_datasets():

@@ -1,0 +1,107 @@
+"""The geometry in ``core/masks.py`` (issue #15): rounding, clipping, pasting, the tight box, IoU."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from maskreview.core import masks as mk
+
+
+def _reference_bbox(bitmap):
+    rows, cols = np.flatnonzero(bitmap.any(axis=1)), np.flatnonzero(bitmap.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def test_round_half_up_rounds_halves_up_for_floats_and_arrays():
+    assert [mk.round_half_up(v) for v in (0.5, 1.5, 2.5, -0.5, -1.5, 2.4999, 3.0)] == [1, 2, 3, 0, -1, 2, 3]
+    assert all(isinstance(mk.round_half_up(v), int) for v in (0.5, np.float64(2.5)))
+    out = mk.round_half_up(np.array([0.5, 1.5, -0.5, 2.49]))
+    assert out.dtype == np.int64 and out.tolist() == [1, 2, 0, 2]
+
+
+def test_clip_box_keeps_the_part_inside_the_image():
+    assert mk.clip_box(2, 3, 4, 5, 10, 10) == (2, 3, 6, 8)
+    assert mk.clip_box(-2, -3, 4, 5, 10, 10) == (0, 0, 2, 2)
+    assert mk.clip_box(8, 9, 4, 5, 10, 10) == (8, 9, 10, 10)
+    assert mk.clip_box(10, 0, 4, 5, 10, 10) is None  # just right of the image
+    assert mk.clip_box(-4, 0, 4, 5, 10, 10) is None  # just left of it
+    assert mk.clip_box(0, 0, 0, 5, 10, 10) is None  # an empty box
+
+
+@pytest.mark.parametrize("x0,y0", [(2, 3), (-2, -1), (7, 8), (-5, 0), (12, 3)])
+def test_paste_then_crop_gives_the_visible_part_back(x0, y0):
+    rng = np.random.default_rng(abs(x0 * 31 + y0))
+    mask = rng.random((4, 5)) > 0.4
+    full = mk.paste(x0, y0, mask, 10, 10)
+    assert full.shape == (10, 10) and full.dtype == bool
+    expected = np.zeros((30, 30), bool)  # the same paste on a canvas big enough, then cut
+    expected[10 + y0:10 + y0 + 4, 10 + x0:10 + x0 + 5] = mask
+    assert np.array_equal(full, expected[10:20, 10:20])
+    back = mk.crop(full, x0, y0, 5, 4)
+    xs, ys, part = mk.visible(x0, y0, mask, 10, 10)
+    assert back.shape == mask.shape
+    assert np.array_equal(back[ys - y0:ys - y0 + part.shape[0], xs - x0:xs - x0 + part.shape[1]], part)
+    assert back.sum() == part.sum() == full.sum()
+
+
+def test_visible_is_empty_for_a_mask_outside_the_image():
+    xs, ys, part = mk.visible(12, 3, np.ones((4, 5), bool), 10, 10)
+    assert part.size == 0 and (xs, ys) == (12, 3)
+
+
+def test_mask_bbox_agrees_with_the_row_and_column_reduction():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = rng.integers(1, 40, size=2)
+        bitmap = np.zeros((h, w), bool)
+        if rng.random() < 0.9:
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            bitmap[y:y + rng.integers(1, 10), x:x + rng.integers(1, 10)] = rng.random() < 0.95
+            bitmap &= rng.random((h, w)) < 0.8
+        assert mk.mask_bbox(bitmap) == _reference_bbox(bitmap)
+        assert mk.mask_bbox(np.asfortranarray(bitmap)) == _reference_bbox(bitmap)
+    assert mk.mask_bbox(np.zeros((5, 5), bool)) is None
+    assert mk.mask_bbox(np.zeros((0, 5), bool)) is None
+    assert mk.mask_bbox(np.array([[0, 255], [0, 0]], np.uint8)) == (1, 0, 1, 1)  # any non-zero counts
+
+
+def test_placed_iou_equals_the_full_image_iou():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        a = (int(rng.integers(-3, 8)), int(rng.integers(-3, 8)), rng.random((rng.integers(1, 6), rng.integers(1, 6))) > 0.3)
+        b = (int(rng.integers(-3, 8)), int(rng.integers(-3, 8)), rng.random((rng.integers(1, 6), rng.integers(1, 6))) > 0.3)
+        # on a canvas that holds both whole (placed_iou does not clip to any image)
+        fa = mk.paste(a[0] + 5, a[1] + 5, a[2], 20, 20)
+        fb = mk.paste(b[0] + 5, b[1] + 5, b[2], 20, 20)
+        assert mk.placed_iou(a, b) == pytest.approx(mk.bitmap_iou(fa, fb))
+    assert mk.placed_iou((0, 0, np.ones((2, 2), bool)), (5, 5, np.ones((2, 2), bool))) == 0.0
+    assert mk.placed_iou((0, 0, np.ones((2, 2), bool)), (1, 0, np.ones((2, 2), bool))) == pytest.approx(1 / 3)
+    assert mk.bitmap_iou(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == 0.0
+
+
+def test_place_masks_places_each_label_as_detection_placed_does():
+    rng = np.random.default_rng(2)
+    heights, widths = np.array([20, 30, 25]), np.array([40, 17, 33])
+    boxes, box_masks, dets = [], [], []
+    for i in range(3):
+        h, w = int(heights[i]), int(widths[i])
+        box = [rng.random() * 0.8 - 0.1, rng.random() * 0.8 - 0.1, rng.random() * 0.5, rng.random() * 0.5]
+        mask = None if i == 1 else rng.random((5, 7)) > 0.5
+        boxes.append(box)
+        box_masks.append(mask)
+        dets.append(mk.detection_placed(SimpleNamespace(bounding_box=box, mask=mask), h, w))
+    placed = mk.place_masks(np.array(boxes), box_masks, heights, widths)
+    for (x, y, m), (dx, dy, dm) in zip(placed, dets):
+        assert (x, y) == (dx, dy) and np.array_equal(m, dm) and m.dtype == bool
+    assert placed[1][2].all()  # a mask-less box fills its box
+
+
+def test_a_mask_less_box_fills_its_rounded_box():
+    det = SimpleNamespace(bounding_box=[0.25, 0.5, 0.5, 0.25], mask=None)
+    bitmap = mk.detection_to_bitmap(det, 8, 8)
+    assert mk.mask_bbox(bitmap) == (2, 4, 4, 2) and bitmap.sum() == 8
