@@ -28,10 +28,20 @@ import queue
 import sys
 import threading
 import time
+import traceback
 from collections import OrderedDict
+from dataclasses import astuple
 
-from maskreview.core.model import worker_io
+from maskreview.core import field_snapshot
+from maskreview.core.errors import BadInputError, CancelledError, DatabaseError, MaskreviewError
+from maskreview.core.images import read_image
+from maskreview.core.model import autorun, internals, internals_panel, provenance, worker_io
+from maskreview.core.model.assist import propose_mask, warm
+from maskreview.core.model.engine import Engine
+from maskreview.core.model.runs import run_inference
+from maskreview.core.model.safe_loading import UntrustedCheckpointError
 from maskreview.core.progress import Progress
+from maskreview.core.store import connect, lost_database
 
 CAPTURES_KEPT = 6
 
@@ -74,9 +84,6 @@ class Worker:
 
     # ------------------------------------------------------------------ the model
     def engine(self, model: str, weights, settings, trust_checkpoint: bool = False, progress=None):
-        from dataclasses import astuple
-
-        from maskreview.core.model.engine import Engine
 
         key = (model, astuple(settings), weights, trust_checkpoint)
         if self._engine is None or self._engine_key != key:
@@ -92,12 +99,6 @@ class Worker:
     # ------------------------------------------------------------------ requests
     def run(self, progress, dataset, ids, model, weights, settings, field=None, overwrite=False,
             only_missing=False, trust_checkpoint=False):
-        from maskreview.core import field_snapshot
-        from maskreview.core.errors import MaskreviewError
-        from maskreview.core.model import autorun, provenance
-        from maskreview.core.model.runs import run_inference
-        from maskreview.core.store import connect
-
         fo = connect()
         ds = fo.load_dataset(dataset)
         ds.reload()
@@ -106,8 +107,6 @@ class Worker:
         try:
             engine = self.engine(model, weights, settings, trust_checkpoint, progress)
         except MaskreviewError as exc:
-            from maskreview.core.model.safe_loading import UntrustedCheckpointError
-
             return {"status": "load_failure", "message": str(exc),
                     "untrusted": isinstance(exc, UntrustedCheckpointError)}
         target = field or provenance.propose_field(ds, engine)
@@ -135,8 +134,6 @@ class Worker:
         return {"status": "done", "field": target, "report": report, "count": len(todo)}
 
     def predict_image(self, progress, path, model, weights, settings, trust_checkpoint=False):
-        from maskreview.core.images import read_image
-
         progress.start(1, f"predicting {os.path.basename(path)}")
         image = read_image(path)
         engine = self.engine(model, weights, settings, trust_checkpoint, progress)
@@ -148,8 +145,6 @@ class Worker:
 
     def internals(self, progress, path, model, weights, settings, tab, controls, trust_checkpoint=False,
                   gt_masks=None):
-        from maskreview.core.model import internals, internals_panel
-
         engine = self.engine(model, weights, settings, trust_checkpoint, progress)
         key = (path, engine.run_key)
         computed = key not in self._captures
@@ -169,21 +164,15 @@ class Worker:
     def assist_mask(self, progress, path, model, weights, settings, box, label=None, kind="box",
                     trust_checkpoint=False):
         """Box -> mask through the model's ROI heads (:func:`maskreview.core.model.assist.propose_mask`)."""
-        from maskreview.core.model.assist import propose_mask
-
         engine = self.engine(model, weights, settings, trust_checkpoint, progress)
         return propose_mask(engine, self._image(path), box, label, image_key=path, kind=kind)
 
     def assist_warm(self, progress, path, model, weights, settings, trust_checkpoint=False):
         """An image's features ahead of the reviewer's first box."""
-        from maskreview.core.model.assist import warm
-
         warm(self.engine(model, weights, settings, trust_checkpoint, progress), self._image(path), path)
         return True
 
     def _image(self, path: str):
-        from maskreview.core.images import read_image
-
         if self._last_image is None or self._last_image[0] != path:
             self._last_image = (path, read_image(path))
         return self._last_image[1]
@@ -200,9 +189,6 @@ class Worker:
 
 
 def _kind(exc: BaseException) -> str:
-    from maskreview.core.errors import BadInputError, CancelledError, DatabaseError, MaskreviewError
-    from maskreview.core.store import lost_database
-
     if isinstance(exc, CancelledError):
         return "cancelled"
     if isinstance(exc, DatabaseError) or lost_database(exc) is not None:
@@ -252,8 +238,6 @@ def serve(in_fd: int, channel: Channel) -> None:
             handler = getattr(worker, message["op"])
             result = handler(progress, **message.get("args", {}))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the window
-            import traceback
-
             if _kind(exc) == "error":
                 traceback.print_exc()
             message_text = str(exc) if _kind(exc) != "error" else f"{type(exc).__name__}: {exc}"
