@@ -175,15 +175,18 @@ class WorkerClient:
         self.crashes += 1
         tail = "; ".join(list(self._stderr_tail)[-2:])
         error = WorkerCrashed(describe_exit(returncode), tail if returncode and returncode > 0 else "")
-        for call in pending:
-            call.fail(error)
-        if self.restart and not intended and self._proc is None:
+        if self.restart and not intended and self._proc is None:  # restarted before anyone hears of it
             try:
                 self.start()
             except OSError:
                 pass
         for listener in list(self.on_crash):
-            listener(error)
+            try:
+                listener(error)
+            except Exception:  # a closed window's listener, say
+                logging.getLogger(__name__).exception("model worker crash listener")
+        for call in pending:
+            call.fail(error)
 
     # ------------------------------------------------------------------ requests
     def submit(self, op: str, on_event: Callable[[dict], None] | None = None, **args) -> Call:
