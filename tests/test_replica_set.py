@@ -223,3 +223,45 @@ def test_reviewing_goes_on_from_the_journal_while_the_database_is_gone(tmp_path)
         if reviewer:
             reviewer.close()
         mongod.kill()
+
+
+def test_the_app_says_the_database_is_unreachable_edits_on_and_writes_when_it_is_back(tmp_path):
+    """The app in a pytest of its own (its FiftyOne on a mongod this test kills): helpers_offline_gui.py."""
+    from maskreview.core.demo import write_demo_dataset
+
+    coco = write_demo_dataset(tmp_path / "scenes", n=3, seed=5, size=64)
+    mongod = Mongod(tmp_path / "db")
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    app = None
+    try:
+        mongod.start()
+        env = dict(_env(mongod), MASKREVIEW_DATABASE_TIMEOUT_S="1", OFFLINE_STEPS=str(steps), OFFLINE_DATASET="gui",
+                   MASKREVIEW_DATA_DIR=str(tmp_path / "data"), MASKREVIEW_CONFIG_DIR=str(tmp_path / "config"),
+                   MASKREVIEW_CACHE_DIR=str(tmp_path / "cache"), QT_QPA_PLATFORM="offscreen")
+        _import(env, coco, "gui")
+        app = subprocess.Popen([sys.executable, "-m", "pytest", str(HERE / "helpers_offline_gui.py"), "--noconftest",
+                                "-q", "-x", "-p", "no:cacheprovider", f"--basetemp={tmp_path / 'app'}"],
+                               cwd=HERE, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+        def wait_for(name: str) -> None:
+            deadline = time.monotonic() + 120
+            while not (steps / name).exists():
+                assert app.poll() is None, app.stdout.read()[-5000:]
+                assert time.monotonic() < deadline, f"the app never reached {name!r}"
+                time.sleep(0.1)
+
+        wait_for("edited")
+        mongod.kill()
+        (steps / "killed").touch()
+        wait_for("queued")
+        mongod.start()
+        (steps / "started").touch()
+        out, _ = app.communicate(timeout=180)
+        assert app.returncode == 0, out[-5000:]
+        assert "1 passed" in out, out[-3000:]
+        assert (steps / "offline.png").stat().st_size > 0
+    finally:
+        if app is not None and app.poll() is None:
+            app.kill()
+        mongod.kill()

@@ -261,6 +261,12 @@ class EditSession:
                                 "it is back")
         return {s: self._cache[s][1] for s in sample_ids}
 
+    def cached_document(self, sample_id: str) -> dict | None:
+        """The sample's document as this session last read or wrote it (the fields edits read),
+        what the app shows while the database is unreachable."""
+        entry = self._cache.get(sample_id)
+        return None if entry is None else entry[1]
+
     @property
     def offline(self) -> bool:
         """Edits are waiting in the journal for the database (:meth:`resume` writes them)."""
