@@ -12,7 +12,7 @@ import pytest
 
 from maskreview.core.editing import ops as ed
 from maskreview.core.editing import changes as ch
-from maskreview.core.editing import labels as lb
+from maskreview.core.store import codec
 from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError
 from maskreview.core.sources import open_source
@@ -220,7 +220,7 @@ def test_journal_lines_round_trip_as_bson_or_json():
     from maskreview.core.editing import journal as jn
 
     stamp = datetime(2026, 11, 26, 1, 2, 3, 4000)
-    snap = {"_id": ObjectId(), "mask": lb.serialize_mask(np.eye(5, dtype=bool)), "bounding_box": [0.1, 0.2, 0.3, 0.4]}
+    snap = {"_id": ObjectId(), "mask": codec.encode_mask(np.eye(5, dtype=bool)), "bounding_box": [0.1, 0.2, 0.3, 0.4]}
     edit = ch.SamplePatch("s1", [ch.LabelPatch("gt_original", str(snap["_id"]), None, snap),
                                  ch.LabelPatch("gt", "l1", {"label": "a"}, {"label": "b"}, whole=False)],
                           ["t"], [], ch.Version(3, "s-a", stamp), ch.Version(4, "s-b", stamp + (stamp - datetime(2026, 11, 26))))
@@ -235,7 +235,7 @@ def test_journal_lines_round_trip_as_bson_or_json():
         assert [(lp.field, lp.label_id, lp.after, lp.index, lp.whole) for lp in back.labels] == [
             (lp.field, lp.label_id, lp.after, lp.index, lp.whole) for lp in patch.labels]
         if form == "bson":
-            assert np.array_equal(lb.deserialize_mask(back.labels[0].after["mask"]), np.eye(5, dtype=bool))
+            assert np.array_equal(codec.decode_mask(back.labels[0].after["mask"]), np.eye(5, dtype=bool))
 
 
 _READER = """

@@ -40,9 +40,9 @@ from bson import Binary, ObjectId
 from bson.errors import BSONError, InvalidDocument
 
 from maskreview.core.editing.changes import LabelPatch, SamplePatch, Version
-from maskreview.core.editing.labels import serialize_mask
 from maskreview.core.masks import decode_rle
 from maskreview.core.store import user_data_dir
+from maskreview.core.store.codec import encode_mask
 
 
 def journal_root() -> Path:
@@ -88,7 +88,7 @@ def _decode(value, key: str | None = None):
             return base64.b64decode(inner)
         if tag == "$rle":
             array = decode_rle({"size": inner["size"], "counts": inner["counts"].encode()})
-            return serialize_mask(array)
+            return encode_mask(array)
     return {k: _decode(v, k) for k, v in value.items()}
 
 

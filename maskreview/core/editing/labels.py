@@ -4,25 +4,23 @@ Label documents are raw MongoDB documents (``_id`` an ObjectId, ``mask`` the byt
 serialized numpy array), which is what the database holds and what gets written. They are never
 mutated in place, so copies can be shallow. Here: ids, applying a :class:`LabelPatch` to a sample
 document in memory (as the database update does), and a document's box and mask as
-:mod:`maskreview.core.masks` reads a detection.
+:mod:`maskreview.core.masks` reads a detection. Mask bytes are the store's codec's
+(:mod:`maskreview.core.store.codec`).
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import itertools
 import os
 import random
 import time
-import zlib
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
-import numpy as np
 from bson import ObjectId
 
 from maskreview.core.editing.changes import LabelPatch
-from maskreview.core.store import fiftyone
+from maskreview.core.store.codec import label_mask
 
 
 def new_id() -> str:
@@ -78,45 +76,7 @@ def apply_label_patch(doc: dict, patch: LabelPatch) -> None:
             dets.append(after)
 
 
-# --------------------------------------------------------------------------------------------
-# mask bytes (H1 moves these to core/store's mask codec)
-# --------------------------------------------------------------------------------------------
-
-@functools.cache
-def _fo_utils() -> ModuleType:
-    """``fiftyone.core.utils``, imported once (after :func:`maskreview.core.store.fiftyone`)."""
-
-    fiftyone()
-    import fiftyone.core.utils as fou
-
-    return fou
-
-
-def serialize_mask(mask: np.ndarray) -> bytes:
-    """A box mask as FiftyOne stores it (``fiftyone.core.utils.serialize_numpy_array``: the
-    zlib-compressed ``.npy`` file), with the ``.npy`` header made once per shape. zlib level 1
-    with the run-length strategy, not FiftyOne's level 6: masks are runs of 0 and 1 bytes, so
-    this is as small as level 6 or smaller (311 against 279 bytes for a 60x70 blob, 1772 against
-    2277 for 400x500) for a quarter to a sixth of the CPU (21 against 76 us, 0.47 against 2.9 ms);
-    any zlib stream reads back the same."""
-    mask = np.asarray(mask, dtype=bool)
-    packer = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS, 8, zlib.Z_RLE)
-    return packer.compress(_npy_header(mask.shape) + mask.tobytes()) + packer.flush()  # tobytes: C order, any layout
-
-
-@functools.lru_cache(maxsize=4096)
-def _npy_header(shape: tuple[int, ...]) -> bytes:
-    with io.BytesIO() as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": "|b1", "fortran_order": False, "shape": shape})
-        return f.getvalue()
-
-
-def deserialize_mask(data) -> np.ndarray | None:
-    if data is None:
-        return None
-    return _fo_utils().deserialize_numpy_array(bytes(data))
-
-
 def as_detection(doc: dict) -> SimpleNamespace:
-    """The parts of a raw label document that :mod:`maskreview.core.masks` reads."""
-    return SimpleNamespace(bounding_box=doc.get("bounding_box") or [0, 0, 0, 0], mask=deserialize_mask(doc.get("mask")))
+    """The parts of a raw label document that :mod:`maskreview.core.masks` reads (the mask
+    decoded by the store's codec, read-only)."""
+    return SimpleNamespace(bounding_box=doc.get("bounding_box") or [0, 0, 0, 0], mask=label_mask(doc))

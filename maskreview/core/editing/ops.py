@@ -22,8 +22,9 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.editing.changes import LabelPatch
-from maskreview.core.editing.labels import as_detection, as_oid, new_id, serialize_mask
+from maskreview.core.editing.labels import as_detection, as_oid, new_id
 from maskreview.core.errors import BadInputError
+from maskreview.core.store.codec import encode_mask
 from maskreview.core.fields import (GT_FIELD, ORIGINAL_INDEX, ORIGINAL_OF, REVIEW_ADDED, SOURCE_FIELD, SOURCE_LABEL_ID,
                                     RUN_KEY, SOURCE_MODEL, SOURCE_RUN_KEY, SOURCE_SCORE, SOURCE_WEIGHTS, original_field)
 
@@ -156,7 +157,7 @@ class SetMask(Op):
             x, y, w, h = box
             mask = bitmap[y : y + h, x : x + w]
         r.update_label(self.ref, {"bounding_box": [x / width, y / height, w / width, h / height],
-                                  "mask": serialize_mask(mask)})
+                                  "mask": encode_mask(mask)})
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ class AddInstance(Op):
             raise BadInputError("the new instance has no pixels inside the image")
         det = mk.bitmap_to_detection(bitmap, self.label)
         doc = {"_id": as_oid(self.label_id), "_cls": "Detection", "attributes": {}, "tags": [],
-               "label": self.label, "bounding_box": list(det.bounding_box), "mask": serialize_mask(det.mask),
+               "label": self.label, "bounding_box": list(det.bounding_box), "mask": encode_mask(det.mask),
                REVIEW_ADDED: True}
         r.insert_label(self.sample_id, self.field, doc)
 

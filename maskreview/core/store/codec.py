@@ -14,6 +14,7 @@ import re
 import zlib
 
 import numpy as np
+
 from maskreview.core.store import fiftyone
 
 _NPY_HEADER = re.compile(rb"'descr':\s*'([^']+)',\s*'fortran_order':\s*(True|False),\s*'shape':\s*\(([^)]*)\)")
@@ -77,6 +78,5 @@ def label_mask(doc: dict, writable: bool = False) -> np.ndarray | None:
         return decode_mask(raw, writable)
     path = doc.get("mask_path")
     if path:
-
         return fiftyone().Detection(mask_path=path).get_mask()
     return None
