@@ -1,0 +1,91 @@
+"""Where a stored evaluation's time goes: CPU time of this thread per stage of
+``evaluate_and_store`` (and wall time), over a few runs on the bench's demo scenes.
+
+Not a bench (``make bench`` runs ``bench_*.py`` only): it wraps the stages' functions with
+timers, which costs a little itself. The database's share (writing the per-label values, in a
+thread, while occlusion and ``accumulate`` run) is the wall time of ``write values``; its CPU
+is mongod's, not counted here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import collections
+import functools
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STAGES = (  # (module, function, label) in the order they run
+    ("coco", "read_detections", "read labels (query, BSON, inflate masks)"),
+    ("coco", "coco_inputs", "  + COCO inputs from the columns"),
+    ("runs._Store", "register", "register the run, declare fields"),
+    ("results", "encode_masks", "masks -> RLE, GT area and box"),
+    ("engine", "evaluate", "COCOeval evaluate (C++ core) + matches"),
+    ("results", "outcomes_from_matches", "per-label outcomes"),
+    ("results", "compute_boundary_iou", "boundary IoU of the matches"),
+    ("runs", "_write_values", "write values (thread; mongod's work)"),
+    ("results", "gt_occlusion", "occlusion"),
+    ("engine", "accumulate", "accumulate + summarize (C++)"),
+    ("runs._Store", "finish", "store results, sidebar (after the write)"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=4)
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="maskreview-profile-eval-"))
+    atexit.register(shutil.rmtree, root, True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_eval import _setup_db
+
+    _setup_db(root)
+    from maskreview.core.demo import write_demo_dataset
+    from maskreview.core.evaluation import coco, engine, results, runs, synthetic
+    from maskreview.core.sources import open_source
+
+    modules = {"coco": coco, "results": results, "engine": engine, "runs": runs,
+               "runs._Store": runs._Store}
+    times: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+
+    def timed(owner, name: str, label: str) -> None:
+        f = getattr(owner, name)
+
+        @functools.wraps(f)
+        def wrapper(*a, **kw):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return f(*a, **kw)
+            finally:
+                times[label][0] += time.perf_counter() - wall
+                times[label][1] += time.thread_time() - cpu
+
+        setattr(owner, name, wrapper)
+
+    for owner, name, label in STAGES:
+        timed(modules[owner], name, label)
+    ds = open_source(write_demo_dataset(root / "demo", n=args.n, seed=11), name="profile-eval")
+    synthetic.write_perturbed_predictions(ds, seed=1)
+    rows = []
+    for r in range(args.runs + 1):  # the first (a new key) is left out
+        times.clear()
+        wall, cpu = time.perf_counter(), time.thread_time()
+        runs.evaluate_and_store(ds, eval_key="profile")
+        if r:
+            rows.append((time.perf_counter() - wall, time.thread_time() - cpu, dict(times)))
+    print(f"{args.n} images; CPU s of this thread (wall s), per run")
+    print(f"{'stage':<48}" + "".join(f"{'run ' + str(i + 1):>16}" for i in range(len(rows))))
+    for label in [s[2] for s in STAGES]:
+        print(f"{label:<48}" + "".join(f"{t.get(label, (0, 0))[1]:>8.3f} ({t.get(label, (0, 0))[0]:.3f})"
+                                       for _, _, t in rows))
+    print(f"{'evaluate_and_store':<48}" + "".join(f"{c:>8.3f} ({w:.3f})" for w, c, _ in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
