@@ -10,7 +10,7 @@ import gc
 def gc_paused():
     """Pause the cyclic collector: bulk evaluation and write-back allocate some 10^5 short-lived
     containers, which trigger full collections, and with FiftyOne loaded each one walks the whole
-    heap (~0.25 s for 300k objects, measured)."""
+    heap (BENCHMARKS.md, write-back)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -207,7 +207,7 @@ def mask_bbox(bitmap: np.ndarray) -> tuple[int, int, int, int] | None:
     """Tight pixel box ``(x, y, w, h)`` of a bitmap, ``None`` if it is empty.
 
     The first and last set rows come from a byte search (memchr) instead of a row reduction:
-    half the time of ``any(axis=1)`` on a mask being edited (see BENCHMARKS.md, "tight box").
+    half the time of ``any(axis=1)`` on a mask being edited (BENCHMARKS.md, write-back: the mask box).
     """
     bitmap = np.asarray(bitmap, dtype=bool)
     if bitmap.ndim != 2 or bitmap.size == 0:

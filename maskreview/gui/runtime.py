@@ -23,7 +23,7 @@ def prepare_process() -> None:
 
         ctypes.c_ssize_t.from_address(id(None)).value += 1 << 50
     # Inference, thumbnails and writes run on worker threads that hold the GIL between their C
-    # calls; the default 5 ms switch interval let the event loop wait 50-80 ms at p99 (bench_gui
-    # --only stall, 2 cores). 1 ms hands the GIL back to the GUI thread sooner at no measured
-    # throughput cost.
+    # calls; with the default 5 ms switch interval the event loop waited too long at p99 (bench_gui
+    # --only stall, BENCHMARKS.md). 1 ms hands the GIL back to the GUI thread sooner at no
+    # measured throughput cost.
     sys.setswitchinterval(0.001)

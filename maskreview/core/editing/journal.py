@@ -105,8 +105,8 @@ def encode_patch(p: SamplePatch) -> dict:
 
 def entry_line(seq: int, patches: list[SamplePatch]) -> str:
     """One change as a journal line. BSON (the database's own encoding: ObjectIds, dates and mask
-    bytes as they are) costs a third of JSON to write (9 against 32 us for a mask edit); JSON
-    stays for values BSON cannot hold."""
+    bytes as they are) costs a third of JSON to write (BENCHMARKS.md, write-back); JSON stays
+    for values BSON cannot hold."""
     encoded = [encode_patch(p) for p in patches]
     try:
         data = bson.encode({"patches": encoded})

@@ -33,8 +33,8 @@ _oid_process: tuple[int | None, bytes] = (None, b"")
 
 def new_oid() -> ObjectId:
     """A fresh ObjectId laid out as ``ObjectId()`` makes them (seconds, 5 random bytes per
-    process, a 3-byte counter), in a tenth of its time (0.9 against 8 us; a bulk edit makes one
-    per snapshot)."""
+    process, a 3-byte counter), in a tenth of its time (BENCHMARKS.md, write-back; a bulk edit
+    makes one per snapshot)."""
     global _oid_process
     pid = os.getpid()
     if _oid_process[0] != pid:  # a forked child must not repeat its parent's ids

@@ -122,7 +122,7 @@ class EditSession:
     def apply_many(self, ops: list[Op], force: bool = False) -> list[Change]:
         """Many ops in one journal write and one database round trip."""
         # A batch allocates a few dicts per label; with FiftyOne loaded, the full collections
-        # they trigger walk the whole heap (0.36 s of 0.64 s at 300 samples, measured).
+        # they trigger walk the whole heap (BENCHMARKS.md, write-back: gc_paused).
         with gc_paused():
             return self._apply_many(ops, force)
 
