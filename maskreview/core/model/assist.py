@@ -226,10 +226,23 @@ def scissors_polygon(image_rgb: np.ndarray, points, margin: int = 24) -> Proposa
     return Proposal("scissors", canvas.astype(bool), box=box, seconds=time.perf_counter() - start)
 
 
-def propose_mask(engine, image_rgb: np.ndarray, box, label: str | None = None) -> Proposal:
-    """One-shot box -> mask (what a worker process calls): builds a :class:`MaskAssist` per
-    engine once and keeps it on the engine, so the image's features are reused."""
+def propose_mask(engine, image_rgb: np.ndarray, box, label: str | None = None, image_key=None,
+                 kind: str = "box") -> Proposal:
+    """Box -> mask (``kind="refine"``: the same on a label's corrected box) with one
+    :class:`MaskAssist` per engine, kept on the engine so an image's features are reused."""
     assist = getattr(engine, "_mask_assist", None)
     if assist is None:
         assist = engine._mask_assist = MaskAssist(engine)
-    return assist.box_to_mask(image_rgb, box, label)
+    return assist.box_to_mask(image_rgb, box, label, image_key=image_key, kind=kind)
+
+
+def warm(engine, image_rgb: np.ndarray, image_key=None) -> None:
+    """Compute an image's features ahead of the reviewer's first box (the backbone is most of
+    the first box's time)."""
+    assist = getattr(engine, "_mask_assist", None)
+    if assist is None:
+        assist = engine._mask_assist = MaskAssist(engine)
+    import torch
+
+    with torch.inference_mode():
+        assist._features(image_rgb, image_key)

@@ -1,0 +1,335 @@
+"""Evaluate ▸ Review queue: the labels of the current view, likeliest errors first, with one key per
+verdict (core/review/queue.py and verdicts.py do the work; this is the window's side).
+
+Stepping through the queue shows each entry's sample, selects its label and frames it with its
+counterpart (the matched or overlapping prediction), zoomed to both boxes. A verdict is applied
+through the edit controller (journaled, one undo step) and the next entry is shown; fix boundary
+stays on the label with the brush (or box -> mask) until the next key. Progress (labels reviewed
+of the queue, of the sample on show and of the dataset's ground truth) is in the status bar and
+on the thumbnails.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from maskreview.core.fields import GT_FIELD
+from maskreview.core.review import verdicts as vd
+from maskreview.core.tagging import REVIEWED
+from maskreview.gui.actions import ActionSpec
+from maskreview.gui.features.menus import add_action, menu
+
+KIND_TEXT = {"missing": "missing label", "class": "wrong class", "boundary": "bad boundary",
+             "spurious": "spurious / hard", "hard": "hard", "ok": "agrees"}
+KIND_COLOR = {"missing": (0, 116, 217), "class": (240, 18, 190), "boundary": (255, 133, 27),
+              "spurious": (255, 65, 54), "hard": (150, 150, 150), "ok": (46, 204, 64)}
+
+
+class QueuePanel(QWidget):
+    """The queue as a table: kind, score, class, reason, verdict; double-click jumps to an entry."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.summary = QLabel("Evaluate ▸ Review queue (Ctrl+Shift+R) orders the labels of the view by how "
+                              "likely each is an error.")
+        self.summary.setWordWrap(True)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["kind", "score", "class", "verdict", "why"])
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys stay the window's (verdicts)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table)
+
+    def fill(self, queue) -> None:
+        self.table.setRowCount(len(queue))
+        for r, e in enumerate(queue.entries):
+            kind = QTableWidgetItem(KIND_TEXT[e.kind])
+            kind.setForeground(QColor(*KIND_COLOR[e.kind]))
+            cells = [kind, QTableWidgetItem(f"{e.score:.2f}"), QTableWidgetItem(e.label), QTableWidgetItem(""),
+                     QTableWidgetItem(e.reason)]
+            for c, item in enumerate(cells):
+                item.setToolTip(e.reason)
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+
+    def set_verdict(self, row: int, text: str) -> None:
+        item = self.table.item(row, 3)
+        if item is not None:
+            item.setText(text)
+
+    def show_row(self, row: int) -> None:
+        self.table.selectRow(row)
+        self.table.scrollToItem(self.table.item(row, 0))
+
+
+class ReviewQueueFeature:
+    def __init__(self, window, state):
+        self.window, self.state = window, state
+        self.queue = None
+        self.index = -1
+        self.done: dict[str, str] = {}  # subject label id -> verdict, this queue
+        self.per_sample: dict[str, tuple[int, int]] = {}  # reviewed / ground-truth labels of each sample
+        self._wanted = False  # the queue was asked for before an evaluation existed
+        self.panel = QueuePanel()
+        self.dock = window.add_dock(self.panel, "Review queue", "right")
+        self.dock.hide()
+        self.progress_label = QLabel()
+        window.statusBar().addPermanentWidget(self.progress_label)
+        self.panel.table.cellDoubleClicked.connect(lambda row, _col: self.show_entry(row))
+        self._progress_timer = QTimer(window, singleShot=True, interval=300, timeout=self._dataset_progress)
+        self._dataset_counts = (0, 0)
+        state.events.evaluation.connect(self._evaluation_changed)
+        state.events.dataset.connect(lambda *_: self.reset())
+        try:
+            self.keys = vd.load_verdict_keys()
+        except vd.BadInputError as exc:
+            window.statusBar().showMessage(str(exc), 10000)
+            self.keys = dict(vd.DEFAULT_VERDICT_KEYS)
+        review = menu(window, "&Review")
+        add_action(window, ActionSpec("review_queue", "Review &queue", ("Ctrl+Shift+R",), "Evaluate",
+                                      tip="The labels of the view, likeliest errors first (evaluates if needed)"),
+                   self.open, menu(window, "&Evaluate"))
+        review.addAction(window.actions_["review_queue"])
+        for verdict in vd.VERDICTS:
+            add_action(window, ActionSpec(f"verdict_{verdict}", f"Verdict: {vd.VERDICT_TEXT[verdict]}",
+                                          (self.keys[verdict],), "Review", tip=_VERDICT_TIPS[verdict]),
+                       lambda v=verdict: self.verdict(v), review)
+        add_action(window, ActionSpec("queue_previous", "Previous label in the queue", ("Shift+" + self.keys["skip"],),
+                                      "Review"), lambda: self.step(-1), review)
+        review.addSeparator()
+        from maskreview.gui.canvas.boundary_errors import BoundaryErrors
+
+        self.errors = BoundaryErrors(window.canvas, state)
+        self._mode_before = "class"
+        add_action(window, ActionSpec("boundary_errors", "Show &boundary errors (missed / added pixels)",
+                                      ("Shift+V",), "View", checkable=True,
+                                      tip="Each matched pair: blue, what the prediction missed; orange, what it "
+                                          "added; with its IoU and boundary IoU (also in the loupe)"),
+                   self.toggle_errors, review)
+        state.display.events.color_mode.connect(self._color_mode_changed)
+
+    # ------------------------------------------------------------------ boundary errors
+    def toggle_errors(self) -> None:
+        display = self.state.display
+        if display.color_mode == "errors":
+            display.color_mode = self._mode_before if self._mode_before != "errors" else "class"
+        else:
+            self._mode_before = display.color_mode
+            display.color_mode = "errors"
+
+    def _color_mode_changed(self, mode, _old=None) -> None:
+        self.window.actions_["boundary_errors"].setChecked(mode == "errors")
+        if mode == "errors":
+            self.window.statusBar().showMessage(self.errors.describe(), 8000)
+
+    # ------------------------------------------------------------------ building
+    def reset(self) -> None:
+        self.queue, self.index, self.done, self.per_sample = None, -1, {}, {}
+        self.panel.table.setRowCount(0)
+        self.window.browser.model.badges = {}
+        self.progress_label.setText("")
+
+    def open(self):
+        """Build the queue from the state's evaluation, evaluating first when there is none."""
+        window = self.window
+        self.dock.show()
+        self.dock.raise_()
+        if self.state.evaluation is None:
+            self._wanted = True
+            job = window.features.evaluation.evaluate()
+            if job is None:
+                self._wanted = False
+            else:
+                self.panel.summary.setText("Evaluating first…")
+            return job
+        return self._build()
+
+    def _evaluation_changed(self, results, _old=None) -> None:
+        if results is not None and (self._wanted or self.queue is not None):
+            self._wanted = False
+            self._build()
+
+    def _build(self):
+        from maskreview.core.review.queue import build_queue
+        from maskreview.gui import workers
+
+        results, ids, dataset = self.state.evaluation, self.state.visible_sample_ids(), self.window.dataset
+        gt = results.gt_field
+
+        def fn(progress):
+            queue = build_queue(results, ids)
+            done = _reviewed_ids(dataset, queue.sample_ids(), [gt, results.pred_field])
+            return queue, _sample_progress(dataset, queue.sample_ids(), gt), done
+
+        self.panel.summary.setText("Ordering the labels…")
+        return self.window._start_job(workers.Job(fn, "review queue"), self._built)
+
+    def _built(self, result) -> None:
+        queue, per_sample, reviewed = result
+        self.queue, self.index = queue, -1
+        self.done = {e.label_id: "reviewed before" for e in queue.entries if e.label_id in reviewed}
+        self.per_sample = per_sample
+        self.panel.fill(queue)
+        for row, e in enumerate(queue.entries):
+            if e.label_id in self.done:
+                self.panel.set_verdict(row, self.done[e.label_id])
+        counts = ", ".join(f"{n} {KIND_TEXT[k]}" for k, n in queue.counts().items() if n)
+        keys = ", ".join(f"{self.keys[v]} {vd.VERDICT_TEXT[v]}" for v in vd.VERDICTS)
+        self.panel.summary.setText(f"{len(queue)} labels in {len(queue.sample_ids())} samples: {counts}.\n"
+                                   f"Keys: {keys}; Shift+{self.keys['skip']} back.")
+        self._update_badges()
+        self._dataset_progress()
+        if len(queue):  # where the reviewer left off
+            self.show_entry(next((i for i, e in enumerate(queue.entries) if e.label_id not in self.done), 0))
+
+    # ------------------------------------------------------------------ stepping
+    @property
+    def current(self):
+        return self.queue[self.index] if self.queue is not None and 0 <= self.index < len(self.queue) else None
+
+    def step(self, delta: int) -> None:
+        if self.queue is None or not len(self.queue):
+            self.window.statusBar().showMessage("Open the review queue first (Evaluate ▸ Review queue, Ctrl+Shift+R)",
+                                                5000)
+            return
+        target = self.index + delta
+        if not 0 <= target < len(self.queue):
+            self.window.statusBar().showMessage("End of the review queue" if delta > 0 else "Start of the queue", 5000)
+            return
+        self.show_entry(target)
+
+    def show_entry(self, index: int) -> None:
+        window, canvas = self.window, self.window.canvas
+        self.index = index
+        entry = self.queue[index]
+        if window.current_sample_id != entry.sample_id:
+            window.browser.select_id(entry.sample_id)
+            if window.current_sample_id != entry.sample_id:  # filtered out of the browser since
+                window.show_sample(entry.sample_id)
+        data = canvas.data
+        if data is None or data.sample_id != entry.sample_id:
+            return
+        subject = next((i for i in data.fields.get(entry.field, []) if i.id == entry.label_id), None)
+        other = next((i for i in data.fields.get(entry.other_field or "", []) if i.id == entry.other_id), None)
+        canvas.select_instance(subject)
+        canvas.framed = (other,) if other is not None else ()  # drawn even when under the confidence threshold
+        x, y, w, h = entry.box
+        canvas.frame_rect(QRectF(x, y, max(w, 1), max(h, 1)))
+        self.panel.show_row(index)
+        self._say(entry, subject is None)
+
+    def _say(self, entry, gone: bool = False) -> None:
+        verdict = self.done.get(entry.label_id)
+        what = f"{self.index + 1}/{len(self.queue)} {KIND_TEXT[entry.kind]} ({entry.score:.2f}): {entry.reason}"
+        if gone:
+            what += " (this label is gone: edited or deleted since)"
+        elif verdict:
+            what += f" [{vd.VERDICT_TEXT[verdict]}]"
+        self.window.statusBar().showMessage(what, 0)
+        self._show_progress()
+
+    # ------------------------------------------------------------------ verdicts
+    def verdict(self, name: str):
+        from maskreview.gui.class_picker import ask_class
+
+        window, entry = self.window, self.current
+        if entry is None or window.edits is None:
+            self.step(0)
+            return None
+        label = None
+        if name == "fix_class":
+            label = ask_class(list(window.classes), entry.suggested_label or entry.label, window,
+                              title="Fix class", prompt=f"{entry.label} is really:")
+            if not label:
+                return None
+        ops = vd.verdict_ops(entry, name, label, gt_field=self.queue.gt_field)
+        if ops:
+            changes = window.edits.apply_many(ops, f"{vd.VERDICT_TEXT[name]} {entry.label}")
+            if not changes:  # refused (a conflict, bad input): the controller said why
+                return None
+        if name != "skip":
+            self.done[entry.label_id] = name
+            self.panel.set_verdict(self.index, vd.VERDICT_TEXT[name])
+            self._recount(entry.sample_id)
+        if name == "fix_boundary":
+            self._fix_boundary(entry)
+            return entry
+        self.step(1) if self.index + 1 < len(self.queue) else self._say(entry)
+        return entry
+
+    def _fix_boundary(self, entry) -> None:
+        from maskreview.gui import integration
+
+        window = self.window
+        integration.set_tool(window, "brush")
+        window.canvas.select_label(entry.field, entry.label_id)
+        skip = self.keys["skip"]
+        window.statusBar().showMessage(
+            f"Fix the outline: paint with the brush ([ ] size), or Shift+M and draw a box for box → mask, "
+            f"Ctrl+G to snap to edges; then {skip} for the next label", 0)
+
+    # ------------------------------------------------------------------ progress
+    def _recount(self, sample_id: str) -> None:
+        if self.window.dataset is not None and self.queue is not None:
+            self.per_sample.update(_sample_progress(self.window.dataset, [sample_id], self.queue.gt_field))
+        self._update_badges()
+        self._progress_timer.start()
+
+    def _update_badges(self) -> None:
+        model = self.window.browser.model
+        model.badges = {sid: f"{r}/{n}" + (" ✓" if r == n else "") for sid, (r, n) in self.per_sample.items() if n}
+        self.window.browser.view.viewport().update()
+
+    def _dataset_progress(self) -> None:
+        dataset = self.window.dataset
+        if dataset is None or dataset.deleted or not self.window.isVisible():
+            return
+        gt = self.queue.gt_field if self.queue is not None else GT_FIELD
+        if gt in self.window.label_fields:
+            self._dataset_counts = vd.label_progress(dataset, [gt])
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        parts = []
+        if self.queue is not None:
+            parts.append(f"queue {len(self.done)}/{len(self.queue)}")
+            sid = self.window.current_sample_id
+            if sid in self.per_sample:
+                parts.append("sample {}/{}".format(*self.per_sample[sid]))
+        done, total = self._dataset_counts
+        if total:
+            parts.append(f"dataset {done}/{total} labels reviewed")
+        self.progress_label.setText(" · ".join(parts))
+
+
+_VERDICT_TIPS = {
+    "accept": "The label is right: tag it reviewed (a missing label: add the prediction to the ground truth)",
+    "reject": "Delete the label (a prediction: tag it fp), then the next label",
+    "fix_class": "Relabel (the model's class first in the list), then the next label",
+    "fix_boundary": "Tag reviewed and open the brush on the label (box -> mask: Shift+M)",
+    "skip": "The next label in the review queue",
+}
+
+
+def _reviewed_ids(dataset, sample_ids: list[str], fields: list[str]) -> set[str]:
+    """Ids of the labels of ``fields`` already tagged reviewed in these samples."""
+    if not sample_ids:
+        return set()
+    view = dataset.select(sample_ids).select_labels(tags=REVIEWED, fields=fields)
+    return {i for f in fields for i in view.values(f"{f}.detections.id", unwind=True)}
+
+
+def _sample_progress(dataset, sample_ids: list[str], gt_field: str) -> dict[str, tuple[int, int]]:
+    """``{sample id: (ground-truth labels tagged reviewed, ground-truth labels)}``."""
+    if not sample_ids:
+        return {}
+    ids, tags = dataset.select(sample_ids).values(["id", f"{gt_field}.detections.tags"])
+    return {sid: (sum(REVIEWED in (t or []) for t in (per or [])), len(per or [])) for sid, per in zip(ids, tags)}

@@ -1,0 +1,185 @@
+"""The review queue, verdict keys, boundary-error view and proposals in the real window (offscreen)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from helpers_modal import ModalAnswers
+from helpers_review import make_dataset
+
+
+@pytest.fixture(scope="module")
+def shared(qapp, tmp_path_factory):
+    """One window for the module, each test on a fresh dataset (a closed window's panels may still
+    react to the event loop; its datasets are deleted when the module is done)."""
+    import os
+
+    from maskreview.core.store import connect
+    from maskreview.gui.app import apply_palette
+    from maskreview.gui.main_window import MainWindow
+    from maskreview.gui.settings import Settings
+
+    base = tmp_path_factory.mktemp("review-gui")
+    old = os.environ.get("MASKREVIEW_CONFIG_DIR")
+    os.environ["MASKREVIEW_CONFIG_DIR"] = str(base / "config")  # the default verdict keys
+    apply_palette(qapp)
+    win = MainWindow(Settings(base / "gui.ini"))
+    win.resize(1200, 800)
+    win.show()
+    names: list[str] = []
+    yield win, names
+    win.state.select(None)  # nothing left for the Selection panel to read once the datasets are gone
+    win.close()
+    fo = connect()
+    for name in names:
+        if name in fo.list_datasets():
+            fo.delete_dataset(name)
+    if old is None:
+        os.environ.pop("MASKREVIEW_CONFIG_DIR", None)
+    else:
+        os.environ["MASKREVIEW_CONFIG_DIR"] = old
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, shared):
+    from maskreview.core.store import connect
+
+    win, names = shared
+    qtbot.waitExposed(win)
+    dataset = make_dataset(connect(), tmp_path, f"review-queue-{tmp_path.name}")
+    names.append(dataset.name)
+    win.canvas.set_tool(None)
+    win.state.display.color_mode = "class"
+    win.set_dataset(dataset)
+    qtbot.waitUntil(lambda: not win.jobs, timeout=20000)
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
+    yield win
+    qtbot.waitUntil(lambda: not win.jobs, timeout=30000)
+
+
+def _open_queue(qtbot, win):
+    feature = win.features.review_queue
+    win.actions_["review_queue"].trigger()  # evaluates first: there is no evaluation yet
+    qtbot.waitUntil(lambda: feature.queue is not None and not win.jobs, timeout=60000)
+    return feature
+
+
+def _labels(win, field="ground_truth"):
+    return {d.id: d for d in win.dataset.values(f"{field}.detections", unwind=True)}
+
+
+def test_verdict_keys_make_the_edits_and_advance(qtbot, window):
+    win = window
+    feature = _open_queue(qtbot, win)
+    queue = feature.queue
+    assert feature.index == 0 and queue[0].kind == "missing"
+    assert win.current_sample_id == queue[0].sample_id
+    assert win.canvas.selected_instance.id == queue[0].label_id  # the label, selected and framed
+    assert win.canvas.zoom_level() > win.canvas._min_zoom() * 2
+
+    qtbot.keyClick(win, Qt.Key.Key_Y)  # accept the missing label: promoted to the ground truth
+    qtbot.waitUntil(lambda: feature.index == 1)
+    promoted = [d for d in _labels(win).values() if d.has_field("source_label_id")
+                and d["source_label_id"] == queue[0].label_id]
+    assert len(promoted) == 1 and "reviewed" in promoted[0].tags
+    assert win.canvas.selected_instance.id == queue[1].label_id
+
+    entry = queue[1]
+    assert entry.kind == "class"  # the class swap: K, the class dialog offers the model's class: OK
+    answers = ModalAnswers(lambda dialog: dialog.buttons.button(dialog.buttons.StandardButton.Ok).click())
+    try:
+        qtbot.keyClick(win, Qt.Key.Key_K)
+        qtbot.waitUntil(lambda: feature.index == 2)
+    finally:
+        answers.stop()
+    fixed = _labels(win)[entry.label_id]
+    assert fixed.label == entry.suggested_label and "reviewed" in fixed.tags
+    win.activateWindow()  # back from the dialog: the window's shortcuts need it active
+    qtbot.waitUntil(win.isActiveWindow)
+    entry = queue[feature.index]
+    before = len(_labels(win))
+    qtbot.keyClick(win, Qt.Key.Key_J)  # skip: nothing changes
+    assert len(_labels(win)) == before and feature.index == queue.index_of(entry.label_id) + 1
+    qtbot.keyClick(win, Qt.Key.Key_J, Qt.KeyboardModifier.ShiftModifier)  # and back
+    assert feature.current is entry
+    spurious = queue.index_of(next(e.label_id for e in queue.entries if e.kind == "spurious"))
+    feature.show_entry(spurious)
+    qtbot.keyClick(win, Qt.Key.Key_X)  # reject a ground truth: deleted
+    assert queue[spurious].label_id not in _labels(win)
+    assert "reviewed" in feature.progress_label.text()
+    done = len(feature.done)
+    win.undo_stack.undo()  # a verdict is one undo step
+    assert queue[spurious].label_id in _labels(win)
+    assert done >= 2
+
+
+def test_fix_boundary_opens_the_brush_and_progress_moves(qtbot, window):
+    win = window
+    feature = _open_queue(qtbot, win)
+    i = next(i for i, e in enumerate(feature.queue.entries) if e.kind == "boundary")
+    feature.show_entry(i)
+    entry = feature.current
+    sid = entry.sample_id
+    before = feature.per_sample[sid][0]
+    qtbot.keyClick(win, Qt.Key.Key_O)
+    assert win.canvas.tool is win.edit_tools["brush"]
+    assert win.canvas.selected_instance.id == entry.label_id
+    assert feature.index == i  # stays on the label to be fixed
+    assert feature.per_sample[sid][0] == before + 1
+    assert win.browser.model.badges[sid].startswith(f"{before + 1}/")
+
+
+def test_boundary_error_layer_is_the_pairs_xor(qtbot, window):
+    win = window
+    feature = _open_queue(qtbot, win)
+    boundary = next(e for e in feature.queue.entries if e.kind == "boundary")
+    feature.show_entry(feature.queue.index_of(boundary.label_id))
+    win.actions_["boundary_errors"].trigger()
+    errors = feature.errors
+    assert win.state.display.color_mode == "errors" and errors.pairs
+    assert "boundary errors" in win.canvas.layer_images  # the loupe draws it too
+    data = win.canvas.data
+    from maskreview.gui.canvas.edit_tools import full_bitmap
+
+    for gt, pred, diff in errors.pairs:
+        g, p = full_bitmap(gt, data.height, data.width), full_bitmap(pred, data.height, data.width)
+        missed, added = diff.full(data.height, data.width)
+        assert np.array_equal(missed | added, g ^ p)
+    image = win.canvas.layer_images["boundary errors"]
+    alpha = np.frombuffer(image.constBits(), np.uint8).reshape(data.height, data.width, 4)[..., 3]
+    xor = np.zeros((data.height, data.width), bool)
+    for _, _, diff in errors.pairs:
+        m, a = diff.full(data.height, data.width)
+        xor |= m | a
+    assert np.array_equal(alpha > 0, xor)
+    assert len(errors.chips) == len(errors.pairs) and "boundary" in errors.chips[0].text
+    win.actions_["boundary_errors"].trigger()
+    assert win.state.display.color_mode != "errors" and not errors.item.isVisible()
+
+
+def test_grabcut_proposal_enter_accepts_esc_drops(qtbot, window):
+    win = window
+    assist = win.features.assist
+    win.browser.select_row(0)
+    inst = win.canvas.visible_instances("ground_truth")[0]
+    win.canvas.select_label("ground_truth", inst.id)
+    assist.grabcut()
+    qtbot.waitUntil(lambda: assist.proposal is not None, timeout=20000)
+    qtbot.keyClick(win.canvas, Qt.Key.Key_Escape)
+    assert assist.proposal is None
+    before = _labels(win)[inst.id].mask.copy()
+    assist.grabcut()
+    qtbot.waitUntil(lambda: assist.proposal is not None, timeout=20000)
+    proposed = assist.proposal.bitmap.copy()
+    depth = win.undo_stack.count()
+    qtbot.keyClick(win.canvas, Qt.Key.Key_Return)
+    assert assist.proposal is None and win.undo_stack.count() == depth + 1
+    from maskreview.core.masks import detection_to_bitmap
+
+    after = detection_to_bitmap(_labels(win)[inst.id], win.canvas.data.height, win.canvas.data.width)
+    assert np.array_equal(after, proposed)
+    win.undo_stack.undo()
+    assert np.array_equal(_labels(win)[inst.id].mask, before)
