@@ -183,3 +183,32 @@ def test_the_core_never_imports_the_gui_or_qt():
                    for n in names) or any(t.startswith("maskreview.gui") for t in _targets(node, module)):
                 offenders.append(f"{module}:{node.lineno}")
     assert offenders == []
+
+
+def _private_borrowings(root: Path) -> list[str]:
+    """``from maskreview.x import _name`` and ``module._name`` on an imported maskreview module."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        modules = set()  # local names bound to maskreview modules
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("maskreview"):
+                for a in node.names:
+                    if a.name.startswith("_") and not a.name.startswith("__"):
+                        out.append(f"{path.relative_to(root.parent)}:{node.lineno}: imports {node.module}.{a.name}")
+                    elif f"{node.module}.{a.name}" in MODULES or (node.module + "." + a.name).startswith("maskreview.gui"):
+                        modules.add(a.asname or a.name)
+            elif isinstance(node, ast.Import):
+                modules |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.startswith("maskreview")}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                out.append(f"{path.relative_to(root.parent)}:{node.lineno}: uses {node.value.id}.{node.attr}")
+    return out
+
+
+def test_no_module_borrows_another_modules_private_names():
+    """A module's ``_names`` are its own: what another module needs is public (the edit path used to go
+    back and forth through ``edits._oid`` and friends)."""
+    borrowed = _private_borrowings(PACKAGE)
+    assert not borrowed, "private names used outside their module:\n" + "\n".join(borrowed)

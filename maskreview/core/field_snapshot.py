@@ -15,8 +15,7 @@ from maskreview.core.fields import MODIFIED_FIELD
 from maskreview.core.model.provenance import RUNS_INFO_KEY, provenance, record_run
 from maskreview.core.store import fiftyone, reader
 from maskreview.core.editing.labels import as_oid, new_id
-from maskreview.core.model.runs import _now_ms
-from maskreview.core.store.writer import SampleWriter, Update, declare_revision_fields, revised
+from maskreview.core.store.writer import SampleWriter, Update, declare_revision_fields, now_ms, revised
 
 
 @dataclass
@@ -53,7 +52,7 @@ def restore_field(dataset, snap: FieldSnapshot) -> list[str]:
         dataset.add_sample_field(snap.field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
     if snap.existed and run_field not in schema:
         dataset.add_sample_field(run_field, fo.StringField)
-    stamp = _now_ms()
+    stamp = now_ms()
     declare_revision_fields(dataset)
     writer = f"model run restored {new_id()}"
     ops = [Update({"_id": as_oid(sid)}, revised({"$set": {snap.field: value, run_field: run_key,

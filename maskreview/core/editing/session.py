@@ -69,11 +69,6 @@ def _header_size(doc: dict) -> tuple[int, int]:
     return height, width
 
 
-def _now_ms() -> datetime:
-    now = datetime.utcnow()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 class EditSession:
     """Applies edits to one dataset; replays what a crashed session left in its journal."""
 
@@ -321,7 +316,7 @@ class EditSession:
         return report
 
     def _stamp(self, now: datetime | None = None) -> datetime:
-        stamp = max(now or _now_ms(), self._last_stamp + timedelta(milliseconds=1))
+        stamp = max(now or sw.now_ms(), self._last_stamp + timedelta(milliseconds=1))
         self._last_stamp = stamp
         return stamp
 
@@ -332,7 +327,7 @@ class EditSession:
         if untracked:
             self.track(untracked)
         chain: dict[str, Version] = {}
-        started = _now_ms()  # once per batch: the stamps after it are each 1 ms later anyway
+        started = sw.now_ms()  # once per batch: the stamps after it are each 1 ms later anyway
         for change in changes:
             for p in change.patches:
                 p.expect = chain.get(p.sample_id) or self.versions.get(p.sample_id) or Version()

@@ -14,7 +14,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import numpy as np
 
@@ -39,7 +38,7 @@ from maskreview.core.store.metadata_lock import dataset_metadata_lock
 from maskreview.core.names import check_field_name
 from maskreview.core.editing.labels import new_id
 from maskreview.core.editing.session import declare_revision_fields, revised, unchanged_since
-from maskreview.core.store.writer import SampleWriter, Update
+from maskreview.core.store.writer import SampleWriter, Update, now_ms
 from maskreview.core.model.reviewed import merge, review_projection
 
 
@@ -227,7 +226,7 @@ class _Writer:
         projection = review_projection(self.field, self.label_fields)
         todo = dict(pending)
         for _attempt in range(5):  # a sample edited between the read and the write is read again
-            stamp = _now_ms()
+            stamp = now_ms()
             ops, merges = [], {}
             for sid, doc in reader.by_ids(self.dataset, todo, projection).items():
                 new, height, width = todo[sid]
@@ -263,11 +262,6 @@ class _Writer:
             **self.record, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "predicted": r.predicted,
             "skipped": r.skipped, "failed": len(r.failures), "cancelled": r.cancelled,
             "kept_reviewed": r.kept_reviewed}, self.shard)
-
-
-def _now_ms() -> datetime:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _predict_batch(engine: Engine, batch, pending, report: InferenceReport) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 import json
 
 from bson import ObjectId
@@ -24,6 +25,13 @@ from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, REV_FIELD
 from maskreview.core.store import fiftyone, reader
 
 VERSION_FIELDS = (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)  # the first two declared in the schema
+
+
+def now_ms() -> datetime:
+    """The time a write stamps into ``last_modified_at``: UTC without a zone, in whole
+    milliseconds, as MongoDB keeps it (so a value read back compares equal to the one written)."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 # --------------------------------------------------------------------------------------------
