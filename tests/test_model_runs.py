@@ -12,6 +12,7 @@ from conftest import run_cli
 
 from maskreview.core.editing import ops as ed
 from maskreview.core.editing import labels as lb
+from maskreview.core.store import ids
 from maskreview.core import masks as mk
 from maskreview.core.model.autorun import ModelChoice, chosen_model, fill_missing, missing_sample_ids, remember_model
 from maskreview.core.errors import BadInputError
@@ -43,7 +44,7 @@ def ds(fo, demo_coco, tmp_path):
 
 
 def _labels(ds, sid, field="predictions") -> list[dict]:
-    doc = ds._sample_collection.find_one({"_id": lb.as_oid(sid)}, {field: 1})
+    doc = ds._sample_collection.find_one({"_id": ids.as_oid(sid)}, {field: 1})
     return ((doc or {}).get(field) or {}).get("detections") or []
 
 
@@ -77,7 +78,7 @@ def _review(ds, tmp_path):
     sample.predictions.detections[-2].tags.append("from_python")  # a tag set outside maskreview
     sample.save()
     reviewed = [d for d in _labels(ds, sid) if str(d["_id"]) in reviewed_ids(
-        ds._sample_collection.find_one({"_id": lb.as_oid(sid)}), "predictions")]
+        ds._sample_collection.find_one({"_id": ids.as_oid(sid)}), "predictions")]
     assert len(reviewed) == 6  # relabelled, tagged, mask-edited, added, promoted, tagged in Python
     return sid, reviewed, deleted
 
@@ -116,7 +117,7 @@ def test_rerun_of_the_same_model_keeps_review_work_and_deletions(ds, tmp_path, d
 def test_rerun_without_overwrite_skips_done_samples_and_predicts_new_ones(ds, tmp_path, demo_engine):
     run_inference(ds, demo_engine)
     sid, reviewed, deleted = _review(ds, tmp_path)
-    ds._sample_collection.update_one({"_id": lb.as_oid(sid)}, {"$set": {"predictions_run": None}})  # as if cancelled
+    ds._sample_collection.update_one({"_id": ids.as_oid(sid)}, {"$set": {"predictions_run": None}})  # as if cancelled
     report = run_inference(ds, demo_engine)
     assert (report.predicted, report.skipped) == (1, 11)
     _assert_review_survived(ds, sid, reviewed, deleted)

@@ -14,7 +14,7 @@ from conftest import run_cli
 from helpers_coco import perturbed_demo
 
 from maskreview.core.editing import ops as ed
-from maskreview.core.editing import labels as lb
+from maskreview.core.store import ids
 from maskreview.core.errors import BadInputError
 from maskreview.core.evaluation import evaluate_and_store
 from maskreview.core.field_snapshot import restore_field, snapshot_field
@@ -38,12 +38,12 @@ def ds(demo_coco, fo, tmp_path):
 
 
 def _doc(ds, sid) -> dict:
-    return ds._sample_collection.find_one({"_id": lb.as_oid(sid)})
+    return ds._sample_collection.find_one({"_id": ids.as_oid(sid)})
 
 
 def _in_the_same_millisecond(ds, sid, session) -> None:
     """The other writer stamped the sample with the very ``last_modified_at`` the editor holds."""
-    ds._sample_collection.update_one({"_id": lb.as_oid(sid)},
+    ds._sample_collection.update_one({"_id": ids.as_oid(sid)},
                                      {"$set": {"last_modified_at": session.versions[sid].modified}})
 
 
@@ -113,13 +113,13 @@ def test_an_edit_in_the_same_millisecond_as_an_evaluation_read_is_not_mislabelle
         # the reviewer deletes the first prediction and draws another: as many labels, in other places
         session.apply_many([ed.DeleteLabels((ed.LabelRef(sid, "predictions", str(first["_id"])),)),
                             ed.AddInstance(sid, "predictions", first["label"], bitmap=bitmap)])
-    ds._sample_collection.update_one({"_id": lb.as_oid(sid)}, {"$set": {"last_modified_at": read["last_modified_at"]}})
+    ds._sample_collection.update_one({"_id": ids.as_oid(sid)}, {"$set": {"last_modified_at": read["last_modified_at"]}})
     with pytest.raises(MaskreviewError, match="changed while being evaluated"):
         store(ds, results, "ev")
     now = _doc(ds, sid)["predictions"]["detections"]
     assert len(now) == len(read["predictions"]["detections"])
     assert not any("ev" in d for d in now)  # nothing written on the moved labels
-    others = [s for s in ds._sample_collection.find({"_id": {"$ne": lb.as_oid(sid)}}, {"predictions": 1})]
+    others = [s for s in ds._sample_collection.find({"_id": {"$ne": ids.as_oid(sid)}}, {"predictions": 1})]
     assert all("ev" in d for s in others for d in s["predictions"]["detections"])  # the rest was stored
 
 

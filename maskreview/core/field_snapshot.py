@@ -14,7 +14,7 @@ from maskreview.core import fields
 from maskreview.core.fields import MODIFIED_FIELD
 from maskreview.core.model.provenance import RUNS_INFO_KEY, provenance, record_run
 from maskreview.core.store import fiftyone, reader
-from maskreview.core.editing.labels import as_oid, new_id
+from maskreview.core.store.ids import as_oid, new_id
 from maskreview.core.store.writer import SampleWriter, Update, declare_revision_fields, now_ms, revised
 
 

@@ -22,9 +22,10 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.editing.changes import LabelPatch
-from maskreview.core.editing.labels import as_detection, as_oid, new_id
+from maskreview.core.editing.labels import as_detection
 from maskreview.core.errors import BadInputError
 from maskreview.core.store.codec import encode_mask
+from maskreview.core.store.ids import as_oid, new_id
 from maskreview.core.fields import (GT_FIELD, ORIGINAL_INDEX, ORIGINAL_OF, REVIEW_ADDED, SOURCE_FIELD, SOURCE_LABEL_ID,
                                     RUN_KEY, SOURCE_MODEL, SOURCE_RUN_KEY, SOURCE_SCORE, SOURCE_WEIGHTS, original_field)
 

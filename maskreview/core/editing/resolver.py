@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from maskreview.core.editing.changes import Change, LabelPatch, SamplePatch
-from maskreview.core.editing.labels import apply_label_patch, as_oid, new_oid
+from maskreview.core.editing.labels import apply_label_patch
 from maskreview.core.errors import BadInputError
 from maskreview.core.fields import ORIGINAL_INDEX, ORIGINAL_OF, REVIEW_ADDED, original_field
+from maskreview.core.store.ids import as_oid, new_oid
 
 if TYPE_CHECKING:
     from maskreview.core.editing.ops import LabelRef, Op

@@ -30,7 +30,6 @@ from pathlib import Path
 
 from maskreview.core.editing import journal as jn
 from maskreview.core.editing.changes import Change, LabelPatch, SamplePatch, Version
-from maskreview.core.editing.labels import new_id
 from maskreview.core.editing.ops import Op
 from maskreview.core.editing.resolver import Resolver
 from maskreview.core.errors import BadInputError, DatabaseError, MaskreviewError
@@ -39,6 +38,7 @@ from maskreview.core.fields import (EDIT_ATTRIBUTES, MODIFIED_FIELD, ORIGINAL_IN
 from maskreview.core.gcpause import gc_paused
 from maskreview.core.images import image_header
 from maskreview.core.store import dataset_id, fiftyone, reader
+from maskreview.core.store.ids import new_id
 from maskreview.core.store import writer as sw
 from maskreview.core.store.writer import (VERSION_FIELDS, bump_revisions, declare_revision_fields,  # noqa: F401 (callers' names)
                                           revised, unchanged_since)

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import numpy as np
 
-from maskreview.core.editing.labels import new_id
+from maskreview.core.store.ids import new_id
 from maskreview.core.evaluation.results import EvalResults, compute
 from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, MODIFIED_FIELD, PRED_FIELD
 from maskreview.core.gcpause import gc_paused

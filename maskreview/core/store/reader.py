@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from bson import ObjectId
+from maskreview.core.store.ids import as_oids
 
 BATCH = 10_000  # ids per query: a $in list of ObjectIds stays far below MongoDB's 16 MB query limit
 
@@ -20,10 +20,6 @@ BATCH = 10_000  # ids per query: a $in list of ObjectIds stays far below MongoDB
 def collection(dataset):
     """The dataset's sample collection (pymongo). FiftyOne has no public accessor for it."""
     return dataset._sample_collection
-
-
-def _oids(ids: Iterable) -> list[ObjectId]:
-    return [i if isinstance(i, ObjectId) else ObjectId(i) for i in ids]
 
 
 def find(dataset, query: dict, paths: Iterable[str] | None = None) -> Iterator[dict]:
@@ -35,7 +31,7 @@ def find(dataset, query: dict, paths: Iterable[str] | None = None) -> Iterator[d
 def by_ids(dataset, sample_ids: Iterable, paths: Iterable[str] | None = None, query: dict | None = None) -> dict[str, dict]:
     """``{sample id: document}`` for the samples with these ids (that exist, and match ``query``),
     projected to ``paths``, in batches of :data:`BATCH` ids."""
-    oids, paths = _oids(dict.fromkeys(sample_ids)), None if paths is None else list(paths)
+    oids, paths = as_oids(dict.fromkeys(sample_ids)), None if paths is None else list(paths)
     out: dict[str, dict] = {}
     for start in range(0, len(oids), BATCH):
         for doc in find(dataset, {"_id": {"$in": oids[start:start + BATCH]}, **(query or {})}, paths):
@@ -45,7 +41,7 @@ def by_ids(dataset, sample_ids: Iterable, paths: Iterable[str] | None = None, qu
 
 def one(dataset, sample_id, paths: Iterable[str] | None = None) -> dict | None:
     projection = None if paths is None else dict.fromkeys(paths, 1)
-    return collection(dataset).find_one({"_id": _oids([sample_id])[0]}, projection)
+    return collection(dataset).find_one({"_id": as_oids([sample_id])[0]}, projection)
 
 
 def exists(dataset, query: dict) -> bool:

@@ -12,17 +12,16 @@ After a raw write, :func:`refresh_loaded` brings FiftyOne's in-memory ``Sample``
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 import json
 
-from bson import ObjectId
 
 from maskreview.core.errors import BadInputError
 from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, REV_FIELD
 from maskreview.core.store import fiftyone, reader
+from maskreview.core.store.ids import as_oid
 
 VERSION_FIELDS = (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)  # the first two declared in the schema
 
@@ -225,16 +224,6 @@ def save_run_results(method, view, run_key: str, fo_results) -> None:
 GROUP = 25  # samples per update in resolved_updates
 
 
-def _oid(value) -> ObjectId:
-    return value if isinstance(value, ObjectId) else _parse_oid(value)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _parse_oid(value: str) -> ObjectId:
-    """ObjectIds are immutable; a bulk edit's updates name the same ids many times."""
-    return ObjectId(value)
-
-
 def resolved_updates(patches: list, docs: dict[str, dict]) -> list[Update]:
     """Updates that set the fields ``patches`` change to their values in ``docs`` (as resolved,
     after the patches), in each sample whose version is still the one the resolver read; a stale
@@ -244,7 +233,7 @@ def resolved_updates(patches: list, docs: dict[str, dict]) -> list[Update]:
     out = []
     for start in range(0, len(patches), GROUP):
         chunk = patches[start : start + GROUP]
-        ids = [_oid(p.sample_id) for p in chunk]
+        ids = [as_oid(p.sample_id) for p in chunk]
         branches = [{"case": {"$and": [{"$eq": ["$_id", oid]}, *_version_condition(p.expect)]},
                      "then": {"$mergeObjects": ["$$ROOT", {"$literal": _resolved_values(p, docs[p.sample_id])}]}}
                     for oid, p in zip(ids, chunk)]
@@ -276,7 +265,7 @@ version_values = _version_values  # a sample document's version fields at ``v`` 
 
 def patch_update(p) -> Update:
     """One sample patch as an update conditional on the version it expects (none: unconditional)."""
-    query = {"_id": _oid(p.sample_id)}
+    query = {"_id": as_oid(p.sample_id)}
     if p.expect is not None:
         query.update({REV_FIELD: p.expect.rev or None, MODIFIED_FIELD: p.expect.modified})
     return Update(query, [{"$set": update_expression(p)}])
@@ -302,7 +291,7 @@ def update_expression(p) -> dict:
 
 
 def _label_expression(dets, lp):
-    oid = _oid(lp.label_id)
+    oid = as_oid(lp.label_id)
     if not lp.whole:
         return {"$map": {"input": dets, "in": {"$cond": [
             {"$eq": ["$$this._id", oid]}, {"$mergeObjects": ["$$this", {"$literal": lp.after}]}, "$$this"]}}}
