@@ -15,7 +15,7 @@ from maskreview.core.fields import MODIFIED_FIELD, REV_FIELD
 from maskreview.core.masks import place_masks
 from maskreview.core.store import reader
 from maskreview.core.store.codec import decode_mask, label_mask
-from maskreview.core.editing.session import unchanged_since
+from maskreview.core.store.writer import unchanged_since
 
 @dataclass
 class Dets:

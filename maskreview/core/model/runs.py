@@ -36,9 +36,8 @@ from maskreview.core.progress import Progress
 from maskreview.core.store import dataset_of, fiftyone, lost_database, reader
 from maskreview.core.store.metadata_lock import dataset_metadata_lock
 from maskreview.core.names import check_field_name
-from maskreview.core.editing.session import declare_revision_fields, revised, unchanged_since
 from maskreview.core.store.ids import new_id
-from maskreview.core.store.writer import SampleWriter, Update, now_ms
+from maskreview.core.store.writer import SampleWriter, Update, declare_revision_fields, now_ms, revised, unchanged_since
 from maskreview.core.model.reviewed import merge, review_projection
 
 
