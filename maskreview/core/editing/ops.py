@@ -55,10 +55,6 @@ class Op:
         raise NotImplementedError
 
 
-def _refs(labels) -> tuple[LabelRef, ...]:
-    return (labels,) if isinstance(labels, LabelRef) else tuple(labels)
-
-
 def _tag_mode(mode: str, tags, current: list) -> str:
     """``add`` or ``remove``; ``toggle`` removes where every item already has all the tags."""
     if mode != "toggle":
