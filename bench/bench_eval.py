@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.n} images, {n_gt} GT instances, {n_pred} predictions (setup {time.perf_counter() - t:.1f} s)")
 
         inputs = coco.coco_inputs(ds, "ground_truth", "predictions", "segm")
-        clock = lambda: benchkit.Clock(benchkit.mongod_pid(root / "db"))  # noqa: E731
+        clock = lambda: benchkit.Clock(benchkit.mongod_pid(root / "db"))
         times = {"ours": [], "bare": [], "coco": [], "coco_nogc": []}
         for r in range(args.repeat):
             with clock() as c:

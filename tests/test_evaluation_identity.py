@@ -17,12 +17,12 @@ import io
 
 import numpy as np
 import pytest
+from helpers_coco import perturbed_demo
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from helpers_coco import perturbed_demo
-
-from maskreview.core.evaluation import coco, results as R, runs
+from maskreview.core.evaluation import coco, runs
+from maskreview.core.evaluation import results as R
 
 W, H = 200, 160
 
@@ -159,7 +159,7 @@ def _det(fo, rng, label: str, x: float, y: float, w: float, h: float, score: flo
 @pytest.fixture(scope="module")
 def crafted(fo):
     rng = np.random.default_rng(3)
-    d = lambda *a, **k: _det(fo, rng, *a, **k)  # noqa: E731
+    d = lambda *a, **k: _det(fo, rng, *a, **k)
     scenes = [
         # small (< 32²), medium and large objects, a crowd region with detections inside it, an FP
         ([d("a", 5, 5, 20, 20), d("a", 40, 10, 50, 50), d("a", 75, 40, 120, 115), d("b", 0, 100, 70, 60, crowd=True)],

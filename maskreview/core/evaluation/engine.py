@@ -109,7 +109,7 @@ def evaluate(gt: dict, results: list[dict], iou_type: str) -> Evaluation:
     from faster_coco_eval import COCO
     from faster_coco_eval.core.faster_eval_api import COCOeval_faster
 
-    quiet = lambda *args, **kw: None  # noqa: E731
+    quiet = lambda *args, **kw: None
     coco_gt, coco_dt = COCO(), COCO()
     coco_gt.print_function = coco_dt.print_function = quiet
     coco_gt.dataset = {**gt, "annotations": [dict(a) for a in gt["annotations"]]}

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskreview.core.evaluation.engine import Evaluation, PairBlock
-from maskreview.core.masks import round_half_up, visible
 from maskreview.core.evaluation.matching import coco_greedy
+from maskreview.core.masks import round_half_up, visible
 
 
 @dataclass

@@ -23,7 +23,12 @@ from maskreview.core.evaluation import coco, engine
 from maskreview.core.evaluation.boundary import boundary_ious
 from maskreview.core.evaluation.encoding import encode_masks
 from maskreview.core.evaluation.engine import PairBlock
-from maskreview.core.evaluation.outcomes import Objects, gt_occlusion, outcomes_by_greedy, outcomes_from_matches
+from maskreview.core.evaluation.outcomes import (
+    Objects,
+    gt_occlusion,
+    outcomes_by_greedy,
+    outcomes_from_matches,
+)
 from maskreview.core.fields import GT_FIELD, PRED_FIELD
 from maskreview.core.progress import Progress
 
