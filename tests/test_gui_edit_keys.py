@@ -9,6 +9,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
 from helpers_gui import open_window
+from helpers_modal import ModalAnswers, click, pick_class
 from maskreview.core.editing import ops as ed
 from maskreview.core.sources import open_source
 
@@ -93,7 +94,11 @@ def test_polygon_keys_win_over_window_shortcuts(window, qtbot):
     assert tool.points == [] and window.undo_stack.count() == 0
     for x, y in [(100, 100), (150, 100), (150, 140)]:
         _click(qtbot, window, x, y)
+    answers = ModalAnswers(pick_class(selected.label))  # the new instance's class
     _key(qtbot, window, Qt.Key.Key_Return)  # closes and adds it
+    answers.stop()
+    QApplication.setActiveWindow(window)  # back from the class dialog (offscreen has no window manager)
+    qtbot.waitUntil(window.isActiveWindow)
     assert tool.points == [] and window.undo_stack.count() == 1, window.edits_failed
     new = window.canvas.selected_instance
     assert new is not None and new.field == GT and len(window.canvas.data.fields[GT]) == n_gt + 1
@@ -174,7 +179,9 @@ def test_selection_survives_each_edit_and_goes_with_a_delete(window, qtbot, monk
 
     pred = canvas.data.fields[PRED][1]
     canvas.select_instance(pred)
+    answers = ModalAnswers(click("Keep both"))  # the prediction duplicates a ground truth
     integration.promote_selected(window)
+    answers.stop()
     promoted = canvas.selected_instance
     assert promoted.field == GT and promoted.id != pred.id  # the new ground-truth label is selected
     assert window.dataset[sid][GT].detections[-1].id == promoted.id

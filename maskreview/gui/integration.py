@@ -155,6 +155,7 @@ def _model_image(window) -> None:
 def install_editing(window):
     """Undo history dock, edit tools, delete / relabel / promote, tag keys, review progress, export."""
     from maskreview.gui.canvas.edit_tools import TOOL_KEYS, make_edit_tools
+    from maskreview.gui.edit_prompts import EditPrompts
     from maskreview.gui.panels.history import HistoryPanel
 
     history = HistoryPanel(window.undo_stack)
@@ -162,6 +163,7 @@ def install_editing(window):
     window.tabifyDockWidget(window.docks["Class distribution"], window.docks["History"])
     window.docks["Class distribution"].raise_()
     window.edits = None
+    window.edit_prompts = EditPrompts(window, lambda: window.classes)
     window.review_label = QLabel()
     window.statusBar().addPermanentWidget(window.review_label)
     window.edit_tools = make_edit_tools(lambda op: _apply(window, op), field_for_new=lambda: GT,
@@ -204,7 +206,10 @@ def install_editing(window):
 
 def _label_for_new(window) -> str | None:
     sel = window.canvas.selected_instance
-    return sel.label if sel is not None else (window.classes[0] if window.classes else "object")
+    label = window.edit_prompts.class_for_new(sel.label if sel is not None else None)
+    if label is None:
+        window.statusBar().showMessage("new instance cancelled (no class chosen)", 4000)
+    return label
 
 
 def _dataset_for_edits(window, dataset) -> None:
@@ -244,14 +249,16 @@ def _loaded(window, sample_id) -> None:
         window.edits.session.loaded(sample_id, data.version)
 
 
-def _apply(window, op):
-    """Apply ``op``; the canvas (redrawn by then) keeps the edited label selected, or selects the
-    label the op created (a promoted prediction, a new polygon or brush instance)."""
+def _apply(window, op, text: str = ""):
+    """Apply ``op`` (a list of ops: one undo step named ``text``); the canvas (redrawn by then) keeps
+    the edited label selected, or selects the label the op created (a promoted prediction, a new
+    polygon or brush instance)."""
     if window.edits is None:
         window.statusBar().showMessage("Open a dataset first", 4000)
         return None
-    change = window.edits.apply(op)
-    created = [(lp.field, lp.label_id) for p in (change.patches if change else ())
+    change = window.edits.apply(op) if not isinstance(op, list) else window.edits.apply_many(op, text)
+    patches = [p for c in (change if isinstance(change, list) else [change]) if c for p in c.patches]
+    created = [(lp.field, lp.label_id) for p in patches
                if p.sample_id == window.current_sample_id for lp in p.labels
                if lp.before is None and lp.after is not None and not lp.field.endswith("_original")]
     if created:
@@ -292,17 +299,17 @@ def delete_selected(window):
 
 def relabel_selected(window, label: str | None = None):
     from maskreview.core.editing.ops import Relabel
-    from maskreview.gui.class_picker import ask_class
 
     ref = _selected_ref(window)
     if ref is None:
         return None
-    label = label or ask_class(window.classes, window.canvas.selected_instance.label, window)
+    label = label or window.edit_prompts.relabel_class(window.canvas.selected_instance.label)
     return _apply(window, Relabel((ref,), label)) if label else None
 
 
 def promote_selected(window):
-    from maskreview.core.editing.ops import Promote
+    from maskreview.core.editing.ops import DeleteLabels, LabelRef, Promote
+    from maskreview.gui.edit_prompts import KEEP_BOTH, REPLACE, duplicates_in
 
     ref = _selected_ref(window)
     if ref is None:
@@ -310,6 +317,17 @@ def promote_selected(window):
     if ref.field == GT:
         window.statusBar().showMessage("That label is already ground truth", 4000)
         return None
+    pred = window.canvas.selected_instance
+    duplicates = duplicates_in(pred, window.canvas.data.fields.get(GT, []))
+    answer = window.edit_prompts.duplicate_answer(pred, duplicates) if duplicates else KEEP_BOTH
+    if answer is None:
+        window.statusBar().showMessage("promote cancelled", 4000)
+        return None
+    if answer == REPLACE:
+        gt, iou = duplicates[0]
+        replaced = LabelRef(ref.sample_id, GT, gt.id)
+        return _apply(window, [DeleteLabels((replaced,)), Promote(ref, GT)],
+                      f"promote {pred.label} prediction, replacing its ground truth (IoU {iou:.2f})")
     return _apply(window, Promote(ref, GT))
 
 
