@@ -200,11 +200,12 @@ def cmd_train(args) -> int:
     from detectron2.utils.logger import setup_logger
 
     setup_logger(name="detectron2", abbrev_name="d2")
+    launch = _launch_spec(args)  # checked before anything is opened
     _, view = _open_view(args)
     settings = TrainSettings(iters=args.iters, lr=args.lr, batch=args.batch, holdout=args.holdout,
                              checkpoint_period=args.checkpoint_period, fp16_weights=args.fp16,
                              resume=args.resume, log_period=args.log_period, opts=args.opts or [],
-                             trust_checkpoint=args.trust_checkpoint, launch=_launch_spec(args))
+                             trust_checkpoint=args.trust_checkpoint, launch=launch)
     report = train(view, args.gt_field, args.base, args.out, settings, progress=_progress())
     if not report:  # --machine-rank above 0: machine 0 writes the model
         print(f"machine {args.machine_rank}: trained its ranks; machine 0 writes the model folder")
@@ -219,15 +220,14 @@ def cmd_export(args) -> int:
     from maskreview.core import export as ex
 
     dataset, _ = _open_view(argparse.Namespace(source=args.source, images=args.images))
-    view = ex.select(dataset, _split(args.tags), _split(args.label_tags), args.field)
-    if len(view) == 0:
-        given = " ".join(f"{flag} {value}" for flag, value in (("--tags", args.tags), ("--label-tags", args.label_tags))
-                         if value)
-        raise BadInputError(f"nothing to export: no sample of {dataset.name!r} matches {given or 'the selection'}")
+    tags, label_tags = _split(args.tags), _split(args.label_tags)
+    view = ex.select(dataset, tags, label_tags, args.field)
+    ex.check_matches(view, tags, label_tags)
     report = ex.export(view, args.out, args.format, field=args.field, copy_images=args.copy_images,
                        progress=_progress())
-    print(f"exported {report['samples']} samples, {report['annotations']} instances as {report['format']} "
-          f"to {report['out']}")
+    per_field = ", ".join(f"{n} {f}" for f, n in report["labels"].items()) if len(report["labels"]) > 1 else ""
+    print(f"exported {report['samples']} samples, {report['annotations']} instances"
+          f"{f' ({per_field})' if per_field else ''} as {report['format']} to {report['out']}")
     return 0
 
 
@@ -448,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(p)
     p.add_argument("--tags", help="only samples with any of these tags (comma-separated)")
     p.add_argument("--label-tags", help="only labels with any of these tags (comma-separated)")
-    p.add_argument("--field", default=GT_FIELD, help="label field to export")
+    p.add_argument("--field", default=GT_FIELD,
+                   help="label field(s) to export, comma-separated (COCO: one FIELD.json each when several)")
     p.add_argument("--format", choices=("coco", "fiftyone"), default="coco")
     p.add_argument("--out", required=True, help="a new or empty folder")
     p.add_argument("--copy-images", action="store_true", help="copy the images into OUT (default: refer to them)")

@@ -160,6 +160,11 @@ CASES = [
     Case("arg-infer-nms-above-1", "H1", infer("--nms-thresh", "2"), names=("--nms-thresh",)),
     Case("arg-infer-max-dets-0", "H1", infer("--max-dets", "0"), names=("--max-dets",)),
     Case("arg-infer-device", "H1", infer("--device", "tpu"), names=("tpu",)),
+    Case("arg-infer-shard-out-of-range", "H5", infer("--shard", "2/2"), names=("--shard", "2/2")),
+    Case("arg-infer-shard-text", "H5", infer("--shard", "half"), names=("--shard", "half")),
+    Case("arg-infer-machine-rank", "H5", infer("--num-machines", "2", "--machine-rank", "2", "--dist-url",
+                                               "tcp://127.0.0.1:9"), names=("--machine-rank",)),
+    Case("arg-train-machines-auto-url", "H5", train("--num-machines", "2"), names=("--dist-url",)),
     Case("arg-train-batch-0", "H1", train("--batch", "0"), names=("--batch",)),
     Case("arg-train-lr-negative", "H1", train("--lr", "-1"), names=("--lr",)),
     Case("arg-train-iters-negative", "H1", args("train", BASE, "--out", "{d}/model-out", "--iters", "-5"),
@@ -226,6 +231,9 @@ CASES = [
          names=("no-such-label-tag",)),
     Case("export-field-missing", "H2", export_case(None, "--field", "no_such_field"), names=("no_such_field",)),
     Case("export-field-not-detections", "H2", export_case(None, "--field", "filepath"), names=("filepath",)),
+    Case("export-second-field-missing", "H4", export_case(None, "--field", "ground_truth,no_such_field"),
+         names=("no_such_field",)),
+    Case("export-no-field-named", "H4", export_case(None, "--field", ","), names=("no label field",)),
     Case("export-name-collision", "H2", collide, names=(COLLIDE,)),
 
     # database faults

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from bson import ObjectId
 
 from conftest import REPO
@@ -63,15 +62,6 @@ def test_shard_of_is_a_stable_partition_by_id():
         assert all(not sub.holds(i) or Shard(1, 4).holds(i) for i in ids)
     assert [sum(within(Shard(1, 4), r, 3).holds(i) for r in range(3)) for i in ids] == \
         [int(Shard(1, 4).holds(i)) for i in ids]
-
-
-@pytest.mark.parametrize("text", ["2/2", "a/b"])
-def test_a_bad_shard_is_one_line(text):
-    from conftest import run_cli
-
-    proc = run_cli("infer", "nothing", "--shard", text)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith("maskreview: error: argument --shard:"), proc.stderr
 
 
 def test_two_shard_workers_one_killed_and_restarted_cover_every_sample_once_as_a_single_run(fo, tmp_path):
