@@ -16,7 +16,7 @@ from maskreview.core.store import ids
 from maskreview.core import masks as mk
 from maskreview.core.model.autorun import ModelChoice, chosen_model, fill_missing, missing_sample_ids, remember_model
 from maskreview.core.errors import BadInputError
-from maskreview.core.field_snapshot import restore_field, snapshot_field
+from maskreview.core.model.field_snapshot import restore_field, snapshot_field
 from maskreview.core.model.engine import Engine, EngineSettings
 from maskreview.core.model.runs import run_inference
 from maskreview.core.model.provenance import FieldTakenError, prediction_fields, propose_field, provenance, slug

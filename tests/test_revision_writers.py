@@ -17,7 +17,7 @@ from maskreview.core.editing import ops as ed
 from maskreview.core.store import ids
 from maskreview.core.errors import BadInputError
 from maskreview.core.evaluation import evaluate_and_store
-from maskreview.core.field_snapshot import restore_field, snapshot_field
+from maskreview.core.model.field_snapshot import restore_field, snapshot_field
 from maskreview.core.model.engine import Engine, EngineSettings
 from maskreview.core.model.runs import run_inference
 from maskreview.core.names import check_eval_key, check_field_name

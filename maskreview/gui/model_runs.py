@@ -10,7 +10,7 @@ each run one entry in the undo history.
 - loads the model first; a model that fails to load changes nothing and gets a dialog in the
   GUI's words (:mod:`maskreview.gui.dialogs.model_failure`), with a "Choose weights file…" button;
 - writes the model's own field (``core.provenance.propose_field``) unless the user picked one;
-- snapshots what that field held for the samples it will predict (``core.field_snapshot``), so
+- snapshots what that field held for the samples it will predict (``core.model.field_snapshot``), so
   undo restores it and redo writes the run's result again;
 - keeps reviewer work (``core.inference.run_inference`` keeps reviewed labels and deletions).
 
@@ -282,7 +282,7 @@ class ModelRuns(QObject):
 
     # ------------------------------------------------------------------ undo / redo of a run
     def restore(self, field: str, snapshot) -> None:
-        from maskreview.core.field_snapshot import restore_field
+        from maskreview.core.model.field_snapshot import restore_field
 
         w = self.window
         try:

@@ -32,7 +32,7 @@ import traceback
 from collections import OrderedDict
 from dataclasses import astuple
 
-from maskreview.core import field_snapshot
+from maskreview.core.model import field_snapshot
 from maskreview.core.errors import BadInputError, CancelledError, DatabaseError, MaskreviewError
 from maskreview.core.images import read_image
 from maskreview.core.model import autorun, internals, internals_panel, provenance, worker_io
