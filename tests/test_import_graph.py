@@ -212,3 +212,36 @@ def test_no_module_borrows_another_modules_private_names():
     back and forth through ``edits._oid`` and friends)."""
     borrowed = _private_borrowings(PACKAGE)
     assert not borrowed, "private names used outside their module:\n" + "\n".join(borrowed)
+
+
+# What each part of the core may import (docs/architecture.md, "The packages"): the parts of
+# maskreview/core, by their first name under core/ (a package or a module).
+BASE = {"errors", "fields", "progress", "gcpause", "startup"}
+MAY_IMPORT = {
+    "errors": set(), "fields": set(), "gcpause": set(), "startup": set(), "progress": {"errors"},
+    "store": {"errors", "fields"},
+    "images": BASE, "masks": BASE | {"store"}, "names": BASE | {"store"}, "cocofile": BASE | {"masks"},
+    "editing": BASE | {"store", "masks", "images"},
+    "evaluation": BASE | {"store", "masks", "images", "cocofile", "names"},
+    "model": BASE | {"store", "masks", "images", "names", "editing", "evaluation"},
+    "review": BASE | {"store", "masks", "images", "editing", "evaluation", "tagging"},
+    "tagging": BASE | {"store", "editing"},
+    "sources": BASE | {"store", "masks", "images", "cocofile"},
+    "export": BASE | {"store", "masks", "images"},
+    "demo": BASE | {"store", "masks", "sources"},
+    "field_docs": BASE | {"store"},
+    "app_bridge": BASE | {"store", "field_docs"},
+}
+
+
+def _part(module: str) -> str:
+    return module.split(".")[2] if module.count(".") >= 2 else "core"
+
+
+def test_each_part_of_the_core_imports_only_what_it_may():
+    graph = _graph(local=True)
+    wrong = sorted({f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                    if _part(a) != _part(b) and _part(b) not in MAY_IMPORT.get(_part(a), set())})
+    unknown = sorted({_part(m) for m in MODULES} - set(MAY_IMPORT) - {"core"})
+    assert not unknown, f"new parts of maskreview/core: say what they may import in MAY_IMPORT: {unknown}"
+    assert not wrong, "imports against docs/architecture.md's layering:\n" + "\n".join(wrong)
