@@ -270,7 +270,7 @@ def test_export_dialog_job_writes_the_tagged_samples(ds, qtbot, tmp_path):
     sample.save()
     dialog = ExportDialog(ds)
     qtbot.addWidget(dialog)
-    assert dialog.tags.text() == "reviewed" and dialog.field.currentText() == "ground_truth"
+    assert dialog.selection() == (["reviewed"], None, ["ground_truth"])
     dialog.out.setText(str(tmp_path / "export"))
     report = dialog.job_fn()(Progress())
     data = json.loads((tmp_path / "export" / "annotations.json").read_text())

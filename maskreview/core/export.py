@@ -29,14 +29,40 @@ from maskreview.core.images import image_header
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def select(dataset, tags=None, label_tags=None, field: str = GT_FIELD):
-    """Samples with any of ``tags``; with ``label_tags``, only labels with any of them."""
+def field_list(field) -> list[str]:
+    """``field`` as a list: one name, or several (a sequence or a comma-separated string)."""
+    names = field.split(",") if isinstance(field, str) else list(field)
+    return [n.strip() for n in names if n and n.strip()]
+
+
+def select(dataset, tags=None, label_tags=None, field=GT_FIELD):
+    """Samples with any of ``tags``; with ``label_tags``, only labels (of the ``field`` or fields)
+    with any of them, and only the samples that have such a label."""
     view = dataset.view()
     if tags:
         view = view.match_tags(list(tags))
     if label_tags:
-        view = view.select_labels(tags=list(label_tags), fields=[field])
+        view = view.select_labels(tags=list(label_tags), fields=field_list(field))
     return view
+
+
+def counts(view, field=GT_FIELD) -> dict:
+    """What exporting ``view`` writes: ``{"samples": n, "labels": {field: n}}``."""
+    schema = dataset_of(view).get_field_schema()
+    return {"samples": view.count(),
+            "labels": {f: view.count(f"{f}.detections") if f in schema else 0 for f in field_list(field)}}
+
+
+def check_matches(view, tags=None, label_tags=None) -> None:
+    """Refuse a selection that matches no sample, naming what was asked and what there is."""
+    if view.count():
+        return
+    dataset = dataset_of(view)
+    asked = "; ".join(f"{what} {', '.join(values)}" for what, values in
+                      (("sample tags", tags), ("label tags", label_tags)) if values)
+    there = ", ".join(f"{t} ({n})" for t, n in sorted(dataset.count_sample_tags().items()))
+    raise BadInputError(f"nothing to export: no sample of {dataset.name!r} matches {asked or 'the selection'}"
+                        f" (sample tags in it: {there or 'none'})")
 
 
 def safe_name(path: str, used: set[str]) -> str:
@@ -53,19 +79,25 @@ def safe_name(path: str, used: set[str]) -> str:
     return name
 
 
-def export(view, out_dir, fmt: str = "coco", field: str = GT_FIELD, copy_images: bool = False,
+def export(view, out_dir, fmt: str = "coco", field=GT_FIELD, copy_images: bool = False,
            progress: Progress | None = None) -> dict:
-    """Write ``view`` to ``out_dir``; returns counts. Raises :class:`BadInputError` for bad targets."""
+    """Write ``view``'s ``field`` (or several fields) to ``out_dir``; returns counts. Raises
+    :class:`BadInputError` for bad targets and for a view with no sample (nothing is written)."""
     if fmt not in FORMATS:
         raise BadInputError(f"{fmt}: unknown export format; use {' or '.join(FORMATS)}")
-    if fmt == "coco":
-        _check_detections_field(dataset_of(view), field)
-    _check_finite_labels(view, field)
+    fields = field_list(field)
+    if not fields:
+        raise BadInputError("nothing to export: no label field chosen")
+    for name in fields:
+        if fmt == "coco":
+            _check_detections_field(dataset_of(view), name)
+        _check_finite_labels(view, name)
+    check_matches(view)
     progress = progress or Progress()
     out = Path(out_dir).expanduser().absolute()
     staging = _staging_dir(out)
     try:
-        report = FORMATS[fmt](view, staging, field, copy_images, progress)
+        report = FORMATS[fmt](view, staging, fields, copy_images, progress)
         _check_inside(staging)
         if out.exists():
             out.rmdir()  # checked empty above; fails (and we stop) if something appeared meanwhile
@@ -164,6 +196,8 @@ def coco_dict(view, field: str, file_names: list[str], progress: Progress) -> di
                 ann.update(bbox=box, area=float(box[2] * box[3]))
             if det.confidence is not None:
                 ann["score"] = float(det.confidence)
+            if det.tags:
+                ann["tags"] = list(det.tags)
             annotations.append(ann)
         progress.advance()
     return {"info": {"description": f"exported by maskreview from {dataset_of(view).name}"},
@@ -188,9 +222,10 @@ def _check_finite_labels(view, field: str) -> None:
                                     f"finite ({box}, {confidence}); fix or delete it before exporting")
 
 
-def export_coco(view, staging: Path, field: str, copy_images: bool, progress: Progress) -> dict:
+def export_coco(view, staging: Path, fields: list[str], copy_images: bool, progress: Progress) -> dict:
+    """One field: ``annotations.json``; several: ``<field>.json`` each, with the same images."""
     paths = view.values("filepath")
-    progress.start(len(paths) * (2 if copy_images else 1), "exporting COCO")
+    progress.start(len(paths) * (len(fields) + (1 if copy_images else 0)), "exporting COCO")
     if copy_images:
         images_dir = staging / "images"
         images_dir.mkdir()
@@ -210,27 +245,33 @@ def export_coco(view, staging: Path, field: str, copy_images: bool, progress: Pr
             progress.advance()
     else:
         file_names = [str(Path(p).absolute()) for p in paths]
-    data = coco_dict(view, field, file_names, progress)
-    with open(staging / "annotations.json", "w", encoding="utf-8") as f:
-        json.dump(data, f, allow_nan=False)  # NaN or Infinity is not JSON
-        f.flush()
-        os.fsync(f.fileno())
-    return {"format": "coco", "samples": len(data["images"]), "annotations": len(data["annotations"])}
+    labels = {}
+    for field in fields:
+        data = coco_dict(view, field, file_names, progress)
+        name = "annotations.json" if len(fields) == 1 else f"{safe_name(field, set())}.json"
+        with open(staging / name, "w", encoding="utf-8") as f:
+            json.dump(data, f, allow_nan=False)  # NaN or Infinity is not JSON
+            f.flush()
+            os.fsync(f.fileno())
+        labels[field] = len(data["annotations"])
+    return {"format": "coco", "samples": len(paths), "annotations": sum(labels.values()), "labels": labels}
 
 
 # --------------------------------------------------------------------------------------------
 # FiftyOne
 # --------------------------------------------------------------------------------------------
 
-def export_fiftyone(view, staging: Path, field: str, copy_images: bool, progress: Progress) -> dict:
-
+def export_fiftyone(view, staging: Path, fields: list[str], copy_images: bool, progress: Progress) -> dict:
+    """The samples with the chosen label fields only (and their tags, scores, attributes)."""
     fo = fiftyone()
     progress.start(1, "exporting FiftyOne dataset")
-    view.export(export_dir=str(staging), dataset_type=fo.types.FiftyOneDataset, export_media=bool(copy_images),
-                overwrite=True, progress=False)
+    schema = dataset_of(view).get_field_schema()
+    present = [f for f in fields if f in schema]
+    view.select_fields(present).export(export_dir=str(staging), dataset_type=fo.types.FiftyOneDataset,
+                                       export_media=bool(copy_images), overwrite=True, progress=False)
     progress.advance()
-    return {"format": "fiftyone", "samples": len(view),
-            "annotations": view.count(f"{field}.detections") if field in dataset_of(view).get_field_schema() else 0}
+    labels = {f: view.count(f"{f}.detections") if f in present else 0 for f in fields}
+    return {"format": "fiftyone", "samples": len(view), "annotations": sum(labels.values()), "labels": labels}
 
 
 FORMATS = {"coco": export_coco, "fiftyone": export_fiftyone}

@@ -394,7 +394,7 @@ def export_tagged(window):
     if not dialog.exec():
         return None
     return window._start_job(workers.Job(dialog.job_fn(), "export"), lambda report: window.statusBar().showMessage(
-        f"exported to {dialog.out.text().strip()}", 10000))
+        f"exported {report['samples']} samples, {report['annotations']} labels to {report['out']}", 10000))
 
 
 def install_model_runs(window):
