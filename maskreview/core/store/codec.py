@@ -3,7 +3,7 @@
 FiftyOne stores a ``Detection.mask`` as ``fiftyone.core.utils.serialize_numpy_array`` writes it:
 a zlib-compressed ``.npy`` file. Every mask maskreview reads from or writes to the database goes
 through this module (the GUI's reader, evaluation, the edit resolver and journal, model runs);
-nothing else decodes or encodes mask bytes. Pure numpy and zlib: no FiftyOne import.
+nothing else decodes or encodes mask bytes. Pure numpy and zlib (FiftyOne only reads a ``mask_path`` image).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import json
 
 from maskreview.core.errors import BadInputError
 from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, REV_FIELD
-from maskreview.core.store import fiftyone, reader
+from maskreview.core.store import fiftyone, lost_database, reader
 from maskreview.core.store.ids import as_oid
 
 VERSION_FIELDS = (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)  # the first two declared in the schema
@@ -122,8 +122,6 @@ def unconfirmed(exc: BaseException) -> bool:
     """Whether a write failed without an answer on whether it landed: the database unreachable
     (mongod gone, a replica set between primaries) or no majority within the write timeout."""
     from pymongo.errors import BulkWriteError, ConnectionFailure, WTimeoutError
-
-    from maskreview.core.store import lost_database
 
     if isinstance(exc, (ConnectionFailure, WTimeoutError)) or lost_database(exc) is not None:
         return True
