@@ -85,7 +85,8 @@ def fiftyone() -> ModuleType:
 
     # FiftyOne leaves pydantic half imported (the rest comes with fiftyone.utils.eval). If PySide6
     # is imported in between, its import hook inspects pydantic's lazy module attributes and the
-    # later import fails as "circular". Finishing pydantic's import now closes that window.
+    # later import fails as "circular". Finishing pydantic's import now closes that window (no
+    # public module finishes it short of fiftyone.utils.eval, which costs start-up time).
     import pydantic._internal._validators  # noqa: F401
 
     _isolate_database_service()
@@ -162,6 +163,7 @@ def _isolate_database_service() -> None:
     FiftyOne finds a running database service by its command line (``--51-service db``) and
     attaches to the first one of the user's, whatever folder that one serves. Without this, the
     app or a test run would silently share the datasets of any other FiftyOne process running.
+    FiftyOne has no setting for the name: the class attribute is the only way (kept here, in the seam).
     """
     if os.environ.get("FIFTYONE_DATABASE_URI"):
         return
