@@ -208,11 +208,6 @@ def _service_output_to_log(start):
     return start_with_log
 
 
-def database_location() -> str:
-    fo = fiftyone()
-    return fo.config.database_uri or fo.config.database_dir
-
-
 def connect() -> ModuleType:
     """Make sure the database answers; raise :class:`DatabaseError` with what to do if not."""
     uri = os.environ.get("FIFTYONE_DATABASE_URI")
