@@ -157,7 +157,7 @@ def test_zoom_pan_fit_and_instance_stepping(window, qtbot):
     assert canvas.framed[0] is not first or len(canvas.visible_instances("ground_truth")) == 1
 
 
-def test_hover_shows_instance_details(window, qtbot):
+def test_hover_shows_instance_details_in_the_status_bar(window, qtbot):
     canvas = window.canvas
     inst = max(canvas.data.fields["ground_truth"], key=lambda i: i.area)
     ys, xs = np.nonzero(inst.mask)
@@ -166,8 +166,9 @@ def test_hover_shows_instance_details(window, qtbot):
     qtbot.mouseMove(canvas.viewport(), pos)
     qtbot.waitUntil(lambda: canvas.hovered_instance is not None)
     assert canvas.hovered_instance.id == inst.id or canvas.hovered_instance.contains(inst.x0 + xs[k], inst.y0 + ys[k])
-    text = window.info_panel.instance_label.text()
+    text = window.statusBar().currentMessage()  # hover goes to the status bar; the Selection panel is the selection's
     assert canvas.hovered_instance.label in text and "area" in text
+    assert canvas.hovered_instance.label not in window.info_panel.selection_text()
 
 
 def test_filters_search_tags_and_histogram(window, qtbot):

@@ -20,7 +20,9 @@ def evaluated(demo_coco):
 
 @pytest.fixture
 def dock(qtbot, evaluated):
-    w = EvaluationDock()
+    from maskreview.core.review import ReviewState, Thresholds
+
+    w = EvaluationDock(state=ReviewState(thresholds=Thresholds(confidence=0.0)))  # counts at 0, as COCO's
     qtbot.addWidget(w)
     w.resize(900, 700)
     w.show()

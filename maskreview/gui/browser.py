@@ -15,7 +15,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRect, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPoint, QRect, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLineEdit, QListView, QStyle, QStyledItemDelegate,
                                QToolButton, QVBoxLayout, QWidget)
@@ -106,6 +106,7 @@ class SampleListModel(QAbstractListModel):
         self._signals = _Signals()
         self._signals.ready.connect(self._on_ready)
         self._placeholder = None  # the delegate draws an empty frame while a thumbnail is made
+        self.badges: dict[str, str] = {}  # sample id -> a short text the delegate draws on its thumbnail
 
     # ---------------------------------------------------------------- rows
     def set_samples(self, ids: list[str], paths: list[str]) -> None:
@@ -259,6 +260,14 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.drawPixmap(target, pixmap)
         else:
             painter.fillRect(box.adjusted(8, 8, -8, -8), option.palette.color(QPalette.ColorRole.Mid).lighter(115))
+        model = index.model()
+        badge = model.badges.get(model.sample_id(index.row())) if getattr(model, "badges", None) else None
+        if badge:  # e.g. the review queue's progress in this sample, top right of the thumbnail
+            chip = option.fontMetrics.boundingRect(badge).adjusted(-4, -1, 4, 1)
+            chip.moveTopRight(box.topRight() + QPoint(-2, 2))
+            painter.fillRect(chip, QColor(0, 0, 0, 170))
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, badge)
         role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         painter.setPen(option.palette.color(role))
         text_rect = QRect(cell.x() + 2, box.bottom() + 3, cell.width() - 4, option.fontMetrics.height())
@@ -268,13 +277,20 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
 
 class SampleBrowser(QWidget):
-    """Filter bar (text, tag, class chips) above the thumbnail grid."""
+    """Filter bar (text, tag, class chips) above the thumbnail grid.
+
+    The filters, the order and the current sample are the review state's (``state.filters``,
+    ``state.current_sample``); the grid shows ``state.visible_sample_ids()`` and follows them.
+    """
 
     current_changed = Signal(object)  # sample id or None
     filters_changed = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, state=None):
         super().__init__(parent)
+        from maskreview.core.review import ReviewState
+
+        self.state = state if state is not None else ReviewState()
         self.model = SampleListModel(self)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search filenames…")
@@ -312,12 +328,14 @@ class SampleBrowser(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(bar)
         layout.addWidget(self.view)
-        self.id_filters: dict[str, set | None] = {}  # name -> allowed ids (tag, class, evaluation...)
-        self.filter_names: dict[str, str] = {}
-        self.order: list[str] | None = None  # sample ids in the order to show them (None: the dataset's)
         self._bar = bar
-        self.search.textChanged.connect(self.apply_filters)
+        self.search.textChanged.connect(lambda text: setattr(self.state.filters, "search", text))
+        self.tag_filter.currentIndexChanged.connect(
+            lambda _i: setattr(self.state.filters, "tag", self.tag_filter.currentData()))
         self.clear_button.clicked.connect(self.clear_filters)
+        self.state.filters.events.all.connect(self._filters_changed)
+        self.state.events.current_sample.connect(self._current_sample_changed)
+        self.state.events.sample_ids.connect(lambda new, old: self.apply_filters())
         self.view.selectionModel().currentChanged.connect(self._current)
         self.model.modelReset.connect(lambda: self.view.selectionModel().currentChanged.connect(self._current, Qt.ConnectionType.UniqueConnection))
 
@@ -325,12 +343,29 @@ class SampleBrowser(QWidget):
         super().showEvent(event)
         self.model.thumb_size = int(THUMB * self.devicePixelRatioF())
 
+    # the state's filters, as the browser's callers (saved views, the App link) read them
+    @property
+    def id_filters(self) -> dict:
+        return self.state.filters.sample_ids
+
+    @property
+    def filter_names(self) -> dict:
+        f = self.state.filters
+        return {**f.descriptions, **({"order": f.order_name} if f.order is not None else {})}
+
+    @property
+    def order(self) -> list[str] | None:
+        order = self.state.filters.order
+        return list(order) if order is not None else None
+
     def set_samples(self, ids: list[str], paths: list[str]) -> None:
-        self.id_filters.clear()
-        self.filter_names.clear()
-        self.order = None
+        """The dataset's samples (the state's ``sample_ids`` says which of them to show)."""
         self.model.set_samples(ids, paths)
-        self._sync_clear_button()
+        if tuple(ids) == self.state.sample_ids:
+            self.apply_filters()
+        else:  # a browser of its own (no window): its samples are the state's
+            self.state.sample_names = tuple(self.model.names)
+            self.state.sample_ids = tuple(ids)
 
     def set_tags(self, tags: list[str]) -> None:
         current = self.tag_filter.currentData()
@@ -349,43 +384,37 @@ class SampleBrowser(QWidget):
 
     def set_order(self, ids, description: str = "") -> None:
         """Show the samples in the order of ``ids`` (the rest after them); None: the dataset's order."""
-        self.order = list(ids) if ids is not None else None
-        if ids is None:
-            self.filter_names.pop("order", None)
-        else:
-            self.filter_names["order"] = description or "sorted"
-        self.apply_filters()
+        self.state.filters.sort(ids, description or "sorted")
 
     def set_id_filter(self, name: str, ids, description: str = "") -> None:
         """Restrict the grid to ``ids`` under ``name`` (None removes that filter)."""
-        if ids is None:
-            self.id_filters.pop(name, None)
-            self.filter_names.pop(name, None)
-        else:
-            self.id_filters[name] = set(ids)
-            self.filter_names[name] = description or name
-        self.apply_filters()
+        self.state.filters.restrict(name, ids, description)
 
     def clear_filters(self) -> None:
-        self.id_filters.clear()
-        self.filter_names.clear()
-        self.order = None
-        self.search.blockSignals(True)
-        self.search.clear()
-        self.search.blockSignals(False)
-        self.tag_filter.setCurrentIndex(0)  # may call back into set_id_filter
-        self.apply_filters()
+        """Every filter off (the state's ``show_all``); the current sample stays current and in view."""
+        self.state.show_all()
+
+    def _filters_changed(self, info=None) -> None:
+        f = self.state.filters
+        if self.search.text() != f.search:
+            self.search.blockSignals(True)
+            self.search.setText(f.search)
+            self.search.blockSignals(False)
+        if self.tag_filter.currentData() != f.tag:
+            self.tag_filter.blockSignals(True)
+            self.tag_filter.setCurrentIndex(max(self.tag_filter.findData(f.tag), 0))
+            self.tag_filter.blockSignals(False)
+        if info is None or info.signal.name in ("search", "sample_ids", "order"):
+            self.apply_filters()
+        else:
+            self._sync_clear_button()
 
     def apply_filters(self) -> None:
-        current = self.current_id()
-        text = self.search.text().strip().lower()
-        names, ids = self.model.names, self.model.ids
-        filters = [f for f in self.id_filters.values() if f is not None]
-        rows = [i for i in range(len(ids))
-                if (not text or text in names[i].lower()) and all(ids[i] in f for f in filters)]
-        if self.order is not None:
-            rank = {sid: k for k, sid in enumerate(self.order)}
-            rows.sort(key=lambda i: rank.get(ids[i], len(rank)))
+        """Show the state's view of the samples; the current sample stays current (and in view)
+        while it is in the view, else the first one becomes current."""
+        current = self.state.current_sample or self.current_id()
+        index = self.model._id_index  # noqa: SLF001 - the model's own id -> index map
+        rows = [index[sid] for sid in self.state.visible_sample_ids() if sid in index]
         self.model.set_rows(rows)
         self._sync_clear_button()
         self.filters_changed.emit()
@@ -397,9 +426,14 @@ class SampleBrowser(QWidget):
             self.current_changed.emit(None)
 
     def _sync_clear_button(self) -> None:
-        active = bool(self.id_filters) or bool(self.search.text()) or self.order is not None
+        f = self.state.filters
+        active = f.active
         self.clear_button.setVisible(active)
-        self.clear_button.setToolTip("Active: " + ", ".join(self.filter_names.values()) if active else "")
+        self.clear_button.setToolTip("Active: " + ", ".join(f.describe()) if active else "")
+
+    def _current_sample_changed(self, sample_id, _old=None) -> None:
+        if sample_id is not None and sample_id != self.current_id():
+            self.select_id(sample_id)
 
     def visible_ids(self) -> list[str]:
         return [self.model.ids[i] for i in self.model.rows]
@@ -414,7 +448,9 @@ class SampleBrowser(QWidget):
 
     def select_row(self, row: int) -> None:
         if 0 <= row < self.model.rowCount():
-            self.view.setCurrentIndex(self.model.index(row))
+            index = self.model.index(row)
+            self.view.setCurrentIndex(index)
+            self.view.scrollTo(index)
 
     def select_id(self, sid: str) -> None:
         r = self.model.row_of.get(sid)

@@ -1,154 +1,24 @@
-"""Wires the self-contained GUI pieces (evaluation, model panel, editing, tagging, export) into the
-main window through its public API only; ``MainWindow.__init__`` calls each ``install_*`` once.
+"""Editing, tagging, export and model runs wired into the main window (``gui.features.install_all``
+calls each ``install_*`` once). Evaluation, the model panel, the browser's filters and the
+selection are features of their own in ``gui/features/``.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMessageBox, QScrollArea
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QLabel, QMessageBox
 
+from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, ORIGINAL_SUFFIX, PRED_FIELD
 from maskreview.gui import actions as acts
 from maskreview.gui.actions import ActionSpec
+from maskreview.gui.features.menus import add_action, menu as _menu, taken_shortcuts as _taken_shortcuts  # noqa: F401
 
-GT, PRED = "ground_truth", "predictions"
-
-
-def _taken_shortcuts(window) -> set[str]:
-    return {s.toString() for action in window.actions() for s in action.shortcuts()}
+GT, PRED = GT_FIELD, PRED_FIELD
 
 
-def add_action(window, spec: ActionSpec, handler, menu) -> QAction:
-    """A QAction for ``spec`` (listed in the shortcut sheet), connected to ``handler``, in ``menu``."""
-    acts.EXTRA[spec.name] = spec
-    action = QAction(acts.icon(spec.icon), spec.text, window)
-    action.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
-    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-    tip = (spec.tip or spec.text.replace("&", "")) + (f" ({', '.join(spec.shortcuts)})" if spec.shortcuts else "")
-    action.setToolTip(tip)
-    action.setStatusTip(tip)
-    action.setCheckable(spec.checkable)
-    action.triggered.connect(lambda checked=False: handler())
-    window.addAction(action)
-    menu.addAction(action)
-    window.actions_[spec.name] = action
-    return action
-
-
-def _menu(window, title: str):
-    if title not in window.menus:
-        window.menus[title] = window.menuBar().insertMenu(window.menus["Help"].menuAction(),
-                                                          _new_menu(window, title)).menu()
-    return window.menus[title]
-
-
-def _new_menu(window, title):
-    from PySide6.QtWidgets import QMenu
-
-    return QMenu(title, window)
-
-
-# ---------------------------------------------------------------------------- evaluation
-def install_evaluation(window):
-    """The Evaluation dock (below the canvas, shown by Evaluate): filters, eval key, live TP/FP/FN
-    recolouring of the canvas."""
-    from maskreview.gui.panels.evaluation import EvaluationDock
-
-    dock = EvaluationDock(window)
-    window.evaluation = dock
-    scroll = QScrollArea()  # the panels' minimum width would otherwise widen the whole right column
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(dock)
-    # below the canvas, between the side columns: the tables and plots want width
-    window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-    window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-    window.add_dock(scroll, "Evaluation", "bottom").hide()
-    window.resizeDocks([window.docks["Overlays"]], [380], Qt.Orientation.Horizontal)
-    dock.filter_requested.connect(lambda s, l, d: window.apply_filter(s, l, d))
-    dock.results_changed.connect(lambda results: window.set_eval_key(results.eval_key))
-    dock.sort_requested.connect(lambda ids: window.browser.set_order(ids, "evaluation order"))
-    dock.evaluation_failed.connect(window.notify)
-    dock.evaluate_requested.connect(lambda: evaluate(window))
-    dock.sample_outcomes_changed.connect(lambda sid, outcomes: _recolour(window, sid, outcomes))
-    window.sample_changed.connect(lambda sid: _eval_current(window, sid))
-    add_action(window, ActionSpec("evaluate", "&Evaluate predictions…", ("Ctrl+Shift+E",), "Evaluate",
-                                  tip="COCO evaluation of predictions against ground truth (whole dataset)"),
-               lambda: evaluate(window), _menu(window, "&Evaluate"))
-    return dock
-
-
-def evaluate(window, iou_type: str = "segm", eval_key: str = "eval"):
-    """Evaluate the whole dataset's predictions; returns the job (None when there is nothing to do)."""
-    if window.dataset is None:
-        window.notify("Open a dataset first.")
-        return None
-    pred = window.model_runs.current_field() if getattr(window, "model_runs", None) else PRED  # the chosen model's
-    if pred not in window.label_fields or GT not in window.label_fields:
-        window.notify(f"Evaluation needs both 'ground_truth' and '{pred}' (Model ▸ Run model on the dataset).")
-        return None
-    dock = window.docks["Evaluation"]
-    dock.show()
-    dock.raise_()
-    if not dock.isFloating() and dock.height() < window.height() // 3:  # room for the tables and plots
-        window.resizeDocks([dock], [int(window.height() * 0.4)], Qt.Orientation.Vertical)
-    return window.evaluation.start_evaluation(window.dataset.view(), GT, pred, iou_type, eval_key)
-
-
-def _eval_current(window, sample_id) -> None:
-    dock = window.evaluation
-    if sample_id is None or window.dataset is None or dock.results is None:
-        return
-    dock.set_current_sample(window.dataset[sample_id])
-
-
-def _recolour(window, sample_id: str, outcomes: dict) -> None:
-    data = window.canvas.data
-    if data is None or data.sample_id != sample_id:
-        return
-    for insts in data.fields.values():
-        for inst in insts:
-            if inst.id in outcomes:
-                inst.eval = outcomes[inst.id]
-    window.canvas.invalidate()
-
-
-# ---------------------------------------------------------------------------- model panel
-def install_model_panel(window):
-    """The Model dock (hidden at first): shows the model's internals for the sample under review."""
-    from maskreview.gui.panels.model_panel import ModelPanel
-
-    panel = ModelPanel()
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(panel)
-    dock = window.add_dock(scroll, "Model", "right")
-    window.model_panel = panel
-    window.tabifyDockWidget(window.docks["Sample"], dock)
-    dock.hide()
-    window.docks["Sample"].raise_()
-    dock.visibilityChanged.connect(lambda visible: _model_visible(window, visible))
-    window.sample_changed.connect(lambda sid: _model_image(window))
-    return panel
-
-
-def _model_visible(window, visible: bool) -> None:
-    if visible:
-        _model_image(window)
-
-
-def _model_image(window) -> None:
-    dock, data = window.docks.get("Model"), window.canvas.data
-    if dock is None or not dock.isVisible() or data is None or data.image is None:
-        return
-    panel = window.model_panel
-    runs = getattr(window, "model_runs", None)  # the model is loaded in the worker process, not here
-    panel.set_model(window.model_name, runs.weights if runs is not None else None, window.engine_settings,
-                    runs.trust_checkpoint if runs is not None else False)
-    gt = None
-    if data.sample_id is not None and window.dataset is not None and GT in window.label_fields:
-        gt = window.dataset[data.sample_id][GT]
-    if getattr(panel, "_sample_id", None) != data.sample_id or data.sample_id is None:
-        panel.set_image(data.sample_id, data.image, gt, path=data.filepath)
+def evaluate(window, iou_type: str = "segm", eval_key: str = DEFAULT_EVAL_KEY):
+    """Evaluate the whole dataset's predictions (``features.evaluation``); returns the job or None."""
+    return window.features.evaluation.evaluate(iou_type, eval_key)
 
 
 # ---------------------------------------------------------------------------- editing
@@ -180,7 +50,7 @@ def install_editing(window):
                     "Delete the selected label"), lambda: delete_selected(window)),
         (ActionSpec("relabel", "&Relabel…", ("Ctrl+L",), "Edit", tip="Change the selected label's class"),
          lambda: relabel_selected(window)),
-        (ActionSpec("promote", "&Promote to ground truth", ("Ctrl+Shift+P",), "Edit",
+        (ActionSpec("promote", "&Promote to ground truth", ("Ctrl+Shift+G",), "Edit",
                     tip="Copy the selected prediction into the ground truth"), lambda: promote_selected(window)),
     ]
     for spec, handler in specs:
@@ -260,7 +130,7 @@ def _apply(window, op, text: str = ""):
     patches = [p for c in (change if isinstance(change, list) else [change]) if c for p in c.patches]
     created = [(lp.field, lp.label_id) for p in patches
                if p.sample_id == window.current_sample_id for lp in p.labels
-               if lp.before is None and lp.after is not None and not lp.field.endswith("_original")]
+               if lp.before is None and lp.after is not None and not lp.field.endswith(ORIGINAL_SUFFIX)]
     if created:
         window.canvas.select_label(*created[-1])
     return change
@@ -341,7 +211,8 @@ def set_tool(window, name: str | None) -> None:
 
 # ---------------------------------------------------------------------------- tagging and export
 def install_tag_keys(window, menu) -> None:
-    """One action per key of the user's tag key map; a key already bound elsewhere gets Alt+."""
+    """One action per tag of the user's tag key map, on its bare key (one scheme: the digits 1-4 for the
+    problem tags, R for reviewed); a key another action has is refused, not moved to another modifier."""
     from maskreview.core.errors import MaskreviewError
     from maskreview.core.tagging import load_tag_keys
 
@@ -353,24 +224,31 @@ def install_tag_keys(window, menu) -> None:
     taken = _taken_shortcuts(window)
     window.tag_keys = keys
     for key, tag in keys.items():
-        shortcut = key if QKeySequence(key).toString() not in taken else f"Alt+{key}"
-        add_action(window, ActionSpec(f"tag_{tag}", f"Tag '{tag}'", (shortcut,), "Edit",
+        clash = QKeySequence(key).toString() in taken
+        if clash:
+            window.statusBar().showMessage(f"tag key {key!r} for '{tag}' is taken by another action: "
+                                           "choose another in File ▸ Settings ▸ Keys", 10000)
+        add_action(window, ActionSpec(f"tag_{tag}", f"Tag '{tag}'", () if clash else (key,), "Tags",
                                       tip=f"Toggle tag '{tag}' on the selected label, else the sample"),
-                   lambda k=key: tag_key(window, k), menu)
+                   lambda t=tag: tag_named(window, t), menu)
+
+
+def tag_named(window, tag: str | None):
+    """Toggle ``tag`` on the selected label, else on the current sample."""
+    from maskreview.core.editing.ops import LabelRef
+    from maskreview.core.tagging import tag_op
+
+    sid = window.current_sample_id
+    if sid is None or not tag:
+        return None
+    inst = window.canvas.selected_instance
+    labels = [LabelRef(sid, inst.field, inst.id)] if inst is not None else None
+    return _apply(window, tag_op(tag, [sid], labels))
 
 
 def tag_key(window, key: str):
     """Toggle the key's tag on the selected label, else on the current sample."""
-    from maskreview.core.editing.ops import LabelRef
-    from maskreview.core.tagging import op_for_key
-
-    sid = window.current_sample_id
-    if sid is None:
-        return None
-    inst = window.canvas.selected_instance
-    labels = [LabelRef(sid, inst.field, inst.id)] if inst is not None else None
-    op = op_for_key(key, [sid], labels, window.tag_keys)
-    return _apply(window, op) if op is not None else None
+    return tag_named(window, window.tag_keys.get(key))
 
 
 def update_review_progress(window) -> None:
@@ -413,14 +291,6 @@ def install_model_runs(window):
                                   tip="Two prediction fields against the ground truth, instance by instance"),
                lambda: open_compare(window, runs), _menu(window, "&Evaluate"))
     return runs
-
-
-def install_all(window) -> None:
-    install_evaluation(window)
-    install_app_link(window)
-    install_model_panel(window)
-    install_editing(window)
-    install_model_runs(window)
 
 
 def install_app_link(window) -> None:

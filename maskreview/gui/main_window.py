@@ -2,8 +2,9 @@
 
 Extension points for other parts of the GUI:
 
-- ``add_dock(widget, title, area)`` adds a dock (listed in the View menu), e.g. the evaluation
-  dock, whose ``filter_requested(sample_ids, label_ids)`` connects to ``apply_filter``;
+- ``state`` is the review state (``core.review.ReviewState``): what is shown, filtered, selected
+  and at which thresholds; every panel observes it, features in ``gui/features/`` get it;
+- ``add_dock(widget, title, area)`` adds a dock (listed in the View menu);
 - ``canvas.set_tool(tool)`` installs an edit tool (``gui.canvas.CanvasTool``);
 - ``undo_stack`` takes QUndoCommands; ``refresh_sample(id)`` redraws a sample after an edit;
 - ``set_dataset``, ``current_sample_id``, ``set_eval_key``.
@@ -17,7 +18,9 @@ from PySide6.QtCore import QTimer, Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QToolBar)
 
-from maskreview.gui import integration, workers
+from maskreview.core.fields import GT_FIELD, PRED_FIELD
+from maskreview.core.review import ReviewState
+from maskreview.gui import features, workers
 from maskreview.gui.actions import ShortcutSheet, build_actions, icon, ACTIONS
 from maskreview.gui.browser import SampleBrowser
 from maskreview.gui.canvas import ImageCanvas, build_sample_data, load_sample
@@ -30,7 +33,7 @@ from maskreview.gui.panels.info import SampleInfoPanel
 from maskreview.gui.panels.tags import TagsPanel
 from maskreview.gui.settings import Settings
 
-GT, PRED = "ground_truth", "predictions"
+GT, PRED = GT_FIELD, PRED_FIELD
 _DOCK_AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
                "bottom": Qt.DockWidgetArea.BottomDockWidgetArea}
 
@@ -61,9 +64,10 @@ class MainWindow(QMainWindow):
         self.scratch = None
         self._message = None
 
-        self.canvas = ImageCanvas()
+        self.state = ReviewState()
+        self.canvas = ImageCanvas(state=self.state)
         self.setCentralWidget(self.canvas)
-        self.browser = SampleBrowser()
+        self.browser = SampleBrowser(state=self.state)
         self.fields_panel = FieldsPanel()
         self.info_panel = SampleInfoPanel()
         self.tags_panel = TagsPanel()
@@ -82,13 +86,14 @@ class MainWindow(QMainWindow):
         self.add_dock(self.histogram, "Class distribution", "left")
         self.tabifyDockWidget(self.docks["Tags"], self.docks["Loupe"])
         self.docks["Sample"].raise_()
-        integration.install_all(self)  # evaluation, model panel, editing, tagging, export
+        self.features = features.install_all(self, self.state)  # evaluation, model panel, editing, tagging...
+        self.evaluation = self.features.evaluation.dock
+        self._histogram_timer = self.features.browsing.timer
 
         self.canvas.set_style(**self.settings.load_style(self.canvas.style))
         self.fields_panel.sync(self.canvas.style)
         self._connect()
         self.settings.restore_window(self)
-        self._histogram_timer = QTimer(self, singleShot=True, interval=1500, timeout=self.refresh_statistics)
         self.statusBar().showMessage("Opening dataset…  (drop an image, a folder or a COCO JSON here at any time)")
         self._sync_toggles()
 
@@ -131,11 +136,9 @@ class MainWindow(QMainWindow):
         self.browser.current_changed.connect(self.show_sample)
         self.fields_panel.changed.connect(self._style_changed)
         self.canvas.overlays_changed.connect(self._overlays_changed)
-        self.canvas.hovered.connect(self._hovered)
-        self.canvas.instance_framed.connect(self._hovered)
-        self.histogram.bar_clicked.connect(self._histogram_filter)
-        self.browser.tag_filter.currentIndexChanged.connect(self._tag_filter)
-        self.browser.filters_changed.connect(self._browser_filters_changed)
+        self.canvas.instance_framed.connect(self.canvas.select_instance)  # N / P frame a label: keys act on it
+        for group in (self.state.thresholds, self.state.display):  # changed elsewhere (the evaluation dock)
+            group.events.all.connect(lambda *_: self._sync_toggles())
         self.tags_panel.add_requested.connect(lambda tag: self._edit_tags(add=tag))
         self.tags_panel.remove_requested.connect(lambda tag: self._edit_tags(remove=tag))
 
@@ -165,7 +168,8 @@ class MainWindow(QMainWindow):
         self.fields_panel.set_fields(self.label_fields, self.canvas.style.hidden_fields)
         self._fill_classes()
         self.browser.model.overlay_source = self._thumbnail_overlays
-        self.browser.set_samples(ids, paths)
+        self.browser.model.set_samples(ids, paths)
+        self.state.set_dataset(dataset, ids, self.browser.model.names, self.label_fields, self.classes)
         self.setWindowTitle(f"maskreview — {dataset.name}")
         self.statusBar().showMessage(f"{dataset.name}: {len(ids)} samples", 5000)
         self.settings.add_recent(dataset.name)
@@ -193,12 +197,12 @@ class MainWindow(QMainWindow):
 
     def apply_filter(self, sample_ids=None, label_ids=None, description: str = "filter") -> None:
         """Show only these samples in the browser and these labels on the canvas (None: all)."""
-        self.browser.set_id_filter("external", sample_ids, description)
-        self.canvas.set_style(only_labels=frozenset(label_ids) if label_ids is not None else None)
+        self.state.drill_down(sample_ids, label_ids, description)
 
     # ------------------------------------------------------------------ showing samples
     def show_sample(self, sample_id: str | None, keep_view: bool = False) -> None:
         if sample_id is None or self.dataset is None:
+            self.state.set_current_sample(None)
             self.canvas.set_sample(None)
             self.info_panel.show_sample(None)
             self.tags_panel.show_tags([], enabled=False)
@@ -207,7 +211,8 @@ class MainWindow(QMainWindow):
         from maskreview.core.errors import MaskreviewError
 
         try:
-            data = load_sample(self.dataset, sample_id, self.label_fields, self.eval_key)
+            # no stored TP/FP: they go stale with every edit; the evaluation feature matches live
+            data = load_sample(self.dataset, sample_id, self.label_fields)
         except MaskreviewError as exc:  # deleted elsewhere (the FiftyOne App, another reviewer)
             self.notify(f"{exc}; it was probably deleted elsewhere: reopen the dataset (File ▸ Open recent)")
             self.show_sample(None)
@@ -215,6 +220,7 @@ class MainWindow(QMainWindow):
         self._show(data, keep_view)
 
     def _show(self, data, keep_view: bool = False) -> None:
+        self.state.set_current_sample(data.sample_id)
         self.canvas.set_sample(data, keep_view=keep_view)
         self.info_panel.show_sample(data, self.canvas.visible_counts())
         self.tags_panel.show_tags(data.tags, enabled=not data.scratch)
@@ -234,16 +240,6 @@ class MainWindow(QMainWindow):
         if self.canvas.data is not None:
             self.info_panel.show_sample(self.canvas.data, counts)
         self.settings.save_style(self.canvas.style)
-
-    def _hovered(self, inst) -> None:
-        if inst is None:
-            self.info_panel.show_instance(None)
-            return
-        match, iou = self.canvas.match_of(inst)
-        self.info_panel.show_instance(inst, match, iou)
-        score = f" {inst.score:.2f}" if inst.score is not None else ""
-        self.statusBar().showMessage(f"{inst.field}: {inst.label}{score}, area {inst.area} px"
-                                     + (f", IoU {iou:.2f}" if iou is not None else ""), 4000)
 
     def _fill_classes(self) -> None:
         self.fields_panel.set_classes(self.classes, [class_color(c, self.classes) for c in self.classes],
@@ -274,22 +270,12 @@ class MainWindow(QMainWindow):
             out[sid] = (raw.height, raw.width, insts, [canvas.color_of(i) for i in insts])
         return out
 
-    # ------------------------------------------------------------------ statistics, filters, tags
+    # ------------------------------------------------------------------ statistics, tags
     def refresh_statistics(self) -> None:
-        """Class counts per field (histogram) and the tag list, computed off the GUI thread."""
-        dataset, fields = self.dataset, list(self.label_fields)
-        if dataset is None:
-            return
-        threshold = self.canvas.style.conf_threshold  # count what the canvas shows
+        """Class counts of what is shown (histogram) and the tag list (``features.browsing``)."""
+        self.features.browsing.refresh_statistics()
 
-        def fn(progress):
-            return {f: queries.class_counts(dataset, f, threshold) for f in fields}, queries.all_tags(dataset)
-
-        self._start_job(workers.Job(fn, "statistics"), self._statistics_ready, track=False)
-
-    def _statistics_ready(self, result) -> None:
-        counts, tags = result
-        counts = {f: {k: v for k, v in c.items() if k is not None} for f, c in counts.items()}
+    def statistics_ready(self, counts: dict, tags: list[str]) -> None:
         self.histogram.set_counts(counts, self.classes)
         new = [c for c in self.histogram.classes if c not in self.classes]
         if new:
@@ -297,26 +283,6 @@ class MainWindow(QMainWindow):
             self.canvas.set_classes(self.classes)
             self._fill_classes()
         self.browser.set_tags(tags)
-
-    def _histogram_filter(self, field, cls) -> None:
-        if field is None:
-            self.browser.set_id_filter("class", None)
-            return
-        threshold = self.canvas.style.conf_threshold
-        ids = queries.ids_with_label(self.dataset, field, cls, threshold)
-        self.browser.set_id_filter("class", ids, f"{cls} in {field}" + (f" (≥ {threshold:.2f})" if threshold else ""))
-
-    def _tag_filter(self, _index=None) -> None:
-        tag = self.browser.tag_filter.currentData()
-        ids = queries.ids_with_tag(self.dataset, tag) if tag and self.dataset is not None else None
-        self.browser.set_id_filter("tag", ids, f"tag {tag}")
-
-    def _browser_filters_changed(self) -> None:
-        if "class" not in self.browser.id_filters and self.histogram.selected is not None:
-            self.histogram.selected = None
-            self.histogram.update()
-        n, total = self.browser.model.rowCount(), len(self.browser.model.ids)
-        self.statusBar().showMessage(f"showing {n} of {total} samples", 4000)
 
     def _edit_tags(self, add: str | None = None, remove: str | None = None) -> None:
         sid = self.current_sample_id
@@ -496,9 +462,7 @@ class MainWindow(QMainWindow):
         self.browser.search.selectAll()
 
     def do_clear_filters(self) -> None:
-        self.histogram.selected = None
-        self.browser.clear_filters()
-        self.canvas.set_style(only_labels=None)
+        self.state.show_all()
 
     def do_zoom_in(self) -> None:
         self.canvas.zoom_by(1.5)

@@ -80,6 +80,7 @@ class ModelRunCommand(QUndoCommand):
 class ModelRuns(QObject):
     run_done = Signal(object)  # RunOutcome
     load_failed = Signal(object)  # LoadFailure
+    worker_crashed = Signal(object)  # a core.model.worker_client.WorkerCrashed (the worker is restarted already)
 
     def __init__(self, window):
         super().__init__(window)
@@ -96,11 +97,24 @@ class ModelRuns(QObject):
         self._last_good = None  # (model, weights, field) of the last run that worked
         window.dataset_changed.connect(self._dataset_opened)
         window.installEventFilter(self)  # the window closing stops a fine-tune process
+        self.worker_crashed.connect(self._worker_crashed)
+        window.model_worker.on_crash.append(self.worker_crashed.emit)  # called on the worker's reader thread
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
-        if obj is self.window and event.type() == QEvent.Type.Close and self.finetune is not None:
-            self.finetune.stop()
+        if obj is self.window and event.type() == QEvent.Type.Close:
+            if self.finetune is not None:
+                self.finetune.stop()
+            if self.worker_crashed.emit in self.window.model_worker.on_crash:
+                self.window.model_worker.on_crash.remove(self.worker_crashed.emit)
         return False
+
+    def _worker_crashed(self, error) -> None:
+        """The worker died; a job waiting on it says so itself (its failure names what it was doing)."""
+        w = self.window
+        if w.inference is None:
+            w.notify(workers.crash_message(error))
+        else:
+            w.statusBar().showMessage(workers.crash_message(error, "the model run"), 15000)
 
     # ------------------------------------------------------------------ the chosen model
     def choice(self):

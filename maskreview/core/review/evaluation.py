@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+
+from maskreview.core.evaluation import analysis
+from maskreview.core.evaluation.results import compute
 from maskreview.core.evaluation import analysis
 from maskreview.core.evaluation.results import compute
 

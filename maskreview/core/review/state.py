@@ -24,7 +24,7 @@ from psygnal import evented
 
 from maskreview.core.editing.ops import LabelRef
 
-COLOR_MODES = ("class", "field", "eval")
+COLOR_MODES = ("class", "field", "eval", "errors")  # errors: pairs' missed / added pixels (boundary_errors.py)
 
 
 @evented
@@ -123,7 +123,10 @@ class ReviewState:
 
     # ------------------------------------------------------------------ dataset
     def set_dataset(self, dataset, sample_ids, sample_names, label_fields=(), classes=()) -> None:
-        """A dataset opened: every filter, the selection and the evaluation start afresh."""
+        """A dataset opened: every filter, the selection and the evaluation start afresh (the
+        dataset is set last: its observers see everything else already new)."""
+        self.sample_names = tuple(sample_names)
+        self.sample_ids = tuple(sample_ids)
         self.filters.clear()
         self.selection = self.hover = None
         self.current_sample = None
@@ -132,8 +135,6 @@ class ReviewState:
         self.evaluation_note = ""
         self.label_fields = tuple(label_fields)
         self.classes = tuple(classes)
-        self.sample_names = tuple(sample_names)
-        self.sample_ids = tuple(sample_ids)
         self.dataset = dataset
 
     # ------------------------------------------------------------------ the browser's view

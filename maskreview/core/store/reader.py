@@ -77,10 +77,16 @@ def _confident(min_confidence: float, prefix: str = "") -> dict:
     return {"$or": [{f"{prefix}confidence": {"$gte": min_confidence}}, {f"{prefix}confidence": None}]}
 
 
-def class_counts(dataset, field: str, min_confidence: float = 0.0) -> dict[str, int]:
-    """Instances per class in a ``Detections`` field (those shown at this confidence threshold)."""
-    pipeline = [{"$unwind": f"${field}.detections"}]
-    if min_confidence > 0:
+def class_counts(dataset, field: str, min_confidence: float = 0.0, sample_ids=None, label_ids=None) -> dict[str, int]:
+    """Instances per class in a ``Detections`` field (those shown at this confidence threshold),
+    in the samples ``sample_ids`` only and of the labels ``label_ids`` only (None: all)."""
+    from bson import ObjectId
+
+    pipeline = [{"$match": {"_id": {"$in": [ObjectId(i) for i in sample_ids]}}}] if sample_ids is not None else []
+    pipeline.append({"$unwind": f"${field}.detections"})
+    if label_ids is not None:  # a drill-down's labels are shown whatever their score
+        pipeline.append({"$match": {f"{field}.detections._id": {"$in": [ObjectId(i) for i in label_ids]}}})
+    elif min_confidence > 0:
         pipeline.append({"$match": _confident(min_confidence, f"{field}.detections.")})
     pipeline.append({"$group": {"_id": f"${field}.detections.label", "n": {"$sum": 1}}})
     return {d["_id"]: d["n"] for d in collection(dataset).aggregate(pipeline) if d["_id"] is not None}

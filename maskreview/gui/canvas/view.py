@@ -16,8 +16,10 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
+from maskreview.core.review import LabelRef, ReviewState
 from maskreview.gui.canvas import overlay as ov
 from maskreview.gui.canvas.label_chips import LabelChips
+from maskreview.gui.canvas.legend import CanvasLegend
 from maskreview.gui.canvas.sample import SampleData, placeholder_image
 
 VECTOR_ZOOM = 4.0  # device pixels per image pixel from which contours are drawn as vectors
@@ -38,6 +40,11 @@ class OverlayStyle:
     hidden_fields: frozenset = frozenset()
     hidden_classes: frozenset = frozenset()
     only_labels: frozenset | None = None  # label ids an outside filter restricts the view to
+
+    # the fields that are the review state's (one copy, ``ReviewState``); the rest is the canvas's look
+    STATE_FIELDS = {"conf_threshold": ("thresholds", "confidence"), "hidden_fields": ("display", "hidden_fields"),
+                    "hidden_classes": ("display", "hidden_classes"), "color_mode": ("display", "color_mode"),
+                    "only_labels": ("filters", "label_ids")}
 
 
 def qimage_from_rgb(rgb: np.ndarray) -> QImage:
@@ -85,8 +92,9 @@ class ImageCanvas(QGraphicsView):
     instance_clicked = Signal(object)
     tool_message = Signal(str)  # e.g. the brush size after [ or ], for the status bar
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, state: ReviewState | None = None):
         super().__init__(parent)
+        self.state = state if state is not None else ReviewState()
         self.setScene(QGraphicsScene(self))
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
@@ -103,26 +111,61 @@ class ImageCanvas(QGraphicsView):
         self.layer_images: dict[str, QImage] = {}
         self.image_qimage: QImage | None = None
         self.data: SampleData | None = None
-        self.style = OverlayStyle()
+        self._look = OverlayStyle()  # opacity, fills, contours, boxes, labels; the rest is read from the state
         self.classes: list[str] = []
         self.field_order: list[str] = []
-        self.hovered_instance: ov.Instance | None = None
-        self.selected_instance: ov.Instance | None = None
         self.framed: tuple = ()
         self._frame_index = -1
         self._tool = None
         self._pointer: QPointF | None = None  # the last cursor position (image coordinates): Tab cycles there
         self._pan_from = None
         self._fit_mode = True
+        self._click_at: tuple | None = None  # where a left click without a tool began (a drag pans instead)
+        self._last_click: tuple[int, int] | None = None
         self._chips = LabelChips()
+        self.legend = CanvasLegend(self)
+        self._observe(self.state)
+
+    def _observe(self, state: ReviewState) -> None:
+        for signal in (state.thresholds.events.confidence, state.display.events.all, state.filters.events.label_ids):
+            signal.connect(self.render_overlays)
+        state.events.selection.connect(self._selection_changed)
+        state.events.hover.connect(lambda new, old: self.viewport().update())
+
+    # ---------------------------------------------------------------- selection and hover (the state's)
+    def _resolve(self, ref: LabelRef | None) -> ov.Instance | None:
+        data = self.data
+        if ref is None or data is None or ref.sample_id != data.sample_id:
+            return None
+        return next((i for i in data.fields.get(ref.field, []) if i.id == ref.label_id), None)
+
+    @property
+    def selected_instance(self) -> ov.Instance | None:
+        """The state's selection, as an instance of the sample on show."""
+        return self._resolve(self.state.selection)
+
+    @property
+    def hovered_instance(self) -> ov.Instance | None:
+        return self._resolve(self.state.hover)
+
+    def _ref(self, inst: ov.Instance | None) -> LabelRef | None:
+        if inst is None or self.data is None:
+            return None
+        return LabelRef(self.data.sample_id, inst.field, inst.id)
+
+    def _selection_changed(self, new, old) -> None:
+        inst = self.selected_instance
+        if self._tool is not None:
+            self._tool.selection_changed(inst)
+        self.viewport().update()
+        self.instance_clicked.emit(inst)
 
     # ---------------------------------------------------------------- data and style
     def set_sample(self, data: SampleData | None, keep_view: bool = False) -> None:
         same_image = data is not None and self.data is not None and data.filepath == self.data.filepath
-        same_sample = data is not None and self.data is not None and data.sample_id == self.data.sample_id
-        was = self.selected_instance
+        was = self.state.selection
         self.data = data
-        self.hovered_instance = self.selected_instance = None
+        self.state.hover = None
         self.framed, self._frame_index = (), -1
         if data is None:
             self._image_item.setPixmap(QPixmap())
@@ -140,12 +183,28 @@ class ImageCanvas(QGraphicsView):
             self.fit()
         self.hovered.emit(None)
         if was is not None:  # the same sample redrawn (after an edit): keep its selected label if it still exists
-            self.select_label(was.field, was.id) if same_sample else self.select_instance(None)
+            self.select_instance(self._resolve(was))
+
+    @property
+    def style(self) -> OverlayStyle:
+        """What the canvas draws: its look, and the state's thresholds, visible fields and classes,
+        colour mode and drill-down labels."""
+        st = self.state
+        return replace(self._look, conf_threshold=st.thresholds.confidence, hidden_fields=st.display.hidden_fields,
+                       hidden_classes=st.display.hidden_classes, color_mode=st.display.color_mode,
+                       only_labels=st.filters.label_ids)
 
     def set_style(self, **changes) -> None:
-        new = replace(self.style, **changes)
-        if new != self.style:
-            self.style = new
+        """Change the look here and the state's part (thresholds, visibility, colours) in the state."""
+        for name in [n for n in changes if n in OverlayStyle.STATE_FIELDS]:
+            group, attr = OverlayStyle.STATE_FIELDS[name]
+            value = changes.pop(name)
+            if isinstance(value, (set, list)):
+                value = frozenset(value)
+            setattr(getattr(self.state, group), attr, value)  # the state's observers redraw
+        new = replace(self._look, **changes)
+        if new != self._look:
+            self._look = new
             self.render_overlays()
 
     def set_classes(self, classes: list[str]) -> None:
@@ -154,12 +213,7 @@ class ImageCanvas(QGraphicsView):
         self.render_overlays()
 
     def instance_visible(self, inst: ov.Instance) -> bool:
-        s = self.style
-        if inst.field in s.hidden_fields or inst.label in s.hidden_classes:
-            return False
-        if s.only_labels is not None:  # labels a filter names are shown whatever their score
-            return inst.id in s.only_labels
-        return inst.score is None or inst.score >= s.conf_threshold
+        return self.state.label_visible(inst.field, inst.label, inst.score, inst.id)
 
     def visible_instances(self, field_name: str | None = None) -> list[ov.Instance]:
         if self.data is None:
@@ -187,13 +241,15 @@ class ImageCanvas(QGraphicsView):
             return ov.FIELD_COLORS[i % len(ov.FIELD_COLORS)]
         if mode == "eval":
             return ov.EVAL_COLORS.get(inst.eval or "", ov.NO_EVAL_COLOR)
+        if mode == "errors":  # grey outlines; the missed / added pixels are the colours (boundary_errors.py)
+            return ov.NO_EVAL_COLOR
         return ov.class_color(inst.label, self.classes)
 
     # ---------------------------------------------------------------- rendering
     def vector_mode(self) -> bool:
         return self.zoom_level() >= VECTOR_ZOOM
 
-    def render_overlays(self) -> None:
+    def render_overlays(self, *_changed) -> None:
         self.layer_images = {}
         data = self.data
         if data is None:
@@ -251,13 +307,15 @@ class ImageCanvas(QGraphicsView):
         colors = self._colors(vis)
         s = self.style
         if s.contours and self.vector_mode():
-            for inst, rgb in zip(vis, colors):
-                painter.setPen(self._pen(rgb, 2.0))
+            for inst, rgb in zip(vis, colors):  # ground truth solid, predictions dashed (overlay.is_prediction)
+                predicted = ov.is_prediction(inst)
+                painter.setPen(self._pen(rgb, 1.5 if predicted else 2.5,
+                                         Qt.PenStyle.DashLine if predicted else Qt.PenStyle.SolidLine))
                 painter.drawPath(edge_path(inst))
         if s.boxes:  # one drawRects per (colour, dash)
             groups: dict = {}
             for inst, rgb in zip(vis, colors):
-                groups.setdefault((rgb, inst.score is None), []).append(self._box(inst))
+                groups.setdefault((rgb, ov.is_prediction(inst)), []).append(self._box(inst))
             for (rgb, dashed), rects in groups.items():
                 painter.setPen(self._pen(rgb, 1.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
                 painter.drawRects(rects)
@@ -312,8 +370,15 @@ class ImageCanvas(QGraphicsView):
             x, y = round(inst.x0 * sx + dx), round(inst.y0 * sy + dy)
             name = chips.chip(inst.label, rgb, 3, 0 if inst.score is not None else 3)
             painter.drawPixmap(x, y - chips.height, name)
+            x += chips.width(name)
             if inst.score is not None:
-                painter.drawPixmap(x + chips.width(name), y - chips.height, chips.chip(f" {inst.score:.2f}", rgb, 0, 3))
+                score = chips.chip(f" {inst.score:.2f}", rgb, 0, 3)
+                painter.drawPixmap(x, y - chips.height, score)
+                x += chips.width(score)
+            for tag in inst.tags:  # the label's tags, each a chip of its own
+                chip = chips.tag(tag)
+                painter.drawPixmap(x + 2, y - chips.height, chip)
+                x += chips.width(chip) + 2
         painter.restore()
 
     def _pen(self, rgb, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
@@ -401,11 +466,24 @@ class ImageCanvas(QGraphicsView):
         return (match, iou) if match is not None else (None, None)
 
     def select_instance(self, inst: ov.Instance | None) -> None:
-        self.selected_instance = inst
-        if self._tool is not None:
-            self._tool.selection_changed(inst)
-        self.viewport().update()
-        self.instance_clicked.emit(inst)
+        """Select ``inst`` (in the state: what Delete, relabel, tags and promote act on)."""
+        ref = self._ref(inst)
+        if ref == self.state.selection:
+            self._selection_changed(ref, ref)  # said again: a tool or panel may have moved on
+        else:
+            self.state.selection = ref
+
+    def click_select(self, x: float, y: float) -> ov.Instance | None:
+        """A click: the top-most instance there; clicking the same pixel again selects the next one
+        under it (overlapping instances), as Tab does."""
+        at = (int(np.floor(x)), int(np.floor(y)))
+        again, self._last_click = at == self._last_click, at
+        hits = self.instances_at(x, y)
+        if again and self.selected_instance in hits:
+            self._pointer = QPointF(x, y)
+            return self.cycle_selection(1)
+        self.select_instance(hits[0] if hits else None)
+        return self.selected_instance
 
     def select_label(self, field_name: str, label_id: str) -> ov.Instance | None:
         """Select the instance of this label (by id) in the current sample; None if it is gone."""
@@ -441,6 +519,12 @@ class ImageCanvas(QGraphicsView):
         rect = self._box(inst)
         if match is not None:
             rect = rect.united(self._box(match))
+        self.frame_rect(rect)
+        self.instance_framed.emit(inst)
+        return inst
+
+    def frame_rect(self, rect: QRectF) -> None:
+        """Zoom to an image rectangle with a margin around it (at most 24x)."""
         margin = max(rect.width(), rect.height()) * 0.35 + 4
         was_vector = self.vector_mode()
         self.fitInView(rect.adjusted(-margin, -margin, margin, margin), Qt.AspectRatioMode.KeepAspectRatio)
@@ -449,8 +533,6 @@ class ImageCanvas(QGraphicsView):
         self._fit_mode = False
         self._after_zoom(was_vector)
         self.viewport().update()
-        self.instance_framed.emit(inst)
-        return inst
 
     # ---------------------------------------------------------------- tools
     @property
@@ -505,6 +587,8 @@ class ImageCanvas(QGraphicsView):
         if self._tool is not None and self._tool.press(self.mapToScene(event.position().toPoint()), event):
             event.accept()
             return
+        self._click_at = (event.position().x(), event.position().y()) if event.button() == Qt.MouseButton.LeftButton \
+            and self._tool is None else None
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:
@@ -517,8 +601,7 @@ class ImageCanvas(QGraphicsView):
         self.cursor_moved.emit(pos.x(), pos.y())
         inst = self.instance_at(pos.x(), pos.y())
         if inst is not self.hovered_instance:
-            self.hovered_instance = inst
-            self.viewport().update()
+            self.state.hover = self._ref(inst)
             self.hovered.emit(inst)
         if self._tool is not None and self._tool.move(pos, event):
             event.accept()
@@ -532,11 +615,14 @@ class ImageCanvas(QGraphicsView):
         if self._tool is not None and self._tool.release(self.mapToScene(event.position().toPoint()), event):
             event.accept()
             return
+        start, self._click_at = self._click_at, None
+        if start is not None and abs(event.position().x() - start[0]) + abs(event.position().y() - start[1]) < 4:
+            pos = self.mapToScene(event.position().toPoint())  # a click, not a drag: select without the select tool
+            self.click_select(pos.x(), pos.y())
         super().mouseReleaseEvent(event)
 
     def leaveEvent(self, event) -> None:
-        if self.hovered_instance is not None:
-            self.hovered_instance = None
-            self.viewport().update()
+        if self.state.hover is not None:
+            self.state.hover = None
             self.hovered.emit(None)
         super().leaveEvent(event)
