@@ -2,7 +2,7 @@
 
 Laying out text is the slow part of drawing 100 labels a frame, so each chip is rendered once
 per (text, colour) and then drawn as a pixmap. The class name and the score are separate chips
-(``"person"`` and ``" 0.87"``), so the cache stays small (classes x colours + 101 scores per
+(``"person"`` and ``" 0.87"``), and each label tag is a chip of its own (``#fix``), so the cache stays small (classes x colours + 101 scores per
 colour) however many samples a session shows.
 """
 
@@ -15,6 +15,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPixmap
 
 CHIP_ALPHA = 200
+TAG_RGB = (32, 32, 32)
 _LIMIT = 4096
 
 
@@ -44,6 +45,11 @@ class LabelChips:
                 self._cache.popitem(last=False)
         return pixmap
 
+    def tag(self, text: str) -> QPixmap:
+        """A label tag's chip (``#fix``): light text on a dark chip with a light rim, unlike any
+        class colour, so tags read as tags beside the class and score."""
+        return self.chip(f"#{text}", TAG_RGB, 3, 3)
+
     def width(self, pixmap: QPixmap) -> int:
         """Logical width of a chip."""
         return round(pixmap.width() / self.dpr)
@@ -58,5 +64,8 @@ class LabelChips:
         painter.setFont(self.font)
         painter.setPen(QColor(0, 0, 0) if (r * 0.299 + g * 0.587 + b * 0.114) > 140 else QColor(255, 255, 255))
         painter.drawText(QRectF(pad_left, 0, w - pad_left, self.height), Qt.AlignmentFlag.AlignVCenter, text)
+        if rgb == TAG_RGB:
+            painter.setPen(QColor(220, 220, 220))
+            painter.drawRect(QRectF(0.5, 0.5, w - 1, self.height - 1))
         painter.end()
         return pixmap

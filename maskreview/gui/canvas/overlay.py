@@ -22,7 +22,7 @@ from maskreview.core.masks import clip_box, placed_iou
 EVAL_COLORS = {"tp": (46, 204, 64), "fp": (255, 65, 54), "fn": (0, 116, 217)}
 NO_EVAL_COLOR = (170, 170, 170)
 FIELD_COLORS = [(46, 204, 113), (255, 133, 27), (0, 170, 255), (240, 18, 190), (255, 220, 0), (57, 204, 204)]
-COLOR_MODES = ("class", "field", "eval")
+COLOR_MODES = ("class", "field", "eval", "errors")  # errors: pairs' missed / added pixels (boundary_errors.py)
 
 
 def class_palette(n: int) -> list[tuple[int, int, int]]:
@@ -63,6 +63,7 @@ class Instance:
     eval: str | None = None  # "tp" / "fp" / "fn" from the per-label evaluation attribute
     eval_iou: float | None = None
     match_id: str | None = None
+    tags: tuple[str, ...] = ()  # the label's own tags (review tags such as "fix"), drawn as chips
     _area: int | None = field(default=None, repr=False)
     _edges: object = field(default=None, repr=False)
 
@@ -106,9 +107,21 @@ def instances_from_detections(field_name: str, detections, height: int, width: i
             ev = det.get_field(eval_key) if det.has_field(eval_key) else None
             iou = det.get_field(f"{eval_key}_iou") if det.has_field(f"{eval_key}_iou") else None
             match = det.get_field(f"{eval_key}_id") if det.has_field(f"{eval_key}_id") else None
+        tags = det.get_field("tags") if det.has_field("tags") else None
         out.append(Instance(field_name, str(det.id), str(det.label), det.confidence, x0, y0, w, h, mask,
-                            ev if isinstance(ev, str) else None, iou, match))
+                            ev if isinstance(ev, str) else None, iou, match, tuple(tags or ())))
     return out
+
+
+def is_prediction(inst: Instance) -> bool:
+    """A model's label (it has a score); ground truth has none. The two are drawn differently:
+    ground truth with a solid outline over a hatched fill, predictions with a dashed outline over
+    a translucent solid fill (and dashed boxes), in every colour mode."""
+    return inst.score is not None
+
+
+DASH = 4  # pixels on, then off, along a prediction's outline
+HATCH = 6  # period of the ground truth's diagonal hatch (2 pixels of it drawn)
 
 
 def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], height: int, width: int,
@@ -117,14 +130,16 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
     """A ``height x width x 4`` premultiplied BGRA uint8 layer of translucent fills and contours.
 
     Later instances paint over earlier ones. Contours are opaque, so they stay crisp whatever
-    the fill opacity.
+    the fill opacity. Ground truth: a 2-pixel solid contour over a diagonal hatch; predictions:
+    a dashed 1-pixel contour over a solid fill (:func:`is_prediction`).
     """
     import cv2
 
     layer = out if out is not None else np.zeros((height, width, 4), np.uint8)
     flat = layer.view(np.uint32).reshape(height, width)  # one BGRA pixel = one uint32 store
     a = min(max(float(fill_alpha), 0.0), 1.0)
-    kernel = np.ones((3, 3), np.uint8)
+    thick = np.ones((5, 5), np.uint8)
+    hatch = None
     packed: dict = {}  # colour -> (fill pixel, contour pixel)
     for inst, rgb in zip(instances, colors):
         box = clip_box(inst.x0, inst.y0, inst.w, inst.h, height, width)
@@ -140,12 +155,25 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
         if pixels is None:
             r, g, b = rgb
             pixels = packed[rgb] = (_pack(b * a, g * a, r * a, 255 * a), _pack(b, g, r, 255))
+        predicted = is_prediction(inst)
         if fills and a > 0:
-            np.copyto(region, pixels[0], where=m)
+            if predicted:
+                np.copyto(region, pixels[0], where=m)
+            else:
+                if hatch is None:
+                    yy, xx = np.ogrid[:height, :width]
+                    hatch = (xx + yy) % HATCH < 2
+                np.copyto(region, pixels[0], where=m & hatch[ys:ye, xs:xe])
         if contours:
             mu = m.view(np.uint8)
-            inner = cv2.erode(mu, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-            np.copyto(region, pixels[1], where=mu > inner)
+            if predicted:
+                outlines, _ = cv2.findContours(np.ascontiguousarray(mu), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+                for outline in outlines:  # dashes along the outline, whatever its direction
+                    pts = outline[:, 0, :][(np.arange(len(outline)) // DASH) % 2 == 0]
+                    region[pts[:, 1], pts[:, 0]] = pixels[1]
+            else:
+                inner = cv2.erode(mu, thick, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+                np.copyto(region, pixels[1], where=mu > inner)
     return layer
 
 

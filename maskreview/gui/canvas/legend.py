@@ -1,0 +1,128 @@
+"""The canvas legend, top right over the image: how ground truth and predictions are drawn (each
+field shown, in its line style) and what the colours mean in the current colour mode — classes,
+fields, or TP / FP / FN; before any evaluation it says how to run one.
+
+It follows the canvas (``overlays_changed``) and never takes a click: the canvas under it stays
+usable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QObject, QRect, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPainter, QPen
+from PySide6.QtWidgets import QWidget
+
+from maskreview.gui.canvas import overlay as ov
+
+NO_EVAL_HINT = "No evaluation yet: Evaluate ▸ Evaluate predictions… (Ctrl+Shift+E)"
+EVAL_NAMES = {"tp": "true positive", "fp": "false positive", "fn": "false negative (missed)"}
+MAX_CLASSES = 8
+MARGIN, SWATCH_W, SWATCH_H, GAP = 8, 26, 12, 6
+
+
+@dataclass(frozen=True)
+class Row:
+    text: str
+    rgb: tuple[int, int, int] | None  # None: a line of text only (a hint)
+    predicted: bool | None = None  # None: a plain colour swatch; else the field's line style
+
+
+def legend_rows(canvas) -> list[Row]:
+    """What the legend of ``canvas`` lists now (Qt-free apart from reading the canvas)."""
+    data = canvas.data
+    if data is None:
+        return []
+    mode = canvas.style.color_mode
+    shown = [f for f in canvas.fields() if f not in canvas.style.hidden_fields]
+    neutral = (235, 235, 235)
+    rows = []
+    for name in shown:
+        insts = data.fields.get(name, [])
+        predicted = any(ov.is_prediction(i) for i in insts) if insts else name != "ground_truth"
+        rgb = canvas.color_of(insts[0]) if mode == "field" and insts else neutral
+        role = "dashed outline, filled" if predicted else "solid outline, hatched"
+        rows.append(Row(f"{name}: {role}", rgb, predicted))
+    visible = canvas.visible_instances()
+    if mode == "class":
+        labels = list(dict.fromkeys(i.label for i in visible))
+        for label in labels[:MAX_CLASSES]:
+            rows.append(Row(label, ov.class_color(label, canvas.classes)))
+        if len(labels) > MAX_CLASSES:
+            rows.append(Row(f"… {len(labels) - MAX_CLASSES} more classes", None))
+    elif mode == "eval":
+        if any(i.eval for insts in data.fields.values() for i in insts):
+            rows += [Row(EVAL_NAMES[k], ov.EVAL_COLORS[k]) for k in ("tp", "fp", "fn")]
+            rows.append(Row("not evaluated", ov.NO_EVAL_COLOR))
+        else:
+            rows.append(Row(NO_EVAL_HINT, None))
+    return rows
+
+
+class CanvasLegend(QWidget):
+    def __init__(self, canvas):
+        super().__init__(canvas)
+        self.canvas = canvas
+        self.rows: list[Row] = []
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        canvas.overlays_changed.connect(self.refresh)
+        canvas.viewport().installEventFilter(self)
+        self.refresh()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            self._place()
+        return False
+
+    def refresh(self) -> None:
+        self.rows = legend_rows(self.canvas)
+        self.setVisible(bool(self.rows))
+        self._place()
+        self.update()
+
+    def _place(self) -> None:
+        metrics = QFontMetrics(self.font())
+        width = max((metrics.horizontalAdvance(r.text) + (SWATCH_W + GAP if r.rgb else 0) for r in self.rows),
+                    default=0) + 2 * MARGIN
+        height = len(self.rows) * (metrics.height() + 2) + 2 * MARGIN - 2
+        vp = self.canvas.viewport().geometry()
+        width = min(width, max(vp.width() - 16, 40))
+        self.setGeometry(QRect(vp.right() - width - 8, vp.top() + 8, width, height))
+        self.raise_()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.fillRect(self.rect(), QColor(20, 20, 20, 190))
+        metrics = QFontMetrics(self.font())
+        line = metrics.height() + 2
+        alpha = self.canvas.style.opacity
+        for index, row in enumerate(self.rows):
+            top = MARGIN + index * line
+            x = MARGIN
+            if row.rgb is not None:
+                self._swatch(painter, QRectF(x, top + (line - SWATCH_H) / 2 - 1, SWATCH_W, SWATCH_H), row, alpha)
+                x += SWATCH_W + GAP
+            painter.setPen(QColor(240, 240, 240) if row.rgb is not None else QColor(255, 200, 90))
+            painter.drawText(QRect(x, top, self.width() - x - MARGIN, line),
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                             metrics.elidedText(row.text, Qt.TextElideMode.ElideRight, self.width() - x - MARGIN))
+        painter.end()
+
+    @staticmethod
+    def _swatch(painter: QPainter, rect: QRectF, row: Row, alpha: float) -> None:
+        color = QColor(*row.rgb)
+        fill = QColor(color)
+        fill.setAlphaF(max(min(alpha, 1.0), 0.25))
+        if row.predicted is None:  # a colour
+            painter.fillRect(rect, color)
+            return
+        if row.predicted:
+            painter.fillRect(rect, fill)
+            pen = QPen(color, 1.5, Qt.PenStyle.DashLine)
+        else:
+            painter.fillRect(rect, QBrush(fill, Qt.BrushStyle.BDiagPattern))
+            pen = QPen(color, 2.0, Qt.PenStyle.SolidLine)
+        painter.setPen(pen)
+        painter.drawRect(rect)

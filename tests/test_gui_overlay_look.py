@@ -1,0 +1,135 @@
+"""Ground truth and predictions look different in every colour mode, with a legend; label tags
+are drawn as chips (issue 14, point 4). A sample is rendered offscreen and its pixels compared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from maskreview.gui.canvas import overlay as ov
+
+H = W = 120
+BG = 90
+
+
+def _square(field: str, x0: int, score, label: str = "square", **kw) -> ov.Instance:
+    return ov.Instance(field, f"{field}-{x0}", label, score, x0, 20, 40, 40, np.ones((40, 40), bool), **kw)
+
+
+def _pair():
+    """The same class once as ground truth, once as a prediction, side by side."""
+    return _square("ground_truth", 10, None, eval="tp"), _square("predictions", 70, 0.9, eval="tp")
+
+
+def _rgb(image: QImage) -> np.ndarray:
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    arr = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return arr[:, :image.width() * 3].reshape(image.height(), image.width(), 3).copy()
+
+
+@pytest.fixture
+def canvas(qtbot):
+    from maskreview.gui.canvas import ImageCanvas
+    from maskreview.gui.canvas.sample import SampleData
+
+    view = ImageCanvas()
+    qtbot.addWidget(view)
+    view.resize(400, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    gt, pred = _pair()
+    data = SampleData("s", "x.png", np.full((H, W, 3), BG, np.uint8), None, H, W,
+                      {"ground_truth": [gt], "predictions": [pred]})
+    view.set_classes(["square"])
+    view.set_sample(data)
+    view.set_style(labels=False, boxes=False)
+    view.set_zoom(1.0)
+    return view
+
+
+def _crops(canvas) -> tuple[np.ndarray, np.ndarray]:
+    """The ground truth's and the prediction's 40 x 40 squares as drawn on screen (1:1)."""
+    image = _rgb(canvas.viewport().grab().toImage())
+    out = []
+    for inst in (canvas.data.fields["ground_truth"][0], canvas.data.fields["predictions"][0]):
+        top_left = canvas.mapFromScene(inst.x0, inst.y0)
+        out.append(image[top_left.y():top_left.y() + 40, top_left.x():top_left.x() + 40].astype(int))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("mode", ["class", "field", "eval"])
+def test_ground_truth_and_prediction_differ_on_screen_in_every_colour_mode(canvas, qtbot, mode):
+    canvas.set_style(color_mode=mode)
+    gt, pred = _crops(canvas)
+    border = np.zeros((40, 40), bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    inner = np.zeros((40, 40), bool)
+    inner[6:-6, 6:-6] = True
+    untouched = lambda crop: np.all(np.abs(crop - BG) <= 2, axis=-1)  # noqa: E731 - background shows through
+    # the ground truth's outline is solid (one colour all round); the prediction's dashed: between
+    # the dashes its border shows the fill
+    assert not untouched(gt)[border].any() and np.ptp(gt[border], axis=0).max() <= 2
+    fill = pred[20, 20]
+    gaps = np.all(np.abs(pred[border] - fill) <= 2, axis=-1)
+    assert 0.3 < gaps.mean() < 0.7
+    # inside: the ground truth is hatched (background between the stripes), the prediction filled evenly
+    assert 0.4 < untouched(gt)[inner].mean() < 0.9 and not untouched(pred)[inner].any()
+    assert np.ptp(pred[inner], axis=0).max() <= 2  # before: both filled alike in class and eval mode
+
+
+def test_vector_contours_and_boxes_use_solid_and_dashed_pens(canvas, qtbot):
+    from PySide6.QtCore import Qt
+
+    pens = []
+    original = canvas._pen
+
+    def recording(rgb, width, style=Qt.PenStyle.SolidLine):
+        pens.append(style)
+        return original(rgb, width, style)
+
+    canvas._pen = recording
+    canvas.set_style(boxes=True)
+    canvas.resize(800, 800)
+    canvas.set_zoom(4.5)  # contours as vector paths, both squares in view
+    canvas.centerOn(W / 2, H / 2)
+    canvas.viewport().grab()
+    assert Qt.PenStyle.DashLine in pens and Qt.PenStyle.SolidLine in pens
+    gt, pred = canvas.data.fields["ground_truth"][0], canvas.data.fields["predictions"][0]
+    assert not ov.is_prediction(gt) and ov.is_prediction(pred)
+
+
+def test_legend_names_both_looks_and_the_colours(canvas, qtbot):
+    from maskreview.gui.canvas.legend import NO_EVAL_HINT, legend_rows
+
+    texts = [r.text for r in legend_rows(canvas)]
+    assert any(t.startswith("ground_truth: solid") for t in texts)
+    assert any(t.startswith("predictions: dashed") for t in texts) and "square" in texts
+    assert canvas.legend.isVisible() and canvas.legend.geometry().right() <= canvas.viewport().geometry().right()
+    canvas.set_style(color_mode="eval")
+    assert "true positive" in [r.text for r in canvas.legend.rows]
+    for insts in canvas.data.fields.values():
+        for inst in insts:
+            inst.eval = None
+    canvas.invalidate()
+    assert [r.text for r in canvas.legend.rows][-1] == NO_EVAL_HINT  # how to run an evaluation
+
+
+def test_label_tags_are_drawn_as_chips(canvas, qtbot):
+    canvas.set_style(labels=True)
+    canvas.set_zoom(2.0)
+    plain = _rgb(canvas.viewport().grab().toImage())
+    canvas.data.fields["ground_truth"][0].tags = ("fix",)
+    canvas.viewport().update()
+    tagged = _rgb(canvas.viewport().grab().toImage())
+    top_left = canvas.mapFromScene(10, 20)
+    changed = np.argwhere(np.any(plain != tagged, axis=-1))
+    assert changed.size, "the tag chip is not drawn"
+    ys, xs = changed[:, 0], changed[:, 1]
+    assert ys.max() < top_left.y() and xs.min() > top_left.x() + 20  # on the label row, right of the class chip
+
+
+def test_instances_read_label_tags(fo):
+    dets = fo.Detections(detections=[fo.Detection(label="a", bounding_box=[0.1, 0.1, 0.2, 0.2], tags=["fix", "fp"])])
+    (inst,) = ov.instances_from_detections("ground_truth", dets, 100, 100)
+    assert inst.tags == ("fix", "fp")
