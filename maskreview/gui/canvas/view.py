@@ -309,8 +309,7 @@ class ImageCanvas(QGraphicsView):
         if s.contours and self.vector_mode():
             for inst, rgb in zip(vis, colors):  # ground truth solid, predictions dashed (overlay.is_prediction)
                 predicted = ov.is_prediction(inst)
-                painter.setPen(self._pen(rgb, 1.5 if predicted else 2.5,
-                                         Qt.PenStyle.DashLine if predicted else Qt.PenStyle.SolidLine))
+                painter.setPen(self._pen(rgb, 2.0, Qt.PenStyle.DashLine if predicted else Qt.PenStyle.SolidLine))
                 painter.drawPath(edge_path(inst))
         if s.boxes:  # one drawRects per (colour, dash)
             groups: dict = {}
