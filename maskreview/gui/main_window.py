@@ -13,6 +13,7 @@ Extension points for other parts of the GUI:
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 from PySide6.QtCore import QTimer, Qt, Signal
 from PySide6.QtGui import QUndoStack
@@ -21,7 +22,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMenu, QMe
 from maskreview.core.fields import GT_FIELD, PRED_FIELD
 from maskreview.core.review import ReviewState
 from maskreview.gui import features, workers
-from maskreview.gui.actions import ShortcutSheet, build_actions, icon, ACTIONS
+from maskreview.gui.actions import ShortcutSheet, apply_spec, build_actions, icon, spec_of, ACTIONS
 from maskreview.gui.browser import SampleBrowser
 from maskreview.gui.canvas import ImageCanvas, build_sample_data, load_sample
 from maskreview.gui import queries
@@ -86,7 +87,8 @@ class MainWindow(QMainWindow):
         self.add_dock(self.histogram, "Class distribution", "left")
         self.tabifyDockWidget(self.docks["Tags"], self.docks["Loupe"])
         self.docks["Sample"].raise_()
-        self.features = features.install_all(self, self.state)  # evaluation, model panel, editing, tagging...
+        self.features = SimpleNamespace()  # evaluation, model panel, editing, tagging... (gui/features/)
+        features.install_all(self, self.state, self.features)
         self.evaluation = self.features.evaluation.dock
         self._histogram_timer = self.features.browsing.timer
 
@@ -103,20 +105,19 @@ class MainWindow(QMainWindow):
         toolbar = QToolBar("Main")
         toolbar.setObjectName("toolbar-main")
         self.addToolBar(toolbar)
+        for name in ("undo", "redo"):  # the stack's actions name the step ("Undo delete label"); keys from the specs
+            make = self.undo_stack.createUndoAction if name == "undo" else self.undo_stack.createRedoAction
+            self.actions_[name] = apply_spec(make(self, "&" + name.capitalize()), spec_of(name))
+            self.addAction(self.actions_[name])
         for spec in ACTIONS:
             if spec.menu not in menus:
-                menus[spec.menu] = self.menuBar().addMenu(spec.menu)
+                menus[spec.menu] = self.menuBar().addMenu("&Edit" if spec.menu == "Edit" else spec.menu)
             menus[spec.menu].addAction(self.actions_[spec.name])
             if spec.toolbar:
                 toolbar.addAction(self.actions_[spec.name])
         self.recent_menu = menus["File"].addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
-        edit = self.menuBar().insertMenu(menus["View"].menuAction(), QMenu("&Edit", self)).menu()
-        undo, redo = self.undo_stack.createUndoAction(self), self.undo_stack.createRedoAction(self)
-        undo.setShortcut("Ctrl+Z")
-        redo.setShortcuts(["Ctrl+Shift+Z", "Ctrl+Y"])
-        edit.addActions([undo, redo])
-        self.edit_menu = edit
+        self.edit_menu = menus["Edit"]
         self.view_menu = menus["View"]
         self.view_menu.addSeparator()
         self.menus = menus
@@ -141,6 +142,21 @@ class MainWindow(QMainWindow):
             group.events.all.connect(lambda *_: self._sync_toggles())
         self.tags_panel.add_requested.connect(lambda tag: self._edit_tags(add=tag))
         self.tags_panel.remove_requested.connect(lambda tag: self._edit_tags(remove=tag))
+
+    # ------------------------------------------------------------------ the editing feature's parts
+    edits = property(lambda self: self.features.editing.edits, doc="the open dataset's EditController")
+    edit_prompts = property(lambda self: self.features.editing.prompts)
+    edit_tools = property(lambda self: self.features.editing.tools)
+    review_label = property(lambda self: self.features.editing.review_label)
+    edits_failed = property(lambda self: self.features.editing.failed)
+
+    @property
+    def tag_keys(self) -> dict:
+        return self.features.editing.tag_keys
+
+    @tag_keys.setter
+    def tag_keys(self, keys: dict) -> None:
+        self.features.editing.tag_keys = keys
 
     # ------------------------------------------------------------------ public API
     @property
@@ -174,7 +190,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{dataset.name}: {len(ids)} samples", 5000)
         self.settings.add_recent(dataset.name)
         self.dataset_changed.emit(dataset)
-        if ids:
+        last = self.settings.last_sample(dataset.name)  # reopen where the reviewer was
+        if last in self.browser.model.row_of:
+            self.browser.select_id(last)
+        elif ids:
             self.browser.select_row(0)
         else:
             self.show_sample(None)
@@ -449,6 +468,12 @@ class MainWindow(QMainWindow):
 
     def do_prev_sample(self) -> None:
         self.browser.step(-1)
+
+    def do_first_sample(self) -> None:
+        self.browser.select_row(0)
+
+    def do_last_sample(self) -> None:
+        self.browser.select_row(self.browser.model.rowCount() - 1)
 
     def do_next_instance(self) -> None:
         self.canvas.step_instance(1)
