@@ -20,6 +20,8 @@ from PySide6.QtGui import QColor, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLineEdit, QListView, QStyle, QStyledItemDelegate,
                                QToolButton, QVBoxLayout, QWidget)
 
+from maskreview.gui.thumbnail_badges import draw_badges
+
 THUMB = 128  # logical pixels of a thumbnail's longest side (device pixels: times the screen's ratio)
 _CELL_PAD = 6
 _MEMORY_THUMBS = 1500
@@ -107,6 +109,7 @@ class SampleListModel(QAbstractListModel):
         self._signals.ready.connect(self._on_ready)
         self._placeholder = None  # the delegate draws an empty frame while a thumbnail is made
         self.badges: dict[str, str] = {}  # sample id -> a short text the delegate draws on its thumbnail
+        self.sample_badges: dict = {}  # sample id -> thumbnail_badges.SampleBadge (tags, reviewed, FP/FN)
 
     # ---------------------------------------------------------------- rows
     def set_samples(self, ids: list[str], paths: list[str]) -> None:
@@ -268,6 +271,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.fillRect(chip, QColor(0, 0, 0, 170))
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, badge)
+        if getattr(model, "sample_badges", None):
+            draw_badges(painter, box, model.sample_badges.get(model.sample_id(index.row())), option.fontMetrics)
         role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         painter.setPen(option.palette.color(role))
         text_rect = QRect(cell.x() + 2, box.bottom() + 3, cell.width() - 4, option.fontMetrics.height())
