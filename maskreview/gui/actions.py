@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QApplication, QDialog, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import QApplication
 
 _ICON_SIZES = (16, 24, 32, 48, 64, 96)
 ICONS_DIR = Path(str(files("maskreview.icons")))  # top-level icons/, mapped as this package (pyproject)
@@ -36,9 +36,14 @@ ACTIONS: list[ActionSpec] = [
     ActionSpec("open_folder", "Open &folder…", ("Ctrl+Shift+O",), "File", "open", "Open a folder of images"),
     ActionSpec("add_scratch", "&Add dropped image to dataset", ("Ctrl+Shift+A",), "File", "add",
                "Add the dropped image and its predictions to the open dataset", toolbar=True),
+    ActionSpec("settings", "&Settings…", ("Ctrl+,",), "File", tip="Keys, colours, default thresholds, theme"),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "File"),
+    ActionSpec("undo", "&Undo", ("Ctrl+Z",), "Edit", tip="Undo the last edit"),
+    ActionSpec("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit", tip="Redo the edit undone last"),
     ActionSpec("prev_sample", "&Previous sample", ("A", "PgUp"), "Go", "prev", toolbar=True),
     ActionSpec("next_sample", "&Next sample", ("D", "PgDown"), "Go", "next", toolbar=True),
+    ActionSpec("first_sample", "&First sample", ("Home",), "Go"),
+    ActionSpec("last_sample", "&Last sample", ("End",), "Go"),
     ActionSpec("next_instance", "Frame next &instance", ("N",), "Go", "instance",
                "Zoom to each instance in turn, with its match drawn beside it", toolbar=True),
     ActionSpec("prev_instance", "Frame previous instance", ("Shift+N",), "Go"),
@@ -47,7 +52,7 @@ ACTIONS: list[ActionSpec] = [
     ActionSpec("zoom_in", "Zoom &in", ("+", "="), "View", "zoom-in", toolbar=True),
     ActionSpec("zoom_out", "Zoom &out", ("-",), "View", "zoom-out", toolbar=True),
     ActionSpec("fit", "&Fit to window", ("F",), "View", "fit", toolbar=True),
-    ActionSpec("actual_size", "&1:1 (one image pixel per screen pixel)", ("1",), "View", "actual-size", toolbar=True),
+    ActionSpec("actual_size", "&1:1 (one image pixel per screen pixel)", ("Ctrl+0",), "View", "actual-size", toolbar=True),
     ActionSpec("zoom_16", "Zoom 16× for boundary checks", ("Z",), "View"),
     ActionSpec("toggle_gt", "Show &ground truth", ("G",), "View", checkable=True),
     ActionSpec("toggle_predictions", "Show &predictions", ("P",), "View", checkable=True),
@@ -65,7 +70,10 @@ ACTIONS: list[ActionSpec] = [
     ActionSpec("infer_dataset", "Run model on the whole &dataset", ("Ctrl+Alt+I",), "Model", "infer-all", toolbar=True),
     ActionSpec("choose_model", "Choose &model…", (), "Model"),
     ActionSpec("cancel_job", "Cancel running job", ("Esc",), "Model", "cancel"),
+    ActionSpec("command_palette", "&Command palette…", ("Ctrl+Shift+P",), "Help",
+               tip="Find any action by name and run it"),
     ActionSpec("shortcuts", "&Keyboard shortcuts", ("?", "F1"), "Help", "keyboard"),
+    ActionSpec("about", "&About maskreview", (), "Help"),
 ]
 
 
@@ -100,19 +108,35 @@ def icon(name: str | None) -> QIcon:
     return result
 
 
+def spec_of(name: str) -> ActionSpec | None:
+    """The declared spec of action ``name`` (main window's or a feature's)."""
+    return next((s for s in ACTIONS if s.name == name), None) or EXTRA.get(name)
+
+
+def set_keys(action: QAction, spec: ActionSpec, keys: tuple[str, ...] | None = None) -> None:
+    """``keys`` (default: the spec's) as the action's shortcuts, named in its tooltip."""
+    keys = spec.shortcuts if keys is None else keys
+    action.setShortcuts([QKeySequence(k) for k in keys])
+    tip = (spec.tip or spec.text.replace("&", "")) + (f" ({', '.join(keys)})" if keys else "")
+    action.setToolTip(tip)
+    action.setStatusTip(tip)
+
+
+def apply_spec(action: QAction, spec: ActionSpec) -> QAction:
+    """Keys, tooltip and checkability of ``spec`` on ``action`` (window-wide keys)."""
+    set_keys(action, spec)
+    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    action.setCheckable(spec.checkable)
+    return action
+
+
 def build_actions(window) -> dict[str, QAction]:
     """A QAction per spec, connected to ``window.do_<name>`` and added to the window."""
     actions = {}
     for spec in ACTIONS:
-        action = QAction(icon(spec.icon), spec.text, window)
-        action.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
-        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        tip = spec.tip or spec.text.replace("&", "")
-        if spec.shortcuts:
-            tip += f" ({', '.join(spec.shortcuts)})"
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.setCheckable(spec.checkable)
+        if spec.name in ("undo", "redo"):
+            continue  # the undo stack's own actions (their text names the step); main_window applies the spec
+        action = apply_spec(QAction(icon(spec.icon), spec.text, window), spec)
         handler = getattr(window, f"do_{spec.name}", None)
         if handler is not None:
             action.triggered.connect(lambda checked=False, h=handler: h())
@@ -121,28 +145,4 @@ def build_actions(window) -> dict[str, QAction]:
     return actions
 
 
-class ShortcutSheet(QDialog):
-    """The ``?`` sheet: every shortcut, grouped by menu."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
-        specs = [s for s in [*ACTIONS, *EXTRA.values()] if s.shortcuts]
-        extra = KEY_HINTS
-        table = QTableWidget(len(specs) + len(extra), 3)
-        table.setHorizontalHeaderLabels(["Group", "Action", "Keys"])
-        rows = [(s.menu, s.text.replace("&", ""), ", ".join(s.shortcuts)) for s in specs] + extra
-        for r, row in enumerate(rows):
-            for c, text in enumerate(row):
-                table.setItem(r, c, QTableWidgetItem(text))
-        table.verticalHeader().hide()
-        header = table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)  # keys stay in view; long text wraps
-        table.setWordWrap(True)
-        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        layout = QVBoxLayout(self)
-        layout.addWidget(table)
-        self.table = table
-        self.resize(760, 680)
-        table.resizeRowsToContents()
+from maskreview.gui.shortcut_sheet import ShortcutSheet  # noqa: E402,F401  (its old home; it reads the specs above)

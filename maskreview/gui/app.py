@@ -39,19 +39,26 @@ def dark_palette() -> QPalette:
     return p
 
 
-def wants_dark(app: QApplication) -> bool:
+def wants_dark(app: QApplication, theme: str = "system") -> bool:
+    """``MASKREVIEW_THEME`` first, then the theme chosen in Settings, then the system's scheme."""
     forced = os.environ.get("MASKREVIEW_THEME", "").lower()
     if forced in ("dark", "light"):
         return forced == "dark"
+    if theme in ("dark", "light"):
+        return theme == "dark"
     from PySide6.QtCore import Qt
 
     return app.styleHints().colorScheme() == Qt.ColorScheme.Dark
 
 
-def apply_palette(app: QApplication) -> None:
-    """Follow the system's light or dark scheme (Fusion style, so both look the same everywhere)."""
+def apply_palette(app: QApplication, theme: str | None = None) -> None:
+    """Light, dark or the system's scheme (``theme``; None: the one set last), Fusion style so both
+    look the same everywhere."""
+    if theme is not None:
+        app.setProperty("maskreview_theme", theme)
+    theme = app.property("maskreview_theme") or "system"
     app.setStyle("Fusion")
-    app.setPalette(dark_palette() if wants_dark(app) else app.style().standardPalette())
+    app.setPalette(dark_palette() if wants_dark(app, theme) else app.style().standardPalette())
 
 
 def create_app() -> QApplication:

@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
     def set_dataset(self, dataset) -> None:
         from maskreview.core.store import fiftyone
 
+        last = self.settings.last_sample(dataset.name)  # reopen where the reviewer was (read before a row shows)
         self.dataset = dataset
         self.scratch = None
         fo = fiftyone()
@@ -190,7 +191,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{dataset.name}: {len(ids)} samples", 5000)
         self.settings.add_recent(dataset.name)
         self.dataset_changed.emit(dataset)
-        last = self.settings.last_sample(dataset.name)  # reopen where the reviewer was
         if last in self.browser.model.row_of:
             self.browser.select_id(last)
         elif ids:

@@ -22,7 +22,6 @@ def install_all(window, state, out: SimpleNamespace | None = None) -> SimpleName
     from maskreview.gui.features.review_queue import ReviewQueueFeature
     from maskreview.gui.features.selection import SelectionFeature
     from maskreview.gui.thumbnail_badges import BadgesFeature
-    from maskreview.gui.thumbnail_badges import BadgesFeature
 
     out = out if out is not None else SimpleNamespace()
     out.browsing = BrowsingFeature(window, state)
@@ -35,7 +34,6 @@ def install_all(window, state, out: SimpleNamespace | None = None) -> SimpleName
     out.selection = SelectionFeature(window, state)
     out.review_queue = ReviewQueueFeature(window, state)
     out.assist = AssistFeature(window, state)
-    out.badges = BadgesFeature(window, out.evaluation)  # thumbnails: tags, reviewed, FP / FN
     out.badges = BadgesFeature(window, out.evaluation)  # thumbnails: tags, reviewed, FP / FN
     out.desktop = DesktopFeature(window, state)  # last: applies the user's keys to every action added above
     return out
