@@ -41,6 +41,7 @@ from maskreview.core.model.engine import Engine
 from maskreview.core.model.runs import run_inference
 from maskreview.core.model.safe_loading import UntrustedCheckpointError
 from maskreview.core.progress import Progress
+from maskreview.core.startup import quiet_library_warnings
 from maskreview.core.store import connect, lost_database
 
 CAPTURES_KEPT = 6
@@ -261,6 +262,7 @@ def main() -> int:
     os.close(devnull)
     if os.environ.get("MASKREVIEW_WORKER_NICE"):
         os.nice(int(os.environ["MASKREVIEW_WORKER_NICE"]))  # the window's thread comes first for the CPU
+    quiet_library_warnings()  # torch's and detectron2's notices about themselves are not the user's
     channel = Channel(out_fd)
     channel.send(id=0, event="ready", pid=os.getpid())
     serve(in_fd, channel)
