@@ -20,10 +20,14 @@ IDIOMS = {
     "the rounding rule (masks.round_half_up)": re.compile(r"floor\([^#]*\+\s*0\.5\s*\)"),
     "box clipping (masks.clip_box / masks.paste)": re.compile(
         r"max\(\s*[\w.]+\s*,\s*0\s*\)\s*,\s*max\(\s*[\w.]+\s*,\s*0\s*\)"
-        r"|min\(\s*[\w.]+\s*\+\s*[\w.]+(\.shape\[1\])?\s*,\s*width\s*\)\s*,\s*min\(\s*[\w.]+\s*\+\s*[\w.]+(\.shape\[0\])?\s*,\s*height\s*\)"),
+        r"|min\(\s*[\w.]+\s*\+\s*[\w.]+(\.shape\[1\])?\s*,\s*width\s*\)\s*,\s*min\(\s*[\w.]+\s*\+\s*[\w.]+(\.shape\[0\])?\s*,\s*height\s*\)"
+        # a box rounded outwards and clipped at 0 (masks.pixel_window): max(0, floor(..)), max(int(floor(..)) - m, 0)
+        r"|max\(\s*0\s*,\s*(int\()?(np\.|math\.)?(floor|min)\("
+        r"|max\(\s*(int\()?(np\.|math\.)?floor\([^#]*?\)\)?\s*(-\s*\w+\s*)?,\s*0\s*\)"),
     "the tight box (masks.mask_bbox)": re.compile(r"(\w+)\[-1\]\s*-\s*\1\[0\]\s*\+\s*1|\.tobytes\(\)\.r?find\(1\)"),
     "mask IoU (masks.placed_iou / masks.bitmap_iou)": re.compile(
-        r"count_nonzero\([^()]*&[^()]*\)\s*/|logical_and\([^()]*\)\.sum\(\)\s*/|/\s*union\b"),
+        r"count_nonzero\([^()]*&[^()]*\)\s*/|logical_and\([^()]*\)\.sum\(\)\s*/|/\s*union\b"
+        r"|\bmask_utils\.iou\(|pycocotools\.mask\.iou\("),
     "RLE encoding and decoding (masks.encode_rle / decode_rle / coco_to_rle)": re.compile(
         r"\bmask_utils\.(encode|decode|frPyObjects|merge)\(|pycocotools\.mask\.(encode|decode|frPyObjects|merge)\("),
 }
@@ -65,10 +69,17 @@ def test_each_idiom_is_caught(tmp_path):
         "overlay.mask_iou": "    return float(np.count_nonzero(canvas_a & canvas_b)) / union if union else 0.0\n",
         "internals_render.mask_iou": "    return float(np.logical_and(a, b).sum() / union) if union else 0.0\n",
         "journal._decode": "    array = mask_utils.decode({'size': s, 'counts': c}).astype(bool)\n",
+        "compare._best_any_class": "        ious = np.asarray(mask_utils.iou(dts, gts, crowd), float)\n",
+        "edit_tools.stamp_disk": "    x0, x1 = max(int(np.floor(x - r)), 0), min(int(np.ceil(x + r)) + 1, w)\n",
+        "assist._crop": "    return (max(int(np.floor(x0)) - margin, 0), max(int(np.floor(y0)) - margin, 0),\n",
+        "internals_render._zoom_window": "    return (int(max(0, np.floor(x0 - mx))), int(max(0, np.floor(y0 - my))),\n",
+        "pair_diff.pair_diff": "    x0 = max(0, min(b[0] for b in boxes))\n",
     }
     for name, source in copies.items():
         (tmp_path / f"{name.replace('.', '_')}.py").write_text(source)
     (tmp_path / "calls.py").write_text("bitmap = mk.paste(x0, y0, mask, height, width)\niou = mk.placed_iou(a, b)\n"
+                                       "ious = mk.geometry_ious(dts, gts, crowd)\nw = mk.pixel_window(x - r, y - r, x + r, y + r, h, w)\n"
+                                       "n = max(0, count)\nk = max(len(a), 0)\n"
                                        "x = mk.round_half_up(v)  # floor(v + 0.5)\n"
                                        "a = math.floor(s + 0.5)  # not mask geometry: torchvision's rounding\n")
     found = find_reimplementations(tmp_path)

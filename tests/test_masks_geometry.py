@@ -105,3 +105,30 @@ def test_a_mask_less_box_fills_its_rounded_box():
     det = SimpleNamespace(bounding_box=[0.25, 0.5, 0.5, 0.25], mask=None)
     bitmap = mk.detection_to_bitmap(det, 8, 8)
     assert mk.mask_bbox(bitmap) == (2, 4, 4, 2) and bitmap.sum() == 8
+
+
+def test_pixel_window_rounds_outwards_widens_and_clips():
+    assert mk.pixel_window(2.2, 3.7, 5.1, 6.0, 10, 10) == (2, 3, 6, 6)
+    assert mk.pixel_window(2.2, 3.7, 5.1, 6.0, 10, 10, margin=3) == (0, 0, 9, 9)
+    assert mk.pixel_window(-4.5, 8.5, 20.0, 30.0, 10, 12) == (0, 8, 12, 10)
+    xs, ys, xe, ye = mk.pixel_window(12.0, 1.0, 15.0, 2.0, 10, 10)  # right of the image: empty
+    assert xe <= xs and all(isinstance(v, int) for v in (xs, ys, xe, ye))
+    assert mk.pixel_window(np.float32(1.5), 0, np.float64(2.5), 1, 4, 4) == (1, 0, 3, 1)
+
+
+def test_union_box_holds_every_box():
+    assert mk.union_box((2, 3, 4, 5), (1, 6, 2, 8)) == (1, 3, 5, 11)
+    assert mk.union_box((2, 3, 4, 5), None) == (2, 3, 4, 5)
+    assert mk.union_box() is None and mk.union_box(None) is None
+
+
+def test_geometry_ious_is_the_full_image_iou_matrix():
+    rng = np.random.default_rng(3)
+    a = [rng.random((20, 30)) > 0.5 for _ in range(3)]
+    b = [rng.random((20, 30)) > 0.4 for _ in range(2)]
+    ious = mk.geometry_ious([mk.encode_rle(m) for m in a], [mk.encode_rle(m) for m in b])
+    assert ious.shape == (3, 2)
+    assert np.allclose(ious, [[mk.bitmap_iou(x, y) for y in b] for x in a])
+    crowd = mk.geometry_ious([mk.encode_rle(a[0])], [mk.encode_rle(b[0])], [1])  # over the detection's area
+    assert crowd[0, 0] == pytest.approx(np.count_nonzero(a[0] & b[0]) / np.count_nonzero(a[0]))
+    assert mk.geometry_ious([], [mk.encode_rle(b[0])]).shape == (0, 1)

@@ -10,8 +10,8 @@ All RLE work goes through pycocotools, so areas, boxes and IoUs agree with COCOe
 
 This module is the one home of that geometry: the rounding rule (:func:`round_half_up`), where a
 box mask lands (:func:`detection_pixel_box`, :func:`place_masks`), pasting and clipping
-(:func:`clip_box`, :func:`paste`), the tight box (:func:`mask_bbox`), mask IoU (:func:`placed_iou`,
-:func:`bitmap_iou`) and RLE. Nothing else reimplements them (``tests/test_geometry_home.py``).
+(:func:`clip_box`, :func:`pixel_window`, :func:`union_box`, :func:`paste`), the tight box (:func:`mask_bbox`), mask IoU (:func:`placed_iou`,
+:func:`bitmap_iou`, :func:`geometry_ious`) and RLE. Nothing else reimplements them (``tests/test_geometry_home.py``).
 Decoding the stored mask bytes is the store's (``core/store``), not this module's.
 """
 
@@ -233,6 +233,27 @@ def clip_box(x0: int, y0: int, w: int, h: int, height: int, width: int) -> tuple
     return xs, ys, xe, ye
 
 
+def pixel_window(x0: float, y0: float, x1: float, y1: float, height: int, width: int,
+                 margin: int = 0) -> tuple[int, int, int, int]:
+    """The whole pixels ``(xs, ys, xe, ye)`` (end exclusive) covering the box from ``(x0, y0)`` to
+    ``(x1, y1)`` (rounded outwards), widened by ``margin`` pixels on each side and clipped to a
+    ``height x width`` image; ``xe <= xs`` or ``ye <= ys`` when none of it is inside."""
+    xs, ys = max(math.floor(x0) - margin, 0), max(math.floor(y0) - margin, 0)
+    xe, ye = min(math.ceil(x1) + margin, width), min(math.ceil(y1) + margin, height)
+    return int(xs), int(ys), int(xe), int(ye)
+
+
+def union_box(*boxes) -> tuple[int, int, int, int] | None:
+    """The smallest ``(x, y, w, h)`` box holding each of ``boxes`` (``(x, y, w, h)`` each; ``None``
+    ones left out), ``None`` when there is none."""
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
+        return None
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0
+
+
 def paste(x0: int, y0: int, mask: np.ndarray, height: int, width: int) -> np.ndarray:
     """A box mask pasted with its top-left at ``(x0, y0)`` (the order of :func:`detection_placed`) into a full-image bitmap, clipped to the image."""
     mask = np.asarray(mask, dtype=bool)
@@ -285,6 +306,15 @@ def bitmap_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two bitmaps of the same shape (0 when both are empty)."""
     union = np.count_nonzero(np.logical_or(a, b))
     return float(np.count_nonzero(np.logical_and(a, b))) / union if union else 0.0
+
+
+def geometry_ious(dt_geoms: list, gt_geoms: list, gt_crowd=None) -> np.ndarray:
+    """pycocotools' IoU matrix ``[len(dt), len(gt)]`` between RLEs or ``[x, y, w, h]`` boxes, as
+    COCOeval computes it (a crowd ground truth: intersection over the detection's area)."""
+    if not dt_geoms or not gt_geoms:
+        return np.zeros((len(dt_geoms), len(gt_geoms)))
+    crowd = [0] * len(gt_geoms) if gt_crowd is None else [int(c) for c in gt_crowd]
+    return np.asarray(mask_utils.iou(dt_geoms, gt_geoms, crowd), dtype=float).reshape(len(dt_geoms), len(gt_geoms))
 
 
 def bitmap_to_detection(

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maskreview.core.evaluation.matching import coco_greedy, geometry_ious
+from maskreview.core.evaluation.matching import coco_greedy
 from maskreview.core.evaluation.results import LARGE, SMALL, EvalResults
+from maskreview.core.masks import geometry_ious
 from maskreview.core.progress import Progress
 
 BACKGROUND = "(background)"

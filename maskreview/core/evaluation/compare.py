@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from maskreview.core.errors import BadInputError
+from maskreview.core.masks import geometry_ious
 from maskreview.core.progress import Progress
 from maskreview.core.evaluation.results import compute
 
@@ -77,8 +78,6 @@ def _metrics(results) -> dict:
 
 def _best_any_class(results, iou_thresh: float) -> tuple[np.ndarray, np.ndarray]:
     """Per GT: the prediction of any class overlapping it most (-1 below ``iou_thresh``) and its IoU."""
-    from pycocotools import mask as mask_utils
-
     gt, pred = results.gt, results.pred
     best = np.full(len(gt), -1, np.int64)
     best_iou = np.full(len(gt), np.nan)
@@ -87,8 +86,7 @@ def _best_any_class(results, iou_thresh: float) -> tuple[np.ndarray, np.ndarray]
         p = np.flatnonzero(pred.img == img)
         if not p.size:
             continue
-        ious = np.asarray(mask_utils.iou([results.pred_geoms[i] for i in p], [results.gt_geoms[j] for j in g],
-                                         [int(c) for c in gt.crowd[g]]), float).reshape(len(p), len(g))
+        ious = geometry_ious([results.pred_geoms[i] for i in p], [results.gt_geoms[j] for j in g], gt.crowd[g])
         top = ious.argmax(axis=0)
         top_iou = ious[top, np.arange(len(g))]
         hit = top_iou >= iou_thresh

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskreview.core.evaluation.encoding import detection_rle
+from maskreview.core.masks import geometry_ious
 
 
 def coco_greedy(ious: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray, iou_thresh: float):
@@ -45,16 +46,6 @@ def coco_greedy(ious: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray, i
             gt_match[m] = d
             dt_ignore[d] = gt_ignore[m]
     return dt_match, gt_match, dt_ignore
-
-
-def geometry_ious(dt_geoms: list, gt_geoms: list, gt_crowd) -> np.ndarray:
-    """pycocotools' IoU matrix between RLEs or ``[x, y, w, h]`` boxes (crowd: over the detection)."""
-    from pycocotools import mask as mask_utils
-
-    if not dt_geoms or not gt_geoms:
-        return np.zeros((len(dt_geoms), len(gt_geoms)))
-    return np.asarray(mask_utils.iou(dt_geoms, gt_geoms, [int(c) for c in gt_crowd]), dtype=float).reshape(
-        len(dt_geoms), len(gt_geoms))
 
 
 @dataclass

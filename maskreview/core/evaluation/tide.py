@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskreview.core.evaluation.analysis import rematch_dataset
-from maskreview.core.evaluation.matching import geometry_ious
 from maskreview.core.evaluation.results import EvalResults
+from maskreview.core.masks import geometry_ious
 
 ERROR_TYPES = ("classification", "localization", "both", "duplicate", "background", "missed")
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskreview.core.errors import BadInputError
-from maskreview.core.masks import mask_bbox
+from maskreview.core.masks import mask_bbox, pixel_window
 
 
 @dataclass
@@ -127,9 +127,7 @@ def tight_box(bitmap: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def _crop(box, margin: int, height: int, width: int) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = box
-    return (max(int(np.floor(x0)) - margin, 0), max(int(np.floor(y0)) - margin, 0),
-            min(int(np.ceil(x1)) + margin, width), min(int(np.ceil(y1)) + margin, height))
+    return pixel_window(*box, height, width, margin=margin)
 
 
 def grabcut_refine(image_rgb: np.ndarray, bitmap: np.ndarray, box=None, iterations: int = 4,

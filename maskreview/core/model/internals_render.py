@@ -204,8 +204,7 @@ def _zoom_window(box: np.ndarray, image_size: tuple[int, int], margin: float = 0
     x0, y0, x1, y1 = box
     mx, my = max((x1 - x0) * margin, 4), max((y1 - y0) * margin, 4)
     H, W = image_size
-    return (int(max(0, np.floor(x0 - mx))), int(max(0, np.floor(y0 - my))),
-            int(min(W, np.ceil(x1 + mx))), int(min(H, np.ceil(y1 + my))))
+    return mk.pixel_window(x0 - mx, y0 - my, x1 + mx, y1 + my, H, W)
 
 
 def roi_grid_view(cap: it.Capture, image: np.ndarray, rv: it.RoiView, size: int = 560) -> np.ndarray:

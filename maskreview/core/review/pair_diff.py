@@ -48,14 +48,11 @@ def pair_diff(gt, pred, height: int, width: int) -> PairDiff:
     """Missed and added pixels of ``gt`` and ``pred`` (each ``(x0, y0, box mask)``), clipped to
     the image."""
 
-    boxes = [(x, y, x + m.shape[1], y + m.shape[0]) for x, y, m in (gt, pred) if m.size]
-    if not boxes:
+    box = mk.union_box(*[(x, y, m.shape[1], m.shape[0]) for x, y, m in (gt, pred) if m.size])
+    if box is None:
         empty = np.zeros((0, 0), bool)
         return PairDiff(0, 0, empty, empty, 0.0, 0.0)
-    x0 = max(0, min(b[0] for b in boxes))
-    y0 = max(0, min(b[1] for b in boxes))
-    x1 = min(width, max(b[2] for b in boxes))
-    y1 = min(height, max(b[3] for b in boxes))
+    x0, y0, x1, y1 = mk.pixel_window(box[0], box[1], box[0] + box[2], box[1] + box[3], height, width)
     shape = (max(0, y1 - y0), max(0, x1 - x0))
     g, p = _paste(gt, x0, y0, shape), _paste(pred, x0, y0, shape)
     return PairDiff(x0, y0, g & ~p, p & ~g, mk.bitmap_iou(g, p), boundary_iou_masks(gt, pred, height, width))

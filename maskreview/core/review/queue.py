@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskreview.core.evaluation.matching import geometry_ious
 from maskreview.core.evaluation.results import EvalResults
+from maskreview.core.masks import geometry_ious, union_box
 
 T_B = 0.1  # below this IoU two labels do not overlap at all (TIDE's background threshold)
 BOUNDARY_OK = 0.6  # min(IoU, boundary IoU) from which a matched pair's outline agrees (1 px off at d = 5 px: 0.67)
@@ -109,14 +109,6 @@ def _box_of(placed) -> tuple[int, int, int, int]:
     return int(x), int(y), int(m.shape[1]), int(m.shape[0])
 
 
-def _union(a, b) -> tuple[int, int, int, int]:
-    if b is None:
-        return a
-    x0, y0 = min(a[0], b[0]), min(a[1], b[1])
-    x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
-    return x0, y0, x1 - x0, y1 - y0
-
-
 def _f(v) -> float | None:
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
 
@@ -170,7 +162,7 @@ def _gt_entry(results: EvalResults, sid: str, g: int, ps: np.ndarray, ious: np.n
         return QueueEntry(kind, float(score), reason, **base, other_field=results.pred_field,
                           other_id=str(pred.label_id[p]), other_label=classes[pred.cls[p]],
                           confidence=float(pred.score[p]), iou=_f(iou), biou=_f(biou),
-                          box=_union(own_box, _box_of(results.pred_masks[p])))
+                          box=union_box(own_box, _box_of(results.pred_masks[p])))
 
     conf_same = 0.0
     if gt.outcome[g] == "tp":

@@ -59,8 +59,7 @@ def stamp_disk(bitmap: np.ndarray, x: float, y: float, diameter: float, value: b
     """Set the pixels whose centres lie within ``diameter / 2`` of ``(x, y)``."""
     r = max(diameter, 1.0) / 2
     h, w = bitmap.shape
-    x0, x1 = max(int(np.floor(x - r)), 0), min(int(np.ceil(x + r)) + 1, w)
-    y0, y1 = max(int(np.floor(y - r)), 0), min(int(np.ceil(y + r)) + 1, h)
+    x0, y0, x1, y1 = mk.pixel_window(x - r, y - r, x + r + 1, y + r + 1, h, w)
     if x1 <= x0 or y1 <= y0:
         return
     yy, xx = np.mgrid[y0:y1, x0:x1]
