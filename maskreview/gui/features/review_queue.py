@@ -80,6 +80,8 @@ class ReviewQueueFeature:
         self._wanted = False  # the queue was asked for before an evaluation existed
         self.panel = QueuePanel()
         self.dock = window.add_dock(self.panel, "Review queue", "right")
+        window.tabifyDockWidget(window.docks["Overlays"], self.dock)  # a tab of the right column's top
+        window.docks["Overlays"].raise_()
         self.dock.hide()
         self.progress_label = QLabel()
         window.statusBar().addPermanentWidget(self.progress_label)
