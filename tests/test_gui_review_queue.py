@@ -183,3 +183,41 @@ def test_grabcut_proposal_enter_accepts_esc_drops(qtbot, window):
     assert np.array_equal(after, proposed)
     win.undo_stack.undo()
     assert np.array_equal(_labels(win)[inst.id].mask, before)
+
+
+def test_box_to_mask_tool_asks_the_model_worker_and_enter_adds_the_label(qtbot, window):
+    """A box dragged with the box -> mask tool goes to the model worker (the window loads no model);
+    its proposal lies inside the box, Enter adds it to the ground truth as one undo step."""
+    from PySide6.QtCore import QPointF, QRectF
+
+    from helpers_review import SIZE
+    from maskreview.core.masks import detection_to_bitmap
+
+    win = window
+    assist, canvas = win.features.assist, win.canvas
+    win.browser.select_row(0)
+    canvas.select_instance(None)  # nothing selected: the proposal is a new ground-truth label
+    win.actions_["tool_box_mask"].trigger()
+    assert canvas.tool is assist.box_tool
+    canvas.frame_rect(QRectF(0, 0, SIZE, SIZE))
+    start, end = canvas.mapFromScene(QPointF(20, 20)), canvas.mapFromScene(QPointF(61, 61))  # the disk at (40, 40)
+    qtbot.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(canvas.viewport(), pos=end)
+    qtbot.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton, pos=end)
+    box = win._message
+    qtbot.waitUntil(lambda: assist.proposal is not None or win._message is not box, timeout=240000)
+    proposal = assist.proposal
+    assert proposal is not None, win._message.text()
+    assert proposal.kind == "box" and proposal.label in win.classes
+    x0, y0, x1, y1 = proposal.box
+    assert abs(x0 - 20) <= 1 and abs(y1 - 61) <= 1
+    ys, xs = np.nonzero(proposal.bitmap)
+    assert len(xs) > 300 and xs.min() >= 19 and ys.max() <= 62  # the mask head's mask for that box
+    before, depth = set(_labels(win)), win.undo_stack.count()
+    qtbot.keyClick(canvas, Qt.Key.Key_Return)
+    added = [d for i, d in _labels(win).items() if i not in before]
+    assert len(added) == 1 and win.undo_stack.count() == depth + 1
+    assert added[0].label == proposal.label
+    assert np.array_equal(detection_to_bitmap(added[0], SIZE, SIZE), proposal.bitmap)
+    win.undo_stack.undo()
+    assert set(_labels(win)) == before

@@ -9,8 +9,9 @@
   (intelligent scissors).
 
 Each result is a proposal drawn over the image: Enter accepts it as one undoable edit, Esc drops
-it. Everything runs on a job thread, one request at a time (the latest waits); while the box tool
-is on, the image's features are computed ahead of the first box.
+it. Everything runs on a job thread, one request at a time (the latest waits); box -> mask and
+refine go to the model worker process (``core.model.worker``: the window never loads the model),
+and while the box tool is on the worker computes the image's features ahead of the first box.
 """
 
 from __future__ import annotations
@@ -216,11 +217,22 @@ class AssistFeature:
 
         return LabelRef(data.sample_id, inst.field, inst.id), (inst, full_bitmap(inst, data.height, data.width))
 
-    def _engine(self):
+    def _call(self, op: str, progress, path: str, **args):
+        """``op`` in the model worker (the window never loads the model), with the window's model."""
+        from dataclasses import replace
+
+        from maskreview.core.errors import MaskreviewError
+        from maskreview.gui import workers
+
         w = self.window
         runs = getattr(w, "model_runs", None)
-        weights = runs.weights if runs is not None else None
-        return w.engines.get(w.model_name, w.engine_settings, weights=weights)
+        model = dict(model=w.model_name, weights=runs.weights if runs is not None else None,
+                     settings=replace(w.engine_settings),
+                     trust_checkpoint=bool(runs is not None and runs.trust_checkpoint))
+        try:
+            return w.model_worker.call(op, progress, path=path, **model, **args)
+        except workers.WorkerCrashed as exc:
+            raise MaskreviewError(workers.crash_message(exc, None)) from exc
 
     def request_box(self, box) -> None:
         data = self._image()
@@ -228,12 +240,10 @@ class AssistFeature:
             return
         ref, selected = self._selected()
         label = selected[0].label if selected is not None else None
-        image, key = data.image, (data.sample_id, data.filepath)
+        path = data.filepath
 
         def fn(progress):
-            from maskreview.core.model.assist import propose_mask
-
-            return propose_mask(self._engine(), image, box, label, image_key=key)
+            return self._call("assist_mask", progress, path, box=tuple(float(v) for v in box), label=label)
 
         self._run(fn, "box → mask", data.sample_id, ref)
 
@@ -244,16 +254,17 @@ class AssistFeature:
             self.window.statusBar().showMessage("Select a label to refine (click it)", 5000)
             return
         inst, bitmap = selected
-        image, key = data.image, (data.sample_id, data.filepath)
+        path = data.filepath
 
         def fn(progress):
-            from maskreview.core.model.assist import propose_mask, tight_box
             from maskreview.core.errors import BadInputError
+            from maskreview.core.model.assist import tight_box
 
             box = tight_box(bitmap)
             if box is None:
                 raise BadInputError("the selected label has no pixels to refine")
-            return propose_mask(self._engine(), image, box, inst.label, image_key=key, kind="refine")
+            return self._call("assist_mask", progress, path, box=tuple(float(v) for v in box), label=inst.label,
+                              kind="refine")
 
         self._run(fn, "refine mask", data.sample_id, ref)
 
@@ -290,13 +301,10 @@ class AssistFeature:
         data = self.window.canvas.data
         if data is None or data.image is None or self._warmed == data.filepath or self._job is not None:
             return
-        self._warmed = data.filepath
-        image, key = data.image, (data.sample_id, data.filepath)
+        self._warmed = path = data.filepath
 
         def fn(progress):
-            from maskreview.core.model.assist import warm
-
-            warm(self._engine(), image, key)
+            self._call("assist_warm", progress, path)
 
         self._start(fn, "model features", None, None, quiet=True)
 
