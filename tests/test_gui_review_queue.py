@@ -132,6 +132,34 @@ def test_fix_boundary_opens_the_brush_and_progress_moves(qtbot, window):
     assert win.browser.model.badges[sid].startswith(f"{before + 1}/")
 
 
+def test_undoing_a_verdict_moves_the_progress_back(qtbot, window):
+    win = window
+    feature = _open_queue(qtbot, win)
+    i = next(i for i, e in enumerate(feature.queue.entries) if e.kind == "ok")
+    feature.show_entry(i)
+    entry = feature.current
+    sid = entry.sample_id
+    before, badge = feature.per_sample[sid][0], win.browser.model.badges.get(sid)
+    queued = feature.progress_label.text()
+    qtbot.keyClick(win, Qt.Key.Key_Y)  # accept
+    assert feature.per_sample[sid][0] == before + 1 and entry.label_id in feature.done
+    assert win.browser.model.badges[sid].startswith(f"{before + 1}/")
+    qtbot.waitUntil(lambda: "queue 1/" in feature.progress_label.text())
+    assert feature.panel.table.item(i, 3).text() == "accept"
+    qtbot.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undo: the count goes back
+    assert "reviewed" not in _labels(win)[entry.label_id].tags
+    assert feature.per_sample[sid][0] == before and entry.label_id not in feature.done
+    assert win.browser.model.badges.get(sid) == badge
+    assert feature.panel.table.item(i, 3).text() == ""
+    def queue_and_dataset(text):  # "queue r/n · sample r/n · dataset r/n labels reviewed"; the sample moved on
+        parts = text.split(" · ")
+        return parts[0], parts[-1]
+
+    qtbot.waitUntil(lambda: queue_and_dataset(feature.progress_label.text()) == queue_and_dataset(queued))
+    qtbot.keyClick(win, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)  # redo: done again
+    assert feature.per_sample[sid][0] == before + 1 and entry.label_id in feature.done
+
+
 def test_boundary_error_layer_is_the_pairs_xor(qtbot, window):
     win = window
     feature = _open_queue(qtbot, win)

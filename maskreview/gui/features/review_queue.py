@@ -90,6 +90,8 @@ class ReviewQueueFeature:
         self._dataset_counts = (0, 0)
         state.events.evaluation.connect(self._evaluation_changed)
         state.events.dataset.connect(lambda *_: self.reset())
+        # after the editing feature's handler (installed before this one) made the dataset's controller
+        window.dataset_changed.connect(self._follow_edits)
         try:
             self.keys = vd.load_verdict_keys()
         except vd.BadInputError as exc:
@@ -138,6 +140,38 @@ class ReviewQueueFeature:
         self.panel.table.setRowCount(0)
         self.window.browser.model.badges = {}
         self.progress_label.setText("")
+
+    def _follow_edits(self, _dataset=None) -> None:
+        edits = self.window.edits
+        if edits is not None:
+            edits.changed.connect(self._edited)
+
+    def _edited(self, sample_ids) -> None:
+        """Any edit, undo or redo in the queue's samples: progress and verdicts follow the labels (an
+        undone verdict leaves the count and the queue's verdict column; a label tagged reviewed
+        another way counts; a deleted one stays done)."""
+        if self.queue is None or self.window.dataset is None:
+            return
+        queued = set(self.queue.sample_ids())
+        touched = [s for s in dict.fromkeys(sample_ids) if s in queued]
+        if not touched:
+            return
+        fields = [self.queue.gt_field, self.queue.pred_field]
+        existing, reviewed = _label_states(self.window.dataset, touched, fields)
+        for row, e in enumerate(self.queue.entries):
+            if e.sample_id not in touched:
+                continue
+            verdict = self.done.get(e.label_id)
+            if e.label_id in reviewed and verdict is None:
+                self.done[e.label_id] = "reviewed"
+                self.panel.set_verdict(row, "reviewed")
+            elif verdict is not None and e.label_id in existing and e.label_id not in reviewed:
+                del self.done[e.label_id]  # undone (a deleted label stays done)
+                self.panel.set_verdict(row, "")
+        self.per_sample.update(_sample_progress(self.window.dataset, touched, self.queue.gt_field))
+        self._update_badges()
+        self._show_progress()
+        self._progress_timer.start()
 
     def open(self):
         """Build the queue from the state's evaluation, evaluating first when there is none."""
@@ -257,10 +291,10 @@ class ReviewQueueFeature:
             changes = window.edits.apply_many(ops, f"{vd.VERDICT_TEXT[name]} {entry.label}")
             if not changes:  # refused (a conflict, bad input): the controller said why
                 return None
-        if name != "skip":
+        if name != "skip":  # the counts followed the edit (_edited)
             self.done[entry.label_id] = name
             self.panel.set_verdict(self.index, vd.VERDICT_TEXT[name])
-            self._recount(entry.sample_id)
+            self._show_progress()
         if name == "fix_boundary":
             self._fix_boundary(entry)
             return entry
@@ -279,12 +313,6 @@ class ReviewQueueFeature:
             f"Ctrl+G to snap to edges; then {skip} for the next label", 0)
 
     # ------------------------------------------------------------------ progress
-    def _recount(self, sample_id: str) -> None:
-        if self.window.dataset is not None and self.queue is not None:
-            self.per_sample.update(_sample_progress(self.window.dataset, [sample_id], self.queue.gt_field))
-        self._update_badges()
-        self._progress_timer.start()
-
     def _update_badges(self) -> None:
         model = self.window.browser.model
         model.badges = {sid: f"{r}/{n}" + (" ✓" if r == n else "") for sid, (r, n) in self.per_sample.items() if n}
@@ -327,6 +355,12 @@ def _reviewed_ids(dataset, sample_ids: list[str], fields: list[str]) -> set[str]
         return set()
     view = dataset.select(sample_ids).select_labels(tags=REVIEWED, fields=fields)
     return {i for f in fields for i in view.values(f"{f}.detections.id", unwind=True)}
+
+
+def _label_states(dataset, sample_ids: list[str], fields: list[str]) -> tuple[set[str], set[str]]:
+    """``(ids of the labels of fields in these samples, those of them tagged reviewed)``."""
+    existing = {i for f in fields for i in dataset.select(sample_ids).values(f"{f}.detections.id", unwind=True)}
+    return existing, _reviewed_ids(dataset, sample_ids, fields)
 
 
 def _sample_progress(dataset, sample_ids: list[str], gt_field: str) -> dict[str, tuple[int, int]]:
