@@ -126,55 +126,93 @@ HATCH = 6  # period of the ground truth's diagonal hatch (2 pixels of it drawn)
 
 def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], height: int, width: int,
                  fill_alpha: float = 0.45, contours: bool = True, fills: bool = True,
-                 out: np.ndarray | None = None) -> np.ndarray:
+                 out: np.ndarray | None = None, clip: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """A ``height x width x 4`` premultiplied BGRA uint8 layer of translucent fills and contours.
 
     Later instances paint over earlier ones. Contours are opaque, so they stay crisp whatever
     the fill opacity. Ground truth: a 2-pixel solid contour over a diagonal hatch; predictions:
     a dashed 1-pixel contour over a solid fill (:func:`is_prediction`).
+
+    ``clip`` ``(x0, y0, x1, y1)`` repaints only that rectangle of ``out`` (cleared first), with
+    exactly the pixels a full render puts there: each instance's contour is still found on its
+    whole box, only the writes are clipped (a dirty region after an edit, ``layers.py``).
     """
     import cv2
 
     layer = out if out is not None else np.zeros((height, width, 4), np.uint8)
     flat = layer.view(np.uint32).reshape(height, width)  # one BGRA pixel = one uint32 store
+    if clip is not None:
+        cx0, cy0 = max(int(clip[0]), 0), max(int(clip[1]), 0)
+        cx1, cy1 = min(int(clip[2]), width), min(int(clip[3]), height)
+        if cx0 >= cx1 or cy0 >= cy1:
+            return layer
+        flat[cy0:cy1, cx0:cx1] = 0
     a = min(max(float(fill_alpha), 0.0), 1.0)
     thick = np.ones((5, 5), np.uint8)
-    hatch = None
     packed: dict = {}  # colour -> (fill pixel, contour pixel)
     for inst, rgb in zip(instances, colors):
         box = clip_box(inst.x0, inst.y0, inst.w, inst.h, height, width)
         if box is None:
             continue
         xs, ys, xe, ye = box
+        if clip is not None and (xs >= cx1 or xe <= cx0 or ys >= cy1 or ye <= cy0):
+            continue
         region = flat[ys:ye, xs:xe]
         if inst.mask is None:
             m = np.ones((ye - ys, xe - xs), bool)
         else:
             m = inst.mask[ys - inst.y0:ye - inst.y0, xs - inst.x0:xe - inst.x0]
+        if clip is not None:  # writes only inside the clip: ``keep`` masks every store below
+            keep = np.zeros(m.shape, bool)
+            keep[max(cy0 - ys, 0):cy1 - ys, max(cx0 - xs, 0):cx1 - xs] = True
         pixels = packed.get(rgb)
         if pixels is None:
             r, g, b = rgb
             pixels = packed[rgb] = (_pack(b * a, g * a, r * a, 255 * a), _pack(b, g, r, 255))
         predicted = is_prediction(inst)
         if fills and a > 0:
-            if predicted:
-                np.copyto(region, pixels[0], where=m)
-            else:
-                if hatch is None:
-                    yy, xx = np.ogrid[:height, :width]
-                    hatch = (xx + yy) % HATCH < 2
-                np.copyto(region, pixels[0], where=m & hatch[ys:ye, xs:xe])
+            fill = m if predicted else m & _hatch(ys, ye, xs, xe)
+            np.copyto(region, pixels[0], where=fill if clip is None else fill & keep)
         if contours:
             mu = m.view(np.uint8)
             if predicted:
                 outlines, _ = cv2.findContours(np.ascontiguousarray(mu), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
                 for outline in outlines:  # dashes along the outline, whatever its direction
-                    pts = outline[:, 0, :][(np.arange(len(outline)) // DASH) % 2 == 0]
+                    pts = outline.reshape(-1, 2)[_dash_on(len(outline))]
+                    if clip is not None:
+                        pts = pts[keep[pts[:, 1], pts[:, 0]]]
                     region[pts[:, 1], pts[:, 0]] = pixels[1]
             else:
                 inner = cv2.erode(mu, thick, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-                np.copyto(region, pixels[1], where=mu > inner)
+                edge = mu > inner
+                np.copyto(region, pixels[1], where=edge if clip is None else edge & keep)
     return layer
+
+
+_PATTERNS: dict = {}
+
+
+def _hatch(ys: int, ye: int, xs: int, xe: int) -> np.ndarray:
+    """The ground truth's diagonal hatch over rows ``ys:ye``, columns ``xs:xe`` (image coordinates):
+    a view into one cached pattern, since ``(x + y) % HATCH`` only depends on ``(xs + ys) % HATCH``."""
+    h, w = ye - ys, xe - xs
+    tile = _PATTERNS.get("hatch")
+    if tile is None or tile.shape[0] < h + HATCH or tile.shape[1] < w:
+        rows, cols = max(h + HATCH, 1024), max(w, 1024)
+        if tile is not None:
+            rows, cols = max(rows, tile.shape[0]), max(cols, tile.shape[1])
+        yy, xx = np.ogrid[:rows, :cols]
+        tile = _PATTERNS["hatch"] = (xx + yy) % HATCH < 2
+    s = (xs + ys) % HATCH
+    return tile[s:s + h, :w]
+
+
+def _dash_on(n: int) -> np.ndarray:
+    """Which of an outline's first ``n`` points are drawn: ``DASH`` on, ``DASH`` off."""
+    on = _PATTERNS.get("dash")
+    if on is None or len(on) < n:
+        on = _PATTERNS["dash"] = (np.arange(max(n, 8192)) // DASH) % 2 == 0
+    return on[:n]
 
 
 def _pack(b: float, g: float, r: float, a: float) -> np.uint32:

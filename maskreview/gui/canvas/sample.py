@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,12 +36,28 @@ def placeholder_image(height: int = 256, width: int = 256) -> np.ndarray:
     return np.repeat(img, 3, axis=2) if img.shape[-1] == 1 else img
 
 
+_LAST_DECODED: dict = {}  # the last image decoded: (path, mtime, size) -> array
+
+
 def _decode(path: str) -> tuple[np.ndarray | None, str | None]:
+    """The image at ``path``; the same file read again (a sample redrawn after an edit) is not
+    decoded again: the array of the last decode is returned while the file's mtime and size hold."""
     from maskreview.core.errors import MaskreviewError
     from maskreview.core.images import read_image
 
     try:
-        return read_image(path), None
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _LAST_DECODED:
+        return _LAST_DECODED[key], None
+    try:
+        image = read_image(path)
+        _LAST_DECODED.clear()
+        if key is not None:
+            _LAST_DECODED[key] = image
+        return image, None
     except MaskreviewError as exc:
         return None, str(exc)
     except Exception as exc:  # a broken file must never take the window down

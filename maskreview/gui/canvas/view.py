@@ -1,7 +1,8 @@
 """The image canvas: a QGraphicsView over one image and one overlay layer per label field.
 
-Layers are numpy arrays from :mod:`overlay`, cached per (sample, field, style); they are
-re-rendered only when what they show changes. Boxes, labels, the hover highlight and — zoomed
+Layers are numpy arrays from :mod:`overlay`, cached per (sample, field, style); the same sample
+read again (after an edit) repaints only the boxes of the labels that changed (:mod:`layers`), and
+pan and zoom only paint the cached layers. Hit-tests look in a grid index over the visible boxes. Boxes, labels, the hover highlight and — zoomed
 in — contours along pixel edges are drawn as vectors in ``drawForeground``, so they stay crisp
 at any zoom. Pixels are nearest-neighbour from 1:1 up.
 """
@@ -12,19 +13,22 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
 
 from maskreview.core.review import LabelRef, ReviewState
 from maskreview.gui.canvas import overlay as ov
 from maskreview.gui.canvas.label_chips import LabelChips
+from maskreview.gui.canvas.layers import BoxIndex, FieldLayer, ImageItem, boxes_of
 from maskreview.gui.canvas.legend import CanvasLegend
 from maskreview.gui.canvas.sample import SampleData, placeholder_image
 
 VECTOR_ZOOM = 4.0  # device pixels per image pixel from which contours are drawn as vectors
 MAX_ZOOM = 64.0
 _LAYER_CACHE = 24
+DETAIL_LIMIT = 600  # instances in view up to which boxes and label chips are drawn (dense scenes: zoom in)
+LABEL_REACH = 400  # logical pixels a box's label chips may run to its right (culling of exposed areas)
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,14 @@ class OverlayStyle:
 
 
 def qimage_from_rgb(rgb: np.ndarray) -> QImage:
+    """An opaque ``RGB32`` image (what the raster engine draws fastest) of an RGB array."""
+    import cv2
+
     h, w = rgb.shape[:2]
-    rgb = np.ascontiguousarray(rgb)
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    bgra = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGRA)
+    img = QImage(bgra.data, w, h, 4 * w, QImage.Format.Format_RGB32)
+    img._keep = bgra  # noqa: SLF001 - the buffer must outlive the QImage
+    return img
 
 
 def qimage_from_layer(layer: np.ndarray) -> QImage:
@@ -83,6 +92,23 @@ def edge_path(inst: ov.Instance) -> QPainterPath:
     return path
 
 
+@dataclass(eq=False)
+class _Visible:
+    """A field's visible instances for one sample, list and set of visibility rules."""
+
+    data: SampleData
+    source: list
+    n: int
+    rules: tuple
+    insts: list
+    index: BoxIndex | None = None
+
+    def get_index(self, data: SampleData) -> BoxIndex:
+        if self.index is None:
+            self.index = BoxIndex(boxes_of(self.insts), data.height, data.width)
+        return self.index
+
+
 class ImageCanvas(QGraphicsView):
     hovered = Signal(object)  # Instance | None
     cursor_moved = Signal(float, float)  # image coordinates
@@ -104,10 +130,11 @@ class ImageCanvas(QGraphicsView):
         self.setMouseTracking(True)
         for widget in (self, self.viewport()):  # dropped files go on to the main window
             widget.setAcceptDrops(False)
-        self._image_item = QGraphicsPixmapItem()
+        self._image_item = ImageItem()
         self.scene().addItem(self._image_item)
-        self._layer_items: dict[str, QGraphicsPixmapItem] = {}
-        self._layer_cache: OrderedDict = OrderedDict()
+        self._layer_items: dict[str, ImageItem] = {}
+        self._layer_cache: OrderedDict = OrderedDict()  # (sample, field, style...) -> (FieldLayer, QImage)
+        self._visible: dict[str, _Visible] = {}  # field -> its visible instances and their index
         self.layer_images: dict[str, QImage] = {}
         self.image_qimage: QImage | None = None
         self.data: SampleData | None = None
@@ -130,14 +157,29 @@ class ImageCanvas(QGraphicsView):
         for signal in (state.thresholds.events.confidence, state.display.events.all, state.filters.events.label_ids):
             signal.connect(self.render_overlays)
         state.events.selection.connect(self._selection_changed)
-        state.events.hover.connect(lambda new, old: self.viewport().update())
+        state.events.hover.connect(self._hover_changed)
 
     # ---------------------------------------------------------------- selection and hover (the state's)
     def _resolve(self, ref: LabelRef | None) -> ov.Instance | None:
         data = self.data
         if ref is None or data is None or ref.sample_id != data.sample_id:
             return None
-        return next((i for i in data.fields.get(ref.field, []) if i.id == ref.label_id), None)
+        insts = data.fields.get(ref.field, [])
+        key = (data, ref.field, insts, len(insts))
+        if getattr(self, "_by_id_key", None) != key:  # one dict per (sample, field): hover asks per paint
+            self._by_id_key, self._by_id = key, {i.id: i for i in insts}
+        return self._by_id.get(ref.label_id)
+
+    def _hover_changed(self, new: LabelRef | None, old: LabelRef | None) -> None:
+        """Repaint the old and the new highlight only (not the whole viewport)."""
+        for ref in (new, old):
+            inst = self._resolve(ref)
+            if ref is not None and inst is None:
+                self.viewport().update()
+                return
+            if inst is not None:
+                rect = self.mapFromScene(QRectF(inst.x0, inst.y0, inst.w, inst.h)).boundingRect()
+                self.viewport().update(rect.adjusted(-4, -4, 4, 4))
 
     @property
     def selected_instance(self) -> ov.Instance | None:
@@ -168,12 +210,14 @@ class ImageCanvas(QGraphicsView):
         self.state.hover = None
         self.framed, self._frame_index = (), -1
         if data is None:
-            self._image_item.setPixmap(QPixmap())
+            self._image_item.set_image(None)
             self.image_qimage = None
         else:
             image = data.image if data.image is not None else placeholder_image(data.height, data.width)
-            self.image_qimage = qimage_from_rgb(image)
-            self._image_item.setPixmap(QPixmap.fromImage(self.image_qimage))
+            if not (same_image and self.image_qimage is not None and getattr(self.image_qimage, "_rgb", None) is image):
+                self.image_qimage = qimage_from_rgb(image)
+                self.image_qimage._rgb = image  # noqa: SLF001 - the same array again: no conversion
+                self._image_item.set_image(self.image_qimage)
             self.scene().setSceneRect(QRectF(0, 0, data.width, data.height))
         for name in list(self._layer_items):
             if data is None or name not in data.fields:
@@ -216,10 +260,25 @@ class ImageCanvas(QGraphicsView):
         return self.state.label_visible(inst.field, inst.label, inst.score, inst.id)
 
     def visible_instances(self, field_name: str | None = None) -> list[ov.Instance]:
+        """The shown instances of a field (all fields: in drawing order); do not change the list."""
         if self.data is None:
             return []
-        names = [field_name] if field_name else self.fields()
-        return [i for n in names for i in self.data.fields.get(n, []) if self.instance_visible(i)]
+        if field_name:
+            return self._visible_of(field_name).insts
+        return [i for n in self.fields() for i in self._visible_of(n).insts]
+
+    def _visible_of(self, name: str) -> _Visible:
+        """The field's visible instances, kept while the sample, its list and the state's
+        visibility rules are the same (``invalidate`` forgets them)."""
+        insts = self.data.fields.get(name, [])
+        st = self.state
+        rules = (st.display.hidden_fields, st.display.hidden_classes, st.filters.label_ids, st.thresholds.confidence)
+        entry = self._visible.get(name)
+        if entry is None or entry.data is not self.data or entry.source is not insts or entry.n != len(insts) \
+                or entry.rules != rules:
+            entry = self._visible[name] = _Visible(self.data, insts, len(insts), rules,
+                                                   [i for i in insts if self.instance_visible(i)])
+        return entry
 
     def visible_counts(self) -> dict[str, tuple[int, int]]:
         """``{field: (visible, total)}`` for the current sample."""
@@ -250,6 +309,8 @@ class ImageCanvas(QGraphicsView):
         return self.zoom_level() >= VECTOR_ZOOM
 
     def render_overlays(self, *_changed) -> None:
+        """Show each field's layer: cached per (sample, field, style); a cached layer of the same
+        sample whose labels were read again is repainted where they differ only."""
         self.layer_images = {}
         data = self.data
         if data is None:
@@ -260,27 +321,32 @@ class ImageCanvas(QGraphicsView):
         for z, name in enumerate(self.fields()):
             item = self._layer_items.get(name)
             if item is None:
-                item = self._layer_items[name] = QGraphicsPixmapItem()
+                item = self._layer_items[name] = ImageItem()
                 self.scene().addItem(item)
             item.setZValue(1 + z)
             if name in s.hidden_fields or not (s.fills or s.contours):
                 item.setVisible(False)
                 continue
-            key = (id(data), name, s, vector, tuple(self.classes))
+            key = (data.sample_id, data.filepath, data.height, data.width, name, s, vector, tuple(self.classes))
+            visible = self._visible_of(name)
+            insts = visible.insts
             cached = self._layer_cache.get(key)
             if cached is None:
-                insts = self.visible_instances(name)
-                layer = ov.render_layer(insts, [self.color_of(i) for i in insts], data.height, data.width,
-                                        fill_alpha=s.opacity, fills=s.fills, contours=s.contours and not vector)
-                image = qimage_from_layer(layer)
-                cached = (image, QPixmap.fromImage(image))
-                self._layer_cache[key] = cached
+                layer = FieldLayer(insts, self._colors(insts), data.height, data.width,
+                                   fill_alpha=s.opacity, fills=s.fills, contours=s.contours and not vector)
+                cached = self._layer_cache[key] = (layer, qimage_from_layer(layer.array))
                 while len(self._layer_cache) > _LAYER_CACHE:
                     self._layer_cache.popitem(last=False)
             else:
                 self._layer_cache.move_to_end(key)
-            self.layer_images[name] = cached[0]
-            item.setPixmap(cached[1])
+                layer = cached[0]
+                if layer.insts is not insts:
+                    for x0, y0, x1, y1 in layer.update(insts, self._colors(insts)):
+                        item.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+            visible.index = layer.index  # built over the same list
+            self.layer_images[name] = cached[1]
+            if item.image is not cached[1]:
+                item.set_image(cached[1])
             item.setVisible(True)
         self._update_transform_mode()
         self.viewport().update()
@@ -289,12 +355,15 @@ class ImageCanvas(QGraphicsView):
     def invalidate(self) -> None:
         """Forget cached layers (labels changed in place)."""
         self._layer_cache.clear()
+        self._visible.clear()
         self.render_overlays()
 
     def _update_transform_mode(self) -> None:
-        mode = Qt.TransformationMode.FastTransformation if self.zoom_level() >= 1 else Qt.TransformationMode.SmoothTransformation
+        smooth = self.zoom_level() < 1
         for item in (self._image_item, *self._layer_items.values()):
-            item.setTransformationMode(mode)
+            if item.smooth != smooth:
+                item.smooth = smooth
+                item.update()
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
         data = self.data
@@ -302,16 +371,17 @@ class ImageCanvas(QGraphicsView):
             return
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)  # axis-aligned rects, contour runs
-        x0, y0, x1, y1 = rect.left(), rect.top(), rect.right(), rect.bottom()
-        vis = [i for i in self.visible_instances() if i.x0 < x1 and i.x0 + i.w > x0 and i.y0 < y1 and i.y0 + i.h > y0]
-        colors = self._colors(vis)
         s = self.style
+        in_view = self.instances_in_view()
+        detail = in_view <= DETAIL_LIMIT
+        vis = self._instances_in(rect, labels=s.labels and detail)
+        colors = self._colors(vis)
         if s.contours and self.vector_mode():
             for inst, rgb in zip(vis, colors):  # ground truth solid, predictions dashed (overlay.is_prediction)
                 predicted = ov.is_prediction(inst)
                 painter.setPen(self._pen(rgb, 2.0, Qt.PenStyle.DashLine if predicted else Qt.PenStyle.SolidLine))
                 painter.drawPath(edge_path(inst))
-        if s.boxes:  # one drawRects per (colour, dash)
+        if s.boxes and detail:  # one drawRects per (colour, dash)
             groups: dict = {}
             for inst, rgb in zip(vis, colors):
                 groups.setdefault((rgb, ov.is_prediction(inst)), []).append(self._box(inst))
@@ -328,8 +398,10 @@ class ImageCanvas(QGraphicsView):
         if self._tool is not None:
             self._tool.paint(painter, rect)
         painter.restore()
-        if s.labels and vis:
+        if s.labels and vis and detail:
             self._draw_labels(painter, vis, colors)
+        if not detail and (s.boxes or s.labels):
+            self._draw_note(painter, f"{in_view:,} labels in view: zoom in for boxes and names (from {DETAIL_LIMIT:,})")
         if data.error:
             painter.save()
             painter.resetTransform()
@@ -337,6 +409,40 @@ class ImageCanvas(QGraphicsView):
             painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              "Cannot show this image\n" + data.error)
             painter.restore()
+
+    def instances_in_view(self) -> int:
+        """How many visible instances meet the viewport (a dense scene zoomed out: boxes and
+        label chips wait until at most ``DETAIL_LIMIT`` do; fills and contours are always drawn)."""
+        if self.data is None:
+            return 0
+        r = self.mapToScene(self.viewport().rect()).boundingRect()
+        return sum(len(self._visible_of(n).get_index(self.data).intersecting(r.left(), r.top(), r.right() + 1, r.bottom() + 1))
+                   for n in self.fields())
+
+    def _draw_note(self, painter: QPainter, text: str) -> None:
+        painter.save()
+        painter.resetTransform()
+        metrics = painter.fontMetrics()
+        box = metrics.boundingRect(text).adjusted(-6, -3, 6, 3)
+        box.moveBottomLeft(self.viewport().rect().bottomLeft() + QPoint(8, -8))
+        painter.fillRect(box, QColor(0, 0, 0, 170))
+        painter.setPen(QColor(230, 230, 230))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
+
+    def _instances_in(self, rect: QRectF, labels: bool = False) -> list[ov.Instance]:
+        """The visible instances whose box (or label chips, with ``labels``) meets the scene
+        rectangle ``rect``, in drawing order."""
+        x0, y0, x1, y1 = rect.left(), rect.top(), rect.right(), rect.bottom()
+        if labels:  # chips sit above a box's top-left corner and run to its right
+            scale = max(self.transform().m11(), 1e-9)  # logical pixels per image pixel
+            x0 -= LABEL_REACH / scale
+            y1 += (self._chips.height or 40) / scale + 1
+        out = []
+        for name in self.fields():
+            entry = self._visible_of(name)
+            out.extend(entry.insts[k] for k in entry.get_index(self.data).intersecting(x0, y0, x1 + 1, y1 + 1))
+        return out
 
     def _colors(self, insts: list[ov.Instance]) -> list[tuple[int, int, int]]:
         """``color_of`` for many instances, one look-up per (label, field, eval)."""
@@ -447,9 +553,12 @@ class ImageCanvas(QGraphicsView):
 
     # ---------------------------------------------------------------- instances
     def instance_at(self, x: float, y: float) -> ov.Instance | None:
-        """The top-most visible instance under image point ``(x, y)``."""
+        """The top-most visible instance under image point ``(x, y)`` (the grid index's
+        candidates there, the exact mask deciding)."""
         for name in reversed(self.fields()):
-            for inst in reversed(self.visible_instances(name)):
+            entry = self._visible_of(name)
+            for k in entry.get_index(self.data).candidates(x, y)[::-1]:
+                inst = entry.insts[k]
                 if inst.contains(x, y):
                     return inst
         return None
@@ -493,8 +602,12 @@ class ImageCanvas(QGraphicsView):
 
     def instances_at(self, x: float, y: float) -> list[ov.Instance]:
         """The visible instances under image point ``(x, y)``, top-most first."""
-        return [inst for name in reversed(self.fields()) for inst in reversed(self.visible_instances(name))
-                if inst.contains(x, y)]
+        out = []
+        for name in reversed(self.fields()):
+            entry = self._visible_of(name)
+            out.extend(inst for inst in (entry.insts[k] for k in entry.get_index(self.data).candidates(x, y)[::-1])
+                       if inst.contains(x, y))
+        return out
 
     def cycle_selection(self, step: int = 1) -> ov.Instance | None:
         """Select the next (``step=-1``: previous) of the overlapping instances under the cursor."""

@@ -1,0 +1,196 @@
+"""Overlay layers for dense scenes (issue 17, point 3): redrawn only where labels changed, and a
+grid index over the instances' boxes for hit-tests and culling.
+
+A :class:`FieldLayer` is one field's rendered pixels (``overlay.render_layer``) together with the
+instances and colours they show. Given the instances of the same sample read again (after an
+edit, its undo, a model run), :meth:`FieldLayer.update` finds the labels that differ and repaints
+only their old and new boxes, with every instance that touches them, clipped: the pixels equal a
+full re-render (``tests/test_canvas_dense.py``). :class:`BoxIndex` buckets instances by the grid
+cells their boxes cover, so the instance under a point is found among a handful of candidates
+(the exact mask decides). :class:`ImageItem` draws a QImage straight from its buffer, so a layer
+patched in place shows without a pixmap copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
+
+from maskreview.core.masks import clip_box
+from maskreview.gui.canvas import overlay as ov
+
+GRID = 64  # image pixels per index cell
+FULL_REDRAW_SHARE = 0.25  # dirty boxes covering more of the image than this: render it all again
+
+
+def boxes_of(insts: list[ov.Instance]) -> np.ndarray:
+    """``(n, 4)`` int64 ``x0, y0, x1, y1`` of each instance's (unclipped) box."""
+    if not insts:
+        return np.zeros((0, 4), np.int64)
+    arr = np.array([(i.x0, i.y0, i.w, i.h) for i in insts], np.int64)
+    arr[:, 2:] += arr[:, :2]
+    return arr
+
+
+class BoxIndex:
+    """Instance indices bucketed by the ``GRID``-pixel cells their boxes cover; built once per
+    (sample, field, visibility). ``candidates(x, y)`` are in paint order (bottom first)."""
+
+    def __init__(self, boxes: np.ndarray, height: int, width: int, cell: int = GRID):
+        self.boxes, self.cell = boxes, cell
+        self.gw, self.gh = max(1, -(-width // cell)), max(1, -(-height // cell))
+        n = len(boxes)
+        if n == 0:
+            self.bounds, self.order = np.zeros(self.gw * self.gh + 1, np.int64), np.zeros(0, np.int64)
+            return
+        c0 = np.clip(boxes[:, :2] // cell, 0, [self.gw - 1, self.gh - 1])
+        c1 = np.clip((boxes[:, 2:] - 1) // cell, 0, [self.gw - 1, self.gh - 1])
+        nx = np.maximum(c1[:, 0] - c0[:, 0] + 1, 0)
+        ny = np.maximum(c1[:, 1] - c0[:, 1] + 1, 0)
+        off_image = (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0) | (boxes[:, 0] >= width) | (boxes[:, 1] >= height)
+        count = np.where(off_image, 0, nx * ny)
+        owner = np.repeat(np.arange(n), count)
+        k = np.arange(owner.size) - np.repeat(np.cumsum(count) - count, count)
+        cx = c0[owner, 0] + k % nx[owner]
+        cy = c0[owner, 1] + k // nx[owner]
+        cells = cy * self.gw + cx
+        order = np.lexsort((owner, cells))
+        self.order = owner[order]
+        self.bounds = np.concatenate([[0], np.cumsum(np.bincount(cells, minlength=self.gw * self.gh))])
+
+    def candidates(self, x: float, y: float) -> np.ndarray:
+        cx, cy = int(x // self.cell), int(y // self.cell)
+        if not (0 <= cx < self.gw and 0 <= cy < self.gh):  # off the image: boxes may stick out
+            b = self.boxes
+            return np.flatnonzero((b[:, 0] <= x) & (b[:, 2] > x) & (b[:, 1] <= y) & (b[:, 3] > y))
+        c = cy * self.gw + cx
+        return self.order[self.bounds[c]:self.bounds[c + 1]]
+
+    def intersecting(self, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+        """Indices (paint order) of the boxes that overlap the rectangle ``[x0, x1) x [y0, y1)``."""
+        b = self.boxes
+        return np.flatnonzero((b[:, 0] < x1) & (b[:, 2] > x0) & (b[:, 1] < y1) & (b[:, 3] > y0))
+
+
+def same_pixels(a: ov.Instance, b: ov.Instance) -> bool:
+    """Whether ``a`` and ``b`` put the same pixels into a layer (given the same colour)."""
+    if a is b:
+        return True
+    if (a.x0, a.y0, a.w, a.h) != (b.x0, b.y0, b.w, b.h) or (a.score is None) != (b.score is None):
+        return False
+    ma, mb = a.mask, b.mask
+    if ma is mb:
+        return True
+    if ma is None or mb is None:
+        return False
+    return ma.shape == mb.shape and ma.tobytes() == mb.tobytes()
+
+
+class FieldLayer:
+    """One field's layer: ``array`` (premultiplied BGRA, ``overlay.render_layer``) showing
+    ``insts`` in ``colors``, with their boxes and a :class:`BoxIndex`."""
+
+    def __init__(self, insts: list[ov.Instance], colors: list, height: int, width: int,
+                 fill_alpha: float, fills: bool, contours: bool):
+        self.height, self.width = height, width
+        self.options = dict(fill_alpha=fill_alpha, fills=fills, contours=contours)
+        self.insts, self.colors = insts, list(colors)  # the canvas's own list: ``is`` tells it is unchanged
+        self.array = ov.render_layer(self.insts, self.colors, height, width, **self.options)
+        self.repainted: list = [(0, 0, width, height)]  # what the last render or update repainted
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self.boxes = boxes_of(self.insts)
+        self.index = BoxIndex(self.boxes, self.height, self.width)
+
+    def update(self, insts: list[ov.Instance], colors: list) -> list[tuple[int, int, int, int]]:
+        """Show ``insts`` in ``colors`` instead; repaint only the boxes of the labels that changed
+        (old and new place). Returns the rectangles repainted (``x0, y0, x1, y1``)."""
+        colors = list(colors)
+        dirty = self._dirty(insts, colors)
+        self.insts, self.colors = insts, colors
+        if dirty is None or sum((r[2] - r[0]) * (r[3] - r[1]) for r in dirty) > FULL_REDRAW_SHARE * self.height * self.width:
+            self.array[:] = 0
+            ov.render_layer(insts, colors, self.height, self.width, out=self.array, **self.options)
+            self._reindex()
+            self.repainted = [(0, 0, self.width, self.height)]
+            return self.repainted
+        if dirty:
+            self._reindex()
+            for rect in dirty:
+                hit = self.index.intersecting(*rect)
+                ov.render_layer([insts[k] for k in hit], [colors[k] for k in hit], self.height, self.width,
+                                out=self.array, clip=rect, **self.options)
+        self.repainted = dirty
+        return dirty
+
+    def _dirty(self, insts: list[ov.Instance], colors: list) -> list | None:
+        """The clipped boxes to repaint, merged where they overlap; None when the labels that
+        stayed are in another order (everything is repainted then)."""
+        old, old_colors = self.insts, self.colors
+        changed: list[tuple[ov.Instance | None, ov.Instance | None]] = []
+        if len(old) == len(insts) and all(a.id == b.id for a, b in zip(old, insts)):
+            changed = [(a, b) for a, b, ca, cb in zip(old, insts, old_colors, colors)
+                       if ca != cb or not same_pixels(a, b)]
+        else:
+            before = {i.id: (i, c) for i, c in zip(old, old_colors)}
+            after = {i.id: (i, c) for i, c in zip(insts, colors)}
+            moved = set()
+            for key in before.keys() | after.keys():
+                a, b = before.get(key, (None, None)), after.get(key, (None, None))
+                if a[0] is None or b[0] is None or a[1] != b[1] or not same_pixels(a[0], b[0]):
+                    changed.append((a[0], b[0]))
+                    moved.add(key)
+            if [i.id for i in old if i.id not in moved] != [i.id for i in insts if i.id not in moved]:
+                return None
+        rects = []
+        for pair in changed:
+            for inst in pair:
+                box = None if inst is None else clip_box(inst.x0, inst.y0, inst.w, inst.h, self.height, self.width)
+                if box is not None:
+                    rects.append(tuple(int(v) for v in box))
+        return merge_rects(rects)
+
+
+def merge_rects(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Union overlapping rectangles until none overlap (a few per edit)."""
+    out = list(rects)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    out[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out
+
+
+class ImageItem(QGraphicsItem):
+    """Draws a QImage from its own buffer (no QPixmap copy): the image or a layer patched in place."""
+
+    def __init__(self, image: QImage | None = None):
+        super().__init__()
+        self.image, self.smooth = image, False
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def set_image(self, image: QImage | None) -> None:
+        self.prepareGeometryChange()
+        self.image = image
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, self.image.width(), self.image.height()) if self.image is not None else QRectF()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        if self.image is None:
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+        painter.drawImage(0, 0, self.image)

@@ -1,0 +1,211 @@
+"""Dense scenes (issue 17, point 3) on the real canvas, offscreen: a sample read again after one
+edit repaints only the changed labels' boxes, and the layer still equals a full re-render pixel
+for pixel; its undo restores the pixels; the grid-indexed hit-test names the same label as the
+brute-force scan over every instance."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from maskreview.gui.canvas import overlay as ov
+
+H, W = 180, 260
+
+
+def _blob(cx: int, cy: int, rx: int, ry: int, angle: float = 0.0) -> tuple[int, int, np.ndarray]:
+    """An ellipse as ``(x0, y0, box mask)``; the box may stick out of the image."""
+    size = 2 * max(rx, ry) + 3
+    canvas = np.zeros((size, size), np.uint8)
+    cv2.ellipse(canvas, (size // 2, size // 2), (rx, ry), angle, 0, 360, 1, -1)
+    ys, xs = np.nonzero(canvas)
+    y0, x0 = ys.min(), xs.min()
+    mask = canvas[y0:ys.max() + 1, x0:xs.max() + 1].astype(bool)
+    return cx - size // 2 + x0, cy - size // 2 + y0, mask
+
+
+def _scene() -> dict[str, list[ov.Instance]]:
+    """Touching and overlapping cells in two fields, some cut by the image border, one box-only
+    label and one large label under many others, in classes that give them different colours."""
+    rng = np.random.default_rng(7)
+    gt, pred = [], []
+    for k in range(36):
+        r, c = divmod(k, 9)
+        cx, cy = 10 + c * 30 + int(rng.integers(-4, 5)), 12 + r * 48 + int(rng.integers(-4, 5))
+        x0, y0, m = _blob(cx, cy, int(rng.integers(14, 22)), int(rng.integers(12, 26)), float(rng.uniform(0, 180)))
+        label = ("cell", "nucleus", "debris")[k % 3]
+        gt.append(ov.Instance("ground_truth", f"g{k}", label, None, x0, y0, m.shape[1], m.shape[0], m))
+        x0, y0, m = _blob(cx + 3, cy - 2, int(rng.integers(12, 20)), int(rng.integers(12, 22)), float(rng.uniform(0, 180)))
+        pred.append(ov.Instance("predictions", f"p{k}", label, float(rng.uniform(0.55, 1.0)), x0, y0,
+                                m.shape[1], m.shape[0], m))
+    x0, y0, m = _blob(130, 90, 100, 70)
+    gt.insert(3, ov.Instance("ground_truth", "big", "cell", None, x0, y0, m.shape[1], m.shape[0], m))
+    pred.append(ov.Instance("predictions", "boxonly", "debris", 0.9, 200, 150, 40, 45, None))
+    pred.append(ov.Instance("predictions", "low", "cell", 0.2, 100, 60, 30, 30, np.ones((30, 30), bool)))  # hidden
+    return {"ground_truth": gt, "predictions": pred}
+
+
+def _fresh(fields: dict) -> dict:
+    """The same labels as new objects and copied masks: the sample read again from the database."""
+    return {n: [replace(i, mask=None if i.mask is None else i.mask.copy(), _area=None, _edges=None) for i in insts]
+            for n, insts in fields.items()}
+
+
+def _layer(canvas, name: str) -> np.ndarray:
+    image = canvas.layer_images[name]
+    return np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.width(), 4).copy()
+
+
+def _full_render(canvas, name: str) -> np.ndarray:
+    """The field's layer rendered from scratch for what the canvas shows now."""
+    insts = canvas.visible_instances(name)
+    s = canvas.style
+    return ov.render_layer(insts, [canvas.color_of(i) for i in insts], H, W, fill_alpha=s.opacity,
+                           fills=s.fills, contours=s.contours and not canvas.vector_mode())
+
+
+def _screen(canvas) -> np.ndarray:
+    image = canvas.viewport().grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    arr = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return arr[:, :image.width() * 3].copy()
+
+
+@pytest.fixture
+def canvas(qtbot):
+    from maskreview.gui.canvas import ImageCanvas
+
+    view = ImageCanvas()
+    qtbot.addWidget(view)
+    view.resize(600, 420)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_classes(["cell", "nucleus", "debris"])
+    view.set_style(labels=False)
+    return view
+
+
+IMAGE = np.full((H, W, 3), 60, np.uint8)
+
+
+def _show(canvas, fields, keep_view=False) -> None:
+    from maskreview.gui.canvas.sample import SampleData
+
+    canvas.set_sample(SampleData("dense", "dense.png", IMAGE, None, H, W, fields), keep_view=keep_view)
+
+
+def _grow(inst: ov.Instance) -> ov.Instance:
+    """A brush stroke on the instance's right edge: a wider box and more pixels."""
+    grown = np.zeros((inst.h + 6, inst.w + 10), bool)
+    grown[:inst.h, :inst.w] = inst.full_mask()
+    cv2.circle(grown.view(np.uint8), (inst.w, inst.h // 2), 7, 1, -1)
+    return replace(inst, w=inst.w + 10, h=inst.h + 6, mask=grown, _area=None, _edges=None)
+
+
+EDITS = {
+    "mask grown": lambda f: f["ground_truth"].__setitem__(10, _grow(f["ground_truth"][10])),
+    "prediction at the border grown": lambda f: f["predictions"].__setitem__(0, _grow(f["predictions"][0])),
+    "label under its neighbours cut": lambda f: f["ground_truth"].__setitem__(  # later labels overlap it
+        5, replace(f["ground_truth"][5], mask=f["ground_truth"][5].mask & (np.arange(f["ground_truth"][5].w) % 9 > 2))),
+    "deleted": lambda f: f["predictions"].pop(12),
+    "added on top": lambda f: f["predictions"].append(_grow(replace(f["predictions"][5], id="new"))),
+    "relabelled (another colour)": lambda f: f["ground_truth"].__setitem__(20, replace(f["ground_truth"][20], label="debris")),
+    "moved": lambda f: f["predictions"].__setitem__(7, replace(f["predictions"][7], x0=f["predictions"][7].x0 + 9)),
+    "prediction became ground truth (fill style)": lambda f: f["predictions"].__setitem__(
+        9, replace(f["predictions"][9], score=None)),
+}
+
+
+@pytest.mark.parametrize("what", list(EDITS))
+def test_one_edit_repaints_its_boxes_and_equals_a_full_render(canvas, what):
+    fields = _scene()
+    _show(canvas, _fresh(fields))
+    before = {n: _layer(canvas, n) for n in fields}
+    layers = {n: canvas._layer_cache[next(k for k in canvas._layer_cache if k[4] == n)][0] for n in fields}  # noqa: SLF001
+    edited = _fresh(fields)
+    EDITS[what](edited)
+    _show(canvas, edited, keep_view=True)
+    changed = 0
+    for name in fields:
+        layer = canvas._layer_cache[next(k for k in canvas._layer_cache if k[4] == name)][0]  # noqa: SLF001
+        assert layer is layers[name]  # patched in place, not rendered again
+        now = _layer(canvas, name)
+        np.testing.assert_array_equal(now, _full_render(canvas, name))
+        if not np.array_equal(now, before[name]):
+            changed += 1
+            area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in layer.repainted)
+            assert 0 < area < H * W / 4, layer.repainted  # only the edited label's boxes
+            outside = np.ones((H, W), bool)
+            for x0, y0, x1, y1 in layer.repainted:
+                outside[y0:y1, x0:x1] = False
+            np.testing.assert_array_equal(now[outside], before[name][outside])
+        else:
+            assert layer.repainted == []
+    assert changed == 1
+
+
+def test_undo_restores_the_pixels_on_screen(canvas):
+    fields = _scene()
+    _show(canvas, _fresh(fields))
+    canvas.set_zoom(2.0)
+    layers, screen = {n: _layer(canvas, n) for n in fields}, _screen(canvas)
+    edited = _fresh(fields)
+    EDITS["mask grown"](edited)
+    EDITS["deleted"](edited)
+    _show(canvas, edited, keep_view=True)
+    assert not np.array_equal(_screen(canvas), screen)
+    _show(canvas, _fresh(fields), keep_view=True)  # the undo: the labels as they were, read again
+    for name in fields:
+        np.testing.assert_array_equal(_layer(canvas, name), layers[name])
+    np.testing.assert_array_equal(_screen(canvas), screen)
+
+
+def test_a_style_change_then_an_edit_still_equals_a_full_render(canvas):
+    fields = _scene()
+    _show(canvas, _fresh(fields))
+    canvas.set_style(conf_threshold=0.8)  # fewer predictions: another cached layer
+    edited = _fresh(fields)
+    EDITS["moved"](edited)
+    _show(canvas, edited, keep_view=True)
+    canvas.set_style(conf_threshold=0.5)  # back to the first layer, which has not seen the edit
+    for name in fields:
+        np.testing.assert_array_equal(_layer(canvas, name), _full_render(canvas, name))
+
+
+def _brute_force(canvas, x: float, y: float) -> list:
+    return [i for name in reversed(canvas.fields()) for i in reversed(canvas.visible_instances(name)) if i.contains(x, y)]
+
+
+def test_indexed_hit_test_names_the_brute_force_label_everywhere(canvas):
+    fields = _scene()
+    _show(canvas, _fresh(fields))
+    assert len(canvas.visible_instances("predictions")) == len(fields["predictions"]) - 1  # "low" is hidden
+    overlapping = 0
+    for y in np.arange(-2.5, H + 2, 1.0):
+        for x in np.arange(-2.5, W + 2, 1.0):
+            want = _brute_force(canvas, x, y)
+            got = canvas.instances_at(x, y)
+            assert got == want, (x, y)
+            assert canvas.instance_at(x, y) is (want[0] if want else None), (x, y)
+            overlapping += len(want) > 1
+    assert overlapping > 2000  # the scene does overlap
+    x, y = 101.5, 61.5  # the hidden low-score label is never hit
+    assert all(i.id != "low" for i in canvas.instances_at(x, y))
+    hit = canvas.instance_at(215.5, 170.5)
+    assert hit is not None and hit.id == "boxonly"  # a box-only label is hit on its whole box
+
+
+def test_hit_test_follows_an_edit_and_a_threshold(canvas):
+    fields = _scene()
+    _show(canvas, _fresh(fields))
+    edited = _fresh(fields)
+    EDITS["moved"](edited)
+    EDITS["deleted"](edited)
+    _show(canvas, edited, keep_view=True)
+    canvas.set_style(conf_threshold=0.75)
+    for y in np.arange(0.5, H, 2.0):
+        for x in np.arange(0.5, W, 2.0):
+            assert canvas.instances_at(x, y) == _brute_force(canvas, x, y), (x, y)
