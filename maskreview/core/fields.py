@@ -49,6 +49,7 @@ EDIT_ATTRIBUTES = {
 # Keys of dataset.info
 RUNS_INFO_KEY = "maskreview_runs"  # {field: the model run that wrote it} (core/model/provenance.py)
 RUN_KEY = "run_key"  # a run record's unique key, also kept per sample in <field>_run
+FIELD_RUN_INFO_KEY = "maskreview_run"  # a prediction field's own info: the record of the run that wrote it
 
 
 def run_field(field_name: str) -> str:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QPushButton, QWidget)
 
 from maskreview.core.errors import BadInputError
-from maskreview.core.fields import GT_FIELD
+from maskreview.core.fields import GT_FIELD, ORIGINAL_SUFFIX
 
 
 def _checklist(rows: list[tuple[str, int]], checked=(), empty: str = "") -> QListWidget:
@@ -54,7 +54,7 @@ def set_checked(widget: QListWidget, names) -> None:
 def detection_fields(dataset) -> list[str]:
     return [f for f, v in dataset.get_field_schema().items()
             if getattr(v, "document_type", None) is not None
-            and v.document_type.__name__ == "Detections" and not f.endswith("_original")]
+            and v.document_type.__name__ == "Detections" and not f.endswith(ORIGINAL_SUFFIX)]
 
 
 class ExportDialog(QDialog):

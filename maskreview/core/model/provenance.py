@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 
 from maskreview.core.errors import BadInputError
-from maskreview.core.fields import PRED_FIELD, RUNS_INFO_KEY, RUN_KEY  # noqa: F401 (RUNS_INFO_KEY re-exported)
+from maskreview.core.fields import (  # noqa: F401 (RUNS_INFO_KEY re-exported)
+    FIELD_RUN_INFO_KEY, PRED_FIELD, RUN_KEY, RUNS_INFO_KEY, original_field)
 from maskreview.core.store import fiftyone, reader
 from maskreview.core.store.metadata_lock import dataset_metadata_lock
 
@@ -115,7 +116,7 @@ def _is_free(dataset, name: str) -> bool:
     """No labels and no review records (``<name>_original``) in ``name``, and room for Detections."""
     fo = fiftyone()
     schema = dataset.get_field_schema()
-    if f"{name}_original" in schema:
+    if original_field(name) in schema:
         return False
     if name not in schema:
         return True
@@ -180,7 +181,7 @@ def _save_record(dataset, field: str, record: dict) -> None:
     dataset.save()
     fld = dataset.get_field(field)
     if fld is not None:
-        fld.info = {"maskreview_run": record}
+        fld.info = {FIELD_RUN_INFO_KEY: record}
         fld.description = f"predictions of {model_label(record)}, written by maskreview"
         fld.save()
 

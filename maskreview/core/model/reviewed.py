@@ -30,8 +30,8 @@ import numpy as np
 
 from maskreview.core import masks as mk
 from maskreview.core.editing.labels import as_detection
-from maskreview.core.fields import original_field
-from maskreview.core.fields import MODIFIED_FIELD, ORIGINAL_OF, REVIEW_ADDED, REV_FIELD, SOURCE_FIELD, SOURCE_LABEL_ID
+from maskreview.core.fields import (MODIFIED_FIELD, ORIGINAL_OF, REV_FIELD, REVIEW_ADDED, SOURCE_FIELD, SOURCE_LABEL_ID,
+                                    original_field)
 
 OVERLAP_IOU = 0.5
 
@@ -74,8 +74,8 @@ def review_projection(field_name: str, label_fields) -> dict:
     proj = {field_name: 1, original_field(field_name): 1, MODIFIED_FIELD: 1, REV_FIELD: 1}
     for name in label_fields:
         if name not in proj:
-            proj[f"{name}.detections.source_field"] = 1
-            proj[f"{name}.detections.source_label_id"] = 1
+            proj[f"{name}.detections.{SOURCE_FIELD}"] = 1
+            proj[f"{name}.detections.{SOURCE_LABEL_ID}"] = 1
     return proj
 
 
@@ -101,8 +101,6 @@ def _boxes(docs: list[dict]) -> np.ndarray:
 def _ious(a: list[dict], b: list[dict], height: int, width: int) -> np.ndarray:
     """Mask IoU of every pair; masks are encoded only for labels whose boxes meet (a mask lies
     inside its box)."""
-    from pycocotools import mask as mask_utils
-
     out = np.zeros((len(a), len(b)))
     if not a or not b:
         return out
@@ -112,9 +110,8 @@ def _ious(a: list[dict], b: list[dict], height: int, width: int) -> np.ndarray:
     meet = (ix > 0) & (iy > 0)
     rows, cols = np.flatnonzero(meet.any(axis=1)), np.flatnonzero(meet.any(axis=0))
     if rows.size:
-        ious = mask_utils.iou(_rles([a[i] for i in rows], height, width), _rles([b[j] for j in cols], height, width),
-                              [0] * len(cols))
-        out[np.ix_(rows, cols)] = np.asarray(ious, float).reshape(len(rows), len(cols))
+        out[np.ix_(rows, cols)] = mk.geometry_ious(_rles([a[i] for i in rows], height, width),
+                                                   _rles([b[j] for j in cols], height, width))
     return out
 
 

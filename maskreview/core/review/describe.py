@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from maskreview.core.fields import REVIEW_ADDED, SOURCE_FIELD
+
 OUTCOME_WORDS = {"tp": "TP (true positive)", "fp": "FP (false positive)", "fn": "FN (missed ground truth)",
                  "ignored": "ignored (crowd or beyond 100 per class)", "below": "under the confidence threshold"}
 
@@ -62,9 +64,9 @@ def stored_history(doc: dict | None, snapshot: dict | None) -> list[str]:
     snapshot in ``<field>_original``)."""
     out = []
     doc = doc or {}
-    if doc.get("source_field"):
-        out.append(f"promoted from {doc['source_field']}")
-    elif doc.get("review_added"):
+    if doc.get(SOURCE_FIELD):
+        out.append(f"promoted from {doc[SOURCE_FIELD]}")
+    elif doc.get(REVIEW_ADDED):
         out.append("added in review")
     if snapshot is not None:
         was = snapshot.get("label")

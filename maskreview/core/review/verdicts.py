@@ -24,6 +24,7 @@ from pathlib import Path
 
 from maskreview.core.editing.ops import DeleteLabels, LabelRef, LabelTags, Op, Promote, Relabel
 from maskreview.core.errors import BadInputError
+from maskreview.core.fields import GT_FIELD
 from maskreview.core.review.queue import QueueEntry
 from maskreview.core.tagging import REVIEWED
 from maskreview.core.store import user_config_dir
@@ -68,7 +69,7 @@ def save_verdict_keys(keys: dict[str, str], path: Path | None = None) -> Path:
 
 
 def verdict_ops(entry: QueueEntry, verdict: str, label: str | None = None,
-                gt_field: str = "ground_truth") -> list[Op]:
+                gt_field: str = GT_FIELD) -> list[Op]:
     """The ops a verdict makes (applied together: one undo step). ``label``: the new class of
     ``fix_class`` (default: the model's); ``gt_field``: where an accepted missing label goes."""
     if verdict not in VERDICTS:

@@ -14,6 +14,7 @@ from PySide6.QtCore import QEvent, QObject, QRect, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
+from maskreview.core.fields import GT_FIELD
 from maskreview.gui.canvas import overlay as ov
 
 NO_EVAL_HINT = "No evaluation yet: Evaluate ▸ Evaluate predictions… (Ctrl+Shift+E)"
@@ -40,7 +41,7 @@ def legend_rows(canvas) -> list[Row]:
     rows = []
     for name in shown:
         insts = data.fields.get(name, [])
-        predicted = any(ov.is_prediction(i) for i in insts) if insts else name != "ground_truth"
+        predicted = any(ov.is_prediction(i) for i in insts) if insts else name != GT_FIELD
         rgb = canvas.color_of(insts[0]) if mode == "field" and insts else neutral
         role = "dashed outline, filled" if predicted else "solid outline, hatched"
         rows.append(Row(f"{name}: {role}", rgb, predicted))

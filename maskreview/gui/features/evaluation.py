@@ -56,11 +56,13 @@ class EvaluationFeature:
         runs = getattr(window, "model_runs", None)
         pred = runs.current_field() if runs is not None else PRED  # the chosen model's
         if pred not in window.label_fields or GT not in window.label_fields:
-            window.notify(f"Evaluation needs both 'ground_truth' and '{pred}' (Model ▸ Run model on the dataset).")
+            window.notify(f"Evaluation needs both '{GT}' and '{pred}' (Model ▸ Run model on the dataset).")
             return None
         self.show_dock()
         self._undo_index = window.undo_stack.index()
-        return self.dock.start_evaluation(window.dataset.view(), GT, pred, iou_type, eval_key)
+        job = self.dock.start_evaluation(window.dataset.view(), GT, pred, iou_type, eval_key)
+        window.progress.track(job)  # the status bar's bar, ETA and Cancel (#17.4: a whole 100k-sample set)
+        return job
 
     def show_dock(self) -> None:
         window, dock = self.window, self.window.docks["Evaluation"]
