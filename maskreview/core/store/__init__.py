@@ -7,6 +7,12 @@ before anything imports ``fiftyone``; every module in maskreview gets FiftyOne t
 Where the database lives, first match wins: the ``database_uri`` argument (``--database-uri``),
 ``FIFTYONE_DATABASE_URI`` (a shared MongoDB), ``FIFTYONE_DATABASE_DIR``, else a folder under
 the user's data dir (platformdirs), so the app never touches ``~/.fiftyone`` of other tools.
+
+This package is the only code that talks to MongoDB or uses FiftyOne's internals
+(``tests/test_store_seam.py``): :mod:`.reader` reads sample documents (projected, batched),
+:mod:`.writer` writes them (bulk, conditional, durable; an edit's patch as an update pipeline),
+:mod:`.metadata_lock` locks a dataset's own document, :mod:`.codec` turns stored mask bytes into
+arrays and back, :mod:`.health` probes, :mod:`.app_session` holds the App session's private bits.
 """
 
 from __future__ import annotations
