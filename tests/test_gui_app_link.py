@@ -56,6 +56,8 @@ def test_filters_and_order_become_the_fiftyone_view(window, qtbot):
     view = ab.build_view(window.dataset, spec)
     assert sorted(view.values("id")) == sorted(browser.visible_ids()) == samples
     assert sorted(view.values("ground_truth.detections.id", unwind=True)) == sorted(res.gt.label_id[fn])
+    window.apply_filter(samples[:2], None, "two samples")  # samples only (a failure group of images)
+    assert sorted(_app_ids(window)) == sorted(browser.visible_ids()) == sorted(samples[:2])
     window.apply_filter(None, None, "all")
 
     # the evaluation's sort order: the browser is ordered, the App sorts by the same counts
@@ -68,6 +70,13 @@ def test_filters_and_order_become_the_fiftyone_view(window, qtbot):
     assert [type(s).__name__ for s in view._stages] == ["SortBy"]
     assert view.values("eval_fp") == shown
     qtbot.waitUntil(lambda: not window.jobs and not results._rematch_job.isRunning(), timeout=30000)
+
+    # at the canvas's threshold 0.5 the browser counts FP there, not as stored (at 0): the App takes its order
+    with qtbot.waitSignal(results.rematched, timeout=30000):
+        window.canvas.set_style(conf_threshold=0.5)
+    qtbot.waitUntil(lambda: not window.jobs and not results._rematch_job.isRunning(), timeout=30000)
+    assert browser.order is not None and _app_ids(window) == browser.visible_ids()
+    assert browser.visible_ids() != [i for i in view.values("id")]  # the order at 0 differs: not vacuous
 
 
 def test_saved_views_both_ways_in_the_browser(window, qtbot):

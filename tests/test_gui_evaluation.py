@@ -108,3 +108,25 @@ def test_groups_sort_and_sliders(qtbot, dock, evaluated):
     qtbot.waitUntil(lambda: dock.summary.text("TP") == "0", timeout=30000)
     assert figures.args[0].totals["FN"] == int((res.gt.outcome != "ignored").sum()) or figures.args[0].conf_thresh < 1
     assert int(dock.summary.text("TP")) == figures.args[0].totals["TP"]
+
+
+def test_sort_box_follows_the_state_and_a_new_evaluation_drops_the_old_rematch(qtbot, dock, evaluated):
+    from dataclasses import replace
+
+    from maskreview.gui.panels.evaluation.dock import SORTS
+
+    state = dock.state
+    qtbot.waitUntil(lambda: state.rematch is not None, timeout=30000)
+    dock.sort_box.setCurrentIndex(1)  # most false positives
+    assert state.filters.order_name == SORTS[1][0]
+    state.show_all()  # Clear filters elsewhere (the browser): the box no longer claims a sort
+    assert dock.sort_box.currentIndex() == 0 and state.filters.order is None
+    state.filters.sort(list(reversed(evaluated[1].sample_ids)), SORTS[3][0])  # worst F1 first, set elsewhere
+    assert dock.sort_box.currentIndex() == 3
+
+    old = state.rematch
+    again = replace(evaluated[1], sample_ids=list(evaluated[1].sample_ids))  # a new evaluation (another object)
+    again._blocks = evaluated[1]._blocks
+    dock.set_results(again)
+    assert state.evaluation is again and state.rematch is not old  # never the old evaluation's counts with the new
+    qtbot.waitUntil(lambda: state.rematch is not None, timeout=30000)

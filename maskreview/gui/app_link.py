@@ -38,15 +38,15 @@ def install(window) -> None:
 def current_spec(window) -> ab.ViewSpec:
     """What the browser and canvas show now, as plain data."""
     browser, style = window.browser, window.canvas.style
-    external = browser.id_filters.get("external")
+    drilled = browser.id_filters.get("evaluation")  # a drill-down's samples (core.review's ReviewState.drill_down)
     sort = None
     if browser.order is not None and not browser.filter_names.get("order", "").startswith("saved view"):
-        dock = getattr(window, "evaluation", None)
-        by = None
-        if dock is not None and browser.filter_names.get("order") == "evaluation order":
-            from maskreview.gui.panels.evaluation.dock import SORTS
+        from maskreview.gui.panels.evaluation.dock import SORTS
 
-            by = SORTS[dock.sort_box.currentIndex()][1]
+        dock = getattr(window, "evaluation", None)
+        by = dict(SORTS).get(browser.filter_names.get("order"))  # an evaluation sort names itself
+        if by is not None and style.conf_threshold:  # the stored <key>_fp / _fn count at 0: the App takes our order
+            by = None
         key = dock.results.eval_key if dock is not None and dock.results is not None else None
         sort = (by or "order", key, tuple(browser.order))
     saved = getattr(window, "saved_views", None)
@@ -56,7 +56,7 @@ def current_spec(window) -> ab.ViewSpec:
         label_class=window.histogram.selected if "class" in browser.id_filters else None,
         min_confidence=float(style.conf_threshold or 0.0),
         score_fields=tuple(window.label_fields),
-        sample_ids=tuple(sorted(external)) if external is not None else None,
+        sample_ids=tuple(sorted(drilled)) if drilled is not None else None,
         label_ids=tuple(sorted(style.only_labels)) if style.only_labels is not None else None,
         sort=sort,
         saved_view=saved.current_name() if saved is not None else None,

@@ -4,6 +4,8 @@ goes to the status bar."""
 
 from __future__ import annotations
 
+from shiboken6 import isValid
+
 from maskreview.core.fields import ORIGINAL_OF
 from maskreview.core.review.describe import LabelFacts, describe, short, stored_history
 
@@ -57,6 +59,8 @@ class SelectionFeature:
         facts.history = _session_history(window.undo_stack, inst.id) + stored_history(doc, snapshot)
 
     def refresh(self, *_changed) -> None:
+        if not isValid(self.window) or not self.window.isVisible():  # closed (its dataset may be gone): nothing
+            return
         inst = self.window.canvas.selected_instance
         self.window.info_panel.show_selection(describe(self.facts(inst)) if inst is not None else None)
 

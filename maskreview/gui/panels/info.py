@@ -9,10 +9,10 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 NOTHING_SELECTED = ("Nothing selected. Click a label to select it (click the same spot again, or Tab, for the "
-                    "one below); Delete, relabel (Ctrl+L), tag keys and promote (Ctrl+Shift+P) act on it.")
+                    "one below); Delete, relabel, the tag keys and promote act on it.")
 
 
 def _label(text: str = "") -> QLabel:
@@ -32,12 +32,20 @@ class SampleInfoPanel(QWidget):
         self.selected_label = _label(NOTHING_SELECTED)
         self.selected_label.setObjectName("selection")
         title = _label("<b>Selection</b>")
-        layout = QVBoxLayout(self)
+        inner = QWidget()
+        layout = QVBoxLayout(inner)
         layout.addWidget(self.sample_label)
         layout.addWidget(self.error_label)
         layout.addWidget(title)
         layout.addWidget(self.selected_label)
         layout.addStretch(1)
+        scroll = QScrollArea()  # the dock shares the column with others: the selection's rows scroll
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
         self.error_label.hide()
 
     def show_sample(self, data, counts: dict[str, tuple[int, int]] | None = None) -> None:

@@ -115,6 +115,7 @@ class EvaluationDock(QWidget):
         th.events.iou.connect(lambda new, old: self._threshold_changed(self.iou_slider, new))
         self.state.events.evaluation.connect(self._evaluation_changed)
         self.state.events.evaluation_note.connect(lambda new, old: self._show_status())
+        self.state.filters.events.order_name.connect(self._order_changed)
         self._threshold_changed(self.conf_slider, th.confidence, moved=False)
         self._threshold_changed(self.iou_slider, th.iou, moved=False)
 
@@ -172,6 +173,7 @@ class EvaluationDock(QWidget):
 
     def _evaluation_changed(self, results, _old=None) -> None:
         self.confusion = None
+        self.state.rematch = None  # that of the evaluation before
         if results is None:
             self.summary.set_summary({}, "")
             self.class_table.set_rows([])
@@ -202,6 +204,14 @@ class EvaluationDock(QWidget):
             return
         self.status.setText("; ".join([*results.warnings, *([self.state.evaluation_note]
                                                               if self.state.evaluation_note else [])]))
+
+    def _order_changed(self, name: str, _old=None) -> None:
+        """The browser's order changed elsewhere (Clear filters, a saved view): the box says so."""
+        index = next((i for i, (text, key) in enumerate(SORTS) if key is not None and text == name), 0)
+        if index != self.sort_box.currentIndex():
+            self.sort_box.blockSignals(True)
+            self.sort_box.setCurrentIndex(index)
+            self.sort_box.blockSignals(False)
 
     def _sort_changed(self, index: int) -> None:
         by = SORTS[index][1]
