@@ -1,5 +1,6 @@
-"""Thumbnails show badges (issue 14, point 4): the sample's tags, reviewed, and its FP / FN counts
-from the stored evaluation; they follow edits, undo and a new evaluation."""
+"""Thumbnails show badges (issue 14, point 4): the sample's tags, reviewed, and its FP / FN counts at
+the review state's ONE confidence and IoU threshold, the dock's and the canvas's (never the counts
+an evaluation stored at confidence 0); they follow edits, undo, the thresholds and an evaluation."""
 
 from __future__ import annotations
 
@@ -27,18 +28,23 @@ def evaluated(fo, demo_coco, tmp_path):
     return dataset
 
 
-def test_read_badges_from_tags_and_the_stored_evaluation(evaluated):
-    from maskreview.gui.thumbnail_badges import read_badges
+def test_read_badges_from_tags_and_counts(evaluated):
+    from maskreview.core.evaluation import analysis, results as R
+    from maskreview.gui.thumbnail_badges import counts_at, read_badges
 
-    badges = read_badges(evaluated, "eval")
-    fps, fns = evaluated.values("eval_fp"), evaluated.values("eval_fn")
-    assert [b.fp for b in badges.values()] == fps and [b.fn for b in badges.values()] == fns
-    assert sum(fps) > 0 and sum(fns) > 0  # the perturbed predictions make both
+    results = R.compute(evaluated)
+    rematch = analysis.rematch_dataset(results, 0.5, 0.5)
+    counts = counts_at(results, rematch)
+    badges = read_badges(evaluated, counts)
+    assert [b.fp for b in badges.values()] == rematch.per_sample["fp"].tolist()
+    assert [b.fn for b in badges.values()] == rematch.per_sample["fn"].tolist()
+    assert sum(b.fp for b in badges.values()) > 0 and sum(b.fn for b in badges.values()) > 0
     first = badges[evaluated.first().id]
     texts = [t for t, _ in first.chips()]
     assert first.reviewed and texts[:2] == ["✓ reviewed", "hard"]
     assert (f"FP {first.fp}" in texts) == bool(first.fp) and (f"FN {first.fn}" in texts) == bool(first.fn)
-    assert all(b.fp is None for b in read_badges(evaluated, None).values())  # no evaluation: no counts
+    assert all(b.fp is None for b in read_badges(evaluated).values())  # no evaluation: no counts
+    assert counts_at(results, None) == {}
 
 
 def _cell(win, sid) -> np.ndarray:
@@ -53,24 +59,58 @@ def _has(cell: np.ndarray, rgb) -> bool:
     return bool(np.all(np.abs(cell - np.array(rgb)) <= 40, axis=-1).sum() > 20)
 
 
-def test_thumbnails_draw_the_badges_and_follow_edits(evaluated, qtbot, tmp_path, monkeypatch):
+def _settled(qtbot, win, conf):
+    state = win.state
+    qtbot.waitUntil(lambda: not win.jobs and state.evaluation is not None and state.rematch is not None
+                    and state.rematch.conf_thresh == conf, timeout=120000)
+
+
+def _badge_counts(win, key):
+    return [getattr(win.browser.model.sample_badges[sid], key) for sid in win.state.evaluation.sample_ids]
+
+
+def test_badges_count_at_the_state_threshold_like_the_dock_and_canvas(evaluated, qtbot, tmp_path, monkeypatch):
     from maskreview.core.editing import ops as ed
     from maskreview.gui.thumbnail_badges import FP_RGB, REVIEWED_RGB
 
     monkeypatch.setenv("MASKREVIEW_CONFIG_DIR", str(tmp_path / "config"))
     win = open_window(qtbot, tmp_path, evaluated, (1100, 700))
-    model = win.browser.model
-    first = evaluated.first().id
-    assert model.sample_badges[first].reviewed  # before: no badges at all
-    qtbot.waitUntil(lambda: model.has_thumbnail(first))
-    assert _has(_cell(win, first), REVIEWED_RGB)
-    with_fp = next(sid for sid, b in model.sample_badges.items() if b.fp)
-    qtbot.waitUntil(lambda: model.has_thumbnail(with_fp))
-    assert _has(_cell(win, with_fp), FP_RGB)
+    try:
+        state, dock, model = win.state, win.evaluation, win.browser.model
+        _settled(qtbot, win, state.thresholds.confidence)  # the stored evaluation, loaded on open
+        assert state.thresholds.confidence == 0.5
+        stored = dict(zip(*evaluated.values(["id", "eval_fp"])))
+        fps = _badge_counts(win, "fp")
+        assert fps == state.rematch.per_sample["fp"].tolist() and sum(fps) == int(dock.summary.text("FP"))
+        assert _badge_counts(win, "fn") == state.rematch.per_sample["fn"].tolist()
+        assert fps != [stored[sid] for sid in state.evaluation.sample_ids]  # at 0 there are more: not vacuous
 
-    win.edits.apply(ed.SampleTags((first,), ("reviewed",), "remove"))
-    assert not model.sample_badges[first].reviewed  # the edit shows on its thumbnail
-    win.undo_stack.undo()
-    assert model.sample_badges[first].reviewed
-    win.canvas.select_instance(None)
-    win.close()
+        state.thresholds.confidence = 0.2  # the one threshold moves: the badges follow the dock
+        _settled(qtbot, win, 0.2)
+        qtbot.waitUntil(lambda: _badge_counts(win, "fp") == state.rematch.per_sample["fp"].tolist(), timeout=10000)
+        assert sum(_badge_counts(win, "fp")) == int(dock.summary.text("FP")) > sum(fps)
+
+        first = evaluated.first().id
+        qtbot.waitUntil(lambda: model.has_thumbnail(first))
+        assert model.sample_badges[first].reviewed and _has(_cell(win, first), REVIEWED_RGB)
+        with_fp = next(sid for sid, b in model.sample_badges.items() if b.fp)
+        win.browser.select_id(with_fp)
+        qtbot.waitUntil(lambda: win.current_sample_id == with_fp and model.has_thumbnail(with_fp))
+        assert _has(_cell(win, with_fp), FP_RGB)
+
+        # an edit: the canvas matches live, the badge says the same (the dock's figures are as evaluated)
+        before = model.sample_badges[with_fp].fp
+        fp = next(i for i in win.canvas.data.fields[PRED] if i.eval == "fp")
+        win.edits.apply(ed.DeleteLabels((ed.LabelRef(with_fp, PRED, fp.id),)))
+        drawn = sum(1 for i in win.canvas.data.fields[PRED] if i.eval == "fp")
+        assert model.sample_badges[with_fp].fp == drawn == before - 1
+        win.undo_stack.undo()
+        assert model.sample_badges[with_fp].fp == before
+
+        win.edits.apply(ed.SampleTags((first,), ("reviewed",), "remove"))
+        assert not model.sample_badges[first].reviewed  # the edit shows on its thumbnail
+        win.undo_stack.undo()
+        assert model.sample_badges[first].reviewed
+        win.canvas.select_instance(None)
+    finally:
+        win.close()

@@ -1,9 +1,15 @@
 """Badges on the browser's thumbnails: the sample's tags, whether it is reviewed, and its false
-positive / false negative counts from the stored evaluation (``<eval key>_fp`` / ``_fn``).
+positive / false negative counts at the review state's ONE confidence and IoU threshold.
 
-:func:`read_badges` reads them in one query; :func:`draw_badges` paints them over a thumbnail
-(the browser's delegate calls it); :class:`BadgesFeature` keeps the browser's badges current
-(dataset opened, any edit, undo or redo, a finished evaluation).
+The counts are those the evaluation dock counts and the canvas draws: ``state.rematch`` (the
+evaluation re-matched at the thresholds), and for a sample matched live on the canvas since
+(the one on show, edited or not) that live match. The values an evaluation stored in the
+dataset (``<eval key>_fp`` / ``_fn``, at confidence 0, stale after an edit) are never shown.
+
+:func:`read_badges` reads the tags in one query and takes the counts from :func:`counts_at`;
+:func:`draw_badges` paints them over a thumbnail (the browser's delegate calls it);
+:class:`BadgesFeature` keeps the browser's badges current (dataset opened, any edit, undo or redo,
+an evaluation, a threshold change, the sample on show matched live).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QColor
+from shiboken6 import isValid
 
 from maskreview.core.tagging import REVIEWED
 
@@ -43,16 +50,24 @@ class SampleBadge:
         return out
 
 
-def read_badges(dataset, eval_key: str | None = None, ids=None) -> dict[str, SampleBadge]:
-    """``{sample id: SampleBadge}`` for ``ids`` (default: every sample), one query."""
+def counts_at(results, rematch) -> dict[str, tuple[int, int]]:
+    """``{sample id: (FP, FN)}`` of ``results`` re-matched by ``rematch`` (empty without both)."""
+    if results is None or rematch is None:
+        return {}
+    fp, fn = rematch.per_sample["fp"].tolist(), rematch.per_sample["fn"].tolist()
+    return {sid: (fp[i], fn[i]) for i, sid in enumerate(results.sample_ids)}
+
+
+def read_badges(dataset, counts: dict | None = None, ids=None) -> dict[str, SampleBadge]:
+    """``{sample id: SampleBadge}`` for ``ids`` (default: every sample), one query for the tags;
+    FP / FN from ``counts`` (``{sample id: (fp, fn)}``; a sample not in it has none)."""
     view = dataset.select(list(ids)) if ids is not None else dataset
-    schema = dataset.get_field_schema()
-    counted = bool(eval_key) and f"{eval_key}_fp" in schema and f"{eval_key}_fn" in schema
-    paths = ["id", "tags"] + ([f"{eval_key}_fp", f"{eval_key}_fn"] if counted else [])
-    columns = view.values(paths)
-    fps, fns = (columns[2], columns[3]) if counted else ([None] * len(columns[0]),) * 2
-    return {str(sid): SampleBadge(tuple(tags or ()), fp, fn)
-            for sid, tags, fp, fn in zip(columns[0], columns[1], fps, fns)}
+    counts = counts or {}
+    out = {}
+    for sid, tags in zip(*view.values(["id", "tags"])):
+        fp, fn = counts.get(str(sid), (None, None))
+        out[str(sid)] = SampleBadge(tuple(tags or ()), fp, fn)
+    return out
 
 
 def draw_badges(painter, box: QRect, badge: SampleBadge | None, metrics) -> None:
@@ -73,15 +88,40 @@ def draw_badges(painter, box: QRect, badge: SampleBadge | None, metrics) -> None
 
 
 class BadgesFeature:
-    """Keeps ``window.browser.model.sample_badges`` current."""
+    """Keeps ``window.browser.model.sample_badges`` current, at the review state's thresholds."""
 
-    def __init__(self, window, evaluation=None):
-        self.window = window
+    def __init__(self, window, state, evaluation=None):
+        self.window, self.state = window, state
+        self.live: dict[str, tuple[float, float, int, int]] = {}  # sample id -> (conf, iou, fp, fn) matched live
         window.dataset_changed.connect(lambda _dataset: self.refresh())
         window.undo_stack.indexChanged.connect(lambda _index: self.refresh(self._touched()))
+        state.events.evaluation.connect(self._evaluation_changed)
+        state.events.rematch.connect(lambda *_: self.refresh())  # an evaluation or new thresholds, re-matched
         dock = getattr(evaluation, "dock", None)
-        if dock is not None and hasattr(dock, "results_changed"):
-            dock.results_changed.connect(lambda _results: self.refresh())
+        if dock is not None:
+            dock.sample_outcomes_changed.connect(self._matched_live)
+
+    def _evaluation_changed(self, *_changed) -> None:
+        self.live = {}  # a new evaluation counts the labels as they are now
+        self.refresh()
+
+    def _matched_live(self, sample_id: str, outcomes: dict) -> None:
+        """The canvas's sample matched at the thresholds: its badge says what the canvas draws
+        (after an edit the evaluation's own counts are those from before it)."""
+        values = list(outcomes.values())
+        th = self.state.thresholds
+        self.live[sample_id] = (th.confidence, th.iou, values.count("fp"), values.count("fn"))
+        self.refresh([sample_id])
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """``{sample id: (FP, FN)}`` at the thresholds: the re-matched evaluation, then the live matches."""
+        out = counts_at(self.state.evaluation, self.state.rematch)
+        if not out:  # no evaluation, or not yet re-matched at these thresholds
+            return out
+        th = self.state.thresholds
+        out.update({sid: (fp, fn) for sid, (conf, iou, fp, fn) in self.live.items()
+                    if (conf, iou) == (th.confidence, th.iou) and sid in out})
+        return out
 
     def _touched(self) -> list[str]:
         """The samples an edit can have changed: the one on show and those selected in the browser."""
@@ -93,10 +133,12 @@ class BadgesFeature:
 
     def refresh(self, ids=None) -> None:
         window = self.window
+        if not isValid(window) or not window.isVisible():  # closed (its dataset may be gone): nothing
+            return
         model = window.browser.model
         if window.dataset is None:
             model.sample_badges = {}
         else:
-            badges = read_badges(window.dataset, getattr(window, "eval_key", None), ids)
+            badges = read_badges(window.dataset, self.counts(), ids)
             model.sample_badges = badges if ids is None else {**model.sample_badges, **badges}
         window.browser.view.viewport().update()

@@ -34,6 +34,6 @@ def install_all(window, state, out: SimpleNamespace | None = None) -> SimpleName
     out.selection = SelectionFeature(window, state)
     out.review_queue = ReviewQueueFeature(window, state)
     out.assist = AssistFeature(window, state)
-    out.badges = BadgesFeature(window, out.evaluation)  # thumbnails: tags, reviewed, FP / FN
+    out.badges = BadgesFeature(window, state, out.evaluation)  # thumbnails: tags, reviewed, FP / FN at the thresholds
     out.desktop = DesktopFeature(window, state)  # last: applies the user's keys to every action added above
     return out
