@@ -46,3 +46,24 @@ def test_counts_and_bar_filter_follow_the_confidence_slider(dataset, qtbot, tmp_
         assert len(ids) < len(queries.ids_with_label(dataset, "predictions", cls))
     finally:
         win.close()
+
+
+def test_histogram_follows_a_model_run_writing_a_new_field(fo, demo_coco, qtbot, tmp_path):
+    """The demo opens with ground truth only and the model's run writes ``predictions``: the
+    histogram then counts them too (it used to keep counting ground_truth alone)."""
+    from maskreview.core.evaluation import synthetic
+    from maskreview.core.sources import open_source
+
+    dataset = open_source(demo_coco, name=f"histogram-run-{tmp_path.name}")
+    win = open_window(qtbot, tmp_path, dataset)
+    try:
+        qtbot.waitUntil(lambda: set(win.histogram.counts) == {"ground_truth"}, timeout=15000)
+        synthetic.write_perturbed_predictions(dataset, seed=4)  # what the run's worker writes
+        ids = dataset.values("id")
+        job = type("Job", (), {"written": set(), "field": "predictions"})()
+        win.model_runs._written(job, ids)  # a batch of the run landed
+        assert "predictions" in win.state.label_fields
+        qtbot.waitUntil(lambda: win.histogram.counts.get("predictions") == _expected(dataset, 0.5), timeout=15000)
+    finally:
+        win.close()
+        dataset.delete()

@@ -327,6 +327,7 @@ class ModelRuns(QObject):
         w = self.window
         w.canvas.field_order = w.label_fields
         w.fields_panel.set_fields(w.label_fields, w.canvas.style.hidden_fields)
+        w.state.label_fields = tuple(w.label_fields)  # the histogram counts the state's fields: the new one too
         self.refresh_models()
 
     def refresh_models(self) -> None:
