@@ -253,16 +253,27 @@ def bench_stall(root: Path, n_images: int) -> None:
 
 
 # ------------------------------------------------------------------------------------ open10k
-def build_big_dataset(root: Path, n_samples: int, per_sample: int = 10):
-    """``n_samples`` samples with ``per_sample`` masks each, in seconds: one sample goes in through
-    FiftyOne (declaring the schema), the rest as raw documents copied from it in pymongo batches,
-    each with its own ids, image path (hard links to 20 images) and box positions."""
+BIG_TAGS = (("hard", 10), ("night", 7))  # (tag, every n-th sample has it)
+
+
+def big_name(n_samples: int) -> str:
+    return f"bench-{n_samples // 1000}k" if n_samples % 1000 == 0 else f"bench-{n_samples}"
+
+
+def build_big_dataset(root: Path, n_samples: int, per_sample: int = 10, batch_size: int = 5000):
+    """``n_samples`` samples with ``per_sample`` masks each (half ground truth, half predictions),
+    in bulk: one sample goes in through FiftyOne (declaring the schema), the rest as raw documents
+    copied from it and inserted ``batch_size`` at a time through ``store.writer.insert_documents``.
+    Each has its own ids, an image path (a hard link to one of 20 JPEGs of 640x480: the disk holds
+    20 images), tags (``BIG_TAGS``), box positions and scores; some predictions sit on a ground-truth
+    box (true positives), the rest anywhere (false positives), so samples differ in FP count."""
     import cv2
     import numpy as np
     from bson import ObjectId
 
-    from maskreview.core.store import connect
+    from maskreview.core.store import connect, reader, writer
 
+    t0 = time.perf_counter()
     fo = connect()
     images = root / "big"
     images.mkdir(parents=True, exist_ok=True)
@@ -272,60 +283,100 @@ def build_big_dataset(root: Path, n_samples: int, per_sample: int = 10):
         img = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 6)
         originals.append(images / f"orig_{k}.jpg")
         cv2.imwrite(str(originals[-1]), img)
-    dataset = fo.Dataset("bench-10k", persistent=True)
+    dataset = fo.Dataset(big_name(n_samples), persistent=True)
     dataset.default_classes = [f"class_{k}" for k in range(5)]
+    half = per_sample // 2
     masks = [cv2.circle(np.zeros((s, s), np.uint8), (s // 2, s // 2), s // 2 - 1, 1, -1).astype(bool) for s in (16, 24, 32, 48)]
     dets = [fo.Detection(label=f"class_{j % 5}", bounding_box=[0.1, 0.1, masks[j % 4].shape[1] / 640, masks[j % 4].shape[0] / 480],
-                         mask=masks[j % 4], confidence=0.5 if j >= per_sample // 2 else None) for j in range(per_sample)]
+                         mask=masks[j % 4], confidence=0.5 if j >= half else None) for j in range(per_sample)]
     first = fo.Sample(filepath=str(originals[0]), metadata=fo.ImageMetadata(width=640, height=480),
-                      ground_truth=fo.Detections(detections=dets[: per_sample // 2]),
-                      predictions=fo.Detections(detections=dets[per_sample // 2:]))
+                      ground_truth=fo.Detections(detections=dets[:half]), predictions=fo.Detections(detections=dets[half:]))
     dataset.add_sample(first)
-    collection = dataset._sample_collection
-    template = collection.find_one({})
-    batch = []
-    for i in range(1, n_samples):
-        path = images / f"img_{i:05d}.jpg"
-        if not path.exists():
-            os.link(originals[i % len(originals)], path)
-        doc = {**template, "_id": ObjectId(), "filepath": str(path)}
-        for field in ("ground_truth", "predictions"):
-            detections = []
-            for d in template[field]["detections"]:
-                x, y = rng.uniform(0, 0.9, 2)
-                detections.append({**d, "_id": ObjectId(), "bounding_box": [float(x), float(y), *d["bounding_box"][2:]],
-                                   **({"confidence": float(rng.uniform(0.05, 1))} if d.get("confidence") is not None else {})})
-            doc[field] = {**template[field], "detections": detections}
-        batch.append(doc)
-        if len(batch) == 1000:
-            collection.insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        collection.insert_many(batch, ordered=False)
+    template = reader.one(dataset, first.id)
+    gt_t, pred_t = template["ground_truth"]["detections"], template["predictions"]["detections"]
+    for start in range(1, n_samples, batch_size):
+        b = min(batch_size, n_samples - start)
+        pos = rng.uniform(0, 0.85, (b, per_sample, 2))
+        on_gt = rng.integers(0, half + 1, b)  # predictions j < on_gt[i] sit on ground truth j
+        jitter = rng.normal(0, 0.002, (b, half, 2))
+        scores = rng.uniform(0.05, 1, (b, half))
+        docs = []
+        for r in range(b):
+            i = start + r
+            path = images / f"img_{i:06d}.jpg"
+            if not path.exists():
+                os.link(originals[i % len(originals)], path)
+            p = pos[r].tolist()
+            gts = [{**d, "_id": ObjectId(), "bounding_box": [*p[j], *d["bounding_box"][2:]]} for j, d in enumerate(gt_t)]
+            preds = []
+            for j, d in enumerate(pred_t):
+                xy = (pos[r, j] + jitter[r, j]).tolist() if j < on_gt[r] else p[half + j]
+                preds.append({**d, "_id": ObjectId(), "bounding_box": [*xy, *d["bounding_box"][2:]], "confidence": float(scores[r, j])})
+            tags = [t for t, every in BIG_TAGS if i % every == 0]
+            docs.append({**template, "_id": ObjectId(), "filepath": str(path), "tags": tags,
+                         "ground_truth": {**template["ground_truth"], "detections": gts},
+                         "predictions": {**template["predictions"], "detections": preds}})
+        writer.insert_documents(dataset, docs)
+    seconds = time.perf_counter() - t0
+    print(f"built {n_samples} samples / {n_samples * per_sample} instances in {seconds:.1f} s "
+          f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     return dataset
 
 
-def bench_open10k(root: Path, n_samples: int) -> None:
+def _rss() -> float:
     import psutil
+
+    return psutil.Process().memory_info().rss / 2**30
+
+
+def _timed(app, action) -> tuple[float, float]:
+    """(wall s, GUI-thread CPU s) of ``action()`` and the events it posts."""
+    t, c = time.perf_counter(), time.thread_time()
+    action()
+    app.processEvents()
+    return time.perf_counter() - t, time.thread_time() - c
+
+
+def _pump(app, seconds: float, until=None) -> bool:
+    """Run the event loop for up to ``seconds`` or until ``until()``; whether it came true."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        app.processEvents()
+        if until is not None and until():
+            return True
+        time.sleep(0.01)
+    return until is None
+
+
+def bench_open10k(root: Path, n_samples: int, scale: bool = False, eval_rss_limit: float = 8.0) -> None:
+    """Open a big dataset: first image, RSS after browsing; with ``scale`` (#17.4) also search,
+    tag filter, evaluate-all (progress, cancel, the full run) and sort by FP."""
     from PySide6.QtWidgets import QApplication
 
     from maskreview.gui.main_window import MainWindow
     from maskreview.gui.settings import Settings
 
     app = QApplication.instance() or QApplication([])
-    t = time.perf_counter()
-    # built in a child process, so this process's memory holds only what the window loads
-    subprocess.run([sys.executable, __file__, "--build-big", str(root), str(n_samples)], check=True, env=os.environ.copy())
-    built = time.perf_counter() - t
-    name = "bench-10k"
+    rss_before = _rss()
+    print(f"open: RSS before the window {rss_before:.2f} GB (torch imported: {'torch' in sys.modules}, "
+          f"detectron2: {'detectron2' in sys.modules})", flush=True)
+    name = big_name(n_samples)
+    from maskreview.core.store import connect
+
+    fo = connect()  # the database starts behind the window at launch; not part of any figure
+    built = None
+    if name not in fo.list_datasets():
+        t = time.perf_counter()
+        # built in a child process, so this process's memory holds only what the window loads
+        subprocess.run([sys.executable, __file__, "--build-big", str(root), str(n_samples)], check=True, env=os.environ.copy())
+        built = time.perf_counter() - t
     window = MainWindow(Settings(root / "big.ini"))
     window.resize(1400, 900)
     window.show()
     app.processEvents()
-    from maskreview.core.store import connect
-
-    fo = connect()  # the database starts behind the window at launch; not part of this figure
     dataset = fo.load_dataset(name)
+    for key in dataset.list_evaluations():  # a kept dataset: open it as a new one would be
+        dataset.delete_evaluation(key)
     profiler = None
     if os.environ.get("BENCH_PROFILE"):
         import cProfile
@@ -348,19 +399,104 @@ def bench_open10k(root: Path, n_samples: int) -> None:
         window.do_next_sample()
         app.processEvents()
     window.browser.view.scrollToBottom()
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
+    _pump(app, 20)
     window.browser.model.wait(10000)
     app.processEvents()
-    rss = psutil.Process().memory_info().rss / 2**30
-    print(f"open10k: {n_samples} samples / {n_samples * 10} instances (built in {built:.0f} s): first image on screen "
-          f"{first:.2f} s after set_dataset ({first_cpu:.2f} s CPU on the GUI thread; load average {os.getloadavg()[0]:.1f}); "
-          f"RSS after browsing {rss:.2f} GB")
-    result(f"gui open {n_samples} samples: first image", f"{first:.2f} s", "<= 2 s", first <= 2)
-    result(f"gui open {n_samples} samples: RSS", f"{rss:.2f} GB", "<= 1.5 GB", rss <= 1.5)
+    rss = _rss()
+    load = os.getloadavg()[0]
+    n_inst = n_samples * 10
+    print(f"open: {n_samples} samples / {n_inst} instances ({f'built in {built:.0f} s' if built else 'kept from a run before'}): "
+          f"first image on screen {first:.2f} s after set_dataset ({first_cpu:.2f} s CPU on the GUI thread; "
+          f"load average {load:.1f}); RSS after browsing {rss:.2f} GB ({rss - rss_before:+.2f} GB over the bare process)")
+    rss_target = 1.5 if n_samples <= 10000 else 2.0
+    result(f"gui open {n_samples} samples: first image", f"{first:.2f} s (load {load:.1f})", "<= 2 s", first <= 2)
+    result(f"gui open {n_samples} samples: RSS", f"{rss:.2f} GB (load {load:.1f})", f"<= {rss_target} GB", rss <= rss_target)
+    if scale:
+        _bench_scale(app, window, n_samples, eval_rss_limit)
     window.close()
+
+
+def _bench_scale(app, window, n_samples: int, eval_rss_limit: float) -> None:
+    """Search, tag filter, evaluate-all (progress, cancel, the full run) and sort by FP at scale."""
+    from maskreview.gui.panels.evaluation.dock import SORTS
+
+    state, browser = window.state, window.browser
+    _pump(app, 30, lambda: not window.jobs)  # statistics and the tag index, made on open
+    figures = {}
+    for label, text in (("search, few hits", "_0012"), ("search, many hits", "9")):
+        wall, cpu = _timed(app, lambda text=text: browser.search.setText(text))
+        figures[label] = (wall, cpu, browser.model.rowCount())
+        browser.search.setText("")
+        app.processEvents()
+    wall, cpu = _timed(app, lambda: setattr(state.filters, "tag", "hard"))
+    figures["tag filter"] = (wall, cpu, browser.model.rowCount())
+    wall, cpu = _timed(app, state.show_all)
+    figures["clear filters"] = (wall, cpu, browser.model.rowCount())
+    load = os.getloadavg()[0]
+    for label, (wall, cpu, rows) in figures.items():
+        print(f"scale: {label}: {wall * 1e3:.0f} ms wall, {cpu * 1e3:.0f} ms GUI-thread CPU, {rows} rows "
+              f"(load average {load:.1f})", flush=True)
+        if label != "clear filters":
+            result(f"gui {n_samples} samples: {label}", f"{wall * 1e3:.0f} ms ({cpu * 1e3:.0f} ms CPU, {rows} rows, load {load:.1f})",
+                   "<= 300 ms", wall <= 0.3)
+
+    # evaluate the whole set: progress reported, then cancelled
+    updates: list[tuple[float, int, int, str]] = []
+
+    def evaluate():
+        job = window.features.evaluation.evaluate()
+        job.progress.emitter.updated.connect(lambda d, t, lab, eta: updates.append((time.perf_counter(), d, t, lab)))
+        return job
+
+    t0 = time.perf_counter()
+    job = evaluate()
+    _pump(app, 600, lambda: bool(updates and updates[-1][1] >= 1) or job.isFinished())
+    first_update = updates[0][0] - t0 if updates else None
+    t_cancel = time.perf_counter()
+    job.cancel()
+    _pump(app, 900, job.isFinished)
+    app.processEvents()
+    cancelled_in = time.perf_counter() - t_cancel
+    cancelled = state.evaluation is None
+    print(f"scale: evaluate-all cancelled after its first step: {len(updates)} progress updates "
+          f"({', '.join(f'{d}/{t} {lab}' for _, d, t, lab in updates)}), the first {first_update:.1f} s after Evaluate; "
+          f"cancel took effect in {cancelled_in:.1f} s; no results shown: {cancelled}", flush=True)
+    result(f"gui {n_samples} samples: evaluate-all cancel", f"stopped {cancelled_in:.1f} s after Cancel, "
+           f"{len(updates)} progress updates", "progress; Cancel stops it <= 5 s",
+           cancelled and bool(updates) and cancelled_in <= 5)
+
+    # the full run, watching memory, then sort by FP at the thresholds
+    updates.clear()
+    peak = [_rss()]
+    t0 = time.perf_counter()
+    job = evaluate()
+
+    def done():
+        peak[0] = max(peak[0], _rss())
+        if peak[0] > eval_rss_limit and not job.progress.cancelled:
+            job.cancel()
+        return job.isFinished() and state.rematch is not None or (job.isFinished() and state.evaluation is None)
+
+    _pump(app, 3600, done)
+    seconds = time.perf_counter() - t0
+    if state.evaluation is None:
+        print(f"scale: evaluate-all did not finish ({'cancelled at RSS > %.1f GB' % eval_rss_limit if job.progress.cancelled else 'failed'}) "
+              f"after {seconds:.0f} s; peak RSS {peak[0]:.2f} GB", flush=True)
+        result(f"gui {n_samples} samples: evaluate-all", f"not finished, peak RSS {peak[0]:.2f} GB", "with progress and cancel", False)
+        return
+    load = os.getloadavg()[0]
+    print(f"scale: evaluate-all finished in {seconds:.0f} s (mAP {state.evaluation.summary.get('mAP', float('nan')):.3f}), "
+          f"{len(updates)} progress updates; peak RSS {peak[0]:.2f} GB, after {_rss():.2f} GB (load average {load:.1f})", flush=True)
+    result(f"gui {n_samples} samples: evaluate-all", f"{seconds:.0f} s, peak RSS {peak[0]:.2f} GB (load {load:.1f})",
+           "with progress and cancel", True)
+    fp = next(i for i, (_text, key) in enumerate(SORTS) if key == "fp")
+    dock = window.features.evaluation.dock
+    wall, cpu = _timed(app, lambda: dock.sort_box.setCurrentIndex(fp))
+    first_rows = [browser.model.sample_id(r) for r in range(3)]
+    print(f"scale: sort by FP at the thresholds: {wall * 1e3:.0f} ms wall, {cpu * 1e3:.0f} ms GUI-thread CPU; "
+          f"first rows {first_rows} (load average {load:.1f})", flush=True)
+    result(f"gui {n_samples} samples: sort by FP", f"{wall * 1e3:.0f} ms ({cpu * 1e3:.0f} ms CPU, load {load:.1f})",
+           "<= 300 ms", wall <= 0.3)
 
 
 # ------------------------------------------------------------------------------------ cold start
@@ -414,7 +550,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--d2-repeat", type=int, default=2)
     parser.add_argument("--stall-images", type=int, default=24)
-    parser.add_argument("--samples", type=int, default=10000)
+    parser.add_argument("--samples", type=int, default=10000,
+                        help="open10k's dataset size; above 10,000 the scale measures (#17.4) run too")
+    parser.add_argument("--scale", action="store_true", help="the scale measures (#17.4) at any --samples")
+    parser.add_argument("--root", help="keep the databases and the big dataset here between runs (built once)")
+    parser.add_argument("--eval-rss-limit", type=float, default=8.0, help="cancel evaluate-all above this RSS (GB)")
     parser.add_argument("--cold-repeat", type=int, default=3)
     parser.add_argument("--build-big", nargs=2, metavar=("ROOT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -423,17 +563,34 @@ def main(argv: list[str] | None = None) -> int:
         build_big_dataset(Path(args.build_big[0]), int(args.build_big[1]))
         return 0
     parts = args.only or ["overlay", "coldstart", "stall", "open10k"]
-    root = Path(tempfile.mkdtemp(prefix="maskreview-bench-gui-"))
-    atexit.register(shutil.rmtree, root, True)  # registered before FiftyOne: runs after its mongod stops
+    if len(parts) > 1:  # each part in a process of its own: what one imports (the Visualizer peer's torch
+        # and detectron2) or leaves behind must not count in the next one's figures (RSS, #17.4)
+        raw, passed = list(sys.argv[1:] if argv is None else argv), []
+        while raw:
+            arg = raw.pop(0)
+            if arg == "--only":
+                raw.pop(0)
+            elif not arg.startswith("--only="):
+                passed.append(arg)
+        return max(subprocess.run([sys.executable, __file__, *passed, "--only", part]).returncode for part in parts)
+    if args.root:
+        root = Path(args.root)
+        root.mkdir(parents=True, exist_ok=True)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="maskreview-bench-gui-"))
+        atexit.register(shutil.rmtree, root, True)  # registered before FiftyOne: runs after its mongod stops
     if "coldstart" in parts:
         bench_coldstart(root, args.cold_repeat)
     _setup(root)
+    from maskreview.gui.runtime import prepare_process
+
+    prepare_process()  # as the app does before Qt starts (gui.app.create_app)
     if "overlay" in parts:
         bench_overlay(args.repeat, args.d2_repeat)
     if "stall" in parts:
         bench_stall(root, args.stall_images)
     if "open10k" in parts:
-        bench_open10k(root, args.samples)
+        bench_open10k(root, args.samples, args.scale or args.samples > 10000, args.eval_rss_limit)
     return 0
 
 

@@ -297,6 +297,7 @@ class SampleBrowser(QWidget):
 
         self.state = state if state is not None else ReviewState()
         self.model = SampleListModel(self)
+        self._staying = None  # the current sample while a filter change keeps it current
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search filenames…")
         self.search.setClearButtonEnabled(True)
@@ -409,7 +410,7 @@ class SampleBrowser(QWidget):
             self.tag_filter.blockSignals(True)
             self.tag_filter.setCurrentIndex(max(self.tag_filter.findData(f.tag), 0))
             self.tag_filter.blockSignals(False)
-        if info is None or info.signal.name in ("search", "sample_ids", "order"):
+        if info is None or info.signal.name in ("search", "tag", "sample_ids", "order"):
             self.apply_filters()
         else:
             self._sync_clear_button()
@@ -424,7 +425,11 @@ class SampleBrowser(QWidget):
         self._sync_clear_button()
         self.filters_changed.emit()
         if current is not None and current in self.model.row_of:
-            self.select_id(current)
+            self._staying = current  # back at its new row, the sample on show is not loaded again
+            try:
+                self.select_id(current)
+            finally:
+                self._staying = None
         elif rows:
             self.select_row(0)
         else:
@@ -470,4 +475,6 @@ class SampleBrowser(QWidget):
             self.select_row(min(max(row + delta, 0), n - 1))
 
     def _current(self, current, previous=None) -> None:
-        self.current_changed.emit(self.model.sample_id(current.row()) if current.isValid() else None)
+        sid = self.model.sample_id(current.row()) if current.isValid() else None
+        if sid is None or sid != self._staying:
+            self.current_changed.emit(sid)

@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from maskreview.core.store.codec import label_mask
-from maskreview.core.store.reader import all_tags, class_counts, ids_and_paths, ids_with_label, ids_with_tag  # noqa: F401
+from maskreview.core.store.reader import (all_tags, browse_ids, class_counts, ensure_index, ids_and_paths,  # noqa: F401
+                                          ids_with_label, ids_with_tag)
+
+
+def prepare_browsing(dataset) -> None:
+    """The index the browser's tag filter uses (made once; cheap when it exists: run it on a
+    worker, building it takes a while on a big dataset). The search uses FiftyOne's own index
+    on ``filepath``."""
+    ensure_index(dataset, "tags")
 
 
 class RawDetection:

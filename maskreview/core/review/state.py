@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from psygnal import evented
 
 from maskreview.core.editing.ops import LabelRef
+from maskreview.core.store import reader
 
 COLOR_MODES = ("class", "field", "eval", "errors")  # errors: pairs' missed / added pixels (boundary_errors.py)
 
@@ -76,6 +77,7 @@ class Filters:
     def describe(self) -> list[str]:
         """The active filters in words (the Clear filters tooltip, the status bar)."""
         out = [f"“{self.search}” in the filename"] if self.search else []
+        out += [f"tag {self.tag}"] if self.tag else []
         out += list(self.descriptions.values())
         if self.label_ids is not None:
             out.append(f"{len(self.label_ids)} labels")
@@ -140,16 +142,38 @@ class ReviewState:
     # ------------------------------------------------------------------ the browser's view
     def visible_sample_ids(self) -> list[str]:
         """The samples the browser shows, in its order: search, tag/class/drill-down restrictions,
-        then the sort order (samples it does not rank keep the dataset's order, after it)."""
+        then the sort order (samples it does not rank keep the dataset's order, after it).
+
+        With a dataset, the search and the tag are one database query (``store.reader.browse_ids``,
+        index-backed); restrictions filter its result, or the smallest restriction is the start:
+        no step walks every sample unless no filter is on (#17.4)."""
         f = self.filters
-        text = f.search.strip().lower()
-        allowed = list(f.sample_ids.values())
-        rows = [sid for sid, name in zip(self.sample_ids, self.sample_names)
-                if (not text or text in name.lower()) and all(sid in ids for ids in allowed)]
+        text = f.search.strip()
+        allowed = sorted(f.sample_ids.values(), key=len)
+        if self.dataset is not None and (text or f.tag):
+            rows = self._in_dataset_order(reader.browse_ids(self.dataset, text, f.tag))
+        elif text:  # no database (a browser of its own): the file names it was given
+            low = text.lower()
+            rows = [sid for sid, name in zip(self.sample_ids, self.sample_names) if low in name.lower()]
+        elif allowed:
+            rows = self._in_dataset_order(allowed[0])
+        else:
+            rows = list(self.sample_ids)
+        if allowed:
+            rows = [sid for sid in rows if all(sid in ids for ids in allowed)]
         if f.order is not None:
             rank = {sid: k for k, sid in enumerate(f.order)}
             rows.sort(key=lambda sid: rank.get(sid, len(rank)))
         return rows
+
+    def _in_dataset_order(self, ids) -> list[str]:
+        """``ids`` (those of the dataset's samples) in the dataset's order."""
+        cached = self.__dict__.get("_positions")
+        if cached is None or cached[0] is not self.sample_ids:
+            cached = (self.sample_ids, {sid: k for k, sid in enumerate(self.sample_ids)})
+            self.__dict__["_positions"] = cached
+        position, ids_ = cached[1], self.sample_ids
+        return [ids_[k] for k in sorted(position[sid] for sid in ids if sid in position)]
 
     def show_all(self) -> None:
         """"Show all" / Clear filters: every filter off; the current sample stays current."""

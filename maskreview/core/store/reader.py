@@ -10,6 +10,7 @@ ObjectId, label masks as bytes); :func:`maskreview.core.store.codec.label_mask` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 from maskreview.core.store.ids import as_oids
@@ -104,3 +105,35 @@ def ids_with_tag(dataset, tag: str) -> list[str]:
 
 def all_tags(dataset) -> list[str]:
     return sorted(t for t in collection(dataset).distinct("tags") if t is not None)
+
+
+# --------------------------------------------------------------------------------------------
+# the browser's view: search, tag and stored-field sorts run in the database (#17.4)
+# --------------------------------------------------------------------------------------------
+
+def browse_query(search: str = "", tag: str | None = None) -> dict:
+    """The query of the browser's filename search (case-insensitive, in the file's name, not its
+    folders) and tag filter."""
+    query: dict = {}
+    text = search.strip()
+    if text:  # the text, then only characters of the file name up to the end: it lies in the name
+        query["filepath"] = {"$regex": re.escape(text) + r"[^/\\]*$", "$options": "i"}
+    if tag:
+        query["tags"] = tag
+    return query
+
+
+def ensure_index(dataset, path: str) -> str:
+    """An ascending index on ``path``, made once; its name. Cheap when it exists already."""
+    return collection(dataset).create_index(path)
+
+
+def browse_ids(dataset, search: str = "", tag: str | None = None) -> list[str]:
+    """The ids of the samples the browser's search and tag filter let through, in no particular
+    order: one query, projected to ``_id``, that the indexes on ``filepath`` (FiftyOne's) and
+    ``tags`` (:func:`ensure_index`) answer."""
+    return [str(d["_id"]) for d in collection(dataset).find(browse_query(search, tag), {"_id": 1})]
+
+
+def index_names(dataset) -> list[str]:
+    return list(collection(dataset).index_information())

@@ -1,7 +1,9 @@
 """The browser's filters and the class histogram, from the review state.
 
-The tag and class filters the state names (``state.filters.tag``, ``.label_class``) become the
-sample restrictions ``"tag"`` and ``"class"`` here (database queries off the state); the class
+The search and the tag filter (``state.filters.search``, ``.tag``) are one database query the
+state runs (``store.reader.browse_ids``); the tag index it uses is made here, off the GUI thread,
+when a dataset opens. The class filter (``.label_class``) becomes the sample restriction
+``"class"`` here (a database query off the state); the class
 histogram counts what is shown: the samples of the current view, the visible fields and classes,
 the labels over the confidence threshold (or a drill-down's labels).
 """
@@ -16,7 +18,7 @@ class BrowsingFeature:
         self.window, self.state = window, state
         self.timer = QTimer(window, singleShot=True, interval=300, timeout=self.refresh_statistics)
         f = state.filters
-        f.events.tag.connect(self._tag_changed)
+        state.events.dataset.connect(lambda *_: self.prepare_queries())
         f.events.label_class.connect(self._class_changed)
         f.events.all.connect(self._filters_changed)
         state.thresholds.events.confidence.connect(self._confidence_changed)
@@ -24,11 +26,14 @@ class BrowsingFeature:
         window.histogram.bar_clicked.connect(self._bar_clicked)
 
     # ------------------------------------------------------------------ filters
-    def _tag_changed(self, tag, _old=None) -> None:
-        from maskreview.gui import queries
+    def prepare_queries(self) -> None:
+        """The tag filter's index (made once per dataset, on a worker)."""
+        from maskreview.gui import queries, workers
 
-        ids = queries.ids_with_tag(self.window.dataset, tag) if tag and self.window.dataset is not None else None
-        self.state.filters.restrict("tag", ids, f"tag {tag}")
+        dataset = self.window.dataset
+        if dataset is not None:
+            self.window._start_job(workers.Job(lambda progress: queries.prepare_browsing(dataset), "indexes"),
+                                   track=False)
 
     def _class_changed(self, chosen, _old=None) -> None:
         from maskreview.gui import queries
@@ -55,7 +60,7 @@ class BrowsingFeature:
         if hist.selected != self.state.filters.label_class:
             hist.selected = self.state.filters.label_class
             hist.update()
-        if info.signal.name in ("sample_ids", "label_ids", "search"):
+        if info.signal.name in ("sample_ids", "label_ids", "search", "tag"):
             n, total = window.browser.model.rowCount(), len(self.state.sample_ids)
             window.statusBar().showMessage(f"showing {n} of {total} samples", 4000)
             self.timer.start()
@@ -72,7 +77,7 @@ class BrowsingFeature:
         fields = state.visible_fields() or []
         threshold = state.thresholds.confidence
         f = state.filters
-        sample_ids = state.visible_sample_ids() if (f.search or f.sample_ids) else None
+        sample_ids = state.visible_sample_ids() if (f.search or f.tag or f.sample_ids) else None
         label_ids = sorted(f.label_ids) if f.label_ids is not None else None
         hidden = state.display.hidden_classes
 

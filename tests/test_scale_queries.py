@@ -1,0 +1,192 @@
+"""Scale (#17.4): the browser's search and tag filter are database queries that read only the
+samples they let through; a filter that keeps the sample on show does not load it again; an
+evaluation of the whole set reports progress and can be cancelled, leaving nothing stored.
+
+MongoDB's own profiler (level 2: every operation, with the documents it examined and returned)
+says which queries the browser ran; no test measures time (bench/bench_gui.py --samples 100000).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from maskreview.core.errors import CancelledError
+from maskreview.core.progress import Progress
+
+N = 3000
+HARD = 10  # every 10th sample is tagged "hard"
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """N samples (bulk-inserted through ``store.writer``) in folders whose names hold the text the
+    search looks for, so a search that read folders too would find every sample."""
+    from bson import ObjectId
+
+    from maskreview.core.store import connect, reader, writer
+
+    fo = connect()
+    name = "scale-queries"
+    if name in fo.list_datasets():
+        fo.delete_dataset(name)
+    dataset = fo.Dataset(name)
+    first = fo.Sample(filepath="/data/run_0012/img_00000.jpg", tags=["hard"],
+                      ground_truth=fo.Detections(detections=[fo.Detection(label="a", bounding_box=[0.1, 0.1, 0.2, 0.2])]))
+    dataset.add_sample(first)
+    template = reader.one(dataset, first.id)
+    docs = []
+    for i in range(1, N):
+        det = {**template["ground_truth"]["detections"][0], "_id": ObjectId()}
+        docs.append({**template, "_id": ObjectId(), "filepath": f"/data/run_0012/img_{i:05d}.jpg",
+                     "tags": ["hard"] if i % HARD == 0 else [], "ground_truth": {**template["ground_truth"], "detections": [det]}})
+    assert writer.insert_documents(dataset, docs) == N - 1
+    yield dataset
+    dataset.delete()
+
+
+def _browser(qtbot, dataset):
+    from maskreview.core.review import ReviewState
+    from maskreview.core.store import reader
+    from maskreview.gui.browser import SampleBrowser
+
+    ids, paths = reader.ids_and_paths(dataset)
+    state = ReviewState()
+    state.set_dataset(dataset, ids, [p.rsplit("/", 1)[-1] for p in paths], ("ground_truth",))
+    browser = SampleBrowser(state=state)
+    qtbot.addWidget(browser)
+    browser.set_samples(ids, paths)
+    return state, browser, ids, paths
+
+
+class Profiled:
+    """The operations MongoDB ran on ``dataset``'s samples inside the ``with`` block."""
+
+    def __init__(self, dataset):
+        from maskreview.core.store import reader
+
+        self.coll = reader.collection(dataset)
+        self.db = self.coll.database
+        self.ops: list[dict] = []
+
+    def __enter__(self):
+        self.db.command("profile", 0)
+        self.db["system.profile"].drop()
+        self.db.command("profile", 2)
+        return self
+
+    def __exit__(self, *exc):
+        self.db.command("profile", 0)
+        self.ops = [op for op in self.db["system.profile"].find({"ns": self.coll.full_name})
+                    if op.get("op") in ("query", "command", "getmore")]
+
+    @staticmethod
+    def _filter(op: dict) -> dict:
+        return (op.get("command", {}).get("filter") or op.get("originatingCommand", {}).get("filter") or {})
+
+    def finds(self, key: str) -> list[dict]:
+        """The queries (first batches) whose filter names ``key``."""
+        return [op for op in self.ops if op.get("op") == "query" and key in self._filter(op)]
+
+    def stats(self, key: str) -> tuple[int, int]:
+        """(documents returned, documents examined) over every batch of the queries on ``key``."""
+        ops = [op for op in self.ops if key in self._filter(op)]
+        return sum(op.get("nreturned", 0) for op in ops), sum(op.get("docsExamined", 0) for op in ops)
+
+    @property
+    def returned(self) -> int:
+        """Sample documents returned by anything in the block."""
+        return sum(op.get("nreturned", 0) for op in self.ops)
+
+
+def test_search_is_one_database_query_on_the_file_name_that_reads_only_its_hits(qtbot, big):
+    state, browser, ids, paths = _browser(qtbot, big)
+    expected = [sid for sid, p in zip(ids, paths) if "_0012" in p.rsplit("/", 1)[-1]]  # img_00120 .. img_00129
+    assert len(expected) == 10
+    with Profiled(big) as prof:
+        browser.search.setText("_0012")
+    assert browser.visible_ids() == expected  # not every sample, though each one's folder is run_0012
+    assert len(prof.finds("filepath")) == 1
+    # the filepath index answered: no sample document read but the hits, and nothing else read any
+    assert prof.stats("filepath") == (len(expected), len(expected)) and prof.returned == len(expected)
+    with Profiled(big) as prof:
+        browser.search.setText("IMG_001")  # case-insensitive, like a desktop file search
+    assert browser.visible_ids() == [sid for sid, p in zip(ids, paths) if "img_001" in p] and len(browser.visible_ids()) == 100
+    assert prof.stats("filepath") == (100, 100) and prof.returned == 100
+
+
+def test_tag_filter_is_an_indexed_query_combined_with_the_search(qtbot, big):
+    from maskreview.gui import queries
+
+    state, browser, ids, paths = _browser(qtbot, big)
+    queries.prepare_browsing(big)  # what the window does on a worker when a dataset opens
+    hard = [sid for k, sid in enumerate(ids) if k % HARD == 0]
+    with Profiled(big) as prof:
+        state.filters.tag = "hard"
+    assert browser.visible_ids() == hard and browser.clear_button.isVisibleTo(browser)
+    (tagged,) = prof.finds("tags")
+    assert "IXSCAN { tags: 1 }" in tagged["planSummary"]
+    assert prof.stats("tags") == (len(hard), len(hard)) == (N // HARD,) * 2 and prof.returned == len(hard)
+    with Profiled(big) as prof:
+        browser.search.setText("img_001")
+    both = [sid for sid, p in zip(ids, paths) if "img_001" in p and ids.index(sid) % HARD == 0]
+    assert browser.visible_ids() == both and len(both) == 10
+    assert prof.returned == len(both)
+    assert "tag hard" in state.filters.describe()
+    state.show_all()
+    assert browser.visible_ids() == ids and not browser.clear_button.isVisibleTo(browser)
+
+
+def test_a_filter_that_keeps_the_sample_on_show_does_not_load_it_again(qtbot, big):
+    state, browser, ids, _paths = _browser(qtbot, big)
+    shown = []
+    browser.current_changed.connect(shown.append)
+    browser.select_id(ids[HARD])  # a "hard" sample
+    assert shown == [ids[HARD]]
+    state.filters.tag = "hard"
+    browser.search.setText("img_000")
+    assert browser.current_id() == ids[HARD] and shown == [ids[HARD]]  # still on show, not loaded again
+    state.filters.tag = None
+    browser.search.setText("img_00001")  # filters it out: the first of the view is shown
+    assert browser.current_id() == ids[1] and shown == [ids[HARD], ids[1]]
+
+
+class Cancelling(Progress):
+    """Records each update and asks to cancel at the first finished step, as a click on Cancel would."""
+
+    def __init__(self):
+        super().__init__()
+        self.updates: list[tuple[int, int, str]] = []
+
+    def on_update(self) -> None:
+        self.updates.append((self.done, self.total, self.label))
+        if self.done >= 1:
+            self.cancel()
+
+
+def test_evaluating_the_whole_set_reports_progress_and_cancels_storing_nothing(demo_coco):
+    from helpers_coco import perturbed_demo
+    from maskreview.core.evaluation import evaluate_and_store
+
+    with perturbed_demo(demo_coco, "scale-eval-cancel", seed=3) as dataset:
+        progress = Cancelling()
+        with pytest.raises(CancelledError, match="cancelled after 1 of"):
+            evaluate_and_store(dataset.view(), eval_key="cancelled", progress=progress)
+        assert progress.updates[0][:2] == (0, progress.total) and progress.updates[-1][0] == 1
+        assert dataset.list_evaluations() == []
+        assert not any(f.startswith("cancelled") for f in dataset.get_field_schema())
+
+
+def test_the_window_shows_evaluate_all_in_its_progress_bar_and_cancel_stops_it(qtbot, tmp_path, demo_coco):
+    from helpers_coco import perturbed_demo
+    from helpers_gui import open_window
+
+    with perturbed_demo(demo_coco, "scale-eval-window", seed=4) as dataset:
+        win = open_window(qtbot, tmp_path, dataset)
+        job = win.features.evaluation.evaluate()
+        assert win.progress.job is job and win.progress.cancel_button.isVisibleTo(win)  # the status bar's Cancel
+        win.progress.cancel()
+        qtbot.waitUntil(job.isFinished, timeout=60000)
+        qtbot.waitUntil(lambda: not win.progress.isVisibleTo(win), timeout=5000)
+        assert win.state.evaluation is None and dataset.list_evaluations() == []
+        assert "cancelled" in win.features.evaluation.dock.status.text()
+        assert win.features.evaluation.dock.evaluate_button.isEnabled()
