@@ -23,7 +23,7 @@ STAGES = (  # (module, function, label) in the order they run
     ("coco", "read_detections", "read labels (query, BSON, inflate masks)"),
     ("coco", "coco_inputs", "  + COCO inputs from the columns"),
     ("runs._Store", "register", "register the run, declare fields"),
-    ("results", "encode_masks", "masks -> RLE, GT area and box"),
+    ("results", "encode_reusing", "masks -> RLE, GT area and box"),
     ("engine", "evaluate", "COCOeval evaluate (C++ core) + matches"),
     ("results", "outcomes_from_matches", "per-label outcomes"),
     ("results", "compute_boundary_iou", "boundary IoU of the matches"),

@@ -51,6 +51,7 @@ class CocoInputs:
     pred_masks: list = field(default_factory=list)
     label_oids: tuple = ((), ())  # the GT and prediction label ids as ObjectIds
     sample_versions: list = field(default_factory=list)  # each sample's last_modified_at as read
+    samples: object = None  # reading.Samples: the cache entries of the samples read
 
 
 def _check_iou_type(iou_type: str) -> None:
@@ -79,15 +80,16 @@ def check_fields(view, gt_field: str, pred_field: str) -> None:
 
 
 def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
-                classes: list[str] | None = None, encode: bool = True) -> CocoInputs:
+                classes: list[str] | None = None, encode: bool = True, cache=None) -> CocoInputs:
     """GT and results for pycocotools from two ``Detections`` fields of a view.
 
     ``encode=False`` (segm): the masks are not yet turned into RLE segmentations (nor the GT's
     ``area`` and ``bbox`` computed); :func:`encode_masks` does it, e.g. per shard in a worker.
+    ``cache`` (:mod:`cache`): reuse the labels of samples unchanged since the last run.
     """
     _check_iou_type(iou_type)
     check_fields(view, gt_field, pred_field)
-    samples, (gt, pred) = read_detections(view, [gt_field, pred_field])
+    samples, (gt, pred) = read_detections(view, [gt_field, pred_field], cache)
     ids, heights, widths = samples.ids, samples.heights, samples.widths
     if not ids:
         raise BadInputError(f"{dataset_of(view).name}: no samples to evaluate")
@@ -139,7 +141,7 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
     gt_dict = {"images": images, "annotations": annotations,
                "categories": [{"id": i, "name": n} for n, i in cat_id.items()]}
     return CocoInputs(gt_dict, results, ids, gt.ids, pred.ids, warnings, gt_masks, pred_masks, (gt.oids, pred.oids),
-                      samples.versions)
+                      samples.versions, samples)
 
 
 def to_json_files(inputs: CocoInputs, gt_path, results_path) -> None:

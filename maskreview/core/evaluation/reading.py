@@ -2,15 +2,18 @@
 
 One column query (:func:`maskreview.core.store.reader.columns`) brings every sample's image size
 and the detections of the asked fields; masks are decoded by the store's codec, and where each
-box mask is pasted is computed for all detections at once.
+box mask is pasted is computed for all detections at once. With a :mod:`cache`, a first query
+brings only each sample's version, and the labels are read for the samples changed since.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from maskreview.core.evaluation.cache import Entry, Rows, SampleCache
 from maskreview.core.fields import MODIFIED_FIELD, REV_FIELD
 from maskreview.core.masks import place_masks
 from maskreview.core.store import reader
@@ -44,55 +47,99 @@ class Dets:
         return place_masks(self.boxes, self.masks, heights[self.img], widths[self.img])
 
 
-def _flat(column) -> list:
-    return [v for per_sample in column if per_sample for v in per_sample]
-
-
-def _flat_or(column, counts, default) -> list:
-    """Flatten a per-sample column whose lists may be missing (then ``default`` per detection)."""
-    out = []
-    for per_sample, n in zip(column, counts):
-        if n:
-            out.extend(per_sample if per_sample else [default] * n)
-    return out
-
-
 @dataclass
 class Samples:
     ids: list[str]
     heights: np.ndarray
     widths: np.ndarray
     versions: list  # each sample's version as read, filter conditions (writes are conditional on it)
+    entries: list = field(default_factory=list)  # cache.Entry per sample (the labels as read)
+    fresh: np.ndarray | None = None  # bool per sample: read now (not from the cache)
 
 
-def read_detections(view, fields: list[str]) -> tuple[Samples, list[Dets]]:
-    """The samples of a view (ids, image sizes) and a :class:`Dets` per field."""
+_ATTRS = ("_id", "label", "bounding_box", "mask", "confidence", "iscrowd", "mask_path")
+
+
+def _or(values, n: int, default) -> list:
+    return values if values else [default] * n
+
+
+def _rows(dids, labels, boxes, masks, confs, crowds, mpaths) -> Rows:
+    """One sample's labels of one field from its raw column values."""
+    n = len(dids or ())
+    if not n:
+        return Rows([], [], [], [], [], [])
+    masks, mpaths = _or(masks, n, None), _or(mpaths, n, None)
+    decoded = [decode_mask(raw) if raw is not None else label_mask({"mask_path": path}) if path else None
+               for raw, path in zip(masks, mpaths)]
+    from_files = any(raw is None and path for raw, path in zip(masks, mpaths))
+    return Rows(list(dids), _or(labels, n, None), list(boxes), decoded, _or(confs, n, None),
+                [bool(c) for c in _or(crowds, n, False)], from_files)
+
+
+def _version(rev, modified, height, width) -> tuple:
+    return (rev, modified, height or 0, width or 0)
+
+
+def read_detections(view, fields: list[str], cache: SampleCache | None = None) -> tuple[Samples, list[Dets]]:
+    """The samples of a view (ids, image sizes) and a :class:`Dets` per field.
+
+    With a ``cache`` (:mod:`cache`): one small query for every sample's id, size and version,
+    and the labels read only for the samples whose version the cache does not hold."""
 
     paths = ["_id", "metadata.height", "metadata.width", MODIFIED_FIELD]
     if REV_FIELD in view.get_field_schema():  # declared by the first writer of revisions
         paths.append(REV_FIELD)
-    head = len(paths)
-    attrs = ("_id", "label", "bounding_box", "mask", "confidence", "iscrowd", "mask_path")
-    for f in fields:
-        paths += [f"{f}.detections.{a}" for a in attrs]
-    values = reader.columns(view, paths)
-    ids = [str(v) for v in values[0]]
-    revs = values[4] if head == 5 else [None] * len(ids)
-    samples = Samples(ids, np.array([v or 0 for v in values[1]], np.int64),
-                      np.array([v or 0 for v in values[2]], np.int64),
-                      [unchanged_since({REV_FIELD: r, MODIFIED_FIELD: m}) for r, m in zip(revs, values[3])])
-    out = []
-    for j in range(len(fields)):
-        dids, labels, boxes, masks, confs, crowds, mpaths = values[head + j * len(attrs): head + (j + 1) * len(attrs)]
-        counts = [len(d or ()) for d in dids]
-        img = np.repeat(np.arange(len(ids)), counts)
-        raw_masks = _flat_or(masks, counts, None)
-        mask_paths = _flat_or(mpaths, counts, None)
-        decoded = [decode_mask(raw) if raw is not None else label_mask({"mask_path": path}) if path else None
-                   for raw, path in zip(raw_masks, mask_paths)]
-        scores = np.array([np.nan if c is None else c for c in _flat_or(confs, counts, None)], float)
-        crowd = np.array([bool(c) for c in _flat_or(crowds, counts, False)], bool)
-        oids = _flat(dids)
-        out.append(Dets(img, [str(d) for d in oids], oids, _flat(labels),
-                        np.array(_flat(boxes), float).reshape(-1, 4), decoded, scores, crowd))
-    return samples, out
+    label_paths = [f"{f}.detections.{a}" for f in fields for a in _ATTRS]
+    entries, fresh = [], []
+    if cache is None or not len(cache):
+        values = reader.columns(view, paths + label_paths)
+        head, labels = values[:len(paths)], values[len(paths):]
+        versions = [_version(r, m, h, w) for r, m, h, w in
+                    zip(head[4] if len(paths) == 5 else [None] * len(head[0]), head[3], head[1], head[2])]
+        for i, version in enumerate(versions):
+            entry = Entry(version, tuple(_rows(*(col[i] for col in labels[j * 7:(j + 1) * 7]))
+                                         for j in range(len(fields))))
+            entries.append(entry)
+        fresh = [True] * len(entries)
+    else:
+        head = reader.columns(view, paths)
+        versions = [_version(r, m, h, w) for r, m, h, w in
+                    zip(head[4] if len(paths) == 5 else [None] * len(head[0]), head[3], head[1], head[2])]
+        ids = [str(v) for v in head[0]]
+        entries = [cache.get(sid, v) for sid, v in zip(ids, versions)]
+        missing = [i for i, e in enumerate(entries) if e is None]
+        fresh = [e is None for e in entries]
+        if missing:
+            got = reader.columns(view.select([ids[i] for i in missing]), paths + label_paths)
+            by_id = {str(sid): k for k, sid in enumerate(got[0])}
+            for i in missing:
+                k = by_id.get(ids[i])
+                if k is None:  # gone since the first query: evaluated as it was, without labels
+                    entries[i] = Entry(versions[i], tuple(Rows([], [], [], [], [], []) for _ in fields))
+                    continue
+                version = _version(*(got[c][k] if c < len(paths) else None for c in (4, 3, 1, 2)))
+                labels = got[len(paths):]
+                entries[i] = Entry(version, tuple(_rows(*(col[k] for col in labels[j * 7:(j + 1) * 7]))
+                                                  for j in range(len(fields))))
+                versions[i] = version
+    ids = [str(v) for v in head[0]]
+    if cache is not None:
+        for sid, entry, new in zip(ids, entries, fresh):
+            if new:
+                cache.put(sid, entry)
+    samples = Samples(ids, np.array([v[2] for v in versions], np.int64), np.array([v[3] for v in versions], np.int64),
+                      [unchanged_since({REV_FIELD: v[0], MODIFIED_FIELD: v[1]}) for v in versions], entries,
+                      np.array(fresh, bool))
+    return samples, [_dets(entries, j) for j in range(len(fields))]
+
+
+def _dets(entries: list[Entry], j: int) -> Dets:
+    rows = [e.rows[j] for e in entries]
+    counts = [len(r.oids) for r in rows]
+    chain = itertools.chain.from_iterable
+    oids = list(chain(r.oids for r in rows))
+    scores = np.array([np.nan if c is None else c for c in chain(r.scores for r in rows)], float)
+    return Dets(np.repeat(np.arange(len(rows)), counts), [str(d) for d in oids], oids, list(chain(r.labels for r in rows)),
+                np.array(list(chain(r.boxes for r in rows)), float).reshape(-1, 4), list(chain(r.masks for r in rows)),
+                scores, np.array(list(chain(r.crowd for r in rows)), bool))

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from maskreview.core.errors import BadInputError
-from maskreview.core.evaluation import coco, engine
+from maskreview.core.evaluation import cache as reuse_cache, coco, engine
 from maskreview.core.evaluation.boundary import boundary_ious
-from maskreview.core.evaluation.encoding import encode_masks
+from maskreview.core.evaluation.encoding import encode_reusing
 from maskreview.core.evaluation.engine import PairBlock
 from maskreview.core.evaluation.outcomes import (
     Objects,
@@ -65,6 +65,8 @@ class EvalResults:
     sample_versions: list = field(default_factory=list)  # versions as read, filter conditions (guard the writes)
     evaluator: object = field(default=None, repr=False)  # the COCOeval that produced these results
     evaluation: engine.Evaluation | None = field(default=None, repr=False)
+    entries: list = field(default_factory=list, repr=False)  # cache.Entry per sample (labels as read)
+    cache: reuse_cache.SampleCache | None = field(default=None, repr=False)  # where the entries are kept
     _blocks: list[PairBlock] | None = field(default=None, repr=False)
 
     @property
@@ -90,25 +92,29 @@ class EvalResults:
 def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_type: str = "segm",
             iou_thresh: float = 0.5, boundary: bool = True, occlusion: bool = True,
             progress: Progress | None = None, while_evaluating: Callable[[], None] | None = None,
-            before_accumulate: Callable[[EvalResults], None] | None = None) -> EvalResults:
+            before_accumulate: Callable[[EvalResults], None] | None = None, reuse: bool = True) -> EvalResults:
     """Evaluate ``pred_field`` against ``gt_field`` over a view; nothing is written.
 
     ``while_evaluating()`` runs once the labels are read, before COCOeval;
     ``before_accumulate(results)`` gets the per-label outcomes (all but the accumulated figures:
     summary, precision, occlusion) and may start writing them while the rest is computed.
+    ``reuse``: take what the samples unchanged since the last run in this process had (their
+    labels, RLEs, occlusion, boundary IoUs: :mod:`cache`) instead of reading and computing it again.
     """
     progress = progress or Progress()
     progress.start(4, "evaluating")
     if not 0 < iou_thresh <= 1:
         raise BadInputError(f"IoU threshold {iou_thresh} must be in (0, 1]")
-    inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False)
+    cache = reuse_cache.for_view(view, (gt_field, pred_field)) if reuse else None
+    inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False, cache=cache)
+    entries = inputs.samples.entries
     progress.advance()
     progress.check()
     if while_evaluating is not None:
         while_evaluating()
     anns, dts = inputs.gt["annotations"], inputs.results
     if iou_type == "segm":
-        encode_masks(inputs.gt["images"], anns, dts, inputs.gt_masks, inputs.pred_masks)
+        encode_reusing(entries, inputs.gt["images"], anns, dts, inputs.gt_masks, inputs.pred_masks)
     evaluation = engine.evaluate(inputs.gt, dts, iou_type)
     ev = evaluation.evaluator
     progress.advance()
@@ -136,7 +142,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
         -np.ones((n_thr, n_cls, n_rec)), -np.ones((n_thr, n_cls)), iou_thrs,
         np.asarray(ev.params.recThrs), [a[key] for a in anns], [d[key] for d in dts], inputs.gt_masks,
         inputs.pred_masks, warnings=list(inputs.warnings), label_oids=inputs.label_oids,
-        sample_versions=inputs.sample_versions, evaluator=ev, evaluation=evaluation)
+        sample_versions=inputs.sample_versions, evaluator=ev, evaluation=evaluation, entries=entries, cache=cache)
     t_hits = np.flatnonzero(np.abs(iou_thrs - iou_thresh) < 1e-9)
     if t_hits.size:  # COCOeval's own matches
         outcomes_from_matches(evaluation, int(t_hits[0]), gt, pred)
@@ -148,7 +154,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     if before_accumulate is not None:
         before_accumulate(results)
     if occlusion:  # not stored per label: computed while the values are being written
-        gt.occlusion[:] = gt_occlusion(gt.img, heights, widths, inputs.gt_masks, [a["bbox"] for a in anns])
+        _occlusion(results, [a["bbox"] for a in anns])
     engine.accumulate(evaluation)
     results.summary = coco.summary(ev)
     results.precision = np.transpose(ev.eval["precision"][:, :, :, 0, -1], (0, 2, 1))
@@ -159,15 +165,42 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     return results
 
 
+def _occlusion(results: EvalResults, gt_boxes: list) -> None:
+    """Each GT's occlusion (:func:`gt_occlusion`), kept per sample in its cache entry."""
+    gt, entries, kind = results.gt, results.entries, results.iou_type
+    todo = np.array([i for i, e in enumerate(entries) if kind not in e.occlusion], np.int64) if entries else None
+    rows = np.flatnonzero(np.isin(gt.img, todo)) if todo is not None else np.arange(len(gt))
+    if len(rows):
+        gt.occlusion[rows] = gt_occlusion(gt.img[rows], results.heights, results.widths,
+                                          [results.gt_masks[g] for g in rows.tolist()], [gt_boxes[g] for g in rows.tolist()])
+    if not entries:
+        return
+    bounds = np.searchsorted(gt.img, np.arange(len(entries) + 1))
+    for i, e in enumerate(entries):
+        if kind in e.occlusion:
+            gt.occlusion[bounds[i]:bounds[i + 1]] = e.occlusion[kind]
+        else:
+            e.occlusion[kind] = gt.occlusion[bounds[i]:bounds[i + 1]].copy()
+
+
 def compute_boundary_iou(results: EvalResults) -> None:
-    """Boundary IoU of every matched (TP or crowd-ignored) prediction and its GT (segm only)."""
+    """Boundary IoU of every matched (TP or crowd-ignored) prediction and its GT (segm only);
+    a pair's is kept in its sample's cache entry."""
     if results.iou_type != "segm":
         return
     preds = np.flatnonzero(results.pred.match >= 0)
     gts = results.pred.match[preds]
     img = results.pred.img[preds]
-    biou = boundary_ious([(results.gt_masks[g], results.pred_masks[d]) for g, d in zip(gts, preds)],
-                         results.heights[img], results.widths[img])
+    entries = results.entries
+    keys = list(zip(results.gt.label_id[gts].tolist(), results.pred.label_id[preds].tolist())) if entries else []
+    known = [entries[i].biou.get(k) for i, k in zip(img.tolist(), keys)] if entries else [None] * len(preds)
+    todo = np.array([j for j, v in enumerate(known) if v is None], np.int64)
+    biou = np.array([np.nan if v is None else v for v in known], float)
+    if len(todo):
+        biou[todo] = boundary_ious([(results.gt_masks[g], results.pred_masks[d]) for g, d in zip(gts[todo], preds[todo])],
+                                   results.heights[img[todo]], results.widths[img[todo]])
+        for j in todo.tolist() if entries else ():
+            entries[img[j]].biou[keys[j]] = float(biou[j])
     set_boundary_ious(results, preds, biou)
 
 

@@ -12,13 +12,12 @@ All values go in one ``bulk_write``.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 
 import numpy as np
 
 from maskreview.core.store.ids import new_id
 from maskreview.core.evaluation.results import EvalResults, compute
-from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, MODIFIED_FIELD, PRED_FIELD
+from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, MODIFIED_FIELD, PRED_FIELD, REV_FIELD
 from maskreview.core.gcpause import gc_paused
 from maskreview.core.names import check_eval_key
 from maskreview.core.progress import Progress
@@ -52,7 +51,8 @@ def _declare_fields(dataset, gt_field: str, pred_field: str, eval_key: str) -> N
     sw.declare_fields(dataset, schema)  # one schema merge (one reload), not a reload per field
 
 
-def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: str) -> list:
+def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: str, now,
+               skip_stored: bool = False) -> tuple[list, list[int], list]:
     """One update per sample with all its values (FiftyOne's set_values issues one per label),
     each a new revision of the sample (``writeback.revised``): an editor holding the version
     before it would otherwise write stale labels back over the values.
@@ -60,12 +60,16 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
     Each update is guarded, so labels edited since they were read are never mislabelled: by the
     sample's version as read (``review_rev`` and ``last_modified_at``: any change to the sample
     fails it), or by the ids of its labels in place (fails only if the labels changed, not tags).
+
+    ``skip_stored``: no update for a sample that holds these very values under the key, at the
+    version read (this process wrote them: ``cache.Entry.stored``). Returns the updates, the
+    index of each one's sample and each one's values (to remember once written).
     """
 
     from bson import ObjectId
 
     n = len(results.sample_ids)
-    counts = {name: c.tolist() for name, c in results.per_sample.items()}
+    counts = [c.tolist() for c in results.per_sample.values()]  # tp, fp, fn
     per_field = []
     for field, table, other, oids in ((results.gt_field, results.gt, results.pred, results.label_oids[0]),
                                       (results.pred_field, results.pred, results.gt, results.label_oids[1])):
@@ -77,12 +81,18 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
         oids = list(oids) if len(oids) == len(table) else [ObjectId(x) for x in table.label_id]
         id_paths = [f"{field}.detections.{j}._id" for j in range(most)]
         per_field.append((f"{field}.detections", _split(table.img, oids, n), keys, id_paths))
-    now = datetime.utcnow()
+    stored = [(c[0], c[1], c[2], *(tuple(column[i]) for _, _, keys, _ in per_field for _, column in keys))
+              for i, c in enumerate(zip(*counts))]
     versions = results.sample_versions if by_version else None
-    ops = []
+    entries = results.entries if skip_stored and by_version and len(results.entries) == n else None
+    ops, index = [], []
     for i, sid in enumerate(results.sample_ids):
-        update = {f"{eval_key}_{name}": counts[name][i] for name in ("tp", "fp", "fn")}
-        update[MODIFIED_FIELD] = now
+        if entries is not None:
+            e, v = entries[i], versions[i]
+            if e.stored.get(eval_key) == stored[i] and e.version[:2] == (v[REV_FIELD], v[MODIFIED_FIELD]):
+                continue
+        tp, fp, fn = stored[i][:3]
+        update = {f"{eval_key}_tp": tp, f"{eval_key}_fp": fp, f"{eval_key}_fn": fn, MODIFIED_FIELD: now}
         query = {"_id": ObjectId(sid)}
         if versions is not None:
             query.update(versions[i])
@@ -94,21 +104,32 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
                 for names, column in keys:
                     update.update(zip(names, column[i]))
         ops.append(sw.Update(query, revised({"$set": update}, writer)))
-    return ops
+        index.append(i)
+    return ops, index, [stored[i] for i in index]
 
 
-def _write_values(dataset, results: EvalResults, eval_key: str) -> None:
+def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: bool = False) -> None:
     """Every per-sample and per-label value in one ``bulk_write``; samples changed since they
-    were read (a tag, say) are written again guarded by their label ids."""
+    were read (a tag, say) are written again guarded by their label ids. ``skip_stored``: the
+    key's stored values were not deleted (a rerun in place), so samples this process left
+    holding the same values are not written again."""
 
     by_version = len(results.sample_versions) == len(results.sample_ids)
     writer = f"evaluation {eval_key} {new_id()}"
-    ops = _value_ops(results, eval_key, by_version, writer)
+    now = sw.now_ms()  # as MongoDB keeps it: the version a written sample has is known (cache)
+    ops, index, stored = _value_ops(results, eval_key, by_version, writer, now, skip_stored)
     matched = sw.write(dataset, ops).matched
-    if matched != len(ops) and by_version:  # rewriting the same values is harmless
-        ops = _value_ops(results, eval_key, False, writer)
+    if matched == len(ops) and by_version and results.cache is not None:
+        for i, values in zip(index, stored):  # each sample is now at the next revision, labels as read
+            e, v = results.entries[i], results.sample_versions[i]
+            if e.version[:2] == (v[REV_FIELD], v[MODIFIED_FIELD]):
+                results.cache.rewritten(results.sample_ids[i], e, ((v[REV_FIELD] or 0) + 1, now, *e.version[2:]),
+                                        eval_key, values)
+    elif matched != len(ops) and by_version:  # rewriting the same values is harmless
+        ops = _value_ops(results, eval_key, False, writer, now)[0]
+        index = range(len(results.sample_ids))
         matched = sw.write(dataset, ops).matched
-    sw.refresh_loaded(dataset, results.sample_ids)
+    sw.refresh_loaded(dataset, [results.sample_ids[i] for i in index])
     if matched != len(ops):
         raise MaskreviewError(f"{len(ops) - matched} samples changed while being evaluated; evaluate again")
 
@@ -187,7 +208,7 @@ class _Store:
 
         def write():
             try:
-                _write_values(self.dataset, results, self.eval_key)
+                _write_values(self.dataset, results, self.eval_key, skip_stored=self._in_place)
             except BaseException as exc:  # re-raised by finish()
                 self._error = exc
 
@@ -241,15 +262,17 @@ def _matches(results: EvalResults) -> list[tuple]:
 def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD,
                        iou_type: str = "segm", eval_key: str | None = DEFAULT_EVAL_KEY, iou_thresh: float = 0.5,
                        boundary: bool = True, occlusion: bool = True,
-                       progress: Progress | None = None) -> EvalResults:
+                       progress: Progress | None = None, reuse: bool = True) -> EvalResults:
     """Evaluate (see :func:`results.compute`) and, when ``eval_key`` is given, store the results:
-    the run is registered while COCOeval works, and the values are written while it accumulates."""
+    the run is registered while COCOeval works, and the values are written while it accumulates.
+    ``reuse``: what samples unchanged since this process's last run had is taken (:mod:`cache`),
+    and rerunning a key in place writes only the samples whose values are not already stored."""
     run = _Store(view, eval_key, gt_field, pred_field, iou_type, iou_thresh) if eval_key is not None else None
     with gc_paused():
         try:
             results = compute(view, gt_field, pred_field, iou_type, iou_thresh, boundary, occlusion, progress,
                               while_evaluating=run.register_if_new if run else None,
-                              before_accumulate=run.start_writing if run else None)
+                              before_accumulate=run.start_writing if run else None, reuse=reuse)
         except BaseException:
             if run is not None:
                 run.abandon()

@@ -1,0 +1,122 @@
+"""What a re-evaluation reuses from the last one: per sample, as of the sample's version.
+
+A reviewer evaluates, fixes a few labels, evaluates again. Between the two runs most samples
+did not change, and every writer of a sample changes its version (FiftyOne's ``save`` and
+``set_values`` set ``last_modified_at``; maskreview's writers also increment ``review_rev``,
+``store.writer``). So for a sample whose version and image size are the ones of the last run,
+its labels are the ones read then, and so are everything computed from them alone: the RLE of
+each mask, the GT's area and box, each GT's occlusion, the boundary IoU of a matched pair, and
+the values stored under an eval key (written by this process at that version). Those are kept
+here, in this process, per sample; a changed sample is read and computed again.
+
+Not cached: labels whose mask is a ``mask_path`` image (the file can change without the sample),
+and anything past :data:`MAX_LABELS` labels per view (memory: an entry keeps the decoded masks).
+COCOeval itself runs over every sample each time (its accumulation needs all of them).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_LABELS = 300_000  # labels kept per view (the box masks of 300,000 cell-sized labels: ~0.3 GB)
+MAX_VIEWS = 2  # the last views evaluated (a whole dataset and a filtered view, say)
+
+
+@dataclass(slots=True)
+class Rows:
+    """One field's labels in one sample, as read (lists, one item per label)."""
+
+    oids: list
+    labels: list
+    boxes: list  # relative [x, y, w, h]
+    masks: list  # decoded box masks, None where none
+    scores: list  # confidence, None where none
+    crowd: list  # bool
+    from_files: bool = False  # a mask came from a mask_path image: the sample is not kept
+
+
+@dataclass(slots=True)
+class Entry:
+    """One sample as of ``version``: its labels per field, what was computed from them."""
+
+    version: tuple  # (review_rev, last_modified_at, height, width)
+    rows: tuple  # Rows per field read
+    rles: tuple | None = None  # segm: full-image RLE per label, per field
+    gt_area: list | None = None  # segm: each GT's area and box from its RLE (COCO's definition)
+    gt_bbox: list | None = None
+    occlusion: dict = field(default_factory=dict)  # iou type -> each GT's occlusion (it uses the GT's box)
+    biou: dict = field(default_factory=dict)  # (GT label id, prediction label id) -> boundary IoU
+    stored: dict = field(default_factory=dict)  # eval key -> the values this sample holds under it
+
+    @property
+    def n_labels(self) -> int:
+        return sum(len(r.oids) for r in self.rows)
+
+
+class SampleCache:
+    """The entries of one view's samples (keyed by sample id), for one pair of fields."""
+
+    def __init__(self):
+        self._entries: dict[str, Entry] = {}
+        self._labels = 0
+        self._lock = threading.Lock()
+
+    def get(self, sample_id: str, version: tuple) -> Entry | None:
+        entry = self._entries.get(sample_id)
+        return entry if entry is not None and entry.version == version else None
+
+    def put(self, sample_id: str, entry: Entry) -> None:
+        if any(r.from_files for r in entry.rows):
+            return
+        with self._lock:
+            old = self._entries.pop(sample_id, None)
+            if old is not None:
+                self._labels -= old.n_labels
+            if self._labels + entry.n_labels <= MAX_LABELS:
+                self._entries[sample_id] = entry
+                self._labels += entry.n_labels
+
+    def drop(self, sample_ids) -> None:
+        with self._lock:
+            for sid in sample_ids:
+                old = self._entries.pop(sid, None)
+                if old is not None:
+                    self._labels -= old.n_labels
+
+    def rewritten(self, sample_id: str, entry: Entry, version: tuple, eval_key: str, stored) -> None:
+        """This process wrote ``stored`` under ``eval_key`` into the sample at ``entry.version``,
+        which made it ``version``: its labels are the same, so the entry carries over."""
+        with self._lock:
+            if self._entries.get(sample_id) is entry:
+                entry.version = version
+                entry.stored[eval_key] = stored
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_caches: OrderedDict[tuple, SampleCache] = OrderedDict()
+_caches_lock = threading.Lock()
+
+
+def for_view(view, fields) -> SampleCache:
+    """The cache of this view (its dataset, its stages) and these fields."""
+    from bson import json_util
+
+    key = (view._dataset._sample_collection_name, json_util.dumps(view._pipeline()), tuple(fields))
+    with _caches_lock:
+        cache = _caches.pop(key, None) or SampleCache()
+        _caches[key] = cache
+        while len(_caches) > MAX_VIEWS:
+            _caches.popitem(last=False)
+        return cache
+
+
+def clear() -> None:
+    """Forget every entry (tests; a process that wants its memory back)."""
+    with _caches_lock:
+        _caches.clear()
