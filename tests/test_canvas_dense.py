@@ -209,3 +209,29 @@ def test_hit_test_follows_an_edit_and_a_threshold(canvas):
     for y in np.arange(0.5, H, 2.0):
         for x in np.arange(0.5, W, 2.0):
             assert canvas.instances_at(x, y) == _brute_force(canvas, x, y), (x, y)
+
+
+def test_zoomed_in_layers_render_the_tiles_in_view_and_equal_a_full_render(canvas):
+    from maskreview.gui.canvas.layers import TILE
+
+    big_h, big_w = 3 * TILE, 3 * TILE
+    rng = np.random.default_rng(2)
+    insts = []
+    for k in range(60):
+        x0, y0, m = _blob(int(rng.integers(0, big_w)), int(rng.integers(0, big_h)), 30, 22, float(k * 7))
+        insts.append(ov.Instance("ground_truth", f"g{k}", "cell", None, x0, y0, m.shape[1], m.shape[0], m))
+    from maskreview.gui.canvas.sample import SampleData
+
+    image = np.full((big_h, big_w, 3), 60, np.uint8)
+    canvas.set_sample(SampleData("big", "big.png", image, None, big_h, big_w, {"ground_truth": insts}))
+    canvas.set_zoom(8.0)  # contours as vectors: the layer is fills only, rendered as tiles come into view
+    canvas.centerOn(TILE * 1.5, TILE * 1.5)
+    canvas.viewport().grab()
+    layer = canvas._layer_items["ground_truth"].layer  # noqa: SLF001
+    assert layer.lazy and 0 < layer._rendered.sum() < layer._rendered.size  # noqa: SLF001 - only what was in view
+    canvas.ensure_layers(canvas.sceneRect())
+    full = ov.render_layer(insts, [canvas.color_of(i) for i in insts], big_h, big_w, fill_alpha=canvas.style.opacity,
+                           contours=False)
+    image = canvas.layer_images["ground_truth"]
+    got = np.frombuffer(image.constBits(), np.uint8).reshape(big_h, big_w, 4)
+    np.testing.assert_array_equal(got, full)

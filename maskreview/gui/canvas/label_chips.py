@@ -3,7 +3,8 @@
 Laying out text is the slow part of drawing 100 labels a frame, so each chip is rendered once
 per (text, colour) and then drawn as a pixmap. The class name and the score are separate chips
 (``"person"`` and ``" 0.87"``), and each label tag is a chip of its own (``#fix``), so the cache stays small (classes x colours + 101 scores per
-colour) however many samples a session shows.
+colour) however many samples a session shows. A label's chips are then composed into one pixmap
+per (class, score, tags, colour): one ``drawPixmap`` per label a frame (dense scenes).
 """
 
 from __future__ import annotations
@@ -43,6 +44,33 @@ class LabelChips:
             pixmap = self._cache[key] = self._render(text, rgb, pad_left, pad_right)
             if len(self._cache) > _LIMIT:
                 self._cache.popitem(last=False)
+        return pixmap
+
+    def label(self, name: str, score: float | None, tags: tuple, rgb: tuple[int, int, int]) -> QPixmap:
+        """An instance's whole label: the class chip, the score chip and a chip per tag (2 pixels
+        apart), composed into one pixmap once per (name, score text, tags, colour)."""
+        score_text = None if score is None else f" {score:.2f}"
+        key = ("label", name, score_text, tuple(tags), rgb)
+        pixmap = self._cache.get(key)
+        if pixmap is not None:
+            return pixmap
+        parts = [(0, self.chip(name, rgb, 3, 0 if score is not None else 3))]
+        if score_text is not None:
+            parts.append((0, self.chip(score_text, rgb, 0, 3)))
+        parts += [(2, self.tag(tag)) for tag in tags]
+        width = sum(gap + self.width(p) for gap, p in parts)
+        pixmap = QPixmap(max(1, round(width * self.dpr)), max(1, round(self.height * self.dpr)))
+        pixmap.setDevicePixelRatio(self.dpr)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        x = 0
+        for gap, part in parts:
+            painter.drawPixmap(x + gap, 0, part)
+            x += gap + self.width(part)
+        painter.end()
+        self._cache[key] = pixmap
+        if len(self._cache) > _LIMIT:
+            self._cache.popitem(last=False)
         return pixmap
 
     def tag(self, text: str) -> QPixmap:

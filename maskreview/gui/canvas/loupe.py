@@ -56,6 +56,7 @@ class Loupe(QWidget):
         target = src.intersected(img_rect)
         if not target.isEmpty():
             painter.drawImage(target, canvas.image_qimage, target)
+            canvas.ensure_layers(target)  # zoomed in, layers are rendered tile by tile
             for image in canvas.layer_images.values():
                 painter.drawImage(target, image, target)
         if canvas.style.contours:

@@ -28,7 +28,7 @@ VECTOR_ZOOM = 4.0  # device pixels per image pixel from which contours are drawn
 MAX_ZOOM = 64.0
 _LAYER_CACHE = 24
 DETAIL_LIMIT = 600  # instances in view up to which boxes and label chips are drawn (dense scenes: zoom in)
-LABEL_REACH = 400  # logical pixels a box's label chips may run to its right (culling of exposed areas)
+LABEL_REACH = 250  # logical pixels a box's label chips may run to its right (culling of exposed areas)
 
 
 @dataclass(frozen=True)
@@ -276,8 +276,9 @@ class ImageCanvas(QGraphicsView):
         entry = self._visible.get(name)
         if entry is None or entry.data is not self.data or entry.source is not insts or entry.n != len(insts) \
                 or entry.rules != rules:
+            shown = st.label_visible
             entry = self._visible[name] = _Visible(self.data, insts, len(insts), rules,
-                                                   [i for i in insts if self.instance_visible(i)])
+                                                   [i for i in insts if shown(i.field, i.label, i.score, i.id)])
         return entry
 
     def visible_counts(self) -> dict[str, tuple[int, int]]:
@@ -332,8 +333,8 @@ class ImageCanvas(QGraphicsView):
             insts = visible.insts
             cached = self._layer_cache.get(key)
             if cached is None:
-                layer = FieldLayer(insts, self._colors(insts), data.height, data.width,
-                                   fill_alpha=s.opacity, fills=s.fills, contours=s.contours and not vector)
+                layer = FieldLayer(insts, self._colors(insts), data.height, data.width, fill_alpha=s.opacity,
+                                   fills=s.fills, contours=s.contours and not vector, lazy=vector)
                 cached = self._layer_cache[key] = (layer, qimage_from_layer(layer.array))
                 while len(self._layer_cache) > _LAYER_CACHE:
                     self._layer_cache.popitem(last=False)
@@ -346,11 +347,18 @@ class ImageCanvas(QGraphicsView):
             visible.index = layer.index  # built over the same list
             self.layer_images[name] = cached[1]
             if item.image is not cached[1]:
-                item.set_image(cached[1])
+                item.set_image(cached[1], layer)
             item.setVisible(True)
         self._update_transform_mode()
         self.viewport().update()
         self.overlays_changed.emit()
+
+    def ensure_layers(self, rect: QRectF) -> None:
+        """Render the not yet rendered tiles of lazy layers (zoomed in) in this scene rectangle,
+        for those who read ``layer_images`` there (the loupe)."""
+        for item in self._layer_items.values():
+            if item.layer is not None and item.isVisible():
+                item.layer.ensure(rect.left(), rect.top(), rect.right(), rect.bottom())
 
     def invalidate(self) -> None:
         """Forget cached layers (labels changed in place)."""
@@ -401,7 +409,7 @@ class ImageCanvas(QGraphicsView):
         if s.labels and vis and detail:
             self._draw_labels(painter, vis, colors)
         if not detail and (s.boxes or s.labels):
-            self._draw_note(painter, f"{in_view:,} labels in view: zoom in for boxes and names (from {DETAIL_LIMIT:,})")
+            self._draw_note(painter, f"{in_view:,} labels in view: boxes and names show at {DETAIL_LIMIT:,} or fewer (zoom in)")
         if data.error:
             painter.save()
             painter.resetTransform()
@@ -471,19 +479,10 @@ class ImageCanvas(QGraphicsView):
         chips = self._chips.setup(font, self.devicePixelRatioF())
         t = self.viewportTransform()  # scene -> viewport is scale + translate
         sx, dx, sy, dy = t.m11(), t.dx(), t.m22(), t.dy()
-        for inst, rgb in zip(vis, colors):
-            x, y = round(inst.x0 * sx + dx), round(inst.y0 * sy + dy)
-            name = chips.chip(inst.label, rgb, 3, 0 if inst.score is not None else 3)
-            painter.drawPixmap(x, y - chips.height, name)
-            x += chips.width(name)
-            if inst.score is not None:
-                score = chips.chip(f" {inst.score:.2f}", rgb, 0, 3)
-                painter.drawPixmap(x, y - chips.height, score)
-                x += chips.width(score)
-            for tag in inst.tags:  # the label's tags, each a chip of its own
-                chip = chips.tag(tag)
-                painter.drawPixmap(x + 2, y - chips.height, chip)
-                x += chips.width(chip) + 2
+        top = chips.height
+        for inst, rgb in zip(vis, colors):  # one pixmap per label: name, score and tags composed once
+            painter.drawPixmap(round(inst.x0 * sx + dx), round(inst.y0 * sy + dy) - top,
+                               chips.label(inst.label, inst.score, inst.tags, rgb))
         painter.restore()
 
     def _pen(self, rgb, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
