@@ -160,6 +160,21 @@ def test_undoing_a_verdict_moves_the_progress_back(qtbot, window):
     assert feature.per_sample[sid][0] == before + 1 and entry.label_id in feature.done
 
 
+def test_a_queue_built_again_shows_the_labels_reviewed_before(qtbot, window):
+    win = window
+    feature = _open_queue(qtbot, win)
+    entry = feature.current
+    qtbot.keyClick(win, Qt.Key.Key_Y)
+    qtbot.waitUntil(lambda: feature.index == 1)
+    win.actions_["review_queue"].trigger()  # built again: the accepted label is reviewed before
+    qtbot.waitUntil(lambda: not win.jobs and feature.done.get(entry.label_id) == "reviewed before", timeout=60000)
+    assert feature.current.label_id != entry.label_id  # it opens at the first label not reviewed
+    feature.show_entry(feature.queue.index_of(entry.label_id))
+    assert "[reviewed before]" in win.statusBar().currentMessage()
+    qtbot.keyClick(win, Qt.Key.Key_J)  # and steps on from there
+    assert feature.index == feature.queue.index_of(entry.label_id) + 1
+
+
 def test_boundary_error_layer_is_the_pairs_xor(qtbot, window):
     win = window
     feature = _open_queue(qtbot, win)

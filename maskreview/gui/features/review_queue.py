@@ -268,7 +268,7 @@ class ReviewQueueFeature:
         if gone:
             what += " (this label is gone: edited or deleted since)"
         elif verdict:
-            what += f" [{vd.VERDICT_TEXT[verdict]}]"
+            what += f" [{vd.VERDICT_TEXT.get(verdict, verdict)}]"  # or "reviewed (before)": no verdict of this queue
         self.window.statusBar().showMessage(what, 0)
         self._show_progress()
 
