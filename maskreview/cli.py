@@ -13,8 +13,8 @@ import sys
 
 from maskreview import __version__
 from maskreview.cli_args import BATCH, COUNT, IMAGE_SIZE, SEED, OneLineParser, fraction, int_in, output_folder, \
-    one_line, positive_float
-from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
+    positive_float
+from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError, one_line
 from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, PRED_FIELD
 from maskreview.core.startup import quiet_library_warnings
 

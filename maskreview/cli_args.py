@@ -10,6 +10,8 @@ import argparse
 import math
 from pathlib import Path
 
+from maskreview.core.errors import one_line
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (argparse prints the whole usage block first)."""
@@ -18,11 +20,6 @@ class OneLineParser(argparse.ArgumentParser):
         command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         hint = f"maskreview {command} --help" if command else "maskreview --help"
         self.exit(2, f"maskreview: error: {one_line(message)} (see '{hint}')\n")
-
-
-def one_line(message) -> str:
-    """An error as the one line the CLI promises: line breaks (in a file name, say) shown escaped."""
-    return str(message).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def int_in(low: int, high: int | None = None):

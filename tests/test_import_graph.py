@@ -174,13 +174,14 @@ def test_every_function_local_import_says_why():
                              "on the line):\n" + "\n".join(unexplained))
 
 
-def test_the_core_never_imports_the_gui_or_qt():
+def test_the_core_never_imports_the_gui_qt_or_the_cli():
+    above = ("maskreview.gui", "maskreview.cli", "maskreview.desktop")  # cli and cli_args: the command line's
     offenders = []
     for module, tree in TREES.items():
         for node, _ in _imports(tree, local=True):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            if any(n.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "shiboken6") or n.startswith("maskreview.gui")
-                   for n in names) or any(t.startswith("maskreview.gui") for t in _targets(node, module)):
+            if any(n.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "shiboken6") or n.startswith(above)
+                   for n in names) or any(t.startswith(above) for t in _targets(node, module)):
                 offenders.append(f"{module}:{node.lineno}")
     assert offenders == []
 

@@ -15,3 +15,8 @@ class DatabaseError(MaskreviewError):
 
 class CancelledError(MaskreviewError):
     """A long job was cancelled by the user; whatever it had committed stays."""
+
+
+def one_line(message) -> str:
+    """An error as the one line the CLI promises: line breaks (in a file name, say) shown escaped."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")

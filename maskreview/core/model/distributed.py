@@ -18,9 +18,8 @@ import os
 from dataclasses import dataclass
 import sys
 
-from maskreview.core.errors import BadInputError, MaskreviewError
+from maskreview.core.errors import BadInputError, MaskreviewError, one_line
 from maskreview.core.startup import quiet_library_warnings
-from maskreview.cli_args import one_line
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def launch(main_func, spec: Launch, *args, share_threads: bool = True) -> None:
         return
     import torch.multiprocessing as mp
 
-    # the ranks import detectron2 before maskreview's own warning filters (core/model/registry.py)
+    # a spawned rank imports detectron2 before rank_main can call quiet_library_warnings()
     quiet = "ignore:`torch.jit.script` is deprecated:FutureWarning,ignore:`broadcast_buffers` is deprecated:FutureWarning"
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
     try:
