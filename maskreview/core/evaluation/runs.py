@@ -177,6 +177,11 @@ class _Store:
             whole = view.view() == self.dataset.view() if hasattr(view, "view") else False
             self._in_place = whole and (old.gt_field, old.pred_field) == (gt_field, pred_field)
 
+    @property
+    def in_place(self) -> bool:
+        """The key's values stay in place until overwritten (a rerun of the same fields)."""
+        return self._in_place
+
     def register_if_new(self) -> None:
         if not self._existing:
             self.register()
@@ -272,7 +277,8 @@ def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FI
         try:
             results = compute(view, gt_field, pred_field, iou_type, iou_thresh, boundary, occlusion, progress,
                               while_evaluating=run.register_if_new if run else None,
-                              before_accumulate=run.start_writing if run else None, reuse=reuse)
+                              before_accumulate=run.start_writing if run else None, reuse=reuse,
+                              stored_key=eval_key if run is not None and run.in_place else None)
         except BaseException:
             if run is not None:
                 run.abandon()
