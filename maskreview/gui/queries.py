@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from maskreview.core.store.codec import label_mask
 from maskreview.core.store.reader import (all_tags, browse_ids, class_counts, ensure_index, ids_and_paths,  # noqa: F401
-                                          ids_with_label, ids_with_tag)
+                                          ids_with_label, ids_with_tag, tags_by_id)
 
 
 def prepare_browsing(dataset) -> None:
