@@ -13,7 +13,10 @@ ground truth, half predictions: the same cells, jittered, with scores) — each 
 - hover hit-test: ``instance_at`` at random points (exact mask hit), median and p99; and the
   repaint a hover change causes (old and new highlight only).
 
-Targets (the 4096x4096 scene): open <= 300 ms, frame <= 16 ms, edit <= 30 ms, hit-test <= 1 ms.
+Targets (the 4096x4096 scene): open <= 300 ms, frame <= 16 ms (p95), edit and undo <= 30 ms,
+hit-test <= 1 ms (p99). Each figure is wall and CPU time of the GUI thread (``time.thread_time``);
+as in ``bench_gui.py`` a target counts as met when either is within it (CPU leaves out the
+machine's other load, which the first line prints). ``make bench`` runs it (``run_all.py``).
 Run ``python bench/bench_dense.py [--scenes 4096] [--repeat N]``.
 """
 
@@ -202,12 +205,12 @@ def bench_scene(key: str, repeat: int) -> dict:
         out["open"](lambda: (bench.show(image, f), bench.paint()))
     c.fit()
     bench.paint()
-    out["in_view_fit"] = c.instances_in_view()
+    out["in_view_fit"] = c.instances_in_view() if hasattr(c, "instances_in_view") else -1  # before #17.3: none
     out["frame_fit"] = pan_zoom_frames(bench, repeat)
     c.fit()
     c.actual_size()
     bench.paint()
-    out["in_view_1to1"] = c.instances_in_view()
+    out["in_view_1to1"] = c.instances_in_view() if hasattr(c, "instances_in_view") else -1
     out["frame_1to1"] = pan_zoom_frames(bench, repeat)
     c.fit()
     bench.paint()
@@ -267,9 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         name = f"dense {width}x{height}/{r['n']}"
         result(f"{name} open", r["open"].text(digits=0), "<= 300 ms", r["open"].met(TARGETS["open"]))
         result(f"{name} pan/zoom frame", f"p95 {frames.text(95)}", "<= 16 ms", frames.met(TARGETS["frame"], 95))
-        worst = r["edit"] if max(r["edit"].ms()) >= max(r["undo"].ms()) else r["undo"]
         result(f"{name} redraw after one edit", f"{r['edit'].text()} (undo {r['undo'].text()})", "<= 30 ms",
-               worst.met(TARGETS["edit"]))
+               r["edit"].met(TARGETS["edit"]) and r["undo"].met(TARGETS["edit"]))
         result(f"{name} hover hit-test", f"p99 {p99_us[0]:.0f} us wall / {p99_us[1]:.0f} us CPU", "<= 1 ms",
                r["hit"].met(TARGETS["hit"], 99))
     return 0

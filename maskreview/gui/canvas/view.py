@@ -27,6 +27,7 @@ from maskreview.gui.canvas.sample import SampleData, placeholder_image
 VECTOR_ZOOM = 4.0  # device pixels per image pixel from which contours are drawn as vectors
 MAX_ZOOM = 64.0
 _LAYER_CACHE = 24
+_LAYER_CACHE_BYTES = 1 << 30  # 4096 x 4096 layers are 64 MB each: at most 16 of them are kept
 DETAIL_LIMIT = 600  # instances in view up to which boxes and label chips are drawn (dense scenes: zoom in)
 LABEL_REACH = 250  # logical pixels a box's label chips may run to its right (culling of exposed areas)
 
@@ -336,7 +337,8 @@ class ImageCanvas(QGraphicsView):
                 layer = FieldLayer(insts, self._colors(insts), data.height, data.width, fill_alpha=s.opacity,
                                    fills=s.fills, contours=s.contours and not vector, lazy=vector)
                 cached = self._layer_cache[key] = (layer, qimage_from_layer(layer.array))
-                while len(self._layer_cache) > _LAYER_CACHE:
+                while len(self._layer_cache) > _LAYER_CACHE or (len(self._layer_cache) > len(self.fields()) and sum(
+                        e[0].array.nbytes for e in self._layer_cache.values()) > _LAYER_CACHE_BYTES):
                     self._layer_cache.popitem(last=False)
             else:
                 self._layer_cache.move_to_end(key)
@@ -392,7 +394,10 @@ class ImageCanvas(QGraphicsView):
         if s.boxes and detail:  # one drawRects per (colour, dash)
             groups: dict = {}
             for inst, rgb in zip(vis, colors):
-                groups.setdefault((rgb, ov.is_prediction(inst)), []).append(self._box(inst))
+                rect = inst.__dict__.get("_qrect")  # made once per instance, as its edge path
+                if rect is None:
+                    rect = inst.__dict__["_qrect"] = self._box(inst)
+                groups.setdefault((rgb, inst.score is not None), []).append(rect)  # overlay.is_prediction
             for (rgb, dashed), rects in groups.items():
                 painter.setPen(self._pen(rgb, 1.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
                 painter.drawRects(rects)
