@@ -26,7 +26,7 @@ def test_docks_and_actions_are_installed(window):
     for name in ("evaluate", "delete_label", "relabel", "promote", "tool_brush", "tool_eraser", "tool_polygon",
                  "export_tagged", "tag_reviewed"):
         assert name in window.actions_
-    assert window.review_label.text() == "reviewed 0/12"
+    assert window.review_label.text() == "samples reviewed 0/12"
 
 
 def test_evaluation_fills_dock_and_sets_eval_key(window, qtbot):
@@ -64,7 +64,7 @@ def test_tag_key_tags_current_sample(window, qtbot):
     qtbot.keyClick(window.canvas, Qt.Key.Key_R)
     assert window.undo_stack.count() == 1, window.edits_failed
     assert window.dataset.select(sid).values("tags") == [["reviewed"]]
-    assert window.review_label.text() == "reviewed 1/12"
+    assert window.review_label.text() == "samples reviewed 1/12"
 
 
 def test_delete_label_then_undo_restores_it(window, qtbot):

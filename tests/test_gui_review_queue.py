@@ -130,6 +130,10 @@ def test_fix_boundary_opens_the_brush_and_progress_moves(qtbot, window):
     assert feature.index == i  # stays on the label to be fixed
     assert feature.per_sample[sid][0] == before + 1
     assert win.browser.model.badges[sid].startswith(f"{before + 1}/")
+    table = feature.panel.table  # the verdict reads in full ("fix class" and "fix boundary" both start "fix")
+    assert table.item(i, 3).text() == "fix boundary"
+    assert table.columnWidth(3) > table.fontMetrics().horizontalAdvance("fix boundary")
+    assert feature.progress_label.text().startswith("labels reviewed: queue 1/")  # not the samples' count
 
 
 def test_undoing_a_verdict_moves_the_progress_back(qtbot, window):

@@ -274,7 +274,7 @@ class EditingFeature:
             self.review_label.setText("")
             return
         done, total = review_progress(window.dataset)
-        self.review_label.setText(f"reviewed {done}/{total}")
+        self.review_label.setText(f"samples reviewed {done}/{total}")
 
     def export_tagged(self):
         from maskreview.gui import workers

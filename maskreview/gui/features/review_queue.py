@@ -59,6 +59,8 @@ class QueuePanel(QWidget):
                 item.setToolTip(e.reason)
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
+        widest = max(self.table.fontMetrics().horizontalAdvance(t) for t in [*vd.VERDICT_TEXT.values(), "reviewed before"])
+        self.table.setColumnWidth(3, max(self.table.columnWidth(3), widest + 12))  # verdicts come later: room for them
 
     def set_verdict(self, row: int, text: str) -> None:
         item = self.table.item(row, 3)
@@ -336,8 +338,8 @@ class ReviewQueueFeature:
                 parts.append("sample {}/{}".format(*self.per_sample[sid]))
         done, total = self._dataset_counts
         if total:
-            parts.append(f"dataset {done}/{total} labels reviewed")
-        self.progress_label.setText(" · ".join(parts))
+            parts.append(f"dataset {done}/{total}")
+        self.progress_label.setText(("labels reviewed: " + " · ".join(parts)) if parts else "")
 
 
 _VERDICT_TIPS = {
