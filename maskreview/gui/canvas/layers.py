@@ -148,7 +148,14 @@ class FieldLayer:
             self.repainted = [(0, 0, self.width, self.height)]
             return self.repainted
         if dirty:
-            self._reindex()
+            if self._moved is None:
+                self._reindex()
+            else:  # the same labels in the same order: only the changed rows of the boxes
+                self.boxes = self.boxes.copy()
+                for k in self._moved:
+                    b = insts[k]
+                    self.boxes[k] = (b.x0, b.y0, b.x0 + b.w, b.y0 + b.h)
+                self.index = BoxIndex(self.boxes, self.height, self.width)
             for rect in dirty:
                 self._render(rect)
         self.repainted = dirty
@@ -159,8 +166,10 @@ class FieldLayer:
         stayed are in another order (everything is repainted then)."""
         old, old_colors = self.insts, self.colors
         changed: list[tuple[ov.Instance | None, ov.Instance | None]] = []
+        self._moved = None  # indices whose box may have changed, when the ids stay in order
         if len(old) == len(insts) and all(a.id == b.id for a, b in zip(old, insts)):
-            for a, b, ca, cb in zip(old, insts, old_colors, colors):  # same_pixels, inlined (3,000 a redraw)
+            self._moved = []
+            for k, (a, b, ca, cb) in enumerate(zip(old, insts, old_colors, colors)):  # same_pixels, inlined
                 if a is b and ca == cb:
                     continue
                 ma, mb = a.mask, b.mask
@@ -168,6 +177,7 @@ class FieldLayer:
                         or (a.score is None) != (b.score is None) or (ma is not mb and (
                             ma is None or mb is None or ma.shape != mb.shape or ma.tobytes() != mb.tobytes())):
                     changed.append((a, b))
+                    self._moved.append(k)
         else:
             before = {i.id: (i, c) for i, c in zip(old, old_colors)}
             after = {i.id: (i, c) for i, c in zip(insts, colors)}
