@@ -116,7 +116,7 @@ def _editor(uri: str, dataset: str, n: int, journal: str, start_at: float, part:
     from maskreview.core.editing.ops import SampleTags
     from maskreview.core.editing.session import EditSession
 
-    ds = store.load_dataset(dataset)
+    ds = store.connect().load_dataset(dataset)
     index, count = map(int, part.split("/"))
     ids = ds.values("id")[index::count]
     session = EditSession(ds, journal_root=Path(journal))

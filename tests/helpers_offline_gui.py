@@ -24,7 +24,7 @@ def test_the_app_edits_on_from_the_journal_and_writes_when_the_database_is_back(
 
     from helpers_gui import open_window
 
-    dataset = store.load_dataset(os.environ["OFFLINE_DATASET"])
+    dataset = store.connect().load_dataset(os.environ["OFFLINE_DATASET"])
     win = open_window(qtbot, tmp_path, dataset)
     qtbot.waitUntil(lambda: win.current_sample_id is not None, timeout=20000)
     sid = win.current_sample_id

@@ -34,7 +34,7 @@ def main() -> None:
     from maskreview.core.editing.session import ConflictError, EditSession
     from maskreview.core.errors import DatabaseError
 
-    dataset = store.load_dataset(name)
+    dataset = store.connect().load_dataset(name)
     session = EditSession(dataset, journal_root=Path(journal_dir))
     ids = dataset.values("id")
     session.track(ids)

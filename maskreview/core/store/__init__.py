@@ -25,7 +25,7 @@ from types import ModuleType
 import atexit
 import hashlib
 
-from maskreview.core.errors import BadInputError, DatabaseError
+from maskreview.core.errors import DatabaseError
 
 APP_NAME = "maskreview"
 _configured = False
@@ -231,13 +231,6 @@ def connect() -> ModuleType:
             f"cannot reach FiftyOne's database at {_where()}: {exc.__class__.__name__}: {_short(exc)}. {hint}."
         ) from exc
     return fo
-
-
-def load_dataset(name: str):
-    fo = connect()
-    if name not in fo.list_datasets():
-        raise BadInputError(f"{name}: no such file, folder or FiftyOne dataset")
-    return fo.load_dataset(name)
 
 
 def list_datasets() -> list[str]:
