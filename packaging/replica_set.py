@@ -50,6 +50,13 @@ class ReplicaSet:
 
         for port in self.ports:
             self.start_member(port)
+        for port in self.ports:  # replSetInitiate fails unless every member already answers
+            member = pymongo.MongoClient(f"mongodb://{self.host}:{port}", directConnection=True,
+                                         serverSelectionTimeoutMS=60_000)
+            try:
+                member.admin.command("ping")
+            finally:
+                member.close()
         first = pymongo.MongoClient(f"mongodb://{self.host}:{self.ports[0]}", directConnection=True,
                                     serverSelectionTimeoutMS=60_000)
         config = {"_id": self.name, "settings": {"electionTimeoutMillis": election_timeout_ms},

@@ -48,6 +48,11 @@ class ReplicaSet:
                                        "--bind_ip", "127.0.0.1", "--nounixsocket", "--oplogSize", "50",
                                        "--wiredTigerCacheSizeGB", "0.25", "--logpath", str(m.folder / "mongod.log")],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for m in self.members:  # initiating checks that every member answers: wait for each to listen
+            member = pymongo.MongoClient(f"mongodb://127.0.0.1:{m.port}", directConnection=True,
+                                         serverSelectionTimeoutMS=60_000)
+            member.admin.command("ping")
+            member.close()
         first = pymongo.MongoClient(f"mongodb://127.0.0.1:{self.members[0].port}", directConnection=True,
                                     serverSelectionTimeoutMS=60_000)
         config = {"_id": self.name, "members": [
