@@ -13,8 +13,6 @@ import numpy as np
 
 from maskreview.core.evaluation import analysis
 from maskreview.core.evaluation.results import compute
-from maskreview.core.evaluation import analysis
-from maskreview.core.evaluation.results import compute
 
 SORTS = (("fp", "most false positives"), ("fn", "most false negatives"), ("f1", "worst F1 first"),
          ("iou", "lowest mean IoU first"))
