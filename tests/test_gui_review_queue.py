@@ -71,6 +71,16 @@ def _labels(win, field="ground_truth"):
     return {d.id: d for d in win.dataset.values(f"{field}.detections", unwind=True)}
 
 
+def test_the_datasets_label_progress_shows_before_any_queue(qtbot, window):
+    win = window
+    feature = win.features.review_queue
+    qtbot.waitUntil(lambda: feature.progress_label.text() == "labels reviewed: dataset 0/6")
+    win.dataset.limit(1).tag_labels("reviewed", label_fields="ground_truth")  # 3 labels, tagged in FiftyOne
+    win.set_dataset(win.dataset)
+    qtbot.waitUntil(lambda: feature.progress_label.text() == "labels reviewed: dataset 3/6")
+    assert feature.queue is None
+
+
 def test_verdict_keys_make_the_edits_and_advance(qtbot, window):
     win = window
     feature = _open_queue(qtbot, win)

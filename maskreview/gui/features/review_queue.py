@@ -147,6 +147,8 @@ class ReviewQueueFeature:
         edits = self.window.edits
         if edits is not None:
             edits.changed.connect(self._edited)
+        self._dataset_counts = (0, 0)
+        self._dataset_progress()  # the dataset's labels reviewed, in the status bar from the start
 
     def _edited(self, sample_ids) -> None:
         """Any edit, undo or redo in the queue's samples: progress and verdicts follow the labels (an
@@ -321,13 +323,24 @@ class ReviewQueueFeature:
         self.window.browser.view.viewport().update()
 
     def _dataset_progress(self) -> None:
+        """Count the dataset's reviewed labels on a job thread (two aggregations), then show them."""
+        from maskreview.gui import workers
+
         dataset = self.window.dataset
-        if dataset is None or dataset.deleted or not self.window.isVisible():
+        if dataset is None or dataset.deleted:
             return
         gt = self.queue.gt_field if self.queue is not None else GT_FIELD
-        if gt in self.window.label_fields:
-            self._dataset_counts = vd.label_progress(dataset, [gt])
-        self._show_progress()
+        if gt not in self.window.label_fields:
+            self._show_progress()
+            return
+
+        def counted(counts, ds=dataset) -> None:
+            if self.window.dataset is ds:  # not a dataset opened since
+                self._dataset_counts = counts
+                self._show_progress()
+
+        self.window._start_job(workers.Job(lambda progress: vd.label_progress(dataset, [gt]), "label progress"),
+                               counted, track=False)
 
     def _show_progress(self) -> None:
         parts = []
