@@ -136,6 +136,7 @@ class ImageCanvas(QGraphicsView):
         self._layer_items: dict[str, ImageItem] = {}
         self._layer_cache: OrderedDict = OrderedDict()  # (sample, field, style...) -> (FieldLayer, QImage)
         self._visible: dict[str, _Visible] = {}  # field -> its visible instances and their index
+        self._by_id_key, self._by_id = None, {}  # label id -> instance, for the field _resolve last asked
         self.layer_images: dict[str, QImage] = {}
         self.image_qimage: QImage | None = None
         self.data: SampleData | None = None
@@ -167,7 +168,7 @@ class ImageCanvas(QGraphicsView):
             return None
         insts = data.fields.get(ref.field, [])
         key = (data, ref.field, insts, len(insts))
-        if getattr(self, "_by_id_key", None) != key:  # one dict per (sample, field): hover asks per paint
+        if self._by_id_key != key:  # one dict per (sample, field): hover asks per paint
             self._by_id_key, self._by_id = key, {i.id: i for i in insts}
         return self._by_id.get(ref.label_id)
 
