@@ -130,3 +130,22 @@ def test_sort_box_follows_the_state_and_a_new_evaluation_drops_the_old_rematch(q
     dock.set_results(again)
     assert state.evaluation is again and state.rematch is not old  # never the old evaluation's counts with the new
     qtbot.waitUntil(lambda: state.rematch is not None, timeout=30000)
+
+
+def test_clear_filters_elsewhere_unselects_the_confusion_cell(qtbot, dock, evaluated):
+    state = dock.state
+    dock.filter_requested.connect(state.drill_down)  # as the window's evaluation feature connects it
+    qtbot.waitUntil(lambda: dock.confusion is not None, timeout=30000)
+    conf = dock.confusion
+    r, c = next((r, c) for r in range(len(conf.labels)) for c in range(len(conf.labels)) if conf.matrix[r, c] and r != c)
+    dock.confusion_view.setCurrentCell(r, c)
+    dock.confusion_view.cellClicked.emit(r, c)
+    assert "evaluation" in state.filters.sample_ids and dock.confusion_view.selectedItems()
+    state.show_all()  # the browser's Clear filters
+    assert not dock.confusion_view.selectedItems() and dock.confusion_view.currentItem() is None
+    item = dock.groups.find("small")
+    dock.groups.setCurrentItem(item)
+    dock.groups.itemClicked.emit(item, 0)
+    assert dock.groups.selectedItems()
+    state.drill_down(None, None, "")
+    assert not dock.groups.selectedItems()

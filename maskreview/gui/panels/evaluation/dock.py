@@ -116,6 +116,7 @@ class EvaluationDock(QWidget):
         self.state.events.evaluation.connect(self._evaluation_changed)
         self.state.events.evaluation_note.connect(lambda new, old: self._show_status())
         self.state.filters.events.order_name.connect(self._order_changed)
+        self.state.filters.events.sample_ids.connect(self._restrictions_changed)
         self._threshold_changed(self.conf_slider, th.confidence, moved=False)
         self._threshold_changed(self.iou_slider, th.iou, moved=False)
 
@@ -212,6 +213,13 @@ class EvaluationDock(QWidget):
             self.sort_box.blockSignals(True)
             self.sort_box.setCurrentIndex(index)
             self.sort_box.blockSignals(False)
+
+    def _restrictions_changed(self, restrictions, _old=None) -> None:
+        """The drill-down lifted elsewhere (Clear filters, Show all): no cell or group stays chosen."""
+        if "evaluation" not in restrictions:
+            for view in (self.confusion_view, self.groups):
+                view.clearSelection()
+                view.setCurrentItem(None)
 
     def _sort_changed(self, index: int) -> None:
         by = SORTS[index][1]
