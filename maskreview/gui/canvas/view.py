@@ -224,6 +224,7 @@ class ImageCanvas(QGraphicsView):
         for name in list(self._layer_items):
             if data is None or name not in data.fields:
                 self.scene().removeItem(self._layer_items.pop(name))
+        self._visible = {n: e for n, e in self._visible.items() if data is not None and n in data.fields}
         self.render_overlays()
         if data is not None and not (keep_view and same_image):
             self.fit()
