@@ -12,7 +12,10 @@ Synthetic demo scenes with perturbed-GT predictions, in a throw-away database. T
 Targets (issue 17): <= 0.7x pycocotools' time, >= 50x faster than FiftyOne, same mAP. Best of ``--repeat`` runs for
 the first two, one run for FiftyOne. Each path re-evaluates under its own eval key, as a user
 re-evaluates after fixing labels (new keys each round would grow every label by four fields a
-round and make later rounds slower); the first round, a new key, is shown too. ``--n`` sets the number of images (default 1000). Each
+round and make later rounds slower); the first round, a new key, is shown too, and reruns with
+the in-memory reuse (``evaluation/cache.py``) cleared first, as the first rerun in a new process
+(what is stored is read with the labels, so unchanged values are not written again).
+``--n`` sets the number of images (default 1000). Each
 time is given as wall time and as CPU time (this process, its workers and the database's mongod):
 on a machine shared with other jobs, wall time includes waiting for a core. The first run
 (a new eval key) is shown as well.
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         import copy
 
         from maskreview.core.demo import write_demo_dataset
-        from maskreview.core.evaluation import coco, runs, synthetic
+        from maskreview.core.evaluation import cache, coco, runs, synthetic
         from maskreview.core.gcpause import gc_paused
         from maskreview.core.sources import open_source
 
@@ -98,16 +101,24 @@ def main(argv: list[str] | None = None) -> int:
                 with paused, clock() as c:
                     direct = _pycocotools(gt, results, "segm")
                 times[key].append(c)
+        cold = []  # as in a new process: nothing reused in memory (the stored values are read)
+        for r in range(min(args.repeat, 3)):
+            cache.clear()
+            with clock() as c:
+                runs.evaluate_and_store(ds, eval_key="bench")
+            cold.append(c)
         fo_c = fo_map = None
         if not args.skip_fiftyone:
             with clock() as fo_c:
                 fo_res = ds.evaluate_detections("predictions", gt_field="ground_truth", method="coco",
                                                 use_masks=True, compute_mAP=True, eval_key="fo")
             fo_map = fo_res.mAP()
+        times["cold"] = cold
         best = {k: (min(c.wall for c in v), min(c.cpu for c in v)) for k, v in times.items()}
         first = times["ours"][0]
         rows = [("maskreview (stored, +occlusion, +boundary IoU)", *best["ours"], f"{ours.summary['mAP']:.6f}"),
                 ("  the same, first run (new eval key)", first.wall, first.cpu, ""),
+                (f"  the same, rerun with nothing in memory (best of {len(cold)})", *best["cold"], ""),
                 ("maskreview (stored, no occlusion/boundary)", *best["bare"], f"{ours.summary['mAP']:.6f}"),
                 ("pycocotools direct (in-memory COCO inputs)", *best["coco"], f"{direct.stats[0]:.6f}"),
                 ("pycocotools direct, garbage collector paused", *best["coco_nogc"], f"{direct.stats[0]:.6f}")]
@@ -121,11 +132,17 @@ def main(argv: list[str] | None = None) -> int:
             ratio = best["ours"][i] / best["coco"][i]
             benchkit.result(f"eval {unit} time vs pycocotools ({args.n} img, all stored, best of {args.repeat})",
                             f"{ratio:.2f}x", "<= 0.7x", ratio <= 0.7)
+            ratio = best["cold"][i] / best["coco"][i]
+            benchkit.result(f"eval {unit} time vs pycocotools, rerun in a new process ({args.n} img, best of {len(cold)})",
+                            f"{ratio:.2f}x", "<= 0.7x", ratio <= 0.7)
         if fo_c is not None:
             for unit, i, fo_t in (("wall", 0, fo_c.wall), ("CPU", 1, fo_c.cpu)):
                 speedup = fo_t / best["ours"][i]
                 benchkit.result(f"eval {unit} speed-up vs FiftyOne ({args.n} img)", f"{speedup:.1f}x", ">= 50x",
                                 speedup >= 50)
+                speedup = fo_t / best["cold"][i]
+                benchkit.result(f"eval {unit} speed-up vs FiftyOne, rerun in a new process ({args.n} img)",
+                                f"{speedup:.1f}x", ">= 50x", speedup >= 50)
         return 0 if same else 1
     finally:
         with contextlib.suppress(Exception):

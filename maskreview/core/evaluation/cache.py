@@ -5,7 +5,8 @@ did not change, and every writer of a sample changes its version (FiftyOne's ``s
 ``set_values`` set ``last_modified_at``; maskreview's writers also increment ``review_rev``,
 ``store.writer``). So for a sample whose version and image size are the ones of the last run,
 its labels are the ones read then, and so are everything computed from them alone: the RLE of
-each mask, the GT's area and box, each GT's occlusion, the boundary IoU of a matched pair, and
+each mask, the GT's area and box, COCOeval's IoU matrix per class, each GT's occlusion, the
+boundary IoU of a matched pair, and
 the values stored under an eval key (written by this process at that version). Those are kept
 here, in this process, per sample; a changed sample is read and computed again.
 
@@ -50,6 +51,7 @@ class Entry:
     gt_bbox: list | None = None
     occlusion: dict = field(default_factory=dict)  # iou type -> each GT's occlusion (it uses the GT's box)
     biou: dict = field(default_factory=dict)  # (GT label id, prediction label id) -> boundary IoU
+    ious: dict = field(default_factory=dict)  # (iou type, class) -> COCOeval's IoU matrix in this sample
     stored: dict = field(default_factory=dict)  # eval key -> the values this sample holds under it
 
     @property

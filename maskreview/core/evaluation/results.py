@@ -119,7 +119,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     anns, dts = inputs.gt["annotations"], inputs.results
     if iou_type == "segm":
         encode_reusing(entries, inputs.gt["images"], anns, dts, inputs.gt_masks, inputs.pred_masks)
-    evaluation = engine.evaluate(inputs.gt, dts, iou_type)
+    evaluation = _evaluate(inputs, iou_type, entries if cache is not None else [])
     ev = evaluation.evaluator
     progress.advance()
     progress.check()
@@ -167,6 +167,24 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     progress.advance()
     progress.finish()
     return results
+
+
+def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list) -> engine.Evaluation:
+    """COCOeval (:func:`engine.evaluate`), with the IoU matrices of the samples whose cache
+    entry has them (by class name: class ids follow the classes present); keeps the others."""
+    cat_id = {c["name"]: c["id"] for c in inputs.gt["categories"]}
+    known = {}
+    for i, e in enumerate(entries):
+        for (kind, name), ious in e.ious.items():
+            if kind == iou_type and name in cat_id:
+                known[i + 1, cat_id[name]] = ious
+    evaluation = engine.evaluate(inputs.gt, inputs.results, iou_type, known)
+    if entries:
+        names = {v: k for k, v in cat_id.items()}
+        for (img, cat), ious in evaluation.evaluator.ious.items():
+            if len(ious) and (img, cat) not in known:
+                entries[img - 1].ious[iou_type, names[cat]] = ious
+    return evaluation
 
 
 def _occlusion(results: EvalResults, gt_boxes: list) -> None:
