@@ -253,3 +253,19 @@ def test_about_reads_versions_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(),
                          timeout=120, check=True).stdout.split()
     assert out == ["True", "False"]
+
+
+def test_about_finds_its_libraries_without_scanning_every_package(monkeypatch):
+    """packages_distributions() reads every installed package's file list: 6 s on a busy machine,
+    the window frozen before About showed (and the keys typed meanwhile landed in it)."""
+    from importlib import metadata
+
+    from maskreview.gui.dialogs import about
+
+    def scan():
+        raise AssertionError("About scanned every installed package")
+
+    about._distributions_of_imports.cache_clear()
+    monkeypatch.setattr(metadata, "packages_distributions", scan)
+    rows = dict(about.about_rows())
+    assert all(rows[name] != "not installed" for name in about.LIBRARIES), rows

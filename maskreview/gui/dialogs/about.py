@@ -3,6 +3,7 @@ metadata: nothing is imported, so no torch in the GUI process) and where it keep
 
 from __future__ import annotations
 
+import functools
 from html import escape
 from importlib import metadata
 
@@ -12,12 +13,24 @@ from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QLabel, Q
 from maskreview import __version__
 
 LIBRARIES = ("PySide6", "fiftyone", "detectron2", "torch")
+DISTRIBUTIONS = {"PySide6": ("PySide6_Essentials",), "detectron2": ("sal-detectron2",)}  # pyproject.toml's names
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions_of_imports() -> dict[str, list[str]]:
+    """Import name -> distributions; it reads every installed package's file list (seconds on a busy
+    machine), so once per process and only for a name that is not a distribution's own."""
+    return metadata.packages_distributions()
 
 
 def library_version(module: str) -> str:
     """The installed distribution's version of import name ``module`` ("not installed" if none)."""
-    names = metadata.packages_distributions().get(module, []) or [module]
-    for name in names:
+    for name in (module, *DISTRIBUTIONS.get(module, ())):  # the distributions it comes in: no scan
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    for name in _distributions_of_imports().get(module, []):  # a library installed under another name
         try:
             return metadata.version(name)
         except metadata.PackageNotFoundError:
