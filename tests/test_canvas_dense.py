@@ -235,3 +235,68 @@ def test_zoomed_in_layers_render_the_tiles_in_view_and_equal_a_full_render(canva
     image = canvas.layer_images["ground_truth"]
     got = np.frombuffer(image.constBits(), np.uint8).reshape(big_h, big_w, 4)
     np.testing.assert_array_equal(got, full)
+
+
+def _stroke(tool, points) -> None:
+    """A left-button drag through ``points`` (image coordinates), as the canvas hands it to a tool."""
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    for k, (x, y) in enumerate(points):
+        kind = QEvent.Type.MouseButtonPress if k == 0 else QEvent.Type.MouseMove
+        event = QMouseEvent(kind, QPointF(x, y), QPointF(x, y), left, left, Qt.KeyboardModifier.NoModifier)
+        (tool.press if k == 0 else tool.move)(QPointF(x, y), event)
+    event = QMouseEvent(QEvent.Type.MouseButtonRelease, QPointF(x, y), QPointF(x, y), left, none,
+                        Qt.KeyboardModifier.NoModifier)
+    tool.release(QPointF(x, y), event)
+
+
+def test_a_stored_brush_edit_and_its_undo_repaint_in_place(qtbot, fo, demo_coco, tmp_path):
+    """Through the database, as the window does it: the edit is written, the sample read again
+    (``refresh_sample``: ``load_sample`` then ``set_sample(keep_view=True)``), the layer patched in
+    place equals a full render, and the undo gives back the pixels from before, on screen too."""
+    from PySide6.QtGui import QUndoStack
+
+    from maskreview.core.editing.session import EditSession
+    from maskreview.core.sources import open_source
+    from maskreview.gui.canvas import ImageCanvas, load_sample
+    from maskreview.gui.canvas.edit_tools import BrushTool
+    from maskreview.gui.commands import EditController
+
+    ds = open_source(demo_coco, name=f"dense-{tmp_path.name}")
+    session = EditSession(ds, journal_root=tmp_path / "journal")
+    controller = EditController(session, QUndoStack())
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 400)
+    canvas.show()
+    sid = ds.first().id
+    canvas.set_sample(load_sample(ds, sid, ["ground_truth"]))
+    canvas.set_zoom(2.0)
+    layer = canvas._layer_items["ground_truth"].layer  # noqa: SLF001
+    before, screen = _layer(canvas, "ground_truth"), _screen(canvas)
+    inst = canvas.visible_instances("ground_truth")[0]
+    canvas.select_instance(inst)
+    ops = []
+    brush = BrushTool(ops.append, size=5)
+    canvas.set_tool(brush)
+    _stroke(brush, [(inst.x0 + inst.w + 1.5, inst.y0 + 2.5), (inst.x0 + inst.w + 6.5, inst.y0 + 2.5)])
+    canvas.set_tool(None)
+    assert len(ops) == 1
+    controller.apply(ops[0])
+    canvas.set_sample(load_sample(ds, sid, ["ground_truth"]), keep_view=True)
+    assert canvas._layer_items["ground_truth"].layer is layer  # noqa: SLF001 - patched, not rendered anew
+    assert 0 < sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in layer.repainted) < layer.height * layer.width / 4
+    edited = _layer(canvas, "ground_truth")
+    assert not np.array_equal(edited, before)
+    insts = canvas.visible_instances("ground_truth")
+    full = ov.render_layer(insts, [canvas.color_of(i) for i in insts], layer.height, layer.width,
+                           fill_alpha=canvas.style.opacity)
+    np.testing.assert_array_equal(edited, full)
+    controller.stack.undo()
+    canvas.set_sample(load_sample(ds, sid, ["ground_truth"]), keep_view=True)
+    np.testing.assert_array_equal(_layer(canvas, "ground_truth"), before)
+    canvas.select_instance(None)
+    np.testing.assert_array_equal(_screen(canvas), screen)
+    session.close()
