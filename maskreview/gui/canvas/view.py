@@ -2,9 +2,9 @@
 
 Layers are numpy arrays from :mod:`overlay`, cached per (sample, field, style); the same sample
 read again (after an edit) repaints only the boxes of the labels that changed (:mod:`layers`), and
-pan and zoom only paint the cached layers. Hit-tests look in a grid index over the visible boxes. Boxes, labels, the hover highlight and — zoomed
-in — contours along pixel edges are drawn as vectors in ``drawForeground``, so they stay crisp
-at any zoom. Pixels are nearest-neighbour from 1:1 up.
+pan and zoom only paint the cached layers. Hit-tests look in a grid index over the visible boxes.
+Boxes, labels, the hover highlight and — zoomed in — contours along pixel edges are drawn as
+vectors in ``drawForeground``, so they stay crisp at any zoom. Pixels are nearest-neighbour from 1:1 up.
 """
 
 from __future__ import annotations
