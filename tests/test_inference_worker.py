@@ -127,6 +127,19 @@ def test_kill_9_mid_run_fails_the_call_restarts_and_the_rerun_resumes(client, da
     assert result["report"].predicted == len(dataset) - written  # resumed, nothing predicted twice
 
 
+def test_a_segfault_fails_the_pending_call_by_name_and_restarts(client):
+    crashes = []
+    client.on_crash.append(crashes.append)
+    client.start()
+    crashed = client.pid
+    call = client.submit("preload")  # imports torch and detectron2: pending for a while
+    os.kill(crashed, signal.SIGSEGV)
+    assert call.done.wait(60)
+    assert isinstance(call.error, WorkerCrashed) and "segmentation fault" in str(call.error), call.error
+    assert crashes and "SIGSEGV" in crashes[0].how
+    assert client.call("ping") == client.pid != crashed  # a fresh worker answers
+
+
 def test_the_client_never_imports_torch(dataset):
     """A process that only talks to the worker (as the window does) has no torch after a run."""
     code = (
