@@ -396,8 +396,17 @@ def bench_open10k(root: Path, n_samples: int, scale: bool = False, eval_rss_limi
     window.show()
     app.processEvents()
     dataset = fo.load_dataset(name)
-    for key in dataset.list_evaluations():  # a kept dataset: open it as a new one would be
+    from maskreview.core.fields import DEFAULT_EVAL_KEY
+
+    keys = dataset.list_evaluations()
+    for key in keys:  # a kept dataset: open it as a new one would be
         dataset.delete_evaluation(key)
+    keys.append(DEFAULT_EVAL_KEY)
+    # what FiftyOne's delete_evaluation leaves: maskreview's own per-label values (<key>_biou, ...)
+    left = [path for path in dataset.get_field_schema(flat=True)
+            if any(path.rsplit(".", 1)[-1].startswith(f"{key}_") for key in keys) and "." in path]
+    for path in sorted(left, key=len, reverse=True):
+        dataset.delete_sample_field(path)
     profiler = None
     if os.environ.get("BENCH_PROFILE"):
         import cProfile
@@ -458,7 +467,7 @@ def _bench_scale(app, window, n_samples: int, eval_rss_limit: float, full_eval: 
                    f"{rows} rows, load {load:.1f})", "<= 300 ms", wall <= 0.3)
 
     # evaluate the whole set: progress reported, then cancelled
-    updates: list[tuple[float, int, int, str]] = []
+    updates: list[tuple[float, int, int, str]] = []  # (time, done, total, label) as the job's progress changed
 
     def evaluate(view=None):
         if view is None:
@@ -466,22 +475,30 @@ def _bench_scale(app, window, n_samples: int, eval_rss_limit: float, full_eval: 
         else:
             job = window.features.evaluation.dock.start_evaluation(view)
             window.progress.track(job)
-        job.progress.emitter.updated.connect(lambda d, t, lab, eta: updates.append((time.perf_counter(), d, t, lab)))
         return job
+
+    def watch(job) -> None:  # the job's Progress as the status bar shows it (polled: no update is missed)
+        p = job.progress
+        now = (p.done, p.total, p.label)
+        if not updates or updates[-1][1:] != now:
+            updates.append((time.perf_counter(), *now))
 
     t0 = time.perf_counter()
     job = evaluate()
-    _pump(app, 600, lambda: bool(updates and updates[-1][1] >= 1) or job.isFinished())
-    first_update = updates[0][0] - t0 if updates else None
+    _pump(app, 600, lambda: watch(job) or bool(updates and updates[-1][1] >= 1) or job.isFinished())
+    first_update = updates[0][0] - t0 if updates else float("nan")
     t_cancel = time.perf_counter()
-    job.cancel()
-    _pump(app, 900, job.isFinished)
+    finished_first = job.isFinished()
+    window.progress.cancel()  # the status bar's Cancel
+    _pump(app, 900, lambda: watch(job) or job.isFinished())
     app.processEvents()
     cancelled_in = time.perf_counter() - t_cancel
-    cancelled = state.evaluation is None
+    cancelled = state.evaluation is None and not finished_first
     print(f"scale: evaluate-all cancelled after its first step: {len(updates)} progress updates "
           f"({', '.join(f'{d}/{t} {lab}' for _, d, t, lab in updates)}), the first {first_update:.1f} s after Evaluate; "
-          f"cancel took effect in {cancelled_in:.1f} s; no results shown: {cancelled}", flush=True)
+          f"cancel took effect in {cancelled_in:.1f} s; no results shown: {cancelled}"
+          f"{' (it had finished before Cancel)' if finished_first else ''}; the dock says: "
+          f"{window.features.evaluation.dock.status.text()!r}", flush=True)
     result(f"gui {n_samples} samples: evaluate-all cancel", f"stopped {cancelled_in:.1f} s after Cancel, "
            f"{len(updates)} progress updates", "progress; Cancel stops it <= 5 s",
            cancelled and bool(updates) and cancelled_in <= 5)
@@ -494,6 +511,7 @@ def _bench_scale(app, window, n_samples: int, eval_rss_limit: float, full_eval: 
     job = evaluate(None if full_eval else window.dataset.limit(evaluated))
 
     def done():
+        watch(job)
         peak[0] = max(peak[0], _rss())
         if peak[0] > eval_rss_limit and not job.progress.cancelled:
             job.cancel()
@@ -503,7 +521,8 @@ def _bench_scale(app, window, n_samples: int, eval_rss_limit: float, full_eval: 
     seconds = time.perf_counter() - t0
     if state.evaluation is None:
         print(f"scale: evaluate-all did not finish ({'cancelled at RSS > %.1f GB' % eval_rss_limit if job.progress.cancelled else 'failed'}) "
-              f"after {seconds:.0f} s; peak RSS {peak[0]:.2f} GB", flush=True)
+              f"after {seconds:.0f} s; peak RSS {peak[0]:.2f} GB; the dock says: "
+              f"{window.features.evaluation.dock.status.text()!r}", flush=True)
         result(f"gui {n_samples} samples: evaluate {evaluated}", f"not finished, peak RSS {peak[0]:.2f} GB", "finishes", False)
         return
     load = os.getloadavg()[0]
