@@ -396,12 +396,19 @@ def bench_open10k(root: Path, n_samples: int, scale: bool = False, eval_rss_limi
     window.show()
     app.processEvents()
     dataset = fo.load_dataset(name)
+    rss_window = _rss()  # the window shown, FiftyOne imported and connected: the app before any sample
     from maskreview.core.fields import DEFAULT_EVAL_KEY
 
     keys = dataset.list_evaluations()
     for key in keys:  # a kept dataset: open it as a new one would be
         dataset.delete_evaluation(key)
     keys.append(DEFAULT_EVAL_KEY)
+    # and what a failed or killed run of an earlier bench left in the samples (values, no run)
+    coll = dataset._sample_collection
+    coll.update_many({}, {"$unset": {f"{key}_{s}": "" for key in keys for s in ("tp", "fp", "fn")}})
+    for field in ("ground_truth", "predictions"):
+        coll.update_many({}, {"$unset": {f"{field}.detections.$[].{key}{s}": ""
+                                         for key in keys for s in ("", "_id", "_iou", "_biou")}})
     # what FiftyOne's delete_evaluation leaves: maskreview's own per-label values (<key>_biou, ...)
     left = [path for path in dataset.get_field_schema(flat=True)
             if any(path.rsplit(".", 1)[-1].startswith(f"{key}_") for key in keys) and "." in path]
@@ -433,7 +440,8 @@ def bench_open10k(root: Path, n_samples: int, scale: bool = False, eval_rss_limi
     n_inst = n_samples * 10
     print(f"open: {n_samples} samples / {n_inst} instances ({f'built in {built:.0f} s' if built else 'kept from a run before'}): "
           f"first image on screen {first:.2f} s after set_dataset ({first_cpu:.2f} s CPU on the GUI thread, {first_db:.2f} s mongod; "
-          f"load average {load:.1f}); RSS after browsing {rss:.2f} GB ({rss - rss_before:+.2f} GB over the bare process)")
+          f"load average {load:.1f}); RSS after browsing {rss:.2f} GB ({rss - rss_before:+.2f} GB over the bare process, "
+          f"{rss - rss_window:+.2f} GB over the window with FiftyOne loaded)")
     rss_target = 1.5 if n_samples <= 10000 else 2.0
     result(f"gui open {n_samples} samples: first image", f"{first:.2f} s ({first_cpu:.2f} s GUI + {first_db:.2f} s mongod CPU, "
            f"load {load:.1f})", "<= 2 s", first <= 2)

@@ -158,9 +158,14 @@ def ensure_index(dataset, path: str) -> str:
 
 def browse_ids(dataset, search: str = "", tag: str | None = None) -> list[str]:
     """The ids of the samples the browser's search and tag filter let through, in no particular
-    order: one query, projected to ``_id``, that the indexes on ``filepath`` (FiftyOne's) and
-    ``tags`` (:func:`ensure_index`) answer."""
-    return [str(d["_id"]) for d in collection(dataset).find(browse_query(search, tag), {"_id": 1})]
+    order: one query that the indexes on ``filepath`` (FiftyOne's) and ``tags``
+    (:func:`ensure_index`) answer, its ids pushed into one document when they surely fit (a
+    third of the decoding of one document per hit), else one projected query."""
+    coll, query = collection(dataset), browse_query(search, tag)
+    if coll.estimated_document_count() * 24 < _GROUPED_BYTES:  # 24: an id in a BSON array, with its index key
+        out = list(coll.aggregate([{"$match": query}, {"$group": {"_id": None, "ids": {"$push": "$_id"}}}]))
+        return [str(i) for i in out[0]["ids"]] if out else []
+    return [str(d["_id"]) for d in coll.find(query, {"_id": 1})]
 
 
 def index_names(dataset) -> list[str]:
