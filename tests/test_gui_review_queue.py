@@ -278,3 +278,55 @@ def test_box_to_mask_tool_asks_the_model_worker_and_enter_adds_the_label(qtbot, 
     assert np.array_equal(detection_to_bitmap(added[0], SIZE, SIZE), proposal.bitmap)
     win.undo_stack.undo()
     assert set(_labels(win)) == before
+
+
+def test_the_legend_names_the_boundary_error_colours(qtbot, window):
+    """In the errors colour mode the canvas legend says what each colour is (not only an 8 s
+    status message), in the colours drawn now; other modes do not list them."""
+    from maskreview.gui.canvas import boundary_errors as be
+    from maskreview.gui.canvas.legend import ERROR_NAMES
+
+    win = window
+    win.browser.select_row(0)
+    legend = win.canvas.legend
+    assert not {r.text for r in legend.rows} & set(ERROR_NAMES)
+    win.actions_["boundary_errors"].trigger()
+    rows = {r.text: r.rgb for r in legend.rows}
+    assert legend.isVisible()
+    assert rows.get(ERROR_NAMES[0]) == be.MISSED and rows.get(ERROR_NAMES[1]) == be.ADDED
+    assert "missed" in ERROR_NAMES[0] and "added" in ERROR_NAMES[1]
+    win.actions_["boundary_errors"].trigger()
+    assert not {r.text for r in legend.rows} & set(ERROR_NAMES)
+
+
+def _label_rects(canvas, insts):
+    """Viewport rectangles of the class/score/tag chips the canvas draws above these instances."""
+    from PySide6.QtCore import QRectF
+
+    chips, t = canvas._chips, canvas.viewportTransform()
+    out = []
+    for inst in insts:
+        pixmap = chips.label(inst.label, inst.score, inst.tags, canvas.color_of(inst))
+        x, y = round(inst.x0 * t.m11() + t.dx()), round(inst.y0 * t.m22() + t.dy()) - chips.height
+        out.append(QRectF(x, y, chips.width(pixmap), chips.height))
+    return out
+
+
+def test_boundary_error_chips_leave_the_labels_readable(qtbot, window):
+    """Each pair's IoU / boundary IoU chip lies clear of the class/score labels of both labels of
+    the pair, at the zoom the queue frames it and zoomed out to the whole image."""
+    win = window
+    feature = _open_queue(qtbot, win)
+    boundary = next(e for e in feature.queue.entries if e.kind == "boundary")
+    feature.show_entry(feature.queue.index_of(boundary.label_id))
+    win.actions_["boundary_errors"].trigger()
+    canvas, errors = win.canvas, feature.errors
+    assert canvas.style.labels and errors.pairs
+    for fit in (False, True):
+        if fit:
+            canvas.fit()
+        canvas.viewport().repaint()  # the label chips are laid out at a paint
+        for chip, (gt, pred, _) in zip(errors.chips, errors.pairs):
+            rect = chip.deviceTransform(canvas.viewportTransform()).mapRect(chip.boundingRect())
+            for label in _label_rects(canvas, (gt, pred)):
+                assert not rect.intersects(label), (fit, rect, label)

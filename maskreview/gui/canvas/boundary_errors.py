@@ -23,7 +23,7 @@ ALPHA = 0.85
 
 
 class _Chip(QGraphicsItem):
-    """A label at a scene point that keeps its screen size at any zoom."""
+    """A label hanging below a scene point (its top-left) that keeps its screen size at any zoom."""
 
     def __init__(self, text: str, parent=None):
         super().__init__(parent)
@@ -33,7 +33,7 @@ class _Chip(QGraphicsItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.setZValue(101)
         metrics = QFontMetricsF(self.font)
-        self._rect = QRectF(0, -metrics.height() - 4, metrics.horizontalAdvance(text) + 8, metrics.height() + 4)
+        self._rect = QRectF(0, 1, metrics.horizontalAdvance(text) + 8, metrics.height() + 4)
 
     def boundingRect(self) -> QRectF:
         return self._rect
@@ -112,9 +112,9 @@ class BoundaryErrors:
             self._key = key
         self.item.setVisible(True)
         canvas.layer_images[LAYER] = self._image  # the loupe draws the canvas's layers
-        for gt, _, d in self.pairs:
+        for gt, pred, d in self.pairs:
             chip = _Chip(f"IoU {d.iou:.2f} · boundary {d.biou:.2f} · −{d.n_missed} +{d.n_added} px")
-            chip.setPos(min(gt.x0, d.x0), min(gt.y0, d.y0))
+            chip.setPos(min(gt.x0, pred.x0), max(gt.y0, pred.y0))  # below both boxes' tops: their labels sit above
             canvas.scene().addItem(chip)
             self.chips.append(chip)
 

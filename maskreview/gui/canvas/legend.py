@@ -1,6 +1,7 @@
 """The canvas legend, top right over the image: how ground truth and predictions are drawn (each
 field shown, in its line style) and what the colours mean in the current colour mode — classes,
-fields, or TP / FP / FN; before any evaluation it says how to run one.
+fields, TP / FP / FN, or the boundary errors' missed / added pixels; before any evaluation it says
+how to run one.
 
 It follows the canvas (``overlays_changed``) and never takes a click: the canvas under it stays
 usable.
@@ -15,10 +16,11 @@ from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 from maskreview.core.fields import GT_FIELD
-from maskreview.gui.canvas import overlay as ov
+from maskreview.gui.canvas import boundary_errors as be, overlay as ov
 
 NO_EVAL_HINT = "No evaluation yet: Evaluate ▸ Evaluate predictions… (Ctrl+Shift+E)"
 EVAL_NAMES = {"tp": "true positive", "fp": "false positive", "fn": "false negative (missed)"}
+ERROR_NAMES = ("missed: ground truth the prediction left out", "added: prediction outside the ground truth")
 MAX_CLASSES = 8
 MARGIN, SWATCH_W, SWATCH_H, GAP = 8, 26, 12, 6
 
@@ -58,6 +60,8 @@ def legend_rows(canvas) -> list[Row]:
             rows.append(Row("not evaluated", ov.NO_EVAL_COLOR))
         else:
             rows.append(Row(NO_EVAL_HINT, None))
+    elif mode == "errors":  # the colours as chosen now (Settings may change them: read at each refresh)
+        rows += [Row(ERROR_NAMES[0], be.MISSED), Row(ERROR_NAMES[1], be.ADDED)]
     return rows
 
 
