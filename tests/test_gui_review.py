@@ -195,3 +195,38 @@ def test_a_stored_evaluation_loads_on_reopen_and_hover_is_never_stale(qtbot, eva
     gt = next(i for i in again.canvas.data.fields[GT] if i.id == gt_id)
     assert gt.eval != "tp"  # the stored value says TP; its prediction is gone
     again.close()
+
+
+def test_hover_follows_the_image_when_a_zoom_moves_it_under_the_pointer(qtbot, fo, demo_coco, tmp_path, monkeypatch):
+    """Zooming in at the image's edge moves the image under a still pointer: the hover (status bar,
+    highlight) is then the label under the pointer, not the one it was over before."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+
+    from maskreview.core.editing import ops as ed
+    from maskreview.core.sources import open_source
+
+    monkeypatch.setenv("MASKREVIEW_CONFIG_DIR", str(tmp_path / "config"))
+    win = open_window(qtbot, tmp_path, open_source(demo_coco, name=f"hover-zoom-{tmp_path.name}"), (1200, 800))
+    try:
+        sid, h, w = win.current_sample_id, win.canvas.data.height, win.canvas.data.width
+        strip = np.zeros((h, w), bool)
+        strip[:, w - 1:] = True  # the image's right-most column
+        op = ed.AddInstance(sid, GT, "circle", bitmap=strip)
+        win.edits.apply(op)
+        win.canvas.fit()
+        viewport = win.canvas.viewport()
+        point = _at(win, w - 0.5, h / 2)
+        qtbot.mouseMove(viewport, point)
+        assert win.canvas.hovered_instance is not None and win.canvas.hovered_instance.id == op.label_id
+        wheel = QWheelEvent(QPointF(point), QPointF(viewport.mapToGlobal(point)), QPoint(), QPoint(0, 120),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        for _ in range(3):
+            QApplication.sendEvent(viewport, wheel)
+        under = win.canvas.mapToScene(point)
+        assert under.x() < w - 1  # the zoom moved the image: the pointer is off the strip now (not vacuous)
+        now = win.canvas.instance_at(under.x(), under.y())
+        assert win.canvas.hovered_instance is now and (now is None or now.id != op.label_id)
+    finally:
+        win.canvas.select_instance(None)
+        win.close()

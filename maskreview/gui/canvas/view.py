@@ -551,6 +551,7 @@ class ImageCanvas(QGraphicsView):
         delta = event.angleDelta().y()
         if delta:
             self.zoom_by(1.25 ** (delta / 120.0))
+            self._hover_at(self.mapToScene(event.position().toPoint()))  # at an edge the image moves under the pointer
         event.accept()
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:
@@ -717,14 +718,18 @@ class ImageCanvas(QGraphicsView):
             self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(d.x()))
             self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(d.y()))
         self.cursor_moved.emit(pos.x(), pos.y())
-        inst = self.instance_at(pos.x(), pos.y())
-        if inst is not self.hovered_instance:
-            self.state.hover = self._ref(inst)
-            self.hovered.emit(inst)
+        self._hover_at(pos)
         if self._tool is not None and self._tool.move(pos, event):
             event.accept()
             return
         super().mouseMoveEvent(event)
+
+    def _hover_at(self, pos) -> None:
+        """The label under scene point ``pos`` becomes the hovered one."""
+        inst = self.instance_at(pos.x(), pos.y())
+        if inst is not self.hovered_instance:
+            self.state.hover = self._ref(inst)
+            self.hovered.emit(inst)
 
     def mouseReleaseEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.MiddleButton:
