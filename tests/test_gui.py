@@ -90,21 +90,57 @@ def test_toggling_fields_and_classes_changes_pixels(window, qtbot):
     assert not np.array_equal(grab(window), opaque)
 
 
+def _inner_pixels(canvas, inst, on_hatch: bool) -> list[tuple[int, int]]:
+    """Image pixels of ``inst`` at least 2 pixels inside its outline, under no other instance on
+    show, on (or off) the ground truth's diagonal hatch (``(x + y) % HATCH < 2``)."""
+    import cv2
+
+    from maskreview.gui.canvas.overlay import HATCH
+
+    inner = cv2.erode(inst.full_mask().astype(np.uint8), np.ones((5, 5), np.uint8), borderValue=0)
+    ys, xs = np.nonzero(inner)
+    xs, ys = xs + inst.x0, ys + inst.y0
+    keep = ((xs + ys) % HATCH < 2) == on_hatch
+    others = [o for f in canvas.data.fields for o in canvas.visible_instances(f) if o is not inst]
+    return [(int(x), int(y)) for x, y in zip(xs[keep], ys[keep]) if not any(o.contains(x, y) for o in others)]
+
+
 def test_overlay_pixels_follow_the_mask(window):
-    """Inside an instance the fill tints the image; far outside nothing changes."""
+    """Ground truth: on its hatch the fill tints the image, between the hatch lines and with fills
+    off the image shows through; a prediction's fill is solid, every interior pixel tinted."""
     canvas = window.canvas
     canvas.set_style(boxes=False, labels=False, contours=False, opacity=1.0)
+    assert canvas.zoom_level() >= 1  # one image pixel covers whole device pixels
+    image = canvas.data.image
     inst = max(canvas.data.fields["ground_truth"], key=lambda i: i.area)
-    ys, xs = np.nonzero(inst.mask)
-    k = len(xs) // 2
-    px, py = inst.x0 + xs[k] + 0.5, inst.y0 + ys[k] + 0.5
-    vp = canvas.mapFromScene(QPointF(px, py))
-    with_overlay = grab(window)[vp.y(), vp.x()]
-    expected = canvas.color_of(inst)
-    assert np.abs(with_overlay.astype(int) - expected).max() <= 3
+    expected = np.array(canvas.color_of(inst))
+
+    def screen(x, y):
+        vp = canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
+        return vp.y(), vp.x()
+
+    on, off = _inner_pixels(canvas, inst, True), _inner_pixels(canvas, inst, False)
+    assert on and off
+    on, off = on[len(on) // 2], off[len(off) // 2]
+    shot = grab(window)
+    assert np.abs(shot[screen(*on)].astype(int) - expected).max() <= 3
+    assert np.abs(shot[screen(*on)].astype(int) - image[on[1], on[0]]).max() > 30  # tinted, not the image
+    assert np.abs(shot[screen(*off)].astype(int) - image[off[1], off[0]]).max() <= 12  # between hatch lines
     canvas.set_style(fills=False)
-    image_px = canvas.data.image[int(py), int(px)]
-    assert np.abs(grab(window)[vp.y(), vp.x()].astype(int) - image_px).max() <= 12
+    assert np.abs(grab(window)[screen(*on)].astype(int) - image[on[1], on[0]]).max() <= 12
+    # a prediction (it has a score) is filled solid: on and off the hatch's diagonals alike
+    canvas.set_style(fills=True)
+    add_scored_predictions(window.dataset)
+    window.set_dataset(window.dataset)
+    window.fields_panel.confidence.setValue(0)
+    canvas.set_style(boxes=False, labels=False, contours=False, opacity=1.0)
+    window.actions_["toggle_gt"].trigger()  # hide ground truth: the predictions lie on it
+    assert canvas.visible_counts()["ground_truth"][0] == 0
+    pred = max(canvas.visible_instances("predictions"), key=lambda i: i.area)
+    expected = np.array(canvas.color_of(pred))
+    shot = grab(window)
+    for px in (_inner_pixels(canvas, pred, True)[0], _inner_pixels(canvas, pred, False)[0]):
+        assert np.abs(shot[screen(*px)].astype(int) - expected).max() <= 3
 
 
 def test_confidence_slider_hides_low_scores(window, qtbot):
@@ -133,7 +169,10 @@ def test_confidence_slider_hides_low_scores(window, qtbot):
 def test_zoom_pan_fit_and_instance_stepping(window, qtbot):
     canvas = window.canvas
     fit = canvas.zoom_level()
-    qtbot.keyClick(window, Qt.Key.Key_1)
+    assert fit != pytest.approx(1.0)
+    qtbot.keyClick(window, Qt.Key.Key_1)  # a bare digit is a tag key (000eed7): the zoom stays
+    assert canvas.zoom_level() == pytest.approx(fit)
+    qtbot.keyClick(window, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)  # actual size
     assert canvas.zoom_level() == pytest.approx(1.0)
     center = canvas.viewport().rect().center()
     from PySide6.QtGui import QWheelEvent
