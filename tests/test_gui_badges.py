@@ -114,3 +114,22 @@ def test_badges_count_at_the_state_threshold_like_the_dock_and_canvas(evaluated,
         win.canvas.select_instance(None)
     finally:
         win.close()
+
+
+def test_thumbnail_overlays_follow_the_visible_fields(evaluated, qtbot, tmp_path, monkeypatch):
+    """Hiding the label fields (or moving the threshold, a drill-down) redraws the thumbnails as the
+    canvas draws: they kept the overlays of the moment they were first drawn."""
+    monkeypatch.setenv("MASKREVIEW_CONFIG_DIR", str(tmp_path / "config"))
+    win = open_window(qtbot, tmp_path, evaluated, (1100, 700))
+    try:
+        model = win.browser.model
+        sid = model.ids[1]
+        qtbot.waitUntil(lambda: model.has_thumbnail(sid), timeout=20000)
+        qtbot.wait(300)
+        before = _cell(win, sid)
+        win.state.display.hidden_fields = frozenset({GT, PRED})
+        qtbot.waitUntil(lambda: np.abs(_cell(win, sid) - before).sum() > 1000, timeout=10000)
+        win.state.display.hidden_fields = frozenset()
+        qtbot.waitUntil(lambda: np.abs(_cell(win, sid) - before).max() < 40, timeout=10000)  # as first drawn
+    finally:
+        win.close()

@@ -88,10 +88,17 @@ def draw_badges(painter, box: QRect, badge: SampleBadge | None, metrics) -> None
 
 
 class BadgesFeature:
-    """Keeps ``window.browser.model.sample_badges`` current, at the review state's thresholds."""
+    """Keeps the thumbnails current: ``window.browser.model.sample_badges`` at the review state's
+    thresholds, and their overlays redrawn when what the canvas shows changes (the confidence
+    threshold, the visible fields and classes, the colour mode, a drill-down's labels)."""
 
     def __init__(self, window, state, evaluation=None):
+        from PySide6.QtCore import QTimer
+
         self.window, self.state = window, state
+        self.redraw = QTimer(window, singleShot=True, interval=150, timeout=self._redraw_thumbnails)
+        for signal in (state.thresholds.events.confidence, state.display.events.all, state.filters.events.label_ids):
+            signal.connect(lambda *_: self.redraw.start())
         self.live: dict[str, tuple[float, float, int, int]] = {}  # sample id -> (conf, iou, fp, fn) matched live
         window.dataset_changed.connect(lambda _dataset: self.refresh())
         window.undo_stack.indexChanged.connect(lambda _index: self.refresh(self._touched()))
@@ -100,6 +107,10 @@ class BadgesFeature:
         dock = getattr(evaluation, "dock", None)
         if dock is not None:
             dock.sample_outcomes_changed.connect(self._matched_live)
+
+    def _redraw_thumbnails(self) -> None:
+        if isValid(self.window) and self.window.isVisible():
+            self.window.browser.model.invalidate()  # each thumbnail draws again as it is next painted
 
     def _evaluation_changed(self, *_changed) -> None:
         self.live = {}  # a new evaluation counts the labels as they are now
