@@ -330,3 +330,73 @@ def test_boundary_error_chips_leave_the_labels_readable(qtbot, window):
             rect = chip.deviceTransform(canvas.viewportTransform()).mapRect(chip.boundingRect())
             for label in _label_rects(canvas, (gt, pred)):
                 assert not rect.intersects(label), (fit, rect, label)
+
+
+def test_undoing_a_verdict_goes_back_to_its_label(qtbot, window):
+    """Ctrl+Z on a verdict brings the queue back to that label, selected and framed, so another
+    verdict can be given; an undo of an edit that is no verdict leaves the queue where it is."""
+    win = window
+    feature = _open_queue(qtbot, win)
+    queue = feature.queue
+    first = queue[0]
+    qtbot.keyClick(win, Qt.Key.Key_Y)  # accept
+    qtbot.waitUntil(lambda: feature.index == 1)
+    qtbot.keyClick(win, Qt.Key.Key_J)
+    qtbot.keyClick(win, Qt.Key.Key_J)
+    assert feature.index == 3
+    other = queue[3]
+    win.canvas.frame_rect(win.canvas.sceneRect())  # looking elsewhere
+    qtbot.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert feature.index == 0 and feature.current is first and first.label_id not in feature.done
+    assert win.current_sample_id == first.sample_id
+    assert win.canvas.selected_instance.id == first.label_id
+    assert feature.panel.table.currentRow() == 0
+    x, y, w, h = first.box
+    shown = win.canvas.mapToScene(win.canvas.viewport().rect()).boundingRect()
+    assert shown.contains(x + w / 2, y + h / 2) and shown.width() < win.canvas.sceneRect().width()  # framed
+    qtbot.keyClick(win, Qt.Key.Key_X)  # a verdict given again, differently: reject the prediction
+    assert feature.done[first.label_id] == "reject" and feature.index == 1
+    assert "fp" in _labels(win, "predictions")[first.label_id].tags
+
+    feature.show_entry(queue.index_of(other.label_id))
+    win.canvas.select_label(other.field, other.label_id)
+    win.features.editing.tag_named("fix")  # an edit, not a verdict
+    qtbot.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert feature.current is other
+
+
+def test_fix_boundary_with_box_to_mask_goes_back_to_the_tool_before(qtbot, window):
+    """O, Shift+M, a box, Enter: the mask is replaced and the tool is the one before O again, so
+    the next verdict key acts on the queue."""
+    from PySide6.QtCore import QPointF, QRectF
+
+    win = window
+    feature, assist, canvas = _open_queue(qtbot, win), win.features.assist, win.canvas
+    win.features.editing.set_tool("select")
+    before_tool = canvas.tool
+    i = next(i for i, e in enumerate(feature.queue.entries) if e.kind == "boundary")
+    feature.show_entry(i)
+    entry = feature.current
+    qtbot.keyClick(win, Qt.Key.Key_O)  # fix boundary: the brush on the label
+    assert canvas.tool is win.edit_tools["brush"]
+    qtbot.keyClick(win, Qt.Key.Key_M, Qt.KeyboardModifier.ShiftModifier)  # box -> mask
+    assert canvas.tool is assist.box_tool
+    x, y, w, h = entry.box
+    start = canvas.mapFromScene(QPointF(x - 1, y - 1))
+    end = canvas.mapFromScene(QPointF(x + w + 1, y + h + 1))
+    qtbot.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(canvas.viewport(), pos=end)
+    qtbot.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton, pos=end)
+    message = win._message
+    qtbot.waitUntil(lambda: assist.proposal is not None or win._message is not message, timeout=240000)
+    assert assist.proposal is not None, win._message.text()
+    assert assist.target is not None and assist.target.label_id == entry.label_id  # the label's own mask
+    qtbot.keyClick(canvas, Qt.Key.Key_Return)
+    assert assist.proposal is None
+    assert canvas.tool is before_tool and win.actions_["tool_select"].isChecked()
+    assert not win.actions_["tool_box_mask"].isChecked()
+    nxt = feature.queue[i + 1]
+    qtbot.keyClick(win, Qt.Key.Key_J)  # on to the next label
+    assert feature.current is nxt
+    qtbot.keyClick(win, Qt.Key.Key_Y)  # and its verdict
+    assert feature.done.get(nxt.label_id) == "accept" and feature.index == i + 2

@@ -161,6 +161,7 @@ class AssistFeature:
         self._warmed = None
         self.box_tool, self.scissors_tool = AssistTool(self, "box"), AssistTool(self, "scissors")
         self._previous_tool = _NONE  # the tool to go back to after a proposal that another tool asked for
+        self.after_accept: list = []  # callables (field, label id) told of each accepted proposal (review queue)
         edit = menu(window, "&Review")
         edit.addSeparator()
         add_action(window, ActionSpec("tool_box_mask", "Box → mask (model) tool", ("Shift+M",), "Review",
@@ -390,6 +391,8 @@ class AssistFeature:
             field, label_id = (target.field, target.label_id) if target is not None else (GT_FIELD, op.label_id)
             self.window.canvas.select_label(field, label_id)
             self.window.statusBar().showMessage(f"{proposal.kind} proposal accepted (Ctrl+Z undoes it)", 5000)
+            for told in list(self.after_accept):
+                told(field, label_id)
         return change
 
     def drop(self) -> None:

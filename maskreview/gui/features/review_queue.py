@@ -3,8 +3,10 @@ verdict (core/review/queue.py and verdicts.py do the work; this is the window's 
 
 Stepping through the queue shows each entry's sample, selects its label and frames it with its
 counterpart (the matched or overlapping prediction), zoomed to both boxes. A verdict is applied
-through the edit controller (journaled, one undo step) and the next entry is shown; fix boundary
-stays on the label with the brush (or box -> mask) until the next key. Progress (labels reviewed
+through the edit controller (journaled, one undo step) and the next entry is shown; undoing it
+(Ctrl+Z, History) shows its entry again for another verdict. Fix boundary stays on the label with
+the brush (or box -> mask) until the next key; an accepted proposal on the label, or leaving it,
+gives back the tool from before the verdict. Progress (labels reviewed
 of the queue, of the sample on show and of the dataset's ground truth) is in the status bar and
 on the thumbnails.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from shiboken6 import isValid
 
 from maskreview.core.fields import GT_FIELD
 from maskreview.core.review import verdicts as vd
@@ -78,6 +81,9 @@ class ReviewQueueFeature:
         self.queue = None
         self.index = -1
         self.done: dict[str, str] = {}  # subject label id -> verdict, this queue
+        self._verdict_steps: list = []  # (undo command, label id) of this queue's verdicts
+        self._stack_index = window.undo_stack.index()
+        self._fixing = None  # (label id, the tool before its fix boundary verdict)
         self.per_sample: dict[str, tuple[int, int]] = {}  # reviewed / ground-truth labels of each sample
         self._wanted = False  # the queue was asked for before an evaluation existed
         self.panel = QueuePanel()
@@ -94,6 +100,7 @@ class ReviewQueueFeature:
         state.events.dataset.connect(lambda *_: self.reset())
         # after the editing feature's handler (installed before this one) made the dataset's controller
         window.dataset_changed.connect(self._follow_edits)
+        window.undo_stack.indexChanged.connect(self._undo_moved)  # after the undone edit's own refresh
         try:
             self.keys = vd.load_verdict_keys()
         except vd.BadInputError as exc:
@@ -139,6 +146,7 @@ class ReviewQueueFeature:
     # ------------------------------------------------------------------ building
     def reset(self) -> None:
         self.queue, self.index, self.done, self.per_sample = None, -1, {}, {}
+        self._verdict_steps, self._fixing = [], None
         self.panel.table.setRowCount(0)
         self.window.browser.model.badges = {}
         self.progress_label.setText("")
@@ -177,6 +185,18 @@ class ReviewQueueFeature:
         self._show_progress()
         self._progress_timer.start()
 
+    def _undo_moved(self, index: int) -> None:
+        """Undo (Ctrl+Z, or the History panel) took back a verdict of this queue: back to its label,
+        selected and framed, for another verdict (the oldest one, when several steps went at once)."""
+        stack, before = self.window.undo_stack, self._stack_index
+        self._stack_index = index
+        if self.queue is None or index >= before or not isValid(stack):  # (a closing window clears its stack)
+            return
+        undone = [stack.command(i) for i in range(index, min(before, stack.count()))]
+        label_id = next((lid for command in undone for step, lid in self._verdict_steps if step is command), None)
+        if label_id is not None and self.queue.index_of(label_id) >= 0:
+            self.show_entry(self.queue.index_of(label_id))
+
     def open(self):
         """Build the queue from the state's evaluation, evaluating first when there is none."""
         window = self.window
@@ -214,7 +234,7 @@ class ReviewQueueFeature:
 
     def _built(self, result) -> None:
         queue, per_sample, reviewed = result
-        self.queue, self.index = queue, -1
+        self.queue, self.index, self._verdict_steps = queue, -1, []
         self.done = {e.label_id: "reviewed before" for e in queue.entries if e.label_id in reviewed}
         self.per_sample = per_sample
         self.panel.fill(queue)
@@ -250,6 +270,8 @@ class ReviewQueueFeature:
         window, canvas = self.window, self.window.canvas
         self.index = index
         entry = self.queue[index]
+        if self._fixing is not None and self._fixing[0] != entry.label_id:
+            self._end_fix()  # left the label being fixed: the tool before its fix boundary
         if window.current_sample_id != entry.sample_id:
             window.browser.select_id(entry.sample_id)
             if window.current_sample_id != entry.sample_id:  # filtered out of the browser since
@@ -292,9 +314,13 @@ class ReviewQueueFeature:
                 return None
         ops = vd.verdict_ops(entry, name, label, gt_field=self.queue.gt_field)
         if ops:
+            stack = window.edits.stack
+            depth = stack.index()
             changes = window.edits.apply_many(ops, f"{vd.VERDICT_TEXT[name]} {entry.label}")
             if not changes:  # refused (a conflict, bad input): the controller said why
                 return None
+            if stack.index() == depth + 1:  # pushed (a verdict that changes nothing is no undo step)
+                self._verdict_steps.append((stack.command(depth), entry.label_id))
         if name != "skip":  # the counts followed the edit (_edited)
             self.done[entry.label_id] = name
             self.panel.set_verdict(self.index, vd.VERDICT_TEXT[name])
@@ -309,12 +335,39 @@ class ReviewQueueFeature:
         from maskreview.gui import integration
 
         window = self.window
+        if self._fixing is None or self._fixing[0] != entry.label_id:
+            self._fixing = (entry.label_id, window.canvas.tool)
+        assist = window.features.assist
+        if self._proposal_accepted not in assist.after_accept:
+            assist.after_accept.append(self._proposal_accepted)
         integration.set_tool(window, "brush")
         window.canvas.select_label(entry.field, entry.label_id)
         skip = self.keys["skip"]
         window.statusBar().showMessage(
             f"Fix the outline: paint with the brush ([ ] size), or Shift+M and draw a box for box → mask, "
             f"Ctrl+G to snap to edges; then {skip} for the next label", 0)
+
+    def _proposal_accepted(self, field: str, label_id: str) -> None:
+        """A box -> mask / refine / GrabCut proposal accepted on the label being fixed: the fix is
+        done, the tool is the reviewer's again (the verdict keys and clicks act as before O)."""
+        if self._fixing is not None and self._fixing[0] == label_id:
+            self._end_fix()
+            self.window.statusBar().showMessage(
+                f"Boundary fixed (Ctrl+Z undoes it); {self.keys['skip']} or a verdict key for the next label", 0)
+
+    def _end_fix(self) -> None:
+        """Back to the tool from before the fix boundary verdict, if a fixing tool is still on."""
+        from maskreview.gui import integration
+
+        window, (_, tool) = self.window, self._fixing
+        self._fixing = None
+        assist, editing = window.features.assist, window.edit_tools
+        now = window.canvas.tool
+        if now is tool or now not in (editing.get("brush"), assist.box_tool, assist.scissors_tool):
+            return  # the reviewer chose another tool meanwhile: theirs
+        name = next((n for n, t in editing.items() if t is tool), None)
+        if tool is None or name is not None:
+            integration.set_tool(window, name)
 
     # ------------------------------------------------------------------ progress
     def _update_badges(self) -> None:
