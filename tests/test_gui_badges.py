@@ -133,3 +133,26 @@ def test_thumbnail_overlays_follow_the_visible_fields(evaluated, qtbot, tmp_path
         qtbot.waitUntil(lambda: np.abs(_cell(win, sid) - before).max() < 40, timeout=10000)  # as first drawn
     finally:
         win.close()
+
+
+def test_thumbnails_coloured_by_evaluation_show_the_outcomes_at_the_threshold(evaluated, qtbot, tmp_path,
+                                                                              monkeypatch):
+    from maskreview.gui.canvas.overlay import EVAL_COLORS, NO_EVAL_COLOR
+
+    monkeypatch.setenv("MASKREVIEW_CONFIG_DIR", str(tmp_path / "config"))
+    win = open_window(qtbot, tmp_path, evaluated, (1100, 700))
+    try:
+        state = win.state
+        _settled(qtbot, win, state.thresholds.confidence)
+        state.display.color_mode = "eval"
+        sid = next(s for s, b in win.browser.model.sample_badges.items() if b.fp and b.fn)
+        h, w, insts, colors = win._thumbnail_overlays([sid])[sid]
+        by_outcome = {}
+        for inst, color in zip(insts, colors):
+            by_outcome.setdefault(inst.eval, set()).add(tuple(color))
+        badge = win.browser.model.sample_badges[sid]
+        assert sum(1 for i in insts if i.eval == "fp") == badge.fp  # the badge's count, drawn in FP colour
+        assert by_outcome["fp"] == {EVAL_COLORS["fp"]} and by_outcome["tp"] == {EVAL_COLORS["tp"]}
+        assert NO_EVAL_COLOR not in {tuple(c) for c in colors}  # before: every label grey
+    finally:
+        win.close()

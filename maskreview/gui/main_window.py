@@ -281,11 +281,14 @@ class MainWindow(QMainWindow):
         if dataset is None or not fields:
             return {}
         out = {}
+        outcomes = self.features.badges.outcomes() if canvas.style.color_mode == "eval" else None
         for sid, raw in queries.read_samples(dataset, ids, fields).items():
             if not raw.width or not raw.height:
                 continue
             insts = [i for f in fields for i in instances_from_detections(f, raw.labels[f], raw.height, raw.width)
                      if canvas.instance_visible(i)]
+            for inst in insts if outcomes is not None else ():  # TP / FP / FN at the thresholds, as the canvas
+                inst.eval = outcomes.get(inst.id)
             out[sid] = (raw.height, raw.width, insts, [canvas.color_of(i) for i in insts])
         return out
 

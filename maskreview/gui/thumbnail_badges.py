@@ -58,6 +58,16 @@ def counts_at(results, rematch) -> dict[str, tuple[int, int]]:
     return {sid: (fp[i], fn[i]) for i, sid in enumerate(results.sample_ids)}
 
 
+def outcomes_at(results, rematch) -> dict[str, str]:
+    """``{label id: "tp" | "fp" | "fn"}`` of ``results`` re-matched by ``rematch`` (the labels the
+    canvas colours by evaluation; those under the threshold or ignored are left out)."""
+    if results is None or rematch is None:
+        return {}
+    out = {str(i): o for i, o in zip(results.gt.label_id, rematch.gt_outcome) if o in ("tp", "fn")}
+    out.update({str(i): o for i, o in zip(results.pred.label_id, rematch.pred_outcome) if o in ("tp", "fp")})
+    return out
+
+
 def read_badges(dataset, counts: dict | None = None, ids=None) -> dict[str, SampleBadge]:
     """``{sample id: SampleBadge}`` for ``ids`` (default: every sample), one query for the tags;
     FP / FN from ``counts`` (``{sample id: (fp, fn)}``; a sample not in it has none)."""
@@ -103,7 +113,9 @@ class BadgesFeature:
         window.dataset_changed.connect(lambda _dataset: self.refresh())
         window.undo_stack.indexChanged.connect(lambda _index: self.refresh(self._touched()))
         state.events.evaluation.connect(self._evaluation_changed)
-        state.events.rematch.connect(lambda *_: self.refresh())  # an evaluation or new thresholds, re-matched
+        state.events.rematch.connect(self._rematched)  # an evaluation or new thresholds, re-matched
+        self._outcomes: tuple = (None, {})  # (the rematch, its outcomes by label id)
+        self.live_outcomes: dict[str, tuple] = {}  # sample id -> (conf, iou, {label id: outcome}) matched live
         dock = getattr(evaluation, "dock", None)
         if dock is not None:
             dock.sample_outcomes_changed.connect(self._matched_live)
@@ -112,8 +124,25 @@ class BadgesFeature:
         if isValid(self.window) and self.window.isVisible():
             self.window.browser.model.invalidate()  # each thumbnail draws again as it is next painted
 
+    def _rematched(self, *_changed) -> None:
+        self.refresh()
+        if self.state.display.color_mode == "eval":
+            self.redraw.start()
+
+    def outcomes(self) -> dict[str, str]:
+        """``{label id: outcome}`` at the thresholds, for thumbnails coloured by evaluation (thread-safe
+        reads): the re-matched evaluation, then the samples matched live on the canvas."""
+        rematch = self.state.rematch
+        if self._outcomes[0] is not rematch:
+            self._outcomes = (rematch, outcomes_at(self.state.evaluation, rematch))
+        out = self._outcomes[1]
+        th = self.state.thresholds
+        live = [o for conf, iou, o in list(self.live_outcomes.values()) if (conf, iou) == (th.confidence, th.iou)]
+        return {**out, **{k: v for o in live for k, v in o.items()}} if live and out else out
+
     def _evaluation_changed(self, *_changed) -> None:
         self.live = {}  # a new evaluation counts the labels as they are now
+        self.live_outcomes = {}
         self.refresh()
 
     def _matched_live(self, sample_id: str, outcomes: dict) -> None:
@@ -122,7 +151,10 @@ class BadgesFeature:
         values = list(outcomes.values())
         th = self.state.thresholds
         self.live[sample_id] = (th.confidence, th.iou, values.count("fp"), values.count("fn"))
+        self.live_outcomes[sample_id] = (th.confidence, th.iou, dict(outcomes))
         self.refresh([sample_id])
+        if self.state.display.color_mode == "eval":
+            self.window.browser.model.invalidate([sample_id])
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """``{sample id: (FP, FN)}`` at the thresholds: the re-matched evaluation, then the live matches."""
