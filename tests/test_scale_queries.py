@@ -192,3 +192,32 @@ def test_the_window_shows_evaluate_all_in_its_progress_bar_and_cancel_stops_it(q
         assert win.state.evaluation is None and dataset.list_evaluations() == []
         assert "cancelled" in win.features.evaluation.dock.status.text()
         assert win.features.evaluation.dock.evaluate_button.isEnabled()
+
+
+def test_redrawing_every_thumbnail_of_100000_samples_is_one_signal_and_signals_never_abort(qtbot):
+    """After an evaluation the window redraws every thumbnail: one dataChanged for the span, not
+    100,000; and PySide6 6.12's lost reference to True per ``emit`` (``bool_dealloc`` abort, which
+    ended the bench at 100,000 samples) is covered by ``prepare_process`` (conftest runs it)."""
+    from PySide6.QtCore import QObject, Signal
+
+    from maskreview.gui.browser import SampleListModel
+
+    model = SampleListModel()
+    ids = [f"{i:024x}" for i in range(100_000)]
+    model.set_samples(ids, [f"/d/img_{i}.jpg" for i in range(100_000)])
+    spans = []
+    model.dataChanged.connect(lambda first, last, roles: spans.append((first.row(), last.row())))
+    model.invalidate()
+    assert spans == [(0, 99_999)]
+    spans.clear()
+    model.invalidate([ids[5], ids[70_000], ids[3]])
+    assert spans == [(3, 3), (5, 5), (70_000, 70_000)]
+
+    class Emitter(QObject):
+        fired = Signal(int)
+
+    emitter, seen = Emitter(), []
+    emitter.fired.connect(seen.append)
+    for i in range(200_000):  # aborted the interpreter at a few thousand before the reserve for True
+        emitter.fired.emit(i)
+    assert len(seen) == 200_000

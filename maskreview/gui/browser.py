@@ -165,11 +165,13 @@ class SampleListModel(QAbstractListModel):
         ids = self.ids if sample_ids is None else sample_ids
         for sid in ids:
             self._versions[sid] = self._versions.get(sid, 0) + 1
-        for sid in ids:
-            r = self.row_of.get(sid)
-            if r is not None:
-                idx = self.index(r)
-                self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+        rows = sorted(r for r in map(self.row_of.get, ids) if r is not None)
+        if len(rows) > 64:  # one signal for the span, not one per row (100,000 after an evaluation)
+            rows = [(rows[0], rows[-1])]
+        else:
+            rows = [(r, r) for r in rows]
+        for first, last in rows:
+            self.dataChanged.emit(self.index(first), self.index(last), [Qt.ItemDataRole.DecorationRole])
 
     def _thumbnail(self, sid: str):
         entry = self._pixmaps.get(sid)

@@ -22,6 +22,10 @@ def prepare_process() -> None:
         import ctypes  # only on 3.11
 
         ctypes.c_ssize_t.from_address(id(None)).value += 1 << 50
+        # The same for True: every ``Signal.emit`` takes one reference from it ("bool_dealloc"
+        # after ~1,000 emits; invalidating 100,000 thumbnails aborted the window, #17.4).
+        for value in (True, False):
+            ctypes.c_ssize_t.from_address(id(value)).value += 1 << 50
     # Inference, thumbnails and writes run on worker threads that hold the GIL between their C
     # calls; with the default 5 ms switch interval the event loop waited too long at p99 (bench_gui
     # --only stall, BENCHMARKS.md). 1 ms hands the GIL back to the GUI thread sooner at no
