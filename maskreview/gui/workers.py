@@ -111,8 +111,8 @@ class ProgressWidget(QWidget):
         self.label.setText(job.name)
         self.bar.setRange(0, 0)
         self.eta.setText("starting…")
-        job.progress.emitter.updated.connect(self._update)
-        job.finished.connect(self._done)
+        job.progress.emitter.updated.connect(lambda *args, j=job: self._update(*args) if self.job is j else None)
+        job.finished.connect(lambda j=job: self._done(j))
         self.show()
 
     def _update(self, done: int, total: int, label: str, eta: float) -> None:
@@ -127,9 +127,12 @@ class ProgressWidget(QWidget):
             self.job.cancel()
             self.eta.setText("cancelling…")
 
-    def _done(self) -> None:
-        self.job = None
-        self.hide()
+    def _done(self, job: Job) -> None:
+        """``job`` ended: hide, unless another job is tracked since (the dataset opening, whose
+        result starts the automatic model run, ends after that run is tracked)."""
+        if job is self.job:
+            self.job = None
+            self.hide()
 
 
 def model_worker():
