@@ -11,6 +11,7 @@ holds something that is not the run's own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 from maskreview.core.errors import BadInputError
@@ -98,10 +99,11 @@ def _first_holding(dataset, paths: list[str]) -> str | None:
     return next((p for p in paths if reader.exists(dataset, {p: {"$exists": True}})), paths[0])
 
 
-def check_eval_key(dataset, eval_key, gt_field: str, pred_field: str) -> None:
+def check_eval_key(dataset, eval_key, gt_field: str, pred_field: str, leftovers: Iterable[str] = ()) -> None:
     """Refuse an eval key that would write over a reserved name, a field or label attribute that
     is not this key's own from an earlier run (its ``_tp/_fp/_fn``, ``<key>``, ``_id``, ``_iou``,
-    ``_biou``), or a sample field named like the key."""
+    ``_biou``), or a sample field named like the key. ``leftovers``: paths known as the key's own
+    although it has no run (left when FiftyOne deleted it, ``evaluation.runs``)."""
     check_identifier(eval_key, "eval key")
     label_names = [f"{eval_key}{s}" for s in LABEL_SUFFIXES]
     sample_names = [f"{eval_key}{s}" for s in SAMPLE_SUFFIXES]
@@ -112,7 +114,7 @@ def check_eval_key(dataset, eval_key, gt_field: str, pred_field: str) -> None:
     for name in (eval_key, *sample_names):
         if name in reserved_sample_fields():
             raise BadInputError(f"eval key {eval_key!r}: '{name}' is {_whose(name)}; choose another key")
-    owned = _owned_eval_paths(dataset, eval_key)
+    owned = _owned_eval_paths(dataset, eval_key) | set(leftovers)
     schema = dataset.get_field_schema(flat=True)
     if eval_key in schema:
         raise BadInputError(f"eval key {eval_key!r}: the dataset has a field {eval_key!r} "

@@ -40,15 +40,34 @@ def _label_values(results: EvalResults, table, other) -> dict[str, list]:
     return {"": table.outcome.tolist(), "_id": match_ids, "_iou": iou, "_biou": biou}
 
 
+OWN_INFO = "maskreview_eval_key"  # in a label field's ``info``: the eval key whose run declared it
+
+
 def _declare_fields(dataset, gt_field: str, pred_field: str, eval_key: str) -> None:
+    """The run's fields; label fields carry ``info[OWN_INFO] = eval_key``, so that one left
+    behind when FiftyOne deletes the run (``_biou``: FiftyOne does not know of it) is known as
+    this key's own (:func:`_leftovers`)."""
     import fiftyone.core.fields as fof
 
     schema = {f"{eval_key}_{name}": fof.IntField() for name in ("tp", "fp", "fn")}
+    own = {OWN_INFO: eval_key}
     for field in (gt_field, pred_field):
         prefix = f"{field}.detections.{eval_key}"
-        schema.update({prefix: fof.StringField(), f"{prefix}_id": fof.StringField(),
-                       f"{prefix}_iou": fof.FloatField(), f"{prefix}_biou": fof.FloatField()})
+        schema.update({prefix: fof.StringField(info=own), f"{prefix}_id": fof.StringField(info=own),
+                       f"{prefix}_iou": fof.FloatField(info=own), f"{prefix}_biou": fof.FloatField(info=own)})
     sw.declare_fields(dataset, schema)  # one schema merge (one reload), not a reload per field
+
+
+def _leftovers(dataset, eval_key: str, gt_field: str, pred_field: str) -> list[str]:
+    """A key with no run (FiftyOne's ``delete_evaluation`` removed it): its label fields that a
+    maskreview run declared (marked in their ``info``) and FiftyOne left behind. Unmarked fields
+    are someone else's: ``check_eval_key`` refuses them."""
+    if eval_key in dataset.list_evaluations():
+        return []
+    schema = dataset.get_field_schema(flat=True)
+    paths = [f"{f}.detections.{eval_key}{s}" for f in dict.fromkeys((gt_field, pred_field))
+             for s in ("", "_id", "_iou", "_biou")]
+    return [p for p in paths if p in schema and (schema[p].info or {}).get(OWN_INFO) == eval_key]
 
 
 def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: str, now,
@@ -162,7 +181,10 @@ class _Store:
     def __init__(self, view, eval_key: str, gt_field: str, pred_field: str, iou_type: str, iou_thresh: float):
         self.view, self.eval_key = view, eval_key
         self.dataset = dataset_of(view)
-        check_eval_key(self.dataset, eval_key, gt_field, pred_field)  # before anything is written
+        leftovers = _leftovers(self.dataset, eval_key, gt_field, pred_field)  # of a run FiftyOne deleted
+        check_eval_key(self.dataset, eval_key, gt_field, pred_field, leftovers)  # before anything is written
+        if leftovers:
+            self.dataset.delete_sample_fields(leftovers, error_level=1)
         self._args = (gt_field, pred_field, iou_type, iou_thresh)
         self._writer = None
         self._error: BaseException | None = None
