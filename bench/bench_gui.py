@@ -369,7 +369,7 @@ def _pump(app, seconds: float, until=None) -> bool:
 
 
 def bench_open10k(root: Path, n_samples: int, scale: bool = False, eval_rss_limit: float = 8.0,
-                  full_eval: bool = True) -> None:
+                  full_eval: bool = True, cancel: bool = True) -> None:
     """Open a big dataset: first image, RSS after browsing; with ``scale`` (#17.4) also search,
     tag filter, evaluate-all (progress, cancel, the full run) and sort by FP."""
     from PySide6.QtWidgets import QApplication
@@ -447,16 +447,15 @@ def bench_open10k(root: Path, n_samples: int, scale: bool = False, eval_rss_limi
            f"load {load:.1f})", "<= 2 s", first <= 2)
     result(f"gui open {n_samples} samples: RSS", f"{rss:.2f} GB (load {load:.1f})", f"<= {rss_target} GB", rss <= rss_target)
     if scale:
-        _bench_scale(app, window, n_samples, eval_rss_limit, full_eval)
+        _bench_scale(app, window, n_samples, eval_rss_limit, full_eval, cancel)
     window.close()
 
 
-def _bench_scale(app, window, n_samples: int, eval_rss_limit: float, full_eval: bool = True) -> None:
+def _bench_scale(app, window, n_samples: int, eval_rss_limit: float, full_eval: bool = True,
+                 cancel: bool = True) -> None:
     """Search, tag filter, evaluate-all (progress, cancel, the full run) and sort by FP at scale.
     Without ``full_eval`` the run to the end evaluates the first 10,000 samples only (the dock
     evaluating a view), and the FP sort orders the whole grid by that evaluation."""
-    from maskreview.gui.panels.evaluation.dock import SORTS
-
     state, browser = window.state, window.browser
     _pump(app, 30, lambda: not window.jobs)  # statistics and the tag index, made on open
     figures = {}
@@ -491,6 +490,13 @@ def _bench_scale(app, window, n_samples: int, eval_rss_limit: float, full_eval: 
         if not updates or updates[-1][1:] != now:
             updates.append((time.perf_counter(), *now))
 
+    if cancel:
+        _bench_cancel(app, window, n_samples, evaluate, watch, updates)
+    _bench_full_eval(app, window, n_samples, eval_rss_limit, full_eval, evaluate, watch, updates)
+
+
+def _bench_cancel(app, window, n_samples, evaluate, watch, updates) -> None:
+    state = window.state
     t0 = time.perf_counter()
     job = evaluate()
     _pump(app, 600, lambda: watch(job) or bool(updates and updates[-1][1] >= 1) or job.isFinished())
@@ -511,7 +517,13 @@ def _bench_scale(app, window, n_samples: int, eval_rss_limit: float, full_eval: 
            f"{len(updates)} progress updates", "progress; Cancel stops it <= 5 s",
            cancelled and bool(updates) and cancelled_in <= 5)
 
-    # the full run, watching memory, then sort by FP at the thresholds
+
+
+def _bench_full_eval(app, window, n_samples, eval_rss_limit, full_eval, evaluate, watch, updates) -> None:
+    """The run to the end, watching memory, then sort by FP at the thresholds."""
+    from maskreview.gui.panels.evaluation.dock import SORTS
+
+    state, browser = window.state, window.browser
     updates.clear()
     peak = [_rss()]
     t0 = time.perf_counter()
@@ -604,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="store_true", help="the scale measures (#17.4) at any --samples")
     parser.add_argument("--root", help="keep the databases and the big dataset here between runs (built once)")
     parser.add_argument("--eval-rss-limit", type=float, default=8.0, help="cancel evaluate-all above this RSS (GB)")
+    parser.add_argument("--eval-cancel", action=argparse.BooleanOptionalAction, default=True,
+                        help="evaluate the whole set and cancel it after its first step (minutes at 100,000)")
     parser.add_argument("--full-eval", action=argparse.BooleanOptionalAction, default=None,
                         help="evaluate the whole set to the end (default: up to 10,000 samples; above, the first 10,000)")
     parser.add_argument("--cold-repeat", type=int, default=3)
@@ -642,7 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_stall(root, args.stall_images)
     if "open10k" in parts:
         full_eval = args.full_eval if args.full_eval is not None else args.samples <= 10000
-        bench_open10k(root, args.samples, args.scale or args.samples > 10000, args.eval_rss_limit, full_eval)
+        bench_open10k(root, args.samples, args.scale or args.samples > 10000, args.eval_rss_limit, full_eval,
+                      args.eval_cancel)
     return 0
 
 
