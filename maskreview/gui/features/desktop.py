@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QApplication
 from maskreview.gui import keymap
 from maskreview.gui.actions import icon, spec_of
 from maskreview.gui.canvas import boundary_errors, overlay
+from maskreview.gui.features.menus import name_every_key
 
 _DEFAULT_COLORS = {"tp": overlay.EVAL_COLORS["tp"], "fp": overlay.EVAL_COLORS["fp"], "fn": overlay.EVAL_COLORS["fn"],
                    "missed": boundary_errors.MISSED, "added": boundary_errors.ADDED,
@@ -25,6 +26,7 @@ class DesktopFeature:
         actions["settings"].triggered.connect(self.open_settings)
         actions["about"].triggered.connect(self.open_about)
         keymap.apply_saved(window)
+        name_every_key(window)  # menus name every key of an action (Qt shows the first only)
         self.apply_colors(window.settings.colors())
         self.apply_theme(window.settings.theme(), save=False)
         confidence, iou = window.settings.default_thresholds()
