@@ -183,8 +183,9 @@ class _Store:
         self.dataset = dataset_of(view)
         leftovers = _leftovers(self.dataset, eval_key, gt_field, pred_field)  # of a run FiftyOne deleted
         check_eval_key(self.dataset, eval_key, gt_field, pred_field, leftovers)  # before anything is written
-        if leftovers:
+        if leftovers:  # as _delete_run: the samples' values change, so does their revision
             self.dataset.delete_sample_fields(leftovers, error_level=1)
+            bump_revisions(self.dataset, {}, f"evaluation {eval_key} leftovers deleted {new_id()}")
         self._args = (gt_field, pred_field, iou_type, iou_thresh)
         self._writer = None
         self._error: BaseException | None = None
