@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtCore import QPoint, QRect, Qt, QTimer
 from PySide6.QtGui import QColor
 from shiboken6 import isValid
 
@@ -103,8 +103,6 @@ class BadgesFeature:
     threshold, the visible fields and classes, the colour mode, a drill-down's labels)."""
 
     def __init__(self, window, state, evaluation=None):
-        from PySide6.QtCore import QTimer
-
         self.window, self.state = window, state
         self.redraw = QTimer(window, singleShot=True, interval=150, timeout=self._redraw_thumbnails)
         for signal in (state.thresholds.events.confidence, state.display.events.all, state.filters.events.label_ids):
