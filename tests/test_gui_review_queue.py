@@ -295,6 +295,7 @@ def test_the_legend_names_the_boundary_error_colours(qtbot, window):
     assert legend.isVisible()
     assert rows.get(ERROR_NAMES[0]) == be.MISSED and rows.get(ERROR_NAMES[1]) == be.ADDED
     assert "missed" in ERROR_NAMES[0] and "added" in ERROR_NAMES[1]
+    assert [legend.shown_text(r) for r in legend.rows] == [r.text for r in legend.rows]  # none cut short ("…")
     win.actions_["boundary_errors"].trigger()
     assert not {r.text for r in legend.rows} & set(ERROR_NAMES)
 

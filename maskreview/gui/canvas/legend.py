@@ -89,7 +89,7 @@ class CanvasLegend(QWidget):
     def _place(self) -> None:
         metrics = QFontMetrics(self.font())
         width = max((metrics.horizontalAdvance(r.text) + (SWATCH_W + GAP if r.rgb else 0) for r in self.rows),
-                    default=0) + 2 * MARGIN
+                    default=0) + 2 * MARGIN + 2  # + 2: elidedText elides a text given its exact advance
         height = len(self.rows) * (metrics.height() + 2) + 2 * MARGIN - 2
         vp = self.canvas.viewport().geometry()
         width = min(width, max(vp.width() - 16, 40))
@@ -111,9 +111,13 @@ class CanvasLegend(QWidget):
                 x += SWATCH_W + GAP
             painter.setPen(QColor(240, 240, 240) if row.rgb is not None else QColor(255, 200, 90))
             painter.drawText(QRect(x, top, self.width() - x - MARGIN, line),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                             metrics.elidedText(row.text, Qt.TextElideMode.ElideRight, self.width() - x - MARGIN))
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self.shown_text(row))
         painter.end()
+
+    def shown_text(self, row: Row) -> str:
+        """``row``'s text as drawn: elided only when the viewport is narrower than the legend."""
+        x = MARGIN + (SWATCH_W + GAP if row.rgb is not None else 0)
+        return QFontMetrics(self.font()).elidedText(row.text, Qt.TextElideMode.ElideRight, self.width() - x - MARGIN)
 
     @staticmethod
     def _swatch(painter: QPainter, rect: QRectF, row: Row, alpha: float) -> None:
