@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maskreview.core.store import view_key
+
 MAX_LABELS = 300_000  # labels kept per view (the box masks of 300,000 cell-sized labels: ~0.3 GB)
 MAX_VIEWS = 2  # the last views evaluated (a whole dataset and a filtered view, say)
 
@@ -107,9 +109,7 @@ _caches_lock = threading.Lock()
 
 def for_view(view, fields) -> SampleCache:
     """The cache of this view (its dataset, its stages) and these fields."""
-    from bson import json_util
-
-    key = (view._dataset._sample_collection_name, json_util.dumps(view._pipeline()), tuple(fields))
+    key = (*view_key(view), tuple(fields))
     with _caches_lock:
         cache = _caches.pop(key, None) or SampleCache()
         _caches[key] = cache

@@ -6,6 +6,8 @@ lands in the image (``masks.place_masks``); a mask-less box fills its box.
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 
 from maskreview.core import masks as mk
@@ -54,8 +56,6 @@ def encode_reusing(entries: list, images: list[dict], annotations: list[dict], r
     """:func:`encode_masks`, taking each sample's RLEs, GT areas and boxes from its cache entry
     (``cache.Entry``, GT field first, then predictions) where it has them, and keeping those
     computed now in the entries. Annotations and results are in sample order."""
-    from itertools import chain
-
     n_gt = np.array([len(e.rows[0].oids) for e in entries], np.int64)
     n_pred = np.array([len(e.rows[1].oids) for e in entries], np.int64)
     g0, p0 = np.concatenate(([0], np.cumsum(n_gt))), np.concatenate(([0], np.cumsum(n_pred)))

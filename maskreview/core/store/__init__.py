@@ -251,6 +251,14 @@ def dataset_of(collection):
     return collection._root_dataset
 
 
+def view_key(view) -> tuple[str, str]:
+    """What a view's samples are, as a key: its dataset's sample collection and its pipeline (JSON).
+    FiftyOne has no public accessor for either."""
+    from bson import json_util
+
+    return view._dataset._sample_collection_name, json_util.dumps(view._pipeline())
+
+
 def database_address() -> tuple[str, int]:
     """``(host, port)`` of the live connection to the database (our own mongod's, when FiftyOne runs it)."""
     import fiftyone.core.odm.database as fod
