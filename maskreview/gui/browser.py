@@ -316,9 +316,8 @@ class SampleBrowser(QWidget):
         self.clear_button = QToolButton()
         self.clear_button.setText("Clear filters")
         self.clear_button.setVisible(False)
-        bar = QHBoxLayout()
+        bar = QHBoxLayout()  # second row: the search box has the first to itself (one row squeezed it to "S…")
         bar.setContentsMargins(0, 0, 0, 0)
-        bar.addWidget(self.search, 3)
         bar.addWidget(self.tag_filter, 1)
         bar.addWidget(self.clear_button)
         self.view = QListView()
@@ -341,6 +340,7 @@ class SampleBrowser(QWidget):
             widget.setAcceptDrops(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.search)
         layout.addLayout(bar)
         layout.addWidget(self.view)
         self._bar = bar
@@ -394,7 +394,7 @@ class SampleBrowser(QWidget):
         self.tag_filter.blockSignals(False)
 
     def add_bar_widget(self, widget) -> None:
-        """Put a widget in the filter bar, before Clear filters."""
+        """Put a widget in the filter bar's second row (under the search box), before Clear filters."""
         self._bar.insertWidget(self._bar.count() - 1, widget, 1)
 
     def set_order(self, ids, description: str = "") -> None:
