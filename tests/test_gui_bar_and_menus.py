@@ -30,3 +30,10 @@ def test_search_box_stays_usable_with_clear_filters_shown(window, qtbot):
     assert browser.clear_button.width() >= browser.clear_button.minimumSizeHint().width()
     assert browser.search.geometry().right() <= browser.width()
 
+
+def test_quit_is_the_last_file_entry_after_a_separator(window):
+    entries = window.menus["File"].actions()
+    assert entries[-1] is window.actions_["quit"]
+    assert entries[-2].isSeparator()
+    names = [a.text() for a in entries]
+    assert any("Export tagged" in n for n in names) and any("recent" in n for n in names)

@@ -89,6 +89,8 @@ class MainWindow(QMainWindow):
         self.docks["Sample"].raise_()
         self.features = SimpleNamespace()  # evaluation, model panel, editing, tagging... (gui/features/)
         features.install_all(self, self.state, self.features)
+        self.menus["File"].addSeparator()  # desktop convention: Quit is File's last entry, set apart
+        self.menus["File"].addAction(self.actions_["quit"])
         self.evaluation = self.features.evaluation.dock
         self._histogram_timer = self.features.browsing.timer
 
@@ -112,7 +114,8 @@ class MainWindow(QMainWindow):
         for spec in ACTIONS:
             if spec.menu not in menus:
                 menus[spec.menu] = self.menuBar().addMenu("&Edit" if spec.menu == "Edit" else spec.menu)
-            menus[spec.menu].addAction(self.actions_[spec.name])
+            if spec.name != "quit":  # Quit goes last in File, after what the features add (below)
+                menus[spec.menu].addAction(self.actions_[spec.name])
             if spec.toolbar:
                 toolbar.addAction(self.actions_[spec.name])
         self.recent_menu = menus["File"].addMenu("Open &recent")
