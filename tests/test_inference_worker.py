@@ -14,6 +14,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -160,3 +161,39 @@ def test_the_client_never_imports_torch(dataset):
     predicted, found, torch_loaded, detectron2_loaded = __import__("json").loads(out.stdout.strip().splitlines()[-1])
     assert predicted == len(dataset) and found > 0
     assert not torch_loaded and not detectron2_loaded
+
+
+WINDOW_THAT_DIES = """
+import subprocess, sys, time
+from maskreview.core.model.worker_client import WorkerClient
+client = WorkerClient()
+assert client.call("ping")
+# a child of the window that holds the worker's request pipe open (an inherited descriptor)
+holder = subprocess.Popen(["sleep", "300"], pass_fds=(client._proc.stdin.fileno(),))
+print(client.pid, holder.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_the_worker_leaves_when_the_window_dies_even_if_its_pipe_stays_open():
+    window = subprocess.Popen([sys.executable, "-c", WINDOW_THAT_DIES], stdout=subprocess.PIPE, text=True)
+    worker_pid, holder_pid = map(int, window.stdout.readline().split())
+    try:
+        os.kill(window.pid, signal.SIGKILL)
+        window.wait()
+        deadline = time.monotonic() + 60
+        while _alive(worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker_pid), "the model worker outlived its window"
+    finally:
+        for pid in (holder_pid, worker_pid):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has left
+    except FileNotFoundError:
+        return False

@@ -45,6 +45,7 @@ from maskreview.core.startup import quiet_library_warnings
 from maskreview.core.store import connect, lost_database
 
 CAPTURES_KEPT = 6
+EXIT_GRACE_S = 10.0  # how long a request may run on once the window is gone
 
 
 class Channel:
@@ -205,16 +206,36 @@ def serve(in_fd: int, channel: Channel) -> None:
     running: dict[int, RequestProgress] = {}
     cancelled: set[int] = set()
     lock = threading.Lock()
+    left: list[bool] = []
+
+    def _leave():
+        with lock:
+            if left:
+                return
+            left.append(True)
+            for p in running.values():
+                p.cancel()
+        requests.put(None)
+        # a request that does not reach its next cancel check soon (a long forward pass on a busy
+        # machine) must not keep an orphan running: what it had written stays, a rerun resumes
+        timer = threading.Timer(EXIT_GRACE_S, os._exit, (0,))
+        timer.daemon = True  # a request that ends in time lets the worker leave at once
+        timer.start()
+
+    def watch_parent():  # the pipe may outlive the window when a child of ours inherited it
+        parent = os.getppid()
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        _leave()
+
+    threading.Thread(target=watch_parent, name="parent", daemon=True).start()
 
     def listen():
         while True:
             try:
                 message = worker_io.read_message(in_fd, safe=False)
             except EOFError:  # the window is gone: stop what runs and leave
-                with lock:
-                    for p in running.values():
-                        p.cancel()
-                requests.put(None)
+                _leave()
                 return
             if message.get("op") == "cancel":
                 with lock:
