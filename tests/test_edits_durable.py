@@ -21,6 +21,7 @@ from maskreview.core import store
 store.configure(database_uri=sys.argv[1])
 fo = store.connect()
 from pymongo.errors import PyMongoError
+from maskreview.core.errors import DatabaseError
 from maskreview.core.editing import ops as ed
 from maskreview.core.sources import open_source
 from maskreview.core.editing.session import EditSession
@@ -40,9 +41,11 @@ for line in sys.stdin:
                     session.apply(ed.SampleTags((sid,), (f"t{k}",)))
                 else:
                     session.apply(ed.Relabel((ed.LabelRef(sid, "ground_truth", first[sid]),), f"v{k}"))
+                if session.offline:  # journaled, not acknowledged by the database: it is gone
+                    raise DatabaseError("queued")
                 print("ACK", sid, k, flush=True)
                 k += 1
-        except PyMongoError as exc:
+        except (PyMongoError, DatabaseError) as exc:
             k += 1  # that edit may still be replayed: its number is not used again
             print("DOWN", type(exc).__name__, flush=True)
     else:  # reopen, as the window does once the database is back: replays the journal
