@@ -68,7 +68,7 @@ def _filter(win, rng) -> None:
         combo = win.browser.tag_filter
         combo.setCurrentIndex(rng.randrange(combo.count())) if combo.count() else None
     elif kind < 0.6 and win.classes:
-        win._histogram_filter(rng.choice(["ground_truth", "predictions"]), rng.choice(win.classes))
+        win.histogram.bar_clicked.emit(rng.choice(["ground_truth", "predictions"]), rng.choice(win.classes))  # a bar
     elif kind < 0.8:
         win.browser.search.setText(rng.choice(["", "0", "00", "1", "zzz"]))
     else:
