@@ -35,6 +35,7 @@ DATABASE_LAYER = ("fiftyone.core.odm", "fiftyone.core.service")
 # Private names of other libraries that FiftyOne's source happens to spell too.
 NOT_FIFTYONE = {
     "_load_model": "detectron2's Checkpointer method, wrapped by the safe checkpoint loader",
+    "_exit": "os._exit, the standard library's exit without clean-up (the model worker's last resort)",
 }
 # FiftyOne's internals that maskreview used before the seam: flagged even where maskreview
 # defines a name of its own spelled the same (edit_tools' ``_data()``).
