@@ -132,3 +132,12 @@ def test_geometry_ious_is_the_full_image_iou_matrix():
     crowd = mk.geometry_ious([mk.encode_rle(a[0])], [mk.encode_rle(b[0])], [1])  # over the detection's area
     assert crowd[0, 0] == pytest.approx(np.count_nonzero(a[0] & b[0]) / np.count_nonzero(a[0]))
     assert mk.geometry_ious([], [mk.encode_rle(b[0])]).shape == (0, 1)
+
+
+def test_a_mask_less_box_far_larger_than_its_image_is_refused_not_filled():
+    import fiftyone as fo
+
+    det = fo.Detection(label="x", bounding_box=[0, 0, 0, 1e300])  # hypothesis found it: a fill of 1e300 rows
+    with pytest.raises(mk.MaskError, match="larger than its"):
+        mk.detection_to_bitmap(det, 4, 4)
+    assert mk.detection_to_bitmap(fo.Detection(label="x", bounding_box=[-1, -1, 3, 3]), 4, 4).all()  # over the edges: fine

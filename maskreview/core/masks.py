@@ -345,6 +345,9 @@ def bitmap_to_detection(
     return fo.Detection(label=label, bounding_box=rel, mask=mask, **attributes)
 
 
+BOX_LIMIT = 16  # a mask-less box this many times its image's size is a broken label, not a box to fill
+
+
 def detection_pixel_box(detection, height: int, width: int) -> tuple[int, int, int, int]:
     """The pixel box ``(x, y, w, h)`` a detection's mask is pasted into (unclipped)."""
     box = detection.bounding_box
@@ -357,6 +360,8 @@ def detection_pixel_box(detection, height: int, width: int) -> tuple[int, int, i
         mh, mw = mask.shape[:2]
     else:
         mw, mh = max(0, round_half_up((bx + bw) * width) - x0), max(0, round_half_up((by + bh) * height) - y0)
+        if mw > BOX_LIMIT * max(width, 1) or mh > BOX_LIMIT * max(height, 1):  # its fill would not fit in memory
+            raise MaskError(f"label box {_short(box)} is {BOX_LIMIT}+ times larger than its {width}x{height} image")
     return x0, y0, mw, mh
 
 
