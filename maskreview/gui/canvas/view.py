@@ -78,17 +78,22 @@ def cosmetic_pen(rgb, width: float, dpr: float = 1.0, style=Qt.PenStyle.SolidLin
     return pen
 
 
+def segments_path(hs: np.ndarray, vs: np.ndarray) -> QPainterPath:
+    """A path of pixel-edge segments: horizontal ``(x0, x1, y)`` rows and vertical ``(y0, y1, x)`` rows."""
+    path = QPainterPath()
+    for x0, x1, y in hs.tolist():
+        path.moveTo(x0, y)
+        path.lineTo(x1, y)
+    for y0, y1, x in vs.tolist():
+        path.moveTo(x, y0)
+        path.lineTo(x, y1)
+    return path
+
+
 def edge_path(inst: ov.Instance) -> QPainterPath:
     path = inst.__dict__.get("_qpath")
     if path is None:
-        path = QPainterPath()
-        hs, vs = inst.edges()
-        for x0, x1, y in hs.tolist():
-            path.moveTo(x0, y)
-            path.lineTo(x1, y)
-        for y0, y1, x in vs.tolist():
-            path.moveTo(x, y0)
-            path.lineTo(x, y1)
+        path = segments_path(*inst.edges())
         inst.__dict__["_qpath"] = path
     return path
 

@@ -50,16 +50,9 @@ def _fill_image(bitmap: np.ndarray):
 
 def _outline(bitmap: np.ndarray) -> QPainterPath:
     from maskreview.gui.canvas.overlay import edge_segments
+    from maskreview.gui.canvas.view import segments_path
 
-    path = QPainterPath()
-    hs, vs = edge_segments(bitmap)
-    for x0, x1, y in hs.tolist():
-        path.moveTo(x0, y)
-        path.lineTo(x1, y)
-    for y0, y1, x in vs.tolist():
-        path.moveTo(x, y0)
-        path.lineTo(x, y1)
-    return path
+    return segments_path(*edge_segments(bitmap))
 
 
 class AssistTool(CanvasTool):
