@@ -69,14 +69,21 @@ def outcomes_at(results, rematch) -> dict[str, str]:
 
 
 def read_badges(dataset, counts: dict | None = None, ids=None) -> dict[str, SampleBadge]:
-    """``{sample id: SampleBadge}`` for ``ids`` (default: every sample), one query for the tags;
+    """``{sample id: SampleBadge}`` for ``ids`` (each of them), or for every sample that has a
+    tag or counts (``ids`` None: a sample missing from the result has no badge). The tags come
+    from one query on the ``tags`` index that reads the tagged samples only
+    (``store.reader.tags_by_id``: 100,000 samples cost next to nothing when few are tagged, #17.4);
     FP / FN from ``counts`` (``{sample id: (fp, fn)}``; a sample not in it has none)."""
-    view = dataset.select(list(ids)) if ids is not None else dataset
+    from maskreview.gui.queries import tags_by_id
+
     counts = counts or {}
+    tags = tags_by_id(dataset, None if ids is None else list(ids))
+    wanted = {**dict.fromkeys(counts), **dict.fromkeys(tags)} if ids is None else ids  # counts' order first
     out = {}
-    for sid, tags in zip(*view.values(["id", "tags"])):
-        fp, fn = counts.get(str(sid), (None, None))
-        out[str(sid)] = SampleBadge(tuple(tags or ()), fp, fn)
+    for sid in wanted:
+        sid = str(sid)
+        fp, fn = counts.get(sid, (None, None))
+        out[sid] = SampleBadge(tuple(tags.get(sid) or ()), fp, fn)
     return out
 
 
