@@ -220,13 +220,14 @@ def test_no_module_borrows_another_modules_private_names():
 BASE = {"errors", "fields", "progress", "gcpause", "startup"}
 MAY_IMPORT = {
     "errors": set(), "fields": set(), "gcpause": set(), "startup": set(), "progress": {"errors"},
+    "keymaps": {"errors"},
     "store": {"errors", "fields"},
     "images": BASE, "masks": BASE | {"store"}, "names": BASE | {"store"}, "cocofile": BASE | {"masks"},
     "editing": BASE | {"store", "masks", "images"},
     "evaluation": BASE | {"store", "masks", "images", "cocofile", "names"},
     "model": BASE | {"store", "masks", "images", "names", "editing", "evaluation"},
-    "review": BASE | {"store", "masks", "images", "editing", "evaluation", "tagging"},
-    "tagging": BASE | {"store", "editing"},
+    "review": BASE | {"store", "masks", "images", "editing", "evaluation", "tagging", "keymaps"},
+    "tagging": BASE | {"store", "editing", "keymaps"},
     "sources": BASE | {"store", "masks", "images", "cocofile"},
     "export": BASE | {"store", "masks", "images"},
     "demo": BASE | {"store", "masks", "sources"},

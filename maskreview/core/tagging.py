@@ -8,12 +8,11 @@ the tag (toggle). Tags are FiftyOne's own sample and label tags.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from maskreview.core.editing.ops import LabelRef, LabelTags, Op, SampleTags
 from maskreview.core.errors import BadInputError
+from maskreview.core.keymaps import read_key_map, write_key_map
 from maskreview.core.store import user_config_dir
 
 REVIEWED = "reviewed"
@@ -31,27 +30,14 @@ def tag_keys_path() -> Path:
 
 def load_tag_keys(path: Path | None = None) -> dict[str, str]:
     """Defaults updated with the user's file (a key mapped to ``null`` is switched off)."""
-    path = path or tag_keys_path()
-    keys = dict(DEFAULT_TAG_KEYS)
-    if path.is_file():
-        try:
-            user = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadInputError(f"{path}: not a valid key map (JSON object of key -> tag): {exc}") from exc
-        if not isinstance(user, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str))
-                                                 for k, v in user.items()):
-            raise BadInputError(f"{path}: a key map is a JSON object of key -> tag name")
-        keys.update(user)
+    keys = read_key_map(path or tag_keys_path(), DEFAULT_TAG_KEYS,
+                        lambda k, v: isinstance(k, str) and (v is None or isinstance(v, str)),
+                        "a key map is a JSON object of key -> tag name")
     return {k: v for k, v in keys.items() if v}
 
 
 def save_tag_keys(keys: dict[str, str], path: Path | None = None) -> Path:
-    path = path or tag_keys_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(keys, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_key_map(keys, path or tag_keys_path())
 
 
 def tag_op(tag: str, sample_ids: list[str], labels: list[LabelRef] | None = None, mode: str = "toggle") -> Op:

@@ -18,13 +18,12 @@ count). :func:`label_progress` counts them over a view.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from maskreview.core.editing.ops import DeleteLabels, LabelRef, LabelTags, Op, Promote, Relabel
 from maskreview.core.errors import BadInputError
 from maskreview.core.fields import GT_FIELD
+from maskreview.core.keymaps import read_key_map, write_key_map
 from maskreview.core.review.queue import QueueEntry
 from maskreview.core.tagging import REVIEWED
 from maskreview.core.store import user_config_dir
@@ -45,27 +44,15 @@ def verdict_keys_path() -> Path:
 def load_verdict_keys(path: Path | None = None) -> dict[str, str]:
     """Defaults updated with the user's file; refused (one line) when it is not a verdict -> key map."""
     path = path or verdict_keys_path()
-    keys = dict(DEFAULT_VERDICT_KEYS)
-    if path.is_file():
-        try:
-            user = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadInputError(f"{path}: not a valid verdict key map (JSON object of verdict -> key): {exc}") from exc
-        if not isinstance(user, dict) or not all(k in VERDICTS and isinstance(v, str) and v for k, v in user.items()):
-            raise BadInputError(f"{path}: a verdict key map is a JSON object of {', '.join(VERDICTS)} -> key")
-        keys.update(user)
+    keys = read_key_map(path, DEFAULT_VERDICT_KEYS, lambda k, v: k in VERDICTS and isinstance(v, str) and bool(v),
+                        f"a verdict key map is a JSON object of {', '.join(VERDICTS)} -> key")
     if len(set(keys.values())) != len(keys):
         raise BadInputError(f"{path}: two verdicts share a key ({keys})")
     return keys
 
 
 def save_verdict_keys(keys: dict[str, str], path: Path | None = None) -> Path:
-    path = path or verdict_keys_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(keys, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_key_map(keys, path or verdict_keys_path())
 
 
 def verdict_ops(entry: QueueEntry, verdict: str, label: str | None = None,
