@@ -1,15 +1,13 @@
-"""GUI speed: overlay rendering, event-loop stall during inference, a 10k-sample dataset, cold start.
+"""GUI speed: overlay rendering, a 10k-sample dataset (or 100k: ``--scale``), cold start.
 
 1. overlay: 100 instance masks (fills, contours, boxes, labels) on a 1920x1080 image, rendered
    by the real canvas (numpy layer + viewport paint: pixmaps, boxes, label chips) vs detectron2's
    ``Visualizer.draw_instance_predictions`` on the same instances. Targets: <= 20 ms, >= 20x.
-2. stall: a QTimer (10 ms) measures the GUI thread's lateness while the main window runs
-   inference over a dataset on its worker thread (demo model if present, else the demo
-   architecture with random weights). Target: p99 <= 50 ms.
-3. open10k: a dataset of ``--samples`` samples with 10 instances each, bulk-added with FiftyOne;
+(The event-loop stall while the model runs is ``bench_stall.py``'s.)
+2. open10k: a dataset of ``--samples`` samples with 10 instances each, bulk-added with FiftyOne;
    time from ``set_dataset`` to the first image painted, and resident memory. Targets: <= 2 s,
    <= 1.5 GB.
-4. coldstart: launch-to-window-shown of a fresh process vs importing torch + detectron2 +
+3. coldstart: launch-to-window-shown of a fresh process vs importing torch + detectron2 +
    fiftyone in a fresh process. Target: window <= 1.5 s.
 
 Everything runs offscreen in a throw-away database. ``--only NAME`` runs one part.
@@ -19,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import os
 import shutil
 import subprocess
@@ -179,77 +176,6 @@ def bench_overlay(repeat: int, d2_repeat: int) -> None:
            min(ours, ours_cpu) <= 0.020)
     result("gui overlay vs detectron2 Visualizer", f"{theirs / ours:.0f}x wall, {theirs_cpu / ours_cpu:.0f}x CPU", ">= 20x",
            theirs / ours >= 20)
-
-
-# ------------------------------------------------------------------------------------ stall
-def _tiny_model(out: Path) -> Path:
-    import torch
-    from detectron2.config import get_cfg
-    from detectron2.modeling import build_model
-
-    cfg = get_cfg()
-    cfg.merge_from_file(str(ROOT / "resources" / "models" / "demo-r18-fpn.yaml"))
-    cfg.MODEL.DEVICE = "cpu"
-    torch.manual_seed(0)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(build_model(cfg).state_dict(), out / "model_final.pth")
-    (out / "config.yaml").write_text(cfg.dump())
-    (out / "classes.json").write_text(json.dumps(["circle", "square", "triangle", "ring", "cross"]))
-    return out
-
-
-def bench_stall(root: Path, n_images: int) -> None:
-    import numpy as np
-    from PySide6.QtCore import QElapsedTimer, QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from maskreview.core.demo import write_demo_dataset
-    from maskreview.core.model.registry import DEMO_MODEL_DIR
-    from maskreview.core.sources import open_source
-    from maskreview.gui.main_window import MainWindow
-    from maskreview.gui.settings import Settings
-
-    app = QApplication.instance() or QApplication([])
-    coco = write_demo_dataset(root / "stall", n=n_images, seed=3)
-    dataset = open_source(coco)
-    model = "demo" if (DEMO_MODEL_DIR / "model_final.pth").exists() else str(_tiny_model(root / "tiny"))
-    window = MainWindow(Settings(root / "stall.ini"))
-    window.model_name = model
-    window.show()
-    window.set_dataset(dataset)
-    app.processEvents()
-    lateness: list[float] = []
-    clock = QElapsedTimer()
-    interval = 10
-    timer = QTimer(interval=interval)
-    last = [0]
-
-    def tick():
-        now = clock.elapsed()
-        lateness.append(max(0, now - last[0] - interval))
-        last[0] = now
-
-    timer.timeout.connect(tick)
-    job = window.run_inference("dataset")
-    start = time.perf_counter()
-    clock.start()
-    timer.start()
-    steps = [0]
-    stepper = QTimer(interval=300, timeout=lambda: (window.do_next_sample(), steps.__setitem__(0, steps[0] + 1)))
-    stepper.start()  # browse while it runs, like a user would
-    while job.isRunning() or window.inference is not None:
-        app.processEvents()
-        time.sleep(0.001)
-    timer.stop()
-    stepper.stop()
-    seconds = time.perf_counter() - start
-    lat = np.array(lateness[5:] or [0])
-    p99 = float(np.percentile(lat, 99))
-    print(f"stall: {n_images} images predicted in {seconds:.1f} s ({model if model == 'demo' else 'random-weight demo architecture'}), "
-          f"browsing every 300 ms; timer lateness p50 {np.percentile(lat, 50):.0f} ms, p99 {p99:.0f} ms, max {lat.max():.0f} ms "
-          f"over {len(lat)} ticks")
-    result("gui event-loop stall during inference (p99)", f"{p99:.0f} ms", "<= 50 ms", p99 <= 50)
-    window.close()
 
 
 # ------------------------------------------------------------------------------------ open10k
@@ -611,10 +537,9 @@ def bench_coldstart(root: Path, repeat: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["overlay", "stall", "open10k", "coldstart"], action="append")
+    parser.add_argument("--only", choices=["overlay", "open10k", "coldstart"], action="append")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--d2-repeat", type=int, default=2)
-    parser.add_argument("--stall-images", type=int, default=24)
     parser.add_argument("--samples", type=int, default=10000,
                         help="open10k's dataset size; above 10,000 the scale measures (#17.4) run too")
     parser.add_argument("--scale", action="store_true", help="the scale measures (#17.4) at any --samples")
@@ -631,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         _setup(Path(args.build_big[0]))
         build_big_dataset(Path(args.build_big[0]), int(args.build_big[1]))
         return 0
-    parts = args.only or ["overlay", "coldstart", "stall", "open10k"]
+    parts = args.only or ["overlay", "coldstart", "open10k"]
     if len(parts) > 1:  # each part in a process of its own: what one imports (the Visualizer peer's torch
         # and detectron2) or leaves behind must not count in the next one's figures (RSS, #17.4)
         raw, passed = list(sys.argv[1:] if argv is None else argv), []
@@ -656,8 +581,6 @@ def main(argv: list[str] | None = None) -> int:
     prepare_process()  # as the app does before Qt starts (gui.app.create_app)
     if "overlay" in parts:
         bench_overlay(args.repeat, args.d2_repeat)
-    if "stall" in parts:
-        bench_stall(root, args.stall_images)
     if "open10k" in parts:
         full_eval = args.full_eval if args.full_eval is not None else args.samples <= 10000
         bench_open10k(root, args.samples, args.scale or args.samples > 10000, args.eval_rss_limit, full_eval,
