@@ -6,7 +6,8 @@ evaluation re-matched at the thresholds), and for a sample matched live on the c
 (the one on show, edited or not) that live match. The values an evaluation stored in the
 dataset (``<eval key>_fp`` / ``_fn``, at confidence 0, stale after an edit) are never shown.
 
-:func:`read_badges` reads the tags in one query and takes the counts from :func:`counts_at`;
+:func:`read_badges` reads the tags in one query and takes the counts from :func:`counts_at`
+(:class:`LazyBadges`: a page of the browser's rows at a time, as they are painted);
 :func:`draw_badges` paints them over a thumbnail (the browser's delegate calls it);
 :class:`BadgesFeature` keeps the browser's badges current (dataset opened, any edit, undo or redo,
 an evaluation, a threshold change, the sample on show matched live).
@@ -14,6 +15,7 @@ an evaluation, a threshold change, the sample on show matched live).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPoint, QRect, Qt, QTimer
@@ -85,6 +87,49 @@ def read_badges(dataset, counts: dict | None = None, ids=None) -> dict[str, Samp
         fp, fn = counts.get(sid, (None, None))
         out[sid] = SampleBadge(tuple(tags.get(sid) or ()), fp, fn)
     return out
+
+
+class LazyBadges(Mapping):
+    """``{sample id: SampleBadge}`` of a model's samples, read a page of rows at a time as the
+    browser paints them (#17.4): opening 100,000 samples reads no tags at all; a thumbnail
+    painted reads the tags of the :data:`PAGE` rows around it (one indexed query). Read on the
+    GUI thread (the delegate, tests)."""
+
+    PAGE = 256
+
+    def __init__(self, dataset, counts: dict, model):
+        self.dataset, self.counts, self.model = dataset, counts, model
+        self._read: dict[str, SampleBadge] = {}
+
+    def forget(self, ids) -> None:
+        """These samples' badges are read again when next asked for (an edit changed them)."""
+        for sid in ids:
+            self._read.pop(sid, None)
+
+    def _load(self, sid: str) -> None:
+        model = self.model
+        row = model.row_of.get(sid)
+        if row is None:
+            ids = [sid]
+        else:
+            first = row - row % self.PAGE
+            ids = [model.sample_id(r) for r in range(first, min(first + self.PAGE, model.rowCount()))]
+        self._read.update(read_badges(self.dataset, self.counts, [i for i in ids if i not in self._read]))
+
+    def __getitem__(self, sid: str) -> SampleBadge:
+        badge = self._read.get(sid)
+        if badge is None:
+            if self.model.row_index(sid) is None:
+                raise KeyError(sid)
+            self._load(sid)
+            badge = self._read[sid]
+        return badge
+
+    def __iter__(self):
+        return iter(self.model.ids)
+
+    def __len__(self) -> int:
+        return len(self.model.ids)
 
 
 def draw_badges(painter, box: QRect, badge: SampleBadge | None, metrics) -> None:
@@ -184,9 +229,12 @@ class BadgesFeature:
         if not isValid(window) or not window.isVisible():  # closed (its dataset may be gone): nothing
             return
         model = window.browser.model
+        badges = model.sample_badges
         if window.dataset is None:
             model.sample_badges = {}
+        elif ids is None or not isinstance(badges, LazyBadges) or badges.dataset is not window.dataset:
+            model.sample_badges = LazyBadges(window.dataset, self.counts(), model)  # read as painted
         else:
-            badges = read_badges(window.dataset, self.counts(), ids)
-            model.sample_badges = badges if ids is None else {**model.sample_badges, **badges}
+            badges.counts = self.counts()
+            badges.forget(ids)
         window.browser.view.viewport().update()
