@@ -392,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tags", help="only samples with these tags (comma-separated)")
     p.add_argument("--overwrite", action="store_true", help="predict again samples done by the same model; "
                    "replaces only the model's untouched labels (reviewed labels and deletions are kept)")
-    p.add_argument("--batch-size", type=BATCH, default=1)
+    p.add_argument("--batch-size", type=BATCH, default=None,
+                   help="images per forward pass (default: 4 on a GPU, 1 on the CPU)")
     p.add_argument("--shard", type=_shard_arg, metavar="I/N", help="only shard I of N (0..N-1), by a hash of the "
                    "sample id: N workers started anywhere cover every sample once")
     _add_engine_args(p)

@@ -195,6 +195,20 @@ def test_run_writes_detections_records_and_resumes(dataset, engine):
     assert (redo.predicted, redo.skipped) == (4, 0)
 
 
+def test_a_batched_run_writes_what_one_by_one_writes(dataset, engine):
+    """Several images per forward pass (the default on a GPU) must not change a single label."""
+    assert engine.batch_size == 1  # CPU: one at a time
+    run_inference(dataset, engine, field="single")
+    run_inference(dataset, engine, field="batched", batch_size=5)  # 12 images: batches of 5, 5, 2
+    dataset.reload()
+    for sample in dataset:
+        one, many = sample.single.detections, sample.batched.detections
+        assert len(one) > 0 and len(one) == len(many)
+        for a, b in zip(one, many):
+            assert (a.label, a.bounding_box) == (b.label, b.bounding_box)
+            assert np.array_equal(a.mask, b.mask) and a.confidence == pytest.approx(b.confidence, abs=1e-5)
+
+
 def test_cancel_keeps_what_was_written_and_rerun_completes(dataset, engine):
     with pytest.raises(CancelledError):
         run_inference(dataset, engine, progress=CancelAfter(3), write_every=100)

@@ -101,7 +101,7 @@ def check_output_field(dataset, name: str, engine=None) -> None:
 
 
 def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Progress | None = None,
-                  overwrite: bool = False, batch_size: int = 1, write_every: int = 16,
+                  overwrite: bool = False, batch_size: int | None = None, write_every: int = 16,
                   write_seconds: float | None = None, on_written: Callable[[list[str]], None] | None = None,
                   decode_workers: int = 2, shard: Shard | None = None) -> InferenceReport:
     """Predict every sample of ``view`` into ``field``; cancellable and resumable; reviewer work kept.
@@ -118,10 +118,12 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
     anything. Each write is conditional on the sample being unchanged since it was read, so an
     edit made meanwhile (the GUI edits during a background run) is merged, not overwritten.
 
+    ``batch_size``: images per forward pass (default: the engine's, several on a GPU).
     ``shard``: only the view's samples in that shard (:mod:`maskreview.core.model.sharding`), for
     workers that split a run between them; they may run at the same time, anywhere.
     """
     progress = progress or Progress()
+    batch_size = batch_size or engine.batch_size
     dataset = dataset_of(view)
     check_output_field(dataset, field, engine)
     run_field_name = run_field(field)
