@@ -10,15 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from maskreview.core.store.codec import label_mask
-from maskreview.core.store.reader import (all_tags, browse_ids, class_counts, ensure_index, ids_and_paths,  # noqa: F401
+from maskreview.core.store.reader import (SEARCH_INDEX, all_tags, browse_ids, class_counts, ensure_index, ids_and_paths,  # noqa: F401
                                           ids_with_label, ids_with_tag, tags_by_id)
 
 
 def prepare_browsing(dataset) -> None:
-    """The index the browser's tag filter uses (made once; cheap when it exists: run it on a
-    worker, building it takes a while on a big dataset). The search uses FiftyOne's own index
-    on ``filepath``."""
+    """The indexes the browser's tag filter and search use (made once; cheap when they exist:
+    run it on a worker, building them takes a while on a big dataset): ``tags``, and
+    ``filepath`` + ``_id`` (``reader.SEARCH_INDEX``), which answers the search from index keys
+    alone (FiftyOne's own ``filepath`` index would read each hit's document)."""
     ensure_index(dataset, "tags")
+    ensure_index(dataset, SEARCH_INDEX)
 
 
 class RawDetection:

@@ -71,20 +71,23 @@ def ids_and_paths(dataset) -> tuple[list[str], list[str]]:
     """Every sample's id and filepath, in the dataset's order.
 
     One aggregation that pushes them into two arrays of one document when they fit in it (100,000
-    samples with paths of ~60 characters take ~8 MB): decoding one document costs a third to a
-    tenth of decoding 100,000 (bench_gui --samples 100000); else one projected query."""
+    samples with paths of ~60 characters take ~9 MB), the ids as strings made by MongoDB: decoding
+    one document of strings costs a twentieth of decoding 100,000 ObjectIds and ``str`` of each
+    (bench_gui --samples 100000: 30 ms of client CPU, was 400); else one projected query."""
     coll = collection(dataset)
     n = coll.estimated_document_count()
     longest = max((len(d.get("filepath") or "") for d in coll.find({}, {"filepath": 1}).limit(200)), default=0)
-    if n * (longest + 40) < _GROUPED_BYTES:  # 40: each entry's BSON keys, types, the id's 12 bytes
+    if n * (longest + 60) < _GROUPED_BYTES:  # 60: each entry's BSON keys and types, the id's 24 characters
         from pymongo.errors import OperationFailure
 
         try:
-            out = list(coll.aggregate([{"$group": {"_id": None, "ids": {"$push": "$_id"}, "paths": {"$push": "$filepath"}}}]))
+            out = list(coll.aggregate([{"$project": {"filepath": 1}},
+                                       {"$group": {"_id": None, "ids": {"$push": {"$toString": "$_id"}},
+                                                   "paths": {"$push": "$filepath"}}}]))
         except OperationFailure:  # longer paths further on than the first ones: over the limit after all
             out = None
         if out is not None:
-            return ([str(i) for i in out[0]["ids"]], out[0]["paths"]) if out else ([], [])
+            return (out[0]["ids"], out[0]["paths"]) if out else ([], [])
     ids, paths = [], []
     for doc in find(dataset, {}, ["filepath"]):
         ids.append(str(doc["_id"]))
@@ -151,20 +154,26 @@ def browse_query(search: str = "", tag: str | None = None) -> dict:
     return query
 
 
-def ensure_index(dataset, path: str) -> str:
-    """An ascending index on ``path``, made once; its name. Cheap when it exists already."""
-    return collection(dataset).create_index(path)
+SEARCH_INDEX = [("filepath", 1), ("_id", 1)]  # the search's covering index: no sample document read
+
+
+def ensure_index(dataset, keys) -> str:
+    """An ascending index on ``keys`` (a path, or ``[(path, 1), ...]``), made once; its name.
+    Cheap when it exists already."""
+    return collection(dataset).create_index(keys)
 
 
 def browse_ids(dataset, search: str = "", tag: str | None = None) -> list[str]:
     """The ids of the samples the browser's search and tag filter let through, in no particular
-    order: one query that the indexes on ``filepath`` (FiftyOne's) and ``tags``
-    (:func:`ensure_index`) answer, its ids pushed into one document when they surely fit (a
-    third of the decoding of one document per hit), else one projected query."""
+    order: one query that an index answers, on ``filepath`` and ``_id`` for the search
+    (:data:`SEARCH_INDEX`, covering: MongoDB reads index keys only, no sample document) or on
+    ``tags``; the ids pushed into one document as strings made by MongoDB when they surely fit,
+    else one projected query."""
     coll, query = collection(dataset), browse_query(search, tag)
-    if coll.estimated_document_count() * 24 < _GROUPED_BYTES:  # 24: an id in a BSON array, with its index key
-        out = list(coll.aggregate([{"$match": query}, {"$group": {"_id": None, "ids": {"$push": "$_id"}}}]))
-        return [str(i) for i in out[0]["ids"]] if out else []
+    if coll.estimated_document_count() * 40 < _GROUPED_BYTES:  # 40: an id string in a BSON array, with its index key
+        out = list(coll.aggregate([{"$match": query}, {"$project": {"_id": 1}},
+                                   {"$group": {"_id": None, "ids": {"$push": {"$toString": "$_id"}}}}]))
+        return out[0]["ids"] if out else []
     return [str(d["_id"]) for d in coll.find(query, {"_id": 1})]
 
 
