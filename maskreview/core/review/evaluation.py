@@ -13,6 +13,7 @@ import numpy as np
 
 from maskreview.core.evaluation import analysis
 from maskreview.core.evaluation.results import compute
+from maskreview.core.review import stored
 
 SORTS = (("fp", "most false positives"), ("fn", "most false negatives"), ("f1", "worst F1 first"),
          ("iou", "lowest mean IoU first"))
@@ -71,11 +72,15 @@ def stored_evaluation(dataset) -> tuple[str, object] | None:
 
 
 def load_stored(dataset, key: str, config, progress=None):
-    """The stored run under ``key`` computed again from the labels as they are now (the stored
-    per-label values are never shown: they go stale with every edit); returns EvalResults."""
-
+    """The stored run under ``key`` as of the labels now (the stored per-label values are never
+    shown: they go stale with every edit); returns EvalResults. What this computed last time is
+    loaded while no sample changed since (:mod:`stored`, #17.4); else it is computed again, and kept."""
+    results = stored.load(dataset, key, config)
+    if results is not None:
+        return results
     iou_type = "segm" if getattr(config, "use_masks", False) else "bbox"
     results = compute(dataset.view(), config.gt_field, config.pred_field, iou_type,
                       float(getattr(config, "iou", 0.5) or 0.5), progress=progress)
     results.eval_key = key
+    stored.keep(dataset, results)
     return results

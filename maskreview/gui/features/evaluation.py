@@ -25,6 +25,7 @@ class EvaluationFeature:
         self.window, self.state = window, state
         self.dock = dock = EvaluationDock(window, state)
         self._load_job = None
+        self._loaded = None  # the results loaded with a dataset (kept on disk already)
         self._undo_index = 0
         scroll = QScrollArea()  # the panels' minimum width would otherwise widen the whole right column
         scroll.setWidgetResizable(True)
@@ -73,6 +74,8 @@ class EvaluationFeature:
 
     def _results_changed(self, results) -> None:
         self._undo_index = self.window.undo_stack.index()
+        if results is not self._loaded and results.eval_key is not None and self.window.dataset is not None:
+            self._keep(self.window.dataset, results)
         self.window.set_eval_key(results.eval_key)
         self._match_current(self.window.current_sample_id)
 
@@ -97,9 +100,19 @@ class EvaluationFeature:
                 return  # another dataset, or an evaluation run meanwhile
             self.state.evaluation_note = (f"stored evaluation '{k}' ({config.pred_field} vs {config.gt_field}), "
                                           "computed from the labels as they are now")
+            self._loaded = results  # loaded or kept already: not written again
             self.dock.set_results(results)
 
         self.window._start_job(job, loaded, track=False)
+
+    def _keep(self, dataset, results) -> None:
+        """Keep a finished evaluation on disk (``core.review.stored``, on a worker), so that
+        reopening the dataset loads it while its labels stay as they are now (#17.4)."""
+        from maskreview.core.review import stored
+        from maskreview.gui import workers
+
+        self.window._start_job(workers.Job(lambda progress: stored.keep(dataset, results), "keeping evaluation"),
+                               track=False)
 
     def _labels_changed(self, index: int) -> None:
         results = self.state.evaluation

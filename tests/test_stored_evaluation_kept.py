@@ -1,0 +1,39 @@
+"""Reopening a dataset with a stored evaluation loads what was computed, not computes it again
+(#17.4: at 100,000 samples that was minutes and GBs on every open), while no sample changed since;
+an edit makes the next open compute it from the labels as they are."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def test_a_kept_evaluation_loads_while_the_labels_stay_and_is_computed_again_after_an_edit(demo_coco):
+    from helpers_coco import perturbed_demo
+    from maskreview.core.evaluation import analysis, evaluate_and_store
+    from maskreview.core.review import stored
+    from maskreview.core.review.evaluation import load_stored, stored_evaluation
+
+    with perturbed_demo(demo_coco, "stored-kept", seed=5) as dataset:
+        first = evaluate_and_store(dataset.view(), eval_key="eval")
+        key, config = stored_evaluation(dataset)
+        assert stored.load(dataset, key, config) is None  # nothing kept yet
+        assert stored.keep(dataset, first) is not None
+
+        loaded = load_stored(dataset, key, config)
+        assert loaded.evaluation is None  # loaded from the file: COCOeval did not run
+        assert loaded.eval_key == "eval" and loaded.summary == first.summary
+        assert loaded.sample_ids == first.sample_ids
+        for name in ("tp", "fp", "fn"):
+            assert (loaded.per_sample[name] == first.per_sample[name]).all()
+        assert list(loaded.pred.label_id) == list(first.pred.label_id)
+        # re-matching at other thresholds works from the kept IoU blocks, as from the computed run
+        a, b = analysis.rematch_dataset(loaded, 0.7, 0.6), analysis.rematch_dataset(first, 0.7, 0.6)
+        assert (a.per_sample["fp"] == b.per_sample["fp"]).all() and np.array_equal(a.pred_outcome, b.pred_outcome)
+
+        sample = dataset.first()  # an edit: one prediction fewer
+        sample["predictions"].detections = sample["predictions"].detections[1:]
+        sample.save()
+        again = load_stored(dataset, key, config)
+        assert again.evaluation is not None  # computed from the labels as they are now
+        assert len(again.pred) == len(first.pred) - 1
+        assert load_stored(dataset, key, config).evaluation is None  # and kept for the next open
