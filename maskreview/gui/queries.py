@@ -7,6 +7,8 @@ never race with inference or edits writing through FiftyOne on a worker thread.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from maskreview.core.store.codec import label_mask
@@ -23,6 +25,38 @@ def prepare_browsing(dataset) -> None:
     ensure_index(dataset, SEARCH_INDEX)
 
 
+_MASKS: OrderedDict = OrderedDict()  # (label id, stored mask bytes) -> decoded read-only mask, newest last
+_MASKS_LOCK = threading.Lock()  # thumbnail workers read samples too
+_MASKS_HELD = [0]  # bytes of the decoded masks in _MASKS
+MASK_CACHE_BYTES = 96 << 20
+
+
+def cached_mask(doc: dict):
+    """The label's decoded mask; the same label with the same stored bytes again (a sample read
+    again after an edit elsewhere in it) gives the same read-only array without decoding: the
+    canvas then tells an unchanged label by identity (``layers.same_pixels``)."""
+    raw = doc.get("mask")
+    if raw is None:
+        return label_mask(doc)
+    key = (doc.get("_id"), raw)
+    with _MASKS_LOCK:
+        mask = _MASKS.get(key)
+        if mask is not None:
+            _MASKS.move_to_end(key)
+            return mask
+    mask = label_mask(doc, writable=True)
+    if mask is None:
+        return None
+    mask.flags.writeable = False  # shared between reads: nobody may change it in place
+    with _MASKS_LOCK:
+        if key not in _MASKS:
+            _MASKS_HELD[0] += mask.nbytes
+        _MASKS[key] = mask
+        while _MASKS_HELD[0] > MASK_CACHE_BYTES and len(_MASKS) > 1:
+            _MASKS_HELD[0] -= _MASKS.popitem(last=False)[1].nbytes
+    return mask
+
+
 class RawDetection:
     """One detection document as read from the database, with what the GUI reads of an
     ``fo.Detection`` (``id``, ``label``, ``confidence``, ``bounding_box``, ``mask``, fields).
@@ -35,7 +69,7 @@ class RawDetection:
 
     def __init__(self, doc: dict):
         self.doc = doc
-        self.mask = label_mask(doc, writable=True)
+        self.mask = cached_mask(doc)
 
     id = property(lambda self: str(self.doc["_id"]))
     label = property(lambda self: self.doc.get("label"))

@@ -8,11 +8,18 @@ only their old and new boxes, with every instance that touches them, clipped: th
 full re-render (``tests/test_canvas_dense.py``). :class:`BoxIndex` buckets instances by the grid
 cells their boxes cover, so the instance under a point is found among a handful of candidates
 (the exact mask decides). :class:`ImageItem` draws a QImage straight from its buffer, so a layer
-patched in place shows without a pixmap copy.
+patched in place shows without a pixmap copy; zoomed out to half size or less it draws a
+:class:`Mips` level instead (2x2 box averages, patched where the layer was), so a frame scales
+about as many pixels as it shows, not the whole 4096 x 4096 layer.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import cv2
 import numpy as np
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter
@@ -24,6 +31,103 @@ from maskreview.gui.canvas import overlay as ov
 GRID = 64  # image pixels per index cell
 TILE = 256  # image pixels per side of a lazily rendered tile (zoomed in: only what is in view)
 FULL_REDRAW_SHARE = 0.25  # dirty boxes covering more of the image than this: render it all again
+MIP_MIN = 1024  # images smaller than this on both sides are drawn without mip levels
+
+_POOL: list = []  # one pool of two threads: the layers of a sample and the mip levels render beside each other
+
+
+def pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(2, thread_name_prefix="maskreview-layers"))
+    return _POOL[0]
+
+
+def _halve(src: np.ndarray) -> np.ndarray:
+    """2x2 box averages of ``src`` (odd sizes: the last row / column repeated first)."""
+    h, w = src.shape[:2]
+    if h % 2 or w % 2:
+        src = cv2.copyMakeBorder(src, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+    return cv2.resize(src, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+
+
+class Mips:
+    """Half, quarter... size versions of a BGRA array (a layer, or the image as ``RGB32``), made
+    when first drawn (or :meth:`prefetch`) and patched in the rectangles :meth:`invalidate` names.
+    Level ``k`` pixel ``(x, y)`` averages level ``k - 1``'s 2x2 block at ``(2x, 2y)``, so a patch
+    equals a remake."""
+
+    def __init__(self, base: np.ndarray, fmt: QImage.Format):
+        self.base, self.fmt = base, fmt
+        self._levels: dict[int, tuple[np.ndarray, QImage]] = {}
+        self._dirty: dict[int, list] = {}  # level -> rectangles of level k - 1 to redo
+        self._pending: Future | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def level_for(scale: float, height: int, width: int) -> int:
+        """The level to draw at ``scale`` device pixels per image pixel: the smallest one still
+        at least as large as what is shown (0: the array itself)."""
+        if scale >= 0.5 or max(height, width) < MIP_MIN or scale <= 0:
+            return 0
+        return max(0, min(int(math.floor(math.log2(1.0 / scale) + 1e-9)), int(math.log2(max(height, width))) - 2))
+
+    def prefetch(self, level: int) -> None:
+        """Make the levels up to ``level`` on the pool (what the next paint will want)."""
+        if level > 0 and level not in self._levels and self._pending is None:
+            self._pending = pool().submit(self._make, level)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def invalidate(self, rects: list | None = None) -> None:
+        """The base changed in these rectangles (``x0, y0, x1, y1``; None: everywhere)."""
+        self._wait()
+        if rects is None:
+            self._levels.clear()
+            self._dirty.clear()
+            return
+        for k in self._levels:
+            self._dirty.setdefault(k, []).extend(rects if k == 1 else [])
+
+    def qimage(self, level: int) -> QImage:
+        self._wait()
+        self._make(level)
+        return self._levels[level][1]
+
+    def _make(self, level: int) -> None:
+        with self._lock:
+            src = self.base
+            rects = None
+            for k in range(1, level + 1):
+                rects = self._dirty.pop(k, None) if rects is None else rects + self._dirty.pop(k, [])
+                have = self._levels.get(k)
+                if have is None:
+                    arr = _halve(src)
+                    img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], self.fmt)
+                    img._keep = arr  # noqa: SLF001 - the buffer must outlive the QImage
+                    self._levels[k] = (arr, img)
+                    rects = None
+                    for j in self._levels:  # the levels above this one are made from it again
+                        if j > k:
+                            self._dirty[j] = [(0, 0, arr.shape[1], arr.shape[0])]
+                elif rects:
+                    arr = have[0]
+                    h, w = src.shape[:2]
+                    done = []
+                    for x0, y0, x1, y1 in merge_rects(rects):
+                        x0, y0 = max(int(x0), 0) & ~1, max(int(y0), 0) & ~1
+                        x1, y1 = min(int(x1) + (int(x1) & 1), w + w % 2), min(int(y1) + (int(y1) & 1), h + h % 2)
+                        if x1 <= x0 or y1 <= y0:
+                            continue
+                        part = _halve(src[y0:min(y1, h), x0:min(x1, w)])
+                        arr[y0 // 2:y0 // 2 + part.shape[0], x0 // 2:x0 // 2 + part.shape[1]] = part
+                        done.append((x0 // 2, y0 // 2, x0 // 2 + part.shape[1], y0 // 2 + part.shape[0]))
+                    rects = done
+                else:
+                    rects = []
+                src = self._levels[k][0]
 
 
 def boxes_of(insts: list[ov.Instance]) -> np.ndarray:
@@ -97,7 +201,7 @@ class FieldLayer:
     when they are first drawn (:meth:`ensure`, called by :class:`ImageItem`)."""
 
     def __init__(self, insts: list[ov.Instance], colors: list, height: int, width: int,
-                 fill_alpha: float, fills: bool, contours: bool, lazy: bool = False):
+                 fill_alpha: float, fills: bool, contours: bool, lazy: bool = False, mip_level: int = 0):
         self.height, self.width = height, width
         self.options = dict(fill_alpha=fill_alpha, fills=fills, contours=contours)
         self.insts, self.colors = insts, list(colors)  # the canvas's own list: ``is`` tells it is unchanged
@@ -109,6 +213,9 @@ class FieldLayer:
         else:
             self.array = ov.render_layer(self.insts, self.colors, height, width, **self.options)
         self.repainted: list = [(0, 0, width, height)]  # what the last render or update repainted
+        self.mips = None if lazy else Mips(self.array, QImage.Format.Format_ARGB32_Premultiplied)
+        if self.mips is not None and mip_level:  # the level the first paint will draw, made here (on the pool)
+            self.mips._make(mip_level)  # noqa: SLF001
 
     def ensure(self, x0: float, y0: float, x1: float, y1: float) -> bool:
         """Render the tiles of a lazy layer that meet the rectangle and are not rendered yet."""
@@ -145,6 +252,7 @@ class FieldLayer:
                 self._rendered[:] = False
             else:
                 ov.render_layer(insts, colors, self.height, self.width, out=self.array, **self.options)
+                self.mips.invalidate()
             self.repainted = [(0, 0, self.width, self.height)]
             return self.repainted
         if dirty:
@@ -158,6 +266,8 @@ class FieldLayer:
                 self.index = BoxIndex(self.boxes, self.height, self.width)
             for rect in dirty:
                 self._render(rect)
+            if self.mips is not None:
+                self.mips.invalidate(dirty)
         self.repainted = dirty
         return dirty
 
@@ -224,11 +334,13 @@ class ImageItem(QGraphicsItem):
         super().__init__()
         self.image, self.smooth = image, False
         self.layer: FieldLayer | None = None  # a lazy layer renders the tiles about to be drawn
+        self.mips: Mips | None = None  # smaller levels to draw zoomed out
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
-    def set_image(self, image: QImage | None, layer: FieldLayer | None = None) -> None:
+    def set_image(self, image: QImage | None, layer: FieldLayer | None = None, mips: Mips | None = None) -> None:
         self.prepareGeometryChange()
         self.image, self.layer = image, layer
+        self.mips = mips if mips is not None else layer.mips if layer is not None else None
         self.update()
 
     def boundingRect(self) -> QRectF:
@@ -241,4 +353,14 @@ class ImageItem(QGraphicsItem):
             r = option.exposedRect
             self.layer.ensure(r.left(), r.top(), r.right(), r.bottom())
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+        if self.mips is not None and self.smooth:
+            scale = abs(painter.worldTransform().m11()) * painter.device().devicePixelRatioF()
+            level = Mips.level_for(scale, self.image.height(), self.image.width())
+            if level:
+                small = self.mips.qimage(level)
+                painter.save()
+                painter.scale(self.image.width() / small.width(), self.image.height() / small.height())
+                painter.drawImage(0, 0, small)
+                painter.restore()
+                return
         painter.drawImage(0, 0, self.image)

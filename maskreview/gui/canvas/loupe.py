@@ -60,7 +60,7 @@ class Loupe(QWidget):
             for image in canvas.layer_images.values():
                 painter.drawImage(target, image, target)
         if canvas.style.contours:
-            for inst in canvas.visible_instances():
+            for inst in canvas.instances_in(src):  # the grid index's few, not every instance
                 if QRectF(inst.x0, inst.y0, inst.w, inst.h).intersects(src):
                     painter.setPen(cosmetic_pen(canvas.color_of(inst), 2.0, self.devicePixelRatioF()))
                     painter.drawPath(edge_path(inst))

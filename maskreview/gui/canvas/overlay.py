@@ -92,23 +92,52 @@ class Instance:
         return self._edges
 
 
+def _pixel_boxes(dets: list, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """``masks.detection_pixel_box`` of each detection, for many at once: the same numbers (the
+    same float operations, vectorised); any box that is not four plain numbers, or too large,
+    goes through ``detection_pixel_box`` itself, which says what is wrong with it."""
+    from maskreview.core.masks import BOX_LIMIT, detection_pixel_box
+
+    boxes = [d.bounding_box for d in dets]
+    plain = all(type(b) is list and len(b) == 4 and all(
+        type(v) is float or (type(v) is int and -(1 << 52) < v < (1 << 52)) for v in b) for b in boxes)
+    arr = np.array(boxes, np.float64).reshape(-1, 4) if plain else None
+    if arr is None or not np.isfinite(arr).all():
+        return [detection_pixel_box(d, height, width) for d in dets]
+    x0 = np.floor(arr[:, 0] * width + 0.5).astype(np.int64)
+    y0 = np.floor(arr[:, 1] * height + 0.5).astype(np.int64)
+    bw = np.maximum(0, np.floor((arr[:, 0] + arr[:, 2]) * width + 0.5).astype(np.int64) - x0)
+    bh = np.maximum(0, np.floor((arr[:, 1] + arr[:, 3]) * height + 0.5).astype(np.int64) - y0)
+    out = []
+    for d, x, y, w, h in zip(dets, x0.tolist(), y0.tolist(), bw.tolist(), bh.tolist()):
+        mask = d.mask
+        if mask is not None:
+            h, w = mask.shape[:2]
+        elif w > BOX_LIMIT * max(width, 1) or h > BOX_LIMIT * max(height, 1):
+            return [detection_pixel_box(d, height, width) for d in dets]  # raises for this one
+        out.append((x, y, w, h))
+    return out
+
+
 def instances_from_detections(field_name: str, detections, height: int, width: int,
                               eval_key: str | None = None) -> list[Instance]:
-    from maskreview.core.masks import detection_pixel_box
-
+    dets = list(detections.detections) if detections is not None else []
     out = []
-    for det in (detections.detections if detections is not None else []):
-        x0, y0, w, h = detection_pixel_box(det, height, width)
+    for det, (x0, y0, w, h) in zip(dets, _pixel_boxes(dets, height, width)):
         mask = det.mask
-        if mask is not None:
+        if mask is not None and not (type(mask) is np.ndarray and mask.dtype == bool):
             mask = np.asarray(mask, dtype=bool)
+        doc = getattr(det, "doc", None)  # a raw document (gui.queries.RawDetection): read it directly
+        get = doc.get if type(doc) is dict else (lambda k, _d=det: _d.get_field(k) if _d.has_field(k) else None)
         ev = iou = match = None
         if eval_key:
-            ev = det.get_field(eval_key) if det.has_field(eval_key) else None
-            iou = det.get_field(f"{eval_key}_iou") if det.has_field(f"{eval_key}_iou") else None
-            match = det.get_field(f"{eval_key}_id") if det.has_field(f"{eval_key}_id") else None
-        tags = det.get_field("tags") if det.has_field("tags") else None
-        out.append(Instance(field_name, str(det.id), str(det.label), det.confidence, x0, y0, w, h, mask,
+            ev, iou, match = get(eval_key), get(f"{eval_key}_iou"), get(f"{eval_key}_id")
+        tags = get("tags")
+        if type(doc) is dict:
+            ident, label, score = str(doc["_id"]), doc.get("label"), doc.get("confidence")
+        else:
+            ident, label, score = det.id, det.label, det.confidence
+        out.append(Instance(field_name, str(ident), str(label), score, x0, y0, w, h, mask,
                             ev if isinstance(ev, str) else None, iou, match, tuple(tags or ())))
     return out
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
 from maskreview.core.review import LabelRef, ReviewState
 from maskreview.gui.canvas import overlay as ov
 from maskreview.gui.canvas.label_chips import LabelChips
-from maskreview.gui.canvas.layers import BoxIndex, FieldLayer, ImageItem, boxes_of
+from maskreview.gui.canvas.layers import BoxIndex, FieldLayer, ImageItem, Mips, boxes_of, pool
 from maskreview.gui.canvas.legend import CanvasLegend
 from maskreview.gui.canvas.sample import SampleData, placeholder_image
 
@@ -141,6 +141,7 @@ class ImageCanvas(QGraphicsView):
         self._layer_items: dict[str, ImageItem] = {}
         self._layer_cache: OrderedDict = OrderedDict()  # (sample, field, style...) -> (FieldLayer, QImage)
         self._visible: dict[str, _Visible] = {}  # field -> its visible instances and their index
+        self._expect_fit = False  # set_sample of a sample about to be fitted: its first mip level is the fit's
         self._by_id_key, self._by_id = None, {}  # label id -> instance, for the field _resolve last asked
         self.layer_images: dict[str, QImage] = {}
         self.image_qimage: QImage | None = None
@@ -221,10 +222,13 @@ class ImageCanvas(QGraphicsView):
             self.image_qimage = None
         else:
             image = data.image if data.image is not None else placeholder_image(data.height, data.width)
+            self._expect_fit = not (keep_view and same_image)
             if not (same_image and self.image_qimage is not None and getattr(self.image_qimage, "_rgb", None) is image):
                 self.image_qimage = qimage_from_rgb(image)
                 self.image_qimage._rgb = image  # noqa: SLF001 - the same array again: no conversion
-                self._image_item.set_image(self.image_qimage)
+                mips = Mips(self.image_qimage._keep, QImage.Format.Format_RGB32)  # noqa: SLF001
+                mips.prefetch(self._first_mip_level(data))  # beside the layers' renders
+                self._image_item.set_image(self.image_qimage, mips=mips)
             self.scene().setSceneRect(QRectF(0, 0, data.width, data.height))
         for name in list(self._layer_items):
             if data is None or name not in data.fields:
@@ -233,6 +237,7 @@ class ImageCanvas(QGraphicsView):
         self.render_overlays()
         if data is not None and not (keep_view and same_image):
             self.fit()
+        self._expect_fit = False
         self.hovered.emit(None)
         if was is not None:  # the same sample redrawn (after an edit): keep its selected label if it still exists
             self.select_instance(self._resolve(was))
@@ -317,9 +322,19 @@ class ImageCanvas(QGraphicsView):
     def vector_mode(self) -> bool:
         return self.zoom_level() >= VECTOR_ZOOM
 
+    def _first_mip_level(self, data: SampleData) -> int:
+        """The :class:`Mips` level the next paint draws: at the fitted zoom for a sample about to
+        be fitted, else at the zoom now."""
+        scale = self.zoom_level()
+        if getattr(self, "_expect_fit", False):
+            vp = self.viewport().size()
+            scale = min(vp.width() / max(data.width, 1), vp.height() / max(data.height, 1)) * self.devicePixelRatioF()
+        return Mips.level_for(scale, data.height, data.width)
+
     def render_overlays(self, *_changed) -> None:
         """Show each field's layer: cached per (sample, field, style); a cached layer of the same
-        sample whose labels were read again is repainted where they differ only."""
+        sample whose labels were read again is repainted where they differ only. Fields rendered
+        anew render on two threads (numpy and cv2 let go of the GIL)."""
         self.layer_images = {}
         data = self.data
         if data is None:
@@ -327,6 +342,7 @@ class ImageCanvas(QGraphicsView):
             return
         vector = self.vector_mode()
         s = self.style
+        shown, fresh = [], {}
         for z, name in enumerate(self.fields()):
             item = self._layer_items.get(name)
             if item is None:
@@ -337,12 +353,22 @@ class ImageCanvas(QGraphicsView):
                 item.setVisible(False)
                 continue
             key = (data.sample_id, data.filepath, data.height, data.width, name, s, vector, tuple(self.classes))
+            shown.append((name, item, key))
+            if key not in self._layer_cache:
+                insts = self._visible_of(name).insts
+                fresh[key] = (insts, self._colors(insts))
+        if fresh:
+            level = self._first_mip_level(data)
+            make = lambda job: FieldLayer(job[0], job[1], data.height, data.width, fill_alpha=s.opacity,  # noqa: E731
+                                          fills=s.fills, contours=s.contours and not vector, lazy=vector, mip_level=level)
+            layers = pool().map(make, fresh.values()) if len(fresh) > 1 and not vector else map(make, fresh.values())
+            fresh = dict(zip(fresh, layers))
+        for name, item, key in shown:
             visible = self._visible_of(name)
             insts = visible.insts
             cached = self._layer_cache.get(key)
             if cached is None:
-                layer = FieldLayer(insts, self._colors(insts), data.height, data.width, fill_alpha=s.opacity,
-                                   fills=s.fills, contours=s.contours and not vector, lazy=vector)
+                layer = fresh[key]
                 cached = self._layer_cache[key] = (layer, qimage_from_layer(layer.array))
                 while len(self._layer_cache) > _LAYER_CACHE or (len(self._layer_cache) > len(self.fields()) and sum(
                         e[0].array.nbytes for e in self._layer_cache.values()) > _LAYER_CACHE_BYTES):
@@ -391,7 +417,7 @@ class ImageCanvas(QGraphicsView):
         s = self.style
         in_view = self.instances_in_view()
         detail = in_view <= DETAIL_LIMIT
-        vis = self._instances_in(rect, labels=s.labels and detail)
+        vis = self.instances_in(rect, labels=s.labels and detail)
         colors = self._colors(vis)
         if s.contours and self.vector_mode():
             for inst, rgb in zip(vis, colors):  # ground truth solid, predictions dashed (overlay.is_prediction)
@@ -450,7 +476,7 @@ class ImageCanvas(QGraphicsView):
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
 
-    def _instances_in(self, rect: QRectF, labels: bool = False) -> list[ov.Instance]:
+    def instances_in(self, rect: QRectF, labels: bool = False) -> list[ov.Instance]:
         """The visible instances whose box (or label chips, with ``labels``) meets the scene
         rectangle ``rect``, in drawing order."""
         x0, y0, x1, y1 = rect.left(), rect.top(), rect.right(), rect.bottom()
