@@ -300,3 +300,114 @@ def test_a_stored_brush_edit_and_its_undo_repaint_in_place(qtbot, fo, demo_coco,
     canvas.select_instance(None)
     np.testing.assert_array_equal(_screen(canvas), screen)
     session.close()
+
+
+@pytest.mark.parametrize("size", [(180, 260), (1100, 1337)])
+def test_mip_levels_patched_where_the_layer_changed_equal_levels_made_anew(size):
+    """A zoomed-out frame draws a mip level; after an edit the levels are patched only in the
+    repainted rectangles, and must equal levels made from the edited layer (odd sizes too)."""
+    from maskreview.gui.canvas.layers import Mips
+    from PySide6.QtGui import QImage
+
+    h, w = size
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (h, w, 4), dtype=np.uint8)
+    mips = Mips(base, QImage.Format.Format_ARGB32_Premultiplied)
+    before = mips.qimage(3)
+    rects = [(5, 7, 61, 40), (w - 33, h - 21, w, h)]
+    for x0, y0, x1, y1 in rects:
+        base[y0:y1, x0:x1] = rng.integers(0, 255, (y1 - y0, x1 - x0, 4), dtype=np.uint8)
+    mips.invalidate(rects)
+    fresh = Mips(base.copy(), QImage.Format.Format_ARGB32_Premultiplied)
+    for level in (3, 1, 2):
+        np.testing.assert_array_equal(_bits(mips.qimage(level)), _bits(fresh.qimage(level)))
+    assert mips.qimage(3) is before  # patched in place, not made anew
+    assert fresh.qimage(1).width() == (w + 1) // 2 and fresh.qimage(1).height() == (h + 1) // 2
+
+
+def _bits(image) -> np.ndarray:
+    return np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())[:, :image.width() * 4].copy()
+
+
+def test_zoomed_out_the_screen_shows_the_layers_averaged(qtbot):
+    """Zoomed out past half size the canvas draws mip levels; what is on screen is the full-size
+    composite averaged down (not another scale or place, not missing a layer)."""
+    from maskreview.gui.canvas import ImageCanvas
+    from maskreview.gui.canvas.sample import SampleData
+
+    big = 2048
+    rng = np.random.default_rng(4)
+    gt, pred = [], []
+    for k in range(400):
+        x0, y0, m = _blob(int(rng.integers(0, big)), int(rng.integers(0, big)), int(rng.integers(10, 40)),
+                          int(rng.integers(10, 40)), float(rng.uniform(0, 180)))
+        label = ("cell", "nucleus", "debris")[k % 3]
+        field, score = ("ground_truth", None) if k % 2 else ("predictions", 0.9)
+        (gt if k % 2 else pred).append(ov.Instance(field, f"i{k}", label, score, x0, y0, m.shape[1], m.shape[0], m))
+    image = np.ascontiguousarray(np.broadcast_to(np.linspace(20, 200, big, dtype=np.uint8)[None, :, None], (big, big, 3)))
+    view = ImageCanvas()
+    qtbot.addWidget(view)
+    view.resize(520, 520)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_classes(["cell", "nucleus", "debris"])
+    view.set_style(labels=False, boxes=False)
+    view.set_sample(SampleData("big", "big.png", image, None, big, big, {"ground_truth": gt, "predictions": pred}))
+    view.set_zoom(0.25)
+    screen = _screen(view).reshape(view.viewport().height(), view.viewport().width(), 3).astype(float)
+    assert view._image_item.mips._levels  # noqa: SLF001 - a level was drawn
+    top_left = view.mapFromScene(0, 0)
+    shown = screen[max(top_left.y(), 0):max(top_left.y(), 0) + 500, max(top_left.x(), 0):max(top_left.x(), 0) + 500]
+    comp = image.astype(float)
+    for name in view.fields():
+        layer = _layer(view, name).astype(float)
+        comp = layer[..., 2::-1] + comp * (1 - layer[..., 3:] / 255)  # premultiplied BGRA over RGB
+    x = max(-top_left.x(), 0) * 4
+    y = max(-top_left.y(), 0) * 4
+    ref = cv2.resize(comp[y:y + 4 * shown.shape[0], x:x + 4 * shown.shape[1]], (shown.shape[1], shown.shape[0]),
+                     interpolation=cv2.INTER_AREA)
+    assert np.abs(shown - ref).mean() < 3
+    assert np.abs(shown - cv2.resize(image.astype(float), (512, 512), interpolation=cv2.INTER_AREA)[:shown.shape[0], :shown.shape[1]]).mean() > 6
+
+
+def test_vectorised_boxes_equal_detection_pixel_box():
+    """The boxes of raw detections computed for many at once are ``detection_pixel_box``'s, and a
+    broken box still raises its message."""
+    from maskreview.core.masks import MaskError, detection_pixel_box
+    from maskreview.gui.queries import RawDetection
+
+    rng = np.random.default_rng(2)
+    docs = []
+    for k in range(300):
+        x, y = (float(v) for v in rng.uniform(-0.2, 1.0, 2))
+        if k % 5 == 0:
+            x = round(x * 640 * 2) / 2 / 640  # exactly half a pixel: rounds up
+        w, h = (float(v) for v in rng.uniform(0.0, 0.4, 2))
+        doc = {"_id": k, "label": "cell", "bounding_box": [x, y, w, h] if k % 7 else [0, 1, 1, 0]}
+        docs.append(doc)
+    dets = [RawDetection(d) for d in docs]
+    assert ov._pixel_boxes(dets, 480, 640) == [detection_pixel_box(d, 480, 640) for d in dets]  # noqa: SLF001
+    bad = dets[:3] + [RawDetection({"_id": 1, "label": "cell", "bounding_box": [0.1, float("nan"), 0.2, 0.2]})]
+    with pytest.raises(MaskError, match="finite"):
+        ov._pixel_boxes(bad, 480, 640)  # noqa: SLF001
+
+
+def test_a_sample_read_again_keeps_its_unchanged_masks_and_decodes_the_changed_one(fo, demo_coco, tmp_path):
+    """``read_samples`` twice: the same (read-only) mask arrays for labels whose stored bytes did
+    not change, a new one for the label that was written in between."""
+    from maskreview.core.sources import open_source
+    from maskreview.core.store.codec import encode_mask
+    from maskreview.gui.queries import read_samples
+
+    ds = open_source(demo_coco, name=f"dense-masks-{tmp_path.name}")
+    sid = ds.first().id
+    first = read_samples(ds, [sid], ["ground_truth"])[sid].labels["ground_truth"].detections
+    sample = ds[sid]
+    det = sample.ground_truth.detections[0]
+    det.mask = ~det.mask
+    sample.save()
+    again = read_samples(ds, [sid], ["ground_truth"])[sid].labels["ground_truth"].detections
+    assert again[0].mask is not first[0].mask and np.array_equal(again[0].mask, ~first[0].mask)
+    assert all(a.mask is b.mask for a, b in zip(first[1:], again[1:])) and len(first) > 1
+    assert not again[1].mask.flags.writeable
+    assert encode_mask(again[1].mask)  # usable as before
