@@ -90,18 +90,11 @@ def gt_occlusion(gt_img: np.ndarray, heights: np.ndarray, widths: np.ndarray, gt
     if n == 0:
         return np.zeros(0)
     h, w = heights[gt_img], widths[gt_img]
-    # each instance's visible mask (clipped to its image) and its integral image, in one buffer
-    integrals, offsets, geo = [], [0], []
-    for (x, y, m), hh, ww in zip(gt_masks, h.tolist(), w.tolist()):
-        xs, ys, m = visible(x, y, m, hh, ww)
-        s = cv2.integral(m.view(np.uint8)) if m.size else np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.int32)
-        integrals.append(s.ravel())
-        offsets.append(offsets[-1] + s.size)
-        geo.append((xs, ys, m.shape[1], m.shape[0]))
-    table = np.concatenate(integrals)
-    start = np.asarray(offsets[:-1], np.int64)
-    ax, ay, aw, ah = np.asarray(geo, np.int64).reshape(n, 4).T
-    area = table[start + ah * (aw + 1) + aw].astype(float)
+    # each instance's visible part (clipped to its image): where it starts and its size
+    x0, y0, mh, mw = np.array([(x, y, *m.shape[:2]) for x, y, m in gt_masks], np.int64).reshape(n, 4).T
+    ax, ay = np.maximum(x0, 0), np.maximum(y0, 0)
+    aw = np.maximum(np.minimum(x0 + mw, w) - x0, ax - x0) - (ax - x0)
+    ah = np.maximum(np.minimum(y0 + mh, h) - y0, ay - y0) - (ay - y0)
     box = round_half_up(np.asarray(gt_boxes, float).reshape(n, 4))
     bx0, by0 = np.clip(box[:, 0], 0, w), np.clip(box[:, 1], 0, h)
     bx1, by1 = np.clip(box[:, 0] + box[:, 2], 0, w), np.clip(box[:, 1] + box[:, 3], 0, h)
@@ -113,14 +106,31 @@ def gt_occlusion(gt_img: np.ndarray, heights: np.ndarray, widths: np.ndarray, gt
     a_s = np.repeat(np.arange(n), group)
     b_s = first[a_s] + np.arange(len(a_s)) - np.repeat(np.cumsum(group) - group, group)
     a, b = order[a_s], order[b_s]
-    a, b = a[a != b], b[a != b]
+    # only pairs where b's box meets a's visible part can cover any of a (the rest cover 0)
+    meets = (a != b) & (np.maximum(ax[a], bx0[b]) < np.minimum(ax[a] + aw[a], bx1[b])) \
+        & (np.maximum(ay[a], by0[b]) < np.minimum(ay[a] + ah[a], by1[b]))
+    a, b = a[meets], b[meets]
+    occlusion = np.zeros(n)
+    if not len(a):
+        return occlusion
+    # an integral image of each instance that some other box meets, all in one buffer
+    need = np.unique(a)
+    integrals, offsets = [], [0]
+    for i in need.tolist():
+        xs, ys, m = visible(*gt_masks[i], int(h[i]), int(w[i]))
+        s = cv2.integral(m.view(np.uint8)) if m.size else np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.int32)
+        integrals.append(s.ravel())
+        offsets.append(offsets[-1] + s.size)
+    table = np.concatenate(integrals)
+    start = np.zeros(n, np.int64)
+    start[need] = offsets[:-1]
+    area = table[start[a] + ah[a] * (aw[a] + 1) + aw[a]].astype(float)
 
     def at(px, py):  # integral of instance a at image pixel corner (px, py), clamped to its box
         lx, ly = np.clip(px - ax[a], 0, aw[a]), np.clip(py - ay[a], 0, ah[a])
         return table[start[a] + ly * (aw[a] + 1) + lx].astype(np.int64)
 
     inside = at(bx1[b], by1[b]) - at(bx0[b], by1[b]) - at(bx1[b], by0[b]) + at(bx0[b], by0[b])
-    cover = np.divide(inside, area[a], out=np.zeros(len(a)), where=area[a] > 0)
-    occlusion = np.zeros(n)
+    cover = np.divide(inside, area, out=np.zeros(len(a)), where=area > 0)
     np.maximum.at(occlusion, a, cover)
     return occlusion
