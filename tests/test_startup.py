@@ -43,3 +43,33 @@ def test_the_cli_quiets_library_warnings():
         quiet_library_warnings()
         messages = [f[1].pattern for f in warnings.filters if f[0] == "ignore" and f[1] is not None]
     assert any("meshgrid" in m for m in messages) and any("pkg_resources" in m for m in messages)
+
+
+def test_training_mapper_warning_is_quieted_in_a_fresh_process(tmp_path):
+    """detectron2's DatasetMapper turns resized masks into tensors from read-only arrays; torch
+    warns once per process ("not writable") in every fine-tune. Quieted, and only there."""
+    import subprocess
+    import sys
+
+    script = f'''
+import warnings, numpy as np, cv2
+from pycocotools import mask as mask_utils
+warnings.simplefilter("error", UserWarning)
+from maskreview.core.startup import quiet_library_warnings
+quiet_library_warnings()
+from detectron2.data import DatasetMapper, transforms as T
+from detectron2.structures import BoxMode
+image = np.zeros((40, 60, 3), np.uint8)
+cv2.imwrite("{tmp_path}/a.png", image)
+bitmap = np.zeros((40, 60), np.uint8, order="F"); bitmap[5:20, 10:30] = 1
+rle = mask_utils.encode(bitmap); rle["counts"] = rle["counts"].decode()
+record = {{"file_name": "{tmp_path}/a.png", "height": 40, "width": 60, "image_id": 0, "annotations": [
+    {{"bbox": [10, 5, 20, 15], "bbox_mode": BoxMode.XYWH_ABS, "segmentation": rle, "category_id": 0, "iscrowd": 0}}]}}
+mapper = DatasetMapper(is_train=True, image_format="BGR", use_instance_mask=True, instance_mask_format="bitmask",
+                       augmentations=[T.ResizeShortestEdge(80, 200)])
+out = mapper(record)
+assert out["instances"].gt_masks.tensor.shape == (1, 80, 120)
+print("ok")
+'''
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]

@@ -17,3 +17,6 @@ def quiet_library_warnings() -> None:
     # ... and on the first forward pass (detectron2's anchor grid, its fx-tracing check)
     warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release")
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
+    # ... and in training: detectron2's mapper makes tensors of resized masks it never writes to
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
+                            module=r"detectron2\.data\.detection_utils")
