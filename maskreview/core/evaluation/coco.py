@@ -81,17 +81,18 @@ def check_fields(view, gt_field: str, pred_field: str) -> None:
 
 def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
                 classes: list[str] | None = None, encode: bool = True, cache=None,
-                stored_key: str | None = None) -> CocoInputs:
+                stored_key: str | None = None, progress=None) -> CocoInputs:
     """GT and results for pycocotools from two ``Detections`` fields of a view.
 
     ``encode=False`` (segm): the masks are not yet turned into RLE segmentations (nor the GT's
     ``area`` and ``bbox`` computed); :func:`encode_masks` does it, e.g. per shard in a worker.
     ``cache`` (:mod:`cache`): reuse the labels of samples unchanged since the last run;
-    ``stored_key``: read what is stored under this eval key too (``reading.read_detections``).
+    ``stored_key``: read what is stored under this eval key too (``reading.read_detections``);
+    ``progress``: read in batches, with progress and Cancel between them.
     """
     _check_iou_type(iou_type)
     check_fields(view, gt_field, pred_field)
-    samples, (gt, pred) = read_detections(view, [gt_field, pred_field], cache, stored_key)
+    samples, (gt, pred) = read_detections(view, [gt_field, pred_field], cache, stored_key, progress)
     ids, heights, widths = samples.ids, samples.heights, samples.widths
     if not ids:
         raise BadInputError(f"{dataset_of(view).name}: no samples to evaluate")

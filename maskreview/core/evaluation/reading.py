@@ -81,8 +81,37 @@ def _version(rev, modified, height, width) -> tuple:
     return (rev, modified, height or 0, width or 0)
 
 
+READ_BATCH = 5000  # samples per query when reading with progress (100,000 samples: 20 queries)
+
+
+def _batched(view, paths: list[str], progress, ids: list | None = None) -> list[list]:
+    """``reader.columns(view, paths)`` (of the samples ``ids`` only, when given), in queries of
+    :data:`READ_BATCH` samples with progress and Cancel between them; values in the view's
+    order (``ids``' order)."""
+    if ids is None:
+        if progress is None:
+            return reader.columns(view, paths)
+        ids = reader.columns(view, ["_id"])[0]
+    elif not ids:
+        return [[] for _ in paths]
+    if progress is not None:
+        progress.total = max(progress.total, progress.done + -(-len(ids) // READ_BATCH) + 3)
+    out = [[] for _ in paths]
+    for start in range(0, len(ids), READ_BATCH):
+        part = ids[start:start + READ_BATCH]
+        got = reader.columns(view.select([str(i) for i in part]), paths)
+        row = {str(sid): k for k, sid in enumerate(got[0])}
+        order = [row.get(str(sid)) for sid in part]
+        for column, values in zip(out, got):
+            column.extend(values[k] for k in order if k is not None)
+        if progress is not None:
+            progress.advance()
+            progress.check()
+    return out
+
+
 def read_detections(view, fields: list[str], cache: SampleCache | None = None,
-                    stored_key: str | None = None) -> tuple[Samples, list[Dets]]:
+                    stored_key: str | None = None, progress=None) -> tuple[Samples, list[Dets]]:
     """The samples of a view (ids, image sizes) and a :class:`Dets` per field.
 
     With a ``cache`` (:mod:`cache`): one small query for every sample's id, size and version,
@@ -99,7 +128,7 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None,
         label_paths += [f"{f}.detections.{stored_key}{s}" for f in fields for s in STORED_SUFFIXES]
     entries, fresh = [], []
     if cache is None or not len(cache):
-        values = reader.columns(view, paths + label_paths)
+        values = _batched(view, paths + label_paths, progress)
         head, labels = values[:len(paths)], values[len(paths):]
         versions = [_version(r, m, h, w) for r, m, h, w in
                     zip(head[4] if len(paths) == 5 else [None] * len(head[0]), head[3], head[1], head[2])]
@@ -115,7 +144,7 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None,
         missing = [i for i, e in enumerate(entries) if e is None]
         fresh = [e is None for e in entries]
         if missing:
-            got = reader.columns(view.select([ids[i] for i in missing]), paths + label_paths)
+            got = _batched(view, paths + label_paths, progress, [ids[i] for i in missing])
             by_id = {str(sid): k for k, sid in enumerate(got[0])}
             for i in missing:
                 k = by_id.get(ids[i])

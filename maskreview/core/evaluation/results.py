@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from maskreview.core.errors import BadInputError
-from maskreview.core.evaluation import cache as reuse_cache, coco, engine
+from maskreview.core.evaluation import cache as reuse_cache, chunks, coco, engine
 from maskreview.core.evaluation.boundary import boundary_ious
 from maskreview.core.evaluation.encoding import encode_reusing
 from maskreview.core.evaluation.engine import PairBlock
@@ -110,19 +110,18 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
         raise BadInputError(f"IoU threshold {iou_thresh} must be in (0, 1]")
     cache = reuse_cache.for_view(view, (gt_field, pred_field)) if reuse else None
     inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False, cache=cache,
-                              stored_key=stored_key)
+                              stored_key=stored_key, progress=progress)
     entries = inputs.samples.entries
+    spans = chunks.image_chunks(len(inputs.gt["images"]))
+    post = 1 + len(spans) * ((iou_type == "segm" and boundary) + occlusion) + 1  # outcomes, per chunk, accumulate
+    progress.total = progress.done + 1 + len(spans) + post
     progress.advance()
     progress.check()
     if while_evaluating is not None:
         while_evaluating()
     anns, dts = inputs.gt["annotations"], inputs.results
-    if iou_type == "segm":
-        encode_reusing(entries, inputs.gt["images"], anns, dts, inputs.gt_masks, inputs.pred_masks)
-    evaluation = _evaluate(inputs, iou_type, entries if cache is not None else [])
+    evaluation = _evaluate(inputs, iou_type, entries, cache is not None, spans, progress)
     ev = evaluation.evaluator
-    progress.advance()
-    progress.check()
     gt, pred = Objects.empty(len(anns)), Objects.empty(len(dts))
     heights = np.array([im["height"] for im in inputs.gt["images"]])
     widths = np.array([im["width"] for im in inputs.gt["images"]])
@@ -153,12 +152,13 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     else:
         outcomes_by_greedy(results.blocks, iou_thresh, gt, pred)
     progress.advance()
+    progress.check()
     if boundary and iou_type == "segm":
-        compute_boundary_iou(results)
+        compute_boundary_iou(results, spans, progress)
     if before_accumulate is not None:
         before_accumulate(results)
     if occlusion:  # not stored per label: computed while the values are being written
-        _occlusion(results, [a["bbox"] for a in anns])
+        _occlusion(results, [a["bbox"] for a in anns], spans, progress)
     engine.accumulate(evaluation)
     results.summary = coco.summary(ev)
     results.precision = np.transpose(ev.eval["precision"][:, :, :, 0, -1], (0, 2, 1))
@@ -169,32 +169,69 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     return results
 
 
-def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list) -> engine.Evaluation:
-    """COCOeval (:func:`engine.evaluate`), with the IoU matrices of the samples whose cache
-    entry has them (by class name: class ids follow the classes present); keeps the others."""
+def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: bool, spans: list,
+              progress: Progress) -> engine.Evaluation:
+    """RLE encoding (segm) and COCOeval (:func:`engine.evaluate`), a chunk of images at a time
+    (:mod:`chunks`: progress and Cancel between chunks, the same numbers), with the IoU
+    matrices of the samples whose cache entry has them (by class name: class ids follow the
+    classes present); keeps the others in the entries (``cached``)."""
     cat_id = {c["name"]: c["id"] for c in inputs.gt["categories"]}
-    known = {}
-    for i, e in enumerate(entries):
-        for (kind, name), ious in e.ious.items():
-            if kind == iou_type and name in cat_id:
-                known[i + 1, cat_id[name]] = ious
-    evaluation = engine.evaluate(inputs.gt, inputs.results, iou_type, known)
-    if entries:
-        names = {v: k for k, v in cat_id.items()}
-        for (img, cat), ious in evaluation.evaluator.ious.items():
+    names = {v: k for k, v in cat_id.items()}
+    images, anns, dts = inputs.gt["images"], inputs.gt["annotations"], inputs.results
+    a_bounds = np.searchsorted([a["image_id"] for a in anns], [s0 + 1 for s0, _ in spans] + [len(images) + 1])
+    d_bounds = np.searchsorted([d["image_id"] for d in dts], [s0 + 1 for s0, _ in spans] + [len(images) + 1])
+    whole = chunks.Chunked(inputs.gt, len(dts), iou_type) if len(spans) > 1 else None
+    for c, (s0, s1) in enumerate(spans):
+        a0, a1, d0, d1 = int(a_bounds[c]), int(a_bounds[c + 1]), int(d_bounds[c]), int(d_bounds[c + 1])
+        if iou_type == "segm":
+            encode_reusing(entries[s0:s1], images[s0:s1], anns[a0:a1], dts[d0:d1], inputs.gt_masks[a0:a1],
+                           inputs.pred_masks[d0:d1])
+        known = {}
+        for i in range(s0, s1) if cached else ():
+            for (kind, name), ious in entries[i].ious.items():
+                if kind == iou_type and name in cat_id:
+                    known[i + 1, cat_id[name]] = ious
+        if whole is None:
+            evaluation = engine.evaluate(inputs.gt, dts, iou_type, known)
+            computed = evaluation.evaluator.ious
+        else:
+            computed = whole.add(images[s0:s1], np.arange(a0, a1), anns[a0:a1], np.arange(d0, d1), dts[d0:d1], known)
+        for (img, cat), ious in computed.items() if cached else ():
             if len(ious) and (img, cat) not in known:
                 entries[img - 1].ious[iou_type, names[cat]] = ious
-    return evaluation
+        progress.advance()
+        progress.check()
+    return evaluation if whole is None else whole.finish()
 
 
-def _occlusion(results: EvalResults, gt_boxes: list) -> None:
-    """Each GT's occlusion (:func:`gt_occlusion`), kept per sample in its cache entry."""
+def _by_span(img: np.ndarray, spans: list | None) -> list[np.ndarray]:
+    """Positions into ``img`` (sorted image indices) per span of images."""
+    if not spans:
+        return [np.arange(len(img))]
+    bounds = np.searchsorted(img, [s0 for s0, _ in spans] + [spans[-1][1]])
+    return [np.arange(bounds[c], bounds[c + 1]) for c in range(len(spans))]
+
+
+def _each_span(parts: list, progress: Progress | None):
+    """``parts`` one by one, with progress and Cancel after each."""
+    for part in parts:
+        yield part
+        if progress is not None:
+            progress.advance()
+            progress.check()
+
+
+def _occlusion(results: EvalResults, gt_boxes: list, spans: list | None = None, progress: Progress | None = None) -> None:
+    """Each GT's occlusion (:func:`gt_occlusion`), kept per sample in its cache entry; a span
+    of images at a time (progress and Cancel between)."""
     gt, entries, kind = results.gt, results.entries, results.iou_type
     todo = np.array([i for i, e in enumerate(entries) if kind not in e.occlusion], np.int64) if entries else None
     rows = np.flatnonzero(np.isin(gt.img, todo)) if todo is not None else np.arange(len(gt))
-    if len(rows):
-        gt.occlusion[rows] = gt_occlusion(gt.img[rows], results.heights, results.widths,
-                                          [results.gt_masks[g] for g in rows.tolist()], [gt_boxes[g] for g in rows.tolist()])
+    for part in _each_span(_by_span(gt.img[rows], spans), progress):
+        if len(part):
+            r = rows[part]
+            gt.occlusion[r] = gt_occlusion(gt.img[r], results.heights, results.widths,
+                                           [results.gt_masks[g] for g in r.tolist()], [gt_boxes[g] for g in r.tolist()])
     if not entries:
         return
     bounds = np.searchsorted(gt.img, np.arange(len(entries) + 1))
@@ -205,9 +242,10 @@ def _occlusion(results: EvalResults, gt_boxes: list) -> None:
             e.occlusion[kind] = gt.occlusion[bounds[i]:bounds[i + 1]].copy()
 
 
-def compute_boundary_iou(results: EvalResults) -> None:
+def compute_boundary_iou(results: EvalResults, spans: list | None = None, progress: Progress | None = None) -> None:
     """Boundary IoU of every matched (TP or crowd-ignored) prediction and its GT (segm only);
-    a pair's is kept in its sample's cache entry."""
+    a pair's is kept in its sample's cache entry. ``spans``: a span of images at a time
+    (progress and Cancel between)."""
     if results.iou_type != "segm":
         return
     preds = np.flatnonzero(results.pred.match >= 0)
@@ -218,10 +256,13 @@ def compute_boundary_iou(results: EvalResults) -> None:
     known = [entries[i].biou.get(k) for i, k in zip(img.tolist(), keys)] if entries else [None] * len(preds)
     todo = np.array([j for j, v in enumerate(known) if v is None], np.int64)
     biou = np.array([np.nan if v is None else v for v in known], float)
-    if len(todo):
-        biou[todo] = boundary_ious([(results.gt_masks[g], results.pred_masks[d]) for g, d in zip(gts[todo], preds[todo])],
-                                   results.heights[img[todo]], results.widths[img[todo]])
-        for j in todo.tolist() if entries else ():
+    for part in _each_span(_by_span(img[todo], spans), progress):
+        if not len(part):
+            continue
+        t = todo[part]
+        biou[t] = boundary_ious([(results.gt_masks[g], results.pred_masks[d]) for g, d in zip(gts[t], preds[t])],
+                                results.heights[img[t]], results.widths[img[t]])
+        for j in t.tolist() if entries else ():
             entries[img[j]].biou[keys[j]] = float(biou[j])
     set_boundary_ious(results, preds, biou)
 

@@ -24,7 +24,7 @@ from maskreview.core.progress import Progress
 from maskreview.core.store import dataset_of
 from maskreview.core.store import writer as sw
 from maskreview.core.store.writer import bump_revisions, declare_revision_fields, revised
-from maskreview.core.errors import MaskreviewError
+from maskreview.core.errors import CancelledError, MaskreviewError
 
 
 def _split(table_img: np.ndarray, values, n_samples: int) -> list[list]:
@@ -131,17 +131,36 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
     return ops, index, [stored[i] for i in index]
 
 
-def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: bool = False) -> None:
-    """Every per-sample and per-label value in one ``bulk_write``; samples changed since they
+WRITE_BATCH = 5000  # updates per bulk write; ``stop`` is looked at between them
+
+
+def _write(dataset, ops: list, stop: threading.Event | None, written: list) -> int:
+    """``ops`` in batches of :data:`WRITE_BATCH`; ``written`` gets each batch's sample ids.
+    Returns how many matched; raises ``CancelledError`` when ``stop`` is set between batches."""
+    matched = 0
+    for start in range(0, len(ops), WRITE_BATCH):
+        if stop is not None and stop.is_set():
+            raise CancelledError("evaluation cancelled while its values were being written")
+        batch = ops[start:start + WRITE_BATCH]
+        written.append([op.filter["_id"] for op in batch])  # before: a failed write may have written some
+        matched += sw.write(dataset, batch).matched
+    return matched
+
+
+def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: bool = False,
+                  stop: threading.Event | None = None, written: list | None = None) -> None:
+    """Every per-sample and per-label value, in bulk writes of :data:`WRITE_BATCH` (``stop``
+    between them: the run is abandoned, :meth:`_Store.abandon`); samples changed since they
     were read (a tag, say) are written again guarded by their label ids. ``skip_stored``: the
     key's stored values were not deleted (a rerun in place), so samples this process left
-    holding the same values are not written again."""
+    holding the same values are not written again. ``written``: each batch's sample ids."""
 
     by_version = len(results.sample_versions) == len(results.sample_ids)
     writer = f"evaluation {eval_key} {new_id()}"
     now = sw.now_ms()  # as MongoDB keeps it: the version a written sample has is known (cache)
+    written = [] if written is None else written
     ops, index, stored = _value_ops(results, eval_key, by_version, writer, now, skip_stored)
-    matched = sw.write(dataset, ops).matched
+    matched = _write(dataset, ops, stop, written)
     if matched == len(ops) and by_version and results.cache is not None:
         for i, values in zip(index, stored):  # each sample is now at the next revision, labels as read
             e, v = results.entries[i], results.sample_versions[i]
@@ -151,7 +170,7 @@ def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: boo
     elif matched != len(ops) and by_version:  # rewriting the same values is harmless
         ops = _value_ops(results, eval_key, False, writer, now)[0]
         index = range(len(results.sample_ids))
-        matched = sw.write(dataset, ops).matched
+        matched = _write(dataset, ops, stop, written)
     sw.refresh_loaded(dataset, [results.sample_ids[i] for i in index])
     if matched != len(ops):
         raise MaskreviewError(f"{len(ops) - matched} samples changed while being evaluated; evaluate again")
@@ -168,6 +187,21 @@ def _delete_run(dataset, eval_key: str) -> None:
         dataset.delete_sample_fields(biou, error_level=1)
 
 
+def _unset_values(dataset, eval_key: str, fields, sample_ids=None) -> None:
+    """Remove every value of ``eval_key`` still in the samples (of ``sample_ids`` only, when
+    given), declared or not, as new revisions of those samples."""
+    writer = f"evaluation {eval_key} abandoned {new_id()}"
+    per_sample = [f"{eval_key}_{n}" for n in ("tp", "fp", "fn")]
+    only = {} if sample_ids is None else {"_id": {"$in": list(sample_ids)}}
+    ops = [sw.Update({**only, "$or": [{p: {"$exists": True}} for p in per_sample]},
+                     revised({"$unset": dict.fromkeys(per_sample, "")}, writer), many=True)]
+    for field in dict.fromkeys(fields):
+        names = [f"{eval_key}{s}" for s in ("", "_id", "_iou", "_biou")]
+        ops.append(sw.Update({**only, "$or": [{f"{field}.detections.{n}": {"$exists": True}} for n in names]},
+                             revised({"$unset": {f"{field}.detections.$[].{n}": "" for n in names}}, writer), many=True))
+    sw.write(dataset, ops, ordered=True)
+
+
 def _config(gt_field: str, pred_field: str, iou_type: str, iou_thresh: float, iou_thrs) -> object:
     from fiftyone.utils.eval.coco import COCOEvaluationConfig
 
@@ -179,11 +213,17 @@ class _Store:
     """Storing a run in three steps, so that the slow parts overlap the evaluation:
     :meth:`register` (the run and its fields) while COCOeval runs, :meth:`start_writing` (the
     values, in a thread: the database does the work) while COCOeval accumulates, :meth:`finish`.
-    A new eval key is registered early (and removed if the evaluation fails); an existing one
-    only once the new results are complete, so a failed run leaves the old one as it was."""
+    A new eval key is registered early and, if the evaluation fails or is cancelled (also
+    while its values are being written: between batches), removed with every value written for
+    it; an existing one only once the new results are complete, so a failed run leaves the old
+    one as it was."""
 
-    def __init__(self, view, eval_key: str, gt_field: str, pred_field: str, iou_type: str, iou_thresh: float):
+    def __init__(self, view, eval_key: str, gt_field: str, pred_field: str, iou_type: str, iou_thresh: float,
+                 progress: Progress | None = None):
         self.view, self.eval_key = view, eval_key
+        self.progress = progress or Progress()
+        self._stop = threading.Event()
+        self._written: list[list] = []  # each batch's sample ids, as the writer starts it
         self.dataset = dataset_of(view)
         leftovers = _leftovers(self.dataset, eval_key, gt_field, pred_field)  # of a run FiftyOne deleted
         check_eval_key(self.dataset, eval_key, gt_field, pred_field, leftovers)  # before anything is written
@@ -210,15 +250,36 @@ class _Store:
         return self._in_place
 
     def register_if_new(self) -> None:
-        if not self._existing:
-            self.register()
+        """Nothing now: a new key is registered once its results are complete (:meth:`finish`),
+        so a Cancel before then has no run to remove (at 100,000 samples FiftyOne's
+        ``delete_evaluation`` scans every sample: tens of seconds); its values may be written
+        before (it has no old fields to delete), and are removed by id when abandoned."""
 
     def abandon(self) -> None:
-        """The evaluation failed: remove a run registered for it (a new key only)."""
+        """The evaluation failed or was cancelled: stop the writer (between two batches) and
+        remove a run registered for it with the values written (a new key only: FiftyOne's
+        ``delete_evaluation`` unsets them in every sample, ``_delete_run`` the ``_biou``)."""
+        self._stop.set()
         if self._writer is not None:
             self._writer.join()
-        if self.registered:
+        if self._existing:
+            return
+        if self.eval_key in self.dataset.list_evaluations():
             _delete_run(self.dataset, self.eval_key)
+        # what no run accounts for any more (its run deleted meanwhile, by FiftyOne's App say)
+        gt_field, pred_field = self._args[:2]
+        schema = self.dataset.get_field_schema(flat=True)
+        mine = [f"{self.eval_key}_{n}" for n in ("tp", "fp", "fn")]
+        mine += [f"{f}.detections.{self.eval_key}{s}" for f in dict.fromkeys((gt_field, pred_field))
+                 for s in ("", "_id", "_iou", "_biou")]
+        left = [path for path in mine if path in schema]
+        if left:
+            self.dataset.delete_sample_fields(left, error_level=1)
+            bump_revisions(self.dataset, {}, f"evaluation {self.eval_key} abandoned {new_id()}")
+        written = [sid for batch in self._written for sid in batch]  # (fields declared or not)
+        for start in range(0, len(written), WRITE_BATCH):
+            _unset_values(self.dataset, self.eval_key, (gt_field, pred_field), written[start:start + WRITE_BATCH])
+        self.registered = False
 
     def register(self) -> None:
         from pycocotools.cocoeval import Params
@@ -235,18 +296,36 @@ class _Store:
 
     def start_writing(self, results: EvalResults) -> None:
 
-        if not (self.registered or self._in_place):
+        if self._existing and not (self.registered or self._in_place):
             return  # registering will delete the key's old fields: write after it (finish)
 
         def write():
             try:
-                _write_values(self.dataset, results, self.eval_key, skip_stored=self._in_place)
+                _write_values(self.dataset, results, self.eval_key, skip_stored=self._in_place,
+                              stop=self._stop if not self._existing else None, written=self._written)
             except BaseException as exc:  # re-raised by finish()
                 self._error = exc
 
         declare_revision_fields(self.dataset)  # here, not in the thread: a schema change
+        self._n_samples = len(results.sample_ids)
         self._writer = threading.Thread(target=write, name="maskreview-eval-write", daemon=True)
         self._writer.start()
+
+    def _wait_for_writer(self) -> None:
+        """Join the writer, reporting its batches and looking at Cancel meanwhile (a new key's
+        values can be rolled back; an existing key's are being overwritten: it runs to the end)."""
+        p, counted = self.progress, 0
+        p.total = max(p.total, p.done + -(-self._n_samples // WRITE_BATCH))
+        while True:
+            alive = self._writer.is_alive()
+            self._writer.join(0.2)
+            while counted < len(self._written):
+                counted += 1
+                p.advance()
+            if not self._existing:
+                p.check()
+            if not alive:
+                break
 
     def finish(self, results: EvalResults) -> None:
         from fiftyone.utils.eval.coco import COCODetectionResults
@@ -255,7 +334,7 @@ class _Store:
             self.register()
         if self._writer is None:
             self.start_writing(results)
-        self._writer.join()
+        self._wait_for_writer()
         if self._error is not None:
             raise self._error
         fo_results = COCODetectionResults(
@@ -299,17 +378,18 @@ def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FI
     the run is registered while COCOeval works, and the values are written while it accumulates.
     ``reuse``: what samples unchanged since this process's last run had is taken (:mod:`cache`),
     and rerunning a key in place writes only the samples whose values are not already stored."""
-    run = _Store(view, eval_key, gt_field, pred_field, iou_type, iou_thresh) if eval_key is not None else None
+    progress = progress or Progress()
+    run = _Store(view, eval_key, gt_field, pred_field, iou_type, iou_thresh, progress) if eval_key is not None else None
     with gc_paused():
         try:
             results = compute(view, gt_field, pred_field, iou_type, iou_thresh, boundary, occlusion, progress,
                               while_evaluating=run.register_if_new if run else None,
                               before_accumulate=run.start_writing if run else None, reuse=reuse,
                               stored_key=eval_key if run is not None and run.in_place else None)
-        except BaseException:
+            if run is not None:
+                run.finish(results)
+        except BaseException:  # failed or cancelled, storing too: nothing of this run is left behind
             if run is not None:
                 run.abandon()
             raise
-        if run is not None:
-            run.finish(results)
     return results

@@ -1,0 +1,111 @@
+"""COCOeval over chunks of images, with the numbers of one COCOeval over all of them.
+
+COCOeval's ``evaluate`` works per (image, category): the IoU matrix and the matches of one
+image never depend on another image. So a large set is evaluated a chunk of images at a time
+(:func:`engine.evaluate` on the chunk's images, annotations and results): between chunks the
+caller reports progress and checks for Cancel, and each chunk's COCO objects (copies of its
+annotations, faster-coco-eval's own tables) are dropped before the next. What ``accumulate``
+needs of every image (the per-image results, the IoU matrices) is kept and merged, in COCOeval's
+own layout (class, area range, image), into one evaluator over all the images, whose
+``accumulate`` then sees exactly what one ``evaluate`` over the whole set would have made.
+
+The matches (``engine.Matches``) are merged too, with the chunk's rows and columns turned into
+indices of the whole set's results and annotations; their blocks come chunk by chunk (class,
+then image, within a chunk), which is all their users need (each block is self-contained).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from maskreview.core.evaluation import engine
+
+CHUNK_IMAGES = 2000  # images per chunk: ~20,000 instances of the bench's 10 per image, ~1 s of CPU
+
+
+class Chunked:
+    """Collects :meth:`add`'s chunks (in image id order) and :meth:`finish`\\ es into one
+    ``engine.Evaluation`` over all of ``gt``'s images."""
+
+    def __init__(self, gt: dict, n_results: int, iou_type: str):
+        self.gt, self.iou_type = gt, iou_type
+        self.n_gt, self.n_res = len(gt["annotations"]), n_results
+        self.areas = np.zeros(n_results, float)
+        self.raw_col = np.zeros(self.n_gt, np.int64)
+        self.ious: dict = {}
+        self.per_image: list = []  # per chunk: its flat [class][area range][image] results
+        self.n_images: list[int] = []
+        self.parts: list[engine.Matches] = []
+        self.n_thr = None
+        self._last_image = None
+
+    def add(self, images: list[dict], ann_index: np.ndarray, annotations: list[dict], res_index: np.ndarray,
+            results: list[dict], known_ious: dict | None = None) -> dict:
+        """Evaluate one chunk: ``images`` (ids above the last chunk's), their annotations and
+        results (``ann_index`` / ``res_index``: their positions in the whole set). Returns the
+        chunk's IoU matrices (``{(image id, category id): matrix}``)."""
+        ids = sorted(im["id"] for im in images)
+        if self._last_image is not None and ids and ids[0] <= self._last_image:
+            raise ValueError("chunks must come in image id order")
+        self._last_image = ids[-1] if ids else self._last_image
+        sub = {"images": images, "annotations": annotations, "categories": self.gt["categories"]}
+        ev = engine.evaluate(sub, results, self.iou_type, known_ious)
+        m, e = ev.matches, ev.evaluator
+        self.areas[res_index] = ev.areas
+        self.raw_col[ann_index] = m.raw_col
+        offset = sum(len(p.keys) for p in self.parts)
+        self.parts.append(engine.Matches(
+            res_index[m.preds], m.block + offset, ann_index[m.gts], m.gt_block + offset, m.gt_ignore, None,
+            m.keys, m.dt_matches, m.dt_ignore, m.n_rows, m.n_cols, m.n_thr))
+        self.n_thr = m.n_thr
+        self.ious.update(e.ious)
+        self.per_image.append(e._evalImgs_cpp)
+        self.n_images.append(len(e.params.imgIds))
+        self.params = e.params
+        return e.ious
+
+    def finish(self) -> engine.Evaluation:
+        """One evaluator over every image, ready for ``engine.accumulate``."""
+        from faster_coco_eval import COCO
+        from faster_coco_eval.core.faster_eval_api import COCOeval_faster
+
+        quiet = lambda *args, **kw: None
+        coco_gt = COCO()
+        coco_gt.print_function = quiet
+        coco_gt.dataset = {"images": self.gt["images"], "annotations": [], "categories": self.gt["categories"]}
+        coco_gt.createIndex()
+        ev = COCOeval_faster(coco_gt, None, self.iou_type, print_function=quiet, separate_eval=True,
+                             rle_iou_max_workers=1)
+        p = ev.params
+        p.imgIds = list(np.unique(p.imgIds))
+        p.catIds = list(np.unique(p.catIds))
+        p.maxDets = sorted(p.maxDets)
+        if self.parts and (p.catIds != list(self.params.catIds) or len(p.imgIds) != sum(self.n_images)):
+            raise RuntimeError("the chunks do not cover the images and categories of the whole set")
+        n_cls, n_area = len(p.catIds), len(p.areaRng)
+        merged = []
+        for k in range(n_cls):  # COCOeval's layout: class, area range, image
+            for a in range(n_area):
+                for flat, n in zip(self.per_image, self.n_images):
+                    start = (k * n_area + a) * n
+                    merged.extend(flat[start:start + n])
+        self.per_image = []
+        ev.ious = self.ious
+        ev._evalImgs_cpp = merged
+        ev._paramsEval = copy.deepcopy(p)
+        parts = self.parts
+        cat = (lambda name, dtype: np.concatenate([getattr(q, name) for q in parts]).astype(dtype)) if parts else \
+            (lambda name, dtype: np.zeros(0, dtype))
+        matches = engine.Matches(
+            cat("preds", np.int64), cat("block", np.int64), cat("gts", np.int64), cat("gt_block", np.int64),
+            cat("gt_ignore", bool), self.raw_col, [k for q in parts for k in q.keys], cat("dt_matches", np.int64),
+            cat("dt_ignore", bool), cat("n_rows", np.int64), cat("n_cols", np.int64), self.n_thr or len(p.iouThrs))
+        return engine.Evaluation(ev, self.areas, matches)
+
+
+def image_chunks(n_images: int, size: int | None = None) -> list[tuple[int, int]]:
+    """``[(first, end), ...]`` image positions, ``size`` (:data:`CHUNK_IMAGES`) at a time."""
+    size = size or CHUNK_IMAGES
+    return [(s, min(s + size, n_images)) for s in range(0, n_images, size)] or [(0, 0)]
