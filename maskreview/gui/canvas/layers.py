@@ -9,8 +9,8 @@ full re-render (``tests/test_canvas_dense.py``). :class:`BoxIndex` buckets insta
 cells their boxes cover, so the instance under a point is found among a handful of candidates
 (the exact mask decides). :class:`ImageItem` draws a QImage straight from its buffer, so a layer
 patched in place shows without a pixmap copy; zoomed out to half size or less it draws a
-:class:`Mips` level instead (2x2 box averages, patched where the layer was), so a frame scales
-about as many pixels as it shows, not the whole 4096 x 4096 layer.
+:class:`Mips` level instead (the pixels a scaled draw samples, patched where the layer was), so
+a frame scales about as many pixels as it shows, not the whole 4096 x 4096 layer.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
@@ -42,24 +41,19 @@ def pool() -> ThreadPoolExecutor:
     return _POOL[0]
 
 
-def _halve(src: np.ndarray) -> np.ndarray:
-    """2x2 box averages of ``src`` (odd sizes: the last row / column repeated first)."""
-    h, w = src.shape[:2]
-    if h % 2 or w % 2:
-        src = cv2.copyMakeBorder(src, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
-    return cv2.resize(src, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
-
-
 class Mips:
     """Half, quarter... size versions of a BGRA array (a layer, or the image as ``RGB32``), made
     when first drawn (or :meth:`prefetch`) and patched in the rectangles :meth:`invalidate` names.
-    Level ``k`` pixel ``(x, y)`` averages level ``k - 1``'s 2x2 block at ``(2x, 2y)``, so a patch
-    equals a remake."""
+
+    Level ``k`` holds every ``2**k``-th pixel of each ``2**k`` block's middle (``base[c::2**k,
+    c::2**k]``, ``c = 2**(k - 1)``): the pixels a scaled-down draw of the whole array samples, so the
+    ground truth's hatch and the predictions' dashes look as they did drawn from full size (an
+    average would blur them into a plain tint); a patch is the same slice of the patched part."""
 
     def __init__(self, base: np.ndarray, fmt: QImage.Format):
         self.base, self.fmt = base, fmt
         self._levels: dict[int, tuple[np.ndarray, QImage]] = {}
-        self._dirty: dict[int, list] = {}  # level -> rectangles of level k - 1 to redo
+        self._dirty: dict[int, list] = {}  # level -> rectangles of the base to copy again
         self._pending: Future | None = None
         self._lock = threading.Lock()
 
@@ -72,7 +66,7 @@ class Mips:
         return max(0, min(int(math.floor(math.log2(1.0 / scale) + 1e-9)), int(math.log2(max(height, width))) - 2))
 
     def prefetch(self, level: int) -> None:
-        """Make the levels up to ``level`` on the pool (what the next paint will want)."""
+        """Make ``level`` on the pool (what the next paint will want)."""
         if level > 0 and level not in self._levels and self._pending is None:
             self._pending = pool().submit(self._make, level)
 
@@ -89,7 +83,7 @@ class Mips:
             self._dirty.clear()
             return
         for k in self._levels:
-            self._dirty.setdefault(k, []).extend(rects if k == 1 else [])
+            self._dirty.setdefault(k, []).extend(rects)
 
     def qimage(self, level: int) -> QImage:
         self._wait()
@@ -98,36 +92,21 @@ class Mips:
 
     def _make(self, level: int) -> None:
         with self._lock:
-            src = self.base
-            rects = None
-            for k in range(1, level + 1):
-                rects = self._dirty.pop(k, None) if rects is None else rects + self._dirty.pop(k, [])
-                have = self._levels.get(k)
-                if have is None:
-                    arr = _halve(src)
-                    img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], self.fmt)
-                    img._keep = arr  # noqa: SLF001 - the buffer must outlive the QImage
-                    self._levels[k] = (arr, img)
-                    rects = None
-                    for j in self._levels:  # the levels above this one are made from it again
-                        if j > k:
-                            self._dirty[j] = [(0, 0, arr.shape[1], arr.shape[0])]
-                elif rects:
-                    arr = have[0]
-                    h, w = src.shape[:2]
-                    done = []
-                    for x0, y0, x1, y1 in merge_rects(rects):
-                        x0, y0 = max(int(x0), 0) & ~1, max(int(y0), 0) & ~1
-                        x1, y1 = min(int(x1) + (int(x1) & 1), w + w % 2), min(int(y1) + (int(y1) & 1), h + h % 2)
-                        if x1 <= x0 or y1 <= y0:
-                            continue
-                        part = _halve(src[y0:min(y1, h), x0:min(x1, w)])
-                        arr[y0 // 2:y0 // 2 + part.shape[0], x0 // 2:x0 // 2 + part.shape[1]] = part
-                        done.append((x0 // 2, y0 // 2, x0 // 2 + part.shape[1], y0 // 2 + part.shape[0]))
-                    rects = done
-                else:
-                    rects = []
-                src = self._levels[k][0]
+            step, c = 1 << level, 1 << (level - 1)
+            have = self._levels.get(level)
+            if have is None:
+                arr = np.ascontiguousarray(self.base[c::step, c::step])
+                img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], self.fmt)
+                img._keep = arr  # noqa: SLF001 - the buffer must outlive the QImage
+                self._levels[level] = (arr, img)
+                self._dirty.pop(level, None)
+                return
+            arr = have[0]
+            for x0, y0, x1, y1 in self._dirty.pop(level, []):  # the level pixels whose source lies inside
+                lx0, ly0 = max(-(-(int(x0) - c) // step), 0), max(-(-(int(y0) - c) // step), 0)
+                lx1, ly1 = min(-(-(int(x1) - c) // step), arr.shape[1]), min(-(-(int(y1) - c) // step), arr.shape[0])
+                if lx1 > lx0 and ly1 > ly0:
+                    arr[ly0:ly1, lx0:lx1] = self.base[c + ly0 * step:c + ly1 * step:step, c + lx0 * step:c + lx1 * step:step]
 
 
 def boxes_of(insts: list[ov.Instance]) -> np.ndarray:
@@ -214,7 +193,7 @@ class FieldLayer:
             self.array = ov.render_layer(self.insts, self.colors, height, width, **self.options)
         self.repainted: list = [(0, 0, width, height)]  # what the last render or update repainted
         self.mips = None if lazy else Mips(self.array, QImage.Format.Format_ARGB32_Premultiplied)
-        if self.mips is not None and mip_level:  # the level the first paint will draw, made here (on the pool)
+        if self.mips is not None and mip_level:  # the level the first paint draws, made here (on the pool)
             self.mips._make(mip_level)  # noqa: SLF001
 
     def ensure(self, x0: float, y0: float, x1: float, y1: float) -> bool:
@@ -359,7 +338,8 @@ class ImageItem(QGraphicsItem):
             if level:
                 small = self.mips.qimage(level)
                 painter.save()
-                painter.scale(self.image.width() / small.width(), self.image.height() / small.height())
+                painter.setClipRect(self.boundingRect(), Qt.ClipOperation.IntersectClip)  # the last pixels reach past it
+                painter.scale(1 << level, 1 << level)
                 painter.drawImage(0, 0, small)
                 painter.restore()
                 return

@@ -298,7 +298,7 @@ class ImageCanvas(QGraphicsView):
         """``{field: (visible, total)}`` for the current sample."""
         if self.data is None:
             return {}
-        return {n: (sum(map(self.instance_visible, insts)), len(insts)) for n, insts in self.data.fields.items()}
+        return {n: (len(self._visible_of(n).insts), len(insts)) for n, insts in self.data.fields.items()}
 
     def fields(self) -> list[str]:
         if self.data is None:
