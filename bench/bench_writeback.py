@@ -1,14 +1,15 @@
 """Saving 1,000 edited samples (new masks) through maskreview's write path vs per-sample save().
 
-Peer: FiftyOne's own way, ``sample.save()`` per sample after changing a mask (the samples are
-loaded and the new masks computed before the clock starts). Ours: one batch through
-``EditSession.apply_many`` (journal fsync + one ``bulk_write`` sending only the changed labels),
-and, for reference, the same edits one op at a time (what autosave does per user action).
-Each round uses a fresh dataset (so that every edit is a label's first, snapshot included);
-the best of ``--repeat`` rounds is compared for each path (the peer's time varies by half from
-round to round on a shared machine). Target: >= 10x faster than per-sample save(), in wall time
-and in CPU time (this process + the database's mongod: on a machine shared with other jobs, wall
-time mostly measures waiting for a core).
+Peer: FiftyOne's own way, ``sample.save()`` per sample after changing a mask: from the same kind
+of full-image bitmap ours gets, its box and crop (``bitmap_to_detection``) and the save, inside
+the clock (the samples are loaded and the bitmaps made before it). Ours: one batch through
+``EditSession.apply_many`` (read, resolve: box, crop, encoding, the ``_original`` snapshot;
+journal fsync; one durable ``bulk_write``), and, for reference, the same edits one op at a time
+(what autosave does per user action). Each round uses a fresh dataset for each path (so that
+every edit of ours is a label's first, snapshot included) and its own bitmaps; every round is
+printed and judged: the target, >= 10x faster than per-sample save() in wall time and in CPU
+time (this process + the database's mongod: on a machine shared with other jobs, wall time
+mostly measures waiting for a core), must hold in every round, so the RESULT is the worst round.
 """
 
 from __future__ import annotations
@@ -51,66 +52,75 @@ def _blob(rng, h: int, w: int) -> np.ndarray:
     return (r <= 1) & (r > 0.1)
 
 
-def _new_bitmaps(dataset, seed: int) -> dict[str, np.ndarray]:
+def _new_bitmaps(n: int, seed: int) -> list[np.ndarray]:
+    """Full-image bitmaps of edited masks, one per sample in the dataset's order (the same seed
+    gives both paths the same edits)."""
     rng = np.random.default_rng(seed)
-    out = {}
-    for sid in dataset.values("id"):
+    out = []
+    for _ in range(n):
         bitmap = np.zeros((SIZE, SIZE), bool)
         x, y = (int(v) for v in rng.integers(0, SIZE - 80, 2))
         bitmap[y : y + 60, x : x + 70] = _blob(rng, 60, 70)
-        out[sid] = bitmap
+        out.append(bitmap)
     return out
 
 
 def _round(fo, n: int, r: int, clock, with_single: bool) -> tuple:
-    """One round on a fresh dataset: the peer, then ours (first edit of every label, snapshots
-    included), then, if asked, ours one op at a time. Returns the three clocks (or None)."""
+    """One round: two fresh datasets made alike (same seed), the same edits (one mask per
+    sample, the same bitmaps) through the peer on one and ours on the other (first edit of
+    every label, snapshots included), then, if asked, ours one op at a time. Returns the three
+    clocks (or None)."""
     from maskreview.core import masks as mk
     from maskreview.core.editing.ops import LabelRef, SetMask
     from maskreview.core.editing.session import EditSession
 
-    name = f"bench-writeback-{os.getpid()}-{r}"
-    dataset = _dataset(fo, name, n)
+    names = [f"bench-writeback-{os.getpid()}-{r}-{path}" for path in ("peer", "ours")]
+    new = _new_bitmaps(n, 10 * r + 1)
     try:
         # -- peer: per-sample save() -----------------------------------------------------
-        new = _new_bitmaps(dataset, 10 * r + 1)
+        dataset = _dataset(fo, names[0], n)
         samples = list(dataset.iter_samples())
-        boxes = {sid: mk.bitmap_to_detection(b, "thing") for sid, b in new.items()}
         with clock() as peer:
-            for sample in samples:
-                det = sample.ground_truth.detections[0]
-                det.mask, det.bounding_box = boxes[sample.id].mask, boxes[sample.id].bounding_box
+            for sample, bitmap in zip(samples, new):
+                det, edited = sample.ground_truth.detections[0], mk.bitmap_to_detection(bitmap, "thing")
+                det.mask, det.bounding_box = edited.mask, edited.bounding_box
                 sample.save()
         del samples, sample  # the app holds the sample on screen, not the peer's thousand
+        _check(dataset, 0, new, "save()")
 
         single = None
+        dataset = _dataset(fo, names[1], n)
         with tempfile.TemporaryDirectory() as journal, EditSession(dataset, journal_root=Path(journal)) as session:
             session.prepare(["ground_truth"])  # once per dataset: creates ground_truth_original
             ids, label_ids = dataset.values(["id", "ground_truth.detections.id"])
             # -- ours, one batch -------------------------------------------------------------
-            new = _new_bitmaps(dataset, 10 * r + 2)
-            ops = [SetMask(LabelRef(sid, "ground_truth", lids[0]), new[sid]) for sid, lids in zip(ids, label_ids)]
+            ops = [SetMask(LabelRef(sid, "ground_truth", lids[0]), bitmap) for sid, lids, bitmap in zip(ids, label_ids, new)]
             with clock() as batched:
                 session.apply_many(ops)
+            _check(dataset, 0, new, "apply_many")
             if with_single:
                 # -- ours, one op at a time ---------------------------------------------------
-                new = _new_bitmaps(dataset, 10 * r + 3)
-                ops = [SetMask(LabelRef(sid, "ground_truth", lids[1]), new[sid]) for sid, lids in zip(ids, label_ids)]
+                other = _new_bitmaps(n, 10 * r + 2)
+                ops = [SetMask(LabelRef(sid, "ground_truth", lids[1]), bitmap)
+                       for sid, lids, bitmap in zip(ids, label_ids, other)]
                 with clock() as single:
                     for op in ops:
                         session.apply(op)
-                check = dataset[ids[-1]].ground_truth.detections[1]
-                assert np.array_equal(mk.detection_to_bitmap(check, SIZE, SIZE), new[ids[-1]]), "write-back lost an edit"
+                _check(dataset, 1, other, "apply")
         return peer, batched, single
     finally:
-        fo.delete_dataset(name)
+        for name in names:
+            if fo.dataset_exists(name):
+                fo.delete_dataset(name)
 
 
-class _Best:
-    """The fastest of several rounds, by wall and by CPU time separately."""
+def _check(dataset, index: int, bitmaps: list[np.ndarray], path: str) -> None:
+    """The last sample's edited mask is in the database, as edited."""
+    from maskreview.core import masks as mk
 
-    def __init__(self, clocks):
-        self.wall, self.cpu = min(c.wall for c in clocks), min(c.cpu for c in clocks)
+    dataset.reload()
+    det = dataset.last().ground_truth.detections[index]
+    assert np.array_equal(mk.detection_to_bitmap(det, SIZE, SIZE), bitmaps[-1]), f"{path} lost an edit"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=N, help="samples to edit (default 1000)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds, each on a fresh dataset; best of each path")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, each on a fresh dataset; all judged")
     args = parser.parse_args(argv)
     n = args.n
     from maskreview.core import store
@@ -126,19 +136,22 @@ def main(argv: list[str] | None = None) -> int:
     fo = store.connect()
     clock = lambda: benchkit.Clock(benchkit.mongod_pid(fo.config.database_dir))  # noqa: E731
     rounds = [_round(fo, n, r, clock, with_single=r == 0) for r in range(args.repeat)]
+    ratios = {"wall": [], "CPU": []}
     for r, (peer, batched, _) in enumerate(rounds):
+        ratios["wall"].append(peer.wall / batched.wall)
+        ratios["CPU"].append(peer.cpu / batched.cpu)
         print(f"round {r + 1}: save() {peer.wall:.2f} s wall / {peer.cpu:.2f} s CPU, apply_many {batched.wall:.3f} s wall"
-              f" / {batched.cpu:.3f} s CPU: {peer.wall / batched.wall:.1f}x wall, {peer.cpu / batched.cpu:.1f}x CPU")
-    peer, batched, single = _Best([r[0] for r in rounds]), _Best([r[1] for r in rounds]), rounds[0][2]
-    benchkit.table(("path (best of rounds)", "wall s", "ms/sample", "vs save()", "CPU s", "vs save()"), [
-        (label, c.wall, 1000 * c.wall / n, f"{peer.wall / c.wall:.1f}x", c.cpu, f"{peer.cpu / c.cpu:.1f}x")
-        for label, c in (("per-sample sample.save() (FiftyOne)", peer), ("EditSession.apply_many (1 batch)", batched),
-                         ("EditSession.apply, one op at a time (round 1)", single))])
+              f" / {batched.cpu:.3f} s CPU: {ratios['wall'][-1]:.1f}x wall, {ratios['CPU'][-1]:.1f}x CPU")
+    single = rounds[0][2]
+    benchkit.table(("path (round 1)", "wall s", "ms/sample", "vs save()", "CPU s", "vs save()"), [
+        (label, c.wall, 1000 * c.wall / n, f"{rounds[0][0].wall / c.wall:.1f}x", c.cpu, f"{rounds[0][0].cpu / c.cpu:.1f}x")
+        for label, c in (("per-sample sample.save() (FiftyOne)", rounds[0][0]), ("EditSession.apply_many (1 batch)", rounds[0][1]),
+                         ("EditSession.apply, one op at a time", single))])
     print("CPU s = this process + the database's mongod; wall s = elapsed (includes waiting for a core)")
-    for unit in ("wall", "CPU"):
-        ratio = getattr(peer, unit.lower()) / getattr(batched, unit.lower())
-        benchkit.result(f"writeback {n} edited samples vs sample.save() ({unit}, best of {args.repeat})",
-                        f"{ratio:.1f}x", ">= 10x", ratio >= 10)
+    for unit, values in ratios.items():
+        shown = ", ".join(f"{v:.1f}x" for v in values)
+        benchkit.result(f"writeback {n} edited samples vs sample.save() ({unit}, worst of {args.repeat} rounds: {shown})",
+                        f"{min(values):.1f}x", ">= 10x every round", min(values) >= 10)
     return 0
 
 
