@@ -20,6 +20,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, field
 
+import numpy as np
 from psygnal import evented
 
 from maskreview.core.editing.ops import LabelRef
@@ -141,39 +142,72 @@ class ReviewState:
 
     # ------------------------------------------------------------------ the browser's view
     def visible_sample_ids(self) -> list[str]:
-        """The samples the browser shows, in its order: search, tag/class/drill-down restrictions,
-        then the sort order (samples it does not rank keep the dataset's order, after it).
+        """The samples the browser shows, in its order (:meth:`visible_positions`)."""
+        ids = self.sample_ids
+        return [ids[k] for k in self.visible_positions().tolist()]
+
+    def visible_positions(self) -> np.ndarray:
+        """Where the samples the browser shows are in ``sample_ids``, in the browser's order:
+        search, tag/class/drill-down restrictions, then the sort order (samples it does not rank
+        keep the dataset's order, after it).
 
         With a dataset, the search and the tag are one database query (``store.reader.browse_ids``,
-        index-backed); restrictions filter its result, or the smallest restriction is the start:
-        no step walks every sample unless no filter is on (#17.4)."""
+        index-backed); restrictions filter its result, or the smallest restriction is the start.
+        The rest is index arithmetic (numpy) over positions, not lists of ids: a sort of 100,000
+        samples costs a look-up per ranked id and no more (#17.4)."""
         f = self.filters
+        n = len(self.sample_ids)
         text = f.search.strip()
         allowed = sorted(f.sample_ids.values(), key=len)
         if self.dataset is not None and (text or f.tag):
-            rows = self._in_dataset_order(reader.browse_ids(self.dataset, text, f.tag))
+            rows = np.sort(self._positions_of(reader.browse_ids(self.dataset, text, f.tag)))
         elif text:  # no database (a browser of its own): the file names it was given
             low = text.lower()
-            rows = [sid for sid, name in zip(self.sample_ids, self.sample_names) if low in name.lower()]
+            rows = np.array([k for k, name in enumerate(self.sample_names) if low in name.lower()], np.int64)
         elif allowed:
-            rows = self._in_dataset_order(allowed[0])
+            rows = np.sort(self._positions_of(allowed[0]))
         else:
-            rows = list(self.sample_ids)
-        if allowed:
-            rows = [sid for sid in rows if all(sid in ids for ids in allowed)]
-        if f.order is not None:  # the ranked ones in their order, then the rest (no sort: 100,000 rows)
-            ranked, present = dict.fromkeys(f.order), set(rows)
-            rows = [sid for sid in ranked if sid in present] + [sid for sid in rows if sid not in ranked]
+            rows = np.arange(n, dtype=np.int64)
+        for ids in allowed:
+            keep = np.zeros(n, bool)
+            keep[self._positions_of(ids)] = True
+            rows = rows[keep[rows]]
+        if f.order is not None:  # the ranked ones in their order, then the rest
+            ranked = self._order_positions(f.order)
+            present = np.zeros(n, bool)
+            present[rows] = True
+            ranked = ranked[present[ranked]]
+            present[ranked] = False
+            rows = np.concatenate([ranked, rows[present[rows]]])
         return rows
 
-    def _in_dataset_order(self, ids) -> list[str]:
-        """``ids`` (those of the dataset's samples) in the dataset's order."""
+    def use_positions(self, positions: dict) -> None:
+        """``{sample id: its position in sample_ids}`` made elsewhere already (the browser's
+        model has it for the same ids): not made again (100,000 ids)."""
+        self.__dict__["_positions"] = (self.sample_ids, positions)
+
+    def _position_map(self) -> dict:
         cached = self.__dict__.get("_positions")
         if cached is None or cached[0] is not self.sample_ids:
             cached = (self.sample_ids, {sid: k for k, sid in enumerate(self.sample_ids)})
             self.__dict__["_positions"] = cached
-        position, ids_ = cached[1], self.sample_ids
-        return [ids_[k] for k in sorted(position[sid] for sid in ids if sid in position)]
+        return cached[1]
+
+    def _positions_of(self, ids) -> np.ndarray:
+        """The positions of ``ids`` (those of the dataset's samples) in ``sample_ids``, in ``ids``' order."""
+        get = self._position_map().get
+        out = np.fromiter((get(sid, -1) for sid in ids), np.int64)
+        return out[out >= 0]
+
+    def _order_positions(self, order) -> np.ndarray:
+        """``order``'s positions, each sample once (its first place), kept while the order is."""
+        cached = self.__dict__.get("_order_cache")
+        if cached is None or cached[0] is not order or cached[1] is not self.sample_ids:
+            pos = self._positions_of(order)
+            _, first = np.unique(pos, return_index=True)
+            cached = (order, self.sample_ids, pos[np.sort(first)])
+            self.__dict__["_order_cache"] = cached
+        return cached[2]
 
     def show_all(self) -> None:
         """"Show all" / Clear filters: every filter off; the current sample stays current."""
