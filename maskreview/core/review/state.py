@@ -18,6 +18,7 @@ none copies. Panels change it by assignment or through its methods; each field h
 from __future__ import annotations
 
 import operator
+from itertools import repeat
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -195,8 +196,7 @@ class ReviewState:
 
     def _positions_of(self, ids) -> np.ndarray:
         """The positions of ``ids`` (those of the dataset's samples) in ``sample_ids``, in ``ids``' order."""
-        get = self._position_map().get
-        out = np.fromiter((get(sid, -1) for sid in ids), np.int64)
+        out = np.fromiter(map(self._position_map().get, ids, repeat(-1)), np.int64)  # map: no generator frame per id
         return out[out >= 0]
 
     def _order_positions(self, order) -> np.ndarray:
