@@ -329,7 +329,7 @@ def _bits(image) -> np.ndarray:
     return np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())[:, :image.width() * 4].copy()
 
 
-def test_zoomed_out_the_screen_shows_the_layers_averaged(qtbot):
+def test_zoomed_out_the_screen_is_the_composite_sampled_and_follows_edits(qtbot):
     """Zoomed out past half size the canvas draws mip levels; what is on screen is the full-size
     composite's pixels a scaled draw samples (not another scale or place, not missing a layer)."""
     from maskreview.gui.canvas import ImageCanvas
@@ -354,19 +354,33 @@ def test_zoomed_out_the_screen_shows_the_layers_averaged(qtbot):
     view.set_style(labels=False, boxes=False)
     view.set_sample(SampleData("big", "big.png", image, None, big, big, {"ground_truth": gt, "predictions": pred}))
     view.set_zoom(0.25)
-    screen = _screen(view).reshape(view.viewport().height(), view.viewport().width(), 3).astype(float)
+
+    def shown_and_expected():
+        screen = _screen(view).reshape(view.viewport().height(), view.viewport().width(), 3).astype(float)
+        top_left = view.mapFromScene(0, 0)
+        y, x = max(top_left.y(), 0), max(top_left.x(), 0)
+        shown = screen[y:y + 500, x:x + 500]
+        comp = image.astype(float)
+        for name in view.fields():
+            if name not in view.style.hidden_fields:
+                layer = _layer(view, name).astype(float)
+                comp = layer[..., 2::-1] + comp * (1 - layer[..., 3:] / 255)  # premultiplied BGRA over RGB
+        y, x = max(-top_left.y(), 0), max(-top_left.x(), 0)
+        return shown, comp[2::4, 2::4][y:y + shown.shape[0], x:x + shown.shape[1]]
+
+    shown, ref = shown_and_expected()
     assert view._image_item.mips._levels  # noqa: SLF001 - a level was drawn
-    top_left = view.mapFromScene(0, 0)
-    shown = screen[max(top_left.y(), 0):max(top_left.y(), 0) + 500, max(top_left.x(), 0):max(top_left.x(), 0) + 500]
-    comp = image.astype(float)
-    for name in view.fields():
-        layer = _layer(view, name).astype(float)
-        comp = layer[..., 2::-1] + comp * (1 - layer[..., 3:] / 255)  # premultiplied BGRA over RGB
-    x = max(-top_left.x(), 0)
-    y = max(-top_left.y(), 0)
-    ref = comp[2::4, 2::4][y:y + shown.shape[0], x:x + shown.shape[1]]
     assert np.abs(shown - ref).mean() < 3
-    assert np.abs(shown - cv2.resize(image.astype(float), (512, 512), interpolation=cv2.INTER_AREA)[:shown.shape[0], :shown.shape[1]]).mean() > 6
+    plain = image[2::4, 2::4][:shown.shape[0], :shown.shape[1]].astype(float)
+    assert np.abs(shown - plain).mean() > 6  # the layers are on it
+    edited = {"ground_truth": [replace(i, mask=np.ones_like(i.mask)) if k < 60 else i for k, i in enumerate(gt)],
+              "predictions": pred}  # 60 labels filled in: the composite is made again
+    view.set_sample(SampleData("big", "big.png", image, None, big, big, edited), keep_view=True)
+    again, ref = shown_and_expected()
+    assert np.abs(again - ref).mean() < 3 and np.abs(again - shown).mean() > 0.5
+    view.set_style(hidden_fields={"predictions"})
+    hidden, ref = shown_and_expected()
+    assert np.abs(hidden - ref).mean() < 3 and np.abs(hidden - again).mean() > 3
 
 
 def test_vectorised_boxes_equal_detection_pixel_box():

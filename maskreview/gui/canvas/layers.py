@@ -15,6 +15,7 @@ a frame scales about as many pixels as it shows, not the whole 4096 x 4096 layer
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +33,7 @@ TILE = 256  # image pixels per side of a lazily rendered tile (zoomed in: only w
 FULL_REDRAW_SHARE = 0.25  # dirty boxes covering more of the image than this: render it all again
 MIP_MIN = 1024  # images smaller than this on both sides are drawn without mip levels
 
+_SERIALS = itertools.count()
 _POOL: list = []  # one pool of two threads: the layers of a sample and the mip levels render beside each other
 
 
@@ -56,6 +58,8 @@ class Mips:
         self._dirty: dict[int, list] = {}  # level -> rectangles of the base to copy again
         self._pending: Future | None = None
         self._lock = threading.Lock()
+        self.version = 0  # counts invalidations: a composite of levels is made again when it changes
+        self.serial = next(_SERIALS)  # never reused (an id() may be, once this is gone)
 
     @staticmethod
     def level_for(scale: float, height: int, width: int) -> int:
@@ -78,6 +82,7 @@ class Mips:
     def invalidate(self, rects: list | None = None) -> None:
         """The base changed in these rectangles (``x0, y0, x1, y1``; None: everywhere)."""
         self._wait()
+        self.version += 1
         if rects is None:
             self._levels.clear()
             self._dirty.clear()
@@ -307,19 +312,43 @@ def merge_rects(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, 
 
 
 class ImageItem(QGraphicsItem):
-    """Draws a QImage from its own buffer (no QPixmap copy): the image or a layer patched in place."""
+    """Draws a QImage from its own buffer (no QPixmap copy): the image or a layer patched in place.
 
-    def __init__(self, image: QImage | None = None):
+    Zoomed out to a mip level, the image's item draws one opaque composite of its level and the
+    levels of the layers above it (``overlays``), made once per level and per change of any of
+    them; those layers' items (``composited``) then draw nothing: a frame scales one image, not three."""
+
+    def __init__(self, image: QImage | None = None, composited: bool = False):
         super().__init__()
         self.image, self.smooth = image, False
         self.layer: FieldLayer | None = None  # a lazy layer renders the tiles about to be drawn
         self.mips: Mips | None = None  # smaller levels to draw zoomed out
+        self.composited = composited  # a layer whose mip levels the image's item draws
+        self.overlays = None  # the image's item: () -> the items above it, bottom first
+        self._composites: dict[int, tuple] = {}  # level -> (what it was made of, QImage)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def _composite(self, level: int) -> QImage:
+        size = self.image.size()
+        tops = [it for it in self.overlays() if it.isVisible() and it.mips is not None and it.image is not None
+                and it.image.size() == size]
+        key = (self.mips.serial, self.mips.version, tuple((it.mips.serial, it.mips.version) for it in tops))
+        made = self._composites.get(level)
+        if made is not None and made[0] == key:
+            return made[1]
+        image = self.mips.qimage(level).copy()
+        painter = QPainter(image)
+        for it in tops:
+            painter.drawImage(0, 0, it.mips.qimage(level))
+        painter.end()
+        self._composites[level] = (key, image)
+        return image
 
     def set_image(self, image: QImage | None, layer: FieldLayer | None = None, mips: Mips | None = None) -> None:
         self.prepareGeometryChange()
         self.image, self.layer = image, layer
         self.mips = mips if mips is not None else layer.mips if layer is not None else None
+        self._composites.clear()
         self.update()
 
     def boundingRect(self) -> QRectF:
@@ -336,7 +365,9 @@ class ImageItem(QGraphicsItem):
             scale = abs(painter.worldTransform().m11()) * painter.device().devicePixelRatioF()
             level = Mips.level_for(scale, self.image.height(), self.image.width())
             if level:
-                small = self.mips.qimage(level)
+                if self.composited:  # drawn into the image's composite of this level
+                    return
+                small = self._composite(level) if self.overlays is not None else self.mips.qimage(level)
                 painter.save()
                 painter.setClipRect(self.boundingRect(), Qt.ClipOperation.IntersectClip)  # the last pixels reach past it
                 painter.scale(1 << level, 1 << level)

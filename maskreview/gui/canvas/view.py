@@ -139,6 +139,7 @@ class ImageCanvas(QGraphicsView):
         self._image_item = ImageItem()
         self.scene().addItem(self._image_item)
         self._layer_items: dict[str, ImageItem] = {}
+        self._image_item.overlays = lambda: sorted(self._layer_items.values(), key=lambda it: it.zValue())
         self._layer_cache: OrderedDict = OrderedDict()  # (sample, field, style...) -> (FieldLayer, QImage)
         self._visible: dict[str, _Visible] = {}  # field -> its visible instances and their index
         self._expect_fit = False  # set_sample of a sample about to be fitted: its first mip level is the fit's
@@ -346,7 +347,7 @@ class ImageCanvas(QGraphicsView):
         for z, name in enumerate(self.fields()):
             item = self._layer_items.get(name)
             if item is None:
-                item = self._layer_items[name] = ImageItem()
+                item = self._layer_items[name] = ImageItem(composited=True)
                 self.scene().addItem(item)
             item.setZValue(1 + z)
             if name in s.hidden_fields or not (s.fills or s.contours):
