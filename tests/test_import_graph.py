@@ -220,13 +220,13 @@ def test_no_module_borrows_another_modules_private_names():
 BASE = {"errors", "fields", "progress", "gcpause", "startup"}
 MAY_IMPORT = {
     "errors": set(), "fields": set(), "gcpause": set(), "startup": set(), "progress": {"errors"},
-    "keymaps": {"errors"},
+    "keymaps": {"errors"}, "plain_pickle": set(),
     "store": {"errors", "fields"},
     "images": BASE, "masks": BASE | {"store"}, "names": BASE | {"store"}, "cocofile": BASE | {"masks"},
     "editing": BASE | {"store", "masks", "images"},
     "evaluation": BASE | {"store", "masks", "images", "cocofile", "names"},
-    "model": BASE | {"store", "masks", "images", "names", "editing", "evaluation"},
-    "review": BASE | {"store", "masks", "images", "editing", "evaluation", "tagging", "keymaps"},
+    "model": BASE | {"store", "masks", "images", "names", "editing", "evaluation", "plain_pickle"},
+    "review": BASE | {"store", "masks", "images", "editing", "evaluation", "tagging", "keymaps", "plain_pickle"},
     "tagging": BASE | {"store", "editing", "keymaps"},
     "sources": BASE | {"store", "masks", "images", "cocofile"},
     "export": BASE | {"store", "masks", "images"},

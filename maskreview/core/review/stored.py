@@ -20,6 +20,7 @@ import pickle
 from dataclasses import replace
 from pathlib import Path
 
+from maskreview.core import plain_pickle
 from maskreview.core.fields import MODIFIED_FIELD
 from maskreview.core.store import reader, user_cache_dir
 
@@ -62,7 +63,7 @@ def load(dataset, eval_key: str, config=None):
     path = _path(dataset, eval_key)
     try:
         with open(path, "rb") as f:
-            kept = pickle.load(f)
+            kept = plain_pickle.load(f)
     except FileNotFoundError:
         return None
     except Exception:  # noqa: BLE001 - a damaged or foreign file: computed again, then written anew
