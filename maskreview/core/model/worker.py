@@ -40,11 +40,13 @@ from maskreview.core.model.assist import propose_mask, warm
 from maskreview.core.model.engine import Engine
 from maskreview.core.model.runs import run_inference
 from maskreview.core.model.safe_loading import UntrustedCheckpointError
+from maskreview.core.model.worker_client import lower_priority
 from maskreview.core.progress import Progress
 from maskreview.core.startup import quiet_library_warnings
 from maskreview.core.store import connect, lost_database
 
 CAPTURES_KEPT = 6
+LOW_PRIORITY = 10  # niced at least this much, the model uses every core
 EXIT_GRACE_S = 10.0  # how long a request may run on once the window is gone
 
 
@@ -91,7 +93,10 @@ class Worker:
         if self._engine is None or self._engine_key != key:
             import torch
 
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # a core stays free for the window
+            # every core: the worker runs niced (worker_client.WORKER_NICE), so the window's thread
+            # still gets a core whenever it wants one; niced less, one core stays free for the window
+            cores = os.cpu_count() or 2
+            torch.set_num_threads(cores if _niceness() >= LOW_PRIORITY else max(1, cores - 1))
             self._engine = None  # the old model's memory goes before the new one loads
             self._engine = Engine(model, weights=weights, settings=settings, trust_checkpoint=trust_checkpoint,
                                   progress=progress)
@@ -190,6 +195,13 @@ class Worker:
         return os.getpid()
 
 
+def _niceness() -> int:
+    try:
+        return os.getpriority(os.PRIO_PROCESS, 0)
+    except (OSError, AttributeError):  # no priorities here (Windows)
+        return 0
+
+
 def _kind(exc: BaseException) -> str:
     if isinstance(exc, CancelledError):
         return "cancelled"
@@ -281,8 +293,8 @@ def main() -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    if os.environ.get("MASKREVIEW_WORKER_NICE"):
-        os.nice(int(os.environ["MASKREVIEW_WORKER_NICE"]))  # the window's thread comes first for the CPU
+    if os.environ.get("MASKREVIEW_WORKER_NICE"):  # the window's thread comes first for the CPU
+        lower_priority(0, int(os.environ["MASKREVIEW_WORKER_NICE"]))  # the client set it already, if it could
     quiet_library_warnings()  # torch's and detectron2's notices about themselves are not the user's
     channel = Channel(out_fd)
     channel.send(id=0, event="ready", pid=os.getpid())

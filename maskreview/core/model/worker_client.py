@@ -31,6 +31,11 @@ from maskreview.core.errors import BadInputError, CancelledError, DatabaseError,
 from maskreview.core.model import worker_io
 
 WORKER_MODULE = "maskreview.core.model.worker"
+# The window's worker runs niced: when the window's thread wants a core it gets one at once (the
+# event loop does not wait behind the model), and the model has every idle core (the worker then
+# uses all cores' torch threads). Not 19: under a busy machine's other work the model would starve.
+# Lowering is all it does: never below what the worker has already.
+WORKER_NICE = 10
 _ERRORS = {"cancelled": CancelledError, "database": DatabaseError, "input": BadInputError}
 
 
@@ -40,6 +45,15 @@ class WorkerCrashed(MaskreviewError):
     def __init__(self, how: str, stderr_tail: str = ""):
         self.how, self.stderr_tail = how, stderr_tail
         super().__init__(f"the model process {how}" + (f" ({stderr_tail})" if stderr_tail else ""))
+
+
+def lower_priority(pid: int, nice: int) -> None:
+    """Make process ``pid`` (0: this one) at least ``nice`` nice; never raises its priority."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, pid) < nice:
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except (OSError, AttributeError):  # gone already, or no priorities here (Windows)
+        pass
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -118,6 +132,8 @@ class WorkerClient:
                 env["MASKREVIEW_WORKER_NICE"] = str(self.nice)
             proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=env, bufsize=0, close_fds=True)
+            if self.nice:  # now, before its imports (torch, FiftyOne: seconds of CPU); its threads inherit it
+                lower_priority(proc.pid, self.nice)
             self._proc = proc
             threading.Thread(target=self._read, args=(proc,), name="model-worker-reader", daemon=True).start()
             threading.Thread(target=self._relay_stderr, args=(proc,), name="model-worker-stderr", daemon=True).start()
@@ -253,5 +269,5 @@ def shared_client() -> WorkerClient:
     """The process's one worker (the window's model lives there)."""
     global _shared
     if _shared is None:
-        _shared = WorkerClient(nice=int(os.environ.get("MASKREVIEW_WORKER_NICE_LEVEL", "5")))
+        _shared = WorkerClient(nice=int(os.environ.get("MASKREVIEW_WORKER_NICE_LEVEL", str(WORKER_NICE))))
     return _shared
