@@ -1,12 +1,18 @@
-"""Dataset inference through the engine vs a bare detectron2 ``DefaultPredictor`` loop.
+"""Dataset inference as the window runs it (the model worker process) vs a bare detectron2 ``DefaultPredictor`` loop.
 
-Both run the same model over the same images in the same process: the demo model when
+Both run the same model over the same images: the demo model when
 ``resources/models/demo/model_final.pth`` exists, else the demo architecture with random
-weights. The engine's number includes decoding (overlapped on threads), turning outputs into
-``fo.Detections`` and writing them to FiftyOne; the bare loop only decodes and predicts.
-Target: engine / bare >= 1.0 (the app adds no overhead). Each path is timed in wall time and in
-CPU time (this process, and mongod for the engine's writes when it is local: ``benchkit.Clock``),
-since on a shared machine wall time mostly measures waiting for a core.
+weights. Ours is what the window does: a ``run`` request to the model worker
+(``core.model.worker``, started as the app starts it: ``worker_client.shared_client``, niced,
+torch on every core), which decodes the next images on threads while the model works, turns the
+outputs into ``fo.Detections``, writes them to FiftyOne, snapshots the field for undo and reports
+progress back over the pipe; its model is loaded by a warm-up request first (the window keeps
+it loaded between runs). The peer decodes (``cv2.imread``) and predicts, one by one, in this
+process, warmed up too. Rounds alternate which goes first; each round's ratio is printed and the
+target (ours / bare >= 1.0: the app adds no overhead) counts as met only if every round meets it.
+Each path is timed in wall time and in CPU time (this process, the worker, and mongod for the
+writes when it is local: ``benchkit.Clock``), since on a shared machine wall time mostly
+measures waiting for a core.
 
     python bench/bench_inference.py [--n 24] [--rounds 2]
 """
@@ -65,17 +71,15 @@ def bare_loop(cfg, weights: str, paths: list[str]) -> tuple[float, float]:
     return clock.wall, clock.cpu
 
 
-def engine_run(engine, dataset, mongod: int | None) -> tuple[float, float, float]:
-    """Wall and CPU seconds of ``run_inference`` (decode, predict, Detections, write), and the
-    seconds it waited for decoding."""
-    from maskreview.core.images import read_image
-    from maskreview.core.model.runs import run_inference
-
-    engine.predict(read_image(dataset.first().filepath))  # warm-up
+def worker_run(client, dataset, model: str, settings, ids=None, mongod: int | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds of one ``run`` request to the model worker (decode, predict,
+    Detections, write, the field's snapshots), as ``gui.model_runs`` sends it."""
     with benchkit.Clock(mongod) as clock:
-        report = run_inference(dataset, engine, field="bench_predictions", overwrite=True)
-    assert report.predicted == len(dataset) and not report.failures
-    return clock.wall, clock.cpu, report.decode_wait_seconds
+        result = client.call("run", dataset=dataset.name, ids=ids, model=model, weights=None, settings=settings,
+                             field="bench_predictions", overwrite=True, only_missing=False, trust_checkpoint=False)
+    want = len(ids) if ids is not None else len(dataset)
+    assert result["status"] == "done" and result["report"].predicted == want and not result["report"].failures, result
+    return clock.wall, clock.cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,12 +91,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from maskreview.core import store
     from maskreview.core.demo import write_demo_dataset
-    from maskreview.core.model.engine import Engine, EngineSettings
+    from maskreview.core.model.engine import EngineSettings, build_cfg
+    from maskreview.core.model.registry import resolve_model
+    from maskreview.core.model.worker_client import shared_client
     from maskreview.core.sources import open_source
 
     fo = store.connect()
     mongod = benchkit.mongod_pid(os.environ.get("FIFTYONE_DATABASE_DIR"))
     load = os.getloadavg()
+    client = shared_client()  # the window's worker, started as the app starts it
     with tempfile.TemporaryDirectory(prefix="maskreview-bench-") as tmp:
         tmp = Path(tmp)
         model, what = _model_dir(tmp)
@@ -100,34 +107,44 @@ def main(argv: list[str] | None = None) -> int:
         name = f"bench-inference-{time.strftime('%Y%m%d%H%M%S')}"
         dataset = open_source(coco, name=name)
         try:
-            engine = Engine(model, settings=EngineSettings(device=args.device))
+            settings = EngineSettings(device=args.device)
+            spec = resolve_model(model)
+            cfg = build_cfg(spec.config_file, settings)
             paths = dataset.values("filepath")
-            bare, ours, waits = [], [], []
-            for _ in range(args.rounds):
-                bare.append(bare_loop(engine.cfg, engine.weights, paths))
-                wall, cpu, wait = engine_run(engine, dataset, mongod)
-                ours.append((wall, cpu))
-                waits.append(wait)
+            worker_run(client, dataset, model, settings, ids=dataset.values("id")[:1])  # starts it, loads the model
+            bare, ours = [], []
+            for r in range(args.rounds):
+                for path in (("bare", "ours") if r % 2 == 0 else ("ours", "bare")):
+                    if path == "bare":
+                        bare.append(bare_loop(cfg, str(spec.weights or cfg.MODEL.WEIGHTS), paths))
+                    else:
+                        ours.append(worker_run(client, dataset, model, settings, mongod=mongod))
+            niceness = os.getpriority(os.PRIO_PROCESS, client.pid)
         finally:
+            client.close()
             fo.delete_dataset(name)
+    import torch
+
     n = len(paths)
-    bare_wall, bare_cpu = min(w for w, _ in bare), min(c for _, c in bare)
-    ours_wall, ours_cpu = min(w for w, _ in ours), min(c for _, c in ours)
-    ratio, ratio_cpu = bare_wall / ours_wall, bare_cpu / ours_cpu
-    print(f"model: {what} ({model}), device {engine.device}, {n} images of 256 px, best of {args.rounds}, "
-          f"torch threads {engine._torch.get_num_threads()}")
+    ratios = [(b[0] / o[0], b[1] / o[1]) for b, o in zip(bare, ours)]
+    print(f"model: {what} ({model}), device {cfg.MODEL.DEVICE}, {n} images of 256 px, {args.rounds} rounds; "
+          f"bare: torch threads {torch.get_num_threads()}; worker: nice {niceness}, torch threads = {os.cpu_count()} "
+          "cores when niced")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in load)}; after: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
-    benchkit.table(("path", "wall s", "img/s", "CPU s"), [
-        ("bare DefaultPredictor loop (decode+predict)", bare_wall, n / bare_wall, bare_cpu),
-        ("engine run_inference (+ Detections + write)", ours_wall, n / ours_wall, ours_cpu)])
-    print("rounds (wall/CPU s): bare " + ", ".join(f"{w:.1f}/{c:.1f}" for w, c in bare) + "; engine "
-          + ", ".join(f"{w:.1f}/{c:.1f}" for w, c in ours))
-    print(f"engine waited {min(waits):.2f} s for decoding; ratio engine/bare {ratio:.2f} wall, {ratio_cpu:.2f} CPU "
-          "(target >= 1.0)")
-    benchkit.result(f"inference throughput engine/bare ({engine.device}, wall)", f"{ratio:.2f}", ">= 1.0", ratio >= 1.0)
-    benchkit.result(f"inference throughput engine/bare ({engine.device}, CPU)", f"{ratio_cpu:.2f}", ">= 1.0",
-                    ratio_cpu >= 1.0)
+    rows = []
+    for r, (b, o) in enumerate(zip(bare, ours)):
+        rows.append((f"round {r + 1}: bare DefaultPredictor loop (decode+predict)", b[0], n / b[0], b[1]))
+        rows.append((f"round {r + 1}: model worker run (+ Detections, write, snapshots)", o[0], n / o[0], o[1]))
+    benchkit.table(("path", "wall s", "img/s", "CPU s"), rows)
+    print("ratio ours/bare per round (wall, CPU): " + ", ".join(f"{w:.2f}, {c:.2f}" for w, c in ratios)
+          + " (target >= 1.0 in every round)")
+    worst, worst_cpu = min(w for w, _ in ratios), min(c for _, c in ratios)
+    device = cfg.MODEL.DEVICE
+    benchkit.result(f"inference throughput worker/bare ({device}, wall, worst of {len(ratios)} rounds)", f"{worst:.2f}",
+                    ">= 1.0", worst >= 1.0)
+    benchkit.result(f"inference throughput worker/bare ({device}, CPU, worst of {len(ratios)} rounds)",
+                    f"{worst_cpu:.2f}", ">= 1.0", worst_cpu >= 1.0)
     return 0
 
 
