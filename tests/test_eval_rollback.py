@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from helpers_coco import perturbed_demo
 
-from maskreview.core.errors import CancelledError, MaskreviewError
+from maskreview.core.errors import CancelledError
 from maskreview.core.evaluation import chunks, evaluate_and_store, runs
 from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, REV_FIELD
 from maskreview.core.progress import Progress
@@ -67,7 +67,8 @@ def test_a_run_failing_while_it_is_stored_leaves_nothing_and_the_key_evaluates_a
     monkeypatch.setattr(runs, "WRITE_BATCH", 3)  # values written while the run goes on
     before = _state(demo)
     progress = _DeletesTheRun(demo)
-    with pytest.raises((MaskreviewError, ValueError)):
+    # FiftyOne's error: "Failed to update document" (as at 100,000) or "no evaluation key", by when it went
+    with pytest.raises(ValueError, match="Failed to update document|has no evaluation key"):
         evaluate_and_store(demo.view(), eval_key=KEY, progress=progress)
     assert progress.done_it
     assert _holding(demo, KEY) == 0

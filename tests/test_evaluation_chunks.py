@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_evaluation_identity import _check_identity, _check_stored, crafted, demo  # noqa: F401  (fixtures)
 
-from maskreview.core.evaluation import chunks
+from maskreview.core.evaluation import cache, chunks, reading
 from maskreview.core.evaluation import results as R
 
 
@@ -37,6 +37,13 @@ def test_chunked_evaluation_is_pycocotools_and_the_whole_set(crafted, iou_type, 
 def test_chunked_demo_set_at_coco_and_off_grid_thresholds(demo, monkeypatch):  # noqa: F811
     whole = R.compute(demo, reuse=False)
     monkeypatch.setattr(chunks, "CHUNK_IMAGES", 5)
+    monkeypatch.setattr(reading, "READ_BATCH", 5)  # read 5 samples a query (with progress)
+    cache.clear()
+    from maskreview.core.progress import Progress
+
+    read_in_batches = R.compute(demo, reuse=False, progress=Progress())
+    _same(read_in_batches, whole)
+    assert read_in_batches.sample_ids == whole.sample_ids
     _same(_check_identity(demo, "segm"), whole)
     _check_identity(demo, "segm", iou_thresh=0.75, t=5)
     _check_identity(demo, "segm", iou_thresh=0.6, t=0, iou_thrs=[0.6])

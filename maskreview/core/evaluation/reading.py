@@ -81,7 +81,7 @@ def _version(rev, modified, height, width) -> tuple:
     return (rev, modified, height or 0, width or 0)
 
 
-READ_BATCH = 5000  # samples per query when reading with progress (100,000 samples: 20 queries)
+READ_BATCH = 2000  # samples per query when reading with progress (100,000 samples: 50 queries)
 
 
 def _batched(view, paths: list[str], progress, ids: list | None = None) -> list[list]:

@@ -379,6 +379,7 @@ def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FI
     ``reuse``: what samples unchanged since this process's last run had is taken (:mod:`cache`),
     and rerunning a key in place writes only the samples whose values are not already stored."""
     progress = progress or Progress()
+    progress.start(4, "evaluating")  # shown at once: checking the key may scan every sample
     run = _Store(view, eval_key, gt_field, pred_field, iou_type, iou_thresh, progress) if eval_key is not None else None
     with gc_paused():
         try:
