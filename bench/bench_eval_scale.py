@@ -9,7 +9,7 @@ sample, 5 classes), built once in a child process under ``--root`` and kept. Thi
    status bar's bar), the peak RSS of this process (the app: a window adds ~0.5 GB, bench_gui's
    open row), the time;
 2. cancels a run under another new key while reading, one in the middle of COCOeval, and
-   3. one while its values are being written: how long after Cancel the job ended, and that the
+   3. one while its values are being written (over 20,000 of the samples: writing comes last): how long after Cancel the job ended, and that the
    dataset is as it was (no value of the key in any sample, no field, no run);
 4. evaluates 10,000 of the samples under that cancelled key (what failed once after a cancel at
    100,000: "Failed to update document").
@@ -192,7 +192,8 @@ def main(argv=None) -> int:
             ("3 Cancel while writing", "eval_cancel_write",
              lambda rec: rec.times and rec.times[-1][1] > 0 and _holding(dataset, "eval_cancel_write") > 0))
             if r[0].split()[0] in rounds]:
-        r = _run(dataset.view(), key, when)
+        # writing comes after all of COCOeval: round 3 runs on 20,000 of the samples (a few minutes less)
+        r = _run(dataset.view() if key != "eval_cancel_write" else dataset.limit(20_000), key, when)
         report(label, r)
         rows["latency"].append(r["latency"] if r["latency"] is not None else float("inf"))
         clean = type(r.get("error")).__name__ == "CancelledError" and _holding(dataset, key) == 0 \

@@ -242,9 +242,14 @@ class EvaluationDock(QWidget):
 
     def start_evaluation(self, view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD,
                          iou_type: str = "segm", eval_key: str | None = DEFAULT_EVAL_KEY):
-        """Evaluate on a worker thread; the panels fill when it is done. Returns the job."""
+        """Evaluate on a worker thread; the panels fill when it is done. Returns the job; while
+        one runs (or is still cancelling: it removes what it wrote) that one, as two runs under
+        one key would write over each other's values."""
         from maskreview.core.evaluation import evaluate_and_store
         from maskreview.gui.workers import Job
+
+        if self._job is not None and self._job.isRunning():
+            return self._job
 
         self.view, self._fields = view, (gt_field, pred_field, iou_type, eval_key)
         self.evaluate_button.setEnabled(False)
