@@ -230,3 +230,21 @@ def test_redrawing_every_thumbnail_of_100000_samples_is_one_signal_and_signals_n
     for i in range(200_000):  # aborted the interpreter at a few thousand before the reserve for True
         emitter.fired.emit(i)
     assert len(seen) == 200_000
+
+
+def test_a_filter_that_keeps_the_sample_on_show_scrolls_the_grid_to_it(qtbot, big):
+    """Seen at 100,000 samples: after the tag filter the sample on show stayed current, but the
+    grid showed the first rows (a model reset lays the grid out in batches, after scrollTo)."""
+    state, browser, ids, _paths = _browser(qtbot, big)
+    browser.resize(300, 600)
+    browser.show()
+    qtbot.waitExposed(browser)
+    sid = ids[HARD * 120]  # row 120 once filtered by "hard": far below the first screen
+    browser.select_id(sid)
+    state.filters.tag = "hard"
+    view = browser.view
+
+    def on_screen():
+        return view.viewport().rect().intersects(view.visualRect(view.currentIndex()))
+
+    qtbot.waitUntil(lambda: browser.current_id() == sid and on_screen(), timeout=5000)

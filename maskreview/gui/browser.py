@@ -16,10 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPoint, QRect, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPoint, QRect, QSize, Qt, QThreadPool, QTimer,
+                            Signal)
 from PySide6.QtGui import QColor, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLineEdit, QListView, QStyle, QStyledItemDelegate,
                                QToolButton, QVBoxLayout, QWidget)
+
+from shiboken6 import isValid
 
 from maskreview.gui.thumbnail_badges import draw_badges
 
@@ -347,6 +350,7 @@ class SampleBrowser(QWidget):
         self.model = SampleListModel(self)
         self._staying = None  # the current sample while a filter change keeps it current
         self._aligned_to = (None, None, False)  # (model ids, state ids, whether they are the same)
+        self._scroll_tries = 0
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search filenames…")
         self.search.setClearButtonEnabled(True)
@@ -523,6 +527,19 @@ class SampleBrowser(QWidget):
             index = self.model.index(row)
             self.view.setCurrentIndex(index)
             self.view.scrollTo(index)
+            # after a model reset the grid lays its rows out in batches, later (the scroll range grows
+            # with them): scroll again until the row is on screen, a few times at most
+            self._scroll_tries = 20
+            QTimer.singleShot(0, self._scroll_to_current)
+
+    def _scroll_to_current(self) -> None:
+        view = self.view
+        if not isValid(view) or not view.currentIndex().isValid():
+            return
+        view.scrollTo(view.currentIndex())
+        if not view.viewport().rect().intersects(view.visualRect(view.currentIndex())) and self._scroll_tries > 0:
+            self._scroll_tries -= 1
+            QTimer.singleShot(25, self._scroll_to_current)
 
     def select_id(self, sid: str) -> None:
         r = self.model.row_of.get(sid)
