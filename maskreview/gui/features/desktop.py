@@ -3,6 +3,7 @@ theme; applied at once), About, and reopening each dataset at the sample last vi
 
 from __future__ import annotations
 
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 from maskreview.gui import keymap
@@ -13,6 +14,9 @@ from maskreview.gui.features.menus import name_every_key
 _DEFAULT_COLORS = {"tp": overlay.EVAL_COLORS["tp"], "fp": overlay.EVAL_COLORS["fp"], "fn": overlay.EVAL_COLORS["fn"],
                    "missed": boundary_errors.MISSED, "added": boundary_errors.ADDED,
                    "field0": overlay.FIELD_COLORS[0], "field1": overlay.FIELD_COLORS[1]}
+
+
+LAST_SAMPLE_DELAY_MS = 1000
 
 
 class DesktopFeature:
@@ -31,6 +35,11 @@ class DesktopFeature:
         self.apply_theme(window.settings.theme(), save=False)
         confidence, iou = window.settings.default_thresholds()
         self.apply_thresholds(confidence, iou)
+        # the file is written (an fdatasync on the GUI thread) once browsing pauses, not at every step
+        self._last_sample = None  # (dataset, sample id) not written yet
+        self._last_sample_timer = QTimer(window, singleShot=True, interval=LAST_SAMPLE_DELAY_MS)
+        self._last_sample_timer.timeout.connect(self._write_last_sample)
+        self._closing = _OnClose(window, self._write_last_sample)
         window.sample_changed.connect(self._remember_sample)
 
     # ------------------------------------------------------------------ dialogs
@@ -113,4 +122,25 @@ class DesktopFeature:
     def _remember_sample(self, sample_id) -> None:
         dataset = self.window.dataset
         if sample_id is not None and dataset is not None and self.window.scratch is None:
-            self.window.settings.set_last_sample(dataset.name, sample_id)
+            self._last_sample = (dataset.name, sample_id)
+            self._last_sample_timer.start()
+
+    def _write_last_sample(self) -> None:
+        self._last_sample_timer.stop()
+        if self._last_sample is not None:
+            self.window.settings.set_last_sample(*self._last_sample)
+            self._last_sample = None
+
+
+class _OnClose(QObject):
+    """Calls ``fn`` when ``window`` closes (the last sample is remembered before the window goes)."""
+
+    def __init__(self, window, fn):
+        super().__init__(window)
+        self.fn = fn
+        window.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if obj is self.parent() and event.type() == QEvent.Type.Close:
+            self.fn()
+        return False
