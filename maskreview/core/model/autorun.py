@@ -17,6 +17,7 @@ from maskreview.core.model.engine import Engine, EngineSettings
 from maskreview.core.model.runs import InferenceReport, run_inference
 from maskreview.core.progress import Progress
 from maskreview.core.store import dataset_of
+from maskreview.core.store.dataset_doc import changed_since_loaded
 from maskreview.core.model.provenance import check_field_for, propose_field, provenance
 
 MODEL_INFO_KEY = "maskreview_model"
@@ -50,9 +51,15 @@ def chosen_model(dataset) -> ModelChoice | None:
 
 
 def remember_model(dataset, choice: ModelChoice) -> None:
-    """Remember ``choice`` as this dataset's model (``dataset.info``, saved)."""
+    """Remember ``choice`` as this dataset's model (``dataset.info``, saved). The same choice
+    stored already (the window's rerun) costs one projected read, not a reload and a save."""
+    wanted = choice.to_dict()
+    if (dataset.info or {}).get(MODEL_INFO_KEY) == wanted and not changed_since_loaded(dataset):
+        return
     dataset.reload()
-    dataset.info[MODEL_INFO_KEY] = choice.to_dict()
+    if (dataset.info or {}).get(MODEL_INFO_KEY) == wanted:
+        return
+    dataset.info[MODEL_INFO_KEY] = wanted
     dataset.save()
 
 
