@@ -84,13 +84,15 @@ def _version(rev, modified, height, width) -> tuple:
 READ_BATCH = 2000  # samples per query when reading with progress (100,000 samples: 50 queries)
 
 
-def _batched(view, paths: list[str], progress, ids: list | None = None) -> list[list]:
+def _batched(view, paths: list[str], progress, ids: list | None = None, each=None) -> list[list]:
     """``reader.columns(view, paths)`` (of the samples ``ids`` only, when given), in queries of
     :data:`READ_BATCH` samples with progress and Cancel between them; values in the view's
-    order (``ids``' order)."""
+    order (``ids``' order). ``each(columns)``: called with each batch's columns instead of
+    returning them all (what is made of a batch is made before the next is read)."""
     if ids is None:
         if progress is None:
-            return reader.columns(view, paths)
+            out = reader.columns(view, paths)
+            return each(out) if each is not None else out
         ids = reader.columns(view, ["_id"])[0]
     elif not ids:
         return [[] for _ in paths]
@@ -102,8 +104,12 @@ def _batched(view, paths: list[str], progress, ids: list | None = None) -> list[
         got = reader.columns(view.select([str(i) for i in part]), paths)
         row = {str(sid): k for k, sid in enumerate(got[0])}
         order = [row.get(str(sid)) for sid in part]
-        for column, values in zip(out, got):
-            column.extend(values[k] for k in order if k is not None)
+        got = [[values[k] for k in order if k is not None] for values in got]
+        if each is not None:
+            each(got)
+        else:
+            for column, values in zip(out, got):
+                column.extend(values)
         if progress is not None:
             progress.advance()
             progress.check()
@@ -128,12 +134,18 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None,
         label_paths += [f"{f}.detections.{stored_key}{s}" for f in fields for s in STORED_SUFFIXES]
     entries, fresh = [], []
     if cache is None or not len(cache):
-        values = _batched(view, paths + label_paths, progress)
-        head, labels = values[:len(paths)], values[len(paths):]
-        versions = [_version(r, m, h, w) for r, m, h, w in
-                    zip(head[4] if len(paths) == 5 else [None] * len(head[0]), head[3], head[1], head[2])]
-        for i, version in enumerate(versions):
-            entries.append(_entry(version, [col[i] for col in labels], len(fields), stored_key))
+        head = [[] for _ in paths]
+
+        def each(got):  # the batch's masks decoded before the next batch is read
+            part, labels = got[:len(paths)], got[len(paths):]
+            for column, values in zip(head, part):
+                column.extend(values)
+            for i, (r, m, h, w) in enumerate(zip(part[4] if len(paths) == 5 else [None] * len(part[0]),
+                                                 part[3], part[1], part[2])):
+                entries.append(_entry(_version(r, m, h, w), [col[i] for col in labels], len(fields), stored_key))
+
+        _batched(view, paths + label_paths, progress, each=each)
+        versions = [e.version for e in entries]
         fresh = [True] * len(entries)
     else:
         head = reader.columns(view, paths)
