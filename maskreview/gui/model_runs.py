@@ -210,6 +210,7 @@ class ModelRuns(QObject):
         """The run goes to the model worker (``core.model.worker``), which loads the model, writes
         the results into the database itself and reports progress; this thread only waits."""
         client, trust = self.window.model_worker, self.trust_checkpoint
+        remember = model == self.window.model_name  # the worker remembers it (the save off this thread)
 
         def on_event(message):
             if message["event"] == "target":
@@ -225,7 +226,7 @@ class ModelRuns(QObject):
             try:
                 result = client.call("run", progress, on_event, dataset=dataset_of(view).name, ids=ids, model=model,
                                      weights=weights, settings=settings, field=field, overwrite=overwrite,
-                                     only_missing=only_missing, trust_checkpoint=trust)
+                                     only_missing=only_missing, trust_checkpoint=trust, remember=remember)
             except workers.WorkerCrashed as exc:
                 raise MaskreviewError(workers.crash_message(exc, "the model run")) from exc
             status = result["status"]

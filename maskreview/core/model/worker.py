@@ -105,7 +105,9 @@ class Worker:
 
     # ------------------------------------------------------------------ requests
     def run(self, progress, dataset, ids, model, weights, settings, field=None, overwrite=False,
-            only_missing=False, trust_checkpoint=False):
+            only_missing=False, trust_checkpoint=False, remember=False):
+        """``remember``: a finished run remembers its model for the dataset (``autorun.remember_model``,
+        a dataset save: here, not on the window's thread; the window then finds it stored)."""
         fo = connect()
         ds = fo.load_dataset(dataset)
         ds.reload()
@@ -138,6 +140,11 @@ class Worker:
         self.channel.send(id=progress.request_id, event="snapshots", field=target, before=before, after=after)
         if error is not None:
             raise error
+        if remember:
+            try:
+                autorun.remember_model(ds, autorun.ModelChoice(model, weights, settings, field or target))
+            except MaskreviewError:  # the window's own remember after the run says what is wrong
+                pass
         return {"status": "done", "field": target, "report": report, "count": len(todo)}
 
     def predict_image(self, progress, path, model, weights, settings, trust_checkpoint=False):
