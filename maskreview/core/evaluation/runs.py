@@ -148,12 +148,16 @@ def _write(dataset, ops: list, stop: threading.Event | None, written: list) -> i
 
 
 def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: bool = False,
-                  stop: threading.Event | None = None, written: list | None = None) -> None:
+                  stop: threading.Event | None = None, written: list | None = None,
+                  to_refresh: list | None = None) -> None:
     """Every per-sample and per-label value, in bulk writes of :data:`WRITE_BATCH` (``stop``
     between them: the run is abandoned, :meth:`_Store.abandon`); samples changed since they
     were read (a tag, say) are written again guarded by their label ids. ``skip_stored``: the
     key's stored values were not deleted (a rerun in place), so samples this process left
-    holding the same values are not written again. ``written``: each batch's sample ids."""
+    holding the same values are not written again. ``written``: each batch's sample ids.
+    ``to_refresh``: on a writer thread, the ids whose loaded ``Sample`` objects the caller's
+    thread brings up to date (FiftyOne's registry of them is not safe to walk from two threads);
+    without it they are refreshed here."""
 
     by_version = len(results.sample_versions) == len(results.sample_ids)
     writer = f"evaluation {eval_key} {new_id()}"
@@ -171,7 +175,11 @@ def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: boo
         ops = _value_ops(results, eval_key, False, writer, now)[0]
         index = range(len(results.sample_ids))
         matched = _write(dataset, ops, stop, written)
-    sw.refresh_loaded(dataset, [results.sample_ids[i] for i in index])
+    ids = [results.sample_ids[i] for i in index]
+    if to_refresh is None:
+        sw.refresh_loaded(dataset, ids)
+    else:
+        to_refresh.extend(ids)
     if matched != len(ops):
         raise MaskreviewError(f"{len(ops) - matched} samples changed while being evaluated; evaluate again")
 
@@ -224,6 +232,7 @@ class _Store:
         self.progress = progress or Progress()
         self._stop = threading.Event()
         self._written: list[list] = []  # each batch's sample ids, as the writer starts it
+        self._to_refresh: list[str] = []  # what the writer wrote, for refresh_loaded on this thread
         self.dataset = dataset_of(view)
         leftovers = _leftovers(self.dataset, eval_key, gt_field, pred_field)  # of a run FiftyOne deleted
         check_eval_key(self.dataset, eval_key, gt_field, pred_field, leftovers)  # before anything is written
@@ -302,7 +311,8 @@ class _Store:
         def write():
             try:
                 _write_values(self.dataset, results, self.eval_key, skip_stored=self._in_place,
-                              stop=self._stop if not self._existing else None, written=self._written)
+                              stop=self._stop if not self._existing else None, written=self._written,
+                              to_refresh=self._to_refresh)
             except BaseException as exc:  # re-raised by finish()
                 self._error = exc
 
@@ -335,6 +345,7 @@ class _Store:
         if self._writer is None:
             self.start_writing(results)
         self._wait_for_writer()
+        sw.refresh_loaded(self.dataset, self._to_refresh)
         if self._error is not None:
             raise self._error
         fo_results = COCODetectionResults(
