@@ -126,22 +126,13 @@ class PRCurves(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        import pyqtgraph as pg
-
-        self._pg = pg
         self.results = None
+        self.plot = None  # made when first shown: importing pyqtgraph is half a second of start-up
+        self.curves: dict[str, object] = {}
         self.iou_box = QComboBox()
         for text, _ in self.IOUS:
             self.iou_box.addItem(text)
         self.iou_box.currentIndexChanged.connect(self._redraw)
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("bottom", "recall")
-        self.plot.setLabel("left", "precision")
-        self.plot.setXRange(0, 1)
-        self.plot.setYRange(0, 1.02)
-        self.plot.showGrid(x=True, y=True, alpha=0.3)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
-        self.curves: dict[str, object] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -149,7 +140,25 @@ class PRCurves(QWidget):
         top.addWidget(self.iou_box)
         top.addStretch(1)
         layout.addLayout(top)
-        layout.addWidget(self.plot)
+
+    def showEvent(self, event) -> None:
+        if self.plot is None:
+            self._make_plot()
+            self._redraw()
+        super().showEvent(event)
+
+    def _make_plot(self) -> None:
+        import pyqtgraph as pg  # on first show: importing it is half a second of start-up
+
+        self._pg = pg
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("bottom", "recall")
+        self.plot.setLabel("left", "precision")
+        self.plot.setXRange(0, 1)
+        self.plot.setYRange(0, 1.02)
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.layout().addWidget(self.plot)
 
     def set_results(self, results) -> None:
         self.results = results
@@ -159,6 +168,8 @@ class PRCurves(QWidget):
         from maskreview.core.evaluation.analysis import pr_curves
         from maskreview.gui.canvas.overlay import class_color
 
+        if self.plot is None:
+            return  # drawn when first shown
         self.plot.clear()
         self.legend.clear()
         self.curves = {}
