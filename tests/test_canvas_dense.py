@@ -74,18 +74,22 @@ def _screen(canvas) -> np.ndarray:
     return arr[:, :image.width() * 3].copy()
 
 
-@pytest.fixture
-def canvas(qtbot):
+def _shown_canvas(qtbot, width: int, height: int, **style):
     from maskreview.gui.canvas import ImageCanvas
 
     view = ImageCanvas()
     qtbot.addWidget(view)
-    view.resize(600, 420)
+    view.resize(width, height)
     view.show()
     qtbot.waitExposed(view)
     view.set_classes(["cell", "nucleus", "debris"])
-    view.set_style(labels=False)
+    view.set_style(**style)
     return view
+
+
+@pytest.fixture
+def canvas(qtbot):
+    return _shown_canvas(qtbot, 600, 420, labels=False)
 
 
 IMAGE = np.full((H, W, 3), 60, np.uint8)
@@ -332,7 +336,6 @@ def _bits(image) -> np.ndarray:
 def test_zoomed_out_the_screen_is_the_composite_sampled_and_follows_edits(qtbot):
     """Zoomed out past half size the canvas draws mip levels; what is on screen is the full-size
     composite's pixels a scaled draw samples (not another scale or place, not missing a layer)."""
-    from maskreview.gui.canvas import ImageCanvas
     from maskreview.gui.canvas.sample import SampleData
 
     big = 2048
@@ -345,13 +348,7 @@ def test_zoomed_out_the_screen_is_the_composite_sampled_and_follows_edits(qtbot)
         field, score = ("ground_truth", None) if k % 2 else ("predictions", 0.9)
         (gt if k % 2 else pred).append(ov.Instance(field, f"i{k}", label, score, x0, y0, m.shape[1], m.shape[0], m))
     image = np.ascontiguousarray(np.broadcast_to(np.linspace(20, 200, big, dtype=np.uint8)[None, :, None], (big, big, 3)))
-    view = ImageCanvas()
-    qtbot.addWidget(view)
-    view.resize(520, 520)
-    view.show()
-    qtbot.waitExposed(view)
-    view.set_classes(["cell", "nucleus", "debris"])
-    view.set_style(labels=False, boxes=False)
+    view = _shown_canvas(qtbot, 520, 520, labels=False, boxes=False)
     view.set_sample(SampleData("big", "big.png", image, None, big, big, {"ground_truth": gt, "predictions": pred}))
     view.set_zoom(0.25)
 
