@@ -187,6 +187,7 @@ def test_a_stored_evaluation_loads_on_reopen_and_hover_is_never_stale(qtbot, eva
     _settled(qtbot, again)
     assert again.evaluation.summary.text("mAP") != "–"
     assert "stored evaluation 'eval'" in again.evaluation.status.text()
+    assert "computed from the labels as they are now" in again.evaluation.status.text()  # a sample changed
     loaded = again.evaluation.results
     assert loaded.eval_key == "eval" and pred_id not in set(loaded.pred.label_id)  # from the labels as they are now
     assert mAP != "–"
@@ -195,6 +196,12 @@ def test_a_stored_evaluation_loads_on_reopen_and_hover_is_never_stale(qtbot, eva
     gt = next(i for i in again.canvas.data.fields[GT] if i.id == gt_id)
     assert gt.eval != "tp"  # the stored value says TP; its prediction is gone
     again.close()
+
+    third = open_window(qtbot, tmp_path / "third", dataset, (1400, 900))  # nothing changed since
+    qtbot.waitUntil(lambda: third.evaluation.results is not None, timeout=120000)
+    assert "no sample has changed since" in third.evaluation.status.text()
+    assert third.evaluation.summary.text("mAP") == again.evaluation.summary.text("mAP")
+    third.close()
 
 
 def test_hover_follows_the_image_when_a_zoom_moves_it_under_the_pointer(qtbot, fo, demo_coco, tmp_path, monkeypatch):

@@ -98,8 +98,9 @@ class EvaluationFeature:
         def loaded(results, ds=dataset, k=key):
             if self.state.dataset is not ds or self.state.evaluation is not None:
                 return  # another dataset, or an evaluation run meanwhile
-            self.state.evaluation_note = (f"stored evaluation '{k}' ({config.pred_field} vs {config.gt_field}), "
-                                          "computed from the labels as they are now")
+            how = ("as computed when last opened: no sample has changed since" if results.evaluation is None
+                   else "computed from the labels as they are now")  # None: read from the kept file
+            self.state.evaluation_note = f"stored evaluation '{k}' ({config.pred_field} vs {config.gt_field}), {how}"
             self._loaded = results  # loaded or kept already: not written again
             self.dock.set_results(results)
 
