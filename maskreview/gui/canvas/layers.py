@@ -67,7 +67,8 @@ class Mips:
         at least as large as what is shown (0: the array itself)."""
         if scale >= 0.5 or max(height, width) < MIP_MIN or scale <= 0:
             return 0
-        return max(0, min(int(math.floor(math.log2(1.0 / scale) + 1e-9)), int(math.log2(max(height, width))) - 2))
+        finest = int(math.log2(max(height, width))) - 2  # levels stop at a few pixels across
+        return min(max(int(math.log2(1.0 / scale) + 1e-9), 0), finest)  # scale < 0.5: log2 >= 1
 
     def prefetch(self, level: int) -> None:
         """Make ``level`` on the pool (what the next paint will want)."""

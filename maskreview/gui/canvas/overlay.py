@@ -96,7 +96,7 @@ def _pixel_boxes(dets: list, height: int, width: int) -> list[tuple[int, int, in
     """``masks.detection_pixel_box`` of each detection, for many at once: the same numbers (the
     same float operations, vectorised); any box that is not four plain numbers, or too large,
     goes through ``detection_pixel_box`` itself, which says what is wrong with it."""
-    from maskreview.core.masks import BOX_LIMIT, detection_pixel_box
+    from maskreview.core.masks import BOX_LIMIT, detection_pixel_box, round_half_up
 
     boxes = [d.bounding_box for d in dets]
     plain = all(type(b) is list and len(b) == 4 and all(
@@ -104,10 +104,9 @@ def _pixel_boxes(dets: list, height: int, width: int) -> list[tuple[int, int, in
     arr = np.array(boxes, np.float64).reshape(-1, 4) if plain else None
     if arr is None or not np.isfinite(arr).all():
         return [detection_pixel_box(d, height, width) for d in dets]
-    x0 = np.floor(arr[:, 0] * width + 0.5).astype(np.int64)
-    y0 = np.floor(arr[:, 1] * height + 0.5).astype(np.int64)
-    bw = np.maximum(0, np.floor((arr[:, 0] + arr[:, 2]) * width + 0.5).astype(np.int64) - x0)
-    bh = np.maximum(0, np.floor((arr[:, 1] + arr[:, 3]) * height + 0.5).astype(np.int64) - y0)
+    x0, y0 = round_half_up(arr[:, 0] * width), round_half_up(arr[:, 1] * height)
+    bw = np.maximum(0, round_half_up((arr[:, 0] + arr[:, 2]) * width) - x0)
+    bh = np.maximum(0, round_half_up((arr[:, 1] + arr[:, 3]) * height) - y0)
     out = []
     for d, x, y, w, h in zip(dets, x0.tolist(), y0.tolist(), bw.tolist(), bh.tolist()):
         mask = d.mask
