@@ -15,6 +15,7 @@ an evaluation, a threshold change, the sample on show matched live).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from PySide6.QtCore import QPoint, QRect, Qt, QTimer
 from PySide6.QtGui import QColor
 from shiboken6 import isValid
 
+from maskreview.core.store import lost_database
 from maskreview.core.tagging import REVIEWED
 
 REVIEWED_RGB, TAG_RGB, FP_RGB, FN_RGB = (46, 160, 67), (40, 40, 40), (220, 50, 40), (0, 100, 200)
@@ -96,10 +98,12 @@ class LazyBadges(Mapping):
     GUI thread (the delegate, tests)."""
 
     PAGE = 256
+    OFFLINE_RETRY_S = 5.0  # with the database gone, paint without tags and ask again this much later
 
     def __init__(self, dataset, counts: dict, model):
         self.dataset, self.counts, self.model = dataset, counts, model
         self._read: dict[str, SampleBadge] = {}
+        self._retry_at = 0.0
 
     def forget(self, ids) -> None:
         """These samples' badges are read again when next asked for (an edit changed them)."""
@@ -121,7 +125,16 @@ class LazyBadges(Mapping):
         if badge is None:
             if self.model.row_index(sid) is None:
                 raise KeyError(sid)
-            self._load(sid)
+            if time.monotonic() < self._retry_at:
+                return SampleBadge((), *self.counts.get(sid, (None, None)))
+            try:
+                self._load(sid)
+            except Exception as exc:
+                if lost_database(exc) is None:
+                    raise
+                # reviewing goes on offline (the journal): a paint must not fail or wait on every row
+                self._retry_at = time.monotonic() + self.OFFLINE_RETRY_S
+                return SampleBadge((), *self.counts.get(sid, (None, None)))
             badge = self._read[sid]
         return badge
 
