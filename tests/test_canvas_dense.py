@@ -421,3 +421,15 @@ def test_a_sample_read_again_keeps_its_unchanged_masks_and_decodes_the_changed_o
     assert all(a.mask is b.mask for a, b in zip(first[1:], again[1:])) and len(first) > 1
     assert not again[1].mask.flags.writeable
     assert encode_mask(again[1].mask)  # usable as before
+
+
+def test_with_no_sample_the_canvas_says_what_is_happening(qtbot):
+    """The first run showed a blank white canvas for a minute while the demo was written."""
+    view = _shown_canvas(qtbot, 500, 300)
+
+    def dark_pixels() -> int:
+        return int((_screen(view) < 150).sum())
+
+    assert dark_pixels() == 0  # nothing to say: blank
+    view.set_empty_text("Opening the dataset…")
+    qtbot.waitUntil(lambda: dark_pixels() > 20, timeout=5000)

@@ -99,6 +99,8 @@ class MainWindow(QMainWindow):
         self._connect()
         self.settings.restore_window(self)
         self.statusBar().showMessage("Opening dataset…  (drop an image, a folder or a COCO JSON here at any time)")
+        self.canvas.set_empty_text("Opening the dataset… (progress in the status bar)\n\n"
+                                   "Drop an image, a folder or a COCO JSON here at any time, or use File ▸ Open.")
         self._sync_toggles()
 
     # ------------------------------------------------------------------ composition
@@ -171,6 +173,8 @@ class MainWindow(QMainWindow):
         from maskreview.core.store import fiftyone
 
         last = self.settings.last_sample(dataset.name)  # reopen where the reviewer was (read before a row shows)
+        self.canvas.set_empty_text("No sample to show: the dataset is empty, or the filters hide every sample.\n\n"
+                                   "Drop an image, a folder or a COCO JSON here, or use File ▸ Open.")
         self.dataset = dataset
         self.scratch = None
         fo = fiftyone()

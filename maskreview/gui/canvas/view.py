@@ -127,6 +127,7 @@ class ImageCanvas(QGraphicsView):
     def __init__(self, parent=None, state: ReviewState | None = None):
         super().__init__(parent)
         self.state = state if state is not None else ReviewState()
+        self.empty_text = ""  # said in the middle while no sample is shown (the window sets it)
         self.setScene(QGraphicsScene(self))
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
@@ -409,9 +410,20 @@ class ImageCanvas(QGraphicsView):
                 item.smooth = smooth
                 item.update()
 
+    def set_empty_text(self, text: str) -> None:
+        self.empty_text = text
+        self.viewport().update()
+
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
         data = self.data
         if data is None:
+            if self.empty_text:  # a blank canvas says nothing to a new user
+                painter.save()
+                painter.resetTransform()
+                painter.setPen(QColor(90, 90, 90))
+                painter.drawText(QRectF(self.viewport().rect()).adjusted(24, 24, -24, -24),
+                                 int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), self.empty_text)
+                painter.restore()
             return
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)  # axis-aligned rects, contour runs
