@@ -5,6 +5,7 @@ step, a model that fails to load changes nothing, and the automatic run uses the
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
@@ -196,6 +197,7 @@ def test_automatic_run_uses_the_remembered_model_and_its_own_field(window, qtbot
 
 
 def test_picked_field_holding_another_model_asks_for_a_free_one(window, qtbot, tiny_model):
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QMessageBox
 
     win = window
@@ -205,6 +207,9 @@ def test_picked_field_holding_another_model_asks_for_a_free_one(window, qtbot, t
     win.model_runs.choose(str(tiny_model), field="predictions")  # the user picks the demo's field
     stack = win.undo_stack.count()
     win.run_inference("current")
+    # the run's thread ends well after its result is shown, as on a loaded machine (CI): the
+    # dialog's answer must still start the run, not find the first one "already running"
+    win.inference.succeeded.connect(lambda _result: time.sleep(3), Qt.ConnectionType.DirectConnection)
     qtbot.waitUntil(lambda: isinstance(win.model_runs.failure_dialog, QMessageBox)
                     and win.model_runs.failure_dialog.windowTitle() == "Field taken", timeout=RUN_MS)
     box = win.model_runs.failure_dialog

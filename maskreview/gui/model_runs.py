@@ -201,8 +201,8 @@ class ModelRuns(QObject):
         job.field, job.written, job.partial = None, set(), None
         job.rerun = lambda: self.run(scope, overwrite, model, skip_if_current, automatic, sample_ids)
         job.progress.emitter.written.connect(lambda ids, j=job: self._written(j, ids))
-        job.failed.connect(lambda message, kind, j=job: self._push(j, stopped=True))
-        job.finished.connect(self._finished)
+        job.failed.connect(lambda message, kind, j=job: (self._release(j), self._push(j, stopped=True)))
+        job.finished.connect(lambda j=job: self._finished(j))
         w.inference = job
         return w._start_job(job, lambda result, j=job: self._succeeded(j, result))
 
@@ -256,6 +256,7 @@ class ModelRuns(QObject):
 
     def _succeeded(self, job, result) -> None:
         w = self.window
+        self._release(job)  # a rerun from the dialogs below must not find this run still going
         if isinstance(result, LoadFailure):
             result.rerun = job.rerun
             self._show_load_failure(result)
@@ -291,8 +292,14 @@ class ModelRuns(QObject):
         self.window.undo_stack.push(ModelRunCommand(self, field, before, after, text))
         self.refresh_models()
 
-    def _finished(self) -> None:
-        self.window.inference = None
+    def _release(self, job) -> None:
+        """``job``'s result is in: the window may start the next run. Its thread ends a moment
+        later, and a run started in between (the user answering a dialog) stays the current one."""
+        if self.window.inference is job:
+            self.window.inference = None
+
+    def _finished(self, job) -> None:
+        self._release(job)
         self.window._histogram_timer.start(0)
 
     # ------------------------------------------------------------------ undo / redo of a run
