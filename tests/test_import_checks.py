@@ -319,9 +319,13 @@ def test_a_name_that_is_both_a_path_and_a_dataset_is_refused(fo, tmp_path, monke
     with pytest.raises(BadInputError, match=r"collide: is both a path \(.*/collide\) and a FiftyOne dataset name"):
         sources.open_source("collide")
     assert sources.resolve("./collide").kind == "folder"
+    assert sources.resolve("dataset:collide").dataset_name == "collide"  # the way the message names
+    with pytest.raises(BadInputError, match="nope: no such FiftyOne dataset"):
+        sources.resolve("dataset:nope")
     proc = subprocess.run([sys.executable, "-m", "maskreview", "export", "collide", "--out", str(tmp_path / "out")],
                           cwd=tmp_path, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "is both a path" in proc.stderr, proc.stderr
+    assert "./collide" in proc.stderr and "dataset:collide" in proc.stderr
     assert set(fo.list_datasets()) == before and not (tmp_path / "out").exists()
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # no such path here: the name is the dataset

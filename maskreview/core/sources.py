@@ -46,9 +46,17 @@ class SourceSpec:
         }
 
 
+DATASET_PREFIX = "dataset:"
+
+
 def resolve(source: str | os.PathLike, images_dir: str | os.PathLike | None = None) -> SourceSpec:
     """Decide what ``source`` is: an image, a folder, a COCO JSON or a dataset name."""
     text = str(source)
+    if text.startswith(DATASET_PREFIX):  # ``dataset:NAME``: the dataset, whatever paths exist here
+        name = text[len(DATASET_PREFIX):]
+        if name in connect().list_datasets():
+            return SourceSpec("dataset", dataset_name=name)
+        raise BadInputError(f"{name}: no such FiftyOne dataset")
     path = Path(text).expanduser()
     try:
         exists = path.exists()
@@ -59,7 +67,7 @@ def resolve(source: str | os.PathLike, images_dir: str | os.PathLike | None = No
         if text in connect().list_datasets():
             raise BadInputError(
                 f"{text}: is both a path ({path.resolve()}) and a FiftyOne dataset name; give the path as "
-                f"./{text} (or absolute), or run from a folder without that path to use the dataset")
+                f"./{text} (or absolute), or the dataset as {DATASET_PREFIX}{text}")
         path = path.resolve()
         if path.is_dir():
             return SourceSpec("folder", path)
