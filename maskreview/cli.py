@@ -331,7 +331,8 @@ def cmd_explain(args) -> int:
 
 # -------------------------------------------------------------------------------- parser
 
-SOURCE_HELP = "an image, a folder of images, a COCO instances JSON, or a FiftyOne dataset name"
+SOURCE_HELP = ("an image, a folder of images, a COCO instances JSON, or a FiftyOne dataset name "
+               "(dataset:NAME when a path of that name exists here too)")
 
 
 def _add_source_args(p, optional: bool = False, trust_size: bool = True):
