@@ -37,3 +37,33 @@ def test_a_kept_evaluation_loads_while_the_labels_stay_and_is_computed_again_aft
         assert again.evaluation is not None  # computed from the labels as they are now
         assert len(again.pred) == len(first.pred) - 1
         assert load_stored(dataset, key, config).evaluation is None  # and kept for the next open
+
+
+def test_an_edit_between_the_evaluation_and_keeping_it_is_not_hidden(demo_coco):
+    """The fingerprint is the labels' as the evaluation read them, not as they are when the
+    keep job runs (on a worker, later): an edit in between made the next open load the figures
+    of the labels before the edit."""
+    from helpers_coco import perturbed_demo
+    from maskreview.core.evaluation import evaluate_and_store
+    from maskreview.core.evaluation.results import compute
+    from maskreview.core.review import stored
+    from maskreview.core.review.evaluation import load_stored, stored_evaluation
+
+    with perturbed_demo(demo_coco, "stored-race", seed=6) as dataset:
+        first = evaluate_and_store(dataset.view(), eval_key="eval")
+        key, config = stored_evaluation(dataset)
+        sample = dataset.first()  # edited after the evaluation, before its keep job ran
+        sample["predictions"].detections = sample["predictions"].detections[1:]
+        sample.save()
+        stored.keep(dataset, first)
+        again = load_stored(dataset, key, config)
+        assert again.evaluation is not None  # not the kept figures of the labels before the edit
+        assert len(again.pred) == len(first.pred) - 1
+
+        computed = compute(dataset.view())  # the reopen path: computed, kept later
+        computed.eval_key = key
+        sample = dataset.first()
+        sample["predictions"].detections = sample["predictions"].detections[1:]
+        sample.save()
+        stored.keep(dataset, computed)
+        assert len(load_stored(dataset, key, config).pred) == len(first.pred) - 2

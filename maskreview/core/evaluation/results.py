@@ -29,7 +29,8 @@ from maskreview.core.evaluation.outcomes import (
     outcomes_by_greedy,
     outcomes_from_matches,
 )
-from maskreview.core.fields import GT_FIELD, PRED_FIELD
+from maskreview.core.fields import GT_FIELD, MODIFIED_FIELD, PRED_FIELD
+from maskreview.core.store import dataset_of
 from maskreview.core.progress import Progress
 
 __all__ = ["LARGE", "SMALL", "EvalResults", "Objects", "PairBlock", "compute", "compute_boundary_iou", "gt_occlusion"]
@@ -67,6 +68,7 @@ class EvalResults:
     evaluation: engine.Evaluation | None = field(default=None, repr=False)
     entries: list = field(default_factory=list, repr=False)  # cache.Entry per sample (labels as read)
     cache: reuse_cache.SampleCache | None = field(default=None, repr=False)  # where the entries are kept
+    fingerprint: tuple | None = None  # the dataset's labels as read (labels_fingerprint; runs: after its writes)
     _blocks: list[PairBlock] | None = field(default=None, repr=False)
 
     @property
@@ -89,6 +91,16 @@ class EvalResults:
         return self.classes.index(name)
 
 
+def labels_fingerprint(dataset) -> tuple:
+    """``(samples, newest last_modified_at)`` of a dataset: changes with any write to any sample
+    (every writer sets ``last_modified_at``; an index answers both)."""
+    from maskreview.core.store import reader
+
+    coll = reader.collection(dataset)
+    newest = coll.find_one({}, {MODIFIED_FIELD: 1}, sort=[(MODIFIED_FIELD, -1)])
+    return coll.count_documents({}, hint="_id_"), (newest or {}).get(MODIFIED_FIELD)
+
+
 def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_type: str = "segm",
             iou_thresh: float = 0.5, boundary: bool = True, occlusion: bool = True,
             progress: Progress | None = None, while_evaluating: Callable[[], None] | None = None,
@@ -109,6 +121,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     if not 0 < iou_thresh <= 1:
         raise BadInputError(f"IoU threshold {iou_thresh} must be in (0, 1]")
     cache = reuse_cache.for_view(view, (gt_field, pred_field)) if reuse else None
+    fingerprint = labels_fingerprint(dataset_of(view))  # before reading: an edit meanwhile makes it stale
     inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False, cache=cache,
                               stored_key=stored_key, progress=progress)
     entries = inputs.samples.entries
@@ -145,7 +158,8 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
         -np.ones((n_thr, n_cls, n_rec)), -np.ones((n_thr, n_cls)), iou_thrs,
         np.asarray(ev.params.recThrs), [a[key] for a in anns], [d[key] for d in dts], inputs.gt_masks,
         inputs.pred_masks, warnings=list(inputs.warnings), label_oids=inputs.label_oids,
-        sample_versions=inputs.sample_versions, evaluator=ev, evaluation=evaluation, entries=entries, cache=cache)
+        sample_versions=inputs.sample_versions, evaluator=ev, evaluation=evaluation, entries=entries, cache=cache,
+        fingerprint=fingerprint)
     t_hits = np.flatnonzero(np.abs(iou_thrs - iou_thresh) < 1e-9)
     if t_hits.size:  # COCOeval's own matches
         outcomes_from_matches(evaluation, int(t_hits[0]), gt, pred)

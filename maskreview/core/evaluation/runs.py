@@ -21,7 +21,7 @@ from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, MODIFIED_FIELD, P
 from maskreview.core.gcpause import gc_paused
 from maskreview.core.names import check_eval_key
 from maskreview.core.progress import Progress
-from maskreview.core.store import dataset_of
+from maskreview.core.store import dataset_of, reader
 from maskreview.core.store import writer as sw
 from maskreview.core.store.writer import bump_revisions, declare_revision_fields, revised
 from maskreview.core.errors import CancelledError, MaskreviewError
@@ -134,22 +134,72 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
 WRITE_BATCH = 5000  # updates per bulk write; ``stop`` is looked at between them
 
 
-def _write(dataset, ops: list, stop: threading.Event | None, written: list) -> int:
+def _write(dataset, ops: list, stop: threading.Event | None, written: list, before=None) -> int:
     """``ops`` in batches of :data:`WRITE_BATCH`; ``written`` gets each batch's sample ids.
+    ``before(ids)`` runs before each batch is written (keeping the values it overwrites).
     Returns how many matched; raises ``CancelledError`` when ``stop`` is set between batches."""
     matched = 0
     for start in range(0, len(ops), WRITE_BATCH):
         if stop is not None and stop.is_set():
             raise CancelledError("evaluation cancelled while its values were being written")
         batch = ops[start:start + WRITE_BATCH]
-        written.append([op.filter["_id"] for op in batch])  # before: a failed write may have written some
+        ids = [op.filter["_id"] for op in batch]
+        if before is not None:
+            before(ids)
+        written.append(ids)  # before: a failed write may have written some
         matched += sw.write(dataset, batch).matched
     return matched
 
 
+def _old_values(dataset, eval_key: str, fields, ids: list) -> dict:
+    """What ``ids``' samples hold under ``eval_key`` now, as the update that puts it back
+    (``{id: ($set, $unset, {label field: number of labels})}``): a rerun in place that is
+    cancelled or fails restores it (:meth:`_Store.abandon`)."""
+    per_sample = [f"{eval_key}_{n}" for n in ("tp", "fp", "fn")]
+    names = [f"{eval_key}{s}" for s in ("", "_id", "_iou", "_biou")]
+    projection = dict.fromkeys(per_sample, 1)
+    projection.update({f"{f}.detections.{n}": 1 for f in fields for n in names})
+    projection.update({f"{f}.detections._id": 1 for f in fields})
+    out = {}
+    for doc in reader.collection(dataset).find({"_id": {"$in": list(ids)}}, projection):
+        put, unset, sizes = {}, {}, {}
+        for p in per_sample:
+            if p in doc:
+                put[p] = doc[p]
+            else:
+                unset[p] = ""
+        for f in fields:
+            dets = ((doc.get(f) or {}).get("detections")) or []
+            sizes[f] = len(dets)
+            for j, det in enumerate(dets):
+                for n in names:
+                    if n in det:
+                        put[f"{f}.detections.{j}.{n}"] = det[n]
+                    else:
+                        unset[f"{f}.detections.{j}.{n}"] = ""
+        out[doc["_id"]] = (put, unset, sizes)
+    return out
+
+
+def _restore(dataset, eval_key: str, old: dict, writer: str) -> None:
+    """Put back what :func:`_old_values` kept, in the samples this run's ``writer`` wrote last
+    (a sample written since, by an edit say, keeps that write)."""
+    again = f"evaluation {eval_key} restored {new_id()}"
+    ops = []
+    for sid, (put, unset, sizes) in old.items():
+        query = {"_id": sid, REV_BY_FIELD: writer, **{f"{f}.detections": {"$size": n} for f, n in sizes.items()}}
+        update = {"$set": put} if put else {}
+        if unset:
+            update["$unset"] = unset
+        ops.append(sw.Update(query, revised(update, again)))
+    for start in range(0, len(ops), WRITE_BATCH):
+        sw.write(dataset, ops[start:start + WRITE_BATCH])
+
+
 def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: bool = False,
                   stop: threading.Event | None = None, written: list | None = None,
-                  to_refresh: list | None = None) -> None:
+                  to_refresh: list | None = None, writer: str | None = None, before=None,
+                  info: dict | None = None) -> None:
     """Every per-sample and per-label value, in bulk writes of :data:`WRITE_BATCH` (``stop``
     between them: the run is abandoned, :meth:`_Store.abandon`); samples changed since they
     were read (a tag, say) are written again guarded by their label ids. ``skip_stored``: the
@@ -157,14 +207,18 @@ def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: boo
     holding the same values are not written again. ``written``: each batch's sample ids.
     ``to_refresh``: on a writer thread, the ids whose loaded ``Sample`` objects the caller's
     thread brings up to date (FiftyOne's registry of them is not safe to walk from two threads);
-    without it they are refreshed here."""
+    without it they are refreshed here. ``writer``: the name in ``review_rev_by``; ``before(ids)``:
+    called before each batch; ``info`` gets ``now`` (the ``last_modified_at`` written) and
+    ``matched``."""
 
     by_version = len(results.sample_versions) == len(results.sample_ids)
-    writer = f"evaluation {eval_key} {new_id()}"
+    writer = writer or f"evaluation {eval_key} {new_id()}"
     now = sw.now_ms()  # as MongoDB keeps it: the version a written sample has is known (cache)
     written = [] if written is None else written
+    info = {} if info is None else info
+    info["now"] = now
     ops, index, stored = _value_ops(results, eval_key, by_version, writer, now, skip_stored)
-    matched = _write(dataset, ops, stop, written)
+    matched = info["matched"] = _write(dataset, ops, stop, written, before)
     if matched == len(ops) and by_version and results.cache is not None:
         for i, values in zip(index, stored):  # each sample is now at the next revision, labels as read
             e, v = results.entries[i], results.sample_versions[i]
@@ -174,7 +228,8 @@ def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: boo
     elif matched != len(ops) and by_version:  # rewriting the same values is harmless
         ops = _value_ops(results, eval_key, False, writer, now)[0]
         index = range(len(results.sample_ids))
-        matched = _write(dataset, ops, stop, written)
+        matched = _write(dataset, ops, stop, written, before)
+        info["matched"] = matched
     ids = [results.sample_ids[i] for i in index]
     if to_refresh is None:
         sw.refresh_loaded(dataset, ids)
@@ -218,13 +273,15 @@ def _config(gt_field: str, pred_field: str, iou_type: str, iou_thresh: float, io
 
 
 class _Store:
-    """Storing a run in three steps, so that the slow parts overlap the evaluation:
-    :meth:`register` (the run and its fields) while COCOeval runs, :meth:`start_writing` (the
-    values, in a thread: the database does the work) while COCOeval accumulates, :meth:`finish`.
-    A new eval key is registered early and, if the evaluation fails or is cancelled (also
-    while its values are being written: between batches), removed with every value written for
-    it; an existing one only once the new results are complete, so a failed run leaves the old
-    one as it was."""
+    """Storing a run so that the slow parts overlap the evaluation and every part but the last,
+    short one can be cancelled: the values are written (:meth:`start_writing`, in a thread: the
+    database does the work) while COCOeval accumulates, in batches with Cancel between them; the
+    run's results for FiftyOne are made; then, last, the run is registered and its results saved
+    (:meth:`finish`). A Cancel or a failure before that leaves the dataset as it was
+    (:meth:`abandon`): a new key's written values are removed; a rerun in place puts back what
+    the samples held under the key before (kept batch by batch before each write), and the old
+    run stays registered with its results. Re-running a key over other fields or another view
+    deletes the old run first (the same field names): that one writes to the end."""
 
     def __init__(self, view, eval_key: str, gt_field: str, pred_field: str, iou_type: str, iou_thresh: float,
                  progress: Progress | None = None):
@@ -233,6 +290,9 @@ class _Store:
         self._stop = threading.Event()
         self._written: list[list] = []  # each batch's sample ids, as the writer starts it
         self._to_refresh: list[str] = []  # what the writer wrote, for refresh_loaded on this thread
+        self._old: dict = {}  # a rerun in place: what each written sample held under the key
+        self._info: dict = {}  # the writer's now and matched
+        self._name = f"evaluation {eval_key} {new_id()}"  # review_rev_by of this run's writes
         self.dataset = dataset_of(view)
         leftovers = _leftovers(self.dataset, eval_key, gt_field, pred_field)  # of a run FiftyOne deleted
         check_eval_key(self.dataset, eval_key, gt_field, pred_field, leftovers)  # before anything is written
@@ -258,20 +318,28 @@ class _Store:
         """The key's values stay in place until overwritten (a rerun of the same fields)."""
         return self._in_place
 
+    @property
+    def _cancellable(self) -> bool:
+        """Its writes can be undone: a new key, or a rerun in place (the old values kept)."""
+        return not self._existing or self._in_place
+
     def register_if_new(self) -> None:
-        """Nothing now: a new key is registered once its results are complete (:meth:`finish`),
+        """Nothing now: a key is registered once its results are complete (:meth:`finish`),
         so a Cancel before then has no run to remove (at 100,000 samples FiftyOne's
         ``delete_evaluation`` scans every sample: tens of seconds); its values may be written
-        before (it has no old fields to delete), and are removed by id when abandoned."""
+        before (a new key has no old fields to delete), and are removed by id when abandoned."""
 
     def abandon(self) -> None:
-        """The evaluation failed or was cancelled: stop the writer (between two batches) and
-        remove a run registered for it with the values written (a new key only: FiftyOne's
-        ``delete_evaluation`` unsets them in every sample, ``_delete_run`` the ``_biou``)."""
+        """The evaluation failed or was cancelled: stop the writer (between two batches) and undo
+        what this run wrote: a new key's values (by sample id; a run registered for it and the
+        fields it declared go too), a rerun in place's by putting back the values kept."""
         self._stop.set()
         if self._writer is not None:
             self._writer.join()
         if self._existing:
+            if self._in_place and self._old:
+                _restore(self.dataset, self.eval_key, self._old, self._name)
+                sw.refresh_loaded(self.dataset, [str(i) for i in self._old])
             return
         if self.eval_key in self.dataset.list_evaluations():
             _delete_run(self.dataset, self.eval_key)
@@ -290,18 +358,30 @@ class _Store:
             _unset_values(self.dataset, self.eval_key, (gt_field, pred_field), written[start:start + WRITE_BATCH])
         self.registered = False
 
-    def register(self) -> None:
+    def _build(self) -> None:
         from pycocotools.cocoeval import Params
 
+        if getattr(self, "method", None) is None:
+            gt_field, pred_field, iou_type, iou_thresh = self._args
+            self.config = _config(gt_field, pred_field, iou_type, iou_thresh, Params(iou_type).iouThrs)
+            self.method = self.config.build()
+
+    def register(self) -> None:
         dataset, eval_key = self.dataset, self.eval_key
-        gt_field, pred_field, iou_type, iou_thresh = self._args
+        gt_field, pred_field = self._args[:2]
         if self._existing and not self._in_place:
             _delete_run(dataset, eval_key)
-        self.config = _config(gt_field, pred_field, iou_type, iou_thresh, Params(iou_type).iouThrs)
-        self.method = self.config.build()
+        self._build()
         self.method.register_run(self.view, eval_key, overwrite=True, cleanup=not self._in_place)
         _declare_fields(dataset, gt_field, pred_field, eval_key)
         self.registered = True
+
+    def _keep_old(self, ids: list) -> None:
+        """Before a batch of a rerun in place is written: what its samples hold (once per sample)."""
+        todo = [i for i in ids if i not in self._old]
+        if todo:
+            gt_field, pred_field = self._args[:2]
+            self._old.update(_old_values(self.dataset, self.eval_key, dict.fromkeys((gt_field, pred_field)), todo))
 
     def start_writing(self, results: EvalResults) -> None:
 
@@ -311,8 +391,9 @@ class _Store:
         def write():
             try:
                 _write_values(self.dataset, results, self.eval_key, skip_stored=self._in_place,
-                              stop=self._stop if not self._existing else None, written=self._written,
-                              to_refresh=self._to_refresh)
+                              stop=self._stop if self._cancellable else None, written=self._written,
+                              to_refresh=self._to_refresh, writer=self._name,
+                              before=self._keep_old if self._in_place else None, info=self._info)
             except BaseException as exc:  # re-raised by finish()
                 self._error = exc
 
@@ -322,8 +403,8 @@ class _Store:
         self._writer.start()
 
     def _wait_for_writer(self) -> None:
-        """Join the writer, reporting its batches and looking at Cancel meanwhile (a new key's
-        values can be rolled back; an existing key's are being overwritten: it runs to the end)."""
+        """Join the writer, reporting its batches and looking at Cancel meanwhile (but while an
+        existing key's values are overwritten after its old run was deleted: to the end)."""
         p, counted = self.progress, 0
         p.total = max(p.total, p.done + -(-self._n_samples // WRITE_BATCH))
         while True:
@@ -332,30 +413,50 @@ class _Store:
             while counted < len(self._written):
                 counted += 1
                 p.advance()
-            if not self._existing:
+            if self._cancellable:
                 p.check()
             if not alive:
                 break
 
-    def finish(self, results: EvalResults) -> None:
-        from fiftyone.utils.eval.coco import COCODetectionResults
+    def _settle_fingerprint(self, results: EvalResults) -> None:
+        """``results.fingerprint`` as of after this run's writes (``stored.keep`` compares it on
+        reopen); None when any other write to a sample came after the labels were read."""
+        if results.fingerprint is None:
+            return
+        n, newest = results.fingerprint
+        now = self._info.get("now") if self._info.get("matched") else None
+        query = {MODIFIED_FIELD: {"$gt": newest}} if newest is not None else {}
+        if now is not None:
+            query = {"$and": [query, {MODIFIED_FIELD: {"$ne": now}}]}
+        if reader.collection(self.dataset).find_one(query, {"_id": 1}) is not None:
+            results.fingerprint = None  # a sample changed since it was read (or one was added)
+        elif now is not None:
+            results.fingerprint = (n, now if newest is None else max(newest, now))
 
-        if not self.registered:
-            self.register()
+    def finish(self, results: EvalResults) -> None:
+        p = self.progress
+        if self._existing and not self._in_place and not self.registered:
+            self.register()  # deletes the key's old run and fields (the same names) before writing
         if self._writer is None:
             self.start_writing(results)
         self._wait_for_writer()
         sw.refresh_loaded(self.dataset, self._to_refresh)
         if self._error is not None:
             raise self._error
-        fo_results = COCODetectionResults(
-            self.view, self.config, self.eval_key, _matches(results), results.precision, results.rec_thrs,
-            results.iou_thrs, results.classes, recall_sweep=results.recall, thresholds=results.pr_scores,
-            backend=self.method)
+        self._settle_fingerprint(results)
+        p.total = max(p.total, p.done + 3)
+        self._build()
+        fo_results = _fo_results(self.view, self.config, self.eval_key, results, self.method)
+        p.advance()
+        p.check()  # the last Cancel: what follows is short and leaves the run stored
+        if not self.registered:
+            self.register()
+        p.advance()
         sw.save_run_results(self.method, self.view, self.eval_key, fo_results)
         self.method.add_fields_to_sidebar_group(self.view, self.eval_key,
                                                 omit_fields=(results.gt_field, results.pred_field))
         results.eval_key = self.eval_key
+        p.advance()
 
 
 def store(view, results: EvalResults, eval_key: str = DEFAULT_EVAL_KEY) -> None:
@@ -363,22 +464,51 @@ def store(view, results: EvalResults, eval_key: str = DEFAULT_EVAL_KEY) -> None:
     _Store(view, eval_key, results.gt_field, results.pred_field, results.iou_type, results.iou_thresh).finish(results)
 
 
-def _matches(results: EvalResults) -> list[tuple]:
-    """FiftyOne's ``(gt_label, pred_label, iou, confidence, gt_id, pred_id)`` list."""
-    names = results.classes
-    gt, pred = results.gt, results.pred
-    out = []
-    for d in range(len(pred)):
-        o = pred.outcome[d]
-        if o == "tp":
-            g = pred.match[d]
-            out.append((names[gt.cls[g]], names[pred.cls[d]], float(pred.iou[d]), float(pred.score[d]),
-                        gt.label_id[g], pred.label_id[d]))
-        elif o == "fp":
-            out.append((None, names[pred.cls[d]], None, float(pred.score[d]), None, pred.label_id[d]))
-    for g in np.flatnonzero(gt.outcome == "fn"):
-        out.append((names[gt.cls[g]], None, None, None, gt.label_id[g], None))
+def _objects(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """An object array of ``values`` at ``where``, None elsewhere (as ``np.asarray`` makes of a
+    list holding Nones); plain when nothing is missing."""
+    if where.all():
+        return np.asarray(values.tolist())
+    out = np.full(len(where), None, dtype=object)
+    out[where] = values[where] if len(values) == len(where) else values
     return out
+
+
+def _fo_results(view, config, eval_key: str, results: EvalResults, method):
+    """FiftyOne's ``COCODetectionResults`` of these results, its arrays made with numpy: the
+    ``(gt label, pred label, iou, confidence, gt id, pred id)`` list FiftyOne takes (each TP
+    and FP prediction in order, then each FN GT) cost ~9 s of CPU at 1,000,000 labels
+    (``zip(*matches)`` and ``np.asarray`` of tuples), a wait with no progress."""
+    from fiftyone.utils.eval.coco import COCODetectionResults
+
+    fo_results = COCODetectionResults(
+        view, config, eval_key, [], results.precision, results.rec_thrs, results.iou_thrs, results.classes,
+        recall_sweep=results.recall, thresholds=results.pr_scores, backend=method)
+    gt, pred = results.gt, results.pred
+    d = np.flatnonzero((pred.outcome == "tp") | (pred.outcome == "fp"))
+    g = np.flatnonzero(gt.outcome == "fn")
+    tp = pred.outcome[d] == "tp"
+    match = pred.match[d]
+    missing = fo_results.missing
+    names = np.array([*results.classes, missing])
+    none = len(results.classes)
+    true_cls = np.concatenate([np.where(tp, gt.cls[np.where(tp, match, 0)] if len(gt) else none, none), gt.cls[g]])
+    pred_cls = np.concatenate([pred.cls[d], np.full(len(g), none)])
+    n_d, n_g = len(d), len(g)
+    has_true = np.concatenate([tp, np.ones(n_g, bool)])
+    has_pred = np.concatenate([np.ones(n_d, bool), np.zeros(n_g, bool)])
+    fo_results.ytrue = names[true_cls.astype(np.int64)] if len(true_cls) else np.asarray([])
+    fo_results.ypred = names[pred_cls.astype(np.int64)] if len(pred_cls) else np.asarray([])
+    iou = np.concatenate([pred.iou[d].astype(float), np.zeros(n_g)])
+    fo_results.ious = _objects(iou, np.concatenate([tp, np.zeros(n_g, bool)])) if len(iou) else np.array([])
+    conf = np.concatenate([pred.score[d].astype(float), np.zeros(n_g)])
+    fo_results.confs = _objects(conf, has_pred) if len(conf) else np.asarray([])
+    true_ids = np.concatenate([gt.label_id[np.where(tp, match, 0)] if len(gt) else np.full(n_d, None, object),
+                               gt.label_id[g]]).astype(object)
+    fo_results.ytrue_ids = _objects(true_ids, has_true) if len(true_ids) else np.asarray([])
+    pred_ids = np.concatenate([pred.label_id[d], np.full(n_g, None, object)]).astype(object)
+    fo_results.ypred_ids = _objects(pred_ids, has_pred) if len(pred_ids) else np.asarray([])
+    return fo_results
 
 
 def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD,

@@ -7,7 +7,10 @@ user cache dir, with the **labels' fingerprint** at that moment: the number of s
 newest ``last_modified_at`` (every writer of a sample sets it, edits and evaluations alike; an
 index answers both). On open, :func:`load` gives the kept results back only while the
 fingerprint is the same: any edit, import, deletion or new evaluation since makes it differ, and
-the evaluation is computed again (as before). The file holds what the review uses (the per-label
+the evaluation is computed again (as before). The fingerprint kept is the one the evaluation
+took when it read the labels (``EvalResults.fingerprint``; after its own writes of the values,
+when it stored them), not the one when keeping runs (later, on a worker): an edit in between
+would otherwise be hidden, and the next open would load figures of the labels before it. The file holds what the review uses (the per-label
 tables, the summary, precision, the IoU blocks for re-matching at other thresholds, the
 geometries); not the decoded masks or COCOeval's objects. A file that cannot be read is ignored.
 """
@@ -21,10 +24,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from maskreview.core import plain_pickle
-from maskreview.core.fields import MODIFIED_FIELD
-from maskreview.core.store import reader, user_cache_dir
+from maskreview.core.evaluation.results import labels_fingerprint
+from maskreview.core.store import user_cache_dir
 
-FORMAT = 1  # bump when EvalResults changes shape: older files are then ignored
+FORMAT = 2  # bump when EvalResults changes shape: older files are then ignored
 
 
 def _path(dataset, eval_key: str) -> Path:
@@ -34,17 +37,16 @@ def _path(dataset, eval_key: str) -> Path:
 
 def fingerprint(dataset) -> tuple:
     """``(samples, newest last_modified_at)``: changes with any write to any sample."""
-    coll = reader.collection(dataset)
-    newest = coll.find_one({}, {MODIFIED_FIELD: 1}, sort=[(MODIFIED_FIELD, -1)])
-    return coll.count_documents({}, hint="_id_"), (newest or {}).get(MODIFIED_FIELD)
+    return labels_fingerprint(dataset)
 
 
 def keep(dataset, results) -> Path | None:
     """Write ``results`` (an evaluation of the whole ``dataset`` under ``results.eval_key``, its
-    values already stored) with the labels' fingerprint now. Run it off the GUI thread."""
-    now = fingerprint(dataset)
-    if results.eval_key is None or len(results.sample_ids) != now[0]:
-        return None  # a view's evaluation is not what reopening the dataset shows
+    values already stored) with the labels' fingerprint as the evaluation read them. Run it off
+    the GUI thread."""
+    now = results.fingerprint
+    if results.eval_key is None or now is None or len(results.sample_ids) != now[0]:
+        return None  # a view's evaluation is not what reopening the dataset shows; or labels changed meanwhile
     slim = replace(results, evaluator=None, evaluation=None, entries=[], cache=None, gt_masks=[], pred_masks=[],
                    label_oids=((), ()), sample_versions=[], _blocks=results.blocks)
     path = _path(dataset, results.eval_key)
