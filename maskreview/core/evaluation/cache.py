@@ -4,8 +4,8 @@ A reviewer evaluates, fixes a few labels, evaluates again. Between the two runs 
 did not change, and every writer of a sample changes its version (FiftyOne's ``save`` and
 ``set_values`` set ``last_modified_at``; maskreview's writers also increment ``review_rev``,
 ``store.writer``). So for a sample whose version and image size are the ones of the last run,
-its labels are the ones read then, and so are everything computed from them alone: the RLE of
-each mask, the GT's area and box, COCOeval's IoU matrix per class, each GT's occlusion, the
+its labels are the ones read then, and so are everything computed from them alone: each
+mask's area, the GT's box, COCOeval's IoU matrix per class, each GT's occlusion, the
 boundary IoU of a matched pair, and
 the values stored under an eval key (written by this process at that version). Those are kept
 here, in this process, per sample; a changed sample is read and computed again.
@@ -48,9 +48,9 @@ class Entry:
 
     version: tuple  # (review_rev, last_modified_at, height, width)
     rows: tuple  # Rows per field read
-    rles: tuple | None = None  # segm: full-image RLE per label, per field
-    gt_area: list | None = None  # segm: each GT's area and box from its RLE (COCO's definition)
+    gt_area: list | None = None  # segm: each GT's area and box from its mask (COCO's definition)
     gt_bbox: list | None = None
+    pred_area: list | None = None  # segm: each prediction's area (pixels of its pasted mask)
     occlusion: dict = field(default_factory=dict)  # iou type -> each GT's occlusion (it uses the GT's box)
     biou: dict = field(default_factory=dict)  # (GT label id, prediction label id) -> boundary IoU
     ious: dict = field(default_factory=dict)  # (iou type, class) -> COCOeval's IoU matrix in this sample

@@ -51,36 +51,192 @@ def rle_areas(rles: list) -> np.ndarray:
                            for i in range(0, len(rles), 255)]) if rles else np.zeros(0)
 
 
-def encode_reusing(entries: list, images: list[dict], annotations: list[dict], results: list[dict], gt_masks: list,
-                   pred_masks: list) -> None:
-    """:func:`encode_masks`, taking each sample's RLEs, GT areas and boxes from its cache entry
-    (``cache.Entry``, GT field first, then predictions) where it has them, and keeping those
-    computed now in the entries. Annotations and results are in sample order."""
+# --------------------------------------------------------------------------------------------
+# Box-local: areas, boxes and COCOeval's IoUs without full-image RLEs
+# --------------------------------------------------------------------------------------------
+#
+# pycocotools' ``maskUtils.iou`` of two full-image RLEs is ``i / u`` (``u``: the union, or for a
+# crowd GT the detection's area), in double, when the masks share a pixel, and 0 otherwise (its
+# box pre-check only skips pairs whose tight boxes do not overlap, which cannot share a pixel).
+# Those counts need only the pixels where the two boxes meet, so they are computed here from the
+# box masks, clipped to the image as pasting them clips, and only for pairs whose boxes meet.
+
+
+def clip_masks(items: list, heights, widths) -> list[tuple[int, int, np.ndarray]]:
+    """Each box mask ``(x0, y0, mask)`` cut to its image (what pasting it keeps): ``(x, y,
+    mask)`` with the mask inside the image (0 x 0 when none of it is)."""
+    out = []
+    for (x, y, m), h, w in zip(items, np.broadcast_to(heights, (len(items),)).tolist(),
+                               np.broadcast_to(widths, (len(items),)).tolist()):
+        mh, mw = m.shape[:2]
+        if x >= 0 and y >= 0 and x + mw <= w and y + mh <= h and mh and mw:
+            out.append((x, y, m))
+            continue
+        xs, ys, xe, ye = max(x, 0), max(y, 0), min(x + mw, w), min(y + mh, h)
+        if xe <= xs or ye <= ys:
+            out.append((xs, ys, np.zeros((0, 0), bool)))
+        else:
+            out.append((xs, ys, m[ys - y:ye - y, xs - x:xe - x]))
+    return out
+
+
+def mask_areas(clipped: list) -> np.ndarray:
+    """Pixel counts (``mask_utils.area`` of the pasted masks), as floats."""
+    return np.array([np.count_nonzero(m) for _, _, m in clipped], float).reshape(-1)
+
+
+def mask_boxes(clipped: list) -> list[list[float]]:
+    """``mask_utils.toBbox`` of the pasted masks: the tight ``[x, y, w, h]``, ``[0, 0, 0, 0]`` when empty."""
+    out = []
+    for x, y, m in clipped:
+        rows = np.flatnonzero(m.any(axis=1)) if m.size else ()
+        if not len(rows):
+            out.append([0.0, 0.0, 0.0, 0.0])
+            continue
+        cols = np.flatnonzero(m.any(axis=0))
+        c0, r0 = int(cols[0]), int(rows[0])
+        out.append([float(x + c0), float(y + r0), float(cols[-1] - c0 + 1), float(rows[-1] - r0 + 1)])
+    return out
+
+
+def block_ious(annotations: list[dict], results: list[dict], gt_clipped: list, dt_clipped: list,
+               gt_areas: np.ndarray, dt_areas: np.ndarray, max_det: int = 100, skip=()) -> dict:
+    """COCOeval's IoU matrix of every (image id, category id) with both GTs and results, as its
+    ``computeIoU`` makes it from full-image RLEs: rows the block's results by descending score
+    (stable, at most ``max_det``), columns its GTs in annotation order, a crowd GT's entry the
+    intersection over the result's area. Blocks in ``skip`` are left out."""
+    if not annotations or not results:
+        return {}
+    g_img = np.array([a["image_id"] for a in annotations], np.int64)
+    g_cat = np.array([a["category_id"] for a in annotations], np.int64)
+    d_img = np.array([r["image_id"] for r in results], np.int64)
+    d_cat = np.array([r["category_id"] for r in results], np.int64)
+    crowd = np.array([bool(a.get("iscrowd", 0)) for a in annotations], bool)
+    score = np.array([r["score"] for r in results], float)
+    k = int(max(g_cat.max(), d_cat.max())) + 1
+    gk, dk = g_img * k + g_cat, d_img * k + d_cat
+    d_order = np.lexsort((np.arange(len(dk)), -score, dk))
+    dk_s = dk[d_order]
+    keep = np.arange(len(dk_s)) - np.searchsorted(dk_s, dk_s) < max_det
+    d_order, dk_s = d_order[keep], dk_s[keep]
+    g_order = np.argsort(gk, kind="stable")
+    gk_s = gk[g_order]
+    blocks = np.intersect1d(dk_s, gk_s)
+    if len(skip):
+        blocks = np.array([b for b in blocks.tolist() if (b // k, b % k) not in skip], np.int64)
+    if not len(blocks):
+        return {}
+    d_lo, g_lo = np.searchsorted(dk_s, blocks), np.searchsorted(gk_s, blocks)
+    n_d = np.searchsorted(dk_s, blocks, "right") - d_lo
+    n_g = np.searchsorted(gk_s, blocks, "right") - g_lo
+    sizes = n_d * n_g
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    b_of = np.repeat(np.arange(len(blocks)), sizes)
+    within = np.arange(int(starts[-1])) - starts[b_of]
+    di = d_order[d_lo[b_of] + within // n_g[b_of]]
+    gi = g_order[g_lo[b_of] + within % n_g[b_of]]
+    geo = lambda items: np.array([(x, y, m.shape[1] if m.ndim > 1 else 0, m.shape[0]) for x, y, m in items],
+                                 np.int64).reshape(-1, 4)
+    dg, gg = geo(dt_clipped)[di], geo(gt_clipped)[gi]
+    x0, y0 = np.maximum(dg[:, 0], gg[:, 0]), np.maximum(dg[:, 1], gg[:, 1])
+    x1 = np.minimum(dg[:, 0] + dg[:, 2], gg[:, 0] + gg[:, 2])
+    y1 = np.minimum(dg[:, 1] + dg[:, 3], gg[:, 1] + gg[:, 3])
+    hit = np.flatnonzero((x1 > x0) & (y1 > y0))
+    inter = np.zeros(len(di), np.int64)
+    for p, d, g, a0, b0, a1, b1 in zip(hit.tolist(), di[hit].tolist(), gi[hit].tolist(), x0[hit].tolist(),
+                                       y0[hit].tolist(), x1[hit].tolist(), y1[hit].tolist()):
+        dx, dy, dm = dt_clipped[d]
+        gx, gy, gm = gt_clipped[g]
+        inter[p] = np.count_nonzero(dm[b0 - dy:b1 - dy, a0 - dx:a1 - dx] & gm[b0 - gy:b1 - gy, a0 - gx:a1 - gx])
+    da = np.asarray(dt_areas, float)[di].astype(np.int64)
+    union = np.where(crowd[gi], da, da + np.asarray(gt_areas, float)[gi].astype(np.int64) - inter)
+    iou = np.zeros(len(di), float)
+    pos = inter > 0
+    iou[pos] = inter[pos] / union[pos]
+    return {(b // k, b % k): iou[s:e].reshape(nd, ng) for b, s, e, nd, ng in
+            zip(blocks.tolist(), starts[:-1].tolist(), starts[1:].tolist(), n_d.tolist(), n_g.tolist())}
+
+
+class LazyRles:
+    """Full-image RLEs of box masks, made a chunk at a time when first asked for (TIDE, the
+    analyses, compare: COCOeval itself does not need them). A list for its users: indexing,
+    ``len``, iteration; pickled as the plain list of every RLE."""
+
+    CHUNK = 256
+
+    def __init__(self, items: list, heights, widths):
+        self._items, self._h, self._w = items, np.asarray(heights, np.int64), np.asarray(widths, np.int64)
+        self._rles: list = [None] * len(items)
+        self._done = np.zeros(-(-len(items) // self.CHUNK), bool)
+
+    def __len__(self) -> int:
+        return len(self._rles)
+
+    def _make(self, c: int) -> None:
+        s, e = c * self.CHUNK, min((c + 1) * self.CHUNK, len(self._rles))
+        self._rles[s:e] = mk.paste_rles(self._items[s:e], self._h[s:e], self._w[s:e])
+        self._done[c] = True
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]
+        c = i // self.CHUNK
+        if not self._done[c]:
+            self._make(c)
+        return self._rles[i]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __reduce__(self):
+        return list, (list(self),)
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+
+def measure_reusing(entries: list, images: list[dict], annotations: list[dict], results: list[dict], gt_masks: list,
+                    pred_masks: list) -> tuple:
+    """Sets the annotations' ``area`` and ``bbox`` and the results' ``area`` (COCO's
+    definitions: ``mask_utils.area``/``toBbox`` of the masks as pasted), taking
+    them from each sample's cache entry where it has them and keeping those computed now.
+    Returns ``(gt clipped, result clipped, GT areas, result areas)`` for :func:`block_ious`."""
+    size = {im["id"]: (im["height"], im["width"]) for im in images}
+    hw = np.array([size[item["image_id"]] for item in chain(annotations, results)], np.int64).reshape(-1, 2)
+    clipped = clip_masks(gt_masks + pred_masks, hw[:, 0], hw[:, 1])
+    n = len(annotations)
+    gt_c, dt_c = clipped[:n], clipped[n:]
     n_gt = np.array([len(e.rows[0].oids) for e in entries], np.int64)
     n_pred = np.array([len(e.rows[1].oids) for e in entries], np.int64)
     g0, p0 = np.concatenate(([0], np.cumsum(n_gt))), np.concatenate(([0], np.cumsum(n_pred)))
-    todo = [i for i, e in enumerate(entries) if e.rles is None]
-    if todo:
-        gi = list(chain.from_iterable(range(g0[i], g0[i + 1]) for i in todo))
-        pi = list(chain.from_iterable(range(p0[i], p0[i + 1]) for i in todo))
-        anns, res = [annotations[k] for k in gi], [results[k] for k in pi]
-        encode_masks(images, anns, res, [gt_masks[k] for k in gi], [pred_masks[k] for k in pi])
-        a = r = 0
-        for i in todo:
-            e, ng, npr = entries[i], int(n_gt[i]), int(n_pred[i])
-            mine = anns[a:a + ng]
-            e.rles = ([x["segmentation"] for x in mine], [x["segmentation"] for x in res[r:r + npr]])
-            e.gt_area, e.gt_bbox = [x["area"] for x in mine], [x["bbox"] for x in mine]
-            a, r = a + ng, r + npr
-        if len(todo) == len(entries):
-            return
-    done = set(todo)
-    kept = [e for i, e in enumerate(entries) if i not in done]
-    gk = [k for i in range(len(entries)) if i not in done for k in range(g0[i], g0[i + 1])]
-    pk = [k for i in range(len(entries)) if i not in done for k in range(p0[i], p0[i + 1])]
-    for k, rle, area, box in zip(gk, chain.from_iterable(e.rles[0] for e in kept),
-                                 chain.from_iterable(e.gt_area for e in kept), chain.from_iterable(e.gt_bbox for e in kept)):
-        ann = annotations[k]
-        ann["segmentation"], ann["area"], ann["bbox"] = rle, area, list(box)
-    for k, rle in zip(pk, chain.from_iterable(e.rles[1] for e in kept)):
-        results[k]["segmentation"] = rle
+    gt_area, dt_area = np.zeros(n), np.zeros(len(results))
+    todo = [i for i, e in enumerate(entries) if e.gt_area is None or e.pred_area is None]
+    gi = list(chain.from_iterable(range(g0[i], g0[i + 1]) for i in todo))
+    pi = list(chain.from_iterable(range(p0[i], p0[i + 1]) for i in todo))
+    if gi:
+        gt_area[gi] = mask_areas([gt_c[k] for k in gi])
+        boxes = mask_boxes([gt_c[k] for k in gi])
+        for k, box in zip(gi, boxes):
+            annotations[k]["bbox"] = box
+    if pi:
+        dt_area[pi] = mask_areas([dt_c[k] for k in pi])
+    for i in todo:
+        e = entries[i]
+        e.gt_area = gt_area[g0[i]:g0[i + 1]].tolist()
+        e.gt_bbox = [annotations[k]["bbox"] for k in range(g0[i], g0[i + 1])]
+        e.pred_area = dt_area[p0[i]:p0[i + 1]].tolist()
+    if len(todo) < len(entries):
+        done = set(todo)
+        for i, e in enumerate(entries):
+            if i in done:
+                continue
+            gt_area[g0[i]:g0[i + 1]] = e.gt_area
+            dt_area[p0[i]:p0[i + 1]] = e.pred_area
+            for k, box in zip(range(g0[i], g0[i + 1]), e.gt_bbox):
+                annotations[k]["bbox"] = list(box)
+    for ann, area in zip(annotations, gt_area.tolist()):
+        ann["area"] = area
+    for res, area in zip(results, dt_area.tolist()):
+        res["area"] = area
+    return gt_c, dt_c, gt_area, dt_area

@@ -108,7 +108,9 @@ def evaluate(gt: dict, results: list[dict], iou_type: str, known_ious: dict | No
     segmentations for segm, boxes for bbox); the caller's dicts are not changed.
 
     ``known_ious``: ``{(image id, category id): IoU matrix}`` from an earlier run over the same
-    labels (``cache.Entry.ious``), used instead of computing them again; the IoUs of every
+    labels (``cache.Entry.ious``) or computed box-locally (``encoding.block_ious``: then the
+    segm annotations and results need no ``segmentation``, only their ``area``), used instead
+    of computing them again; the IoUs of every
     (image, category) are in ``evaluator.ious`` afterwards."""
     from faster_coco_eval import COCO
     from faster_coco_eval.core.faster_eval_api import COCOeval_faster
@@ -128,6 +130,8 @@ def evaluate(gt: dict, results: list[dict], iou_type: str, known_ious: dict | No
             seg = ann.get("segmentation")
             if isinstance(seg, dict) and isinstance(seg.get("counts"), (bytes, str)):
                 ann["rle"] = seg
+            elif seg is None:  # box-local: every IoU is in known_ious (encoding.block_ious), no RLE needed
+                ann["rle"] = None
     ev = COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=quiet, separate_eval=True,
                          rle_iou_max_workers=1)
     if known_ious:
@@ -173,6 +177,8 @@ def _results(results: list[dict]) -> list[dict]:
             x, y, w, h = r["bbox"]
             r["area"] = w * h
             r.setdefault("segmentation", [[x, y, x, y + h, x + w, y + h, x + w, y]])
+    elif "segmentation" not in out[0] and "area" in out[0]:  # box-local (encoding.measure_reusing): areas given
+        pass
     else:
         rles = [r["segmentation"] for r in out]
         areas, boxes = rle_areas(rles).tolist(), mask_utils.toBbox(rles).tolist()

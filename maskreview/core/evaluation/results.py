@@ -21,7 +21,7 @@ import numpy as np
 from maskreview.core.errors import BadInputError
 from maskreview.core.evaluation import cache as reuse_cache, chunks, coco, engine
 from maskreview.core.evaluation.boundary import boundary_ious
-from maskreview.core.evaluation.encoding import encode_reusing
+from maskreview.core.evaluation.encoding import LazyRles, block_ious, measure_reusing
 from maskreview.core.evaluation.engine import PairBlock
 from maskreview.core.evaluation.outcomes import (
     Objects,
@@ -149,14 +149,13 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     pred.cls[:] = [d["category_id"] - 1 for d in dts]
     pred.area[:] = evaluation.areas
     pred.score[:] = [d["score"] for d in dts]
-    key = "segmentation" if iou_type == "segm" else "bbox"
     iou_thrs = np.asarray(ev.params.iouThrs)
     n_thr, n_cls, n_rec = len(iou_thrs), len(ev.params.catIds), len(ev.params.recThrs)
     results = EvalResults(
         iou_type, gt_field, pred_field, iou_thresh, inputs.sample_ids, heights, widths,
         [c["name"] for c in inputs.gt["categories"]], {}, gt, pred, -np.ones((n_thr, n_cls, n_rec)),
         -np.ones((n_thr, n_cls, n_rec)), -np.ones((n_thr, n_cls)), iou_thrs,
-        np.asarray(ev.params.recThrs), [a[key] for a in anns], [d[key] for d in dts], inputs.gt_masks,
+        np.asarray(ev.params.recThrs), *_geometries(iou_type, anns, dts, inputs, heights, widths), inputs.gt_masks,
         inputs.pred_masks, warnings=list(inputs.warnings), label_oids=inputs.label_oids,
         sample_versions=inputs.sample_versions, evaluator=ev, evaluation=evaluation, entries=entries, cache=cache,
         fingerprint=fingerprint)
@@ -197,25 +196,37 @@ def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: boo
     whole = chunks.Chunked(inputs.gt, len(dts), iou_type) if len(spans) > 1 else None
     for c, (s0, s1) in enumerate(spans):
         a0, a1, d0, d1 = int(a_bounds[c]), int(a_bounds[c + 1]), int(d_bounds[c]), int(d_bounds[c + 1])
-        if iou_type == "segm":
-            encode_reusing(entries[s0:s1], images[s0:s1], anns[a0:a1], dts[d0:d1], inputs.gt_masks[a0:a1],
-                           inputs.pred_masks[d0:d1])
         known = {}
         for i in range(s0, s1) if cached else ():
             for (kind, name), ious in entries[i].ious.items():
                 if kind == iou_type and name in cat_id:
                     known[i + 1, cat_id[name]] = ious
+        given = known
+        if iou_type == "segm":  # areas, boxes and IoUs from the box masks (no full-image RLE)
+            measured = measure_reusing(entries[s0:s1], images[s0:s1], anns[a0:a1], dts[d0:d1],
+                                       inputs.gt_masks[a0:a1], inputs.pred_masks[d0:d1])
+            given = {**known, **block_ious(anns[a0:a1], dts[d0:d1], *measured, skip=known)}
         if whole is None:
-            evaluation = engine.evaluate(inputs.gt, dts, iou_type, known)
+            evaluation = engine.evaluate(inputs.gt, dts, iou_type, given)
             computed = evaluation.evaluator.ious
         else:
-            computed = whole.add(images[s0:s1], np.arange(a0, a1), anns[a0:a1], np.arange(d0, d1), dts[d0:d1], known)
+            computed = whole.add(images[s0:s1], np.arange(a0, a1), anns[a0:a1], np.arange(d0, d1), dts[d0:d1], given)
         for (img, cat), ious in computed.items() if cached else ():
             if len(ious) and (img, cat) not in known:
                 entries[img - 1].ious[iou_type, names[cat]] = ious
         progress.advance()
         progress.check()
     return evaluation if whole is None else whole.finish()
+
+
+def _geometries(iou_type: str, anns: list, dts: list, inputs, heights: np.ndarray, widths: np.ndarray) -> tuple:
+    """GT and prediction geometries: boxes (bbox), or full-image RLEs made when first asked for (segm)."""
+    if iou_type != "segm":
+        return [a["bbox"] for a in anns], [d["bbox"] for d in dts]
+    g_img = np.array([a["image_id"] - 1 for a in anns], np.int64)
+    d_img = np.array([d["image_id"] - 1 for d in dts], np.int64)
+    return (LazyRles(inputs.gt_masks, heights[g_img], widths[g_img]),
+            LazyRles(inputs.pred_masks, heights[d_img], widths[d_img]))
 
 
 def _by_span(img: np.ndarray, spans: list | None) -> list[np.ndarray]:
