@@ -47,6 +47,7 @@ class EditController(QObject):
     """Applies ops through an :class:`EditSession` and records them on a ``QUndoStack``."""
 
     changed = Signal(list)  # sample ids whose labels or tags changed
+    written = Signal(object)  # just before ``changed``: the Change written, versions filled in (what shows it updates from its patches)
     queued = Signal(list)  # sample ids changed while the database is unreachable (journaled, not yet written)
     conflict = Signal(object, object)  # ConflictError, the Change that was refused
     failed = Signal(str)  # a one-line message for the user
@@ -69,7 +70,7 @@ class EditController(QObject):
             return None
         if not change.empty:
             self.stack.push(EditCommand(self, change))
-            self._emit_changed(change.sample_ids)
+            self._emit_changed(change)
         return change
 
     def apply_many(self, ops: list[Op], text: str) -> list[Change]:
@@ -85,12 +86,16 @@ class EditController(QObject):
         merged = Change(text, [p for c in changes for p in c.patches])
         if not merged.empty:
             self.stack.push(EditCommand(self, merged))
-            self._emit_changed(merged.sample_ids)
+            self._emit_changed(merged)
         return changes
 
-    def _emit_changed(self, sample_ids: list[str]) -> None:
-        """``changed``, or ``queued`` while the edits wait for the database (gui/features/offline.py)."""
-        (self.queued if self.session.offline else self.changed).emit(list(sample_ids))
+    def _emit_changed(self, change: Change) -> None:
+        """``written`` and ``changed``, or ``queued`` while the edits wait for the database (gui/features/offline.py)."""
+        if self.session.offline:
+            self.queued.emit(change.sample_ids)
+            return
+        self.written.emit(change)
+        self.changed.emit(change.sample_ids)
 
     def resolve(self, error: ConflictError, what, keep_mine: bool) -> None:
         """The user's answer to a conflict. Keep mine: apply again over their version. Take
@@ -108,11 +113,11 @@ class EditController(QObject):
 
     def _write(self, change: Change, command: EditCommand | None, force: bool = False) -> None:
         try:
-            self.session.write(change, force=force)
+            written = self.session.write(change, force=force)
         except ConflictError as exc:
             self.conflict.emit(exc, change)
             return
         except MaskreviewError as exc:
             self.failed.emit(str(exc))
             return
-        self._emit_changed(change.sample_ids)
+        self._emit_changed(written)

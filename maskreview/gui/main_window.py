@@ -24,7 +24,7 @@ from maskreview.core.review import ReviewState
 from maskreview.gui import features, workers
 from maskreview.gui.actions import ShortcutSheet, apply_spec, build_actions, icon, spec_of, ACTIONS
 from maskreview.gui.browser import SampleBrowser
-from maskreview.gui.canvas import ImageCanvas, build_sample_data, load_sample
+from maskreview.gui.canvas import ImageCanvas, build_sample_data, load_sample, patched_sample
 from maskreview.gui import queries
 from maskreview.gui.canvas.loupe import Loupe
 from maskreview.gui.canvas.overlay import COLOR_MODES, class_color
@@ -64,6 +64,9 @@ class MainWindow(QMainWindow):
         self.inference: workers.Job | None = None
         self.scratch = None
         self._message = None
+        from maskreview.gui.sample_prefetch import SamplePrefetch
+
+        self.prefetch = SamplePrefetch(self)  # the next and previous samples read ahead (browsing)
 
         self.state = ReviewState()
         self.canvas = ImageCanvas(state=self.state)
@@ -212,13 +215,19 @@ class MainWindow(QMainWindow):
         self.refresh_sample(self.current_sample_id)
         self.browser.model.invalidate()
 
-    def refresh_sample(self, sample_id: str | None = None) -> None:
-        """Re-read a sample's labels (after an edit or inference); redraw canvas and thumbnail."""
+    def refresh_sample(self, sample_id: str | None = None, patches: list | None = None) -> None:
+        """Re-read a sample's labels (after an edit or inference); redraw canvas and thumbnail.
+        ``patches``: what an edit just wrote to it; the sample on show is then updated from them
+        instead of read again, where that is exact (``canvas.sample.patched_sample``)."""
         if sample_id is None:
             return
         self.browser.model.invalidate([sample_id])
         if sample_id == self.current_sample_id:
-            self.show_sample(sample_id, keep_view=True)
+            data = patched_sample(self.canvas.data, patches) if patches else None
+            if data is not None:
+                self._show(data, keep_view=True)
+            else:
+                self.show_sample(sample_id, keep_view=True)
         self._histogram_timer.start()
 
     def apply_filter(self, sample_ids=None, label_ids=None, description: str = "filter") -> None:
@@ -238,12 +247,14 @@ class MainWindow(QMainWindow):
 
         try:
             # no stored TP/FP: they go stale with every edit; the evaluation feature matches live
-            data = load_sample(self.dataset, sample_id, self.label_fields)
+            data = (None if keep_view else self.prefetch.take(sample_id)) or \
+                load_sample(self.dataset, sample_id, self.label_fields)
         except MaskreviewError as exc:  # deleted elsewhere (the FiftyOne App, another reviewer)
             self.notify(f"{exc}; it was probably deleted elsewhere: reopen the dataset (File ▸ Open recent)")
             self.show_sample(None)
             return
         self._show(data, keep_view)
+        self.prefetch.after_show(sample_id)
 
     def _show(self, data, keep_view: bool = False) -> None:
         self.state.set_current_sample(data.sample_id)
@@ -594,4 +605,5 @@ class MainWindow(QMainWindow):
         for job in list(self.jobs):
             job.wait(5000)
         self.browser.model.wait(2000)
+        self.prefetch.close()
         super().closeEvent(event)

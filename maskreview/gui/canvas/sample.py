@@ -94,3 +94,79 @@ def load_sample(dataset, sample_id: str, label_fields: list[str], eval_key: str 
     data = build_sample_data(sample_id, raw.filepath, raw.labels, meta, raw.tags, eval_key)
     data.version = raw.version
     return data
+
+
+def patched_sample(data: SampleData | None, patches: list) -> SampleData | None:
+    """``data`` with ``patches`` applied (the ``SamplePatch`` objects an edit just wrote to its
+    sample, in order, versions filled in): what reading the sample again would give, without
+    reading it (a dense scene's 3,000 labels are not decoded again after one edit). Labels the
+    patches do not touch stay the same ``Instance`` objects and untouched fields the same lists,
+    so the canvas repaints only what differs.
+
+    None (read it again) when that could be wrong: the patches do not start from the version on
+    show (someone else wrote in between: "keep mine" goes on top of theirs), evaluation colours are
+    on show (they follow the labels read again), or a patch names a label that is not shown."""
+    if data is None or data.sample_id is None or data.version is None or not patches:
+        return None
+    if any(i.eval is not None for insts in data.fields.values() for i in insts):
+        return None
+    fields, tags, version = dict(data.fields), list(data.tags), data.version
+    copied: set[str] = set()
+    for p in patches:
+        if p.sample_id != data.sample_id or p.expect is None or p.result is None or p.expect != version:
+            return None
+        version = p.result
+        for lp in p.labels:
+            if lp.field not in fields:  # not shown (a <field>_original snapshot)
+                continue
+            if lp.field not in copied:
+                fields[lp.field] = list(fields[lp.field])
+                copied.add(lp.field)
+            if not _apply_label_patch(fields[lp.field], lp, data.height, data.width):
+                return None
+        if p.tags_add or p.tags_remove:  # as the write's update expression (writer.update_expression)
+            tags = [t for t in tags if t not in p.tags_remove] + [t for t in p.tags_add if t not in tags]
+    out = SampleData(data.sample_id, data.filepath, data.image, data.error, data.height, data.width, fields, tags,
+                     data.scratch_detections, version)
+    return out
+
+
+def _instance(field_name: str, doc: dict, height: int, width: int) -> Instance:
+    """A label document as the canvas reads it (``load_sample``: the same decoding)."""
+    from maskreview.gui.queries import RawDetection, RawDetections
+
+    return instances_from_detections(field_name, RawDetections([RawDetection(doc)]), height, width)[0]
+
+
+def _apply_label_patch(insts: list[Instance], lp, height: int, width: int) -> bool:
+    """Apply one ``LabelPatch`` to a field's instances in place, as the database write does
+    (``writer._label_expression``); False when it cannot be done exactly here."""
+    from dataclasses import replace
+
+    if lp.whole:  # the label removed by id, then its new document (if any) put at ``index``
+        insts[:] = [i for i in insts if i.id != lp.label_id]
+        if lp.after is not None:
+            inst = _instance(lp.field, lp.after, height, width)
+            if inst.id != lp.label_id:
+                return False
+            insts.append(inst) if lp.index < 0 else insts.insert(lp.index, inst)
+        return True
+    at = next((k for k, i in enumerate(insts) if i.id == lp.label_id), None)
+    if at is None or lp.after is None:
+        return False
+    after, old = lp.after, insts[at]
+    if ("mask" in after) != ("bounding_box" in after):  # the box is read from both: reread
+        return False
+    changes = {}
+    if "label" in after:
+        changes["label"] = str(after["label"])
+    if "confidence" in after:
+        changes["score"] = after["confidence"]
+    if "tags" in after:
+        changes["tags"] = tuple(after["tags"] or ())
+    if "mask" in after:
+        new = _instance(lp.field, {"_id": old.id, "bounding_box": after["bounding_box"], "mask": after["mask"]},
+                        height, width)
+        changes.update(x0=new.x0, y0=new.y0, w=new.w, h=new.h, mask=new.mask)
+    insts[at] = replace(old, **changes, _area=None, _edges=None)
+    return True

@@ -92,7 +92,7 @@ class EditingFeature:
             self.edits.deleteLater()
         window.undo_stack.clear()
         edits = EditController(EditSession(dataset), window.undo_stack, window)
-        edits.changed.connect(self._edited)
+        edits.written.connect(self._edited)
         edits.conflict.connect(self._conflict)
         edits.failed.connect(lambda message: (self.failed.append(message), window.notify(message)))
         self.edits = edits
@@ -134,10 +134,12 @@ class EditingFeature:
             window.canvas.select_label(*created[-1])
         return change
 
-    def _edited(self, sample_ids: list[str]) -> None:
-        for sid in sample_ids:
-            self.window.refresh_sample(sid)
-        self.update_review_progress()
+    def _edited(self, change) -> None:
+        """Each sample the change wrote redrawn from its patches (the one on show is not read again)."""
+        for sid in change.sample_ids:
+            self.window.refresh_sample(sid, [p for p in change.patches if p.sample_id == sid])
+        if any(p.tags_add or p.tags_remove for p in change.patches):  # only sample tags move the count
+            self.update_review_progress()
 
     def _conflict(self, error, what) -> None:
         answer = QMessageBox.question(
