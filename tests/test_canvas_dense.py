@@ -380,6 +380,47 @@ def test_zoomed_out_the_screen_is_the_composite_sampled_and_follows_edits(qtbot)
     assert np.abs(hidden - ref).mean() < 3 and np.abs(hidden - again).mean() > 3
 
 
+def test_the_zoomed_out_composite_patched_after_edits_equals_one_made_anew(qtbot):
+    """After an edit the zoomed-out composite (image and layer mip levels in one) is made again
+    only where the layers changed; it must equal a composite made from scratch, edit after edit."""
+    from maskreview.gui.canvas.sample import SampleData
+
+    big = 2048
+    rng = np.random.default_rng(9)
+    fields = {"ground_truth": [], "predictions": []}
+    for k in range(300):
+        x0, y0, m = _blob(int(rng.integers(0, big)), int(rng.integers(0, big)), int(rng.integers(8, 30)),
+                          int(rng.integers(8, 30)), float(rng.uniform(0, 180)))
+        name, score = ("ground_truth", None) if k % 2 else ("predictions", 0.9)
+        fields[name].append(ov.Instance(name, f"i{k}", ("cell", "nucleus", "debris")[k % 3], score, x0, y0,
+                                        m.shape[1], m.shape[0], m))
+    image = rng.integers(0, 255, (big, big, 3), dtype=np.uint8)
+    view = _shown_canvas(qtbot, 520, 520, labels=False, boxes=False)
+    view.set_sample(SampleData("big", "big.png", image, None, big, big, fields))
+    view.set_zoom(0.25)
+    view.viewport().grab()
+    item = view._image_item  # noqa: SLF001
+    level = next(iter(item._composites))  # noqa: SLF001
+    first = item._composites[level][1]  # noqa: SLF001
+    for k, name in [(3, "ground_truth"), (10, "predictions"), (0, "ground_truth")]:
+        insts = list(fields[name])
+        i = insts[k]
+        grown = np.zeros((i.h + 20, i.w + 20), bool)
+        grown[10:-10, 10:-10] = i.mask
+        grown[:10, :] = True  # a stroke above it, outside its old box
+        insts[k] = replace(i, x0=i.x0 - 10, y0=i.y0 - 10, w=i.w + 20, h=i.h + 20, mask=grown, _area=None, _edges=None)
+        fields = {**fields, name: insts}
+        view.set_sample(SampleData("big", "big.png", image, None, big, big, fields), keep_view=True)
+        view.viewport().grab()
+        patched = item._composites[level][1]  # noqa: SLF001
+        assert patched is first  # made again in place, where it changed
+        item._composites.clear()  # noqa: SLF001
+        anew = item._composite(level)  # noqa: SLF001
+        np.testing.assert_array_equal(_bits(patched), _bits(anew))
+        item._composites[level] = (item._composites[level][0], patched)  # noqa: SLF001
+        first = patched
+
+
 def test_vectorised_boxes_equal_detection_pixel_box():
     """The boxes of raw detections computed for many at once are ``detection_pixel_box``'s, and a
     broken box still raises its message."""

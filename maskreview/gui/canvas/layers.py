@@ -21,7 +21,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
@@ -60,6 +60,7 @@ class Mips:
         self._lock = threading.Lock()
         self.version = 0  # counts invalidations: a composite of levels is made again when it changes
         self.serial = next(_SERIALS)  # never reused (an id() may be, once this is gone)
+        self._log: list[tuple[int, list | None]] = []  # (version, the rectangles it changed; None: all), the last few
 
     @staticmethod
     def level_for(scale: float, height: int, width: int) -> int:
@@ -84,12 +85,22 @@ class Mips:
         """The base changed in these rectangles (``x0, y0, x1, y1``; None: everywhere)."""
         self._wait()
         self.version += 1
+        self._log = self._log[-15:] + [(self.version, None if rects is None else list(rects))]
         if rects is None:
             self._levels.clear()
             self._dirty.clear()
             return
         for k in self._levels:
             self._dirty.setdefault(k, []).extend(rects)
+
+    def changed_since(self, version: int) -> list | None:
+        """The base rectangles changed after ``version`` (empty: none); None when not known (all)."""
+        if version == self.version:
+            return []
+        later = [rects for v, rects in self._log if v > version]
+        if len(later) != self.version - version or any(r is None for r in later):
+            return None
+        return [r for rects in later for r in rects]
 
     def qimage(self, level: int) -> QImage:
         self._wait()
@@ -337,6 +348,25 @@ class ImageItem(QGraphicsItem):
         made = self._composites.get(level)
         if made is not None and made[0] == key:
             return made[1]
+        rects = self._changed(made[0], key, tops) if made is not None else None
+        if rects is not None:  # the same levels, changed in a few places (an edit): made again there only
+            image = made[1]
+            step, c = 1 << level, 1 << (level - 1)
+            painter = QPainter(image)
+            for x0, y0, x1, y1 in rects:  # the level pixels sampled from inside, and a pixel more
+                lx0, ly0 = max((int(x0) - c) // step, 0), max((int(y0) - c) // step, 0)
+                lx1, ly1 = min((int(x1) - c) // step + 2, image.width()), min((int(y1) - c) // step + 2, image.height())
+                if lx1 <= lx0 or ly1 <= ly0:
+                    continue
+                area = QRect(lx0, ly0, lx1 - lx0, ly1 - ly0)
+                painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+                painter.drawImage(area, self.mips.qimage(level), area)
+                painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
+                for it in tops:
+                    painter.drawImage(area, it.mips.qimage(level), area)
+            painter.end()
+            self._composites[level] = (key, image)
+            return image
         image = self.mips.qimage(level).copy()
         painter = QPainter(image)
         for it in tops:
@@ -344,6 +374,19 @@ class ImageItem(QGraphicsItem):
         painter.end()
         self._composites[level] = (key, image)
         return image
+
+    def _changed(self, old: tuple, key: tuple, tops: list) -> list | None:
+        """The base rectangles where the composite made from ``old`` differs from one made of
+        ``key`` (the same image and layers, newer versions); None: make it anew."""
+        if old[0] != key[0] or [s for s, _ in old[2]] != [s for s, _ in key[2]]:
+            return None
+        rects = []
+        for mips, version in [(self.mips, old[1]), *((it.mips, v) for it, (_, v) in zip(tops, old[2]))]:
+            changed = mips.changed_since(version)
+            if changed is None:
+                return None
+            rects.extend(changed)
+        return merge_rects(rects)
 
     def set_image(self, image: QImage | None, layer: FieldLayer | None = None, mips: Mips | None = None) -> None:
         self.prepareGeometryChange()

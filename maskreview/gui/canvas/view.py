@@ -430,7 +430,8 @@ class ImageCanvas(QGraphicsView):
         s = self.style
         in_view = self.instances_in_view()
         detail = in_view <= DETAIL_LIMIT
-        vis = self.instances_in(rect, labels=s.labels and detail)
+        drawn = (s.contours and self.vector_mode()) or (detail and (s.boxes or s.labels))  # what needs each label
+        vis = self.instances_in(rect, labels=s.labels and detail) if drawn else []
         colors = self._colors(vis)
         if s.contours and self.vector_mode():
             for inst, rgb in zip(vis, colors):  # ground truth solid, predictions dashed (overlay.is_prediction)
