@@ -440,8 +440,8 @@ class _Store:
         if self._writer is None:
             self.start_writing(results)
         self._wait_for_writer()
-        sw.refresh_loaded(self.dataset, self._to_refresh)
         if self._error is not None:
+            sw.refresh_loaded(self.dataset, self._to_refresh)
             raise self._error
         self._settle_fingerprint(results)
         p.total = max(p.total, p.done + 3)
@@ -451,6 +451,7 @@ class _Store:
         p.check()  # the last Cancel: what follows is short and leaves the run stored
         if not self.registered:
             self.register()
+        sw.refresh_loaded(self.dataset, self._to_refresh)  # once declared: FiftyOne loads declared fields only
         p.advance()
         sw.save_run_results(self.method, self.view, self.eval_key, fo_results)
         self.method.add_fields_to_sidebar_group(self.view, self.eval_key,
