@@ -44,6 +44,9 @@ from maskreview.core.store.writer import (VERSION_FIELDS, bump_revisions, declar
                                           revised, unchanged_since)
 
 
+RESOLVED_LABELS = 200  # a field holding more labels (a dense scene) is written by its patch (the labels it changes), not whole
+
+
 class ConflictError(MaskreviewError):
     """Samples changed by someone else since this session loaded them; nothing was written."""
 
@@ -158,7 +161,9 @@ class EditSession:
                         self._declare(lp)
                         self._shapes.add(shape)
         projected = fields | {original_field(f) for f in fields}
-        whole = not force and all(lp.field in projected for c in changes for p in c.patches for lp in p.labels)
+        whole = not force and all(lp.field in projected for c in changes for p in c.patches for lp in p.labels) \
+            and not any(len((docs.get(p.sample_id, {}).get(lp.field) or {}).get("detections") or ()) > RESOLVED_LABELS
+                        for c in changes for p in c.patches for lp in p.labels)
         self._write(changes, docs if whole else None)
         return changes
 
