@@ -160,6 +160,14 @@ def _det(fo, rng, label: str, x: float, y: float, w: float, h: float, score: flo
 def crafted(fo):
     rng = np.random.default_rng(3)
     d = lambda *a, **k: _det(fo, rng, *a, **k)
+
+    def empty(label, x, y, w, h, score=None):  # a zero-area mask
+        return fo.Detection(label=label, bounding_box=[x / W, y / H, w / W, h / H], mask=np.zeros((h, w), bool),
+                            confidence=score)
+
+    def small(label, x, y, w, h, score=None):  # a mask of half its box's size
+        return fo.Detection(label=label, bounding_box=[x / W, y / H, w / W, h / H], mask=_blob(h // 2, w // 2, rng),
+                            confidence=score)
     scenes = [
         # small (< 32²), medium and large objects, a crowd region with detections inside it, an FP
         ([d("a", 5, 5, 20, 20), d("a", 40, 10, 50, 50), d("a", 75, 40, 120, 115), d("b", 0, 100, 70, 60, crowd=True)],
@@ -176,6 +184,14 @@ def crafted(fo):
         ([d("a", 20, 20, 120, 100, crowd=True), d("b", 150, 100, 40, 40)],
          [d("a", 30, 30, 40, 40, 0.8), d("a", 70, 60, 40, 40, 0.7), d("b", 150, 100, 40, 40, 0.9),
           d("b", 151, 101, 40, 40, 0.9)]),
+        # box-local IoUs (encoding.block_ious): masks cut by the image's edges, boxes touching at
+        # an edge or overlapping by one column, empty masks (on an empty GT, inside a crowd
+        # region), a mask smaller than its box
+        ([d("a", -8, -6, 30, 30), d("a", 185, 140, 30, 30), d("b", 50, 50, 30, 30), d("b", 80, 50, 30, 30),
+          empty("a", 120, 20, 20, 20), d("b", 100, 100, 50, 40, crowd=True)],
+         [d("a", -6, -5, 30, 30, 0.9), d("a", 183, 139, 30, 30, 0.8), d("b", 80, 50, 30, 30, 0.85),
+          d("b", 79, 20, 30, 30, 0.3), empty("a", 120, 20, 20, 20, 0.5), empty("b", 110, 110, 10, 10, 0.4),
+          d("b", 105, 105, 20, 20, 0.6), small("a", 0, 120, 30, 30, 0.7)]),
     ]
     dataset = fo.Dataset("eval-identity-crafted")
     dataset.default_classes = ["a", "b", "c"]

@@ -87,15 +87,15 @@ def mask_areas(clipped: list) -> np.ndarray:
 
 def mask_boxes(clipped: list) -> list[list[float]]:
     """``mask_utils.toBbox`` of the pasted masks: the tight ``[x, y, w, h]``, ``[0, 0, 0, 0]`` when empty."""
+    import cv2
+
     out = []
     for x, y, m in clipped:
-        rows = np.flatnonzero(m.any(axis=1)) if m.size else ()
-        if not len(rows):
+        if not m.size:
             out.append([0.0, 0.0, 0.0, 0.0])
             continue
-        cols = np.flatnonzero(m.any(axis=0))
-        c0, r0 = int(cols[0]), int(rows[0])
-        out.append([float(x + c0), float(y + r0), float(cols[-1] - c0 + 1), float(rows[-1] - r0 + 1)])
+        c0, r0, w, h = cv2.boundingRect(np.ascontiguousarray(m).view(np.uint8))  # of the non-zero pixels
+        out.append([float(x + c0), float(y + r0), float(w), float(h)] if w else [0.0, 0.0, 0.0, 0.0])
     return out
 
 
@@ -209,34 +209,31 @@ def measure_reusing(entries: list, images: list[dict], annotations: list[dict], 
     gt_c, dt_c = clipped[:n], clipped[n:]
     n_gt = np.array([len(e.rows[0].oids) for e in entries], np.int64)
     n_pred = np.array([len(e.rows[1].oids) for e in entries], np.int64)
-    g0, p0 = np.concatenate(([0], np.cumsum(n_gt))), np.concatenate(([0], np.cumsum(n_pred)))
-    gt_area, dt_area = np.zeros(n), np.zeros(len(results))
+    g0, p0 = np.concatenate(([0], np.cumsum(n_gt))).tolist(), np.concatenate(([0], np.cumsum(n_pred))).tolist()
     todo = [i for i, e in enumerate(entries) if e.gt_area is None or e.pred_area is None]
-    gi = list(chain.from_iterable(range(g0[i], g0[i + 1]) for i in todo))
-    pi = list(chain.from_iterable(range(p0[i], p0[i + 1]) for i in todo))
-    if gi:
-        gt_area[gi] = mask_areas([gt_c[k] for k in gi])
-        boxes = mask_boxes([gt_c[k] for k in gi])
-        for k, box in zip(gi, boxes):
-            annotations[k]["bbox"] = box
-    if pi:
-        dt_area[pi] = mask_areas([dt_c[k] for k in pi])
-    for i in todo:
-        e = entries[i]
-        e.gt_area = gt_area[g0[i]:g0[i + 1]].tolist()
-        e.gt_bbox = [annotations[k]["bbox"] for k in range(g0[i], g0[i + 1])]
-        e.pred_area = dt_area[p0[i]:p0[i + 1]].tolist()
-    if len(todo) < len(entries):
+    if len(todo) == len(entries):  # nothing kept (a first run): every mask measured
+        gt_area, dt_area, boxes = mask_areas(gt_c), mask_areas(dt_c), mask_boxes(gt_c)
+    else:
+        gt_area, dt_area, boxes = np.zeros(n), np.zeros(len(results)), [None] * n
+        gi = list(chain.from_iterable(range(g0[i], g0[i + 1]) for i in todo))
+        pi = list(chain.from_iterable(range(p0[i], p0[i + 1]) for i in todo))
+        if gi:
+            gt_area[gi] = mask_areas([gt_c[k] for k in gi])
+            for k, box in zip(gi, mask_boxes([gt_c[k] for k in gi])):
+                boxes[k] = box
+        if pi:
+            dt_area[pi] = mask_areas([dt_c[k] for k in pi])
         done = set(todo)
         for i, e in enumerate(entries):
-            if i in done:
-                continue
-            gt_area[g0[i]:g0[i + 1]] = e.gt_area
-            dt_area[p0[i]:p0[i + 1]] = e.pred_area
-            for k, box in zip(range(g0[i], g0[i + 1]), e.gt_bbox):
-                annotations[k]["bbox"] = list(box)
-    for ann, area in zip(annotations, gt_area.tolist()):
-        ann["area"] = area
-    for res, area in zip(results, dt_area.tolist()):
+            if i not in done:
+                gt_area[g0[i]:g0[i + 1]], dt_area[p0[i]:p0[i + 1]] = e.gt_area, e.pred_area
+                boxes[g0[i]:g0[i + 1]] = [list(b) for b in e.gt_bbox]
+    ga, da = gt_area.tolist(), dt_area.tolist()
+    for i in todo:
+        e = entries[i]
+        e.gt_area, e.gt_bbox, e.pred_area = ga[g0[i]:g0[i + 1]], boxes[g0[i]:g0[i + 1]], da[p0[i]:p0[i + 1]]
+    for ann, area, box in zip(annotations, ga, boxes):
+        ann["area"], ann["bbox"] = area, box
+    for res, area in zip(results, da):
         res["area"] = area
     return gt_c, dt_c, gt_area, dt_area
