@@ -129,6 +129,22 @@ def test_label_tags_are_drawn_as_chips(canvas, qtbot):
     assert ys.max() < top_left.y() and xs.min() > top_left.x() + 20  # on the label row, right of the class chip
 
 
+def test_two_labels_on_one_object_get_chips_of_their_own(canvas, qtbot):
+    """A kept reviewed label and a new prediction on the same object (boxes a pixel apart): each
+    chip is drawn whole, so one label's tags never read as the other's (seen in the real window:
+    'circle 0.74 #fp' where #fp belonged to the reviewed circle 0.52 beneath)."""
+    gt, pred = canvas.data.fields["ground_truth"][0], canvas.data.fields["predictions"][0]
+    pred.x0, pred.y0 = gt.x0 + 1, gt.y0 - 1
+    gt.tags = ("fp",)
+    canvas.set_style(labels=True)
+    canvas.set_zoom(2.0)
+    canvas.viewport().repaint()
+    rects = canvas.label_chip_rects
+    assert set(rects) == {gt.id, pred.id}
+    assert not rects[gt.id].intersects(rects[pred.id]), rects
+    assert rects[gt.id].top() == canvas.mapFromScene(gt.x0, gt.y0).y() - canvas._chips.height  # drawn first: in place
+
+
 def test_instances_read_label_tags(fo):
     dets = fo.Detections(detections=[fo.Detection(label="a", bounding_box=[0.1, 0.1, 0.2, 0.2], tags=["fix", "fp"])])
     (inst,) = ov.instances_from_detections("ground_truth", dets, 100, 100)

@@ -97,3 +97,29 @@ class LabelChips:
             painter.drawRect(QRectF(0.5, 0.5, w - 1, self.height - 1))
         painter.end()
         return pixmap
+
+
+class ChipLayout:
+    """Where each label's chip goes in the viewport: above its box's top-left corner, or a chip
+    row higher when a chip drawn before already covers that spot, so two labels on one object
+    (a reviewed label and a new prediction) never read as one chip with the other's score or
+    tags. Chips stack upwards, out of the box, where the boundary-error chips hang. Chips are
+    bucketed by row, so a frame's layout stays linear."""
+
+    STEPS = 3  # rows tried above the corner before a chip is left where it overlaps
+
+    def __init__(self, height: int):
+        self.height = max(1, height)
+        self._rows: dict[int, list[tuple[int, int, int]]] = {}
+
+    def place(self, x: int, y: int, width: int) -> int:
+        """The top at which a chip of ``width`` whose natural top-left is (``x``, ``y``) is drawn."""
+        top = next((y - step * self.height for step in range(self.STEPS + 1)
+                    if not self._taken(x, y - step * self.height, width)), y)
+        self._rows.setdefault(top // self.height, []).append((x, top, width))
+        return top
+
+    def _taken(self, x: int, y: int, width: int) -> bool:
+        h, row = self.height, y // self.height
+        return any(ax < x + width and x < ax + aw and ay < y + h and y < ay + h
+                   for r in (row - 1, row, row + 1) for ax, ay, aw in self._rows.get(r, ()))

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
 
 from maskreview.core.review import LabelRef, ReviewState
 from maskreview.gui.canvas import overlay as ov
-from maskreview.gui.canvas.label_chips import LabelChips
+from maskreview.gui.canvas.label_chips import ChipLayout, LabelChips
 from maskreview.gui.canvas.layers import BoxIndex, FieldLayer, ImageItem, Mips, boxes_of, pool
 from maskreview.gui.canvas.legend import CanvasLegend
 from maskreview.gui.canvas.sample import SampleData, placeholder_image
@@ -160,6 +160,7 @@ class ImageCanvas(QGraphicsView):
         self._click_at: tuple | None = None  # where a left click without a tool began (a drag pans instead)
         self._last_click: tuple[int, int] | None = None
         self._chips = LabelChips()
+        self.label_chip_rects: dict[str, QRectF] = {}
         self.legend = CanvasLegend(self)
         self._observe(self.state)
 
@@ -459,7 +460,8 @@ class ImageCanvas(QGraphicsView):
             self._tool.paint(painter, rect)
         painter.restore()
         if s.labels and vis and detail:
-            self._draw_labels(painter, vis, colors)
+            whole = rect.adjusted(-1, -1, 1, 1).contains(self.mapToScene(self.viewport().rect()).boundingRect())
+            self._draw_labels(painter, vis, colors, whole)
         if not detail and (s.boxes or s.labels):
             self._draw_note(painter, f"{in_view:,} labels in view: boxes and names show at {DETAIL_LIMIT:,} or fewer (zoom in)")
         if data.error:
@@ -497,7 +499,7 @@ class ImageCanvas(QGraphicsView):
         if labels:  # chips sit above a box's top-left corner and run to its right
             scale = max(self.transform().m11(), 1e-9)  # logical pixels per image pixel
             x0 -= LABEL_REACH / scale
-            y1 += (self._chips.height or 40) / scale + 1
+            y1 += (ChipLayout.STEPS + 1) * (self._chips.height or 40) / scale + 1  # chips stack upwards
         out = []
         for name in self.fields():
             entry = self._visible_of(name)
@@ -523,7 +525,10 @@ class ImageCanvas(QGraphicsView):
         painter.setPen(self._pen((color.red(), color.green(), color.blue()), 2.0))
         painter.drawPath(path)
 
-    def _draw_labels(self, painter: QPainter, vis: list[ov.Instance], colors: list) -> None:
+    def _draw_labels(self, painter: QPainter, vis: list[ov.Instance], colors: list, whole: bool) -> None:
+        """The chips of ``vis``, laid out afresh when the whole viewport is painted; a partial
+        paint (a hover) draws each chip where the last whole paint put it, so that the chips it
+        repaints agree with those it leaves on screen."""
         painter.save()
         painter.resetTransform()
         font = QFont(self.font())
@@ -532,9 +537,18 @@ class ImageCanvas(QGraphicsView):
         t = self.viewportTransform()  # scene -> viewport is scale + translate
         sx, dx, sy, dy = t.m11(), t.dx(), t.m22(), t.dy()
         top = chips.height
+        layout, rects, placed = ChipLayout(top), {}, self.label_chip_rects
         for inst, rgb in zip(vis, colors):  # one pixmap per label: name, score and tags composed once
-            painter.drawPixmap(round(inst.x0 * sx + dx), round(inst.y0 * sy + dy) - top,
-                               chips.label(inst.label, inst.score, inst.tags, rgb))
+            pixmap = chips.label(inst.label, inst.score, inst.tags, rgb)
+            x, width, y = round(inst.x0 * sx + dx), chips.width(pixmap), round(inst.y0 * sy + dy) - top
+            if whole:
+                y = layout.place(x, y, width)
+                rects[inst.id] = QRectF(x, y, width, top)
+            elif inst.id in placed:
+                y = round(placed[inst.id].top())
+            painter.drawPixmap(x, y, pixmap)
+        if whole:
+            self.label_chip_rects = rects  # viewport rectangles of the chips, by label id
         painter.restore()
 
     def _pen(self, rgb, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
