@@ -6,10 +6,12 @@ more than ``max_det`` results of a class in an image, tied scores."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from maskreview.core import masks as mk
+from maskreview.core import masks as mk, plain_pickle
 from maskreview.core.evaluation import encoding
 
 
@@ -46,6 +48,8 @@ def _check(annotations, results, gt_items, dt_items, heights, widths, max_det=10
     # the lazily made RLEs are paste_rles' own
     lazy = encoding.LazyRles(gt_items, *hw(annotations))
     assert len(lazy) == len(gt_items) and list(lazy) == mk.paste_rles(gt_items, *hw(annotations))
+    kept = plain_pickle.loads(pickle.dumps(encoding.LazyRles(gt_items, *hw(annotations))))  # review/stored.py
+    assert type(kept) is list and kept == list(lazy)
     return want
 
 
