@@ -136,7 +136,7 @@ def test_two_labels_on_one_object_get_chips_of_their_own(canvas, qtbot):
     gt, pred = canvas.data.fields["ground_truth"][0], canvas.data.fields["predictions"][0]
     pred.x0, pred.y0 = gt.x0 + 1, gt.y0 - 1
     gt.tags = ("fp",)
-    canvas.set_style(labels=True)
+    canvas.set_style(labels=True, boxes=True)
     canvas.set_zoom(2.0)
     canvas.viewport().repaint()
     rects = canvas.label_chip_rects

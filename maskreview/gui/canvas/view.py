@@ -442,10 +442,10 @@ class ImageCanvas(QGraphicsView):
         if s.boxes and detail:  # one drawRects per (colour, dash)
             groups: dict = {}
             for inst, rgb in zip(vis, colors):
-                rect = inst.__dict__.get("_qrect")  # made once per instance, as its edge path
-                if rect is None:
-                    rect = inst.__dict__["_qrect"] = self._box(inst)
-                groups.setdefault((rgb, inst.score is not None), []).append(rect)  # overlay.is_prediction
+                box = inst.__dict__.get("_qrect")  # made once per instance, as its edge path
+                if box is None:
+                    box = inst.__dict__["_qrect"] = self._box(inst)
+                groups.setdefault((rgb, inst.score is not None), []).append(box)  # overlay.is_prediction
             for (rgb, dashed), rects in groups.items():
                 painter.setPen(self._pen(rgb, 1.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
                 painter.drawRects(rects)
