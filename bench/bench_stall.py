@@ -263,11 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     sched = Schedstat()
     lat, seconds, cpu, _ = one_round(app, window, overwrite=False, sched=sched, browse_only=args.browse_seconds)
     a = np.array(lat or [0.0])
+    reads = window.prefetch  # the next sample read ahead on a thread (gui/sample_prefetch.py)
     print(f"browsing alone (no model, the reference), {seconds:.0f} s: lateness p50 {np.percentile(a, 50):.1f} ms, "
           f"p99 {np.percentile(a, 99):.1f} ms, max {a.max():.0f} ms over {len(a)} ticks; GUI thread CPU {cpu:.2f} s; "
           f"load {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"  {sched.summary()}", flush=True)
+    print(f"  {sched.summary()}; samples read ahead {reads.hits}, read on the GUI thread {reads.misses}", flush=True)
     for r in range(args.rounds):
+        reads.hits = reads.misses = 0
         sched = Schedstat()
         lat, seconds, cpu, predicted = one_round(app, window, overwrite=True, watchdog=watchdog, sched=sched)
         a = np.array(lat or [0.0])
@@ -276,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"round {r + 1}{' (fresh worker: start, imports, model load)' if r == 0 else ''}: {predicted} images in "
               f"{seconds:.1f} s; lateness p50 {np.percentile(a, 50):.1f} ms, p99 {p99:.1f} ms, max {mx:.0f} ms over "
               f"{len(a)} ticks; GUI thread CPU {cpu:.2f} s; load {os.getloadavg()[0]:.2f}", flush=True)
-        print(f"  {sched.summary()}", flush=True)
+        print(f"  {sched.summary()}; samples read ahead {reads.hits}, read on the GUI thread {reads.misses}", flush=True)
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
     if watchdog is not None:
