@@ -103,3 +103,15 @@ def test_an_edit_right_after_moving_on_lands_on_the_sample_on_show(window, qtbot
     assert _stored_gt_ids(win.dataset, ids[0]) == first_before  # the sample moved away from is untouched
     win.undo_stack.undo()
     assert victim.id in _stored_gt_ids(win.dataset, ids[1])
+
+
+def test_browsing_does_not_write_the_overlay_style_at_each_step(window, qtbot, monkeypatch):
+    """Each save of the style is a QSettings write (synced to disk on the GUI thread): only a change saves it."""
+    win = window
+    saved = []
+    monkeypatch.setattr(win.settings, "save_style", lambda style: saved.append(style))
+    for _ in range(3):
+        win.do_next_sample()
+    assert saved == []
+    win.canvas.set_style(opacity=0.2)
+    assert len(saved) == 1 and saved[0].opacity == 0.2

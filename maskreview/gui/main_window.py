@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self.inference: workers.Job | None = None
         self.scratch = None
         self._message = None
+        self._saved_style = None  # the overlay style last written to the settings
         from maskreview.gui.sample_prefetch import SamplePrefetch
 
         self.prefetch = SamplePrefetch(self)  # the next and previous samples read ahead (browsing)
@@ -276,7 +277,10 @@ class MainWindow(QMainWindow):
         self.fields_panel.set_counts(counts)
         if self.canvas.data is not None:
             self.info_panel.show_sample(self.canvas.data, counts)
-        self.settings.save_style(self.canvas.style)
+        style = self.canvas.style
+        if style != self._saved_style:  # not at every browse step: each save is a QSettings sync
+            self._saved_style = style
+            self.settings.save_style(style)
 
     def _fill_classes(self) -> None:
         self.fields_panel.set_classes(self.classes, [class_color(c, self.classes) for c in self.classes],
