@@ -145,6 +145,26 @@ def test_two_labels_on_one_object_get_chips_of_their_own(canvas, qtbot):
     assert rects[gt.id].top() == canvas.mapFromScene(gt.x0, gt.y0).y() - canvas._chips.height  # drawn first: in place
 
 
+def test_the_legend_moves_off_a_framed_label(canvas, qtbot):
+    """Framing a label at the image's top-right corner (the review queue does) puts the legend
+    in another corner, clear of the label and its chips; the next sample brings it back."""
+    from PySide6.QtCore import QRectF
+
+    pred = canvas.data.fields["predictions"][0]
+    pred.x0, pred.y0 = 120 - pred.w, 0  # in the top-right corner of the image
+    canvas.set_style(labels=True)
+    canvas.resize(400, 300)
+    home = canvas.legend.geometry()
+    assert canvas.legend.isVisible() and home.right() > canvas.viewport().width() / 2
+    canvas.frame_rect(QRectF(pred.x0, pred.y0, pred.w, pred.h))
+    label = canvas.mapFromScene(QRectF(pred.x0, pred.y0, pred.w, pred.h)).boundingRect()
+    label = label.translated(canvas.viewport().geometry().topLeft()).adjusted(0, -canvas._chips.height, 0, 0)
+    assert label.intersects(home), "the label is not under the legend's usual place: the test shows nothing"
+    assert not canvas.legend.geometry().intersects(label), (canvas.legend.geometry(), label)
+    canvas.set_sample(canvas.data)
+    assert canvas.legend.geometry() == home
+
+
 def test_instances_read_label_tags(fo):
     dets = fo.Detections(detections=[fo.Detection(label="a", bounding_box=[0.1, 0.1, 0.2, 0.2], tags=["fix", "fp"])])
     (inst,) = ov.instances_from_detections("ground_truth", dets, 100, 100)

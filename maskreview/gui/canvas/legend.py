@@ -4,7 +4,8 @@ fields, TP / FP / FN, or the boundary errors' missed / added pixels; before any 
 how to run one.
 
 It follows the canvas (``overlays_changed``) and never takes a click: the canvas under it stays
-usable.
+usable. When the canvas frames a label under it (the review queue at an image's top-right
+corner), it moves to the first free corner.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class CanvasLegend(QWidget):
         super().__init__(canvas)
         self.canvas = canvas
         self.rows: list[Row] = []
+        self._avoid: QRect | None = None  # viewport rect of a framed label to keep clear
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         canvas.overlays_changed.connect(self.refresh)
         canvas.viewport().installEventFilter(self)
@@ -93,8 +95,17 @@ class CanvasLegend(QWidget):
         height = len(self.rows) * (metrics.height() + 2) + 2 * MARGIN - 2
         vp = self.canvas.viewport().geometry()
         width = min(width, max(vp.width() - 16, 40))
-        self.setGeometry(QRect(vp.right() - width - 8, vp.top() + 8, width, height))
+        left, right = vp.left() + 8, vp.right() - width - 8
+        top, bottom = vp.top() + 8, vp.bottom() - height - 8
+        corners = [QRect(x, y, width, height) for x, y in ((right, top), (left, top), (left, bottom), (right, bottom))]
+        avoid = None if self._avoid is None else self._avoid.translated(vp.topLeft())
+        self.setGeometry(next((c for c in corners if avoid is None or not c.intersects(avoid)), corners[0]))
         self.raise_()
+
+    def keep_clear(self, rect: QRect | None) -> None:
+        """Stay off ``rect`` (viewport coordinates; None: back to the top right)."""
+        self._avoid = rect
+        self._place()
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)

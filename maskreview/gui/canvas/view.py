@@ -220,6 +220,7 @@ class ImageCanvas(QGraphicsView):
         self.data = data
         self.state.hover = None
         self.framed, self._frame_index = (), -1
+        self.legend.keep_clear(None)
         if data is None:
             self._image_item.set_image(None)
             self.image_qimage = None
@@ -710,6 +711,8 @@ class ImageCanvas(QGraphicsView):
             self.set_zoom(24)
         self._fit_mode = False
         self._after_zoom(was_vector)
+        chips = (ChipLayout.STEPS + 1) * (self._chips.height or 16)  # its label chips stack above it
+        self.legend.keep_clear(self.mapFromScene(rect).boundingRect().adjusted(-4, -chips, 4, 4))
         self.viewport().update()
 
     # ---------------------------------------------------------------- tools
