@@ -11,6 +11,7 @@ import torch
 from conftest import run_cli
 
 from maskreview.core import masks as mk
+from maskreview.core.editing.labels import as_detection
 from maskreview.core.errors import BadInputError, CancelledError, MaskreviewError
 from maskreview.core.images import read_image
 from maskreview.core.model.engine import Engine, EngineSettings, box_mask_detection
@@ -67,6 +68,77 @@ def test_engine_predicts_detections_with_exact_box_masks(engine, demo_coco):
                 assert det.bounding_box == pytest.approx([x0 / width, y0 / height, (x1 - x0) / width,
                                                           (y1 - y0) / height])
     assert engine.predict(image).detections[0].label == detections[0].label
+
+
+def _random_boxes(rng, h, w, n, kind):
+    """XYXY boxes inside an ``h x w`` image: sub-pixel, at the edges, on half pixels, or any."""
+    x0, y0 = rng.uniform(0, w, n), rng.uniform(0, h, n)
+    if kind == "sub-pixel":
+        bw, bh = rng.uniform(0.01, 1.5, n), rng.uniform(0.01, 1.5, n)
+    elif kind == "edge":
+        x0, y0 = rng.choice([0.0, w - 3.2, w - 0.4, 0.6], n), rng.choice([0.0, h - 0.7, h - 1.0, 0.25], n)
+        bw, bh = rng.uniform(0.1, w, n), rng.uniform(0.1, h, n)
+    else:
+        bw, bh = rng.uniform(0.5, w, n), rng.uniform(0.5, h, n)
+    boxes = np.stack([x0, y0, np.minimum(x0 + bw, w), np.minimum(y0 + bh, h)], 1)
+    if kind == "half-pixel":  # pixel centres exactly on the box's edges
+        boxes = np.round(boxes * 2) / 2
+    boxes[:, :2] = np.clip(boxes[:, :2], 0, None)
+    return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+
+
+def test_box_local_paste_sets_every_pixel_as_detectron2s_full_image_paste():
+    """``postprocess.paste_box_masks`` (each mask into its box's window only, batched) against
+    detectron2's own ``paste_masks_in_image``: not one pixel may differ, on many random boxes,
+    boxes at the image's edges, sub-pixel boxes and boxes on half pixels; soft masks and
+    saturated 0/1 ones (values of exactly 0.5 at their edges)."""
+    from detectron2.layers.mask_ops import paste_masks_in_image
+
+    from maskreview.core.model.postprocess import box_windows, paste_box_masks
+
+    rng = np.random.default_rng(7)
+    torch.manual_seed(7)
+    checked = 0
+    for trial in range(160):
+        h, w = int(rng.integers(1, 200)), int(rng.integers(1, 200))
+        kind = ("sub-pixel", "edge", "half-pixel", "any")[trial % 4]
+        boxes = _random_boxes(rng, h, w, int(rng.integers(1, 30)), kind)
+        if not len(boxes):
+            continue
+        probs = torch.rand(len(boxes), 28, 28)
+        if trial % 3 == 0:
+            probs = (probs > 0.3).float()
+        boxes_t = torch.as_tensor(boxes, dtype=torch.float32)
+        full = paste_masks_in_image(probs, boxes_t, (h, w)).numpy()
+        windows = box_windows(boxes_t.numpy(), h, w)
+        for i, (x0, y0, part) in enumerate(paste_box_masks(probs, boxes_t, h, w)):
+            assert (x0, y0, x0 + part.shape[1], y0 + part.shape[0]) == tuple(windows[i])
+            np.testing.assert_array_equal(mk.paste(x0, y0, part, h, w), full[i], err_msg=f"{kind} box {boxes[i]}")
+            checked += 1
+    assert checked > 1000
+
+
+def test_run_documents_are_detectron2s_predictions_pixel_for_pixel(engine, tiny_model, demo_coco):
+    """What a dataset run writes (``Engine.predict_docs``: no full-image masks, no ``fo.Detection``)
+    equals detectron2's own output through ``to_detections``: labels, boxes, scores, and every
+    mask pixel of detectron2's full-image paste."""
+    many = Engine(str(tiny_model), settings=EngineSettings(
+        device="cpu", score_thresh=0.0, max_detections=100))  # every size of box the model makes
+    for path in sorted((demo_coco.parent / "images").glob("*.png"))[:4]:
+        image = read_image(path)
+        for eng in (engine, many):
+            instances = eng.predict_instances([image])[0]
+            docs, height, width = eng.predict_docs([image])[0]
+            assert (height, width) == image.shape[:2] and len(docs) == len(instances) > 0
+            expected = [d.to_mongo() for d in eng.to_detections(instances).detections]
+            for doc, want, full in zip(docs, expected, instances.pred_masks.numpy()):
+                assert list(doc) == list(want)  # the same keys in the same order
+                assert (doc["_cls"], doc["label"], doc["bounding_box"], doc["attributes"], doc["tags"]) == (
+                    want["_cls"], want["label"], want["bounding_box"], want["attributes"], want["tags"])
+                assert doc["confidence"] == want["confidence"]
+                det = as_detection(doc)
+                np.testing.assert_array_equal(det.mask, as_detection(want).mask)
+                np.testing.assert_array_equal(mk.detection_to_bitmap(det, height, width), full)
 
 
 def test_box_mask_detection_keeps_the_box_and_grows_it_for_stray_pixels(fo):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from maskreview.core import masks as mk
 from maskreview.core.errors import BadInputError, MaskreviewError
 from maskreview.core.fields import RUN_KEY
 from maskreview.core.model.registry import (
@@ -30,6 +29,7 @@ from maskreview.core.model.registry import (
     num_classes,
     resolve_model,
 )
+from maskreview.core.model.postprocess import box_local, detection_docs, raw_instances
 from maskreview.core.model.safe_loading import load_checkpoint_file, load_config, make_checkpointer
 from maskreview.core.progress import Progress
 from maskreview.core.store import fiftyone
@@ -194,6 +194,17 @@ class Engine:
             outputs = self.model([self._inputs(im) for im in images_rgb])
         return [out["instances"].to("cpu") for out in outputs]
 
+    def predict_docs(self, images_rgb: list[np.ndarray]) -> list[tuple[list[dict], int, int]]:
+        """``(label documents, height, width)`` per image, the documents as
+        ``to_detections(...).to_mongo()`` gives them, pixel for pixel, without detectron2's
+        full-image masks or ``fo.Detection`` objects (:mod:`~maskreview.core.model.postprocess`)."""
+        if self.cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN":  # its own postprocess: the general path
+            return [([d.to_mongo() for d in self.to_detections(inst).detections], *inst.image_size)
+                    for inst in self.predict_instances(images_rgb)]
+        with self._torch.inference_mode():
+            instances = raw_instances(self.model, [self._inputs(im) for im in images_rgb])
+            return [(detection_docs(inst, self.classes), *inst.image_size) for inst in instances]
+
     def to_detections(self, instances):
         """``fo.Detections``: the model's boxes, masks cropped to them (box-relative)."""
         fo = fiftyone()
@@ -219,25 +230,10 @@ class Engine:
 
 
 def box_mask_detection(bitmap: np.ndarray, box, label: str, **attributes):
-    """A full-image mask and its predicted XYXY box as a ``fo.Detection``.
-
-    The box stays the model's; the mask is cropped to where ``masks.detection_to_bitmap``
-    pastes it back (the box's rounded top-left), so the round trip is exact. detectron2 pastes
-    masks inside their boxes; if some pixels lie outside anyway, the box grows to hold them.
-    """
+    """A full-image mask and its predicted XYXY box as a ``fo.Detection`` (:func:`~maskreview.core.model.postprocess.box_local`:
+    the model's box, the mask cropped to where ``masks.detection_to_bitmap`` pastes it back, the
+    box grown for stray pixels outside it)."""
     fo = fiftyone()
     height, width = bitmap.shape
-    x0, y0, x1, y1 = (float(v) for v in box)
-    rel = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
-    px0, py0 = mk.round_half_up(rel[0] * width), mk.round_half_up(rel[1] * height)
-    px1 = max(px0 + 1, mk.round_half_up((rel[0] + rel[2]) * width))
-    py1 = max(py0 + 1, mk.round_half_up((rel[1] + rel[3]) * height))
-    tight = mk.mask_bbox(bitmap)
-    if tight is not None:
-        tx, ty, tw, th = tight
-        if tx < px0 or ty < py0 or tx + tw > px1 or ty + th > py1:
-            px0, py0 = min(px0, tx), min(py0, ty)
-            px1, py1 = max(px1, tx + tw), max(py1, ty + th)
-            rel = [px0 / width, py0 / height, (px1 - px0) / width, (py1 - py0) / height]
-    mask = mk.crop(bitmap, px0, py0, px1 - px0, py1 - py0)
+    rel, mask = box_local(bitmap, 0, 0, box, height, width)
     return fo.Detection(label=label, bounding_box=rel, mask=mask, **attributes)

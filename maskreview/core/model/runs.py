@@ -266,9 +266,6 @@ class _Writer:
 
 
 def _predict_batch(engine: Engine, batch, pending, report: InferenceReport) -> None:
-    instances = engine.predict_instances([im for _, im in batch])
-    for (sample_id, _), inst in zip(batch, instances):
-        detections = engine.to_detections(inst)
-        height, width = inst.image_size
-        pending[sample_id] = ([d.to_mongo() for d in detections.detections], height, width)
+    for (sample_id, _), predicted in zip(batch, engine.predict_docs([im for _, im in batch])):
+        pending[sample_id] = predicted  # (label documents, height, width)
         report.predicted += 1
