@@ -282,6 +282,8 @@ class EvaluationDock(QWidget):
 
         if self.results is None:
             return
+        self.class_table.pending_counts()  # figures at other thresholds never stand under these
+        self.summary.set_totals({})
         if self._rematch_job is not None and self._rematch_job.isRunning():
             self._rematch_pending = True
             return

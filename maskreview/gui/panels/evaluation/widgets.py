@@ -63,6 +63,9 @@ class SummaryWidget(QWidget):
         return self.values[name].text()
 
 
+LIVE_COLUMNS = ("precision", "recall", "F1", "TP", "FP", "FN")  # at the sliders' thresholds, after re-matching
+
+
 class ClassTable(QTableView):
     """Sortable per-class table; ``class_clicked(name)`` on a click."""
 
@@ -108,11 +111,21 @@ class ClassTable(QTableView):
             row = by_name.get(self.source.item(r, 0).text())
             if row is None:
                 continue
-            for col in ("precision", "recall", "F1", "TP", "FP", "FN"):
+            for col in LIVE_COLUMNS:
                 v = row[col]
                 item = self.source.item(r, self.COLUMNS.index(col))
                 item.setText(_fmt(v))
                 item.setData(-math.inf if isinstance(v, float) and math.isnan(v) else float(v), SORT_ROLE)
+
+    def pending_counts(self) -> None:
+        """The live columns say "…" until :meth:`update_counts` brings them at the current
+        thresholds (an evaluation's own outcomes are at confidence 0: never shown under a slider
+        that says otherwise)."""
+        for r in range(self.source.rowCount()):
+            for col in LIVE_COLUMNS:
+                item = self.source.item(r, self.COLUMNS.index(col))
+                item.setText("…")
+                item.setData(-math.inf, SORT_ROLE)
 
     def column_values(self, column: str) -> list[str]:
         c = self.COLUMNS.index(column)
