@@ -200,7 +200,15 @@ def test_the_window_shows_evaluate_all_in_its_progress_bar_and_cancel_stops_it(q
         qtbot.waitUntil(lambda: not win.progress.isVisibleTo(win), timeout=5000)
         assert win.state.evaluation is None and dataset.list_evaluations() == []
         assert "cancelled" in win.features.evaluation.dock.status.text()
-        assert win.features.evaluation.dock.evaluate_button.isEnabled()
+        dock = win.features.evaluation.dock
+        assert dock.evaluate_button.isEnabled()
+        dock.evaluate_button.click()  # again, from the dock's own button: the same bar and Cancel
+        again = dock._job
+        assert again is not job and win.progress.job is again and win.progress.cancel_button.isVisibleTo(win)
+        win.progress.cancel()
+        qtbot.waitUntil(again.isFinished, timeout=60000)
+        qtbot.waitUntil(lambda: not win.progress.isVisibleTo(win), timeout=5000)
+        assert dataset.list_evaluations() == []
 
 
 def test_redrawing_every_thumbnail_of_100000_samples_is_one_signal_and_signals_never_abort(qtbot):

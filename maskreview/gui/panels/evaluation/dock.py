@@ -235,7 +235,12 @@ class EvaluationDock(QWidget):
 
     # ------------------------------------------------------------------ running
     def _evaluate_clicked(self) -> None:
-        if self.view is None:
+        """In the window the evaluation feature runs it (the fields of the model chosen now, the
+        dataset as it is now, the status bar's progress and Cancel); a dock on its own reruns its
+        last view."""
+        from PySide6.QtCore import SIGNAL
+
+        if self.view is None or self.receivers(SIGNAL("evaluate_requested()")):
             self.evaluate_requested.emit()
         else:
             self.start_evaluation(self.view, *self._fields)
