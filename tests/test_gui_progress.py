@@ -38,3 +38,42 @@ def test_a_job_ending_after_the_next_was_tracked_leaves_the_next_ones_progress(q
     go_on.set()
     qtbot.waitUntil(lambda: not widget.isVisible(), timeout=20000)
     assert widget.job is None
+
+
+def test_a_job_started_during_another_hands_the_bar_back_when_it_ends(qtbot, qapp):
+    """An evaluation runs; a model run starts and ends meanwhile: the evaluation's bar, its
+    progress and its Cancel come back instead of the bar going away while it still runs."""
+    from maskreview.gui.workers import Job, ProgressWidget
+
+    widget = ProgressWidget()
+    widget.show()
+    qtbot.addWidget(widget)
+    run_may_end = threading.Event()
+
+    def evaluation(progress):
+        progress.start(10, "evaluating")
+        time.sleep(0.1)
+        progress.advance(4)
+        for _ in range(400):
+            progress.check()  # until Cancel
+            time.sleep(0.05)
+
+    def run(progress):
+        progress.start(2, "predicting")
+        run_may_end.wait(20)
+
+    first, second = Job(evaluation, "evaluation"), Job(run, "inference (demo)")
+    widget.track(first)
+    first.start()
+    qtbot.waitUntil(lambda: widget.bar.format() == "4/10", timeout=20000)
+    widget.track(second)
+    second.start()
+    assert widget.job is second
+    run_may_end.set()
+    qtbot.waitUntil(second.isFinished, timeout=20000)
+    qtbot.waitUntil(lambda: widget.job is first, timeout=5000)
+    assert widget.isVisible() and widget.label.text() == "evaluating" and widget.bar.format() == "4/10"
+    with qtbot.waitSignal(first.failed, timeout=20000) as failed:
+        widget.cancel_button.click()
+    assert failed.args[1] == "cancelled"
+    qtbot.waitUntil(lambda: not widget.isVisible(), timeout=20000)

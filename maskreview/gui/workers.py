@@ -103,17 +103,32 @@ class ProgressWidget(QWidget):
         for w in (self.label, self.bar, self.eta, self.cancel_button):
             layout.addWidget(w)
         self.job: Job | None = None
+        self._running: list[Job] = []  # tracked and not finished, the newest last
+        self._last: dict = {}  # job -> its last progress update, to show it again
         self.cancel_button.clicked.connect(self.cancel)
         self.hide()
 
     def track(self, job: Job) -> None:
+        self._running.append(job)
+        job.progress.emitter.updated.connect(lambda *args, j=job: self._updated(j, args))
+        job.finished.connect(lambda j=job: self._done(j))
+        self._show(job)
+
+    def _show(self, job: Job) -> None:
         self.job = job
         self.label.setText(job.name)
-        self.bar.setRange(0, 0)
-        self.eta.setText("starting…")
-        job.progress.emitter.updated.connect(lambda *args, j=job: self._update(*args) if self.job is j else None)
-        job.finished.connect(lambda j=job: self._done(j))
+        if job in self._last:
+            self._update(*self._last[job])
+        else:
+            self.bar.setRange(0, 0)
+            self.bar.setFormat("")
+            self.eta.setText("starting…")
         self.show()
+
+    def _updated(self, job: Job, args: tuple) -> None:
+        self._last[job] = args
+        if self.job is job:
+            self._update(*args)
 
     def _update(self, done: int, total: int, label: str, eta: float) -> None:
         self.label.setText(label or (self.job.name if self.job else ""))
@@ -128,9 +143,16 @@ class ProgressWidget(QWidget):
             self.eta.setText("cancelling…")
 
     def _done(self, job: Job) -> None:
-        """``job`` ended: hide, unless another job is tracked since (the dataset opening, whose
-        result starts the automatic model run, ends after that run is tracked)."""
-        if job is self.job:
+        """``job`` ended: the newest tracked job still running shows (an evaluation's Cancel
+        comes back when a model run started during it ends); none: hide."""
+        if job in self._running:
+            self._running.remove(job)
+        self._last.pop(job, None)
+        if job is not self.job:
+            return
+        if self._running:
+            self._show(self._running[-1])
+        else:
             self.job = None
             self.hide()
 
