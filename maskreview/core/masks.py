@@ -302,6 +302,33 @@ def placed_iou(a: tuple[int, int, np.ndarray], b: tuple[int, int, np.ndarray]) -
     return bitmap_iou(paste(ax - x0, ay - y0, am, y1 - y0, x1 - x0), paste(bx - x0, by - y0, bm, y1 - y0, x1 - x0))
 
 
+def clipped_pair_ious(dt: list, gt: list, dt_areas, gt_areas, di: np.ndarray, gi: np.ndarray,
+                      crowd: np.ndarray) -> np.ndarray:
+    """pycocotools' ``iou`` of the pairs ``(dt[di[p]], gt[gi[p]])`` of box masks ``(x, y, mask)``
+    already cut to their image, counted only where the two boxes meet (i / u in double; a crowd
+    ground truth's: the intersection over the detection's area); 0 for pairs that share no pixel."""
+    dt_clipped, gt_clipped = dt, gt
+    geo = lambda items: np.array([(x, y, m.shape[1] if m.ndim > 1 else 0, m.shape[0]) for x, y, m in items],
+                                 np.int64).reshape(-1, 4)
+    dg, gg = geo(dt_clipped)[di], geo(gt_clipped)[gi]
+    x0, y0 = np.maximum(dg[:, 0], gg[:, 0]), np.maximum(dg[:, 1], gg[:, 1])
+    x1 = np.minimum(dg[:, 0] + dg[:, 2], gg[:, 0] + gg[:, 2])
+    y1 = np.minimum(dg[:, 1] + dg[:, 3], gg[:, 1] + gg[:, 3])
+    hit = np.flatnonzero((x1 > x0) & (y1 > y0))
+    inter = np.zeros(len(di), np.int64)
+    for p, d, g, a0, b0, a1, b1 in zip(hit.tolist(), di[hit].tolist(), gi[hit].tolist(), x0[hit].tolist(),
+                                       y0[hit].tolist(), x1[hit].tolist(), y1[hit].tolist()):
+        dx, dy, dm = dt_clipped[d]
+        gx, gy, gm = gt_clipped[g]
+        inter[p] = np.count_nonzero(dm[b0 - dy:b1 - dy, a0 - dx:a1 - dx] & gm[b0 - gy:b1 - gy, a0 - gx:a1 - gx])
+    da = np.asarray(dt_areas, float)[di].astype(np.int64)
+    union = np.where(crowd[gi], da, da + np.asarray(gt_areas, float)[gi].astype(np.int64) - inter)
+    iou = np.zeros(len(di), float)
+    pos = inter > 0
+    iou[pos] = inter[pos] / union[pos]
+    return iou
+
+
 def bitmap_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two bitmaps of the same shape (0 when both are empty)."""
     union = np.count_nonzero(np.logical_or(a, b))

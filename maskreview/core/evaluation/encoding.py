@@ -72,11 +72,8 @@ def clip_masks(items: list, heights, widths) -> list[tuple[int, int, np.ndarray]
         if x >= 0 and y >= 0 and x + mw <= w and y + mh <= h and mh and mw:
             out.append((x, y, m))
             continue
-        xs, ys, xe, ye = max(x, 0), max(y, 0), min(x + mw, w), min(y + mh, h)
-        if xe <= xs or ye <= ys:
-            out.append((xs, ys, np.zeros((0, 0), bool)))
-        else:
-            out.append((xs, ys, m[ys - y:ye - y, xs - x:xe - x]))
+        xs, ys, part = mk.visible(x, y, m, h, w)
+        out.append((xs, ys, part if part.size else np.zeros((0, 0), bool)))
     return out
 
 
@@ -135,24 +132,7 @@ def block_ious(annotations: list[dict], results: list[dict], gt_clipped: list, d
     within = np.arange(int(starts[-1])) - starts[b_of]
     di = d_order[d_lo[b_of] + within // n_g[b_of]]
     gi = g_order[g_lo[b_of] + within % n_g[b_of]]
-    geo = lambda items: np.array([(x, y, m.shape[1] if m.ndim > 1 else 0, m.shape[0]) for x, y, m in items],
-                                 np.int64).reshape(-1, 4)
-    dg, gg = geo(dt_clipped)[di], geo(gt_clipped)[gi]
-    x0, y0 = np.maximum(dg[:, 0], gg[:, 0]), np.maximum(dg[:, 1], gg[:, 1])
-    x1 = np.minimum(dg[:, 0] + dg[:, 2], gg[:, 0] + gg[:, 2])
-    y1 = np.minimum(dg[:, 1] + dg[:, 3], gg[:, 1] + gg[:, 3])
-    hit = np.flatnonzero((x1 > x0) & (y1 > y0))
-    inter = np.zeros(len(di), np.int64)
-    for p, d, g, a0, b0, a1, b1 in zip(hit.tolist(), di[hit].tolist(), gi[hit].tolist(), x0[hit].tolist(),
-                                       y0[hit].tolist(), x1[hit].tolist(), y1[hit].tolist()):
-        dx, dy, dm = dt_clipped[d]
-        gx, gy, gm = gt_clipped[g]
-        inter[p] = np.count_nonzero(dm[b0 - dy:b1 - dy, a0 - dx:a1 - dx] & gm[b0 - gy:b1 - gy, a0 - gx:a1 - gx])
-    da = np.asarray(dt_areas, float)[di].astype(np.int64)
-    union = np.where(crowd[gi], da, da + np.asarray(gt_areas, float)[gi].astype(np.int64) - inter)
-    iou = np.zeros(len(di), float)
-    pos = inter > 0
-    iou[pos] = inter[pos] / union[pos]
+    iou = mk.clipped_pair_ious(dt_clipped, gt_clipped, dt_areas, gt_areas, di, gi, crowd)
     return {(b // k, b % k): iou[s:e].reshape(nd, ng) for b, s, e, nd, ng in
             zip(blocks.tolist(), starts[:-1].tolist(), starts[1:].tolist(), n_d.tolist(), n_g.tolist())}
 

@@ -30,7 +30,7 @@ from maskreview.core.evaluation.outcomes import (
     outcomes_from_matches,
 )
 from maskreview.core.fields import GT_FIELD, MODIFIED_FIELD, PRED_FIELD
-from maskreview.core.store import dataset_of
+from maskreview.core.store import dataset_of, reader
 from maskreview.core.progress import Progress
 
 __all__ = ["LARGE", "SMALL", "EvalResults", "Objects", "PairBlock", "compute", "compute_boundary_iou", "gt_occlusion"]
@@ -94,8 +94,6 @@ class EvalResults:
 def labels_fingerprint(dataset) -> tuple:
     """``(samples, newest last_modified_at)`` of a dataset: changes with any write to any sample
     (every writer sets ``last_modified_at``; an index answers both)."""
-    from maskreview.core.store import reader
-
     coll = reader.collection(dataset)
     newest = coll.find_one({}, {MODIFIED_FIELD: 1}, sort=[(MODIFIED_FIELD, -1)])
     return coll.count_documents({}, hint="_id_"), (newest or {}).get(MODIFIED_FIELD)
