@@ -5,15 +5,24 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 
-def test_a_job_ending_after_the_next_was_tracked_leaves_the_next_ones_progress(qtbot, qapp):
+
+@pytest.fixture
+def widget(qtbot, qapp):
+    from maskreview.gui.workers import ProgressWidget
+
+    w = ProgressWidget()
+    w.show()
+    qtbot.addWidget(w)
+    return w
+
+
+def test_a_job_ending_after_the_next_was_tracked_leaves_the_next_ones_progress(qtbot, widget):
     """Opening the demo: the open job's result starts the automatic model run (tracked at once),
     then the open job ends. The run's bar stays and follows the run's progress events."""
-    from maskreview.gui.workers import Job, ProgressWidget
+    from maskreview.gui.workers import Job
 
-    widget = ProgressWidget()
-    widget.show()
-    qtbot.addWidget(widget)
     go_on = threading.Event()
 
     def opening(progress):
@@ -40,14 +49,11 @@ def test_a_job_ending_after_the_next_was_tracked_leaves_the_next_ones_progress(q
     assert widget.job is None
 
 
-def test_a_job_started_during_another_hands_the_bar_back_when_it_ends(qtbot, qapp):
+def test_a_job_started_during_another_hands_the_bar_back_when_it_ends(qtbot, widget):
     """An evaluation runs; a model run starts and ends meanwhile: the evaluation's bar, its
     progress and its Cancel come back instead of the bar going away while it still runs."""
-    from maskreview.gui.workers import Job, ProgressWidget
+    from maskreview.gui.workers import Job
 
-    widget = ProgressWidget()
-    widget.show()
-    qtbot.addWidget(widget)
     run_may_end = threading.Event()
 
     def evaluation(progress):
