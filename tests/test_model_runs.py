@@ -272,11 +272,11 @@ class _FailsOnSecondBatch(Engine):
 
     calls = 0
 
-    def predict_instances(self, images):
+    def predict_docs(self, images):  # what a dataset run calls
         self.calls += 1
         if self.calls == 2:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return super().predict_instances(images)
+        return super().predict_docs(images)
 
 
 def test_a_run_failing_midway_keeps_what_it_wrote_and_erases_nothing(ds, tmp_path, demo_engine):
