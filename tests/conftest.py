@@ -37,6 +37,21 @@ prepare_process()  # what the app does before Qt starts (pytest-qt makes its own
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _gc_on_the_gui_thread(request):
+    """As the app does (``gui.app.create_app``): cyclic collections only on the GUI thread, once
+    a QApplication exists (a test that uses Qt)."""
+    from PySide6.QtWidgets import QApplication
+
+    from maskreview.gui.runtime import collect_on_gui_thread
+
+    app = QApplication.instance()
+    collector = collect_on_gui_thread(app) if app is not None else None
+    yield
+    if collector is not None:  # a test without an event loop still gets its collections
+        collector.collect()
+
+
 @pytest.fixture(scope="session")
 def fo():
     return store.connect()

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from maskreview import __version__
 from maskreview.desktop import APP_ID
-from maskreview.gui.runtime import prepare_process
+from maskreview.gui.runtime import collect_on_gui_thread, prepare_process
 
 LAUNCHED_AT = time.perf_counter()
 
@@ -64,6 +64,7 @@ def apply_palette(app: QApplication, theme: str | None = None) -> None:
 def create_app() -> QApplication:
     prepare_process()
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    collect_on_gui_thread(app)
     app.setApplicationName("maskreview")
     app.setDesktopFileName(APP_ID)  # the launcher `maskreview desktop install` registers (taskbar icon)
     app.setOrganizationName("maskreview")

@@ -31,3 +31,43 @@ def prepare_process() -> None:
     # --only stall, BENCHMARKS.md). 1 ms hands the GIL back to the GUI thread sooner at no
     # measured throughput cost.
     sys.setswitchinterval(0.001)
+
+
+class GuiThreadCollector:
+    """Python's cyclic garbage collector, run from the GUI thread's event loop only.
+
+    Left automatic, a collection runs in whichever thread allocates when a threshold is crossed:
+    a thumbnail, layer or read-ahead worker then destroys the Qt objects of a closed canvas or
+    dialog off the GUI thread, their timers cannot be stopped there ("QBasicTimer::stop: Failed.
+    Possibly trying to stop from a different thread"), and the next timer event goes to freed
+    memory: a segfault (seen in the suite, test_canvas_patch after a dense-canvas test). So the
+    automatic collector is off and a timer collects the generations whose counts passed their
+    thresholds, as the automatic one would. (pyqtgraph's GarbageCollector does this, but
+    importing it imports all of pyqtgraph, ~1 s at startup.)"""
+
+    def __init__(self, app, interval_ms: int = 500):
+        import gc
+
+        from PySide6.QtCore import QTimer
+
+        self.threshold = gc.get_threshold()
+        gc.disable()
+        self.timer = QTimer(app)
+        self.timer.timeout.connect(self.collect)
+        self.timer.start(interval_ms)
+
+    def collect(self) -> None:
+        import gc
+
+        (c0, c1, c2), (t0, t1, t2) = gc.get_count(), self.threshold[:3]
+        if c0 > t0:  # as the automatic collector decides: the oldest generation due, with the younger
+            gc.collect(2 if c1 > t1 and c2 > t2 else 1 if c1 > t1 else 0)
+
+
+def collect_on_gui_thread(app) -> GuiThreadCollector:
+    """Start :class:`GuiThreadCollector` once for ``app`` (idempotent)."""
+    collector = getattr(app, "_gui_thread_collector", None)
+    if collector is None:
+        collector = GuiThreadCollector(app)
+        app._gui_thread_collector = collector  # noqa: SLF001 - lives as long as the application
+    return collector
