@@ -151,7 +151,7 @@ def test_a_server_that_does_not_come_up_is_named_with_its_log(fo):
     assert ab.running_server() is None
 
 
-def test_cli_app_serves_until_interrupted_and_a_second_launch_reuses_it(fo, demo_coco):
+def test_cli_app_serves_until_interrupted_and_a_second_launch_reuses_it(fo, demo_coco, tmp_path):
     import os
     import signal
     import subprocess
@@ -162,8 +162,9 @@ def test_cli_app_serves_until_interrupted_and_a_second_launch_reuses_it(fo, demo
 
     dataset = open_source(str(demo_coco), name="app-cli")
     ab.save_view(dataset, "first two", dataset.limit(2))
+    log = open(tmp_path / "server.err", "w")  # not a pipe: an unread pipe that fills stops the server's writes
     first = subprocess.Popen([sys.executable, "-m", "maskreview", "app", "app-cli", "--no-browser"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(), cwd=REPO)
+                             stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ.copy(), cwd=REPO)
     try:
         line = first.stdout.readline()
         assert line.startswith("FiftyOne App: http://127.0.0.1:") and "/datasets/app-cli (Ctrl+C stops it)" in line
@@ -173,10 +174,11 @@ def test_cli_app_serves_until_interrupted_and_a_second_launch_reuses_it(fo, demo
         assert again.returncode == 0, again.stderr
         assert "already serving 'app-cli'" in again.stdout and f":{port}/datasets/app-cli" in again.stdout
         first.send_signal(signal.SIGINT)
-        assert first.wait(60) == 130
+        assert first.wait(60) == 130, (tmp_path / "server.err").read_text()[-2000:]
     finally:
         if first.poll() is None:
             first.kill()
+        log.close()
     deadline = time.monotonic() + 30
     while not ab.port_is_free(port) and time.monotonic() < deadline:
         time.sleep(0.5)
