@@ -102,11 +102,14 @@ class ProgressWidget(QWidget):
         self.cancel_button.setToolTip("Cancel the running job (Esc)")
         for w in (self.label, self.bar, self.eta, self.cancel_button):
             layout.addWidget(w)
-        self.job: Job | None = None
-        self._running: list[Job] = []  # tracked and not finished, the newest last
+        self._running: list[Job] = []  # tracked and not finished, the newest last: the one shown
         self._last: dict = {}  # job -> its last progress update, to show it again
         self.cancel_button.clicked.connect(self.cancel)
         self.hide()
+
+    @property
+    def job(self) -> Job | None:
+        return self._running[-1] if self._running else None
 
     def track(self, job: Job) -> None:
         self._running.append(job)
@@ -115,7 +118,6 @@ class ProgressWidget(QWidget):
         self._show(job)
 
     def _show(self, job: Job) -> None:
-        self.job = job
         self.label.setText(job.name)
         if job in self._last:
             self._update(*self._last[job])
@@ -145,15 +147,15 @@ class ProgressWidget(QWidget):
     def _done(self, job: Job) -> None:
         """``job`` ended: the newest tracked job still running shows (an evaluation's Cancel
         comes back when a model run started during it ends); none: hide."""
+        shown = job is self.job
         if job in self._running:
             self._running.remove(job)
         self._last.pop(job, None)
-        if job is not self.job:
+        if not shown:
             return
         if self._running:
             self._show(self._running[-1])
         else:
-            self.job = None
             self.hide()
 
 
