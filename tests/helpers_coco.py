@@ -34,3 +34,13 @@ def perturbed_demo(demo_coco, name: str, seed: int):
     finally:
         if name in connect().list_datasets():
             dataset.delete()
+
+
+def documents_but_revisions(dataset) -> list:
+    """Every sample document, its revision, writer and modification time aside (a rollback or a
+    put-back is a new revision, so an editor holding one from before sees it)."""
+    from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, REV_FIELD
+    from maskreview.core.store import reader
+
+    return [{k: v for k, v in d.items() if k not in (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)}
+            for d in reader.collection(dataset).find({}).sort("_id")]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers_coco import perturbed_demo
+from helpers_coco import documents_but_revisions, perturbed_demo
 
 from maskreview.core.errors import CancelledError
 from maskreview.core.evaluation import evaluate_and_store, runs, synthetic
-from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, REV_FIELD
+from maskreview.core.fields import REV_BY_FIELD
 from maskreview.core.progress import Progress
 from maskreview.core.store import reader
 
@@ -24,12 +24,6 @@ KEY = "again"
 def demo(demo_coco):
     with perturbed_demo(demo_coco, "eval-rerun-cancel", seed=9) as dataset:
         yield dataset
-
-
-def _values(dataset) -> list:
-    """Every sample document, its revision, writer and modification time aside."""
-    return [{k: v for k, v in d.items() if k not in (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)}
-            for d in reader.collection(dataset).find({}).sort("_id")]
 
 
 class _CancelsWhenWriting(Progress):
@@ -59,12 +53,12 @@ def _old_run(dataset):
 def test_a_rerun_cancelled_while_writing_puts_the_old_values_back(demo, monkeypatch):
     monkeypatch.setattr(runs, "WRITE_BATCH", 2)
     first, old_tp = _old_run(demo)
-    before = _values(demo)
+    before = documents_but_revisions(demo)
     progress = _CancelsWhenWriting(demo, old_tp)
     with pytest.raises(CancelledError):
         evaluate_and_store(demo.view(), eval_key=KEY, progress=progress)
     assert progress.did  # cancelled with some new values written
-    assert _values(demo) == before  # each sample holds what it held under the key
+    assert documents_but_revisions(demo) == before  # each sample holds what it held under the key
     assert KEY in demo.list_evaluations()
     assert demo.load_evaluation_results(KEY).mAP() == pytest.approx(first.summary["mAP"])
     again = evaluate_and_store(demo.view(), eval_key=KEY)  # and it evaluates again, to the end
@@ -74,7 +68,7 @@ def test_a_rerun_cancelled_while_writing_puts_the_old_values_back(demo, monkeypa
 def test_a_rerun_failing_while_writing_keeps_the_old_run(demo, monkeypatch):
     monkeypatch.setattr(runs, "WRITE_BATCH", 2)
     first, _ = _old_run(demo)
-    before = _values(demo)
+    before = documents_but_revisions(demo)
     calls = []
     write = runs.sw.write
 
@@ -89,7 +83,7 @@ def test_a_rerun_failing_while_writing_keeps_the_old_run(demo, monkeypatch):
     with pytest.raises(RuntimeError, match="went away"):
         evaluate_and_store(demo.view(), eval_key=KEY)
     assert len(calls) == 3
-    assert _values(demo) == before
+    assert documents_but_revisions(demo) == before
     assert demo.load_evaluation_results(KEY).mAP() == pytest.approx(first.summary["mAP"])
 
 

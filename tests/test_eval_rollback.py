@@ -10,11 +10,11 @@ looked at (the values stayed, the run finished)."""
 from __future__ import annotations
 
 import pytest
-from helpers_coco import perturbed_demo
+from helpers_coco import documents_but_revisions, perturbed_demo
 
 from maskreview.core.errors import CancelledError
 from maskreview.core.evaluation import chunks, evaluate_and_store, runs
-from maskreview.core.fields import MODIFIED_FIELD, REV_BY_FIELD, REV_FIELD
+from maskreview.core.fields import REV_BY_FIELD, REV_FIELD
 from maskreview.core.progress import Progress
 from maskreview.core.store import reader
 
@@ -30,8 +30,7 @@ def demo(demo_coco):
 def _state(dataset) -> tuple:
     """Every sample document (its revision, writer and modification time aside: the rollback is a
     new revision, so an editor holding one from before sees it), the schema, the runs."""
-    docs = [{k: v for k, v in d.items() if k not in (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)}
-            for d in reader.collection(dataset).find({}).sort("_id")]
+    docs = documents_but_revisions(dataset)
     dataset.reload()
     schema = sorted(set(dataset.get_field_schema(flat=True)) - {REV_FIELD, REV_BY_FIELD})  # declared by any writer
     return docs, schema, dataset.list_evaluations()
