@@ -7,6 +7,7 @@ Heavy imports (torch, detectron2, FiftyOne) happen inside the commands that need
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -105,6 +106,7 @@ def cmd_infer(args) -> int:
 
 def _infer(args) -> int:
     from maskreview.core.model import distributed, sharding
+    from maskreview.core.model.cpu_share import CoreShare
     from maskreview.core.model.runs import run_inference
 
     rank, world, _ = distributed.rank()
@@ -116,9 +118,10 @@ def _infer(args) -> int:
     args.device = distributed.rank_device(args.device)
     engine = _engine(args)  # first: a bad model or weights file must not leave an import behind
     dataset, view = _open_view(args)
-    report = run_inference(view, engine, field=args.field, progress=_progress(), overwrite=args.overwrite,
-                           batch_size=args.batch_size, write_seconds=2.0,  # also notices a lost database soon
-                           shard=shard)
+    with CoreShare() if engine.device == "cpu" else contextlib.nullcontext() as share:  # shards on one machine
+        report = run_inference(view, engine, field=args.field, progress=_progress(), overwrite=args.overwrite,
+                               batch_size=args.batch_size, write_seconds=2.0,  # also notices a lost database soon
+                               shard=shard, before_image=share.rebalance if share else None)
     print(f"{dataset.name}{f' shard {shard}' if shard else ''}: predicted {report.predicted} samples into '{args.field}' "
           f"({report.images_per_second:.2f} img/s), skipped {report.skipped} already done, "
           f"{len(report.failures)} failed")

@@ -103,7 +103,8 @@ def check_output_field(dataset, name: str, engine=None) -> None:
 def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Progress | None = None,
                   overwrite: bool = False, batch_size: int | None = None, write_every: int = 16,
                   write_seconds: float | None = None, on_written: Callable[[list[str]], None] | None = None,
-                  decode_workers: int = 2, shard: Shard | None = None) -> InferenceReport:
+                  decode_workers: int = 2, shard: Shard | None = None,
+                  before_image: Callable[[], object] | None = None) -> InferenceReport:
     """Predict every sample of ``view`` into ``field``; cancellable and resumable; reviewer work kept.
 
     Each sample's ``<field>_run`` holds the run key of the model that wrote it, so a rerun
@@ -121,6 +122,7 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
     ``batch_size``: images per forward pass (default: the engine's, several on a GPU).
     ``shard``: only the view's samples in that shard (:mod:`maskreview.core.model.sharding`), for
     workers that split a run between them; they may run at the same time, anywhere.
+    ``before_image``: called before each image is predicted (a CPU run's share of the cores).
     """
     progress = progress or Progress()
     batch_size = batch_size or engine.batch_size
@@ -156,6 +158,8 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
         batch: list[tuple[str, np.ndarray]] = []
         for sample_id, _ in todo:
             progress.check()
+            if before_image is not None:
+                before_image()
             waited = time.perf_counter()
             _, image = next(stream)
             report.decode_wait_seconds += time.perf_counter() - waited
