@@ -152,9 +152,22 @@ DASH = 4  # pixels on, then off, along a prediction's outline
 HATCH = 6  # period of the ground truth's diagonal hatch (2 pixels of it drawn)
 
 
+BANDS_MIN_PIXELS = 512 * 512  # a whole layer at least this big renders in row bands on threads
+_BAND_POOL: list = []  # overlay's own threads (a caller on layers.pool() may wait on them: no deadlock)
+
+
+def _band_pool():
+    if not _BAND_POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _BAND_POOL.append(ThreadPoolExecutor(2, thread_name_prefix="maskreview-bands"))
+    return _BAND_POOL[0]
+
+
 def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], height: int, width: int,
                  fill_alpha: float = 0.45, contours: bool = True, fills: bool = True,
-                 out: np.ndarray | None = None, clip: tuple[int, int, int, int] | None = None) -> np.ndarray:
+                 out: np.ndarray | None = None, clip: tuple[int, int, int, int] | None = None,
+                 bands: int = 2) -> np.ndarray:
     """A ``height x width x 4`` premultiplied BGRA uint8 layer of translucent fills and contours.
 
     Later instances paint over earlier ones. Contours are opaque, so they stay crisp whatever
@@ -164,18 +177,63 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
     ``clip`` ``(x0, y0, x1, y1)`` repaints only that rectangle of ``out`` (cleared first), with
     exactly the pixels a full render puts there: each instance's contour is still found on its
     whole box, only the writes are clipped (a dirty region after an edit, ``layers.py``).
-    """
-    import cv2
 
-    layer = out if out is not None else np.zeros((height, width, 4), np.uint8)
+    A whole layer of at least ``BANDS_MIN_PIXELS`` renders as ``bands`` row bands (split where
+    the boxes' area halves) on threads of its own: numpy and cv2 let go of the GIL, so a 1080p
+    layer takes about half the wall time on two cores; each band is a clipped render, so the
+    pixels are those of one pass (``tests/test_overlay_bands.py``).
+    """
+    rows = _band_rows(instances, height, width, bands) if bands > 1 and clip is None and height * width >= BANDS_MIN_PIXELS else []
+    if out is not None:
+        layer = out
+    else:  # banded: each band's thread clears its rows (the first touch of fresh pages, in parallel)
+        layer = np.empty((height, width, 4), np.uint8) if len(rows) > 2 else np.zeros((height, width, 4), np.uint8)
     flat = layer.view(np.uint32).reshape(height, width)  # one BGRA pixel = one uint32 store
+    a = min(max(float(fill_alpha), 0.0), 1.0)
     if clip is not None:
         cx0, cy0 = max(int(clip[0]), 0), max(int(clip[1]), 0)
         cx1, cy1 = min(int(clip[2]), width), min(int(clip[3]), height)
         if cx0 >= cx1 or cy0 >= cy1:
             return layer
         flat[cy0:cy1, cx0:cx1] = 0
-    a = min(max(float(fill_alpha), 0.0), 1.0)
+        _paint(instances, colors, flat, height, width, a, fills, contours, (cx0, cy0, cx1, cy1))
+        return layer
+    if len(rows) <= 2:
+        _paint(instances, colors, flat, height, width, a, fills, contours, None)
+        return layer
+    clear = out is None
+    jobs = [_band_pool().submit(_paint, instances, colors, flat, height, width, a, fills, contours, (0, y0, width, y1), clear)
+            for y0, y1 in zip(rows, rows[1:])]
+    for job in jobs:
+        job.result()
+    return layer
+
+
+def _band_rows(instances: list[Instance], height: int, width: int, bands: int) -> list[int]:
+    """Row edges ``[0, ..., height]`` of ``bands`` bands holding about equal box area."""
+    per_row = np.zeros(height + 1, np.int64)
+    for inst in instances:
+        box = clip_box(inst.x0, inst.y0, inst.w, inst.h, height, width)
+        if box is not None:
+            per_row[box[1]] += box[2] - box[0]
+            per_row[box[3]] -= box[2] - box[0]
+    area = np.cumsum(np.cumsum(per_row[:-1]))
+    if len(area) == 0 or area[-1] == 0:
+        return []
+    cuts = np.searchsorted(area, area[-1] * np.arange(1, bands) / bands)
+    return sorted({0, *(int(c) for c in cuts if 0 < c < height), height})
+
+
+def _paint(instances: list[Instance], colors: list, flat: np.ndarray, height: int, width: int, a: float,
+           fills: bool, contours: bool, clip: tuple[int, int, int, int] | None, clear: bool = False) -> None:
+    """Paint ``instances`` into ``flat`` (already cleared, or ``clear`` it in ``clip`` first),
+    writing only inside ``clip``."""
+    import cv2
+
+    if clip is not None:
+        cx0, cy0, cx1, cy1 = clip
+        if clear:
+            flat[cy0:cy1, cx0:cx1] = 0
     thick = np.ones((5, 5), np.uint8)
     packed: dict = {}  # colour -> (fill pixel, contour pixel)
     for inst, rgb in zip(instances, colors):
@@ -183,16 +241,18 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
         if box is None:
             continue
         xs, ys, xe, ye = box
-        if clip is not None and (xs >= cx1 or xe <= cx0 or ys >= cy1 or ye <= cy0):
-            continue
+        keep = None  # inside the clip: every store is made
+        if clip is not None:
+            if xs >= cx1 or xe <= cx0 or ys >= cy1 or ye <= cy0:
+                continue
+            if xs < cx0 or ys < cy0 or xe > cx1 or ye > cy1:  # writes only inside the clip: ``keep`` masks them
+                keep = np.zeros((ye - ys, xe - xs), bool)
+                keep[max(cy0 - ys, 0):cy1 - ys, max(cx0 - xs, 0):cx1 - xs] = True
         region = flat[ys:ye, xs:xe]
         if inst.mask is None:
             m = np.ones((ye - ys, xe - xs), bool)
         else:
             m = inst.mask[ys - inst.y0:ye - inst.y0, xs - inst.x0:xe - inst.x0]
-        if clip is not None:  # writes only inside the clip: ``keep`` masks every store below
-            keep = np.zeros(m.shape, bool)
-            keep[max(cy0 - ys, 0):cy1 - ys, max(cx0 - xs, 0):cx1 - xs] = True
         pixels = packed.get(rgb)
         if pixels is None:
             r, g, b = rgb
@@ -200,21 +260,20 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
         predicted = is_prediction(inst)
         if fills and a > 0:
             fill = m if predicted else m & _hatch(ys, ye, xs, xe)
-            np.copyto(region, pixels[0], where=fill if clip is None else fill & keep)
+            np.copyto(region, pixels[0], where=fill if keep is None else fill & keep)
         if contours:
             mu = m.view(np.uint8)
             if predicted:
                 outlines, _ = cv2.findContours(np.ascontiguousarray(mu), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
                 for outline in outlines:  # dashes along the outline, whatever its direction
                     pts = outline.reshape(-1, 2)[_dash_on(len(outline))]
-                    if clip is not None:
+                    if keep is not None:
                         pts = pts[keep[pts[:, 1], pts[:, 0]]]
                     region[pts[:, 1], pts[:, 0]] = pixels[1]
             else:
                 inner = cv2.erode(mu, thick, borderType=cv2.BORDER_CONSTANT, borderValue=0)
                 edge = mu > inner
-                np.copyto(region, pixels[1], where=edge if clip is None else edge & keep)
-    return layer
+                np.copyto(region, pixels[1], where=edge if keep is None else edge & keep)
 
 
 _PATTERNS: dict = {}
