@@ -421,6 +421,63 @@ def test_the_zoomed_out_composite_patched_after_edits_equals_one_made_anew(qtbot
         first = patched
 
 
+def test_composites_made_ahead_on_the_pool_equal_those_made_here_and_follow_edits(qtbot):
+    """The next zoom step's composites, and the full-size one (one opaque image at 1:1), are made
+    on a worker thread in numpy; drawn, they must show what the image and its layers drawn one
+    over the other show (layers not drawn twice over the composite), and follow an edit made
+    while they were made or after."""
+    from maskreview.gui.canvas.sample import SampleData
+
+    big = 2048
+    rng = np.random.default_rng(11)
+    fields = {"ground_truth": [], "predictions": []}
+    for k in range(300):
+        x0, y0, m = _blob(int(rng.integers(0, big)), int(rng.integers(0, big)), int(rng.integers(8, 30)),
+                          int(rng.integers(8, 30)), float(rng.uniform(0, 180)))
+        name, score = ("ground_truth", None) if k % 2 else ("predictions", 0.9)
+        fields[name].append(ov.Instance(name, f"i{k}", ("cell", "nucleus", "debris")[k % 3], score, x0, y0,
+                                        m.shape[1], m.shape[0], m))
+    image = rng.integers(0, 255, (big, big, 3), dtype=np.uint8)
+    view = _shown_canvas(qtbot, 520, 520, labels=False, boxes=False)
+    view.set_sample(SampleData("big", "big.png", image, None, big, big, fields))
+    item = view._image_item  # noqa: SLF001
+    view.set_zoom(0.25)
+    view.viewport().grab()  # level 2 drawn: levels 1 and 3 are made ahead
+    qtbot.waitUntil(lambda: all(b[1].done() for b in item._building.values()), timeout=20000)  # noqa: SLF001
+    for level in (1, 3):
+        made = item._composite(level)  # noqa: SLF001 - the pool's
+        item._composites.pop(level)  # noqa: SLF001
+        item._building.clear()  # noqa: SLF001
+        here = item._composite(level)  # noqa: SLF001 - made here by QPainter
+        assert np.abs(_bits(made).astype(int) - _bits(here).astype(int)).max() <= 1
+
+    def expected():
+        comp = image.astype(float)
+        for name in view.fields():
+            layer = _layer(view, name).astype(float)
+            comp = layer[..., 2::-1] + comp * (1 - layer[..., 3:] / 255)
+        return comp
+
+    view.set_zoom(1.0)
+    view.viewport().grab()  # drawn layer by layer; the full-size composite is made meanwhile
+    qtbot.waitUntil(lambda: 0 in item._building and item._building[0][1].done(), timeout=20000)  # noqa: SLF001
+    for k, name in [(3, "ground_truth"), (10, "predictions")]:
+        screen = _screen(view).reshape(view.viewport().height(), view.viewport().width(), 3).astype(float)
+        assert item.drew_composite
+        top_left = view.mapFromScene(0, 0)
+        y, x = max(-top_left.y(), 0), max(-top_left.x(), 0)
+        ref = expected()[y:y + screen.shape[0], x:x + screen.shape[1]]
+        assert np.abs(screen[:ref.shape[0], :ref.shape[1]] - ref).max() <= 2  # a layer drawn twice is off by far more
+        insts = list(fields[name])
+        i = insts[k]
+        insts[k] = replace(i, mask=np.ones_like(i.mask), _area=None, _edges=None)
+        fields = {**fields, name: insts}
+        view.set_sample(SampleData("big", "big.png", image, None, big, big, fields), keep_view=True)
+    screen = _screen(view).reshape(view.viewport().height(), view.viewport().width(), 3).astype(float)
+    ref = expected()[y:y + screen.shape[0], x:x + screen.shape[1]]
+    assert item.drew_composite and np.abs(screen[:ref.shape[0], :ref.shape[1]] - ref).max() <= 2
+
+
 def test_vectorised_boxes_equal_detection_pixel_box():
     """The boxes of raw detections computed for many at once are ``detection_pixel_box``'s, and a
     broken box still raises its message."""

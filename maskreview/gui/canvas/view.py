@@ -351,6 +351,7 @@ class ImageCanvas(QGraphicsView):
             item = self._layer_items.get(name)
             if item is None:
                 item = self._layer_items[name] = ImageItem(composited=True)
+                item.under = self._image_item
                 self.scene().addItem(item)
             item.setZValue(1 + z)
             if name in s.hidden_fields or not (s.fills or s.contours):
@@ -702,13 +703,18 @@ class ImageCanvas(QGraphicsView):
         self.instance_framed.emit(inst)
         return inst
 
+    FRAME_MAX_ZOOM = 8  # closer than this, a small label's neighbours are out of view; zoom on by hand
+
     def frame_rect(self, rect: QRectF) -> None:
-        """Zoom to an image rectangle with a margin around it (at most 24x)."""
-        margin = max(rect.width(), rect.height()) * 0.35 + 4
+        """Zoom to an image rectangle with its surroundings: the rectangle takes at most ~40% of
+        the view (at least 64 image pixels shown), at most ``FRAME_MAX_ZOOM``x."""
+        side = max(rect.width(), rect.height())
+        margin = (max(side * 2.5, side + 8, 64) - side) / 2
         was_vector = self.vector_mode()
         self.fitInView(rect.adjusted(-margin, -margin, margin, margin), Qt.AspectRatioMode.KeepAspectRatio)
-        if self.zoom_level() > 24:
-            self.set_zoom(24)
+        if self.zoom_level() > self.FRAME_MAX_ZOOM:
+            self.set_zoom(self.FRAME_MAX_ZOOM)
+            self.centerOn(rect.center())
         self._fit_mode = False
         self._after_zoom(was_vector)
         chips = (ChipLayout.STEPS + 1) * (self._chips.height or 16)  # its label chips stack above it
