@@ -43,12 +43,15 @@ def declare_revision_fields(dataset) -> None:
 
     schema = dataset.get_field_schema()
     fo = fiftyone()
+    missing = {}
     for name, ftype in ((REV_FIELD, fo.IntField), (REV_BY_FIELD, fo.StringField)):
         if name not in schema:
-            dataset.add_sample_field(name, ftype, description="maskreview's edit revision (conflict detection)")
+            missing[name] = ftype(description="maskreview's edit revision (conflict detection)")
         elif type(schema[name]) is not ftype:
             raise BadInputError(f"dataset {dataset.name!r} has a field {name!r} of its own "
                                 f"({type(schema[name]).__name__}), where maskreview counts edits; rename it first")
+    if missing:  # one schema merge (one dataset reload: ~0.04 s), not one add_sample_field each
+        declare_fields(dataset, missing)
 
 
 def revised(update: dict, writer: str) -> dict:
