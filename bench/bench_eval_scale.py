@@ -57,6 +57,8 @@ class Recorder:
         self.times: list[tuple[float, int, int]] = []
         self.peak = 0.0
         self._proc = psutil.Process()
+        self.worker: int | None = None  # the evaluating thread's ident (its stack is sampled)
+        self.stacks: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -64,22 +66,59 @@ class Recorder:
     def _sample(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, _rss_gb(self._proc))
+            if self.worker is not None:
+                frames = sys._current_frames()
+                frame = frames.get(self.worker)
+                if frame is not None:
+                    stage = _stage(frame)
+                    if stage.endswith("_wait_for_tstate_lock"):  # joining the writer: what it does
+                        writer = next((t.ident for t in threading.enumerate() if t.name == "maskreview-eval-write"), None)
+                        if writer in frames:
+                            stage = f"writer: {_stage(frames[writer])}"
+                    self.stacks.append((time.monotonic(), stage))
             time.sleep(0.1)
+
+    def stages(self, start: float, end: float, top: int = 2) -> str:
+        """What the worker was doing between ``start`` and ``end`` (its stack sampled every
+        0.1 s: the innermost maskreview function and the library call under it), most seen first."""
+        from collections import Counter
+
+        seen = Counter(s for t, s in self.stacks if start <= t <= end)
+        total = sum(seen.values())
+        return ", ".join(f"{s} {n / total:.0%}" for s, n in seen.most_common(top)) if total else "not sampled"
 
     def stop(self) -> None:
         self._stop.set()
         self._sampler.join()
         self.peak = max(self.peak, _rss_gb(self._proc))
 
-    def max_gap(self, start: float, end: float) -> tuple[float, str]:
-        """The longest time between two updates (from the start to the end of the job)."""
+    def max_gap(self, start: float, end: float, top: int = 3) -> tuple[float, str]:
+        """The longest time between two updates (from the start to the end of the job), and
+        where the ``top`` longest were: after which update, in which stage (:meth:`stages`)."""
         stamps = [start] + [t for t, _, _ in self.times] + [end]
-        gaps = [(b - a, i) for i, (a, b) in enumerate(zip(stamps, stamps[1:]))]
-        gap, i = max(gaps)
-        where = f"after update {i} of {len(stamps) - 2}" if i else "before the first update"
-        if 0 < i <= len(self.times):
-            where += f" ({self.times[i - 1][1]}/{self.times[i - 1][2]})"
-        return gap, where
+        gaps = sorted(((b - a, i) for i, (a, b) in enumerate(zip(stamps, stamps[1:]))), reverse=True)
+        wheres = []
+        for gap, i in gaps[:top]:
+            where = f"{gap:.2f} s after update {i} of {len(stamps) - 2}" if i else f"{gap:.2f} s before the first update"
+            if 0 < i <= len(self.times):
+                where += f" ({self.times[i - 1][1]}/{self.times[i - 1][2]})"
+            wheres.append(f"{where}: {self.stages(stamps[i], stamps[i + 1])}")
+        return gaps[0][0], "; ".join(wheres)
+
+
+def _stage(frame) -> str:
+    """``module.function`` of the innermost maskreview frame, ``< library function`` under it."""
+    inner = None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if "/maskreview/" in name and "/bench/" not in name:
+            mod = name.rsplit("/maskreview/", 1)[1].removesuffix(".py").replace("/", ".")
+            here = f"{mod}.{frame.f_code.co_name}"
+            return here if inner is None else f"{here} < {inner}"
+        if inner is None:
+            inner = f"{Path(name).stem}.{frame.f_code.co_name}"
+        frame = frame.f_back
+    return inner or "?"
 
 
 def _holding(dataset, key: str) -> int:
@@ -156,6 +195,7 @@ def _run(view, key: str, cancel_when=None, **kw) -> dict:
     t0, c0 = time.monotonic(), time.process_time()
     worker = threading.Thread(target=work, name="evaluation")
     worker.start()
+    rec.worker = worker.ident
     cancelled_at = None
     while worker.is_alive():
         worker.join(0.05)
@@ -167,7 +207,9 @@ def _run(view, key: str, cancel_when=None, **kw) -> dict:
     gap, where = rec.max_gap(t0, cancelled_at or end)
     out.update(seconds=end - t0, cpu=time.process_time() - c0, gap=gap, gap_where=where, peak=rec.peak,
                latency=None if cancelled_at is None else end - cancelled_at, updates=len(rec.times),
-               at=rec.times[-1][1:] if rec.times else (0, 0))
+               at=rec.times[-1][1:] if rec.times else (0, 0),
+               after_cancel=None if cancelled_at is None else rec.stages(cancelled_at, end),
+               profile=rec.stages(t0, end, top=6))
     return out
 
 
@@ -215,11 +257,13 @@ def main(argv=None) -> int:
     rows = {"gap": [], "latency": [], "peak": [], "clean": [], "again": []}
 
     def report(label, r):
-        lat = "" if r["latency"] is None else f", Cancel honoured {r['latency']:.2f} s after"
+        lat = "" if r["latency"] is None else f", Cancel honoured {r['latency']:.2f} s after (in {r['after_cancel']})"
         err = f", ended: {type(r['error']).__name__}: {r['error']}" if "error" in r else ""
         print(f"{label}: {r['seconds']:.1f} s wall / {r['cpu']:.1f} s CPU, {r['updates']} updates, longest gap "
-              f"{r['gap']:.2f} s ({r['gap_where']}), peak RSS {r['peak']:.2f} GB{lat}{err}; "
+              f"{r['gap']:.2f} s, peak RSS {r['peak']:.2f} GB{lat}{err}; "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"   longest gaps: {r['gap_where']}", flush=True)
+        print(f"   where the time went (stack samples): {r['profile']}", flush=True)
         rows["gap"].append(r["gap"])
         rows["peak"].append(r["peak"])
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from test_evaluation_identity import _check_identity, _check_stored, crafted, demo  # noqa: F401  (fixtures)
 
-from maskreview.core.evaluation import cache, chunks, reading
+from maskreview.core.evaluation import cache, chunks, coco, engine, reading
 from maskreview.core.evaluation import results as R
+from maskreview.core.fields import GT_FIELD, PRED_FIELD
 
 
 def _same(a: R.EvalResults, b: R.EvalResults) -> None:
@@ -38,6 +39,8 @@ def test_chunked_demo_set_at_coco_and_off_grid_thresholds(demo, monkeypatch):  #
     whole = R.compute(demo, reuse=False)
     monkeypatch.setattr(chunks, "CHUNK_IMAGES", 5)
     monkeypatch.setattr(reading, "READ_BATCH", 5)  # read 5 samples a query (with progress)
+    monkeypatch.setattr(coco, "BUILD_PIECE", 7)  # COCO inputs made 7 labels at a time
+    monkeypatch.setattr(reading, "DETS_PIECE", 3)  # detections gathered 3 samples at a time
     cache.clear()
     from maskreview.core.progress import Progress
 
@@ -48,3 +51,49 @@ def test_chunked_demo_set_at_coco_and_off_grid_thresholds(demo, monkeypatch):  #
     _check_identity(demo, "segm", iou_thresh=0.75, t=5)
     _check_identity(demo, "segm", iou_thresh=0.6, t=0, iou_thrs=[0.6])
     assert len(R.compute(demo, reuse=False).blocks) == len(whole.blocks)
+
+
+def test_accumulate_in_parts_is_one_accumulate(demo):  # noqa: F811
+    """chunks.accumulate (a C++ accumulate per class and area range, Cancel between) makes
+    COCOeval's arrays and stats of one accumulate over everything, value for value."""
+    from maskreview.core.progress import Progress
+
+    inputs = coco.coco_inputs(demo, GT_FIELD, PRED_FIELD, "segm")
+    one = engine.accumulate(engine.evaluate(inputs.gt, inputs.results, "segm"))
+    progress = Progress()
+    parted = chunks.accumulate(engine.evaluate(inputs.gt, inputs.results, "segm"), progress)
+    assert progress.done == len(one.params.catIds) * len(one.params.areaRng) > 1
+    for name in ("precision", "recall", "scores"):
+        np.testing.assert_array_equal(parted.eval[name], one.eval[name], err_msg=name)
+    np.testing.assert_array_equal(parted.stats, one.stats)
+
+
+def test_masks_kept_packed_give_the_same_results(demo, monkeypatch):  # noqa: F811
+    """Past ``reading.PACK_LABELS`` labels the box masks are kept 1 bit a pixel (memory at
+    1,000,000 labels) and unpacked when used: the same results, and the same masks for the
+    panels (``results.gt_masks``), read fresh or partly from the reuse cache."""
+    from maskreview.core.progress import Progress
+
+    cache.clear()
+    whole = R.compute(demo, reuse=False)
+    monkeypatch.setattr(reading, "PACK_LABELS", 0)
+    packed = R.compute(demo, reuse=False, progress=Progress())
+    _same(packed, whole)
+    assert isinstance(packed.gt_masks, reading.PlacedMasks) and len(packed.gt_masks) == len(whole.gt_masks)
+    assert all(isinstance(m, reading.Packed) for e in packed.entries for r in e.rows for m in r.masks)
+    for a, b in zip(list(packed.gt_masks) + list(packed.pred_masks), whole.gt_masks + whole.pred_masks):
+        assert a[:2] == b[:2]
+        np.testing.assert_array_equal(a[2], b[2])
+    packed_bytes = sum(len(m.bits) for e in packed.entries for r in e.rows for m in r.masks)
+    assert packed_bytes * 6 < sum(m.nbytes for _, _, m in whole.gt_masks + whole.pred_masks)
+    # the cache holds unpacked entries; a tagged sample is read again, packed: both kinds at once
+    monkeypatch.setattr(reading, "PACK_LABELS", 10 ** 9)
+    R.compute(demo)
+    sample = demo.first()
+    sample.tags.append("seen")
+    sample.save()
+    monkeypatch.setattr(reading, "PACK_LABELS", 0)
+    mixed = R.compute(demo, progress=Progress())
+    kinds = {type(m) for e in mixed.entries for r in e.rows for m in r.masks}
+    assert kinds == {reading.Packed, np.ndarray}
+    _same(mixed, whole)

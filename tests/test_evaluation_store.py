@@ -7,7 +7,7 @@ import pytest
 from helpers_coco import perturbed_demo
 
 from maskreview.core.errors import MaskreviewError
-from maskreview.core.evaluation import engine, results as R, runs
+from maskreview.core.evaluation import chunks, results as R, runs
 
 
 @pytest.fixture()
@@ -43,10 +43,10 @@ def test_labels_changed_meanwhile_are_not_mislabelled(ds):
 
 
 def test_a_failed_run_under_a_new_key_is_removed(ds, monkeypatch):
-    def fail(evaluator):
+    def fail(evaluation, progress=None):
         raise RuntimeError("accumulate broke")
 
-    monkeypatch.setattr(engine, "accumulate", fail)
+    monkeypatch.setattr(chunks, "accumulate", fail)  # (COCOeval's accumulate, in parts)
     with pytest.raises(RuntimeError, match="accumulate broke"):
         runs.evaluate_and_store(ds, eval_key="fresh")
     assert "fresh" not in ds.list_evaluations()
@@ -56,10 +56,10 @@ def test_a_failed_run_under_a_new_key_is_removed(ds, monkeypatch):
 def test_a_failed_rerun_keeps_the_old_run(ds, monkeypatch):
     old = runs.evaluate_and_store(ds, eval_key="ev")
 
-    def fail(evaluator):
+    def fail(evaluation, progress=None):
         raise RuntimeError("accumulate broke")
 
-    monkeypatch.setattr(engine, "accumulate", fail)
+    monkeypatch.setattr(chunks, "accumulate", fail)  # (COCOeval's accumulate, in parts)
     with pytest.raises(RuntimeError):
         runs.evaluate_and_store(ds, eval_key="ev")
     assert ds.load_evaluation_results("ev").mAP() == pytest.approx(old.summary["mAP"], abs=1e-12)

@@ -37,6 +37,7 @@ from maskreview.core.images import check_pixels
 
 STAT_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 IOU_TYPES = ("segm", "bbox")
+BUILD_PIECE = 50_000  # labels whose COCO annotations are made between two progress updates
 
 
 @dataclass
@@ -121,11 +122,23 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
                                     f"{ids[dets.img[missing[0]]]}); mask evaluation needs masks, use --iou-type bbox")
 
     images = [{"id": i + 1, "width": w, "height": h} for i, (h, w) in enumerate(zip(heights.tolist(), widths.tolist()))]
-    annotations = [{"id": a + 1, "image_id": i + 1, "category_id": cat_id[label], "iscrowd": int(c)}
-                   for a, (i, label, c) in enumerate(zip(gt.img.tolist(), gt.labels, gt.crowd.tolist()))]
-    scores = np.where(np.isnan(pred.scores), 1.0, pred.scores).tolist()
-    results = [{"image_id": i + 1, "category_id": cat_id[label], "score": s}
-               for i, label, s in zip(pred.img.tolist(), pred.labels, scores)]
+    annotations, results = [], []
+    scores = np.where(np.isnan(pred.scores), 1.0, pred.scores)
+    pieces = [(gt, a) for a in range(0, len(gt), BUILD_PIECE)] + [(pred, d) for d in range(0, len(pred), BUILD_PIECE)]
+    if progress is not None:  # (1,000,000 labels: seconds of CPU in one go, a wait with no progress)
+        progress.total = max(progress.total, progress.done + len(pieces) + 1)
+    for dets, a in pieces:  # BUILD_PIECE labels at a time, progress and Cancel between
+        rows = slice(a, a + BUILD_PIECE)
+        img, labels = dets.img[rows].tolist(), dets.labels[rows]
+        if dets is gt:
+            annotations += [{"id": a + k + 1, "image_id": i + 1, "category_id": cat_id[label], "iscrowd": int(c)}
+                            for k, (i, label, c) in enumerate(zip(img, labels, gt.crowd[rows].tolist()))]
+        else:
+            results += [{"image_id": i + 1, "category_id": cat_id[label], "score": s}
+                        for i, label, s in zip(img, labels, scores[rows].tolist())]
+        if progress is not None:
+            progress.advance()
+            progress.check()
     gt_masks, pred_masks = gt.placed(heights, widths), pred.placed(heights, widths)
     if iou_type == "segm":
         if encode:

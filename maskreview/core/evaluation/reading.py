@@ -15,7 +15,7 @@ import numpy as np
 
 from maskreview.core.evaluation.cache import Entry, Rows, SampleCache
 from maskreview.core.fields import MODIFIED_FIELD, REV_FIELD
-from maskreview.core.masks import place_masks
+from maskreview.core.masks import filled, place_masks, round_half_up
 from maskreview.core.store import reader
 from maskreview.core.store.codec import decode_mask, label_mask
 from maskreview.core.store.writer import unchanged_since
@@ -41,10 +41,71 @@ class Dets:
         size = np.stack([widths[self.img], heights[self.img]], axis=1).astype(float)
         return self.boxes * np.tile(size, 2)
 
-    def placed(self, heights: np.ndarray, widths: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    def placed(self, heights: np.ndarray, widths: np.ndarray):
         """``(x0, y0, box mask)`` per detection (``masks.place_masks``): its mask pasted at the
-        rounded top-left of its box; a mask-less box fills its box."""
+        rounded top-left of its box; a mask-less box fills its box. Masks kept packed
+        (:class:`Packed`) give a :class:`PlacedMasks`, which unpacks each when asked."""
+        if any(isinstance(m, Packed) for m in self.masks):
+            return PlacedMasks(self.boxes, self.masks, heights[self.img], widths[self.img])
         return place_masks(self.boxes, self.masks, heights[self.img], widths[self.img])
+
+
+PACK_LABELS = 200_000  # past this many labels read, box masks are kept packed (memory: 1,000,000 labels)
+
+
+class Packed:
+    """A box mask kept 1 bit a pixel (``np.packbits``: ~8x less memory than a bool array);
+    :meth:`unpacked` gives the bool array back."""
+
+    __slots__ = ("h", "w", "bits")
+
+    def __init__(self, mask: np.ndarray):
+        self.h, self.w = mask.shape
+        self.bits = np.packbits(mask if mask.dtype == bool else mask.astype(bool), axis=None).tobytes()
+
+    def unpacked(self) -> np.ndarray:
+        n = self.h * self.w
+        return np.unpackbits(np.frombuffer(self.bits, np.uint8), count=n).view(bool).reshape(self.h, self.w)
+
+
+def _packed(masks: list) -> list:
+    return [Packed(m) if isinstance(m, np.ndarray) and m.ndim == 2 else m for m in masks]
+
+
+class PlacedMasks:
+    """``(x0, y0, box mask)`` per label, as ``masks.place_masks`` makes them, each mask
+    unpacked when asked (the results keep these for the whole run: 1,000,000 box masks as bool
+    arrays are ~2.5 GB). A list for its users: indexing, slices (lists), ``len``, iteration,
+    ``+``; pickled as the plain list."""
+
+    def __init__(self, boxes: np.ndarray, masks: list, heights: np.ndarray, widths: np.ndarray):
+        b = np.asarray(boxes, float).reshape(-1, 4)
+        self._x0, self._y0 = round_half_up(b[:, 0] * widths), round_half_up(b[:, 1] * heights)
+        self._w = round_half_up((b[:, 0] + b[:, 2]) * widths) - self._x0
+        self._h = round_half_up((b[:, 1] + b[:, 3]) * heights) - self._y0
+        self._masks = masks
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        m = self._masks[i]
+        m = m.unpacked() if isinstance(m, Packed) else m
+        return int(self._x0[i]), int(self._y0[i]), filled(m, int(self._w[i]), int(self._h[i]))
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __add__(self, other) -> list:
+        return list(self) + list(other)
+
+    def __radd__(self, other) -> list:
+        return list(other) + list(self)
+
+    def __reduce__(self):
+        return list, (list(self),)
 
 
 @dataclass
@@ -64,8 +125,8 @@ def _or(values, n: int, default) -> list:
     return values if values else [default] * n
 
 
-def _rows(dids, labels, boxes, masks, confs, crowds, mpaths) -> Rows:
-    """One sample's labels of one field from its raw column values."""
+def _rows(dids, labels, boxes, masks, confs, crowds, mpaths, pack: bool = False) -> Rows:
+    """One sample's labels of one field from its raw column values (``pack``: masks :class:`Packed`)."""
     n = len(dids or ())
     if not n:
         return Rows([], [], [], [], [], [])
@@ -73,7 +134,7 @@ def _rows(dids, labels, boxes, masks, confs, crowds, mpaths) -> Rows:
     decoded = [decode_mask(raw) if raw is not None else label_mask({"mask_path": path}) if path else None
                for raw, path in zip(masks, mpaths)]
     from_files = any(raw is None and path for raw, path in zip(masks, mpaths))
-    return Rows(list(dids), _or(labels, n, None), list(boxes), decoded, _or(confs, n, None),
+    return Rows(list(dids), _or(labels, n, None), list(boxes), _packed(decoded) if pack else decoded, _or(confs, n, None),
                 [bool(c) for c in _or(crowds, n, False)], from_files)
 
 
@@ -133,16 +194,33 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None,
         label_paths += [f"{stored_key}_{n}" for n in ("tp", "fp", "fn")]
         label_paths += [f"{f}.detections.{stored_key}{s}" for f in fields for s in STORED_SUFFIXES]
     entries, fresh = [], []
+    made: list[Entry] = []  # the entries made from what is read now (not from the cache)
+    n_labels = [0]
+
+    def new_entries(got) -> list[Entry]:
+        """A batch's entries (its masks decoded before the next batch is read), packed once
+        more than :data:`PACK_LABELS` labels were read (and those read before are packed then)."""
+        part, labels = got[:len(paths)], got[len(paths):]
+        before = n_labels[0]
+        n_labels[0] += sum(len(dids or ()) for col in labels[:len(fields) * len(_ATTRS):len(_ATTRS)] for dids in col)
+        pack = n_labels[0] > PACK_LABELS
+        if pack and before <= PACK_LABELS:
+            for e in made:
+                for r in e.rows:
+                    r.masks = _packed(r.masks)
+        out = [_entry(_version(r, m, h, w), [col[i] for col in labels], len(fields), stored_key, pack)
+               for i, (r, m, h, w) in enumerate(zip(part[4] if len(paths) == 5 else [None] * len(part[0]),
+                                                    part[3], part[1], part[2]))]
+        made.extend(out)
+        return out
+
     if cache is None or not len(cache):
         head = [[] for _ in paths]
 
-        def each(got):  # the batch's masks decoded before the next batch is read
-            part, labels = got[:len(paths)], got[len(paths):]
-            for column, values in zip(head, part):
+        def each(got):
+            for column, values in zip(head, got[:len(paths)]):
                 column.extend(values)
-            for i, (r, m, h, w) in enumerate(zip(part[4] if len(paths) == 5 else [None] * len(part[0]),
-                                                 part[3], part[1], part[2])):
-                entries.append(_entry(_version(r, m, h, w), [col[i] for col in labels], len(fields), stored_key))
+            entries.extend(new_entries(got))
 
         _batched(view, paths + label_paths, progress, each=each)
         versions = [e.version for e in entries]
@@ -156,16 +234,17 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None,
         missing = [i for i, e in enumerate(entries) if e is None]
         fresh = [e is None for e in entries]
         if missing:
-            got = _batched(view, paths + label_paths, progress, [ids[i] for i in missing])
-            by_id = {str(sid): k for k, sid in enumerate(got[0])}
+            position = {ids[i]: i for i in missing}
+
+            def each(got):  # (batch by batch, as above: not every mask decoded in one go)
+                for sid, entry in zip(got[0], new_entries(got)):
+                    i = position[str(sid)]
+                    entries[i], versions[i] = entry, entry.version
+
+            _batched(view, paths + label_paths, progress, [ids[i] for i in missing], each=each)
             for i in missing:
-                k = by_id.get(ids[i])
-                if k is None:  # gone since the first query: evaluated as it was, without labels
+                if entries[i] is None:  # gone since the first query: evaluated as it was, without labels
                     entries[i] = Entry(versions[i], tuple(Rows([], [], [], [], [], []) for _ in fields))
-                    continue
-                version = _version(*(got[c][k] if c < len(paths) else None for c in (4, 3, 1, 2)))
-                entries[i] = _entry(version, [col[k] for col in got[len(paths):]], len(fields), stored_key)
-                versions[i] = version
     ids = [str(v) for v in head[0]]
     if cache is not None:
         for sid, entry, new in zip(ids, entries, fresh):
@@ -174,16 +253,39 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None,
     samples = Samples(ids, np.array([v[2] for v in versions], np.int64), np.array([v[3] for v in versions], np.int64),
                       [unchanged_since({REV_FIELD: v[0], MODIFIED_FIELD: v[1]}) for v in versions], entries,
                       np.array(fresh, bool))
-    return samples, [_dets(entries, j) for j in range(len(fields))]
+    if progress is None or len(entries) <= DETS_PIECE:
+        return samples, [_dets(entries, j) for j in range(len(fields))]
+    pieces = range(0, len(entries), DETS_PIECE)  # (1,000,000 labels: seconds in one go)
+    progress.total = max(progress.total, progress.done + len(fields) * len(pieces) + 3)
+    out = []
+    for j in range(len(fields)):
+        parts = []
+        for start in pieces:
+            parts.append(_dets(entries[start:start + DETS_PIECE], j, start))
+            progress.advance()
+            progress.check()
+        out.append(_joined(parts))
+    return samples, out
+
+
+DETS_PIECE = 10_000  # samples whose detections are gathered between two progress updates
+
+
+def _joined(parts: list[Dets]) -> Dets:
+    chain = itertools.chain.from_iterable
+    return Dets(np.concatenate([p.img for p in parts]), list(chain(p.ids for p in parts)),
+                list(chain(p.oids for p in parts)), list(chain(p.labels for p in parts)),
+                np.concatenate([p.boxes for p in parts]).reshape(-1, 4), list(chain(p.masks for p in parts)),
+                np.concatenate([p.scores for p in parts]), np.concatenate([p.crowd for p in parts]))
 
 
 STORED_SUFFIXES = ("", "_id", "_iou", "_biou")  # what runs.py stores per label, in its order
 
 
-def _entry(version: tuple, values: list, n_fields: int, stored_key: str | None) -> Entry:
+def _entry(version: tuple, values: list, n_fields: int, stored_key: str | None, pack: bool = False) -> Entry:
     """A sample's entry from its raw values of ``label_paths`` (read_detections)."""
     a = len(_ATTRS)
-    rows = tuple(_rows(*values[j * a:(j + 1) * a]) for j in range(n_fields))
+    rows = tuple(_rows(*values[j * a:(j + 1) * a], pack=pack) for j in range(n_fields))
     entry = Entry(version, rows)
     if stored_key is not None:  # (tp, fp, fn, then per field and suffix a tuple over its labels)
         rest = values[n_fields * a:]
@@ -195,12 +297,13 @@ def _entry(version: tuple, values: list, n_fields: int, stored_key: str | None) 
     return entry
 
 
-def _dets(entries: list[Entry], j: int) -> Dets:
+def _dets(entries: list[Entry], j: int, first: int = 0) -> Dets:
+    """Field ``j``'s detections of ``entries`` (the samples from index ``first`` on)."""
     rows = [e.rows[j] for e in entries]
     counts = [len(r.oids) for r in rows]
     chain = itertools.chain.from_iterable
     oids = list(chain(r.oids for r in rows))
     scores = np.array([np.nan if c is None else c for c in chain(r.scores for r in rows)], float)
-    return Dets(np.repeat(np.arange(len(rows)), counts), [str(d) for d in oids], oids, list(chain(r.labels for r in rows)),
+    return Dets(np.repeat(np.arange(first, first + len(rows)), counts), [str(d) for d in oids], oids, list(chain(r.labels for r in rows)),
                 np.array(list(chain(r.boxes for r in rows)), float).reshape(-1, 4), list(chain(r.masks for r in rows)),
                 scores, np.array(list(chain(r.crowd for r in rows)), bool))

@@ -170,7 +170,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
         before_accumulate(results)
     if occlusion:  # not stored per label: computed while the values are being written
         _occlusion(results, [a["bbox"] for a in anns], spans, progress)
-    engine.accumulate(evaluation)
+    chunks.accumulate(evaluation, progress)  # a part per class and area range, Cancel between
     results.summary = coco.summary(ev)
     results.precision = np.transpose(ev.eval["precision"][:, :, :, 0, -1], (0, 2, 1))
     results.pr_scores = np.transpose(ev.eval["scores"][:, :, :, 0, -1], (0, 2, 1))

@@ -33,11 +33,12 @@ def _split(table_img: np.ndarray, values, n_samples: int) -> list[list]:
     return [values[bounds[i]:bounds[i + 1]] for i in range(n_samples)]
 
 
-def _label_values(results: EvalResults, table, other) -> dict[str, list]:
-    match_ids = [other.label_id[m] if m >= 0 else "" for m in table.match.tolist()]
-    iou = [None if np.isnan(v) else float(v) for v in table.iou.tolist()]
-    biou = [None if np.isnan(v) else float(v) for v in table.biou.tolist()]
-    return {"": table.outcome.tolist(), "_id": match_ids, "_iou": iou, "_biou": biou}
+def _label_values(results: EvalResults, table, other, rows: slice = slice(None)) -> dict[str, list]:
+    """The values stored per label of ``table``'s ``rows``, by suffix."""
+    match_ids = [other.label_id[m] if m >= 0 else "" for m in table.match[rows].tolist()]
+    iou = [None if np.isnan(v) else float(v) for v in table.iou[rows].tolist()]
+    biou = [None if np.isnan(v) else float(v) for v in table.biou[rows].tolist()]
+    return {"": table.outcome[rows].tolist(), "_id": match_ids, "_iou": iou, "_biou": biou}
 
 
 OWN_INFO = "maskreview_eval_key"  # in a label field's ``info``: the eval key whose run declared it
@@ -75,7 +76,8 @@ def _leftovers(dataset, eval_key: str, gt_field: str, pred_field: str) -> list[s
 
 
 def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: str, now,
-               skip_stored: bool = False) -> tuple[list, list[int], list]:
+               skip_stored: bool = False, span: tuple[int, int] | None = None,
+               counts: dict | None = None) -> tuple[list, list[int], list]:
     """One update per sample with all its values (FiftyOne's set_values issues one per label),
     each a new revision of the sample (``writeback.revised``): an editor holding the version
     before it would otherwise write stale labels back over the values.
@@ -87,51 +89,58 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
     ``skip_stored``: no update for a sample that holds these very values under the key, at the
     version read (this process wrote them: ``cache.Entry.stored``). Returns the updates, the
     index of each one's sample and each one's values (to remember once written).
+    ``span``: the samples ``[first, end)`` only (their labels' values are made, no other's:
+    a writer makes each batch's updates just before writing it, Cancel between);
+    ``counts``: ``results.per_sample``, made once by the caller.
     """
 
     from bson import ObjectId
 
     n = len(results.sample_ids)
-    counts = [c.tolist() for c in results.per_sample.values()]  # tp, fp, fn
+    s0, s1 = span if span is not None else (0, n)
+    counts = [c[s0:s1].tolist() for c in (counts or results.per_sample).values()]  # tp, fp, fn
     per_field = []
     for field, table, other, oids in ((results.gt_field, results.gt, results.pred, results.label_oids[0]),
                                       (results.pred_field, results.pred, results.gt, results.label_oids[1])):
-        values = _label_values(results, table, other)
-        most = int(np.bincount(table.img, minlength=1).max()) if len(table) else 0
+        l0, l1 = (int(b) for b in np.searchsorted(table.img, [s0, s1]))  # (labels in sample order)
+        rows, img = slice(l0, l1), table.img[l0:l1] - s0
+        values = _label_values(results, table, other, rows)
+        most = int(np.bincount(img, minlength=1).max()) if len(img) else 0
         # every path spelled once (label j of a sample), zipped with each sample's values below
-        keys = [([f"{field}.detections.{j}.{eval_key}{suffix}" for j in range(most)], _split(table.img, column, n))
+        keys = [([f"{field}.detections.{j}.{eval_key}{suffix}" for j in range(most)], _split(img, column, s1 - s0))
                 for suffix, column in values.items()]
-        oids = list(oids) if len(oids) == len(table) else [ObjectId(x) for x in table.label_id]
+        oids = list(oids[l0:l1]) if len(oids) == len(table) else [ObjectId(x) for x in table.label_id[rows]]
         id_paths = [f"{field}.detections.{j}._id" for j in range(most)]
-        per_field.append((f"{field}.detections", _split(table.img, oids, n), keys, id_paths))
+        per_field.append((f"{field}.detections", _split(img, oids, s1 - s0), keys, id_paths))
     stored = [(c[0], c[1], c[2], *(tuple(column[i]) for _, _, keys, _ in per_field for _, column in keys))
               for i, c in enumerate(zip(*counts))]
     versions = results.sample_versions if by_version else None
     entries = results.entries if skip_stored and by_version and len(results.entries) == n else None
     ops, index = [], []
-    for i, sid in enumerate(results.sample_ids):
+    for k, sid in enumerate(results.sample_ids[s0:s1]):
+        i = s0 + k
         if entries is not None:
             e, v = entries[i], versions[i]
-            if e.stored.get(eval_key) == stored[i] and e.version[:2] == (v[REV_FIELD], v[MODIFIED_FIELD]):
+            if e.stored.get(eval_key) == stored[k] and e.version[:2] == (v[REV_FIELD], v[MODIFIED_FIELD]):
                 continue
-        tp, fp, fn = stored[i][:3]
+        tp, fp, fn = stored[k][:3]
         update = {f"{eval_key}_tp": tp, f"{eval_key}_fp": fp, f"{eval_key}_fn": fn, MODIFIED_FIELD: now}
         query = {"_id": ObjectId(sid)}
         if versions is not None:
             query.update(versions[i])
         for path, label_ids, keys, id_paths in per_field:
-            if label_ids[i]:
-                query[path] = {"$size": len(label_ids[i])}
+            if label_ids[k]:
+                query[path] = {"$size": len(label_ids[k])}
                 if versions is None:
-                    query.update(zip(id_paths, label_ids[i]))
+                    query.update(zip(id_paths, label_ids[k]))
                 for names, column in keys:
-                    update.update(zip(names, column[i]))
+                    update.update(zip(names, column[k]))
         ops.append(sw.Update(query, revised({"$set": update}, writer)))
         index.append(i)
-    return ops, index, [stored[i] for i in index]
+    return ops, index, [stored[i - s0] for i in index]
 
 
-WRITE_BATCH = 1000  # updates per bulk write; ``stop`` is looked at between them (at 10 labels a sample, ~0.1-0.2 s quiet)
+WRITE_BATCH = 500  # updates per bulk write; ``stop`` is looked at between them (10 labels a sample: 1,000 took 1-5 s at load 8-13)
 
 
 def _write(dataset, ops: list, stop: threading.Event | None, written: list, before=None) -> int:
@@ -217,26 +226,35 @@ def _write_values(dataset, results: EvalResults, eval_key: str, skip_stored: boo
     written = [] if written is None else written
     info = {} if info is None else info
     info["now"] = now
-    ops, index, stored = _value_ops(results, eval_key, by_version, writer, now, skip_stored)
-    matched = info["matched"] = _write(dataset, ops, stop, written, before)
-    if matched == len(ops) and by_version and results.cache is not None:
-        for i, values in zip(index, stored):  # each sample is now at the next revision, labels as read
-            e, v = results.entries[i], results.sample_versions[i]
-            if e.version[:2] == (v[REV_FIELD], v[MODIFIED_FIELD]):
-                results.cache.rewritten(results.sample_ids[i], e, ((v[REV_FIELD] or 0) + 1, now, *e.version[2:]),
-                                        eval_key, values)
-    elif matched != len(ops) and by_version:  # rewriting the same values is harmless
-        ops = _value_ops(results, eval_key, False, writer, now)[0]
-        index = range(len(results.sample_ids))
+    counts, failed, ids = results.per_sample, 0, []
+    info["matched"] = 0
+    for s0 in range(0, len(results.sample_ids), WRITE_BATCH):  # a batch's updates made just before it
+        if stop is not None and stop.is_set():
+            raise CancelledError("evaluation cancelled while its values were being written")
+        span = (s0, min(s0 + WRITE_BATCH, len(results.sample_ids)))
+        ops, index, stored = _value_ops(results, eval_key, by_version, writer, now, skip_stored, span, counts)
+        if not ops:
+            written.append([])  # (a batch: the progress counts them)
         matched = _write(dataset, ops, stop, written, before)
-        info["matched"] = matched
-    ids = [results.sample_ids[i] for i in index]
+        if matched == len(ops) and by_version and results.cache is not None:
+            for i, values in zip(index, stored):  # each sample is now at the next revision, labels as read
+                e, v = results.entries[i], results.sample_versions[i]
+                if e.version[:2] == (v[REV_FIELD], v[MODIFIED_FIELD]):
+                    results.cache.rewritten(results.sample_ids[i], e,
+                                            ((v[REV_FIELD] or 0) + 1, now, *e.version[2:]), eval_key, values)
+        elif matched != len(ops) and by_version:  # rewriting the same values is harmless
+            ops = _value_ops(results, eval_key, False, writer, now, span=span, counts=counts)[0]
+            index = range(*span)
+            matched = _write(dataset, ops, stop, written, before)
+        failed += len(ops) - matched
+        info["matched"] += matched
+        ids.extend(results.sample_ids[i] for i in index)
     if to_refresh is None:
         sw.refresh_loaded(dataset, ids)
     else:
         to_refresh.extend(ids)
-    if matched != len(ops):
-        raise MaskreviewError(f"{len(ops) - matched} samples changed while being evaluated; evaluate again")
+    if failed:
+        raise MaskreviewError(f"{failed} samples changed while being evaluated; evaluate again")
 
 
 def _delete_run(dataset, eval_key: str) -> None:
@@ -256,10 +274,19 @@ def _unset_values(dataset, eval_key: str, fields, sample_ids=None) -> None:
     writer = f"evaluation {eval_key} abandoned {new_id()}"
     per_sample = [f"{eval_key}_{n}" for n in ("tp", "fp", "fn")]
     only = {} if sample_ids is None else {"_id": {"$in": list(sample_ids)}}
-    ops = [sw.Update({**only, "$or": [{p: {"$exists": True}} for p in per_sample]},
+    names = [f"{eval_key}{s}" for s in ("", "_id", "_iou", "_biou")]
+    fields = list(dict.fromkeys(fields))
+    # first, in one update per sample, the samples holding both label lists (each is rewritten
+    # once, not once per op: a Cancel's undo of what was written costs a third); then the rest
+    held = [{p: {"$exists": True}} for p in per_sample]
+    held += [{f"{f}.detections.{n}": {"$exists": True}} for f in fields for n in names]
+    every = dict.fromkeys(per_sample, "")
+    every.update({f"{f}.detections.$[].{n}": "" for f in fields for n in names})
+    ops = [sw.Update({**only, **{f"{f}.detections": {"$type": "array"} for f in fields}, "$or": held},
+                     revised({"$unset": every}, writer), many=True),
+           sw.Update({**only, "$or": [{p: {"$exists": True}} for p in per_sample]},
                      revised({"$unset": dict.fromkeys(per_sample, "")}, writer), many=True)]
-    for field in dict.fromkeys(fields):
-        names = [f"{eval_key}{s}" for s in ("", "_id", "_iou", "_biou")]
+    for field in fields:
         ops.append(sw.Update({**only, "$or": [{f"{field}.detections.{n}": {"$exists": True}} for n in names]},
                              revised({"$unset": {f"{field}.detections.$[].{n}": "" for n in names}}, writer), many=True))
     sw.write(dataset, ops, ordered=True)
