@@ -104,30 +104,22 @@ class ChipLayout:
     row higher when a chip drawn before already covers that spot, so two labels on one object
     (a reviewed label and a new prediction) never read as one chip with the other's score or
     tags. Chips stack upwards, out of the box, where the boundary-error chips hang. Chips are
-    bucketed by row and 64-pixel column, so a frame's layout stays linear."""
+    bucketed by row, so a frame's layout stays linear."""
 
     STEPS = 3  # rows tried above the corner before a chip is left where it overlaps
-    COLUMN = 64  # viewport pixels per bucket column: a dense scene's row holds hundreds of chips
 
     def __init__(self, height: int):
         self.height = max(1, height)
-        self._cells: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (row, column) -> chips
+        self._rows: dict[int, list[tuple[int, int, int]]] = {}
 
     def place(self, x: int, y: int, width: int) -> int:
         """The top at which a chip of ``width`` whose natural top-left is (``x``, ``y``) is drawn."""
         top = next((y - step * self.height for step in range(self.STEPS + 1)
                     if not self._taken(x, y - step * self.height, width)), y)
-        row, chip = top // self.height, (x, top, width)
-        for col in range(x // self.COLUMN, (x + max(width, 1) - 1) // self.COLUMN + 1):
-            self._cells.setdefault((row, col), []).append(chip)
+        self._rows.setdefault(top // self.height, []).append((x, top, width))
         return top
 
     def _taken(self, x: int, y: int, width: int) -> bool:
-        h, row, cells = self.height, y // self.height, self._cells
-        cols = range(x // self.COLUMN, (x + max(width, 1) - 1) // self.COLUMN + 1)
-        for r in (row - 1, row, row + 1):
-            for col in cols:
-                for ax, ay, aw in cells.get((r, col), ()):
-                    if ax < x + width and x < ax + aw and ay < y + h and y < ay + h:
-                        return True
-        return False
+        h, row = self.height, y // self.height
+        return any(ax < x + width and x < ax + aw and ay < y + h and y < ay + h
+                   for r in (row - 1, row, row + 1) for ax, ay, aw in self._rows.get(r, ()))

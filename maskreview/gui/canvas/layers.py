@@ -40,15 +40,7 @@ _POOL: list = []  # one pool of two threads: the layers of a sample and the mip 
 def pool() -> ThreadPoolExecutor:
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(2, thread_name_prefix="maskreview-layers"))
-        _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="maskreview-composites"))
     return _POOL[0]
-
-
-def ahead_pool() -> ThreadPoolExecutor:
-    """One thread for work ahead of need (the next zoom step's composites): never queued before a
-    sample's layers."""
-    pool()
-    return _POOL[1]
 
 
 class Mips:
@@ -88,12 +80,10 @@ class Mips:
                     and min(self.base.shape[:2]) >> level > 0:
                 self._pending[level] = pool().submit(self._make, level, True)
 
-    def _wait(self, level: int | None = None) -> None:
-        """Wait for the pool's making of ``level`` (None: of every level)."""
-        for k in list(self._pending) if level is None else [level]:
-            pending = self._pending.pop(k, None)
-            if pending is not None:
-                pending.result()
+    def _wait(self) -> None:
+        """Wait for the pool's making of every level."""
+        for level in list(self._pending):
+            self._pending.pop(level).result()
 
     def invalidate(self, rects: list | None = None) -> None:
         """The base changed in these rectangles (``x0, y0, x1, y1``; None: everywhere)."""
@@ -117,22 +107,28 @@ class Mips:
         return [r for rects in later for r in rects]
 
     def qimage(self, level: int) -> QImage:
-        self._wait(level)
-        self._make(level)
+        pending = self._pending.get(level)
+        if pending is not None and pending.done():
+            del self._pending[level]
+            pending.result()
+        self._make(level)  # not waited for when still queued: made here (the pool's then finds it made)
         return self._levels[level][1]
 
     def _pixels(self) -> np.ndarray:
-        """The base as one ``uint32`` per pixel where it can be (strided copies 3x faster)."""
+        """The base as one ``uint32`` per pixel where it can be (a strided copy 2-3x faster)."""
         b = self.base
         if b.ndim == 3 and b.shape[2] == 4 and b.dtype == np.uint8 and b.flags.c_contiguous:
             return b.view(np.uint32).reshape(b.shape[:2])
         return b
 
-    def _make(self, level: int, new_only: bool = False) -> None:
+    def _make(self, level: int, ahead: bool = False) -> None:
+        """Make ``level``, or patch it where the base changed; ``ahead`` (on the pool): only make a
+        missing one (the GUI thread patches the levels it draws), keeping the patches waiting,
+        since the base may change while it is copied."""
         with self._lock:
             step, c = 1 << level, 1 << (level - 1)
             have = self._levels.get(level)
-            if have is not None and new_only:  # a prefetch: the paint applies the patches (no tearing)
+            if have is not None and ahead:
                 return
             if have is None:
                 arr = np.ascontiguousarray(self._pixels()[c::step, c::step])
@@ -141,7 +137,7 @@ class Mips:
                 img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], self.fmt)
                 img._keep = arr  # noqa: SLF001 - the buffer must outlive the QImage
                 self._levels[level] = (arr, img)
-                if not new_only:  # on the pool the base may change while it is copied: its patches stay
+                if not ahead:
                     self._dirty.pop(level, None)
                 return
             arr = have[0]
@@ -363,66 +359,21 @@ class ImageItem(QGraphicsItem):
         self.mips: Mips | None = None  # smaller levels to draw zoomed out
         self.composited = composited  # a layer whose mip levels the image's item draws
         self.overlays = None  # the image's item: () -> the items above it, bottom first
-        self.under: ImageItem | None = None  # a layer's item: the image's item (whose composite may hold it)
-        self.drew_composite = False  # the image's item drew its full-size composite in this paint
         self._composites: dict[int, tuple] = {}  # level -> (what it was made of, QImage)
-        self._building: dict[int, Future] = {}  # level -> its composite made on the pool (the next zoom step's)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
-    def _tops(self) -> list:
+    def _composite(self, level: int) -> QImage:
         size = self.image.size()
-        return [it for it in self.overlays() if it.isVisible() and it.mips is not None and it.image is not None
+        tops = [it for it in self.overlays() if it.isVisible() and it.mips is not None and it.image is not None
                 and it.image.size() == size]
-
-    def _key(self, tops: list) -> tuple:
-        return self.mips.serial, self.mips.version, tuple((it.mips.serial, it.mips.version) for it in tops)
-
-    def prefetch_composites(self, *levels: int) -> None:
-        """Make the composites of these levels on the pool (the next zoom step's), from mip levels
-        that have no patches waiting; the versions they were made of are their key, so an edit
-        meanwhile is patched in when one is drawn (``_composite``)."""
-        tops = key = None
-        for level in levels:
-            if level < 0:
-                continue
-            if tops is None:
-                tops = self._tops()
-                key = self._key(tops)
-            if not tops:  # zoomed in past the vector threshold (lazy layers), or none shown
-                return
-            building = self._building.get(level)
-            if building is not None and building[0] == key:
-                continue
-            made = self._composites.get(level)
-            if made is not None and (made[0] == key or self._changed(made[0], key, tops) is not None):
-                continue  # up to date, or patched where it changed when drawn
-            mips = [self.mips, *(it.mips for it in tops)]
-            if any(m._dirty.get(level) for m in mips) or min(self.mips.base.shape[:2]) >> level == 0 \
-                    or max(self.mips.base.shape[:2]) < MIP_MIN:  # noqa: SLF001
-                continue
-            for m in mips:
-                m.prefetch(level)
-            if building is not None:
-                building[1].cancel()  # of other layers (another sample) or older versions
-            self._building[level] = (key, ahead_pool().submit(_build_composite, mips, level, key))
-
-    def _composite(self, level: int, make: bool = True) -> QImage | None:
-        """The composite of ``level`` (0: full size); one patched where it changed, else one made
-        here — or, without ``make``, None while it is made on the pool (drawn layer by layer then)."""
-        building = self._building.get(level)
-        if building is not None and (make or building[1].done()):
-            del self._building[level]
-            if not building[1].cancelled():  # made on the pool from those versions
-                self._composites[level] = building[1].result()
-        tops = self._tops()
-        key = self._key(tops)
+        key = (self.mips.serial, self.mips.version, tuple((it.mips.serial, it.mips.version) for it in tops))
         made = self._composites.get(level)
         if made is not None and made[0] == key:
             return made[1]
         rects = self._changed(made[0], key, tops) if made is not None else None
         if rects is not None:  # the same levels, changed in a few places (an edit): made again there only
             image = made[1]
-            step, c = 1 << level, (1 << level) >> 1
+            step, c = 1 << level, 1 << (level - 1)
             painter = QPainter(image)
             for x0, y0, x1, y1 in rects:  # the level pixels sampled from inside, and a pixel more
                 lx0, ly0 = max((int(x0) - c) // step, 0), max((int(y0) - c) // step, 0)
@@ -431,16 +382,13 @@ class ImageItem(QGraphicsItem):
                     continue
                 area = QRect(lx0, ly0, lx1 - lx0, ly1 - ly0)
                 painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-                painter.drawImage(area, _level_image(self, level), area)
+                painter.drawImage(area, self.mips.qimage(level), area)
                 painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
                 for it in tops:
-                    painter.drawImage(area, _level_image(it, level), area)
+                    painter.drawImage(area, it.mips.qimage(level), area)
             painter.end()
             self._composites[level] = (key, image)
             return image
-        if not make:
-            self.prefetch_composites(level)
-            return None
         image = self.mips.qimage(level).copy()
         painter = QPainter(image)
         for it in tops:
@@ -463,9 +411,6 @@ class ImageItem(QGraphicsItem):
         return merge_rects(rects)
 
     def set_image(self, image: QImage | None, layer: FieldLayer | None = None, mips: Mips | None = None) -> None:
-        for _, building in self._building.values():
-            building.cancel()  # the old image's: not waited for (one running ends unseen)
-        self._building.clear()
         self.prepareGeometryChange()
         self.image, self.layer = image, layer
         self.mips = mips if mips is not None else layer.mips if layer is not None else None
@@ -495,60 +440,5 @@ class ImageItem(QGraphicsItem):
                 painter.scale(1 << level, 1 << level)
                 painter.drawImage(0, 0, small)
                 painter.restore()
-            if self.overlays is not None:
-                self.prefetch_composites(level - 1, level + 1)
-            if level:
                 return
-        if self.overlays is not None:  # the image's item: at full size too, one opaque image when it is made
-            self.drew_composite = False
-            if self.mips is not None and max(self.image.height(), self.image.width()) >= MIP_MIN:
-                whole = self._composite(0, make=False)
-                if whole is not None:
-                    painter.drawImage(0, 0, whole)
-                    self.drew_composite = True
-                    return
-        elif self.composited and self.under is not None and self.under.drew_composite:
-            return  # drawn into the image's full-size composite
         painter.drawImage(0, 0, self.image)
-
-
-def _level_image(item: ImageItem, level: int) -> QImage:
-    return item.image if level == 0 else item.mips.qimage(level)
-
-
-def _build_composite(mips: list[Mips], level: int, key: tuple, images: list | None = None) -> tuple:
-    """``(key, composite)`` of ``level`` (0: of the full-size arrays): the first's pixels with the
-    others' drawn over them, on the pool in numpy (which lets go of the GIL; a QPainter here would
-    hold it, and the GUI thread, for the whole composite). A layer patched meanwhile has a newer
-    version than ``key``: the composite is patched there when drawn."""
-    if level == 0:
-        arrays = [m.base for m in mips]
-    else:
-        for m in mips:
-            m._make(level, True)  # noqa: SLF001 - made by its prefetch, or here (under its lock)
-        arrays = [m._levels[level][0] for m in mips]  # noqa: SLF001
-    out = arrays[0].copy()
-    for top in arrays[1:]:
-        over(out, top)
-    image = QImage(out.data, out.shape[1], out.shape[0], out.strides[0], QImage.Format.Format_RGB32)
-    image._keep = out  # noqa: SLF001 - the buffer must outlive the QImage
-    return key, image
-
-
-def over(dst: np.ndarray, src: np.ndarray, rows: int = 64) -> None:
-    """Premultiplied BGRA ``src`` drawn over ``dst`` in place (QPainter's SourceOver: ``d * (255 -
-    a) / 255`` rounded as Qt does, plus ``src``), a band of rows at a time (small temporaries)."""
-    for r in range(0, dst.shape[0], rows):
-        d, sv = dst[r:r + rows], src[r:r + rows]
-        alpha = sv[..., 3]
-        cols = np.flatnonzero(alpha.any(axis=0))
-        if cols.size == 0:
-            continue
-        c0, c1 = int(cols[0]), int(cols[-1]) + 1  # only the columns something is drawn in
-        d, sv = d[:, c0:c1], sv[:, c0:c1]
-        t = d.astype(np.uint16)
-        t *= 255 - sv[..., 3:4].astype(np.uint16)
-        t += 128
-        t += t >> 8
-        t >>= 8
-        np.add(sv, t.astype(np.uint8), out=d)

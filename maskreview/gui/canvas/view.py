@@ -351,7 +351,6 @@ class ImageCanvas(QGraphicsView):
             item = self._layer_items.get(name)
             if item is None:
                 item = self._layer_items[name] = ImageItem(composited=True)
-                item.under = self._image_item
                 self.scene().addItem(item)
             item.setZValue(1 + z)
             if name in s.hidden_fields or not (s.fills or s.contours):
