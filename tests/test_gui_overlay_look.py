@@ -169,3 +169,21 @@ def test_instances_read_label_tags(fo):
     dets = fo.Detections(detections=[fo.Detection(label="a", bounding_box=[0.1, 0.1, 0.2, 0.2], tags=["fix", "fp"])])
     (inst,) = ov.instances_from_detections("ground_truth", dets, 100, 100)
     assert inst.tags == ("fix", "fp")
+
+
+def test_framing_a_small_label_keeps_its_surroundings_in_view(canvas):
+    """The review queue frames a label: a small one used to fill the view at up to 24x, its
+    neighbours and the image around it out of sight. It is now centred with at least 64 image
+    pixels around it in view, at most FRAME_MAX_ZOOM x."""
+    from PySide6.QtCore import QRectF
+
+    small = QRectF(57, 57, 6, 6)
+    canvas.frame_rect(small)
+    shown = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
+    assert canvas.zoom_level() <= canvas.FRAME_MAX_ZOOM
+    assert min(shown.width(), shown.height()) >= 60, shown
+    assert abs(shown.center().x() - 60) < 2 and abs(shown.center().y() - 60) < 2, shown
+    large = QRectF(10, 20, 100, 80)  # a large one is framed whole, with a margin
+    canvas.frame_rect(large)
+    shown = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
+    assert shown.contains(large)
