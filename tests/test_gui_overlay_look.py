@@ -145,6 +145,26 @@ def test_two_labels_on_one_object_get_chips_of_their_own(canvas, qtbot):
     assert rects[gt.id].top() == canvas.mapFromScene(gt.x0, gt.y0).y() - canvas._chips.height  # drawn first: in place
 
 
+def test_a_label_new_since_the_last_whole_paint_gets_a_chip_clear_of_the_others(canvas, qtbot):
+    """A partial repaint (a patch after a model run's write, a hover) drew the chip of a label it
+    had not laid out before at its box's corner, over the chips already there: in the real window
+    a new prediction's 'square 0.52' covered the ground truth's 'circle' until the next whole
+    paint, which nothing brought."""
+    from PySide6.QtCore import QRect
+
+    gt, pred = canvas.data.fields["ground_truth"][0], canvas.data.fields["predictions"][0]
+    canvas.set_style(labels=True, boxes=True)
+    canvas.set_zoom(2.0)
+    canvas.viewport().repaint()  # a whole paint: both laid out
+    assert gt.id in canvas.label_chip_rects
+    pred.id, pred.x0, pred.y0 = "written-by-the-run", gt.x0 + 2, gt.y0 - 2  # a new label on the same object
+    corner = canvas.mapFromScene(gt.x0, gt.y0)
+    canvas.viewport().repaint(QRect(corner.x() - 20, corner.y() - 60, 200, 120))  # a partial paint around it
+    rects = canvas.label_chip_rects
+    assert pred.id in rects, "the new label's chip was not laid out"
+    assert not rects[pred.id].intersects(rects[gt.id]), (rects[pred.id], rects[gt.id])
+
+
 def test_the_legend_moves_off_a_framed_label(canvas, qtbot):
     """Framing a label at the image's top-right corner (the review queue does) puts the legend
     in another corner, clear of the label and its chips; the next sample brings it back."""

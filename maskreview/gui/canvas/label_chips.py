@@ -116,8 +116,12 @@ class ChipLayout:
         """The top at which a chip of ``width`` whose natural top-left is (``x``, ``y``) is drawn."""
         top = next((y - step * self.height for step in range(self.STEPS + 1)
                     if not self._taken(x, y - step * self.height, width)), y)
-        self._rows.setdefault(top // self.height, []).append((x, top, width))
+        self.occupy(x, top, width)
         return top
+
+    def occupy(self, x: int, top: int, width: int) -> None:
+        """A chip already on screen at (``x``, ``top``): later chips keep clear of it."""
+        self._rows.setdefault(top // self.height, []).append((x, top, width))
 
     def _taken(self, x: int, y: int, width: int) -> bool:
         h, row = self.height, y // self.height

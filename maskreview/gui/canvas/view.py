@@ -528,8 +528,9 @@ class ImageCanvas(QGraphicsView):
 
     def _draw_labels(self, painter: QPainter, vis: list[ov.Instance], colors: list, whole: bool) -> None:
         """The chips of ``vis``, laid out afresh when the whole viewport is painted; a partial
-        paint (a hover) draws each chip where the last whole paint put it, so that the chips it
-        repaints agree with those it leaves on screen."""
+        paint (a hover, a patch after an edit or a model run's write) draws each chip where the
+        last whole paint put it, so that the chips it repaints agree with those it leaves on
+        screen, and places a chip it has not drawn before clear of those."""
         painter.save()
         painter.resetTransform()
         font = QFont(self.font())
@@ -538,7 +539,7 @@ class ImageCanvas(QGraphicsView):
         t = self.viewportTransform()  # scene -> viewport is scale + translate
         sx, dx, sy, dy = t.m11(), t.dx(), t.m22(), t.dy()
         top = chips.height
-        layout, rects, placed = ChipLayout(top), {}, self.label_chip_rects
+        layout, rects, placed, seeded = ChipLayout(top), {}, self.label_chip_rects, False
         for inst, rgb in zip(vis, colors):  # one pixmap per label: name, score and tags composed once
             pixmap = chips.label(inst.label, inst.score, inst.tags, rgb)
             x, width, y = round(inst.x0 * sx + dx), chips.width(pixmap), round(inst.y0 * sy + dy) - top
@@ -547,6 +548,13 @@ class ImageCanvas(QGraphicsView):
                 rects[inst.id] = QRectF(x, y, width, top)
             elif inst.id in placed:
                 y = round(placed[inst.id].top())
+            else:  # new since the last whole paint (a label a run or an edit just wrote)
+                if not seeded:
+                    seeded = True
+                    for r in placed.values():
+                        layout.occupy(round(r.left()), round(r.top()), round(r.width()))
+                y = layout.place(x, y, width)
+                placed[inst.id] = QRectF(x, y, width, top)
             painter.drawPixmap(x, y, pixmap)
         if whole:
             self.label_chip_rects = rects  # viewport rectangles of the chips, by label id
