@@ -147,6 +147,63 @@ class HandlerTimes:
             print(f"  {label:34} {len(rows):4d}  {sum(walls):8.0f} / {max(walls):6.1f}  {sum(cpus):8.0f} / {max(cpus):6.1f}")
 
 
+class EventTimes:
+    """Where the GUI thread's CPU goes between events (``--why``): an application event filter
+    charges the thread's CPU from one event's dispatch to the next one's to the first (receiver
+    class, event type). Qt paints a window's widgets one paint event after another, so a
+    browse step's repaint splits into the widgets that painted; idle time costs no CPU."""
+
+    GENERIC = ("QWidget", "QScrollBar", "QLabel", "QListWidget", "QTableWidget", "QTreeWidget", "QTabBar",
+               "QToolButton", "QPushButton", "QComboBox", "QSlider", "QCheckBox")
+
+    def __init__(self, app):
+        from PySide6.QtCore import QEvent, QObject
+
+        self.slots: dict[tuple[str, str], list[float]] = {}  # -> [calls, CPU ms, worst CPU ms]
+        self._last: tuple[str, str] | None = None
+        self._cpu = time.thread_time()
+        times = self
+
+        class Filter(QObject):
+            def eventFilter(self, receiver, event):  # noqa: N802 - Qt's name
+                if threading.current_thread() is threading.main_thread():
+                    times.charge(receiver, event, QEvent)
+                return False
+
+        self.filter = Filter()
+        app.installEventFilter(self.filter)
+
+    def _name(self, receiver) -> str:
+        name = type(receiver).__name__
+        if name in self.GENERIC:
+            parent = receiver.parent()
+            while parent is not None and type(parent).__name__ in self.GENERIC:
+                parent = parent.parent()
+            title = parent.windowTitle() if parent is not None and hasattr(parent, "windowTitle") else ""
+            name = f"{type(parent).__name__}{'(' + title[:18] + ')' if title else ''}/{name}"
+        return name
+
+    def charge(self, receiver, event, QEvent) -> None:  # noqa: N803
+        now = time.thread_time()
+        if self._last is not None:
+            c = (now - self._cpu) * 1000
+            row = self.slots.setdefault(self._last, [0, 0.0, 0.0])
+            row[0] += 1
+            row[1] += c
+            row[2] = max(row[2], c)
+        try:
+            kind = QEvent.Type(event.type()).name
+        except ValueError:
+            kind = str(int(event.type()))
+        self._last = (self._name(receiver), kind)
+        self._cpu = time.thread_time()
+
+    def report(self, top: int = 25) -> None:
+        print("GUI-thread CPU by event (receiver, event type: calls; CPU ms total / worst, until the next event):")
+        for (name, kind), (n, c, worst) in sorted(self.slots.items(), key=lambda kv: -kv[1][1])[:top]:
+            print(f"  {name[:52]:52} {kind[:18]:18} {n:6d}  {c:8.0f} / {worst:6.1f}")
+
+
 def _where(frame) -> str:
     """The innermost frames of ours (maskreview/, bench/) and the innermost frame overall."""
     ours, inner = [], None
@@ -257,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     watchdog = Watchdog() if args.why else None
     handlers = HandlerTimes(window) if args.why else None
+    events = EventTimes(app) if args.why else None
     if watchdog is not None:
         watchdog.start()
     worst_p99, worst_max = 0.0, 0.0
@@ -285,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         watchdog.stopped = True
         watchdog.report()
         handlers.report()
+        events.report()
     torch_free = "torch" not in sys.modules and "detectron2" not in sys.modules
     result = benchkit.result
     result("stall while the model runs, p99 (worst round, first included)", f"{worst_p99:.1f} ms", "<= 16 ms",

@@ -71,6 +71,7 @@ class CanvasLegend(QWidget):
         super().__init__(canvas)
         self.canvas = canvas
         self.rows: list[Row] = []
+        self._refreshed = False  # the first refresh always lays out (and hides an empty legend)
         self._avoid: QRect | None = None  # viewport rect of a framed label to keep clear
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         canvas.overlays_changed.connect(self.refresh)
@@ -83,7 +84,11 @@ class CanvasLegend(QWidget):
         return False
 
     def refresh(self) -> None:
-        self.rows = legend_rows(self.canvas)
+        rows = legend_rows(self.canvas)
+        if rows == self.rows and self._refreshed:  # the same legend (most browse steps): no relayout, no repaint
+            return
+        self._refreshed = True
+        self.rows = rows
         self.setVisible(bool(self.rows))
         self._place()
         self.update()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QListWidget,
                                QListWidgetItem, QSlider, QVBoxLayout, QWidget)
 
@@ -14,6 +14,65 @@ def swatch(rgb) -> QIcon:
     pixmap = QPixmap(12, 12)
     pixmap.fill(QColor(*rgb))
     return QIcon(pixmap)
+
+
+class TextLine(QWidget):
+    """Word-wrapped plain text that asks its layout again only when its height changes.
+
+    A QLabel's ``setText`` always calls ``updateGeometry``, and each layout it invalidates does
+    the same on its own widget, up to the main window: a counts line that changes at every
+    browse step re-laid out the whole window (its docks, then a second repaint pass) each step.
+    Here a new text of the same wrapped height is only repainted."""
+
+    FLAGS = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._text = ""
+        self._height = self._height_for(self.width())
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 - QLabel's name
+        if text == self._text:
+            return
+        self._text = text
+        height = self._height_for(self.width())
+        if height != self._height:
+            self._height = height
+            self.updateGeometry()
+        self.update()
+
+    def _height_for(self, width: int) -> int:
+        if not self._text:
+            return 0
+        return self.fontMetrics().boundingRect(QRect(0, 0, max(width, 1), 10**6), self.FLAGS, self._text).height()
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._height_for(width)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(40, self._height_for(self.width()))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(20, self._height_for(self.width()))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        height = self._height_for(event.size().width())
+        if height != self._height:
+            self._height = height
+            self.updateGeometry()
+        super().resizeEvent(event)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.setPen(self.palette().windowText().color())
+        painter.drawText(self.rect(), self.FLAGS, self._text)
+        painter.end()
 
 
 class FieldsPanel(QWidget):
@@ -38,8 +97,7 @@ class FieldsPanel(QWidget):
         for key, name in COLOR_MODE_NAMES.items():
             self.color_mode.addItem(name, key)
         self.toggles = {name: QCheckBox(name.capitalize()) for name in ("fills", "contours", "boxes", "labels")}
-        self.counts_label = QLabel()
-        self.counts_label.setWordWrap(True)
+        self.counts_label = TextLine()  # changes at every browse step: no relayout of the window
         form = QFormLayout()
         form.addRow("Opacity", self.opacity)
         conf_row = QGridLayout()

@@ -25,10 +25,12 @@ class ClassHistogram(QWidget):
         self.setMouseTracking(True)
 
     def set_counts(self, counts: dict[str, dict[str, int]], classes: list[str] | None = None) -> None:
-        self.counts = counts
         names = list(classes or [])
         for per_class in counts.values():
             names += [c for c in sorted(per_class) if c not in names]
+        if counts == self.counts and names == self.classes:  # recounted, unchanged: no repaint
+            return
+        self.counts = counts
         self.classes = names
         self.update()
 
