@@ -207,3 +207,17 @@ def test_framing_a_small_label_keeps_its_surroundings_in_view(canvas):
     canvas.frame_rect(large)
     shown = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
     assert shown.contains(large)
+
+
+def test_three_labels_on_one_object_a_few_pixels_apart_get_chips_of_their_own():
+    """Seen in the real window (a model run's circle 0.74 and square 0.52 on a ground-truth
+    circle, boxes 2-5 px apart): chips were tried a whole chip row at a time above their own
+    corner, so one chip covered two tries and the third label's chip was left over the first's."""
+    from maskreview.gui.canvas.label_chips import ChipLayout
+
+    layout, h = ChipLayout(12), 12
+    placed = [(x, layout.place(x, y, w), w) for x, y, w in ((372, 524, 33), (366, 527, 59), (366, 529, 67))]
+    for i, (ax, ay, aw) in enumerate(placed):
+        for bx, by, bw in placed[i + 1:]:
+            assert not (ax < bx + bw and bx < ax + aw and ay < by + h and by < ay + h), placed
+    assert all(524 - top <= ChipLayout.REACH * h for _, top, _ in placed)

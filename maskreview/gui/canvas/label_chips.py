@@ -100,22 +100,31 @@ class LabelChips:
 
 
 class ChipLayout:
-    """Where each label's chip goes in the viewport: above its box's top-left corner, or a chip
-    row higher when a chip drawn before already covers that spot, so two labels on one object
+    """Where each label's chip goes in the viewport: above its box's top-left corner, or just
+    above the chips drawn before that cover that spot, so two labels on one object
     (a reviewed label and a new prediction) never read as one chip with the other's score or
     tags. Chips stack upwards, out of the box, where the boundary-error chips hang. Chips are
     bucketed by row, so a frame's layout stays linear."""
 
-    STEPS = 3  # rows tried above the corner before a chip is left where it overlaps
+    STEPS = 3  # moves above a chip in the way before a chip is left where it overlaps
+    REACH = 2 * STEPS + 1  # chip heights a chip may end up above its place (a move rises < 2)
 
     def __init__(self, height: int):
         self.height = max(1, height)
         self._rows: dict[int, list[tuple[int, int, int]]] = {}
 
     def place(self, x: int, y: int, width: int) -> int:
-        """The top at which a chip of ``width`` whose natural top-left is (``x``, ``y``) is drawn."""
-        top = next((y - step * self.height for step in range(self.STEPS + 1)
-                    if not self._taken(x, y - step * self.height, width)), y)
+        """The top at which a chip of ``width`` whose natural top-left is (``x``, ``y``) is drawn:
+        there, or just above the chips in the way (boxes a few pixels apart put chips off any
+        fixed grid of rows, so a chip goes above what covers it, not a row up)."""
+        top = y
+        for _ in range(self.STEPS + 1):
+            in_the_way = self._in_the_way(x, top, width)
+            if not in_the_way:
+                break
+            top = min(in_the_way) - self.height
+        else:
+            top = y
         self.occupy(x, top, width)
         return top
 
@@ -123,7 +132,8 @@ class ChipLayout:
         """A chip already on screen at (``x``, ``top``): later chips keep clear of it."""
         self._rows.setdefault(top // self.height, []).append((x, top, width))
 
-    def _taken(self, x: int, y: int, width: int) -> bool:
+    def _in_the_way(self, x: int, y: int, width: int) -> list[int]:
+        """The tops of the chips placed so far that a chip at (``x``, ``y``) would overlap."""
         h, row = self.height, y // self.height
-        return any(ax < x + width and x < ax + aw and ay < y + h and y < ay + h
-                   for r in (row - 1, row, row + 1) for ax, ay, aw in self._rows.get(r, ()))
+        return [ay for r in (row - 1, row, row + 1) for ax, ay, aw in self._rows.get(r, ())
+                if ax < x + width and x < ax + aw and ay < y + h and y < ay + h]

@@ -500,7 +500,7 @@ class ImageCanvas(QGraphicsView):
         if labels:  # chips sit above a box's top-left corner and run to its right
             scale = max(self.transform().m11(), 1e-9)  # logical pixels per image pixel
             x0 -= LABEL_REACH / scale
-            y1 += (ChipLayout.STEPS + 1) * (self._chips.height or 40) / scale + 1  # chips stack upwards
+            y1 += ChipLayout.REACH * (self._chips.height or 40) / scale + 1  # chips stack upwards
         out = []
         for name in self.fields():
             entry = self._visible_of(name)
@@ -724,7 +724,7 @@ class ImageCanvas(QGraphicsView):
             self.centerOn(rect.center())
         self._fit_mode = False
         self._after_zoom(was_vector)
-        chips = (ChipLayout.STEPS + 1) * (self._chips.height or 16)  # its label chips stack above it
+        chips = ChipLayout.REACH * (self._chips.height or 16)  # its label chips stack above it
         self.legend.keep_clear(self.mapFromScene(rect).boundingRect().adjusted(-4, -chips, 4, 4))
         self.viewport().update()
 
