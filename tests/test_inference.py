@@ -1,6 +1,7 @@
 """The engine on detectron2 (CPU, a random-init demo-architecture model) and batch runs over datasets."""
 
 import json
+import os
 import shutil
 import threading
 
@@ -16,6 +17,7 @@ from maskreview.core.errors import BadInputError, CancelledError, MaskreviewErro
 from maskreview.core.images import read_image
 from maskreview.core.model.engine import Engine, EngineSettings, box_mask_detection
 from maskreview.core.model.provenance import RUNS_INFO_KEY
+from maskreview.core.model import runs as runs_module
 from maskreview.core.model.runs import prefetched, run_inference
 from maskreview.core.progress import Progress
 
@@ -241,6 +243,33 @@ def test_prefetch_decodes_ahead_on_threads_and_keeps_order():
     assert decoded[2].wait(10) and decoded[3].wait(10)
     assert [item for item in stream] == [(i, i * 10) for i in range(1, 6)]
     assert threads and all(name.startswith("decode") for name in threads)
+
+
+def test_prefetch_without_threads_decodes_each_when_asked_on_the_callers_thread():
+    asked, threads = [], set()
+
+    def decode(i):
+        asked.append(i)
+        threads.add(threading.current_thread().name)
+        return ValueError(i) if i == 2 else i * 10
+
+    stream = prefetched(range(4), workers=0, decode=decode)
+    assert next(stream) == (0, 0) and asked == [0]  # nothing decoded ahead of the model
+    rest = list(stream)
+    assert [p for p, _ in rest] == [1, 2, 3] and rest[0][1] == 10 and isinstance(rest[1][1], ValueError)
+    assert threads == {threading.current_thread().name}
+
+
+def test_decode_threads_none_when_the_model_takes_every_core_on_the_cpu(engine):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(os.cpu_count() or 1)
+        assert runs_module.decode_threads(engine) == 0
+        if (os.cpu_count() or 1) > 1:
+            torch.set_num_threads((os.cpu_count() or 2) - 1)
+            assert runs_module.decode_threads(engine) == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------ batch runs

@@ -68,8 +68,12 @@ def _decode(path: str):
 
 def prefetched(paths: Iterable[str], workers: int = 2, depth: int = 8,
                decode: Callable[[str], object] = _decode):
-    """Yield ``(path, image or exception)`` in order while the next ``depth`` decode on threads."""
+    """Yield ``(path, image or exception)`` in order while the next ``depth`` decode on threads
+    (``workers`` 0: each decoded when it is asked for, on the caller's thread)."""
     paths = list(paths)
+    if workers <= 0:
+        yield from ((path, decode(path)) for path in paths)
+        return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
     try:
         futures = deque(pool.submit(decode, p) for p in paths[:depth])
@@ -82,6 +86,19 @@ def prefetched(paths: Iterable[str], workers: int = 2, depth: int = 8,
             yield path, current.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def decode_threads(engine: Engine) -> int:
+    """Threads that decode the next images while the model works: 2, or none (each image decoded
+    just before its forward pass, as a bare predictor loop does) when the model runs on the CPU
+    with a torch thread for every core: a decode thread then only takes a core from one of the
+    model's OpenMP threads, whose partner spins at the next barrier until it is back, for a
+    decode that is ~1 % of a forward pass (BENCHMARKS.md, #17 inference row, helper wi)."""
+    import os
+
+    if engine.device == "cpu" and engine._torch.get_num_threads() >= (os.cpu_count() or 1):
+        return 0
+    return 2
 
 
 def check_output_field(dataset, name: str, engine=None) -> None:
@@ -103,7 +120,7 @@ def check_output_field(dataset, name: str, engine=None) -> None:
 def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Progress | None = None,
                   overwrite: bool = False, batch_size: int | None = None, write_every: int = 16,
                   write_seconds: float | None = None, on_written: Callable[[list[str]], None] | None = None,
-                  decode_workers: int = 2, shard: Shard | None = None,
+                  decode_workers: int | None = None, shard: Shard | None = None,
                   before_image: Callable[[], object] | None = None) -> InferenceReport:
     """Predict every sample of ``view`` into ``field``; cancellable and resumable; reviewer work kept.
 
@@ -123,9 +140,11 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
     ``shard``: only the view's samples in that shard (:mod:`maskreview.core.model.sharding`), for
     workers that split a run between them; they may run at the same time, anywhere.
     ``before_image``: called before each image is predicted (a CPU run's share of the cores).
+    ``decode_workers``: threads decoding the next images (default: :func:`decode_threads`).
     """
     progress = progress or Progress()
     batch_size = batch_size or engine.batch_size
+    decode_workers = decode_threads(engine) if decode_workers is None else decode_workers
     dataset = dataset_of(view)
     check_output_field(dataset, field, engine)
     run_field_name = run_field(field)
