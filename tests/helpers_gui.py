@@ -32,3 +32,13 @@ def drop_path(widget, path) -> None:
     args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, QDragEnterEvent(pos, *args))  # Qt routes a drop to the enter target
     QApplication.sendEvent(widget, QDropEvent(QPointF(pos), *args))
+
+
+def shown(qtbot, widget, size: tuple[int, int] | None = None):
+    """``widget`` owned by the test, resized to ``size``, shown and exposed (offscreen)."""
+    qtbot.addWidget(widget)
+    if size is not None:
+        widget.resize(*size)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

@@ -380,6 +380,18 @@ def test_zoomed_out_the_screen_is_the_composite_sampled_and_follows_edits(qtbot)
     assert np.abs(hidden - ref).mean() < 3 and np.abs(hidden - again).mean() > 3
 
 
+def _cells(rng, big: int, count: int = 300) -> tuple[dict, np.ndarray]:
+    """``count`` cell-like blobs, ground truth and predictions in turn, on a ``big``² noise image."""
+    fields = {"ground_truth": [], "predictions": []}
+    for k in range(count):
+        x0, y0, m = _blob(int(rng.integers(0, big)), int(rng.integers(0, big)), int(rng.integers(8, 30)),
+                          int(rng.integers(8, 30)), float(rng.uniform(0, 180)))
+        name, score = ("ground_truth", None) if k % 2 else ("predictions", 0.9)
+        fields[name].append(ov.Instance(name, f"i{k}", ("cell", "nucleus", "debris")[k % 3], score, x0, y0,
+                                        m.shape[1], m.shape[0], m))
+    return fields, rng.integers(0, 255, (big, big, 3), dtype=np.uint8)
+
+
 def test_the_zoomed_out_composite_patched_after_edits_equals_one_made_anew(qtbot):
     """After an edit the zoomed-out composite (image and layer mip levels in one) is made again
     only where the layers changed; it must equal a composite made from scratch, edit after edit."""
@@ -387,14 +399,7 @@ def test_the_zoomed_out_composite_patched_after_edits_equals_one_made_anew(qtbot
 
     big = 2048
     rng = np.random.default_rng(9)
-    fields = {"ground_truth": [], "predictions": []}
-    for k in range(300):
-        x0, y0, m = _blob(int(rng.integers(0, big)), int(rng.integers(0, big)), int(rng.integers(8, 30)),
-                          int(rng.integers(8, 30)), float(rng.uniform(0, 180)))
-        name, score = ("ground_truth", None) if k % 2 else ("predictions", 0.9)
-        fields[name].append(ov.Instance(name, f"i{k}", ("cell", "nucleus", "debris")[k % 3], score, x0, y0,
-                                        m.shape[1], m.shape[0], m))
-    image = rng.integers(0, 255, (big, big, 3), dtype=np.uint8)
+    fields, image = _cells(rng, big)
     view = _shown_canvas(qtbot, 520, 520, labels=False, boxes=False)
     view.set_sample(SampleData("big", "big.png", image, None, big, big, fields))
     view.set_zoom(0.25)
@@ -441,14 +446,7 @@ def test_mip_levels_made_ahead_equal_levels_made_anew_after_edits_meanwhile(qtbo
         np.testing.assert_array_equal(_bits(mips.qimage(level)), _bits(fresh.qimage(level)))
 
     big = 2048
-    fields = {"ground_truth": [], "predictions": []}
-    for k in range(300):
-        x0, y0, m = _blob(int(rng.integers(0, big)), int(rng.integers(0, big)), int(rng.integers(8, 30)),
-                          int(rng.integers(8, 30)), float(rng.uniform(0, 180)))
-        name, score = ("ground_truth", None) if k % 2 else ("predictions", 0.9)
-        fields[name].append(ov.Instance(name, f"i{k}", ("cell", "nucleus", "debris")[k % 3], score, x0, y0,
-                                        m.shape[1], m.shape[0], m))
-    image = rng.integers(0, 255, (big, big, 3), dtype=np.uint8)
+    fields, image = _cells(rng, big)
     view = _shown_canvas(qtbot, 520, 520, labels=False, boxes=False)
     view.set_sample(SampleData("big", "big.png", image, None, big, big, fields))
     view.set_zoom(0.25)

@@ -5,6 +5,7 @@ legend and the class histogram do not repaint when what they show is the same.""
 from __future__ import annotations
 
 import numpy as np
+from helpers_gui import shown
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QTextEdit
 
@@ -30,15 +31,12 @@ def test_a_new_counts_text_of_the_same_height_does_not_relayout_the_window(qtbot
     from maskreview.gui.panels.fields import FieldsPanel
 
     win = QMainWindow()
-    qtbot.addWidget(win)
     win.setCentralWidget(QTextEdit())
     panel = FieldsPanel()
     dock = QDockWidget("Overlays")
     dock.setWidget(panel)
     win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    win.resize(900, 700)
-    win.show()
-    qtbot.waitExposed(win)
+    shown(qtbot, win, (900, 700))
     panel.set_counts({"ground_truth": (5, 5), "predictions": (3, 7)})
     _settle(qtbot)
     one_line = panel.counts_label.height()
@@ -65,11 +63,7 @@ def _canvas_with_sample(qtbot):
     from maskreview.gui.canvas.sample import SampleData
     from maskreview.gui.canvas.view import ImageCanvas
 
-    canvas = ImageCanvas()
-    qtbot.addWidget(canvas)
-    canvas.resize(600, 400)
-    canvas.show()
-    qtbot.waitExposed(canvas)
+    canvas = shown(qtbot, ImageCanvas(), (600, 400))
     image = np.full((100, 150, 3), 90, np.uint8)
     insts = [Instance("predictions", "p1", "cat", 0.9, 10, 10, 30, 30, np.ones((30, 30), bool))]
     canvas.set_sample(SampleData("s1", "s1.png", image, None, 100, 150, {"predictions": insts}))
@@ -96,21 +90,14 @@ def test_the_legend_does_not_repaint_when_its_rows_are_the_same(qtbot):
 def test_an_empty_legend_stays_hidden(qtbot):
     from maskreview.gui.canvas.view import ImageCanvas
 
-    canvas = ImageCanvas()
-    qtbot.addWidget(canvas)
-    canvas.show()
-    qtbot.waitExposed(canvas)
+    canvas = shown(qtbot, ImageCanvas())
     assert not canvas.legend.isVisible()
 
 
 def test_the_histogram_does_not_repaint_unchanged_counts(qtbot):
     from maskreview.gui.panels.histogram import ClassHistogram
 
-    hist = ClassHistogram()
-    qtbot.addWidget(hist)
-    hist.resize(300, 200)
-    hist.show()
-    qtbot.waitExposed(hist)
+    hist = shown(qtbot, ClassHistogram(), (300, 200))
     hist.set_counts({"predictions": {"cat": 3, "dog": 1}}, ["cat", "dog"])
     _settle(qtbot)
     paints = _Count(QEvent.Type.Paint)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers_gui import shown
 from PySide6.QtGui import QImage
 
 from maskreview.gui.canvas import overlay as ov
@@ -33,11 +34,7 @@ def canvas(qtbot):
     from maskreview.gui.canvas import ImageCanvas
     from maskreview.gui.canvas.sample import SampleData
 
-    view = ImageCanvas()
-    qtbot.addWidget(view)
-    view.resize(400, 300)
-    view.show()
-    qtbot.waitExposed(view)
+    view = shown(qtbot, ImageCanvas(), (400, 300))
     gt, pred = _pair()
     data = SampleData("s", "x.png", np.full((H, W, 3), BG, np.uint8), None, H, W,
                       {"ground_truth": [gt], "predictions": [pred]})
