@@ -118,7 +118,7 @@ def _infer(args) -> int:
     args.device = distributed.rank_device(args.device)
     engine = _engine(args)  # first: a bad model or weights file must not leave an import behind
     dataset, view = _open_view(args)
-    with CoreShare() if engine.device == "cpu" else contextlib.nullcontext() as share:  # shards on one machine
+    with CoreShare(fixed=args.threads) if engine.device == "cpu" else contextlib.nullcontext() as share:
         report = run_inference(view, engine, field=args.field, progress=_progress(), overwrite=args.overwrite,
                                batch_size=args.batch_size, write_seconds=2.0,  # also notices a lost database soon
                                shard=shard, before_image=share.rebalance if share else None)
@@ -400,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per forward pass (default: 4 on a GPU, 1 on the CPU)")
     p.add_argument("--shard", type=_shard_arg, metavar="I/N", help="only shard I of N (0..N-1), by a hash of the "
                    "sample id: N workers started anywhere cover every sample once")
+    p.add_argument("--threads", type=int_in(1, 1024), default=None, metavar="N",
+                   help="torch threads on the CPU, fixed (default: this machine's cores shared among the CPU "
+                        "runs on it, looked at before each image; fix N for labels reproducible to the bit)")
     _add_engine_args(p)
     _add_launch_args(p)
     p.set_defaults(func=cmd_infer)

@@ -75,3 +75,13 @@ def test_the_share_is_looked_at_once_a_second_at_most(tmp_path, torch_threads):
         finally:
             other.kill()
             other.wait()
+
+
+def test_a_fixed_thread_count_takes_no_share(tmp_path, torch_threads):
+    """``infer --threads N``: N threads whatever else runs, and no entry (the others keep theirs):
+    the labels then match a run at the same N to the bit."""
+    with CoreShare(tmp_path, cores=2, every_s=0, fixed=1) as fixed:
+        assert torch.get_num_threads() == 1 and not list(tmp_path.iterdir())
+        with CoreShare(tmp_path, cores=2, every_s=0) as shared:
+            assert shared.rebalance() == 2  # alone: the fixed run is not counted
+        assert fixed.rebalance(force=True) == 1

@@ -48,7 +48,7 @@ def test_two_process_inference_covers_each_sample_once_with_a_single_runs_labels
     coco = write_demo_dataset(tmp_path / "scenes", n=N_IMAGES, seed=12, size=128)
     dataset = open_source(str(coco), name="ranks")
     single = dataset.clone("ranks-single")
-    infer = ("--model", "demo", "--device", "cpu")
+    infer = ("--model", "demo", "--device", "cpu", "--threads", "1")  # labels to the bit: one thread count for all
     reference = _cli("infer", "ranks-single", *infer)  # at the same time: the suite's machine has 2 cores
     proc = run_cli("infer", "ranks", *infer, "--num-gpus", "2", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

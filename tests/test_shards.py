@@ -73,7 +73,7 @@ def test_two_shard_workers_one_killed_and_restarted_cover_every_sample_once_as_a
     coco = write_demo_dataset(tmp_path / "scenes", n=N_IMAGES, seed=11, size=128)
     dataset = open_source(str(coco), name="sharded")
     single = dataset.clone("single")
-    infer = ("--model", "demo", "--device", "cpu")
+    infer = ("--model", "demo", "--device", "cpu", "--threads", "1")  # labels to the bit: one thread count for all
     reference = _cli("infer", "single", *infer)
 
     first = _cli("infer", "sharded", *infer, "--shard", "0/2")

@@ -31,7 +31,11 @@ def default_folder() -> Path:
 class CoreShare:
     """``with CoreShare() as share: ... share.rebalance()`` before each image."""
 
-    def __init__(self, folder: Path | None = None, cores: int | None = None, every_s: float = 1.0):
+    def __init__(self, folder: Path | None = None, cores: int | None = None, every_s: float = 1.0,
+                 fixed: int | None = None):
+        """``fixed``: that many threads, whatever else runs (``infer --threads N``): a float sum's
+        order, hence a score's last bits, depends on the thread count."""
+        self.fixed = fixed
         self.folder = Path(folder) if folder is not None else default_folder()
         self.cores = cores  # default: torch's own thread count (physical cores), as a lone run uses
         self.every_s = every_s
@@ -43,6 +47,10 @@ class CoreShare:
     def __enter__(self) -> CoreShare:
         import torch
 
+        if self.fixed:
+            torch.set_num_threads(self.fixed)
+            self.threads = self.fixed
+            return self  # not registered: it takes no share and leaves the others theirs
         if self.cores is None:
             self.cores = torch.get_num_threads()
         self.threads = torch.get_num_threads()
@@ -82,7 +90,7 @@ class CoreShare:
     def rebalance(self, force: bool = False) -> int:
         """Set torch's threads for the runs alive now (looked at most every ``every_s``)."""
         now = time.monotonic()
-        if force or now - self._checked >= self.every_s:
+        if not self.fixed and (force or now - self._checked >= self.every_s):
             self._checked = now
             threads = self.threads_for(self.live_runs())
             if threads != self.threads:

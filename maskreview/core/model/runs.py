@@ -9,6 +9,7 @@ same model's output, and records its model on the field (:mod:`maskreview.core.m
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -94,8 +95,6 @@ def decode_threads(engine: Engine) -> int:
     with a torch thread for every core: a decode thread then only takes a core from one of the
     model's OpenMP threads, whose partner spins at the next barrier until it is back, for a
     decode that is ~1 % of a forward pass (BENCHMARKS.md, #17 inference row, helper wi)."""
-    import os
-
     if engine.device == "cpu" and engine._torch.get_num_threads() >= (os.cpu_count() or 1):
         return 0
     return 2
