@@ -140,6 +140,11 @@ class Engine:
         self.has_masks = bool(self.cfg.MODEL.MASK_ON)
         self._torch = torch
 
+    @property
+    def cpu_threads(self) -> int:
+        """torch's intra-op threads for this process's CPU work (shared with whatever else runs it)."""
+        return self._torch.get_num_threads()
+
     def _check_class_count(self, state: dict, n: int) -> None:
         for key in _CLASS_COUNT_KEYS:
             if key in state and tuple(np.shape(state[key]))[0] != n + 1:

@@ -95,7 +95,7 @@ def decode_threads(engine: Engine) -> int:
     with a torch thread for every core: a decode thread then only takes a core from one of the
     model's OpenMP threads, whose partner spins at the next barrier until it is back, for a
     decode that is ~1 % of a forward pass (BENCHMARKS.md, #17 inference row, helper wi)."""
-    if engine.device == "cpu" and engine._torch.get_num_threads() >= (os.cpu_count() or 1):
+    if engine.device == "cpu" and engine.cpu_threads >= (os.cpu_count() or 1):
         return 0
     return 2
 
