@@ -12,6 +12,7 @@ Zoomed in, the canvas draws contours as vector paths along pixel *edges* instead
 from __future__ import annotations
 
 import colorsys
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -153,15 +154,12 @@ HATCH = 6  # period of the ground truth's diagonal hatch (2 pixels of it drawn)
 
 
 BANDS_MIN_PIXELS = 512 * 512  # a whole layer at least this big renders in row bands on threads
-_BAND_POOL: list = []  # overlay's own threads (a caller on layers.pool() may wait on them: no deadlock)
-
-
+@functools.cache
 def _band_pool():
-    if not _BAND_POOL:
-        from concurrent.futures import ThreadPoolExecutor
+    """overlay's own threads (a caller on layers.pool() may wait on them: no deadlock)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-        _BAND_POOL.append(ThreadPoolExecutor(2, thread_name_prefix="maskreview-bands"))
-    return _BAND_POOL[0]
+    return ThreadPoolExecutor(2, thread_name_prefix="maskreview-bands")
 
 
 def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], height: int, width: int,
