@@ -129,6 +129,29 @@ def test_finetune_cancel_stops_the_process_and_leaves_no_model(window, qtbot):
     assert dialog.start_button.isEnabled()
 
 
+def test_finetune_cancel_that_has_to_kill_the_process_still_reads_cancelled(window, qtbot, monkeypatch):
+    """An iteration can outlast the grace period on two busy cores: the kill that ends it is the
+    reviewer's cancel, not a crash of the training process."""
+    from maskreview.gui.dialogs import finetune
+
+    win = window
+    for sample in win.dataset.limit(3):
+        sample.tags.append("reviewed")
+        sample.save()
+    win.actions_["finetune"].trigger()
+    dialog = win.model_runs.finetune
+    dialog.iters.setValue(5000)
+    dialog.start_button.click()
+    wait_trained(qtbot, dialog, until=lambda: bool(dialog.losses))
+    monkeypatch.setattr(finetune, "KILL_AFTER_MS", 0)  # the grace period is over before the iteration
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=60000)
+    assert dialog._killed
+    assert dialog.result is None and dialog.stage.text().startswith("training cancelled")
+    assert "was ended" in dialog.stage.text()
+    assert dialog.start_button.isEnabled()
+
+
 def _copy(dets, keep):
     from maskreview.core.store import fiftyone
 
