@@ -60,6 +60,20 @@ def test_open_and_step_through_samples(window, qtbot):
     assert list(thumbnail_dir().rglob("*.jpg"))
 
 
+def test_arrow_keys_browse_but_a_focused_slider_keeps_them(window, qtbot):
+    first = window.current_sample_id
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    second = window.current_sample_id
+    assert second not in (None, first)
+    qtbot.keyClick(window, Qt.Key.Key_Left)
+    assert window.current_sample_id == first
+    slider = window.fields_panel.confidence
+    slider.setFocus()
+    value = slider.value()
+    qtbot.keyClick(slider, Qt.Key.Key_Right)
+    assert slider.value() > value and window.current_sample_id == first
+
+
 def test_toggling_fields_and_classes_changes_pixels(window, qtbot):
     canvas = window.canvas
     before = grab(window)

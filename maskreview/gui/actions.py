@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QTabBar
 
 _ICON_SIZES = (16, 24, 32, 48, 64, 96)
 ICONS_DIR = Path(str(files("maskreview.icons")))  # top-level icons/, mapped as this package (pyproject)
@@ -40,8 +40,8 @@ ACTIONS: list[ActionSpec] = [
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "File"),
     ActionSpec("undo", "&Undo", ("Ctrl+Z",), "Edit", tip="Undo the last edit"),
     ActionSpec("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit", tip="Redo the edit undone last"),
-    ActionSpec("prev_sample", "&Previous sample", ("A", "PgUp"), "Go", "prev", toolbar=True),
-    ActionSpec("next_sample", "&Next sample", ("D", "PgDown"), "Go", "next", toolbar=True),
+    ActionSpec("prev_sample", "&Previous sample", ("A", "PgUp", "Left"), "Go", "prev", toolbar=True),
+    ActionSpec("next_sample", "&Next sample", ("D", "PgDown", "Right"), "Go", "next", toolbar=True),
     ActionSpec("first_sample", "&First sample", ("Home",), "Go"),
     ActionSpec("last_sample", "&Last sample", ("End",), "Go"),
     ActionSpec("next_instance", "Frame next &instance", ("N",), "Go", "instance",
@@ -130,6 +130,21 @@ def apply_spec(action: QAction, spec: ActionSpec) -> QAction:
     return action
 
 
+class ArrowKeysStayInControls(QObject):
+    """Left and Right browse samples (as in the FiftyOne App) except where a focused control moves
+    with them: a slider, a spin box, a combo box or a tab bar keeps its arrows. (Text fields keep
+    them already: Qt lets an editor claim the keys it types with.)"""
+
+    KEYS = (Qt.Key.Key_Left, Qt.Key.Key_Right)
+    CONTROLS = (QAbstractSlider, QAbstractSpinBox, QComboBox, QTabBar)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if (event.type() == QEvent.Type.ShortcutOverride and event.key() in self.KEYS
+                and isinstance(obj, self.CONTROLS)):
+            event.accept()  # the control gets the key press, no shortcut fires
+        return False
+
+
 def build_actions(window) -> dict[str, QAction]:
     """A QAction per spec, connected to ``window.do_<name>`` and added to the window."""
     actions = {}
@@ -142,6 +157,7 @@ def build_actions(window) -> dict[str, QAction]:
             action.triggered.connect(lambda checked=False, h=handler: h())
         window.addAction(action)
         actions[spec.name] = action
+    QApplication.instance().installEventFilter(ArrowKeysStayInControls(window))
     return actions
 
 
