@@ -137,8 +137,7 @@ def bench_overlay(repeat: int, d2_repeat: int) -> None:
     bench.fresh()
     bench.frame()  # warm-up: first paint, label chips rendered once per (text, colour)
     times, cpu, layer_times, layer_cpu, paint_cpu = [], [], [], [], []
-    # CPU is the process's (time.process_time): a whole layer renders in row bands on threads
-    # (overlay.render_layer), so the GUI thread's own CPU would leave part of the work out.
+    # CPU is the process's (time.process_time): work the frame hands to other threads counts too.
     for _ in range(repeat):
         t, c = time.perf_counter(), time.process_time()
         render_layer(insts, colors, height, width)

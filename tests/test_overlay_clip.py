@@ -1,7 +1,7 @@
-"""A whole overlay layer renders in row bands on threads (``overlay.render_layer``, issue 17's
-overlay row): the pixels equal one pass over every instance, for ground truth (hatch, solid
-contour) and predictions (fill, dashed contour), with instances crossing the band edges, cut by
-the image border, overlapping (later over earlier) and box-only."""
+"""A clipped render (``overlay.render_layer(clip=...)``: a dirty region after an edit, a lazy
+layer's tile) puts exactly the pixels of one pass over every instance there, for ground truth
+(hatch, solid contour) and predictions (fill, dashed contour), with instances crossing the clip
+edges, cut by the image border, overlapping (later over earlier) and box-only."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from maskreview.gui.canvas import overlay as ov
 
-H, W = 600, 900  # above BANDS_MIN_PIXELS: the default renders in bands
+H, W = 600, 900
 
 
 def _scene(seed: int = 3) -> list[ov.Instance]:
@@ -34,33 +34,38 @@ def _colors(insts):
     return [ov.class_color(i.label, [f"class_{k}" for k in range(4)]) for i in insts]
 
 
-@pytest.mark.parametrize("bands", [2, 3, 7])
+@pytest.mark.parametrize("tile", [97, 256])
 @pytest.mark.parametrize("fills,contours", [(True, True), (False, True), (True, False)])
-def test_bands_equal_one_pass(bands, fills, contours):
+def test_clipped_tiles_equal_one_pass(tile, fills, contours):
     insts = _scene()
     colors = _colors(insts)
-    rows = ov._band_rows(insts, H, W, bands)  # noqa: SLF001
-    assert len(rows) == bands + 1 and rows[0] == 0 and rows[-1] == H
-    crossing = [i for i in insts if any(i.y0 < r < i.y0 + i.h for r in rows[1:-1])]
-    assert len(crossing) >= 3  # the band edges cut instances: the clipped writes are exercised
-    one = ov.render_layer(insts, colors, H, W, fill_alpha=0.5, fills=fills, contours=contours, bands=1)
-    banded = ov.render_layer(insts, colors, H, W, fill_alpha=0.5, fills=fills, contours=contours, bands=bands)
+    one = ov.render_layer(insts, colors, H, W, fill_alpha=0.5, fills=fills, contours=contours)
+    tiled = np.random.default_rng(2).integers(0, 255, (H, W, 4), dtype=np.uint8)  # every pixel repainted
+    for y in range(0, H, tile):
+        for x in range(0, W, tile):
+            ov.render_layer(insts, colors, H, W, fill_alpha=0.5, fills=fills, contours=contours, out=tiled,
+                            clip=(x, y, x + tile, y + tile))
+    crossing = [i for i in insts if any(i.y0 < r < i.y0 + i.h for r in range(tile, H, tile))]
+    assert len(crossing) >= 3  # the tile edges cut instances: the clipped writes are exercised
     assert one.any()
-    assert np.array_equal(one, banded)
+    assert np.array_equal(one, tiled)
 
 
-def test_bands_paint_over_what_out_holds_as_one_pass_does():
+def test_a_clip_leaves_what_out_holds_outside_it():
     insts = _scene(5)
     colors = _colors(insts)
     start = np.random.default_rng(1).integers(0, 255, (H, W, 4), dtype=np.uint8)
-    one = ov.render_layer(insts, colors, H, W, out=start.copy(), bands=1)
-    banded = ov.render_layer(insts, colors, H, W, out=start.copy(), bands=2)
-    assert np.array_equal(one, banded)
-    assert not np.array_equal(one, ov.render_layer(insts, colors, H, W, bands=1))  # ``out`` was kept under
+    out = ov.render_layer(insts, colors, H, W, out=start.copy(), clip=(100, 50, 400, 300))
+    one = ov.render_layer(insts, colors, H, W)
+    assert np.array_equal(out[50:300, 100:400], one[50:300, 100:400])
+    outside = np.ones((H, W), bool)
+    outside[50:300, 100:400] = False
+    assert np.array_equal(out[outside], start[outside])
 
 
-def test_no_instances_and_small_layers():
+def test_no_instances_and_empty_clips():
     assert not ov.render_layer([], [], H, W).any()
-    insts = [i for i in _scene() if i.x0 >= 0 and i.y0 >= 0 and i.x0 + i.w <= 200 and i.y0 + i.h <= 150]
-    small = ov.render_layer(insts, _colors(insts), 150, 200)  # below BANDS_MIN_PIXELS: one pass
-    assert np.array_equal(small, ov.render_layer(insts, _colors(insts), 150, 200, bands=1))
+    insts = _scene()
+    start = np.full((H, W, 4), 7, np.uint8)
+    for clip in [(10, 10, 10, 50), (-50, -50, 0, 0), (W, 0, W + 10, H)]:
+        assert np.array_equal(ov.render_layer(insts, _colors(insts), H, W, out=start.copy(), clip=clip), start)

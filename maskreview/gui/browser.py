@@ -76,8 +76,7 @@ def compose_thumbnail(thumb: np.ndarray, height: int, width: int, instances, col
     if not instances:
         return thumb
     th, tw = thumb.shape[:2]
-    # one pass: a thumbnail worker takes no more cores from the GUI thread (bands are the canvas's)
-    layer = render_layer(instances, colors, height, width, fill_alpha=0.45, contours=True, bands=1)
+    layer = render_layer(instances, colors, height, width, fill_alpha=0.45, contours=True)
     layer = cv2.resize(layer, (tw, th), interpolation=cv2.INTER_AREA).astype(np.float32)
     alpha = layer[..., 3:4] / 255.0
     out = thumb.astype(np.float32) * (1 - alpha) + layer[..., 2::-1]

@@ -12,7 +12,6 @@ Zoomed in, the canvas draws contours as vector paths along pixel *edges* instead
 from __future__ import annotations
 
 import colorsys
-import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -153,19 +152,9 @@ DASH = 4  # pixels on, then off, along a prediction's outline
 HATCH = 6  # period of the ground truth's diagonal hatch (2 pixels of it drawn)
 
 
-BANDS_MIN_PIXELS = 512 * 512  # a whole layer at least this big renders in row bands on threads
-@functools.cache
-def _band_pool():
-    """overlay's own threads (a caller on layers.pool() may wait on them: no deadlock)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(2, thread_name_prefix="maskreview-bands")
-
-
 def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], height: int, width: int,
                  fill_alpha: float = 0.45, contours: bool = True, fills: bool = True,
-                 out: np.ndarray | None = None, clip: tuple[int, int, int, int] | None = None,
-                 bands: int = 2) -> np.ndarray:
+                 out: np.ndarray | None = None, clip: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """A ``height x width x 4`` premultiplied BGRA uint8 layer of translucent fills and contours.
 
     Later instances paint over earlier ones. Contours are opaque, so they stay crisp whatever
@@ -176,16 +165,11 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
     exactly the pixels a full render puts there: each instance's contour is still found on its
     whole box, only the writes are clipped (a dirty region after an edit, ``layers.py``).
 
-    A whole layer of at least ``BANDS_MIN_PIXELS`` renders as ``bands`` row bands (split where
-    the boxes' area halves) on threads of its own: numpy and cv2 let go of the GIL, so a 1080p
-    layer takes about half the wall time on two cores; each band is a clipped render, so the
-    pixels are those of one pass (``tests/test_overlay_bands.py``).
+    One pass on the calling thread: a layer split in row bands on two threads (b68ddb3) cost
+    10-25 % more CPU and, with the per-instance Python work holding the GIL, more wall time too
+    on the 2-core machine (BENCHMARKS.md, #17 overlay, helper ov).
     """
-    rows = _band_rows(instances, height, width, bands) if bands > 1 and clip is None and height * width >= BANDS_MIN_PIXELS else []
-    if out is not None:
-        layer = out
-    else:  # banded: each band's thread clears its rows (the first touch of fresh pages, in parallel)
-        layer = np.empty((height, width, 4), np.uint8) if len(rows) > 2 else np.zeros((height, width, 4), np.uint8)
+    layer = out if out is not None else np.zeros((height, width, 4), np.uint8)
     flat = layer.view(np.uint32).reshape(height, width)  # one BGRA pixel = one uint32 store
     a = min(max(float(fill_alpha), 0.0), 1.0)
     if clip is not None:
@@ -194,44 +178,18 @@ def render_layer(instances: list[Instance], colors: list[tuple[int, int, int]], 
         if cx0 >= cx1 or cy0 >= cy1:
             return layer
         flat[cy0:cy1, cx0:cx1] = 0
-        _paint(instances, colors, flat, height, width, a, fills, contours, (cx0, cy0, cx1, cy1))
-        return layer
-    if len(rows) <= 2:
-        _paint(instances, colors, flat, height, width, a, fills, contours, None)
-        return layer
-    clear = out is None
-    jobs = [_band_pool().submit(_paint, instances, colors, flat, height, width, a, fills, contours, (0, y0, width, y1), clear)
-            for y0, y1 in zip(rows, rows[1:])]
-    for job in jobs:
-        job.result()
+        clip = (cx0, cy0, cx1, cy1)
+    _paint(instances, colors, flat, height, width, a, fills, contours, clip)
     return layer
 
 
-def _band_rows(instances: list[Instance], height: int, width: int, bands: int) -> list[int]:
-    """Row edges ``[0, ..., height]`` of ``bands`` bands holding about equal box area."""
-    per_row = np.zeros(height + 1, np.int64)
-    for inst in instances:
-        box = clip_box(inst.x0, inst.y0, inst.w, inst.h, height, width)
-        if box is not None:
-            per_row[box[1]] += box[2] - box[0]
-            per_row[box[3]] -= box[2] - box[0]
-    area = np.cumsum(np.cumsum(per_row[:-1]))
-    if len(area) == 0 or area[-1] == 0:
-        return []
-    cuts = np.searchsorted(area, area[-1] * np.arange(1, bands) / bands)
-    return sorted({0, *(int(c) for c in cuts if 0 < c < height), height})
-
-
 def _paint(instances: list[Instance], colors: list, flat: np.ndarray, height: int, width: int, a: float,
-           fills: bool, contours: bool, clip: tuple[int, int, int, int] | None, clear: bool = False) -> None:
-    """Paint ``instances`` into ``flat`` (already cleared, or ``clear`` it in ``clip`` first),
-    writing only inside ``clip``."""
+           fills: bool, contours: bool, clip: tuple[int, int, int, int] | None) -> None:
+    """Paint ``instances`` into ``flat`` (already cleared), writing only inside ``clip``."""
     import cv2
 
     if clip is not None:
         cx0, cy0, cx1, cy1 = clip
-        if clear:
-            flat[cy0:cy1, cx0:cx1] = 0
     thick = np.ones((5, 5), np.uint8)
     packed: dict = {}  # colour -> (fill pixel, contour pixel)
     for inst, rgb in zip(instances, colors):
