@@ -138,6 +138,8 @@ def evaluate(gt: dict, results: list[dict], iou_type: str, known_ious: dict | No
         compute = ev.computeIoU
         ev.computeIoU = lambda img, cat: known_ious[img, cat] if (img, cat) in known_ious else compute(img, cat)
     ev.evaluate()
+    if known_ious:  # (the lambda holds the bound method, which holds ev: a cycle that keeps each
+        del ev.computeIoU  # chunk's COCO objects and IoUs until a cyclic collection, none during a run)
     areas = np.array([a["area"] for a in coco_dt.dataset["annotations"]], float)
     return Evaluation(ev, areas, _matches(ev, gt["annotations"], results, areas))
 

@@ -550,7 +550,10 @@ def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FI
     progress = progress or Progress()
     progress.start(4, "evaluating")  # shown at once: checking the key may scan every sample
     run = _Store(view, eval_key, gt_field, pred_field, iou_type, iou_thresh, progress) if eval_key is not None else None
-    with gc_paused():
+    cancelled = None
+    # what the run keeps is frozen when it ends (gc_paused: keep): it makes no cyclic garbage, and
+    # a cancelled one leaves none either (its error and frames let go of before, below)
+    with gc_paused(keep=True):
         try:
             results = compute(view, gt_field, pred_field, iou_type, iou_thresh, boundary, occlusion, progress,
                               while_evaluating=run.register_if_new if run else None,
@@ -558,8 +561,23 @@ def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FI
                               stored_key=eval_key if run is not None and run.in_place else None)
             if run is not None:
                 run.finish(results)
-        except BaseException:  # failed or cancelled, storing too: nothing of this run is left behind
+        except CancelledError as exc:  # nothing of this run is left behind
+            if run is not None:
+                run.abandon()
+                run._error = None  # (the writer's error: its frames hold the run, a cycle)
+            # raised below as a new error without this one's traceback: its frames hold every
+            # table of the run, alive as long as the caller keeps the error, and the collector
+            # would walk them all (seconds at 100,000 samples) once the pause ends
+            cancelled = CancelledError(*exc.args)
+        except BaseException:  # failed, storing too: the same
             if run is not None:
                 run.abandon()
             raise
+        if cancelled is not None:
+            run = results = None  # freed now, before the collector runs again
+    if cancelled is not None:
+        try:
+            raise cancelled
+        finally:
+            cancelled = None  # (this frame, in the error's traceback, would hold the error: a cycle)
     return results
