@@ -84,6 +84,9 @@ def test_masks_kept_packed_give_the_same_results(demo, monkeypatch):  # noqa: F8
     for a, b in zip(list(packed.gt_masks) + list(packed.pred_masks), whole.gt_masks + whole.pred_masks):
         assert a[:2] == b[:2]
         np.testing.assert_array_equal(a[2], b[2])
+    for side in ("gt_boxes", "pred_boxes"):  # the boxes kept with the results, without unpacking
+        np.testing.assert_array_equal(getattr(packed, side), getattr(whole, side))
+        assert len(getattr(whole, side)) == len(getattr(whole, side.replace("boxes", "masks")))
     packed_bytes = sum(len(m.bits) for e in packed.entries for r in e.rows for m in r.masks)
     assert packed_bytes * 6 < sum(m.nbytes for _, _, m in whole.gt_masks + whole.pred_masks)
     # the cache holds unpacked entries; a tagged sample is read again, packed: both kinds at once

@@ -67,3 +67,23 @@ def test_an_edit_between_the_evaluation_and_keeping_it_is_not_hidden(demo_coco):
         sample.save()
         stored.keep(dataset, computed)
         assert len(load_stored(dataset, key, config).pred) == len(first.pred) - 2
+
+
+def test_the_review_queue_of_a_kept_evaluation_is_the_computed_ones(demo_coco):
+    """The kept file holds no masks: the queue's boxes (framing each entry) came from them, and
+    Review ▸ queue on a reopened dataset failed with an IndexError."""
+    from helpers_coco import perturbed_demo
+    from maskreview.core.evaluation import evaluate_and_store
+    from maskreview.core.review import queue, stored
+    from maskreview.core.review.evaluation import load_stored, stored_evaluation
+
+    with perturbed_demo(demo_coco, "stored-queue", seed=7) as dataset:
+        first = evaluate_and_store(dataset.view(), eval_key="eval")
+        key, config = stored_evaluation(dataset)
+        stored.keep(dataset, first)
+        loaded = load_stored(dataset, key, config)
+        assert loaded.evaluation is None and not loaded.gt_masks  # from the file, no masks
+        kept, computed = queue.build_queue(loaded), queue.build_queue(first)
+        assert len(computed.entries) > 10
+        assert [(e.kind, e.label_id, e.other_id, e.box) for e in kept.entries] == \
+               [(e.kind, e.label_id, e.other_id, e.box) for e in computed.entries]

@@ -398,14 +398,26 @@ def detection_placed(detection, height: int, width: int) -> tuple[int, int, np.n
     return x0, y0, filled(detection.mask, w, h)
 
 
-def place_masks(boxes: np.ndarray, masks: Sequence, heights: np.ndarray, widths: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
-    """:func:`detection_placed` for many labels at once: ``boxes`` ``[n, 4]`` relative, ``masks``
-    box masks (``None`` for a box), ``heights``/``widths`` the image size of each label."""
+def box_corners(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``x0, y0, x1, y1`` (int64 arrays) of relative ``[n, 4]`` boxes in images of the given sizes,
+    rounded as every placement rounds them (:func:`round_half_up`)."""
     b = np.asarray(boxes, float).reshape(-1, 4)
     x0, y0 = round_half_up(b[:, 0] * widths), round_half_up(b[:, 1] * heights)
     x1, y1 = round_half_up((b[:, 0] + b[:, 2]) * widths), round_half_up((b[:, 1] + b[:, 3]) * heights)
+    return x0, y0, x1, y1
+
+
+def place_masks(boxes: np.ndarray, masks: Sequence, heights: np.ndarray, widths: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """:func:`detection_placed` for many labels at once: ``boxes`` ``[n, 4]`` relative, ``masks``
+    box masks (``None`` for a box), ``heights``/``widths`` the image size of each label."""
+    x0, y0, x1, y1 = box_corners(boxes, heights, widths)
     return [(x, y, filled(m, xe - x, ye - y))
             for x, y, xe, ye, m in zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), masks)]
+
+
+def placed_boxes(placed: Sequence[tuple[int, int, np.ndarray]]) -> np.ndarray:
+    """``[n, 4]`` int ``(x0, y0, w, h)`` in pixels of placed box masks ``(x0, y0, mask)``."""
+    return np.array([(x, y, m.shape[1], m.shape[0]) for x, y, m in placed], np.int64).reshape(-1, 4)
 
 
 def detection_to_bitmap(detection, height: int, width: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from maskreview.core.evaluation.cache import Entry, Rows, SampleCache
 from maskreview.core.fields import MODIFIED_FIELD, REV_FIELD
-from maskreview.core.masks import filled, place_masks, round_half_up
+from maskreview.core.masks import box_corners, filled, place_masks, placed_boxes
 from maskreview.core.store import reader
 from maskreview.core.store.codec import decode_mask, label_mask
 from maskreview.core.store.writer import unchanged_since
@@ -79,10 +79,8 @@ class PlacedMasks:
     ``+``; pickled as the plain list."""
 
     def __init__(self, boxes: np.ndarray, masks: list, heights: np.ndarray, widths: np.ndarray):
-        b = np.asarray(boxes, float).reshape(-1, 4)
-        self._x0, self._y0 = round_half_up(b[:, 0] * widths), round_half_up(b[:, 1] * heights)
-        self._w = round_half_up((b[:, 0] + b[:, 2]) * widths) - self._x0
-        self._h = round_half_up((b[:, 1] + b[:, 3]) * heights) - self._y0
+        self._x0, self._y0, x1, y1 = box_corners(boxes, heights, widths)
+        self._w, self._h = x1 - self._x0, y1 - self._y0
         self._masks = masks
 
     def __len__(self) -> int:
@@ -106,6 +104,18 @@ class PlacedMasks:
 
     def __reduce__(self):
         return list, (list(self),)
+
+    def boxes(self) -> np.ndarray:
+        """:func:`masks.placed_boxes` of these, no mask unpacked."""
+        shapes = [(m.h, m.w) if isinstance(m, Packed) else m.shape[:2] if m is not None else None for m in self._masks]
+        w = np.array([s[1] if s else w for s, w in zip(shapes, self._w.tolist())], np.int64)
+        h = np.array([s[0] if s else h for s, h in zip(shapes, self._h.tolist())], np.int64)
+        return np.stack([self._x0, self._y0, np.maximum(w, 0), np.maximum(h, 0)], axis=1).reshape(-1, 4)
+
+
+def boxes_of(placed) -> np.ndarray:
+    """``[n, 4]`` int ``(x0, y0, w, h)`` of placed box masks (a list, or :class:`PlacedMasks`)."""
+    return placed.boxes() if isinstance(placed, PlacedMasks) else placed_boxes(placed)
 
 
 @dataclass
@@ -195,19 +205,21 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None,
         label_paths += [f"{f}.detections.{stored_key}{s}" for f in fields for s in STORED_SUFFIXES]
     entries, fresh = [], []
     made: list[Entry] = []  # the entries made from what is read now (not from the cache)
-    n_labels = [0]
+    n_labels, packed = [0], [0]  # labels read; entries of ``made`` packed (once past PACK_LABELS)
 
     def new_entries(got) -> list[Entry]:
         """A batch's entries (its masks decoded before the next batch is read), packed once
-        more than :data:`PACK_LABELS` labels were read (and those read before are packed then)."""
+        more than :data:`PACK_LABELS` labels were read (and those read before are packed over
+        the next batches; any left unpacked at the end work the same, :class:`PlacedMasks`)."""
         part, labels = got[:len(paths)], got[len(paths):]
-        before = n_labels[0]
         n_labels[0] += sum(len(dids or ()) for col in labels[:len(fields) * len(_ATTRS):len(_ATTRS)] for dids in col)
         pack = n_labels[0] > PACK_LABELS
-        if pack and before <= PACK_LABELS:
-            for e in made:
+        if pack:  # those read before: two batches' worth more with each batch (in one go: ~1.4 s
+            upto = min(len(made), packed[0] + 2 * len(part[0]))  # at 200,000 labels, no progress)
+            for e in made[packed[0]:upto]:
                 for r in e.rows:
                     r.masks = _packed(r.masks)
+            packed[0] = upto
         out = [_entry(_version(r, m, h, w), [col[i] for col in labels], len(fields), stored_key, pack)
                for i, (r, m, h, w) in enumerate(zip(part[4] if len(paths) == 5 else [None] * len(part[0]),
                                                     part[3], part[1], part[2]))]

@@ -104,9 +104,9 @@ class ReviewQueue:
         return list(dict.fromkeys(e.sample_id for e in self.entries))
 
 
-def _box_of(placed) -> tuple[int, int, int, int]:
-    x, y, m = placed
-    return int(x), int(y), int(m.shape[1]), int(m.shape[0])
+def _box_of(boxes: np.ndarray, i: int) -> tuple[int, int, int, int]:
+    x, y, w, h = boxes[i].tolist()
+    return x, y, w, h
 
 
 def _f(v) -> float | None:
@@ -140,7 +140,7 @@ def build_queue(results: EvalResults, sample_ids: Iterable[str] | None = None,
             best = float(ious[a].max()) if len(gs) else 0.0
             if best >= T_B:
                 continue
-            box = _box_of(results.pred_masks[p])
+            box = _box_of(results.pred_boxes, p)
             entry = QueueEntry(
                 "missing", conf * (1 - best),
                 f"confident prediction ({classes[pred.cls[p]]} {conf:.2f}) with no ground truth: missing label?",
@@ -154,7 +154,7 @@ def _gt_entry(results: EvalResults, sid: str, g: int, ps: np.ndarray, ious: np.n
     """The one entry of ground truth row ``g``: the applicable kind with the highest score."""
     gt, pred, classes = results.gt, results.pred, results.classes
     name = classes[gt.cls[g]]
-    own_box = _box_of(results.gt_masks[g])
+    own_box = _box_of(results.gt_boxes, g)
     base = dict(sample_id=sid, field=results.gt_field, label_id=str(gt.label_id[g]), label=name)
     candidates: list[QueueEntry] = []
 
@@ -162,7 +162,7 @@ def _gt_entry(results: EvalResults, sid: str, g: int, ps: np.ndarray, ious: np.n
         return QueueEntry(kind, float(score), reason, **base, other_field=results.pred_field,
                           other_id=str(pred.label_id[p]), other_label=classes[pred.cls[p]],
                           confidence=float(pred.score[p]), iou=_f(iou), biou=_f(biou),
-                          box=union_box(own_box, _box_of(results.pred_masks[p])))
+                          box=union_box(own_box, _box_of(results.pred_boxes, p)))
 
     conf_same = 0.0
     if gt.outcome[g] == "tp":

@@ -27,7 +27,7 @@ from maskreview.core import plain_pickle
 from maskreview.core.evaluation.results import labels_fingerprint
 from maskreview.core.store import user_cache_dir
 
-FORMAT = 2  # bump when EvalResults changes shape: older files are then ignored
+FORMAT = 3  # bump when EvalResults changes shape: older files are then ignored
 
 
 def _path(dataset, eval_key: str) -> Path:
