@@ -299,6 +299,7 @@ def bench_window(image, fields, repeat: int) -> dict:
     from benchkit import Clock, mongod_pid
     from maskreview.core.editing.ops import LabelRef, SetMask
     from maskreview.gui.main_window import MainWindow
+    from maskreview.gui.runtime import collect_on_gui_thread
     from maskreview.gui.settings import Settings
 
     height, width = image.shape[:2]
@@ -312,6 +313,7 @@ def bench_window(image, fields, repeat: int) -> dict:
     dataset.default_classes = list(CLASSES)
     dataset.add_sample(fo.Sample(filepath=str(path), metadata=fo.ImageMetadata(width=width, height=height), **labels))
     app = QApplication.instance()
+    collect_on_gui_thread(app)  # as the app does (gui.app.create_app): cyclic collections on the GUI thread's timer
     window = MainWindow(Settings(root / "dense.ini"))
     window.resize(1900, 1200)
     window.show()

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 import atexit
+import gc
 import hashlib
 
 from maskreview.core.errors import DatabaseError
@@ -97,7 +98,27 @@ def fiftyone() -> ModuleType:
 
     _isolate_database_service()
     _bound_database_waits()
+    _keep_import_time_objects_out_of_collections()
     return fo
+
+
+_frozen = False
+
+
+def _keep_import_time_objects_out_of_collections() -> None:
+    """Once, after FiftyOne's import: every object alive now goes to the collector's permanent
+    generation (``gc.freeze``, O(1)), which cyclic collections do not walk.
+
+    FiftyOne's import leaves ~230,000 tracked objects (modules, classes, functions, their dicts)
+    that live as long as the process, and a full collection walks every one: 0.3-0.5 s CPU, in
+    whichever step of the reviewer's it falls (a window edit of 630 ms in the quiet bench on
+    61187c8, 26 ms with them frozen). Objects made later are collected as before; the cost is
+    that a reference cycle alive now that becomes garbage later is never freed (what exists at
+    this point is import-time state, kept anyway)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
 
 
 DEFAULT_DATABASE_TIMEOUT_S = 3.0
