@@ -100,3 +100,24 @@ def test_masks_kept_packed_give_the_same_results(demo, monkeypatch):  # noqa: F8
     kinds = {type(m) for e in mixed.entries for r in e.rows for m in r.masks}
     assert kinds == {reading.Packed, np.ndarray}
     _same(mixed, whole)
+
+
+def test_packing_from_partway_through_the_reading(demo, monkeypatch):  # noqa: F811
+    """Once ``PACK_LABELS`` is passed while reading, the masks read before are packed over the
+    next batches (a batch's worth at a time, not in one go); the same results and masks,
+    whatever is left unpacked at the end."""
+    from maskreview.core.progress import Progress
+
+    cache.clear()
+    whole = R.compute(demo, reuse=False)
+    n_labels = len(whole.gt) + len(whole.pred)
+    monkeypatch.setattr(reading, "READ_BATCH", 25)
+    monkeypatch.setattr(reading, "PACK_LABELS", n_labels // 4)
+    parted = R.compute(demo, reuse=False, progress=Progress())
+    _same(parted, whole)
+    packed = [isinstance(m, reading.Packed) for e in parted.entries for r in e.rows for m in r.masks]
+    first = next(i for i, e in enumerate(parted.entries) if any(isinstance(m, reading.Packed) for r in e.rows for m in r.masks))
+    assert first == 0 and sum(packed) > len(packed) * 3 // 4 - 40  # those read before the limit too
+    for a, b in zip(list(parted.gt_masks) + list(parted.pred_masks), whole.gt_masks + whole.pred_masks):
+        assert a[:2] == b[:2]
+        np.testing.assert_array_equal(a[2], b[2])
