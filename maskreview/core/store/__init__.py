@@ -201,7 +201,36 @@ def _isolate_database_service() -> None:
     os.environ[_PORT_FOLDER_VAR] = folder
     fos.DatabaseService.service_name = "maskreview-db-" + hashlib.sha1(folder.encode()).hexdigest()[:12]
     if not getattr(fos.DatabaseService.start, "_output_to_log", False):
-        fos.DatabaseService.start = _service_output_to_log(fos.DatabaseService.start)
+        fos.DatabaseService.start = _one_start_at_a_time(_service_output_to_log(fos.DatabaseService.start))
+
+
+def _one_start_at_a_time(start):
+    """Processes on one database folder start or find its service one at a time.
+
+    FiftyOne looks for a running service, and starts one when it finds none. Two processes
+    started in the same second (two ``infer --shard`` on one machine) both found none; the
+    second one's mongod could not lock the folder, and that command failed with
+    ServiceListenTimeout. A lock file in the folder, held until the service listens, makes the
+    later ones find the first one's service and attach to it.
+    """
+    try:
+        import fcntl  # noqa: PLC0415 - POSIX only: elsewhere starts are not serialised
+    except ImportError:
+        return start
+
+    def start_locked(service):
+        folder = Path(os.environ["FIFTYONE_DATABASE_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "maskreview-service.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                start(service)
+                service.port  # waits until its mongod listens (FiftyOne asks for it next anyway)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    start_locked._output_to_log = True
+    return start_locked
 
 
 def _service_output_to_log(start):
