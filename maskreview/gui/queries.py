@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from maskreview.core.store.codec import label_mask
 from maskreview.core.store.reader import (SEARCH_INDEX, all_tags, browse_ids, class_counts, ensure_index, ids_and_paths,  # noqa: F401
-                                          ids_with_label, ids_with_tag, tags_by_id)
+                                          ids_with_label, ids_with_tag, prepare_search_split, tags_by_id)
 
 
 def prepare_browsing(dataset) -> None:
@@ -23,6 +23,7 @@ def prepare_browsing(dataset) -> None:
     alone (FiftyOne's own ``filepath`` index would read each hit's document)."""
     ensure_index(dataset, "tags")
     ensure_index(dataset, SEARCH_INDEX)
+    prepare_search_split(dataset)  # a big dataset's search scans the index's two halves at once
 
 
 _MASKS: OrderedDict = OrderedDict()  # (label id, stored mask bytes) -> decoded read-only mask, newest last
