@@ -55,15 +55,16 @@ def test_the_split_search_finds_exactly_what_the_one_query_finds(tricky):
     key = reader.collection(tricky).full_name
     assert key not in reader._SEARCH_SPLITS  # noqa: SLF001 - 640 samples: one query
     ids, paths = reader.ids_and_paths(tricky)
-    one = {text: sorted(reader.browse_ids(tricky, text)) for text in SEARCHES}
-    for text in SEARCHES:  # the one query is a case-insensitive substring of the file name
+    searches = SEARCHES + [ids[3], ids[3][:8].upper()]  # a sample's id is not in its file name
+    one = {text: sorted(reader.browse_ids(tricky, text)) for text in searches}
+    for text in searches:  # the one query is a case-insensitive substring of the file name
         if text.isascii():
             expected = sorted(sid for sid, p in zip(ids, paths) if _in_name(text, p))
             assert one[text] == expected, text
-    assert one["É"] == one["é"] and one["é"] and one["zzz-no-hit"] == [] and one["data"] == []
+    assert one["É"] == one["é"] and one["é"] and one["zzz-no-hit"] == one[ids[3]] == one["data"] == []
     mid = reader.prepare_search_split(tricky, min_samples=0)
     assert mid is not None and min(paths) < mid <= max(paths)
-    for text in SEARCHES:
+    for text in searches:
         assert sorted(reader.browse_ids(tricky, text)) == one[text], text
         split = reader.browse_ids(tricky, text)
         assert len(split) == len(set(split))  # each hit once
