@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from maskreview.core.editing.changes import LabelPatch
+from maskreview.core.editing.changes import LabelPatch, SamplePatch
 from maskreview.core.store.codec import label_mask
 from maskreview.core.store.ids import as_oid
 
@@ -37,6 +37,16 @@ def apply_label_patch(doc: dict, patch: LabelPatch) -> None:
             dets.insert(patch.index, after)
         else:
             dets.append(after)
+
+
+def apply_sample_patch(doc: dict, patch: SamplePatch) -> None:
+    """Apply a sample patch (its labels in order, then its tags) to a raw sample document in
+    memory, as its database update does (``store.writer.update_expression``)."""
+    for lp in patch.labels:
+        apply_label_patch(doc, lp)
+    if patch.tags_add or patch.tags_remove:
+        tags = doc.get("tags") or []
+        doc["tags"] = [t for t in tags if t not in patch.tags_remove] + [t for t in patch.tags_add if t not in tags]
 
 
 def as_detection(doc: dict) -> SimpleNamespace:

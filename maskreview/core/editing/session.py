@@ -30,6 +30,7 @@ from pathlib import Path
 
 from maskreview.core.editing import journal as jn
 from maskreview.core.editing.changes import Change, LabelPatch, SamplePatch, Version
+from maskreview.core.editing.labels import apply_sample_patch
 from maskreview.core.editing.ops import Op
 from maskreview.core.editing.resolver import Resolver
 from maskreview.core.errors import BadInputError, DatabaseError, MaskreviewError
@@ -140,6 +141,12 @@ class EditSession:
         fields = {f for op in ops for f in op.fields()}
         for f in fields:
             self._check_field(f)
+        docs = None if force else self._known(sample_ids, fields)
+        if docs is not None:  # written optimistically: conditional on the version those documents are at
+            try:
+                return self._resolve_and_write_docs(ops, docs, False, whole_ok=False)
+            except ConflictError:  # someone else wrote it since: as if read first (theirs read, the conflict raised)
+                return self._resolve_and_write(ops, force)
         docs = self._read(sample_ids, fields)
         read = {sid: version_of(doc) for sid, doc in docs.items()}  # once per sample: a bulk edit reads 1,000s
         if force:  # keep mine: on top of the version just read
@@ -150,6 +157,24 @@ class EditSession:
                 raise ConflictError(stale, ops[0] if len(ops) == 1 else None)
         for sid, version in read.items():
             self.versions.setdefault(sid, version)
+        return self._resolve_and_write_docs(ops, docs, force)
+
+    def _resolve_and_write_docs(self, ops: list[Op], docs: dict[str, dict], force: bool,
+                                whole_ok: bool = True) -> list[Change]:
+        """Resolve ``ops`` against ``docs`` (updated as they go: the session's cached documents)
+        and write them. A failure drops those documents from the cache, as the resolver may have
+        changed them without a write (not while offline: edits queue on the cache there)."""
+        try:
+            return self._resolve_and_write_known(ops, docs, force, whole_ok)
+        except BaseException:
+            if not self.queued:
+                for sid in docs:
+                    self._cache.pop(sid, None)
+            raise
+
+    def _resolve_and_write_known(self, ops: list[Op], docs: dict[str, dict], force: bool,
+                                 whole_ok: bool) -> list[Change]:
+        fields = {f for op in ops for f in op.fields()}
         resolver = Resolver(docs, self.dataset.info.get(RUNS_INFO_KEY), _header_size)
         changes = [resolver.resolve(op) for op in ops]
         for change in changes:
@@ -161,7 +186,7 @@ class EditSession:
                         self._declare(lp)
                         self._shapes.add(shape)
         projected = fields | {original_field(f) for f in fields}
-        whole = not force and all(lp.field in projected for c in changes for p in c.patches for lp in p.labels) \
+        whole = whole_ok and not force and all(lp.field in projected for c in changes for p in c.patches for lp in p.labels) \
             and not any(len((docs.get(p.sample_id, {}).get(lp.field) or {}).get("detections") or ()) > RESOLVED_LABELS
                         for c in changes for p in c.patches for lp in p.labels)
         self._write(changes, docs if whole else None)
@@ -173,10 +198,24 @@ class EditSession:
                                       for p in change.patches])
         if force:  # keep mine: on top of the versions in the database now
             self.track(change.sample_ids)
-        for sid in change.sample_ids:  # written without resolving: its document after it is not known here
+        # A cached document known to be the database's (at the version the write expects, with
+        # every field it patches) is patched as the database is; any other is dropped (its
+        # document after the write is not known here).
+        fields = {lp.field for p in change.patches for lp in p.labels}
+        kept = {sid: self._cache[sid][1] for sid in change.sample_ids
+                if not force and self._current(sid) and fields <= self._cache[sid][0]}
+        for sid in set(change.sample_ids) - kept.keys():
             self._cache.pop(sid, None)
         with gc_paused():
-            self._write([change])
+            try:
+                self._write([change])
+            except BaseException:
+                for sid in kept:
+                    self._cache.pop(sid, None)
+                raise
+        for p in change.patches:  # written (or queued behind the journal): the database's next state
+            if p.sample_id in kept:
+                apply_sample_patch(kept[p.sample_id], p)
         return change
 
     def prepare(self, fields: Iterable[str]) -> None:
@@ -226,11 +265,40 @@ class EditSession:
                 self.dataset.add_sample_field(path, getattr(fo, ftype))
             self._declared.add((lp.field, k))
 
-    def _read(self, sample_ids: list[str], fields: set[str]) -> dict[str, dict]:
+    @staticmethod
+    def _projection(fields: set[str]) -> dict:
         projection = {"tags": 1, "metadata.width": 1, "metadata.height": 1, "filepath": 1, **dict.fromkeys(VERSION_FIELDS, 1)}
         for f in fields:
             projection[f] = 1
             projection[original_field(f)] = 1
+        return projection
+
+    def _current(self, sample_id: str) -> bool:
+        """The cached document is the database's as of the version this session holds for the
+        sample (the one its next write is conditional on)."""
+        entry = self._cache.get(sample_id)
+        return entry is not None and sample_id in self.versions and version_of(entry[1]) == self.versions[sample_id]
+
+    def _known(self, sample_ids: list[str], fields: set[str]) -> dict[str, dict] | None:
+        """The documents to resolve an edit against without reading them: one sample, cached at
+        the version its write will be conditional on (so a write by anyone else since, which
+        changes ``review_rev`` or ``last_modified_at``, makes the write match nothing and the
+        edit falls back to reading), with every field the edit reads, each a dense field (more
+        than :data:`RESOLVED_LABELS` labels: read back, ~1 MB a sample, is what this saves;
+        smaller fields are read and written whole as before). None: read them."""
+        if self.queued or len(sample_ids) != 1 or not self._current(sample_ids[0]):
+            return None
+        sid = sample_ids[0]
+        paths, doc = self._cache[sid]
+        if not set(self._projection(fields)) <= paths:
+            return None
+        if any(len((doc.get(f) or {}).get("detections") or ()) <= RESOLVED_LABELS for f in fields):
+            return None
+        self._cache.move_to_end(sid)
+        return {sid: doc}
+
+    def _read(self, sample_ids: list[str], fields: set[str]) -> dict[str, dict]:
+        projection = self._projection(fields)
         if not self.queued:
             try:
                 docs = reader.by_ids(self.dataset, sample_ids, projection)
