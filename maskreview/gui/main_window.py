@@ -31,6 +31,7 @@ from maskreview.gui.canvas.overlay import COLOR_MODES, class_color
 from maskreview.gui.panels.fields import FieldsPanel
 from maskreview.gui.panels.histogram import ClassHistogram
 from maskreview.gui.panels.info import SampleInfoPanel
+from maskreview.gui.status_bar import StatusBar
 from maskreview.gui.panels.tags import TagsPanel
 from maskreview.gui.settings import Settings
 
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self.tags_panel = TagsPanel()
         self.histogram = ClassHistogram()
         self.loupe = Loupe(self.canvas)
+        self.setStatusBar(StatusBar())
         self.progress = workers.ProgressWidget()
         self.statusBar().addPermanentWidget(self.progress)
         self.docks: dict[str, QDockWidget] = {}
