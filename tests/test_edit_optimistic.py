@@ -81,3 +81,30 @@ def test_an_edit_after_another_writers_change_is_refused_not_written_over_theirs
     session.apply(err.value.op, force=True)  # keep mine: on top of theirs
     after = _stored(ds, sid)["ground_truth"]["detections"]
     assert after[5]["label"] == "theirs" and after[7]["label"] == "stale-edit" and after[2]["label"] == "nucleus"
+
+
+def test_edits_of_two_dense_fields_in_turn_read_each_field_once(fo, tmp_path, monkeypatch):
+    ds = _dense(fo, tmp_path)
+    sample = ds.first()
+    sample["predictions"] = fo.Detections(detections=[fo.Detection(label="cell", bounding_box=d.bounding_box, mask=d.mask)
+                                                      for d in sample.ground_truth.detections])
+    sample.save()
+    sid = sample.id
+    refs = {f: [ed.LabelRef(sid, f, d.id) for d in sample[f].detections] for f in ("ground_truth", "predictions")}
+    del sample
+    reads = []
+    real = reader.by_ids
+    monkeypatch.setattr(reader, "by_ids", lambda d, s, fields=None: (
+        reads.append(sorted(f for f in (fields or ()) if f in refs)), real(d, s, fields))[1])
+    with es.EditSession(ds, journal_root=tmp_path / "journal") as session:
+        session.track(sid)
+        for i in range(3):
+            for f in refs:
+                change = session.apply(ed.Relabel((refs[f][i],), f"edited-{i}"))
+                session.write(change.inverse())
+                session.write(change)
+        assert [r for r in reads if r] == [["ground_truth"], ["predictions"]]
+        stored = reader.collection(ds).find_one({"_id": ids.as_oid(sid)})
+        kept = session.cached_document(sid)
+        for f in (*refs, *map(original_field, refs)):
+            assert kept[f] == stored[f], f

@@ -316,7 +316,14 @@ class EditSession:
     def _remember(self, docs: dict[str, dict], projection: dict) -> None:
         paths = frozenset(projection)
         for sid, doc in docs.items():
-            self._cache[sid] = (paths, doc)  # the same objects the resolver updates
+            kept = self._cache.get(sid)
+            if kept is not None and version_of(kept[1]) == version_of(doc):
+                # the same version: the fields kept (another field edited before) stay known
+                kept[1].update(doc)
+                docs[sid] = doc = kept[1]
+                self._cache[sid] = (paths | kept[0], doc)
+            else:
+                self._cache[sid] = (paths, doc)  # the same objects the resolver updates
             self._cache.move_to_end(sid)
         while len(self._cache) > self.CACHED_SAMPLES:
             self._cache.popitem(last=False)
