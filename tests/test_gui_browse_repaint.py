@@ -108,3 +108,28 @@ def test_the_histogram_does_not_repaint_unchanged_counts(qtbot):
     hist.set_counts({"predictions": {"cat": 4, "dog": 1}}, ["cat", "dog"])
     _settle(qtbot)
     assert paints.n >= 1 and hist.counts["predictions"]["cat"] == 4
+
+
+def test_the_loupe_repaints_without_its_dock_beneath(qtbot):
+    """The loupe fills every pixel it paints, so a browse step's loupe update does not paint the
+    dock behind it first (issue 17, the stall row: one dock paint less per step)."""
+    from maskreview.gui.canvas.loupe import Loupe
+    from maskreview.gui.canvas.view import ImageCanvas
+
+    canvas = _canvas_with_sample(qtbot)
+    win = QMainWindow()
+    win.setCentralWidget(QTextEdit())
+    loupe = Loupe(canvas)
+    dock = QDockWidget("Loupe")
+    dock.setWidget(loupe)
+    win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    shown(qtbot, win, (900, 700))
+    _settle(qtbot)
+    docks, loupes = _Count(QEvent.Type.Paint), _Count(QEvent.Type.Paint)
+    dock.installEventFilter(docks)
+    loupe.installEventFilter(loupes)
+    for k in range(3):
+        loupe.follow(20 + k, 30)
+        _settle(qtbot)
+    assert loupes.n >= 3 and docks.n == 0
+    assert isinstance(canvas, ImageCanvas)

@@ -18,6 +18,8 @@ class Loupe(QWidget):
         self.magnification = magnification
         self.center = QPointF(-1, -1)
         self.setMinimumSize(160, 160)
+        # paintEvent fills every pixel: the dock beneath is not painted first at each browse step
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         canvas.cursor_moved.connect(self.follow)
         canvas.overlays_changed.connect(self._overlays_changed)
 
