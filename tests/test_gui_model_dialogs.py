@@ -109,17 +109,23 @@ def test_finetune_from_the_menu_then_run_the_new_model(window, qtbot):
     assert win.dataset.values("predictions") == demo_labels
 
 
-def test_finetune_cancel_stops_the_process_and_leaves_no_model(window, qtbot):
-    win = window
+def _training_long(win, qtbot):
+    """The fine-tune dialog training 5,000 iterations on 3 reviewed samples, its first loss in."""
     for sample in win.dataset.limit(3):
         sample.tags.append("reviewed")
         sample.save()
     win.actions_["finetune"].trigger()
     dialog = win.model_runs.finetune
     dialog.iters.setValue(5000)
-    out = Path(dialog.out.text())
     dialog.start_button.click()
     wait_trained(qtbot, dialog, until=lambda: bool(dialog.losses))
+    return dialog
+
+
+def test_finetune_cancel_stops_the_process_and_leaves_no_model(window, qtbot):
+    win = window
+    dialog = _training_long(win, qtbot)
+    out = Path(dialog.out.text())
     dialog.cancel_button.click()
     qtbot.waitUntil(lambda: not dialog.running, timeout=60000)
     assert dialog.result is None and "cancelled" in dialog.stage.text()
@@ -134,15 +140,7 @@ def test_finetune_cancel_that_has_to_kill_the_process_still_reads_cancelled(wind
     reviewer's cancel, not a crash of the training process."""
     from maskreview.gui.dialogs import finetune
 
-    win = window
-    for sample in win.dataset.limit(3):
-        sample.tags.append("reviewed")
-        sample.save()
-    win.actions_["finetune"].trigger()
-    dialog = win.model_runs.finetune
-    dialog.iters.setValue(5000)
-    dialog.start_button.click()
-    wait_trained(qtbot, dialog, until=lambda: bool(dialog.losses))
+    dialog = _training_long(window, qtbot)
     monkeypatch.setattr(finetune, "KILL_AFTER_MS", 0)  # the grace period is over before the iteration
     dialog.cancel_button.click()
     qtbot.waitUntil(lambda: not dialog.running, timeout=60000)
