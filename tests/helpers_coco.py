@@ -8,6 +8,8 @@ import io
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from maskreview.core.progress import Progress
+
 
 def pycocotools_direct(gt_path, res_path, iou_type: str):
     """``COCO(gt)`` + ``loadRes`` + ``evaluate/accumulate/summarize``, as pycocotools' own example."""
@@ -44,3 +46,16 @@ def documents_but_revisions(dataset) -> list:
 
     return [{k: v for k, v in d.items() if k not in (REV_FIELD, REV_BY_FIELD, MODIFIED_FIELD)}
             for d in reader.collection(dataset).find({}).sort("_id")]
+
+
+class CancelsAt(Progress):
+    """A progress that asks to cancel at its ``at``-th update (a run's every Cancel point in turn)."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at, self.updates = at, 0
+
+    def on_update(self) -> None:
+        self.updates += 1
+        if self.updates >= self.at:
+            self.cancel()

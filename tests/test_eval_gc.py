@@ -13,7 +13,7 @@ import gc
 from collections import Counter
 
 import pytest
-from helpers_coco import perturbed_demo
+from helpers_coco import CancelsAt, perturbed_demo
 
 from maskreview.core.errors import CancelledError
 from maskreview.core.evaluation import chunks, evaluate_and_store, runs
@@ -28,17 +28,6 @@ OF_A_RUN = {"COCOeval_faster", "COCO", "Params", "frame", "traceback", "Cancelle
 def demo(demo_coco):
     with perturbed_demo(demo_coco, "eval-gc", seed=11) as dataset:
         yield dataset
-
-
-class _CancelsAt(Progress):
-    def __init__(self, at: int):
-        super().__init__()
-        self.at, self.updates = at, 0
-
-    def on_update(self) -> None:
-        self.updates += 1
-        if self.updates >= self.at:
-            self.cancel()
 
 
 def _garbage_of(job, monkeypatch) -> Counter:
@@ -79,7 +68,7 @@ def test_a_cancelled_run_leaves_no_cycle(demo, monkeypatch, small_steps):
     for at in sorted({2, n_updates // 3, n_updates // 2, n_updates - 8, n_updates - 4}):  # reading .. writing
         def job():
             try:  # (not pytest.raises: its record of the error and this frame make a cycle)
-                evaluate_and_store(demo.view(), eval_key="gc_cancel", progress=_CancelsAt(at))
+                evaluate_and_store(demo.view(), eval_key="gc_cancel", progress=CancelsAt(at))
             except CancelledError:
                 pass
             else:

@@ -10,7 +10,7 @@ looked at (the values stayed, the run finished)."""
 from __future__ import annotations
 
 import pytest
-from helpers_coco import documents_but_revisions, perturbed_demo
+from helpers_coco import CancelsAt, documents_but_revisions, perturbed_demo
 
 from maskreview.core.errors import CancelledError
 from maskreview.core.evaluation import chunks, evaluate_and_store, runs
@@ -75,17 +75,6 @@ def test_a_run_failing_while_it_is_stored_leaves_nothing_and_the_key_evaluates_a
     _evaluates_again(demo)
 
 
-class _CancelsAt(Progress):
-    def __init__(self, at: int):
-        super().__init__()
-        self.at, self.updates = at, 0
-
-    def on_update(self) -> None:
-        self.updates += 1
-        if self.updates >= self.at:
-            self.cancel()
-
-
 def test_cancel_at_every_point_leaves_the_dataset_as_it_was(demo, monkeypatch):
     monkeypatch.setattr(runs, "WRITE_BATCH", 2)
     monkeypatch.setattr(chunks, "CHUNK_IMAGES", 3)  # progress and Cancel between chunks of 3 images
@@ -97,7 +86,7 @@ def test_cancel_at_every_point_leaves_the_dataset_as_it_was(demo, monkeypatch):
     assert n_updates > 12  # chunks, boundary / occlusion per chunk, the write batches
     cancelled_at = []
     for at in range(2, n_updates + 1):
-        progress = _CancelsAt(at)
+        progress = CancelsAt(at)
         try:
             evaluate_and_store(demo.view(), eval_key=KEY, progress=progress)
         except CancelledError:
