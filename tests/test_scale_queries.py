@@ -23,17 +23,13 @@ def big(tmp_path_factory):
     search looks for, so a search that read folders too would find every sample."""
     from bson import ObjectId
 
+    from helpers_store import dataset_with_template
     from maskreview.core.store import connect, reader, writer
 
     fo = connect()
-    name = "scale-queries"
-    if name in fo.list_datasets():
-        fo.delete_dataset(name)
-    dataset = fo.Dataset(name)
     first = fo.Sample(filepath="/data/run_0012/img_00000.jpg", tags=["hard"],
                       ground_truth=fo.Detections(detections=[fo.Detection(label="a", bounding_box=[0.1, 0.1, 0.2, 0.2])]))
-    dataset.add_sample(first)
-    template = reader.one(dataset, first.id)
+    dataset, template = dataset_with_template("scale-queries", first)
     docs = []
     for i in range(1, N):
         det = {**template["ground_truth"]["detections"][0], "_id": ObjectId()}

@@ -23,18 +23,14 @@ def tricky(tmp_path_factory):
     whose names hold search text too (``run_9``, ``data``): only the file name counts."""
     from bson import ObjectId
 
+    from helpers_store import dataset_with_template
     from maskreview.core.store import connect, reader, writer
     from maskreview.gui import queries
 
     fo = connect()
-    name = "search-split"
-    if name in fo.list_datasets():
-        fo.delete_dataset(name)
-    dataset = fo.Dataset(name)
     first = fo.Sample(filepath="/data/run_9/first.jpg", tags=["hard"],
                       ground_truth=fo.Detections(detections=[fo.Detection(label="cat", bounding_box=[0.1, 0.1, 0.2, 0.2])]))
-    dataset.add_sample(first)
-    template = reader.one(dataset, first.id)
+    dataset, template = dataset_with_template("search-split", first)
     docs = [{**template, "_id": ObjectId(), "filepath": f"/data/run_9{i % 3}/" + NAMES[i % len(NAMES)].format(i=i),
              "tags": ["hard"] if i % 7 == 0 else ["night"] if i % 5 == 0 else []} for i in range(1, 640)]
     writer.insert_documents(dataset, docs)
