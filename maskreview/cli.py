@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 
 from maskreview import __version__
@@ -263,6 +264,18 @@ def _split(text):
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _stop_on_interrupt() -> None:
+    """Ctrl+C (SIGINT) and SIGTERM end a serving command cleanly, even when it was started with
+    SIGINT ignored: a job started in the background of a non-interactive shell (``cmd &`` in a
+    script, CI) inherits that, and Python then never raises KeyboardInterrupt, so the command
+    could not be stopped but by a kill that leaves its server child behind."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_app(args) -> int:
     from maskreview.core import app_bridge as ab
 
@@ -278,6 +291,7 @@ def cmd_app(args) -> int:
     print(f"FiftyOne App: {url} (Ctrl+C stops it)", flush=True)
     if not args.no_browser:
         ab.open_browser(url)
+    _stop_on_interrupt()
     try:
         ab.serve_until_stopped(server)
     finally:

@@ -163,8 +163,10 @@ def test_cli_app_serves_until_interrupted_and_a_second_launch_reuses_it(fo, demo
     dataset = open_source(str(demo_coco), name="app-cli")
     ab.save_view(dataset, "first two", dataset.limit(2))
     log = open(tmp_path / "server.err", "w")  # not a pipe: an unread pipe that fills stops the server's writes
+    # started with SIGINT ignored, as a background job of a non-interactive shell is (CI's, at times)
     first = subprocess.Popen([sys.executable, "-m", "maskreview", "app", "app-cli", "--no-browser"],
-                             stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ.copy(), cwd=REPO)
+                             stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ.copy(), cwd=REPO,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = first.stdout.readline()
         assert line.startswith("FiftyOne App: http://127.0.0.1:") and "/datasets/app-cli (Ctrl+C stops it)" in line
