@@ -10,6 +10,7 @@ ObjectId, label masks as bytes); :func:`maskreview.core.store.codec.label_mask` 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -173,7 +174,12 @@ def ensure_index(dataset, keys) -> str:
 # samples came or went still gives exactly the same hits, only less evenly.
 SPLIT_SEARCH_FROM = 20_000
 _SEARCH_SPLITS: dict[str, str] = {}  # sample collection's full name -> a filepath near SEARCH_INDEX's middle
-_SPLIT_POOL: list = []  # one thread for the second half (made on first use)
+
+
+@functools.cache
+def _split_pool() -> ThreadPoolExecutor:
+    """One thread for the second half of a split search (made on first use)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="search-half")
 
 
 def prepare_search_split(dataset, min_samples: int = SPLIT_SEARCH_FROM) -> str | None:
@@ -196,11 +202,15 @@ def prepare_search_split(dataset, min_samples: int = SPLIT_SEARCH_FROM) -> str |
     return mid
 
 
-def _ids_of(coll, query: dict, hint=None) -> list[str]:
+def _ids_fit_one_document(coll) -> bool:
+    return coll.estimated_document_count() * 40 < _GROUPED_BYTES  # 40: an id string in a BSON array, with its index key
+
+
+def _ids_of(coll, query: dict, hint=None, grouped: bool | None = None) -> list[str]:
     """The ids matching ``query``, pushed into one document as strings made by MongoDB when they
-    surely fit, else from one projected query."""
+    surely fit (``grouped``; None: ask), else from one projected query."""
     options = {} if hint is None else {"hint": dict(hint)}  # aggregate's hint: a name or a document
-    if coll.estimated_document_count() * 40 < _GROUPED_BYTES:  # 40: an id string in a BSON array, with its index key
+    if _ids_fit_one_document(coll) if grouped is None else grouped:
         out = list(coll.aggregate([{"$match": query}, {"$project": {"_id": 1}},
                                    {"$group": {"_id": None, "ids": {"$push": {"$toString": "$_id"}}}}], **options))
         return out[0]["ids"] if out else []
@@ -220,12 +230,11 @@ def browse_ids(dataset, search: str = "", tag: str | None = None) -> list[str]:
         return _ids_of(coll, query)
     from pymongo.errors import OperationFailure  # noqa: PLC0415 - needed on the split search only, as in ids_and_paths
 
-    if not _SPLIT_POOL:
-        _SPLIT_POOL.append(ThreadPoolExecutor(1, thread_name_prefix="search-half"))
     low, high = ({"filepath": {**query["filepath"], bound: mid}} for bound in ("$lt", "$gte"))
+    grouped = _ids_fit_one_document(coll)  # asked once for both halves
     try:
-        upper = _SPLIT_POOL[0].submit(_ids_of, coll, high, SEARCH_INDEX)
-        return _ids_of(coll, low, SEARCH_INDEX) + upper.result()
+        upper = _split_pool().submit(_ids_of, coll, high, SEARCH_INDEX, grouped)
+        return _ids_of(coll, low, SEARCH_INDEX, grouped) + upper.result()
     except OperationFailure:  # the index is gone (dropped elsewhere): the one query, no split from now on
         _SEARCH_SPLITS.pop(coll.full_name, None)
         return _ids_of(coll, query)
