@@ -200,7 +200,7 @@ def _isolate_database_service() -> None:
     folder = os.path.realpath(os.environ["FIFTYONE_DATABASE_DIR"])
     os.environ[_PORT_FOLDER_VAR] = folder
     fos.DatabaseService.service_name = "maskreview-db-" + hashlib.sha1(folder.encode()).hexdigest()[:12]
-    if not getattr(fos.DatabaseService.start, "_output_to_log", False):
+    if not getattr(fos.DatabaseService.start, "_maskreview_wrapped", False):
         fos.DatabaseService.start = _one_start_at_a_time(_service_output_to_log(fos.DatabaseService.start))
 
 
@@ -229,7 +229,7 @@ def _one_start_at_a_time(start):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    start_locked._output_to_log = True
+    start_locked._maskreview_wrapped = True
     return start_locked
 
 
@@ -260,7 +260,6 @@ def _service_output_to_log(start):
                 os.close(saved[0])
                 os.close(saved[1])
 
-    start_with_log._output_to_log = True
     return start_with_log
 
 
