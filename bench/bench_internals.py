@@ -16,7 +16,9 @@ Uses the demo model when it is present, else a random-init model with the demo a
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -39,6 +41,7 @@ def _engine(device: str):
     from detectron2.modeling import build_model
 
     out = Path(tempfile.mkdtemp(prefix="bench-internals-"))
+    atexit.register(shutil.rmtree, out, True)
     cfg = get_cfg()
     cfg.merge_from_file(str(REPO / "resources/models/demo-r18-fpn.yaml"))
     cfg.MODEL.DEVICE = "cpu"
