@@ -47,3 +47,19 @@ def test_real_photos(tmp_path):
     out = demo.write_real_photos(tmp_path)
     files = sorted(out.glob("*.png"))
     assert len(files) == len(demo.REAL_PHOTOS) >= 5
+
+
+def test_the_demo_opens_on_a_first_start_and_scenes_deleted_since_are_written_again(fo, tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    monkeypatch.setenv("MASKREVIEW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(demo, "DEMO_SCENES", 6)
+    monkeypatch.setattr(demo, "DEMO_DATASET", "demo-first-start")
+    first = demo.ensure_demo_dataset()
+    assert len(first) == 6 and all(Path(p).is_file() for p in first.values("filepath"))
+
+    shutil.rmtree(tmp_path / "cache")  # a cleaned cache: the dataset's images are gone
+    again = demo.ensure_demo_dataset()
+    assert again.name == "demo-first-start" and len(again) == 6
+    assert all(Path(p).is_file() for p in again.values("filepath"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -182,10 +183,18 @@ DEMO_SEED, DEMO_SCENES = 0, 120
 def ensure_demo_dataset(progress: Progress | None = None):
     """The dataset ``make run`` opens: held-out synthetic scenes (seed 0; training uses others)."""
 
-    fo = connect()
-    if DEMO_DATASET in fo.list_datasets():
-        return fo.load_dataset(DEMO_DATASET)
     folder = user_cache_dir() / f"demo-seed{DEMO_SEED}-n{DEMO_SCENES}"
-    if not (folder / "annotations.json").exists():
-        write_demo_dataset(folder, DEMO_SCENES, DEMO_SEED, progress=progress)
+    if (folder / "annotations.json").exists():
+        fo = connect()
+        if DEMO_DATASET in fo.list_datasets():
+            return fo.load_dataset(DEMO_DATASET)
+    else:
+        # A first start: the scenes need no database, so they are written while FiftyOne is
+        # imported and its mongod starts (seconds of waiting that were spent before the writing).
+        with ThreadPoolExecutor(1, thread_name_prefix="demo-scenes") as pool:
+            written = pool.submit(write_demo_dataset, folder, DEMO_SCENES, DEMO_SEED, progress=progress)
+            fo = connect()
+            written.result()
+        if DEMO_DATASET in fo.list_datasets():  # its scenes' files were deleted: written again above
+            return fo.load_dataset(DEMO_DATASET)
     return open_source(folder / "annotations.json", name=DEMO_DATASET, progress=progress)
