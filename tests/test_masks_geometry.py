@@ -70,6 +70,20 @@ def test_mask_bbox_agrees_with_the_row_and_column_reduction():
     assert mk.mask_bbox(np.array([[0, 255], [0, 0]], np.uint8)) == (1, 0, 1, 1)  # any non-zero counts
 
 
+def test_mask_bbox_of_a_whole_image_bitmap_agrees_too():
+    """Past ``_BYTE_SEARCH_MAX`` pixels (an edit's 4096² bitmap) it reduces rows instead."""
+    rng = np.random.default_rng(1)
+    h, w = 2048, mk._BYTE_SEARCH_MAX // 2048 + 3  # noqa: SLF001 - just past the switch, odd width
+    for y, x, bh, bw in [(0, 0, 1, 1), (h - 1, w - 1, 1, 1), (700, 5, 40, 3), (3, w - 20, h - 3, 20)]:
+        bitmap = np.zeros((h, w), bool)
+        bitmap[y:y + bh, x:x + bw] = rng.random((bh, bw)) < 0.7
+        bitmap[y, x] = bitmap[y + bh - 1, x + bw - 1] = True
+        assert bitmap.size > mk._BYTE_SEARCH_MAX  # noqa: SLF001
+        assert mk.mask_bbox(bitmap) == _reference_bbox(bitmap) == (x, y, bw, bh)
+        assert mk.mask_bbox(bitmap.view(np.uint8) * 255) == (x, y, bw, bh)
+    assert mk.mask_bbox(np.zeros((h, w), bool)) is None
+
+
 def test_placed_iou_equals_the_full_image_iou():
     rng = np.random.default_rng(1)
     for _ in range(50):
