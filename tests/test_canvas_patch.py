@@ -57,6 +57,12 @@ def _assert_shows_the_database(win, qtbot) -> None:
     other.set_sample(fresh)
     mine, full = _layers(win.canvas), _layers(other)
     assert mine.keys() == full.keys() and mine
+    from maskreview.gui.canvas.legend import legend_rows
+
+    for name in fresh.fields:  # the visible lists patched in place (not filtered again) agree too
+        assert [_facts(i) for i in win.canvas.visible_instances(name)] == [_facts(i) for i in other.visible_instances(name)]
+        assert win.canvas.field_summary(name) == other.field_summary(name)
+    assert legend_rows(win.canvas) == legend_rows(other)
     for name in full:
         assert np.array_equal(mine[name], full[name]), f"{name}: the patched layer differs from a full render"
 
@@ -127,3 +133,26 @@ def test_a_write_from_elsewhere_in_between_reads_the_sample_again(win, qtbot):
 
     stale = SamplePatch(sid, tags_add=["x"], expect=Version(99, "someone", None), result=Version(100, "someone", None))
     assert patched_sample(win.canvas.data, [stale]) is None  # not on top of the version shown
+
+
+def test_an_edit_recompares_only_the_label_it_changed(win, qtbot):
+    """A mask edit of one label: the field the edit left alone keeps its visible list (not
+    filtered again, its layer not compared again), and the edited field's visible list is patched
+    at that label's place only, which is all its layer compares (#17.3: a dense field's 1,500
+    labels are not walked per edit)."""
+    canvas = win.canvas
+    data = canvas.data
+    sid, gt = data.sample_id, data.fields["ground_truth"]
+    kept = canvas.visible_instances("predictions")
+    g = gt[len(gt) // 2]
+    grown = mk.paste(g.x0, g.y0, g.full_mask(), data.height, data.width)
+    grown[g.y0:g.y0 + g.h, g.x0 + g.w:min(g.x0 + g.w + 6, data.width)] = True
+    assert win.features.editing.apply(ed.SetMask(ed.LabelRef(sid, "ground_truth", g.id), grown))
+    assert canvas.data is not data
+    assert canvas.visible_instances("predictions") is kept, "the untouched field was filtered again"
+    entry = canvas._visible["ground_truth"]  # noqa: SLF001
+    at = [i.id for i in canvas.visible_instances("ground_truth")].index(g.id)
+    assert entry.prev is not None and entry.prev[1] == [at]
+    layer = canvas._layer_items["ground_truth"].layer  # noqa: SLF001
+    assert layer.insts is entry.insts and layer._moved == [at]  # noqa: SLF001
+    _assert_shows_the_database(win, qtbot)

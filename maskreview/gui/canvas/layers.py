@@ -257,11 +257,14 @@ class FieldLayer:
         self.boxes = boxes_of(self.insts)
         self.index = BoxIndex(self.boxes, self.height, self.width)
 
-    def update(self, insts: list[ov.Instance], colors: list) -> list[tuple[int, int, int, int]]:
+    def update(self, insts: list[ov.Instance], colors: list, changed: list[int] | None = None) -> list[tuple[int, int, int, int]]:
         """Show ``insts`` in ``colors`` instead; repaint only the boxes of the labels that changed
-        (old and new place). Returns the rectangles repainted (``x0, y0, x1, y1``)."""
+        (old and new place). ``changed``: the only positions where ``insts`` may differ from the
+        labels shown (the same ids in the same order elsewhere; the canvas knows it from the
+        edit's patch), so that only those are compared. Returns the rectangles repainted
+        (``x0, y0, x1, y1``)."""
         colors = list(colors)
-        dirty = self._dirty(insts, colors)
+        dirty = self._dirty(insts, colors, changed)
         self.insts, self.colors = insts, colors
         if dirty is None or sum((r[2] - r[0]) * (r[3] - r[1]) for r in dirty) > FULL_REDRAW_SHARE * self.height * self.width:
             self.array[:] = 0
@@ -289,15 +292,21 @@ class FieldLayer:
         self.repainted = dirty
         return dirty
 
-    def _dirty(self, insts: list[ov.Instance], colors: list) -> list | None:
+    def _dirty(self, insts: list[ov.Instance], colors: list, only: list[int] | None = None) -> list | None:
         """The clipped boxes to repaint, merged where they overlap; None when the labels that
-        stayed are in another order (everything is repainted then)."""
+        stayed are in another order (everything is repainted then). ``only``: see ``update``."""
         old, old_colors = self.insts, self.colors
         changed: list[tuple[ov.Instance | None, ov.Instance | None]] = []
         self._moved = None  # indices whose box may have changed, when the ids stay in order
-        if len(old) == len(insts) and all(a.id == b.id for a, b in zip(old, insts)):
+        if only is not None and len(old) == len(insts) and all(old[k].id == insts[k].id for k in only):
+            pairs = ((k, old[k], insts[k], old_colors[k], colors[k]) for k in only)
+        elif len(old) == len(insts) and all(a.id == b.id for a, b in zip(old, insts)):
+            pairs = ((k, *t) for k, t in enumerate(zip(old, insts, old_colors, colors)))
+        else:
+            pairs = None
+        if pairs is not None:
             self._moved = []
-            for k, (a, b, ca, cb) in enumerate(zip(old, insts, old_colors, colors)):  # same_pixels, inlined
+            for k, a, b, ca, cb in pairs:  # same_pixels, inlined
                 if a is b and ca == cb:
                     continue
                 ma, mb = a.mask, b.mask

@@ -42,15 +42,14 @@ def legend_rows(canvas) -> list[Row]:
     shown = [f for f in canvas.fields() if f not in canvas.style.hidden_fields]
     neutral = (235, 235, 235)
     rows = []
-    for name in shown:
+    for name in shown:  # field_summary: kept with the canvas's visible lists (not a scan of every label per edit)
         insts = data.fields.get(name, [])
-        predicted = any(ov.is_prediction(i) for i in insts) if insts else name != GT_FIELD
+        predicted = canvas.field_summary(name)[0] if insts else name != GT_FIELD
         rgb = canvas.color_of(insts[0]) if mode == "field" and insts else neutral
         role = "dashed outline, filled" if predicted else "solid outline, hatched"
         rows.append(Row(f"{name}: {role}", rgb, predicted))
-    visible = canvas.visible_instances()
     if mode == "class":
-        labels = list(dict.fromkeys(i.label for i in visible))
+        labels = list(dict.fromkeys(label for name in canvas.fields() for label in canvas.field_summary(name)[1]))
         for label in labels[:MAX_CLASSES]:
             rows.append(Row(label, ov.class_color(label, canvas.classes)))
         if len(labels) > MAX_CLASSES:

@@ -98,6 +98,9 @@ def edge_path(inst: ov.Instance) -> QPainterPath:
     return path
 
 
+_PATCH_MAX = 64  # instances replaced in a field's list: above, its visible list is filtered again
+
+
 @dataclass(eq=False)
 class _Visible:
     """A field's visible instances for one sample, list and set of visibility rules."""
@@ -108,11 +111,49 @@ class _Visible:
     rules: tuple
     insts: list
     index: BoxIndex | None = None
+    flags: list | None = None  # per instance of ``source``: shown or not
+    prev: tuple | None = None  # (the visible list this one was patched from, positions that differ)
+    _summary: tuple | None = None
 
     def get_index(self, data: SampleData) -> BoxIndex:
         if self.index is None:
             self.index = BoxIndex(boxes_of(self.insts), data.height, data.width)
         return self.index
+
+    def summary(self) -> tuple[bool, tuple[str, ...]]:
+        """(any instance of the field a prediction, the visible instances' labels in first-seen
+        order), for the legend; patched entries inherit it where the changed labels keep both."""
+        if self._summary is None:
+            self._summary = (any(ov.is_prediction(i) for i in self.source),
+                             tuple(dict.fromkeys(i.label for i in self.insts)))
+        return self._summary
+
+    def patched(self, data: SampleData, insts: list, shown) -> _Visible | None:
+        """This entry for ``insts``: the same list with a few instances replaced by others of the
+        same id (an edit's patch, ``canvas.sample.patched_sample``), each shown (``shown``:
+        ``ReviewState.label_visible``) as the one it replaces was. The visible list is patched at
+        those positions instead of every label being filtered again; the layer then compares only
+        those (``FieldLayer.update(changed=...)``). None when that does not hold (filter again)."""
+        old, flags = self.source, self.flags
+        if flags is None or len(insts) != self.n or len(old) != self.n:
+            return None
+        changed = [k for k, (a, b) in enumerate(zip(old, insts)) if a is not b]
+        if len(changed) > _PATCH_MAX:
+            return None
+        summary, positions, out = self._summary, [], list(self.insts)
+        for k in changed:
+            a, b = old[k], insts[k]
+            if a.id != b.id or shown(b.field, b.label, b.score, b.id) != flags[k]:
+                return None
+            if summary is not None and (a.label != b.label or ov.is_prediction(a) != ov.is_prediction(b)):
+                summary = None
+            if flags[k]:
+                p = sum(flags[:k])  # its place among the shown
+                positions.append(p)
+                out[p] = b
+        if not positions:  # only hidden labels changed: the same visible list, index and layer
+            return _Visible(data, insts, len(insts), self.rules, self.insts, self.index, flags, None, summary)
+        return _Visible(data, insts, len(insts), self.rules, out, None, flags, (self.insts, positions), summary)
 
 
 class ImageCanvas(QGraphicsView):
@@ -291,12 +332,27 @@ class ImageCanvas(QGraphicsView):
         st = self.state
         rules = (st.display.hidden_fields, st.display.hidden_classes, st.filters.label_ids, st.thresholds.confidence)
         entry = self._visible.get(name)
-        if entry is None or entry.data is not self.data or entry.source is not insts or entry.n != len(insts) \
-                or entry.rules != rules:
-            shown = st.label_visible
-            entry = self._visible[name] = _Visible(self.data, insts, len(insts), rules,
-                                                   [i for i in insts if shown(i.field, i.label, i.score, i.id)])
+        if entry is not None and entry.data is self.data and entry.source is insts and entry.n == len(insts) \
+                and entry.rules == rules:
+            return entry
+        shown = st.label_visible
+        if entry is not None and entry.rules == rules:  # the same list (a field an edit left alone) or patched
+            if entry.source is insts and entry.n == len(insts):
+                entry.data = self.data
+                return entry
+            patched = entry.patched(self.data, insts, shown)
+            if patched is not None:
+                self._visible[name] = patched
+                return patched
+        flags = [shown(i.field, i.label, i.score, i.id) for i in insts]
+        entry = self._visible[name] = _Visible(self.data, insts, len(insts), rules,
+                                               [i for i, f in zip(insts, flags) if f], flags=flags)
         return entry
+
+    def field_summary(self, name: str) -> tuple[bool, tuple[str, ...]]:
+        """(whether any label of the field is a prediction, the classes of its shown labels in
+        drawing order): what the legend lists, kept with the field's visible list."""
+        return self._visible_of(name).summary()
 
     def visible_counts(self) -> dict[str, tuple[int, int]]:
         """``{field: (visible, total)}`` for the current sample."""
@@ -381,7 +437,15 @@ class ImageCanvas(QGraphicsView):
                 self._layer_cache.move_to_end(key)
                 layer = cached[0]
                 if layer.insts is not insts:
-                    for x0, y0, x1, y1 in layer.update(insts, self._colors(insts)):
+                    if visible.prev is not None and visible.prev[0] is layer.insts:  # patched at a few places
+                        changed = visible.prev[1]
+                        colors = list(layer.colors)
+                        for k, rgb in zip(changed, self._colors([insts[k] for k in changed])):
+                            colors[k] = rgb
+                        rects = layer.update(insts, colors, changed=changed)
+                    else:
+                        rects = layer.update(insts, self._colors(insts))
+                    for x0, y0, x1, y1 in rects:
                         item.update(QRectF(x0, y0, x1 - x0, y1 - y0))
             visible.index = layer.index  # built over the same list
             self.layer_images[name] = cached[1]
