@@ -21,7 +21,10 @@ waiting for the GIL/a core, no Python frame of ours).
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -294,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--why", action="store_true", help="sample the GUI thread's stack while it is late")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="maskreview-bench-stall-"))
+    # registered before FiftyOne (its mongod's stop runs first, at exit); a failed or terminated
+    # run removes its ~300 MB folder too (SIGTERM becomes SystemExit, so atexit runs)
+    atexit.register(shutil.rmtree, root, True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     _setup(root)
     import numpy as np
     from PySide6.QtWidgets import QApplication
@@ -308,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([])
     dataset = open_source(write_demo_dataset(root / "stall", n=args.images, seed=3))
     window = MainWindow(Settings(root / "stall.ini"))
+    atexit.register(window.model_worker.close)  # runs before the folder goes, whatever failed
     window.model_runs.choose("demo")
     window.show()
     window.set_dataset(dataset)
