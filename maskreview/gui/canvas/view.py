@@ -604,9 +604,14 @@ class ImageCanvas(QGraphicsView):
         sx, dx, sy, dy = t.m11(), t.dx(), t.m22(), t.dy()
         top = chips.height
         layout, rects, placed, seeded = ChipLayout(top), {}, self.label_chip_rects, False
+        made = chips.made  # a new object when the chips' font or pixel ratio change
         for inst, rgb in zip(vis, colors):  # one pixmap per label: name, score and tags composed once
-            pixmap = chips.label(inst.label, inst.score, inst.tags, rgb)
-            x, width, y = round(inst.x0 * sx + dx), chips.width(pixmap), round(inst.y0 * sy + dy) - top
+            memo, key = inst.__dict__.get("_chip"), (rgb, inst.label, inst.score, inst.tags)  # kept on the instance
+            if memo is None or memo[0] is not made or memo[1] != key:
+                pixmap = chips.label(inst.label, inst.score, inst.tags, rgb)
+                memo = inst.__dict__["_chip"] = (made, key, pixmap, chips.width(pixmap))
+            pixmap, width = memo[2], memo[3]
+            x, y = round(inst.x0 * sx + dx), round(inst.y0 * sy + dy) - top
             if whole:
                 y = layout.place(x, y, width)
                 rects[inst.id] = QRectF(x, y, width, top)
