@@ -50,3 +50,45 @@ def test_a_dense_sample_is_written_by_patch_and_holds_what_was_resolved(fo, tmp_
             session.write(change.inverse())
         back = reader.by_ids(ds, [sid], fields)[sid]
         assert back["ground_truth"] == original["ground_truth"]  # every label back, in its place
+
+
+def test_a_label_keys_patch_is_an_array_filter_update_that_writes_what_the_pipeline_writes(fo, tmp_path):
+    """A patch that only changes keys of labels goes to mongod as ``$set`` of those keys by array
+    filter (not the pipeline that rebuilds all 260 labels through ``$map``); both forms must leave
+    the sample the same, for two labels, the same label twice and a key set to null; a patch that
+    adds, removes or tags keeps the pipeline."""
+    from maskreview.core.editing.changes import LabelPatch, SamplePatch, Version
+    from maskreview.core.store import writer as sw
+
+    ds = _dense(fo, tmp_path)
+    ds.add_samples([_dense(fo, tmp_path / f"{tmp_path.name}-b").first()])  # the same labels (new ids) in a second sample
+    a, b = ds.values("id")
+    docs = reader.by_ids(ds, [a, b], ["ground_truth", *es.VERSION_FIELDS])
+    strip = lambda field: [{k: v for k, v in d.items() if k != "_id"} for d in field["detections"]]  # noqa: E731
+    assert strip(docs[a]["ground_truth"]) == strip(docs[b]["ground_truth"])
+    writer = sw.SampleWriter(ds, durable=True)
+    for sid, form in ((a, "keys"), (b, "pipeline")):
+        ids = [str(d["_id"]) for d in docs[sid]["ground_truth"]["detections"]]
+        labels = [LabelPatch("ground_truth", ids[5], {"label": "cell"}, {"label": "nucleus", "confidence": None}, whole=False),
+                  LabelPatch("ground_truth", ids[200], {"label": "cell"}, {"label": "x", "tags": ["t"]}, whole=False),
+                  LabelPatch("ground_truth", ids[5], {"label": "nucleus"}, {"label": "debris"}, whole=False)]
+        expect = es.version_of(docs[sid])
+        p = SamplePatch(sid, labels, expect=expect, result=Version(expect.rev + 1, "test", sw.now_ms()))
+        update = sw.patch_update(p)
+        assert update.array_filters is not None
+        if form == "pipeline":  # what the patch update was before: the pipeline
+            update = sw.Update(update.filter, [{"$set": sw.update_expression(p)}])
+        assert writer.update_one(update) == 1
+        assert writer.update_one(update) == 0  # conditional on the version it expects
+        if form == "keys":
+            for other in (SamplePatch(sid, labels[:1], tags_add=["x"], expect=expect, result=expect),
+                          SamplePatch(sid, [LabelPatch("ground_truth", ids[1], {"label": "cell"}, None, 1)],
+                                      expect=expect, result=expect),
+                          SamplePatch(sid, labels[:1], expect=None, result=expect)):
+                assert sw.patch_update(other).array_filters is None
+    after = reader.by_ids(ds, [a, b], ["ground_truth"])
+    assert strip(after[a]["ground_truth"]) == strip(after[b]["ground_truth"]) != strip(docs[a]["ground_truth"])
+    got = after[a]["ground_truth"]["detections"]
+    assert got[5]["label"] == "debris" and got[5]["confidence"] is None
+    assert got[200]["tags"] == ["t"] and got[200]["label"] == "x" and len(got) == 260
+    assert [d["_id"] for d in got] == [d["_id"] for d in docs[a]["ground_truth"]["detections"]]
