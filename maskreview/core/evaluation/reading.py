@@ -140,10 +140,14 @@ def _rows(dids, labels, boxes, masks, confs, crowds, mpaths, pack: bool = False)
     n = len(dids or ())
     if not n:
         return Rows([], [], [], [], [], [])
-    masks, mpaths = _or(masks, n, None), _or(mpaths, n, None)
-    decoded = [decode_mask(raw) if raw is not None else label_mask({"mask_path": path}) if path else None
-               for raw, path in zip(masks, mpaths)]
-    from_files = any(raw is None and path for raw, path in zip(masks, mpaths))
+    masks = _or(masks, n, None)
+    if mpaths and any(mpaths):  # a label may have its mask in an image file
+        decoded = [decode_mask(raw) if raw is not None else label_mask({"mask_path": path}) if path else None
+                   for raw, path in zip(masks, mpaths)]
+        from_files = any(raw is None and path for raw, path in zip(masks, mpaths))
+    else:  # (every label of the demo sets: no generator over pairs)
+        decoded = [None if raw is None else decode_mask(raw) for raw in masks]
+        from_files = False
     return Rows(list(dids), _or(labels, n, None), list(boxes), _packed(decoded) if pack else decoded, _or(confs, n, None),
                 [bool(c) for c in _or(crowds, n, False)], from_files)
 
