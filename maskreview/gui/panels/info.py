@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 NOTHING_SELECTED = ("Nothing selected. Click a label to select it (click the same spot again, or Tab, for the "
@@ -23,6 +23,47 @@ def _label(text: str = "") -> QLabel:
     return label
 
 
+class SteadyHeight(QWidget):
+    """Holds a word-wrapped rich-text QLabel (selectable as before) and asks its layout again only
+    when the label's wrapped height changes.
+
+    A QLabel's ``setText`` always calls ``updateGeometry``: in a layout, the Sample panel's rows
+    (a new file name at every browse step) re-laid out its scroll area and painted the panel a
+    second time each step. Here the label has no layout around it: its LayoutRequest comes to
+    this holder, which passes it on only for another height; a new text of the same height is
+    only repainted (the label's own ``update``)."""
+
+    def __init__(self, label: QLabel, parent=None):
+        super().__init__(parent)
+        self.label = label
+        label.setParent(self)
+        self._height = -1
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt's name
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self.label.heightForWidth(width) if not self.label.isHidden() else 0
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return self.label.sizeHint()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return self.label.minimumSizeHint()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        self._height = self.heightForWidth(event.size().width())
+        self.label.setGeometry(0, 0, event.size().width(), max(event.size().height(), self._height))
+        super().resizeEvent(event)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:  # the label's updateGeometry
+            if self.heightForWidth(self.width()) != self._height:
+                self.updateGeometry()
+            return True
+        return super().event(event)
+
+
 class SampleInfoPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -34,10 +75,10 @@ class SampleInfoPanel(QWidget):
         title = _label("<b>Selection</b>")
         inner = QWidget()
         layout = QVBoxLayout(inner)
-        layout.addWidget(self.sample_label)
+        layout.addWidget(SteadyHeight(self.sample_label))  # new text each browse step: no relayout
         layout.addWidget(self.error_label)
         layout.addWidget(title)
-        layout.addWidget(self.selected_label)
+        layout.addWidget(SteadyHeight(self.selected_label))
         layout.addStretch(1)
         scroll = QScrollArea()  # the dock shares the column with others: the selection's rows scroll
         scroll.setWidgetResizable(True)
