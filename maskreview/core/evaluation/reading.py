@@ -165,9 +165,15 @@ def _batched(view, paths: list[str], progress, ids: list | None = None, each=Non
     order (``ids``' order). ``each(columns)``: called with each batch's columns instead of
     returning them all (what is made of a batch is made before the next is read)."""
     if ids is None:
-        if progress is None:
-            out = reader.columns(view, paths)
-            return each(out) if each is not None else out
+        if progress is None or view.count() <= READ_BATCH:  # one query, in the view's order: no id
+            out = reader.columns(view, paths)  # query first, no $in of every id (~0.03 s CPU at 1,000)
+            if progress is not None:
+                progress.total = max(progress.total, progress.done + 1 + 3)
+            got = each(out) if each is not None else out
+            if progress is not None:
+                progress.advance()
+                progress.check()
+            return got
         ids = reader.columns(view, ["_id"])[0]
     elif not ids:
         return [[] for _ in paths]
