@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QObject, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -42,3 +42,23 @@ def shown(qtbot, widget, size: tuple[int, int] | None = None):
     widget.show()
     qtbot.waitExposed(widget)
     return widget
+
+
+class EventCount(QObject):
+    """An event filter counting the events of one type (installed with ``installEventFilter``)."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind, self.n = kind, 0
+
+    def eventFilter(self, obj, event):  # noqa: N802
+        if event.type() == self.kind:
+            self.n += 1
+        return False
+
+
+def settle(qtbot) -> None:
+    """Let posted layout requests and paints run (a few rounds: one event may post the next)."""
+    for _ in range(3):
+        QApplication.processEvents()
+        qtbot.wait(20)

@@ -5,26 +5,9 @@ legend and the class histogram do not repaint when what they show is the same.""
 from __future__ import annotations
 
 import numpy as np
-from helpers_gui import shown
-from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QTextEdit
-
-
-class _Count(QObject):
-    def __init__(self, kind):
-        super().__init__()
-        self.kind, self.n = kind, 0
-
-    def eventFilter(self, obj, event):  # noqa: N802
-        if event.type() == self.kind:
-            self.n += 1
-        return False
-
-
-def _settle(qtbot):
-    for _ in range(3):
-        QApplication.processEvents()
-        qtbot.wait(20)
+from helpers_gui import EventCount, settle, shown
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QTextEdit
 
 
 def test_a_new_counts_text_of_the_same_height_does_not_relayout_the_window(qtbot):
@@ -38,23 +21,23 @@ def test_a_new_counts_text_of_the_same_height_does_not_relayout_the_window(qtbot
     win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     shown(qtbot, win, (900, 700))
     panel.set_counts({"ground_truth": (5, 5), "predictions": (3, 7)})
-    _settle(qtbot)
+    settle(qtbot)
     one_line = panel.counts_label.height()
     assert one_line > 0
-    relayouts = _Count(QEvent.Type.LayoutRequest)
+    relayouts = EventCount(QEvent.Type.LayoutRequest)
     win.installEventFilter(relayouts)
     for k in range(4):  # browse steps: other counts, the same one line
         panel.set_counts({"ground_truth": (k + 4, 9), "predictions": (k + 2, 8)})
-        _settle(qtbot)
+        settle(qtbot)
     assert panel.counts_label.text() == "Visible: ground_truth 7/9, predictions 5/8"
     assert relayouts.n == 0  # a QLabel's setText re-laid out the docks and the window each time
     assert panel.counts_label.height() == one_line
     many = {f"a_long_field_name_{k}": (k, 10 * k) for k in range(12)}  # wraps: the line grows
     panel.set_counts(many)
-    _settle(qtbot)
+    settle(qtbot)
     assert panel.counts_label.height() > 2 * one_line
     panel.set_counts({"ground_truth": (1, 1)})
-    _settle(qtbot)
+    settle(qtbot)
     assert panel.counts_label.height() == one_line
 
 
@@ -67,7 +50,7 @@ def _canvas_with_sample(qtbot):
     image = np.full((100, 150, 3), 90, np.uint8)
     insts = [Instance("predictions", "p1", "cat", 0.9, 10, 10, 30, 30, np.ones((30, 30), bool))]
     canvas.set_sample(SampleData("s1", "s1.png", image, None, 100, 150, {"predictions": insts}))
-    _settle(qtbot)
+    settle(qtbot)
     return canvas
 
 
@@ -75,14 +58,14 @@ def test_the_legend_does_not_repaint_when_its_rows_are_the_same(qtbot):
     canvas = _canvas_with_sample(qtbot)
     legend = canvas.legend
     assert legend.isVisible() and legend.rows
-    paints = _Count(QEvent.Type.Paint)
+    paints = EventCount(QEvent.Type.Paint)
     legend.installEventFilter(paints)
     for _ in range(3):
         legend.refresh()  # overlays_changed with the same fields and classes (a hover, a recount)
-        _settle(qtbot)
+        settle(qtbot)
     assert paints.n == 0
     canvas.set_style(color_mode="field")  # other rows: repainted
-    _settle(qtbot)
+    settle(qtbot)
     assert paints.n >= 1
     assert "dashed outline" in legend.rows[0].text
 
@@ -99,14 +82,14 @@ def test_the_histogram_does_not_repaint_unchanged_counts(qtbot):
 
     hist = shown(qtbot, ClassHistogram(), (300, 200))
     hist.set_counts({"predictions": {"cat": 3, "dog": 1}}, ["cat", "dog"])
-    _settle(qtbot)
-    paints = _Count(QEvent.Type.Paint)
+    settle(qtbot)
+    paints = EventCount(QEvent.Type.Paint)
     hist.installEventFilter(paints)
     hist.set_counts({"predictions": {"cat": 3, "dog": 1}}, ["cat", "dog"])  # recounted after a model batch
-    _settle(qtbot)
+    settle(qtbot)
     assert paints.n == 0
     hist.set_counts({"predictions": {"cat": 4, "dog": 1}}, ["cat", "dog"])
-    _settle(qtbot)
+    settle(qtbot)
     assert paints.n >= 1 and hist.counts["predictions"]["cat"] == 4
 
 
@@ -124,12 +107,12 @@ def test_the_loupe_repaints_without_its_dock_beneath(qtbot):
     dock.setWidget(loupe)
     win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     shown(qtbot, win, (900, 700))
-    _settle(qtbot)
-    docks, loupes = _Count(QEvent.Type.Paint), _Count(QEvent.Type.Paint)
+    settle(qtbot)
+    docks, loupes = EventCount(QEvent.Type.Paint), EventCount(QEvent.Type.Paint)
     dock.installEventFilter(docks)
     loupe.installEventFilter(loupes)
     for k in range(3):
         loupe.follow(20 + k, 30)
-        _settle(qtbot)
+        settle(qtbot)
     assert loupes.n >= 3 and docks.n == 0
     assert isinstance(canvas, ImageCanvas)

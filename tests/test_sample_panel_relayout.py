@@ -7,26 +7,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from helpers_gui import shown
-from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QScrollArea, QTextEdit
-
-
-class _Count(QObject):
-    def __init__(self, kind):
-        super().__init__()
-        self.kind, self.n = kind, 0
-
-    def eventFilter(self, obj, event):  # noqa: N802
-        if event.type() == self.kind:
-            self.n += 1
-        return False
-
-
-def _settle(qtbot):
-    for _ in range(3):
-        QApplication.processEvents()
-        qtbot.wait(20)
+from helpers_gui import EventCount, settle, shown
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QTextEdit
 
 
 def _sample(k: int, tags=()):
@@ -46,32 +29,32 @@ def test_a_new_sample_text_of_the_same_height_does_not_relayout_the_panel(qtbot)
     shown(qtbot, win, (900, 700))
     counts = {"ground_truth": (5, 5), "predictions": (3, 7)}
     panel.show_sample(_sample(0), counts)
-    _settle(qtbot)
+    settle(qtbot)
     label = panel.sample_label
     height = label.height()
     assert height > 0 and label.isVisible()
     inner = panel.findChild(QScrollArea).widget()
-    relayouts, window_relayouts = _Count(QEvent.Type.LayoutRequest), _Count(QEvent.Type.LayoutRequest)
+    relayouts, window_relayouts = EventCount(QEvent.Type.LayoutRequest), EventCount(QEvent.Type.LayoutRequest)
     inner.installEventFilter(relayouts)
     win.installEventFilter(window_relayouts)
     for k in range(1, 5):  # browse steps: another file, the same number of lines
         panel.show_sample(_sample(k), {"ground_truth": (k, 5), "predictions": (k + 1, 7)})
-        _settle(qtbot)
+        settle(qtbot)
     assert "scene_0004.png" in label.text() and "predictions: 5 shown of 7" in label.text()
     assert relayouts.n == 0 and window_relayouts.n == 0  # a QLabel in the layout: each step re-laid out
     assert label.height() == height
     assert label.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
     many = [f"a_rather_long_tag_name_{k}" for k in range(12)]  # wraps over several lines: the row grows
     panel.show_sample(_sample(5, many), counts)
-    _settle(qtbot)
+    settle(qtbot)
     assert relayouts.n >= 1
     assert label.height() > height + 2 * label.fontMetrics().height()
     assert label.height() >= label.heightForWidth(label.width())  # no line cut off
     panel.show_sample(_sample(6), counts)
-    _settle(qtbot)
+    settle(qtbot)
     assert label.height() == height
     panel.show_selection([("label", "cat"), ("score", "0.91")])  # the selection rows grow too
-    _settle(qtbot)
+    settle(qtbot)
     assert "cat" in panel.selection_text()
     sel = panel.selected_label
     assert sel.height() >= sel.heightForWidth(sel.width()) > 0
