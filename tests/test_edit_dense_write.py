@@ -92,3 +92,76 @@ def test_a_label_keys_patch_is_an_array_filter_update_that_writes_what_the_pipel
     assert got[5]["label"] == "debris" and got[5]["confidence"] is None
     assert got[200]["tags"] == ["t"] and got[200]["label"] == "x" and len(got) == 260
     assert [d["_id"] for d in got] == [d["_id"] for d in docs[a]["ground_truth"]["detections"]]
+
+
+def test_a_label_added_or_removed_in_a_held_array_is_pushed_or_pulled_and_writes_what_the_pipeline_writes(fo, tmp_path):
+    """A label's first edit (its snapshot appended to ``<field>_original``, its keys set) and the
+    undo (the snapshot removed by id, the keys set back) go to mongod as ``$set`` / ``$push`` /
+    ``$pull``, not the pipeline that rebuilds the label arrays, when the caller knows the field
+    holds its array at the version written on; both forms leave the sample the same. A field
+    whose array is missing or null keeps the pipeline (``$push`` would leave it without ``_cls`` or
+    fail), and a label put at a position keeps it too."""
+    from bson import ObjectId
+
+    from maskreview.core.editing.changes import LabelPatch, SamplePatch, Version
+    from maskreview.core.editing.labels import label_arrays
+    from maskreview.core.store import writer as sw
+
+    orig = original_field("ground_truth")
+    ds = _dense(fo, tmp_path)
+    ds.add_samples([_dense(fo, tmp_path / f"{tmp_path.name}-b").first()])
+    a, b = ds.values("id")
+    for sid in (a, b):
+        sample = ds[sid]
+        sample[orig] = fo.Detections(detections=[fo.Detection(label="cell", bounding_box=[0, 0, 0.1, 0.1])])
+        sample.save()
+    fields = ["ground_truth", orig, *es.VERSION_FIELDS]
+    docs = reader.by_ids(ds, [a, b], fields)
+    strip = lambda doc: {f: [{k: v for k, v in d.items() if k != "_id"} for d in doc[f]["detections"]]  # noqa: E731
+                         for f in ("ground_truth", orig)}
+    writer = sw.SampleWriter(ds, durable=True)
+    snap_id = ObjectId()
+    for sid, form in ((a, "document"), (b, "pipeline")):
+        doc = docs[sid]
+        live = doc["ground_truth"]["detections"][5]
+        snap = {**live, "_id": snap_id}
+        edit = [LabelPatch(orig, str(snap_id), None, snap),
+                LabelPatch("ground_truth", str(live["_id"]), {"label": "cell"}, {"label": "nucleus"}, whole=False)]
+        undo = [lp.inverse() for lp in reversed(edit)]
+        version = es.version_of(doc)
+        for labels in (edit, undo):
+            result = Version(version.rev + 1, "test", sw.now_ms())
+            p = SamplePatch(sid, labels, expect=version, result=result)
+            update = sw.patch_update(p, label_arrays(doc))
+            assert isinstance(update.update, dict) and ("$push" in update.update) == (labels is edit)
+            if form == "pipeline":
+                update = sw.Update(update.filter, [{"$set": sw.update_expression(p)}])
+            assert writer.update_one(update) == 1
+            if labels is edit:
+                edited = reader.by_ids(ds, [sid], fields)[sid]
+                assert [d["_id"] for d in edited[orig]["detections"]][-1] == snap_id
+                assert edited["ground_truth"]["detections"][5]["label"] == "nucleus"
+                if form == "pipeline":
+                    assert strip(edited) == strip(seen)
+                seen = edited
+            version = result
+        back = reader.by_ids(ds, [sid], fields)[sid]
+        assert strip(back) == strip(doc)  # the snapshot gone, the label as it was
+    held = label_arrays(docs[a])
+    assert {"ground_truth", orig} <= held
+    add = LabelPatch(orig, str(snap_id), None, {"_id": snap_id, "label": "x"})
+    expect = es.version_of(docs[a])
+    for arrays, labels in (((), [add]), ({"ground_truth"}, [add]),  # not known to hold its array
+                           (held, [LabelPatch(orig, str(snap_id), None, {"_id": snap_id, "label": "x"}, 0)])):
+        p = SamplePatch(a, labels, expect=expect, result=expect)
+        assert isinstance(sw.patch_update(p, arrays).update, list)
+    from maskreview.core.store.ids import as_oid
+
+    assert writer.update_one(sw.Update({"_id": as_oid(a)}, {"$set": {orig: None}})) == 1  # as FiftyOne stores a cleared field
+    null = reader.by_ids(ds, [a], fields)[a]
+    assert orig not in label_arrays(null) and null.get(orig, "missing") is None
+    expect = es.version_of(null)
+    p = SamplePatch(a, [add], expect=expect, result=Version(expect.rev + 1, "test", sw.now_ms()))
+    update = sw.patch_update(p, label_arrays(null))
+    assert isinstance(update.update, list) and writer.update_one(update) == 1
+    assert reader.by_ids(ds, [a], [orig])[a][orig] == {"_cls": "Detections", "detections": [{"_id": snap_id, "label": "x"}]}

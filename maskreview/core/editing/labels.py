@@ -39,6 +39,12 @@ def apply_label_patch(doc: dict, patch: LabelPatch) -> None:
             dets.append(after)
 
 
+def label_arrays(doc: dict) -> set[str]:
+    """The fields of a raw sample document that hold a label array (a ``Detections`` with its
+    ``detections`` list; not missing, not null)."""
+    return {name for name, value in doc.items() if isinstance(value, dict) and isinstance(value.get("detections"), list)}
+
+
 def apply_sample_patch(doc: dict, patch: SamplePatch) -> None:
     """Apply a sample patch (its labels in order, then its tags) to a raw sample document in
     memory, as its database update does (``store.writer.update_expression``)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from maskreview.core.editing import journal as jn
 from maskreview.core.editing.changes import Change, LabelPatch, SamplePatch, Version
-from maskreview.core.editing.labels import apply_sample_patch
+from maskreview.core.editing.labels import apply_sample_patch, label_arrays
 from maskreview.core.editing.ops import Op
 from maskreview.core.editing.resolver import Resolver
 from maskreview.core.errors import BadInputError, DatabaseError, MaskreviewError
@@ -175,6 +175,7 @@ class EditSession:
     def _resolve_and_write_known(self, ops: list[Op], docs: dict[str, dict], force: bool,
                                  whole_ok: bool) -> list[Change]:
         fields = {f for op in ops for f in op.fields()}
+        arrays = {sid: label_arrays(doc) for sid, doc in docs.items()}  # before the resolver patches them
         resolver = Resolver(docs, self.dataset.info.get(RUNS_INFO_KEY), _header_size)
         changes = [resolver.resolve(op) for op in ops]
         for change in changes:
@@ -189,7 +190,7 @@ class EditSession:
         whole = whole_ok and not force and all(lp.field in projected for c in changes for p in c.patches for lp in p.labels) \
             and not any(len((docs.get(p.sample_id, {}).get(lp.field) or {}).get("detections") or ()) > RESOLVED_LABELS
                         for c in changes for p in c.patches for lp in p.labels)
-        self._write(changes, docs if whole else None)
+        self._write(changes, docs if whole else None, arrays)
         return changes
 
     def write(self, change: Change, force: bool = False) -> Change:
@@ -208,7 +209,7 @@ class EditSession:
             self._cache.pop(sid, None)
         with gc_paused():
             try:
-                self._write([change])
+                self._write([change], arrays={sid: label_arrays(doc) for sid, doc in kept.items()})
             except BaseException:
                 for sid in kept:
                     self._cache.pop(sid, None)
@@ -414,8 +415,11 @@ class EditSession:
                 p.result = chain[p.sample_id] = Version(p.expect.rev + 1, self.writer, self._stamp(started))
         return chain
 
-    def _write(self, changes: list[Change], docs: dict[str, dict] | None = None) -> None:
-        """Journal, then write. ``docs``: the sample documents as resolved (after ``changes``)."""
+    def _write(self, changes: list[Change], docs: dict[str, dict] | None = None,
+               arrays: dict[str, set[str]] | None = None) -> None:
+        """Journal, then write. ``docs``: the sample documents as resolved (after ``changes``);
+        ``arrays``: per sample, the fields holding a label array at the version written on
+        (``labels.label_arrays``: labels added to or removed from them go as ``$push`` / ``$pull``)."""
         live = [c for c in changes if not c.empty]
         if not live:
             return
@@ -428,7 +432,7 @@ class EditSession:
                 if docs and last[p.sample_id] is p:
                     resolved.append(p)  # after this sample's other patches: the bulk write is ordered
                 else:
-                    requests.append(sw.patch_update(p))
+                    requests.append(sw.patch_update(p, (arrays or {}).get(p.sample_id, ())))
         expected = len(requests) + len(resolved)
         requests += sw.resolved_updates(resolved, docs)
         if self.queued:  # after the edits before it, which are still waiting

@@ -12,7 +12,7 @@ After a raw write, :func:`refresh_loaded` brings FiftyOne's in-memory ``Sample``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 import json
@@ -272,36 +272,63 @@ def _version_values(v) -> dict:
 version_values = _version_values  # a sample document's version fields at ``v`` (the edit session's cache)
 
 
-def patch_update(p) -> Update:
-    """One sample patch as an update conditional on the version it expects (none: unconditional)."""
+def patch_update(p, arrays: Collection[str] = ()) -> Update:
+    """One sample patch as an update conditional on the version it expects (none: unconditional).
+    ``arrays``: the label fields whose label array the sample holds at that version (the caller
+    knows them from the document the patch was resolved against)."""
     query = {"_id": as_oid(p.sample_id)}
     if p.expect is not None:
         query.update({REV_FIELD: p.expect.rev or None, MODIFIED_FIELD: p.expect.modified})
-        keys = label_keys_update(p)
+        keys = label_keys_update(p, arrays)
         if keys is not None:
             return Update(query, keys[0], array_filters=keys[1])
     return Update(query, [{"$set": update_expression(p)}])
 
 
-def label_keys_update(p) -> tuple[dict, list] | None:
-    """``p`` as an update document — ``$set`` of each changed key of each label, the label found
-    by an array filter on its id — where it only changes keys of labels (no label added, removed
-    or moved, no tags): what ``update_expression`` does then, without mongod rebuilding the whole
-    label array through ``$map`` (a dense field of 1,500 labels: ~3x its CPU, #17.3). Only for an
-    update conditional on a version (``patch_update``): the labels were there at that version, so
-    the paths exist. None when ``p`` is not such a patch."""
-    if p.tags_add or p.tags_remove or not p.labels or any(lp.whole or not lp.after for lp in p.labels):
+def label_keys_update(p, arrays: Collection[str] = ()) -> tuple[dict, list] | None:
+    """``p`` as an update document where that writes what ``update_expression`` writes, without
+    mongod rebuilding whole label arrays through ``$map`` / ``$filter`` (a dense field of 1,500
+    labels: ~2-3x its CPU and a rewrite of the whole document, #17.3): ``$set`` of each changed key
+    of each label, the label found by an array filter on its id; in a field of ``arrays``, new
+    labels (none of that id before, put at the end) ``$push``-ed and removed labels ``$pull``-ed by
+    id. Only for an update conditional on a version (``patch_update``): the labels were there at
+    that version, so the paths exist. None when ``p`` is not such a patch: tags, a label moved or
+    put at a position, a field whose array may be missing or null, or a field changed two ways
+    (mongod refuses conflicting paths in one update)."""
+    if p.tags_add or p.tags_remove or not p.labels:
         return None
     keys: dict[tuple[str, str], dict] = {}
-    for lp in p.labels:  # the same label twice: the later values win, as the pipeline's second merge
-        keys.setdefault((lp.field, lp.label_id), {}).update(lp.after)
+    pushed: dict[str, list] = {}
+    pulled: dict[str, list] = {}
+    for lp in p.labels:
+        if not _plain(lp.field):
+            return None
+        if not lp.whole:
+            if not lp.after or not all(_plain(k) for k in lp.after):
+                return None
+            keys.setdefault((lp.field, lp.label_id), {}).update(lp.after)  # twice: the later values win
+        elif lp.field not in arrays:
+            return None
+        elif lp.after is None:
+            pulled.setdefault(lp.field, []).append(as_oid(lp.label_id))
+        elif lp.before is None and lp.index < 0 and lp.after.get("_id") == as_oid(lp.label_id):
+            pushed.setdefault(lp.field, []).append(lp.after)
+        else:
+            return None
+    keyed = {f for f, _ in keys}
+    if keyed & pushed.keys() or keyed & pulled.keys() or pushed.keys() & pulled.keys() \
+            or any(len({d["_id"] for d in docs}) < len(docs) for docs in pushed.values()):
+        return None
     sets, filters = dict(_version_values(p.result)), []
     for n, ((fname, label_id), values) in enumerate(keys.items()):
-        if not _plain(fname) or not all(_plain(k) for k in values):
-            return None
         sets.update({f"{fname}.detections.$[l{n}].{k}": v for k, v in values.items()})
         filters.append({f"l{n}._id": as_oid(label_id)})
-    return {"$set": sets}, filters
+    update: dict = {"$set": sets}
+    if pushed:
+        update["$push"] = {f"{f}.detections": {"$each": docs} for f, docs in pushed.items()}
+    if pulled:
+        update["$pull"] = {f"{f}.detections": {"_id": {"$in": oids}} for f, oids in pulled.items()}
+    return update, filters or None
 
 
 def _plain(name) -> bool:
