@@ -27,8 +27,12 @@ class TagsPanel(QWidget):
         self.setEnabled(False)
 
     def show_tags(self, tags, enabled: bool = True) -> None:
-        self.tag_list.clear()
-        self.tag_list.addItems(list(tags))
+        """The list refilled only when the tags differ: a browse step or an edit that leaves them
+        alone keeps the reviewer's current tag (what Remove acts on) and costs no relayout."""
+        tags = list(tags)
+        if tags != [self.tag_list.item(i).text() for i in range(self.tag_list.count())]:
+            self.tag_list.clear()
+            self.tag_list.addItems(tags)
         self.setEnabled(enabled)
 
     def _add(self) -> None:
