@@ -1,5 +1,6 @@
 """Window layout conventions (offscreen): the Samples dock's search box keeps a usable width with
-every filter-bar control shown; File ▸ Quit is the last entry, after a separator."""
+every filter-bar control shown, and a filter going on does not widen the dock; File ▸ Quit is
+the last entry, after a separator."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ def window(qtbot, tmp_path, monkeypatch, fo, demo_coco):
 
 def test_search_box_stays_usable_with_clear_filters_shown(window, qtbot):
     browser = window.browser
-    window.state.filters.search = "000"  # a filter on: Clear filters appears
-    qtbot.waitUntil(browser.clear_button.isVisible)
+    assert browser.clear_button.isVisible() and not browser.clear_button.isEnabled()
+    width = browser.minimumSizeHint().width()
+    window.state.filters.search = "000"  # a filter on: Clear filters can be pressed
+    qtbot.waitUntil(browser.clear_button.isEnabled)
     QApplication.processEvents()
+    assert browser.minimumSizeHint().width() == width  # the dock does not widen (the canvas jumped)
     assert browser.tag_filter.isVisible()
     assert browser.search.width() >= 120, browser.search.width()
     # the button and the combos are not squeezed out of sight either

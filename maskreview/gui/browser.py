@@ -359,7 +359,7 @@ class SampleBrowser(QWidget):
         self.tag_filter.addItem("All tags", None)
         self.clear_button = QToolButton()
         self.clear_button.setText("Clear filters")
-        self.clear_button.setVisible(False)
+        self.clear_button.setEnabled(False)  # always there: a filter going on does not widen the dock
         bar = QHBoxLayout()  # second row: the search box has the first to itself (one row squeezed it to "S…")
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(self.tag_filter, 1)
@@ -503,8 +503,8 @@ class SampleBrowser(QWidget):
     def _sync_clear_button(self) -> None:
         f = self.state.filters
         active = f.active
-        self.clear_button.setVisible(active)
-        self.clear_button.setToolTip("Active: " + ", ".join(f.describe()) if active else "")
+        self.clear_button.setEnabled(active)
+        self.clear_button.setToolTip("Active: " + ", ".join(f.describe()) if active else "No filter is on")
 
     def _current_sample_changed(self, sample_id, _old=None) -> None:
         if sample_id is not None and sample_id != self.current_id():
