@@ -156,3 +156,35 @@ def test_thumbnails_coloured_by_evaluation_show_the_outcomes_at_the_threshold(ev
         assert NO_EVAL_COLOR not in {tuple(c) for c in colors}  # before: every label grey
     finally:
         win.close()
+
+
+def test_a_label_edit_keeps_the_badges_read_a_tag_edit_reads_them_again(fo, demo_coco, qtbot, tmp_path, monkeypatch):
+    """An edit, undo or redo that leaves tags alone does not query the sample's tags again (a dense
+    edit step's ~5 ms, #17.3); one that adds or removes a tag does, both ways."""
+    from maskreview.core.editing import ops as ed
+
+    monkeypatch.setenv("MASKREVIEW_CONFIG_DIR", str(tmp_path / "config"))
+    dataset = open_source(demo_coco, name=f"badges-kept-{tmp_path.name}")
+    win = open_window(qtbot, tmp_path, dataset, (1100, 700))
+    try:
+        model = win.browser.model
+        sid = model.ids[0]
+        win.browser.select_id(sid)
+        qtbot.waitUntil(lambda: win.current_sample_id == sid and win.canvas.data is not None)
+        read = model.sample_badges[sid]
+        label = win.canvas.data.fields[GT][0]
+        win.edits.apply(ed.DeleteLabels((ed.LabelRef(sid, GT, label.id),)))
+        assert model.sample_badges[sid] is read
+        win.undo_stack.undo()
+        win.undo_stack.redo()
+        win.undo_stack.undo()
+        assert model.sample_badges[sid] is read and len(win.canvas.data.fields[GT]) == len(dataset[sid][GT].detections)
+
+        win.edits.apply(ed.SampleTags((sid,), ("hard",), "add"))
+        assert model.sample_badges[sid].tags == ("hard",)
+        win.undo_stack.undo()
+        assert model.sample_badges[sid].tags == ()
+        win.undo_stack.redo()
+        assert model.sample_badges[sid].tags == ("hard",)
+    finally:
+        win.close()

@@ -110,6 +110,17 @@ class LazyBadges(Mapping):
         for sid in ids:
             self._read.pop(sid, None)
 
+    def recount(self, ids) -> bool:
+        """These samples' badges keep the tags read and take their counts from ``counts`` (what
+        changed was not their tags: no query); whether any badge changed."""
+        changed = False
+        for sid in ids:
+            badge = self._read.get(sid)
+            if badge is not None and (badge.fp, badge.fn) != self.counts.get(sid, (None, None)):
+                self._read[sid] = SampleBadge(badge.tags, *self.counts.get(sid, (None, None)))
+                changed = True
+        return changed
+
     def _load(self, sid: str) -> None:
         model = self.model
         row = model.row_of.get(sid)
@@ -174,7 +185,8 @@ class BadgesFeature:
             signal.connect(lambda *_: self.redraw.start())
         self.live: dict[str, tuple[float, float, int, int]] = {}  # sample id -> (conf, iou, fp, fn) matched live
         window.dataset_changed.connect(lambda _dataset: self.refresh())
-        window.undo_stack.indexChanged.connect(lambda _index: self.refresh(self._touched()))
+        self._undo_index = window.undo_stack.index()
+        window.undo_stack.indexChanged.connect(self._undo_stepped)
         state.events.evaluation.connect(self._evaluation_changed)
         state.events.rematch.connect(self._rematched)  # an evaluation or new thresholds, re-matched
         self._outcomes: tuple = (None, {})  # (the rematch, its outcomes by label id)
@@ -215,7 +227,7 @@ class BadgesFeature:
         th = self.state.thresholds
         self.live[sample_id] = (th.confidence, th.iou, values.count("fp"), values.count("fn"))
         self.live_outcomes[sample_id] = (th.confidence, th.iou, dict(outcomes))
-        self.refresh([sample_id])
+        self.refresh([sample_id], tags_changed=False)
         if self.state.display.color_mode == "eval":
             self.window.browser.model.invalidate([sample_id])
 
@@ -237,7 +249,21 @@ class BadgesFeature:
             ids.add(window.current_sample_id)
         return sorted(ids)
 
-    def refresh(self, ids=None) -> None:
+    def _undo_stepped(self, index: int) -> None:
+        """An edit pushed, undone or redone (or the stack cleared): the touched samples' badges.
+        Their tags are read again only when a command stepped over may have changed them (a label
+        edit's do or undo leaves tags alone: ~5 ms of query a dense edit step saved, #17.3)."""
+        stack, last = getattr(self.window, "undo_stack", None), self._undo_index
+        if not isValid(self.window) or stack is None or not isValid(stack):  # the window closing
+            return
+        self._undo_index = index
+        stepped = [stack.command(i) for i in range(min(last, index), max(last, index))]
+        tags_changed = not stepped or any(_may_change_tags(c) for c in stepped)
+        self.refresh(self._touched(), tags_changed=tags_changed)
+
+    def refresh(self, ids=None, tags_changed: bool = True) -> None:
+        """The badges of ``ids`` (None: all) current; ``tags_changed`` False: their tags are known
+        to be as read (only the counts are looked up again, and nothing is redrawn if none moved)."""
         window = self.window
         if not isValid(window) or not window.isVisible():  # closed (its dataset may be gone): nothing
             return
@@ -249,5 +275,17 @@ class BadgesFeature:
             model.sample_badges = LazyBadges(window.dataset, self.counts(), model)  # read as painted
         else:
             badges.counts = self.counts()
-            badges.forget(ids)
+            if tags_changed:
+                badges.forget(ids)
+            elif not badges.recount(ids):
+                return  # nothing a thumbnail shows moved
         window.browser.view.viewport().update()
+
+
+def _may_change_tags(command) -> bool:
+    """Whether an undo-stack command's do or undo can change sample tags: an edit command whose
+    patches add or remove none cannot; any other command (a model run, one gone: the stack
+    cleared) is taken to."""
+    change = getattr(command, "change", None)
+    patches = getattr(change, "patches", None)
+    return patches is None or any(p.tags_add or p.tags_remove for p in patches)
