@@ -237,3 +237,30 @@ def test_hover_follows_the_image_when_a_zoom_moves_it_under_the_pointer(qtbot, f
     finally:
         win.canvas.select_instance(None)
         win.close()
+
+
+def test_the_stale_note_goes_when_undo_brings_back_the_evaluated_labels(qtbot, evaluated_window):
+    """An edit after the evaluation marks its figures as out of date; undoing back to the
+    evaluated labels clears the mark, redo puts it back, and an undo followed by another edit (the
+    same undo-stack index, other labels) keeps it."""
+    from maskreview.core.editing import ops as ed
+    from maskreview.gui.features.evaluation import STALE_NOTE
+
+    win = evaluated_window
+    status = win.evaluation.status
+    fresh = status.text()
+    assert STALE_NOTE not in fresh
+    results = win.evaluation.results
+    first, second = (ed.LabelRef(results.sample_ids[results.pred.img[k]], PRED, results.pred.label_id[k])
+                     for k in (0, 1))
+    win.edits.apply(ed.DeleteLabels((first,)))
+    assert STALE_NOTE in status.text()
+    win.undo_stack.undo()
+    assert status.text() == fresh
+    win.undo_stack.redo()
+    assert STALE_NOTE in status.text()
+    win.undo_stack.undo()
+    win.edits.apply(ed.DeleteLabels((second,)))  # the index it was evaluated at + 1 again
+    assert STALE_NOTE in status.text()
+    win.undo_stack.undo()  # the evaluated labels again
+    assert status.text() == fresh

@@ -15,6 +15,9 @@ from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, PRED_FIELD
 from maskreview.gui.actions import ActionSpec
 from maskreview.gui.features.menus import add_action, menu
 
+STALE_NOTE = ("Labels changed since this evaluation: its figures are as evaluated "
+              "(the canvas's TP/FP/FN are live). Evaluate again to update them.")
+
 GT, PRED = GT_FIELD, PRED_FIELD
 
 
@@ -26,7 +29,7 @@ class EvaluationFeature:
         self.dock = dock = EvaluationDock(window, state)
         self._load_job = None
         self._loaded = None  # the results loaded with a dataset (kept on disk already)
-        self._undo_index = 0
+        self._fresh_note = None  # the note the stale one replaced (an undo back to the evaluated labels restores it)
         scroll = QScrollArea()  # the panels' minimum width would otherwise widen the whole right column
         scroll.setWidgetResizable(True)
         scroll.setWidget(dock)
@@ -42,7 +45,7 @@ class EvaluationFeature:
         dock.sample_outcomes_changed.connect(self._recolour)
         window.sample_changed.connect(self._match_current)
         state.events.dataset.connect(self._dataset_opened)
-        window.undo_stack.indexChanged.connect(self._labels_changed)
+        window.undo_stack.cleanChanged.connect(self._labels_changed)
         add_action(window, ActionSpec("evaluate", "&Evaluate predictions…", ("Ctrl+Shift+E",), "Evaluate",
                                       tip="COCO evaluation of predictions against ground truth (whole dataset)"),
                    self.evaluate, menu(window, "&Evaluate"))
@@ -60,7 +63,7 @@ class EvaluationFeature:
             window.notify(f"Evaluation needs both '{GT}' and '{pred}' (Model ▸ Run model on the dataset).")
             return None
         self.show_dock()
-        self._undo_index = window.undo_stack.index()
+        self._mark_evaluated()
         job = self.dock.start_evaluation(window.dataset.view(), GT, pred, iou_type, eval_key)
         window.progress.track(job)  # the status bar's bar, ETA and Cancel (#17.4: a whole 100k-sample set)
         return job
@@ -73,7 +76,7 @@ class EvaluationFeature:
             window.resizeDocks([dock], [int(window.height() * 0.4)], Qt.Orientation.Vertical)
 
     def _results_changed(self, results) -> None:
-        self._undo_index = self.window.undo_stack.index()
+        self._mark_evaluated()
         if results is not self._loaded and results.eval_key is not None and self.window.dataset is not None:
             self._keep(self.window.dataset, results)
         self.window.set_eval_key(results.eval_key)
@@ -93,7 +96,7 @@ class EvaluationFeature:
         self.state.evaluation_note = f"loading the stored evaluation '{key}'…"
         job = workers.Job(lambda progress: load_stored(dataset, key, config, progress), "loading evaluation")
         self._load_job = job
-        self._undo_index = self.window.undo_stack.index()
+        self._mark_evaluated()
 
         def loaded(results, ds=dataset, k=key):
             if self.state.dataset is not ds or self.state.evaluation is not None:
@@ -115,12 +118,21 @@ class EvaluationFeature:
         self.window._start_job(workers.Job(lambda progress: stored.keep(dataset, results), "keeping evaluation"),
                                track=False)
 
-    def _labels_changed(self, index: int) -> None:
-        results = self.state.evaluation
-        if results is None or index == self._undo_index:
+    def _mark_evaluated(self) -> None:
+        """The labels as they are now are the evaluated ones: the undo stack's clean state marks
+        them (an undo and a new edit leave the same index with other labels; the clean state is lost then)."""
+        self.window.undo_stack.setClean()
+        self._fresh_note = None
+
+    def _labels_changed(self, clean: bool) -> None:
+        if self.state.evaluation is None:
             return
-        self.state.evaluation_note = ("Labels changed since this evaluation: its figures are as evaluated "
-                                      "(the canvas's TP/FP/FN are live). Evaluate again to update them.")
+        if clean:  # undone or redone back to the evaluated labels
+            if self._fresh_note is not None:
+                self.state.evaluation_note, self._fresh_note = self._fresh_note, None
+        elif self._fresh_note is None:
+            self._fresh_note = self.state.evaluation_note
+            self.state.evaluation_note = STALE_NOTE
 
     # ------------------------------------------------------------------ the sample on show
     def _match_current(self, sample_id) -> None:
