@@ -19,7 +19,7 @@ from maskreview.core.store.ids import new_id
 from maskreview.core.evaluation.results import EvalResults, compute
 from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, MODIFIED_FIELD, PRED_FIELD, REV_BY_FIELD, REV_FIELD
 from maskreview.core.gcpause import gc_paused
-from maskreview.core.names import check_eval_key
+from maskreview.core.names import LABEL_SUFFIXES, check_eval_key
 from maskreview.core.progress import Progress
 from maskreview.core.store import dataset_of, reader
 from maskreview.core.store import writer as sw
@@ -27,18 +27,15 @@ from maskreview.core.store.writer import bump_revisions, declare_revision_fields
 from maskreview.core.errors import CancelledError, MaskreviewError
 
 
-def _split(table_img: np.ndarray, values, n_samples: int) -> list[list]:
-    bounds = np.searchsorted(table_img, np.arange(n_samples + 1))
-    values = list(values)
-    return [values[bounds[i]:bounds[i + 1]] for i in range(n_samples)]
-
-
-def _label_values(results: EvalResults, table, other, rows: slice = slice(None)) -> dict[str, list]:
-    """The values stored per label of ``table``'s ``rows``, by suffix."""
-    match_ids = [other.label_id[m] if m >= 0 else "" for m in table.match[rows].tolist()]
-    iou = [None if np.isnan(v) else float(v) for v in table.iou[rows].tolist()]
-    biou = [None if np.isnan(v) else float(v) for v in table.biou[rows].tolist()]
-    return {"": table.outcome[rows].tolist(), "_id": match_ids, "_iou": iou, "_biou": biou}
+def _label_values(results: EvalResults, table, other, rows: slice = slice(None)) -> list[list]:
+    """The values stored per label of ``table``'s ``rows``, one list per suffix (in
+    :data:`LABEL_SUFFIXES`' order): outcome, the matched label's id (``""`` when none), IoU and
+    boundary IoU (None when none)."""
+    match = table.match[rows]
+    ids = other.label_id[np.maximum(match, 0)] if len(other) else np.full(len(match), "", object)
+    match_ids = np.where(match >= 0, ids, "")
+    iou, biou = (np.where(np.isnan(v), None, v) for v in (table.iou[rows], table.biou[rows]))
+    return [table.outcome[rows].tolist(), match_ids.tolist(), iou.tolist(), biou.tolist()]
 
 
 OWN_INFO = "maskreview_eval_key"  # in a label field's ``info``: the eval key whose run declared it
@@ -103,41 +100,49 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
     for field, table, other, oids in ((results.gt_field, results.gt, results.pred, results.label_oids[0]),
                                       (results.pred_field, results.pred, results.gt, results.label_oids[1])):
         l0, l1 = (int(b) for b in np.searchsorted(table.img, [s0, s1]))  # (labels in sample order)
-        rows, img = slice(l0, l1), table.img[l0:l1] - s0
-        values = _label_values(results, table, other, rows)
-        most = int(np.bincount(img, minlength=1).max()) if len(img) else 0
-        # every path spelled once (label j of a sample), zipped with each sample's values below
-        keys = [([f"{field}.detections.{j}.{eval_key}{suffix}" for j in range(most)], _split(img, column, s1 - s0))
-                for suffix, column in values.items()]
+        rows = slice(l0, l1)
+        bounds = np.searchsorted(table.img[rows], np.arange(s0, s1 + 1)).tolist()  # sample k: bounds[k:k + 2]
         oids = list(oids[l0:l1]) if len(oids) == len(table) else [ObjectId(x) for x in table.label_id[rows]]
-        id_paths = [f"{field}.detections.{j}._id" for j in range(most)]
-        per_field.append((f"{field}.detections", _split(img, oids, s1 - s0), keys, id_paths))
-    stored = [(c[0], c[1], c[2], *(tuple(column[i]) for _, _, keys, _ in per_field for _, column in keys))
-              for i, c in enumerate(zip(*counts))]
+        per_field.append((field, bounds, _label_values(results, table, other, rows), oids))
+    # a sample's label paths, spelled once per number of labels (each path a value, suffix by suffix)
+    paths: dict = {}
+
+    def label_paths(field: str, size: int) -> tuple:
+        got = paths.get((field, size))
+        if got is None:
+            got = paths[field, size] = tuple(f"{field}.detections.{j}.{eval_key}{suffix}"
+                                             for suffix in LABEL_SUFFIXES for j in range(size))
+        return got
+
     versions = results.sample_versions if by_version else None
     entries = results.entries if skip_stored and by_version and len(results.entries) == n else None
-    ops, index = [], []
-    for k, sid in enumerate(results.sample_ids[s0:s1]):
+    ops, index, stored = [], [], []
+    for k, (sid, tp, fp, fn) in enumerate(zip(results.sample_ids[s0:s1], *counts)):
         i = s0 + k
+        values = [tp, fp, fn]  # what ``cache.Entry.stored`` holds: then a tuple per field and suffix
+        for _, bounds, columns, _ in per_field:
+            a, b = bounds[k], bounds[k + 1]
+            values += [tuple(column[a:b]) for column in columns]
+        values = tuple(values)
         if entries is not None:
             e, v = entries[i], versions[i]
-            if e.stored.get(eval_key) == stored[k] and e.version[:2] == (v[REV_FIELD], v[MODIFIED_FIELD]):
+            if e.stored.get(eval_key) == values and e.version[:2] == (v[REV_FIELD], v[MODIFIED_FIELD]):
                 continue
-        tp, fp, fn = stored[k][:3]
         update = {f"{eval_key}_tp": tp, f"{eval_key}_fp": fp, f"{eval_key}_fn": fn, MODIFIED_FIELD: now}
         query = {"_id": ObjectId(sid)}
         if versions is not None:
             query.update(versions[i])
-        for path, label_ids, keys, id_paths in per_field:
-            if label_ids[k]:
-                query[path] = {"$size": len(label_ids[k])}
+        for j, (field, bounds, _, oids) in enumerate(per_field):
+            a, b = bounds[k], bounds[k + 1]
+            if b > a:
+                query[f"{field}.detections"] = {"$size": b - a}
                 if versions is None:
-                    query.update(zip(id_paths, label_ids[k]))
-                for names, column in keys:
-                    update.update(zip(names, column[k]))
+                    query.update((f"{field}.detections.{x}._id", oid) for x, oid in enumerate(oids[a:b]))
+                update.update(zip(label_paths(field, b - a), sum(values[3 + 4 * j:7 + 4 * j], ())))
         ops.append(sw.Update(query, revised({"$set": update}, writer)))
         index.append(i)
-    return ops, index, [stored[i - s0] for i in index]
+        stored.append(values)
+    return ops, index, stored
 
 
 WRITE_BATCH = 500  # updates per bulk write; ``stop`` is looked at between them (10 labels a sample: 1,000 took 1-5 s at load 8-13)
