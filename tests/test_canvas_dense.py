@@ -69,7 +69,13 @@ def _full_render(canvas, name: str) -> np.ndarray:
 
 
 def _screen(canvas) -> np.ndarray:
-    image = canvas.viewport().grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    """What the canvas draws in its viewport (not the legend, a child of the viewport, over it)."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QRegion
+    from PySide6.QtWidgets import QWidget
+
+    image = QImage(canvas.viewport().size(), QImage.Format.Format_RGB888)
+    canvas.viewport().render(image, QPoint(), QRegion(), QWidget.RenderFlag.DrawWindowBackground)
     arr = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
     return arr[:, :image.width() * 3].copy()
 

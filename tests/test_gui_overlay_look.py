@@ -46,8 +46,15 @@ def canvas(qtbot):
 
 
 def _crops(canvas) -> tuple[np.ndarray, np.ndarray]:
-    """The ground truth's and the prediction's 40 x 40 squares as drawn on screen (1:1)."""
-    image = _rgb(canvas.viewport().grab().toImage())
+    """The ground truth's and the prediction's 40 x 40 squares as the canvas draws them (1:1; not
+    the legend, a child of the viewport, over them)."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QRegion
+    from PySide6.QtWidgets import QWidget
+
+    drawn = QImage(canvas.viewport().size(), QImage.Format.Format_RGB888)
+    canvas.viewport().render(drawn, QPoint(), QRegion(), QWidget.RenderFlag.DrawWindowBackground)
+    image = _rgb(drawn)
     out = []
     for inst in (canvas.data.fields["ground_truth"][0], canvas.data.fields["predictions"][0]):
         top_left = canvas.mapFromScene(inst.x0, inst.y0)

@@ -67,11 +67,12 @@ def legend_rows(canvas) -> list[Row]:
 
 class CanvasLegend(QWidget):
     def __init__(self, canvas):
-        super().__init__(canvas)
+        super().__init__(canvas.viewport())  # the viewport's child: a pan scrolled in place repaints it, not smears it
         self.canvas = canvas
         self.rows: list[Row] = []
         self._refreshed = False  # the first refresh always lays out (and hides an empty legend)
         self._avoid: QRect | None = None  # viewport rect of a framed label to keep clear
+        self._at = QRect()  # where it is placed (viewport coordinates)
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         canvas.overlays_changed.connect(self.refresh)
         canvas.viewport().installEventFilter(self)
@@ -97,14 +98,20 @@ class CanvasLegend(QWidget):
         width = max((metrics.horizontalAdvance(r.text) + (SWATCH_W + GAP if r.rgb else 0) for r in self.rows),
                     default=0) + 2 * MARGIN + 2  # + 2: elidedText elides a text given its exact advance
         height = len(self.rows) * (metrics.height() + 2) + 2 * MARGIN - 2
-        vp = self.canvas.viewport().geometry()
+        vp = self.canvas.viewport().rect()
         width = min(width, max(vp.width() - 16, 40))
         left, right = vp.left() + 8, vp.right() - width - 8
         top, bottom = vp.top() + 8, vp.bottom() - height - 8
         corners = [QRect(x, y, width, height) for x, y in ((right, top), (left, top), (left, bottom), (right, bottom))]
-        avoid = None if self._avoid is None else self._avoid.translated(vp.topLeft())
-        self.setGeometry(next((c for c in corners if avoid is None or not c.intersects(avoid)), corners[0]))
+        avoid = self._avoid
+        self._at = next((c for c in corners if avoid is None or not c.intersects(avoid)), corners[0])
+        self.setGeometry(self._at)
         self.raise_()
+
+    def stay(self) -> None:
+        """Back to its corner after the viewport scrolled its children with its pixels."""
+        if self.pos() != self._at.topLeft():
+            self.move(self._at.topLeft())
 
     def keep_clear(self, rect: QRect | None) -> None:
         """Stay off ``rect`` (viewport coordinates; None: back to the top right)."""

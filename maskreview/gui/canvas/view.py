@@ -9,13 +9,14 @@ vectors in ``drawForeground``, so they stay crisp at any zoom. Pixels are neares
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView
+from PySide6.QtCore import QEvent, QLineF, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QRegion, QTransform
+from PySide6.QtWidgets import QApplication, QFrame, QGraphicsScene, QGraphicsView
 
 from maskreview.core.review import LabelRef, ReviewState
 from maskreview.gui.canvas import overlay as ov
@@ -30,6 +31,18 @@ _LAYER_CACHE = 24
 _LAYER_CACHE_BYTES = 1 << 30  # 4096 x 4096 layers are 64 MB each: at most 16 of them are kept
 DETAIL_LIMIT = 600  # instances in view up to which boxes and label chips are drawn (dense scenes: zoom in)
 LABEL_REACH = 250  # logical pixels a box's label chips may run to its right (culling of exposed areas)
+ZOOM_STEP = 1.25  # the wheel's and the zoom keys' step
+_EXPOSED_RECTS = 8  # a paint's exposed region of more rectangles is culled by its bounding rectangle
+
+
+def snapped_zoom(level: float) -> float:
+    """``level``, or the zoom step (a power of ``ZOOM_STEP``) or whole number within 1e-9 of it:
+    zooming in and out by steps multiplies rounding errors in (1.25 * 0.8 = 0.9999999999999999),
+    and "1:1" a hair under 1 draws with the smooth, mip-level path and never scrolls in place."""
+    for step in (round(level), ZOOM_STEP ** round(np.log(max(level, 1e-12)) / np.log(ZOOM_STEP))):
+        if step > 0 and abs(level - step) <= 1e-9 * step:
+            return float(step)
+    return level
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,14 @@ def edge_path(inst: ov.Instance) -> QPainterPath:
         path = segments_path(*inst.edges())
         inst.__dict__["_qpath"] = path
     return path
+
+
+def box_sides(inst: ov.Instance) -> list[QLineF]:
+    """A label's box as four lines, not a rectangle: Qt leaves out a rectangle's corner pixel
+    where a side before it was clipped at the paint device's edge, so a box drawn across the
+    viewport's edge lost a corner pixel it had had in view (a pan scrolled in place kept it)."""
+    x0, y0, x1, y1 = inst.x0, inst.y0, inst.x0 + inst.w, inst.y0 + inst.h
+    return [QLineF(x0, y0, x1, y0), QLineF(x1, y0, x1, y1), QLineF(x1, y1, x0, y1), QLineF(x0, y1, x0, y0)]
 
 
 _PATCH_MAX = 64  # instances replaced in a field's list: above, its visible list is filtered again
@@ -203,6 +224,8 @@ class ImageCanvas(QGraphicsView):
         self._chips = LabelChips()
         self.label_chip_rects: dict[str, QRectF] = {}
         self.legend = CanvasLegend(self)
+        self._exposed: QRegion | None = None  # the viewport region the paint in progress draws
+        self._scroll_unpainted = False  # a scroll in place whose exposed bands are not painted yet
         self._observe(self.state)
 
     def _observe(self, state: ReviewState) -> None:
@@ -497,23 +520,24 @@ class ImageCanvas(QGraphicsView):
         in_view = self.instances_in_view()
         detail = in_view <= DETAIL_LIMIT
         drawn = (s.contours and self.vector_mode()) or (detail and (s.boxes or s.labels))  # what needs each label
-        vis = self.instances_in(rect, labels=s.labels and detail) if drawn else []
+        rects = self._exposed_scene_rects(rect)
+        vis = self.instances_in(rects, labels=s.labels and detail) if drawn else []
         colors = self._colors(vis)
         if s.contours and self.vector_mode():
             for inst, rgb in zip(vis, colors):  # ground truth solid, predictions dashed (overlay.is_prediction)
                 predicted = ov.is_prediction(inst)
                 painter.setPen(self._pen(rgb, 2.0, Qt.PenStyle.DashLine if predicted else Qt.PenStyle.SolidLine))
                 painter.drawPath(edge_path(inst))
-        if s.boxes and detail:  # one drawRects per (colour, dash)
+        if s.boxes and detail:  # one drawLines per (colour, dash)
             groups: dict = {}
             for inst, rgb in zip(vis, colors):
-                box = inst.__dict__.get("_qrect")  # made once per instance, as its edge path
-                if box is None:
-                    box = inst.__dict__["_qrect"] = self._box(inst)
-                groups.setdefault((rgb, inst.score is not None), []).append(box)  # overlay.is_prediction
-            for (rgb, dashed), rects in groups.items():
+                sides = inst.__dict__.get("_qsides")  # made once per instance, as its edge path
+                if sides is None:
+                    sides = inst.__dict__["_qsides"] = box_sides(inst)
+                groups.setdefault((rgb, inst.score is not None), []).extend(sides)  # overlay.is_prediction
+            for (rgb, dashed), lines in sorted(groups.items()):  # one order whatever is in view: a partial paint draws what a whole one does
                 painter.setPen(self._pen(rgb, 1.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
-                painter.drawRects(rects)
+                painter.drawLines(lines)
         for inst in self.framed:
             if inst is not None:
                 self._draw_highlight(painter, inst, QColor(255, 255, 255))
@@ -525,8 +549,7 @@ class ImageCanvas(QGraphicsView):
             self._tool.paint(painter, rect)
         painter.restore()
         if s.labels and vis and detail:
-            whole = rect.adjusted(-1, -1, 1, 1).contains(self.mapToScene(self.viewport().rect()).boundingRect())
-            self._draw_labels(painter, vis, colors, whole)
+            self._draw_labels(painter, vis, colors, self._paints_whole_viewport(rect))
         if not detail and (s.boxes or s.labels):
             self._draw_note(painter, f"{in_view:,} labels in view: boxes and names show at {DETAIL_LIMIT:,} or fewer (zoom in)")
         if data.error:
@@ -536,6 +559,27 @@ class ImageCanvas(QGraphicsView):
             painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              "Cannot show this image\n" + data.error)
             painter.restore()
+
+    def paintEvent(self, event) -> None:
+        self._exposed = event.region()  # drawForeground is given its bounding rect only
+        self._scroll_unpainted = False
+        try:
+            super().paintEvent(event)
+        finally:
+            self._exposed = None
+
+    def _exposed_scene_rects(self, rect: QRectF) -> list[QRectF]:
+        """The scene rectangles the paint in progress draws: the exposed region's (a pan scrolled
+        in place exposes an edge band, or two: their bounding rect would be the whole viewport)."""
+        region = self._exposed
+        if region is None or region.rectCount() > _EXPOSED_RECTS:
+            return [rect]
+        return [self.mapToScene(r).boundingRect() for r in region]
+
+    def _paints_whole_viewport(self, rect: QRectF) -> bool:
+        if self._exposed is not None:
+            return QRegion(self.viewport().rect()).subtracted(self._exposed).isEmpty()
+        return rect.adjusted(-1, -1, 1, 1).contains(self.mapToScene(self.viewport().rect()).boundingRect())
 
     def instances_in_view(self) -> int:
         """How many visible instances meet the viewport (a dense scene zoomed out: boxes and
@@ -557,18 +601,25 @@ class ImageCanvas(QGraphicsView):
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
 
-    def instances_in(self, rect: QRectF, labels: bool = False) -> list[ov.Instance]:
+    def instances_in(self, rects: QRectF | list[QRectF], labels: bool = False) -> list[ov.Instance]:
         """The visible instances whose box (or label chips, with ``labels``) meets the scene
-        rectangle ``rect``, in drawing order."""
-        x0, y0, x1, y1 = rect.left(), rect.top(), rect.right(), rect.bottom()
+        rectangle ``rects`` (or any of a list of them), in drawing order."""
+        reach_x = reach_y = 0.0
         if labels:  # chips sit above a box's top-left corner and run to its right
             scale = max(self.transform().m11(), 1e-9)  # logical pixels per image pixel
-            x0 -= LABEL_REACH / scale
-            y1 += ChipLayout.REACH * (self._chips.height or 40) / scale + 1  # chips stack upwards
+            reach_x = LABEL_REACH / scale
+            reach_y = ChipLayout.REACH * (self._chips.height or 40) / scale + 1  # chips stack upwards
+        areas = [(r.left() - reach_x, r.top(), r.right() + 1, r.bottom() + reach_y + 1)
+                 for r in ([rects] if isinstance(rects, QRectF) else rects)]
         out = []
         for name in self.fields():
             entry = self._visible_of(name)
-            out.extend(entry.insts[k] for k in entry.get_index(self.data).intersecting(x0, y0, x1 + 1, y1 + 1))
+            index = entry.get_index(self.data)
+            if len(areas) == 1:
+                ks = index.intersecting(*areas[0])
+            else:
+                ks = np.unique(np.concatenate([index.intersecting(*a) for a in areas]))  # sorted: drawing order
+            out.extend(entry.insts[k] for k in ks)
         return out
 
     def _colors(self, insts: list[ov.Instance]) -> list[tuple[int, int, int]]:
@@ -611,7 +662,7 @@ class ImageCanvas(QGraphicsView):
                 pixmap = chips.label(inst.label, inst.score, inst.tags, rgb)
                 memo = inst.__dict__["_chip"] = (made, key, pixmap, chips.width(pixmap))
             pixmap, width = memo[2], memo[3]
-            x, y = round(inst.x0 * sx + dx), round(inst.y0 * sy + dy) - top
+            x, y = math.floor(inst.x0 * sx + dx + 0.5), math.floor(inst.y0 * sy + dy + 0.5) - top  # not round(): half to even moves by a pixel as the view pans
             if whole:
                 y = layout.place(x, y, width)
                 rects[inst.id] = QRectF(x, y, width, top)
@@ -642,11 +693,11 @@ class ImageCanvas(QGraphicsView):
         return self.transform().m11() * self.devicePixelRatioF()
 
     def zoom_by(self, factor: float) -> None:
-        target = min(max(self.zoom_level() * factor, self._min_zoom()), MAX_ZOOM)
-        factor = target / max(self.zoom_level(), 1e-9)
-        if abs(factor - 1) > 1e-6:
+        target = snapped_zoom(min(max(self.zoom_level() * factor, self._min_zoom()), MAX_ZOOM))
+        if abs(target / max(self.zoom_level(), 1e-9) - 1) > 1e-6:
             was_vector = self.vector_mode()
-            self.scale(factor, factor)
+            scale = target / self.devicePixelRatioF()
+            self.setTransform(QTransform.fromScale(scale, scale))  # set, not multiplied: no rounding drift
             self._fit_mode = False
             self._after_zoom(was_vector)
 
@@ -692,7 +743,26 @@ class ImageCanvas(QGraphicsView):
         event.accept()
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:
+        """From 1:1 up a pan moves the pixels already painted and repaints the edge bands it
+        exposes (nearest-neighbour pixels and vectors drawn where they were, one pixel on). Zoomed
+        out (smooth scaling), with a note or text drawn over the viewport, or with a tool (it may
+        draw what follows the pointer), the whole viewport is painted again."""
+        data = self.data
+        in_place = data is not None and not data.error and self._tool is None and self.zoom_level() >= 1
+        detail = in_place and self.instances_in_view() <= DETAIL_LIMIT
+        if detail:
+            if self._scroll_unpainted:  # paint what the last scroll exposed first: Qt moves no pixels over a pending repaint
+                QApplication.sendEvent(self.window(), QEvent(QEvent.Type.UpdateRequest))
+            self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
         super().scrollContentsBy(dx, dy)
+        self._scroll_unpainted = detail
+        if detail:
+            self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
+            if self.label_chip_rects:  # the chips on screen moved with the pixels
+                self.label_chip_rects = {k: r.translated(dx, dy) for k, r in self.label_chip_rects.items()}
+            self.legend.stay()  # the viewport's scroll moved its children too
+            if self.instances_in_view() > DETAIL_LIMIT:  # boxes and chips give way to a note: all of it again
+                self.viewport().update()
         self.view_changed.emit()
 
     # ---------------------------------------------------------------- instances
