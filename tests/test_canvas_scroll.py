@@ -125,17 +125,18 @@ def test_zoomed_out_a_pan_repaints_the_whole_viewport(canvas, qtbot):
     assert any(reg.boundingRect() == canvas.viewport().rect() for reg in regions)
 
 
-def test_zoom_steps_back_to_one_to_one_land_on_it_exactly(canvas, qtbot):
-    canvas.set_zoom(1.0)
-    for _ in range(3):
-        canvas.zoom_by(1.25)
-    for _ in range(3):
-        canvas.zoom_by(0.8)
-    assert canvas.zoom_level() == 1.0  # before: 0.9999999999999998, drawn smoothly as if zoomed out
-    canvas.zoom_by(0.8)
-    canvas.zoom_by(1.25)
-    assert canvas.zoom_level() == 1.0
-    assert not canvas._image_item.smooth  # noqa: SLF001
+def test_one_to_one_and_zoom_steps_back_to_it_land_on_it_exactly(canvas, qtbot):
+    """1:1 from the fitted view, and zoom steps in and out back to it, are 1.0: before, half the
+    widths tried gave 0.9999999999999999 (fit x 1 / fit), drawn smoothly as if zoomed out."""
+    for width in range(300, 700, 7):
+        canvas.resize(width, 360)
+        canvas.fit()
+        canvas.actual_size()
+        assert canvas.zoom_level() == 1.0, width
+        for factor in (1.25, 1.25, 0.8, 1.25, 0.8, 0.8):
+            canvas.zoom_by(factor)
+        assert canvas.zoom_level() == 1.0, width
+        assert not canvas._image_item.smooth  # noqa: SLF001
 
 
 def test_the_legend_stays_in_its_corner_as_the_view_pans(canvas, qtbot):
