@@ -23,16 +23,23 @@ def _same(a: R.EvalResults, b: R.EvalResults) -> None:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
+@pytest.mark.parametrize("by_class", [False, True])
 @pytest.mark.parametrize("per_chunk", [1, 2])
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
-def test_chunked_evaluation_is_pycocotools_and_the_whole_set(crafted, iou_type, per_chunk, monkeypatch):  # noqa: F811
+def test_chunked_evaluation_is_pycocotools_and_the_whole_set(crafted, iou_type, per_chunk, by_class, monkeypatch):  # noqa: F811
+    """``by_class``: COCOeval class by class, each class a few labels (``per_chunk``) or one
+    image at a time, each class accumulated before the next (``chunks.Chunked.add_class``)."""
     whole = R.compute(crafted, iou_type=iou_type, reuse=False)
     monkeypatch.setattr(chunks, "CHUNK_IMAGES", per_chunk)
+    if by_class:
+        monkeypatch.setattr(chunks, "BY_CLASS_IMAGES", 0)
+        monkeypatch.setattr(chunks, "CLASS_CHUNK_LABELS", per_chunk)
+        monkeypatch.setattr(chunks, "CLASS_CHUNK_MAX_IMAGES", per_chunk)
     res = _check_identity(crafted, iou_type)
     _same(res, whole)
     again = R.compute(crafted, iou_type=iou_type)  # the reuse cache: IoU matrices kept per chunk
     _same(again, whole)
-    _check_stored(crafted, res, f"chunk_{iou_type}_{per_chunk}")
+    _check_stored(crafted, res, f"chunk_{iou_type}_{per_chunk}{'_by_class' if by_class else ''}")
 
 
 def test_chunked_demo_set_at_coco_and_off_grid_thresholds(demo, monkeypatch):  # noqa: F811
@@ -51,6 +58,23 @@ def test_chunked_demo_set_at_coco_and_off_grid_thresholds(demo, monkeypatch):  #
     _check_identity(demo, "segm", iou_thresh=0.75, t=5)
     _check_identity(demo, "segm", iou_thresh=0.6, t=0, iou_thrs=[0.6])
     assert len(R.compute(demo, reuse=False).blocks) == len(whole.blocks)
+    monkeypatch.setattr(chunks, "BY_CLASS_IMAGES", 0)  # class by class, ~40 labels a chunk
+    monkeypatch.setattr(chunks, "CLASS_CHUNK_LABELS", 40)
+    by_class = R.compute(demo, reuse=False, progress=Progress())
+    _same(by_class, whole)
+    assert len(by_class.blocks) == len(whole.blocks)
+    _same(_check_identity(demo, "segm"), whole)
+    _check_identity(demo, "segm", iou_thresh=0.75, t=5)
+
+
+def test_class_spans_cover_every_image_in_order():
+    counts = np.array([0, 3, 0, 0, 9, 1, 1, 0, 2, 0])
+    spans = chunks.class_spans(counts, labels=3, images=4)
+    assert spans[0][0] == 0 and spans[-1][1] == len(counts)
+    assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(spans, spans[1:]))
+    assert all(s1 - s0 <= 4 for s0, s1 in spans)
+    assert (4, 5) in spans  # an image past the labels of a span is one of its own
+    assert chunks.class_spans(np.zeros(0, np.int64)) == [(0, 0)]
 
 
 def test_accumulate_in_parts_is_one_accumulate(demo):  # noqa: F811

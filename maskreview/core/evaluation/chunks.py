@@ -12,6 +12,12 @@ own layout (class, area range, image), into one evaluator over all the images, w
 The matches (``engine.Matches``) are merged too, with the chunk's rows and columns turned into
 indices of the whole set's results and annotations; their blocks come chunk by chunk (class,
 then image, within a chunk), which is all their users need (each block is self-contained).
+
+From :data:`BY_CLASS_IMAGES` images on, the chunks go class by class (:meth:`Chunked.add_class`:
+one class's labels over a span of images) and a class's ``accumulate`` parts run as soon as its
+last chunk is evaluated (:meth:`Chunked.accumulate_class`), its per-image results dropped then:
+those faster-coco-eval objects (one per class, area range and image: ~0.5 KB each, ~1 GB at
+100,000 images of 5 classes) are then held for one class at a time, not for all of them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,34 @@ import numpy as np
 from maskreview.core.evaluation import engine
 
 CHUNK_IMAGES = 500  # images per chunk: ~5,000 instances of the bench's 10 per image, ~0.3 s of CPU
+BY_CLASS_IMAGES = 20_000  # from this many images on, chunks go class by class (memory; below, fewer calls)
+CLASS_CHUNK_LABELS = 5_000  # a class chunk's labels (GTs and results), as many as an image chunk's
+CLASS_CHUNK_MAX_IMAGES = 10_000  # and at most this many images (each has a result per area range)
+
+
+def by_class(n_images: int, n_classes: int) -> bool:
+    """Whether to evaluate class by class (:meth:`Chunked.add_class`)."""
+    return n_classes > 1 and n_images >= BY_CLASS_IMAGES
+
+
+def class_spans(counts: np.ndarray, labels: int | None = None, images: int | None = None) -> list[tuple[int, int]]:
+    """``[(first, end), ...]`` image positions covering every image, each span holding about
+    ``labels`` (:data:`CLASS_CHUNK_LABELS`) of ``counts`` (one class's labels per image; an image
+    with more is a span of its own) and at most ``images`` (:data:`CLASS_CHUNK_MAX_IMAGES`) images."""
+    labels, images = labels or CLASS_CHUNK_LABELS, images or CLASS_CHUNK_MAX_IMAGES
+    n = len(counts)
+    if not n:
+        return [(0, 0)]
+    before = np.cumsum(counts) - counts
+    starts = set((np.flatnonzero(np.diff(before // labels)) + 1).tolist()) | set(range(0, n, images))
+    bounds = sorted(starts) + [n]
+    out = []
+    for s0, s1 in zip(bounds, bounds[1:]):
+        while s1 - s0 > images:  # (a label-bounded span past the image cap)
+            out.append((s0, s0 + images))
+            s0 += images
+        out.append((s0, s1))
+    return out
 
 
 class Chunked:
@@ -40,6 +74,9 @@ class Chunked:
         self.parts: list[engine.Matches] = []
         self.n_thr = None
         self._last_image = None
+        self._whole = None  # the evaluator over every image (its params; accumulate's results)
+        self._by_class: dict[int, list] = {}  # class position -> its chunks' (per-image results, images)
+        self._out = None  # accumulate's arrays, filled class by class (add_class)
 
     def add(self, images: list[dict], ann_index: np.ndarray, annotations: list[dict], res_index: np.ndarray,
             results: list[dict], known_ious: dict | None = None) -> dict:
@@ -51,6 +88,26 @@ class Chunked:
             raise ValueError("chunks must come in image id order")
         self._last_image = ids[-1] if ids else self._last_image
         sub = {"images": images, "annotations": annotations, "categories": self.gt["categories"]}
+        e = self._evaluate(sub, ann_index, res_index, results, known_ious)
+        self.per_image.append(e._evalImgs_cpp)
+        self.n_images.append(len(e.params.imgIds))
+        return e.ious
+
+    def add_class(self, k: int, images: list[dict], ann_index: np.ndarray, annotations: list[dict],
+                  res_index: np.ndarray, results: list[dict], known_ious: dict | None = None) -> dict:
+        """Evaluate one chunk of class ``k`` (the position of its category id in COCOeval's
+        sorted ``catIds``): ``images`` (a span of the whole set's, in order; a class's chunks
+        cover every image, in order), the class's annotations and results in them. Returns the
+        chunk's IoU matrices. Once a class's chunks are in, :meth:`accumulate_class`."""
+        cat = self.whole().params.catIds[k]
+        category = next(c for c in self.gt["categories"] if c["id"] == cat)
+        sub = {"images": images, "annotations": annotations, "categories": [category]}
+        e = self._evaluate(sub, ann_index, res_index, results, known_ious)
+        self._by_class.setdefault(k, []).append((e._evalImgs_cpp, len(e.params.imgIds)))
+        return e.ious
+
+    def _evaluate(self, sub: dict, ann_index: np.ndarray, res_index: np.ndarray, results: list[dict],
+                  known_ious: dict | None):
         ev = engine.evaluate(sub, results, self.iou_type, known_ious)
         m, e = ev.matches, ev.evaluator
         self.areas[res_index] = ev.areas
@@ -61,27 +118,54 @@ class Chunked:
             m.keys, m.dt_matches, m.dt_ignore, m.n_rows, m.n_cols, m.n_thr))
         self.n_thr = m.n_thr
         self.ious.update(e.ious)
-        self.per_image.append(e._evalImgs_cpp)
-        self.n_images.append(len(e.params.imgIds))
         self.params = e.params
-        return e.ious
+        return e
+
+    def whole(self):
+        """The evaluator over every image (no annotations: its params, then the results)."""
+        if self._whole is None:
+            from faster_coco_eval import COCO
+            from faster_coco_eval.core.faster_eval_api import COCOeval_faster
+
+            quiet = lambda *args, **kw: None
+            coco_gt = COCO()
+            coco_gt.print_function = quiet
+            coco_gt.dataset = {"images": self.gt["images"], "annotations": [], "categories": self.gt["categories"]}
+            coco_gt.createIndex()
+            ev = COCOeval_faster(coco_gt, None, self.iou_type, print_function=quiet, separate_eval=True,
+                                 rle_iou_max_workers=1)
+            p = ev.params
+            p.imgIds = list(np.unique(p.imgIds))
+            p.catIds = list(np.unique(p.catIds))
+            p.maxDets = sorted(p.maxDets)
+            ev._paramsEval = copy.deepcopy(p)
+            self._whole = ev
+        return self._whole
+
+    def accumulate_class(self, k: int, progress=None) -> None:
+        """Class ``k``'s ``accumulate`` parts (one per area range, progress and Cancel between),
+        from its chunks' per-image results, which are dropped then."""
+        p = self.whole()._paramsEval
+        got = self._by_class.pop(k, [])
+        n_img, n_area = len(p.imgIds), len(p.areaRng)
+        if sum(n for _, n in got) != n_img:
+            raise RuntimeError("a class's chunks do not cover the images of the whole set")
+        for a in range(n_area):
+            flat = [o for per_image, n in got for o in per_image[a * n:(a + 1) * n]]
+            self._out = _accumulate_part(p, k, a, flat, self._out)
+            if progress is not None:
+                progress.advance()
+                progress.check()
 
     def finish(self) -> engine.Evaluation:
-        """One evaluator over every image, ready for ``engine.accumulate``."""
-        from faster_coco_eval import COCO
-        from faster_coco_eval.core.faster_eval_api import COCOeval_faster
-
-        quiet = lambda *args, **kw: None
-        coco_gt = COCO()
-        coco_gt.print_function = quiet
-        coco_gt.dataset = {"images": self.gt["images"], "annotations": [], "categories": self.gt["categories"]}
-        coco_gt.createIndex()
-        ev = COCOeval_faster(coco_gt, None, self.iou_type, print_function=quiet, separate_eval=True,
-                             rle_iou_max_workers=1)
+        """One evaluator over every image, ready for ``engine.accumulate`` (by class: accumulated)."""
+        ev = self.whole()
         p = ev.params
-        p.imgIds = list(np.unique(p.imgIds))
-        p.catIds = list(np.unique(p.catIds))
-        p.maxDets = sorted(p.maxDets)
+        if self._out is not None or self._by_class:  # by class
+            if self._by_class:
+                raise RuntimeError("a class's chunks were not accumulated")
+            ev.eval, ev._evalImgs_cpp = self._out, []
+            return engine.Evaluation(ev, self.areas, self._matches(p), accumulated=True)
         if self.parts and (p.catIds != list(self.params.catIds) or len(p.imgIds) != sum(self.n_images)):
             raise RuntimeError("the chunks do not cover the images and categories of the whole set")
         n_cls, n_area = len(p.catIds), len(p.areaRng)
@@ -92,9 +176,11 @@ class Chunked:
                     start = (k * n_area + a) * n
                     merged.extend(flat[start:start + n])
         self.per_image = []
-        ev.ious = self.ious
         ev._evalImgs_cpp = merged
-        ev._paramsEval = copy.deepcopy(p)
+        return engine.Evaluation(ev, self.areas, self._matches(p))
+
+    def _matches(self, p) -> engine.Matches:
+        self.whole().ious = self.ious
         parts = self.parts
         cat = (lambda name, dtype: np.concatenate([getattr(q, name) for q in parts]).astype(dtype)) if parts else \
             (lambda name, dtype: np.zeros(0, dtype))
@@ -102,7 +188,8 @@ class Chunked:
             cat("preds", np.int64), cat("block", np.int64), cat("gts", np.int64), cat("gt_block", np.int64),
             cat("gt_ignore", bool), self.raw_col, [k for q in parts for k in q.keys], cat("dt_matches", np.int64),
             cat("dt_ignore", bool), cat("n_rows", np.int64), cat("n_cols", np.int64), self.n_thr or len(p.iouThrs))
-        return engine.Evaluation(ev, self.areas, matches)
+        self.parts = []
+        return matches
 
 
 def image_chunks(n_images: int, size: int | None = None) -> list[tuple[int, int]]:
@@ -118,13 +205,15 @@ def accumulate(evaluation: engine.Evaluation, progress=None):
     place in the whole one's. At 1,000,000 labels one call is ~10 s with no progress.
     The same numbers (``tests/test_evaluation_chunks.py``)."""
     ev = evaluation.evaluator
+    if evaluation.accumulated:  # (class by class, as its chunks were evaluated: Chunked.add_class)
+        ev.matched = False
+        ev.summarize()
+        return ev
     p = getattr(ev, "_paramsEval", None)
     flat = getattr(ev, "_evalImgs_cpp", None)
     n_cls, n_area = (len(p.catIds), len(p.areaRng)) if p is not None else (0, 0)
     if progress is None or flat is None or n_cls * n_area <= 1 or not getattr(ev, "separate_eval", False):
         return engine.accumulate(evaluation)
-    from faster_coco_eval.core.faster_eval_api import _C
-
     n_img = len(p.imgIds)
     if len(flat) != n_cls * n_area * n_img:
         return engine.accumulate(evaluation)
@@ -132,23 +221,8 @@ def accumulate(evaluation: engine.Evaluation, progress=None):
     out = None
     for k in range(n_cls):
         for a in range(n_area):
-            part = copy.copy(p)
-            part.catIds, part.areaRng, part.areaRngLbl = [p.catIds[k]], [p.areaRng[a]], [p.areaRngLbl[a]]
             start = (k * n_area + a) * n_img
-            got = _C.COCOevalAccumulate(part, flat[start:start + n_img])
-            if out is None:
-                out = {"params": p, "counts": [got["counts"][0], got["counts"][1], n_cls, n_area, got["counts"][4]],
-                       "date": got.get("date")}
-                for name in ("precision", "scores"):
-                    shape = list(got[name].shape)
-                    shape[2], shape[3] = n_cls, n_area
-                    out[name] = np.empty(shape, got[name].dtype)
-                shape = list(got["recall"].shape)
-                shape[1], shape[2] = n_cls, n_area
-                out["recall"] = np.empty(shape, got["recall"].dtype)
-            out["precision"][:, :, k, a] = got["precision"][:, :, 0, 0]
-            out["scores"][:, :, k, a] = got["scores"][:, :, 0, 0]
-            out["recall"][:, k, a] = got["recall"][:, 0, 0]
+            out = _accumulate_part(p, k, a, flat[start:start + n_img], out)
             progress.advance()
             progress.check()
     ev.eval = out
@@ -156,3 +230,29 @@ def accumulate(evaluation: engine.Evaluation, progress=None):
     ev.summarize()
     ev._evalImgs_cpp = []  # accumulated: nothing reads them again (100,000 images: ~2,000,000 of them)
     return ev
+
+
+def _accumulate_part(p, k: int, a: int, per_image: list, out: dict | None) -> dict:
+    """faster-coco-eval's C++ ``accumulate`` of class ``k`` and area range ``a`` alone (its
+    ``per_image`` results, one per image), its arrays put in their place in ``out`` (made at
+    the first part, shaped for every class and area range of ``p``)."""
+    from faster_coco_eval.core.faster_eval_api import _C
+
+    n_cls, n_area = len(p.catIds), len(p.areaRng)
+    part = copy.copy(p)
+    part.catIds, part.areaRng, part.areaRngLbl = [p.catIds[k]], [p.areaRng[a]], [p.areaRngLbl[a]]
+    got = _C.COCOevalAccumulate(part, per_image)
+    if out is None:
+        out = {"params": p, "counts": [got["counts"][0], got["counts"][1], n_cls, n_area, got["counts"][4]],
+               "date": got.get("date")}
+        for name in ("precision", "scores"):
+            shape = list(got[name].shape)
+            shape[2], shape[3] = n_cls, n_area
+            out[name] = np.full(shape, -1.0, got[name].dtype)
+        shape = list(got["recall"].shape)
+        shape[1], shape[2] = n_cls, n_area
+        out["recall"] = np.full(shape, -1.0, got["recall"].dtype)
+    out["precision"][:, :, k, a] = got["precision"][:, :, 0, 0]
+    out["scores"][:, :, k, a] = got["scores"][:, :, 0, 0]
+    out["recall"][:, k, a] = got["recall"][:, 0, 0]
+    return out

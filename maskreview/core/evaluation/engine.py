@@ -71,6 +71,7 @@ class Evaluation:
     evaluator: object  # faster-coco-eval's COCOeval_faster after evaluate() (accumulate() next)
     areas: np.ndarray  # each result's area, as loadRes computes it
     matches: Matches
+    accumulated: bool = False  # the evaluator's ``eval`` is made (chunks.Chunked, class by class)
 
     def match_ious(self, rows: np.ndarray, gts: np.ndarray) -> np.ndarray:
         """COCOeval's IoU of prediction row ``rows[i]`` with GT ``gts[i]`` (of the same block)."""

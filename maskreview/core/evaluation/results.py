@@ -194,13 +194,23 @@ def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: boo
     """RLE encoding (segm) and COCOeval (:func:`engine.evaluate`), a chunk of images at a time
     (:mod:`chunks`: progress and Cancel between chunks, the same numbers), with the IoU
     matrices of the samples whose cache entry has them (by class name: class ids follow the
-    classes present); keeps the others in the entries (``cached``)."""
+    classes present); keeps the others in the entries (``cached``). From
+    ``chunks.BY_CLASS_IMAGES`` images on, the IoUs are made a span at a time, then COCOeval
+    runs class by class (:func:`_evaluate_by_class`)."""
     cat_id = {c["name"]: c["id"] for c in inputs.gt["categories"]}
     names = {v: k for k, v in cat_id.items()}
     images, anns, dts = inputs.gt["images"], inputs.gt["annotations"], inputs.results
     a_bounds = np.searchsorted([a["image_id"] for a in anns], [s0 + 1 for s0, _ in spans] + [len(images) + 1])
     d_bounds = np.searchsorted([d["image_id"] for d in dts], [s0 + 1 for s0, _ in spans] + [len(images) + 1])
     whole = chunks.Chunked(inputs.gt, len(dts), iou_type) if len(spans) > 1 else None
+    by_class = whole is not None and chunks.by_class(len(images), len(cat_id))
+    every_given: dict = {}
+
+    def keep(computed, known):
+        for (img, cat), ious in computed.items() if cached else ():
+            if len(ious) and (img, cat) not in known:
+                entries[img - 1].ious[iou_type, names[cat]] = ious
+
     for c, (s0, s1) in enumerate(spans):
         a0, a1, d0, d1 = int(a_bounds[c]), int(a_bounds[c + 1]), int(d_bounds[c]), int(d_bounds[c + 1])
         known = {}
@@ -213,17 +223,52 @@ def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: boo
             measured = measure_reusing(entries[s0:s1], images[s0:s1], anns[a0:a1], dts[d0:d1],
                                        inputs.gt_masks[a0:a1], inputs.pred_masks[d0:d1])
             given = {**known, **block_ious(anns[a0:a1], dts[d0:d1], *measured, skip=known)}
-        if whole is None:
+        if by_class:
+            every_given.update(given)
+            keep({k: v for k, v in given.items() if k not in known}, known)
+        elif whole is None:
             evaluation = engine.evaluate(inputs.gt, dts, iou_type, given)
-            computed = evaluation.evaluator.ious
+            keep(evaluation.evaluator.ious, known)
         else:
-            computed = whole.add(images[s0:s1], np.arange(a0, a1), anns[a0:a1], np.arange(d0, d1), dts[d0:d1], given)
-        for (img, cat), ious in computed.items() if cached else ():
-            if len(ious) and (img, cat) not in known:
-                entries[img - 1].ious[iou_type, names[cat]] = ious
+            keep(whole.add(images[s0:s1], np.arange(a0, a1), anns[a0:a1], np.arange(d0, d1), dts[d0:d1], given),
+                 known)
         progress.advance()
         progress.check()
+    if by_class:
+        _evaluate_by_class(whole, inputs, every_given, keep if iou_type != "segm" else None, progress)
     return evaluation if whole is None else whole.finish()
+
+
+def _evaluate_by_class(whole: chunks.Chunked, inputs: coco.CocoInputs, given: dict, keep, progress: Progress) -> None:
+    """COCOeval class by class (``chunks.Chunked.add_class``: each class's labels a span of
+    images at a time, ``chunks.class_spans``), each class accumulated once its chunks are in;
+    ``given``: the IoU matrices made before; ``keep(computed, known)``: those COCOeval made."""
+    images, anns, dts = inputs.gt["images"], inputs.gt["annotations"], inputs.results
+    n_img = len(images)
+    a_img = np.array([a["image_id"] - 1 for a in anns], np.int64)
+    d_img = np.array([d["image_id"] - 1 for d in dts], np.int64)
+    a_cat = np.array([a["category_id"] for a in anns], np.int64)
+    d_cat = np.array([d["category_id"] for d in dts], np.int64)
+    cat_ids = whole.whole().params.catIds
+    plans = []
+    for k, cat in enumerate(cat_ids):
+        a_rows, d_rows = np.flatnonzero(a_cat == cat), np.flatnonzero(d_cat == cat)
+        counts = np.bincount(a_img[a_rows], minlength=n_img) + np.bincount(d_img[d_rows], minlength=n_img)
+        plans.append((k, a_rows, d_rows, chunks.class_spans(counts)))
+    n_area = len(whole.whole().params.areaRng)
+    progress.total += sum(len(s) + n_area for *_, s in plans)  # (compute counted the spans, done above)
+    for k, a_rows, d_rows, spans in plans:
+        a_at = np.searchsorted(a_img[a_rows], [s0 for s0, _ in spans] + [n_img])
+        d_at = np.searchsorted(d_img[d_rows], [s0 for s0, _ in spans] + [n_img])
+        for c, (s0, s1) in enumerate(spans):
+            ai, di = a_rows[a_at[c]:a_at[c + 1]], d_rows[d_at[c]:d_at[c + 1]]
+            computed = whole.add_class(k, images[s0:s1], ai, [anns[i] for i in ai.tolist()], di,
+                                       [dts[i] for i in di.tolist()], given)
+            if keep is not None:
+                keep(computed, given)
+            progress.advance()
+            progress.check()
+        whole.accumulate_class(k, progress)
 
 
 def _geometries(iou_type: str, anns: list, dts: list, inputs, heights: np.ndarray, widths: np.ndarray) -> tuple:
