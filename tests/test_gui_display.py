@@ -139,3 +139,32 @@ def test_canvas_is_sharp_at_device_pixel_ratio_2():
     assert r["thumb_size"] == 256
     assert r["icon_px"] == [48, 48]
     assert _hidpi("1")["contour_cols"].__len__() == 2  # same logical width at scale 1
+
+
+def test_a_stale_thumbnail_is_made_again_once_after_the_edit_steps_paints(qtbot, tmp_path):
+    """A thumbnail an edit made stale keeps its old pixmap through the step's paints and is made
+    again once, after them (its worker reads and decodes the whole sample: on a dense one it ran
+    beside the edit's write and paint, #17.3); a burst of edits makes it once."""
+    from maskreview.gui.browser import SampleBrowser
+
+    path = tmp_path / "a.png"
+    cv2.imwrite(str(path), np.full((100, 200, 3), (0, 0, 255), np.uint8))
+    made = []
+    browser = SampleBrowser()
+    qtbot.addWidget(browser)
+    browser.resize(500, 400)
+    browser.show()
+    qtbot.waitExposed(browser)
+    model = browser.model
+    model.overlay_source = lambda ids: (made.append(list(ids)), {})[1]
+    model.set_samples(["a"], [str(path)])
+    browser.view.viewport().repaint()
+    qtbot.waitUntil(lambda: model.has_thumbnail("a"), timeout=20000)
+    assert made == [["a"]]
+    for _ in range(3):  # three strokes, each repainted at once
+        model.invalidate(["a"])
+        browser.view.viewport().repaint()
+    assert made == [["a"]] and not model.has_thumbnail("a")  # the old pixmap on show, nothing started
+    qtbot.waitUntil(lambda: model.has_thumbnail("a"), timeout=20000)
+    qtbot.wait(50)
+    assert made == [["a"], ["a"]]

@@ -29,6 +29,11 @@ from maskreview.gui.thumbnail_badges import draw_badges
 THUMB = 128  # logical pixels of a thumbnail's longest side (device pixels: times the screen's ratio)
 _CELL_PAD = 6
 _MEMORY_THUMBS = 1500
+# A thumbnail made stale (an edit, undo, a threshold) keeps its old pixmap on show this long before
+# it is made again: its worker reads and decodes the whole sample (a dense one: ~20 ms CPU holding
+# the GIL, and mongod's read of a ~1 MB document), which otherwise ran on the two cores while the
+# edit's own write, canvas update and paint did (#17.3); strokes within it are made again once.
+RERENDER_DELAY_MS = 250
 _THUMB_VERSION = "1"
 
 
@@ -151,6 +156,8 @@ class SampleListModel(QAbstractListModel):
         self._lock = threading.Lock()
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(2)
+        self._stale: set[str] = set()  # shown with an old pixmap, made again when the timer fires
+        self._stale_timer = QTimer(self, singleShot=True, interval=RERENDER_DELAY_MS, timeout=self._request_stale)
         self._signals = _Signals()
         self._signals.ready.connect(self._on_ready)
         self._placeholder = None  # the delegate draws an empty frame while a thumbnail is made
@@ -167,6 +174,7 @@ class SampleListModel(QAbstractListModel):
         self._id_index = self.row_of  # the same map while every row shows; set_rows makes row_of anew
         self._pixmaps.clear()
         self._versions.clear()
+        self._stale.clear()
         with self._lock:
             self._queue.clear()
             self._queued.clear()
@@ -221,10 +229,19 @@ class SampleListModel(QAbstractListModel):
         if entry is not None:
             self._pixmaps.move_to_end(sid)
             if entry[0] != version:
-                self._request(sid)
+                self._stale.add(sid)
+                if not self._stale_timer.isActive():  # not restarted: a stream of edits still shows
+                    self._stale_timer.start()
             return entry[1]
         self._request(sid)
         return self._placeholder
+
+    def _request_stale(self) -> None:
+        stale, self._stale = self._stale, set()
+        for sid in stale:
+            entry = self._pixmaps.get(sid)
+            if entry is not None and entry[0] != self._versions.get(sid, 0):
+                self._request(sid)
 
     def _request(self, sid: str) -> None:
         with self._lock:
