@@ -199,15 +199,27 @@ def test_boundary_ious_batched_equal_eroding_each_full_image():
 
     rng = np.random.default_rng(4)
     pairs, heights, widths, expected = [], [], [], []
-    for i in range(120):
+    for i in range(160):
         h, w = (int(v) for v in rng.integers(20, 300, 2))
 
-        def item():
+        def item():  # noise (nothing left after erosion), a solid box (filled to the crop's edges), an ellipse
             mh, mw = (int(v) for v in rng.integers(1, 90, 2))
-            return int(rng.integers(-20, w)), int(rng.integers(-20, h)), rng.random((mh, mw)) < 0.85
+            kind = rng.random()
+            if kind < 0.4:
+                m = rng.random((mh, mw)) < 0.85
+            elif kind < 0.7:
+                m = np.ones((mh, mw), bool)
+            else:
+                yy, xx = np.mgrid[:mh, :mw]
+                m = ((yy + 0.5 - mh / 2) / (mh / 2)) ** 2 + ((xx + 0.5 - mw / 2) / (mw / 2)) ** 2 <= 1
+            return int(rng.integers(-20, w)), int(rng.integers(-20, h)), m
 
         gt = item()
         dt = (gt[0] + int(rng.integers(-4, 5)), gt[1] + int(rng.integers(-4, 5)), gt[2]) if i % 2 else item()
+        if i >= 120:  # crops of one size, filled to their edges, next to each other in a mosaic
+            h, w = 200, 200
+            gt = int(rng.integers(0, 150)), int(rng.integers(0, 150)), np.ones((40, 40), bool)
+            dt = gt[0] + 3, gt[1] + 2, gt[2]
         d = boundary.boundary_width(h, w)
         kernel = np.ones((2 * d + 1, 2 * d + 1), np.uint8)
         bands = []
@@ -223,12 +235,15 @@ def test_boundary_ious_batched_equal_eroding_each_full_image():
         heights.append(h)
         widths.append(w)
     assert 0 < np.mean(expected) < 1
-    for mosaic in (boundary.MOSAIC_PIXELS, 1 << 14):  # one mosaic per image size, or many small ones
-        old, boundary.MOSAIC_PIXELS = boundary.MOSAIC_PIXELS, mosaic
+    # one mosaic per image size or many small ones; crops in one band or side by side in several
+    for mosaic, bands in ((boundary.MOSAIC_PIXELS, boundary.BANDS_WIDTH), (1 << 14, boundary.BANDS_WIDTH),
+                          (boundary.MOSAIC_PIXELS, 1), (boundary.MOSAIC_PIXELS, 1 << 16)):
+        old = boundary.MOSAIC_PIXELS, boundary.BANDS_WIDTH
+        boundary.MOSAIC_PIXELS, boundary.BANDS_WIDTH = mosaic, bands
         try:
             np.testing.assert_allclose(boundary.boundary_ious(pairs, heights, widths), expected, atol=1e-12)
         finally:
-            boundary.MOSAIC_PIXELS = old
+            boundary.MOSAIC_PIXELS, boundary.BANDS_WIDTH = old
 
 
 def test_occlusion_is_the_share_of_an_instance_inside_another_ones_box(res):

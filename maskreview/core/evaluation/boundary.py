@@ -73,11 +73,12 @@ MOSAIC_PIXELS = 1 << 20  # working memory per batch of pairs (bytes per mosaic; 
 def boundary_ious(pairs, heights, widths, ratio: float = DILATION_RATIO) -> np.ndarray:
     """Boundary IoU of many ``(gt, dt)`` pairs of ``(x0, y0, box mask)`` (image size per pair).
 
-    Each pair's crop (the box around both masks, clipped to the image) is stacked into a tall
-    mosaic, one for the GTs and one for the predictions, with ``d`` background rows between
-    crops: erosion treats what lies outside the mosaic as background, like what lies outside the
-    image, so one erosion per mosaic gives every pair's boundary bands exactly. Crops are grouped
-    by width so that little of a mosaic is padding.
+    Each pair's crop (the box around both masks, clipped to the image) is laid into a mosaic,
+    one for the GTs and one for the predictions, with a background row below and a background
+    column right of each crop: outside its crop a mask is background (or outside the image,
+    which counts as background), and erosion is a minimum, so a pixel whose window leaves its
+    crop erodes to 0 in the mosaic as in the image; one erosion per mosaic gives every pair's
+    boundary bands exactly. Crops are grouped by width so that little of a mosaic is padding.
     """
     n = len(pairs)
     out = np.zeros(n)
@@ -104,7 +105,7 @@ def boundary_ious(pairs, heights, widths, ratio: float = DILATION_RATIO) -> np.n
     for dd in np.unique(d[ok]).tolist():
         members = np.flatnonzero(ok & (d == dd))
         members = members[np.argsort(x1[members] - x0[members], kind="stable")]
-        tile_h = (y1[members] - y0[members] + dd).tolist()
+        tile_h = (y1[members] - y0[members] + 1).tolist()
         tile_w = (x1[members] - x0[members]).tolist()
         start, rows = 0, 0
         for i, (th, tw) in enumerate(zip(tile_h, tile_w)):
@@ -116,21 +117,41 @@ def boundary_ious(pairs, heights, widths, ratio: float = DILATION_RATIO) -> np.n
     return out
 
 
+BANDS_WIDTH = 512  # a mosaic's crops lie in side-by-side bands about this wide in all: OpenCV's erosion costs ~3x
+# more per pixel on rows of 80 pixels (a tall mosaic of small crops) than on rows of 400 or more
+
+
 def _mosaic_ious(pairs, members: np.ndarray, crop: np.ndarray, paste: np.ndarray, widest: int, d: int,
                  out: np.ndarray) -> None:
+    """Boundary IoU of the pairs ``members`` (crops at most ``widest`` wide), from one mosaic per
+    layer: the crops one under the other with a background row below each, in bands
+    ``widest + 1`` wide (a background column right of each crop), one band after the other."""
     import cv2
 
-    tops = np.concatenate(([0], np.cumsum(crop[members, 3] - crop[members, 1] + d)))
-    mosaics = np.zeros((2, int(tops[-1]), widest), np.uint8)  # GTs, predictions
-    for j, top, (g, p) in zip(members.tolist(), tops.tolist(), paste[:, members].transpose(1, 0, 2).tolist()):
+    heights = crop[members, 3] - crop[members, 1] + 1
+    ends = np.cumsum(heights)
+    starts = ends - heights
+    band_w = widest + 1
+    share = -(-int(ends[-1]) // max(1, min(len(members), BANDS_WIDTH // band_w)))  # rows a band holds, about
+    band = starts // share
+    tops = starts - starts[np.searchsorted(band, band)]  # each crop's top row in its band
+    n_rows, n_bands = int((tops + heights).max()), int(band[-1]) + 1
+    mosaics = np.zeros((2, n_rows, n_bands * band_w), np.uint8)  # GTs, predictions
+    lefts = (band * band_w).tolist()
+    for j, top, left, (g, p) in zip(members.tolist(), tops.tolist(), lefts, paste[:, members].transpose(1, 0, 2).tolist()):
         for mosaic, (r0, r1, c0, c1, mr0, mr1, mc0, mc1), (_, _, m) in zip(mosaics, (g, p), pairs[j]):
             if r1 > r0:
-                mosaic[top + r0:top + r1, c0:c1] = m[mr0:mr1, mc0:mc1]
+                mosaic[top + r0:top + r1, left + c0:left + c1] = m[mr0:mr1, mc0:mc1]
     kernel = np.ones((2 * d + 1, 2 * d + 1), np.uint8)
     gb, pb = (cv2.compare(m, cv2.erode(m, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0), cv2.CMP_GT)
               for m in mosaics)
-    inter, union = (np.add.reduceat(cv2.reduce(op(gb, pb), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel(), tops[:-1])
-                    for op in (cv2.bitwise_and, cv2.bitwise_or))
+    first_rows = band * n_rows + tops  # each crop's first row when the bands' row sums are laid end to end
+
+    def per_crop(both):  # the band rows' sums (cv2.reduce of a band_w-wide view), summed per crop
+        rows = cv2.reduce(both.reshape(n_rows * n_bands, band_w), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+        return np.add.reduceat(rows.reshape(n_rows, n_bands).T.ravel(), first_rows)
+
+    inter, union = per_crop(cv2.bitwise_and(gb, pb)), per_crop(cv2.bitwise_or(gb, pb))
     out[members] = np.divide(inter, union, out=np.zeros(len(members)), where=union > 0)
 
 
