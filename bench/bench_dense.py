@@ -210,6 +210,7 @@ def pan_zoom_frames(bench: DenseCanvas, steps: int) -> Times:
         if not paints.seen():
             paints.own += 1
             bench.paint()
+            paints.seen()  # render() sends the viewport a paint event of its own: not the next step's
 
     app.processEvents()
     paints.seen()

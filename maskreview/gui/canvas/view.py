@@ -14,12 +14,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from PySide6.QtCore import QEvent, QLineF, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QRegion, QTransform
 from PySide6.QtWidgets import QApplication, QFrame, QGraphicsScene, QGraphicsView
 
 from maskreview.core.review import LabelRef, ReviewState
 from maskreview.gui.canvas import overlay as ov
+from maskreview.gui.canvas.boxes import draw_boxes
 from maskreview.gui.canvas.label_chips import ChipLayout, LabelChips
 from maskreview.gui.canvas.layers import BoxIndex, FieldLayer, ImageItem, Mips, boxes_of, pool
 from maskreview.gui.canvas.legend import CanvasLegend
@@ -109,14 +110,6 @@ def edge_path(inst: ov.Instance) -> QPainterPath:
         path = segments_path(*inst.edges())
         inst.__dict__["_qpath"] = path
     return path
-
-
-def box_sides(inst: ov.Instance) -> list[QLineF]:
-    """A label's box as four lines, not a rectangle: Qt leaves out a rectangle's corner pixel
-    where a side before it was clipped at the paint device's edge, so a box drawn across the
-    viewport's edge lost a corner pixel it had had in view (a pan scrolled in place kept it)."""
-    x0, y0, x1, y1 = inst.x0, inst.y0, inst.x0 + inst.w, inst.y0 + inst.h
-    return [QLineF(x0, y0, x1, y0), QLineF(x1, y0, x1, y1), QLineF(x1, y1, x0, y1), QLineF(x0, y1, x0, y0)]
 
 
 _PATCH_MAX = 64  # instances replaced in a field's list: above, its visible list is filtered again
@@ -528,16 +521,10 @@ class ImageCanvas(QGraphicsView):
                 predicted = ov.is_prediction(inst)
                 painter.setPen(self._pen(rgb, 2.0, Qt.PenStyle.DashLine if predicted else Qt.PenStyle.SolidLine))
                 painter.drawPath(edge_path(inst))
-        if s.boxes and detail:  # one drawLines per (colour, dash)
-            groups: dict = {}
-            for inst, rgb in zip(vis, colors):
-                sides = inst.__dict__.get("_qsides")  # made once per instance, as its edge path
-                if sides is None:
-                    sides = inst.__dict__["_qsides"] = box_sides(inst)
-                groups.setdefault((rgb, inst.score is not None), []).extend(sides)  # overlay.is_prediction
-            for (rgb, dashed), lines in sorted(groups.items()):  # one order whatever is in view: a partial paint draws what a whole one does
-                painter.setPen(self._pen(rgb, 1.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
-                painter.drawLines(lines)
+        if s.boxes and detail:
+            vp = self.viewport()
+            draw_boxes(painter, vis, colors, self.viewportTransform(), vp.width(), vp.height(),
+                       lambda rgb, dashed: self._pen(rgb, 1.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
         for inst in self.framed:
             if inst is not None:
                 self._draw_highlight(painter, inst, QColor(255, 255, 255))
@@ -609,7 +596,7 @@ class ImageCanvas(QGraphicsView):
             scale = max(self.transform().m11(), 1e-9)  # logical pixels per image pixel
             reach_x = LABEL_REACH / scale
             reach_y = ChipLayout.REACH * (self._chips.height or 40) / scale + 1  # chips stack upwards
-        areas = [(r.left() - reach_x, r.top(), r.right() + 1, r.bottom() + reach_y + 1)
+        areas = [(r.left() - reach_x - 1, r.top() - 1, r.right() + 1, r.bottom() + reach_y + 1)  # a box's right and bottom lines are drawn on the pixels after it
                  for r in ([rects] if isinstance(rects, QRectF) else rects)]
         out = []
         for name in self.fields():
@@ -743,12 +730,14 @@ class ImageCanvas(QGraphicsView):
         event.accept()
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:
-        """From 1:1 up a pan moves the pixels already painted and repaints the edge bands it
-        exposes (nearest-neighbour pixels and vectors drawn where they were, one pixel on). Zoomed
-        out (smooth scaling), with a note or text drawn over the viewport, or with a tool (it may
-        draw what follows the pointer), the whole viewport is painted again."""
-        data = self.data
-        in_place = data is not None and not data.error and self._tool is None and self.zoom_level() >= 1
+        """At 1:1 and whole-number zooms a pan moves the pixels already painted and repaints the
+        edge bands it exposes. There every device pixel's centre lies inside one image pixel, so
+        the nearest-neighbour pixels a band draws do not depend on where the band starts (at 1.5625x
+        pixel centres fall on image pixel edges: thousands of pixels came out otherwise). Zoomed
+        out (smooth scaling), at other zooms, with a note or text drawn over the viewport, or with
+        a tool (it may draw what follows the pointer), the whole viewport is painted again."""
+        data, zoom = self.data, self.zoom_level()
+        in_place = data is not None and not data.error and self._tool is None and zoom >= 1 and zoom == int(zoom)
         detail = in_place and self.instances_in_view() <= DETAIL_LIMIT
         if detail:
             if self._scroll_unpainted:  # paint what the last scroll exposed first: Qt moves no pixels over a pending repaint
