@@ -48,13 +48,38 @@ class GuiThreadCollector:
     def __init__(self, app, interval_ms: int = 500):
         import gc
 
-        from PySide6.QtCore import QTimer
+        from PySide6.QtCore import QEvent, QObject, QTimer
 
         self.threshold = gc.get_threshold()
         gc.disable()
         self.timer = QTimer(app)
-        self.timer.timeout.connect(self.collect)
+        self.timer.timeout.connect(self._tick)
         self.timer.start(interval_ms)
+        self._deferred = False
+        self._event = QEvent.Type(QEvent.registerEventType())
+        collector = self
+
+        class Receiver(QObject):  # gets the posted collection
+            def event(self, event):
+                if event.type() != collector._event:
+                    return super().event(event)
+                collector._deferred = False
+                collector.collect()
+                return True
+
+        self._receiver = Receiver(self.timer)
+
+    def _tick(self) -> None:
+        """The timer: a collection due is posted at low priority, so the event loop sends it
+        after the events already posted (an edit's repaint: run here it came first, and the
+        frame waited for it, #17.3 window edit step)."""
+        import gc
+
+        from PySide6.QtCore import QCoreApplication, QEvent, Qt
+
+        if not self._deferred and gc.get_count()[0] > self.threshold[0]:
+            self._deferred = True
+            QCoreApplication.postEvent(self._receiver, QEvent(self._event), Qt.EventPriority.LowEventPriority.value)
 
     def collect(self) -> None:
         import gc
