@@ -144,3 +144,21 @@ def test_the_legend_stays_in_its_corner_as_the_view_pans(canvas, qtbot):
     hbar, vbar = canvas.horizontalScrollBar(), canvas.verticalScrollBar()
     _painted_after(qtbot, canvas, lambda: (hbar.setValue(hbar.value() + 40), vbar.setValue(vbar.value() + 25)))
     assert legend.geometry() == home
+
+
+def test_the_chips_kept_across_pans_are_those_near_the_view(canvas, qtbot):
+    """A pan keeps the chips' places (moved with the pixels) for the bands it paints; chips
+    scrolled far out of view are let go, not carried (and moved) at every later pan."""
+    from PySide6.QtCore import QRectF
+
+    canvas.set_zoom(1.0)
+    canvas.centerOn(0, 0)
+    settle(qtbot)
+    canvas.viewport().repaint()
+    first = set(canvas.label_chip_rects)
+    hbar, vbar = canvas.horizontalScrollBar(), canvas.verticalScrollBar()
+    for _ in range(6):  # to the scene's bottom right
+        _painted_after(qtbot, canvas, lambda: (hbar.setValue(hbar.value() + 45), vbar.setValue(vbar.value() + 25)))
+    near = QRectF(canvas.viewport().rect()).adjusted(-300, -200, 300, 200)
+    assert first - set(canvas.label_chip_rects), "no chip was let go"
+    assert all(near.intersects(r) for r in canvas.label_chip_rects.values())

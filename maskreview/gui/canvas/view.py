@@ -747,8 +747,11 @@ class ImageCanvas(QGraphicsView):
         self._scroll_unpainted = detail
         if detail:
             self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
-            if self.label_chip_rects:  # the chips on screen moved with the pixels
-                self.label_chip_rects = {k: r.translated(dx, dy) for k, r in self.label_chip_rects.items()}
+            if self.label_chip_rects:  # the chips on screen moved with the pixels; those scrolled out of reach are let go
+                reach = ChipLayout.REACH * (self._chips.height or 16)
+                near = QRectF(self.viewport().rect()).adjusted(-LABEL_REACH, -reach, LABEL_REACH, reach)
+                moved = ((k, r.translated(dx, dy)) for k, r in self.label_chip_rects.items())
+                self.label_chip_rects = {k: r for k, r in moved if near.intersects(r)}
             self.legend.stay()  # the viewport's scroll moved its children too
             if self.instances_in_view() > DETAIL_LIMIT:  # boxes and chips give way to a note: all of it again
                 self.viewport().update()
