@@ -9,6 +9,7 @@ brings only each sample's version, and the labels are read for the samples chang
 from __future__ import annotations
 
 import itertools
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,7 +137,8 @@ def _or(values, n: int, default) -> list:
 
 
 def _rows(dids, labels, boxes, masks, confs, crowds, mpaths, pack: bool = False) -> Rows:
-    """One sample's labels of one field from its raw column values (``pack``: masks :class:`Packed`)."""
+    """One sample's labels of one field from its raw column values (``pack``: masks :class:`Packed`).
+    Class names are interned: one string a class, not one a label (~56 bytes a label)."""
     n = len(dids or ())
     if not n:
         return Rows([], [], [], [], [], [])
@@ -148,7 +150,8 @@ def _rows(dids, labels, boxes, masks, confs, crowds, mpaths, pack: bool = False)
     else:  # (every label of the demo sets: no generator over pairs)
         decoded = [None if raw is None else decode_mask(raw) for raw in masks]
         from_files = False
-    return Rows(list(dids), _or(labels, n, None), list(boxes), _packed(decoded) if pack else decoded, _or(confs, n, None),
+    names = [sys.intern(x) if type(x) is str else x for x in labels] if labels else [None] * n
+    return Rows(list(dids), names, list(boxes), _packed(decoded) if pack else decoded, _or(confs, n, None),
                 [bool(c) for c in _or(crowds, n, False)], from_files)
 
 
