@@ -22,7 +22,7 @@ from pathlib import Path
 
 STAGES = (  # (module, function, label) in the order they run
     ("coco", "read_detections", "read labels (query, BSON, inflate masks)"),
-    ("coco", "coco_inputs", "  + COCO inputs from the columns"),
+    ("coco", "coco_inputs", "COCO inputs (the read above included)"),
     ("runs._Store", "register", "register the run, declare fields"),
     ("results", "measure_reusing", "masks -> areas, GT boxes (box-local)"),
     ("results", "block_ious", "IoUs of the masks whose boxes meet"),
@@ -33,15 +33,15 @@ STAGES = (  # (module, function, label) in the order they run
     ("results", "gt_occlusion", "occlusion"),
     ("runs", "_declare_fields", "  of register: declare fields"),
     ("runs", "declare_revision_fields", "declare revision fields (before the write)"),
-    ("engine", "accumulate", "accumulate + summarize (C++)"),
+    ("chunks", "accumulate", "accumulate + summarize (C++, by part)"),
     ("runs._Store", "finish", "store results, sidebar (after the write)"),
 )
 
 
 def _install_timers(times) -> None:
-    from maskreview.core.evaluation import coco, engine, outcomes, results, runs
+    from maskreview.core.evaluation import chunks, coco, engine, outcomes, results, runs
 
-    modules = {"coco": coco, "results": results, "engine": engine, "runs": runs,
+    modules = {"coco": coco, "results": results, "engine": engine, "runs": runs, "chunks": chunks,
                "runs._Store": runs._Store, "outcomes": outcomes}
 
     def timed(owner, name: str, label: str) -> None:
