@@ -4,8 +4,10 @@
 ``--new-process``: each run is a new process evaluating a copy never evaluated before (what
 ``bench_eval.py``'s headline times). Not a bench (``make bench`` runs ``bench_*.py`` only): it wraps the stages' functions with
 timers, which costs a little itself. The database's share (writing the per-label values, in a
-thread, while occlusion and ``accumulate`` run) is the wall time of ``write values``; its CPU
-is mongod's, not counted here.
+thread, while occlusion and ``accumulate`` run) is the wall time of ``write values``; with
+``--new-process`` each stage also shows mongod's CPU over it (its threads' run time from
+``/proc``: the stages overlapping the writer get the write's), and the totals the writer
+thread's and the rest of the process's CPU besides the main thread's.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ STAGES = (  # (module, function, label) in the order they run
 )
 
 
-def _install_timers(times) -> None:
+def _install_timers(times, mongod_cpu=None) -> None:
     from maskreview.core.evaluation import chunks, coco, engine, outcomes, results, runs
 
     modules = {"coco": coco, "results": results, "engine": engine, "runs": runs, "chunks": chunks,
@@ -51,12 +53,13 @@ def _install_timers(times) -> None:
 
         @functools.wraps(f)
         def wrapper(*a, **kw):
-            wall, cpu = time.perf_counter(), time.thread_time()
+            wall, cpu, db = time.perf_counter(), time.thread_time(), mongod_cpu() if mongod_cpu else 0.0
             try:
                 return f(*a, **kw)
             finally:
                 times[label][0] += time.perf_counter() - wall
                 times[label][1] += time.thread_time() - cpu
+                times[label][2] += (mongod_cpu() - db) if mongod_cpu else 0.0
 
         setattr(owner, name, wrapper)
 
@@ -65,12 +68,24 @@ def _install_timers(times) -> None:
 
 
 def _print(rows, title: str) -> None:
+    """``rows``: ``(wall, cpu, times)`` per run, or (new processes) ``(wall, cpu, times,
+    process cpu, mongod cpu)``: then each cell is ``main thread cpu (wall) / mongod cpu``."""
+    db = len(rows[0]) > 3
     print(title)
-    print(f"{'stage':<48}" + "".join(f"{'run ' + str(i + 1):>16}" for i in range(len(rows))))
+    width = 24 if db else 16
+    print(f"{'stage':<48}" + "".join(f"{'run ' + str(i + 1):>{width}}" for i in range(len(rows))))
     for label in [s[2] for s in STAGES]:
-        print(f"{label:<48}" + "".join(f"{t.get(label, (0, 0))[1]:>8.3f} ({t.get(label, (0, 0))[0]:.3f})"
-                                       for _, _, t in rows))
-    print(f"{'evaluate_and_store':<48}" + "".join(f"{c:>8.3f} ({w:.3f})" for w, c, _ in rows))
+        cells = []
+        for row in rows:
+            wall, cpu, mongod = row[2].get(label, (0, 0, 0))
+            cells.append(f"{cpu:>8.3f} ({wall:.3f})" + (f" / {mongod:.3f}" if db else ""))
+        print(f"{label:<48}" + "".join(cells))
+    print(f"{'evaluate_and_store':<48}" + "".join(f"{r[1]:>8.3f} ({r[0]:.3f})" + (f" / {r[4]:.3f}" if db else "")
+                                                  for r in rows))
+    if db:
+        print(f"{'  the writer thread and the rest (process - main)':<48}"
+              + "".join(f"{r[3] - r[1]:>8.3f}" + " " * (width - 8) for r in rows))
+        print(f"{'  in all: process + mongod':<48}" + "".join(f"{r[3] + r[4]:>8.3f}" + " " * (width - 8) for r in rows))
 
 
 def _child(root: Path, name: str) -> None:
@@ -87,14 +102,32 @@ def _child(root: Path, name: str) -> None:
     import fiftyone.utils.eval.coco  # noqa: F401
     import pycocotools.cocoeval  # noqa: F401
 
+    import benchkit
+    from fiftyone.core.odm.database import get_db_client
+
     from maskreview.core.evaluation import runs
 
-    times: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
-    _install_timers(times)
     ds = fo.load_dataset(name)
-    wall, cpu = time.perf_counter(), time.thread_time()
+    mongod = benchkit.mongod_pid(root / "db")
+    times: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0, 0.0])
+    _install_timers(times, (lambda: _run_time(mongod)) if mongod else None)
+    get_db_client().admin.command("fsync")  # earlier writes checkpointed first, as bench_eval does
+    wall, cpu, process, db = time.perf_counter(), time.thread_time(), time.process_time(), _run_time(mongod)
     runs.evaluate_and_store(ds, eval_key="profile")
-    print(json.dumps([time.perf_counter() - wall, time.thread_time() - cpu, dict(times)]))
+    print(json.dumps([time.perf_counter() - wall, time.thread_time() - cpu, dict(times),
+                      time.process_time() - process, _run_time(mongod) - db]))
+
+
+def _run_time(pid: int | None) -> float:
+    """CPU seconds a process's threads have run (``/proc/<pid>/task/*/schedstat``, in ns: finer
+    than ``cpu_times``' clock ticks, which most stages are shorter than); 0 without it."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat") if pid else ():
+        try:
+            total += int(stat.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(out.stderr[-2000:])
             rows.append(json.loads(lines[-1]))
         _print(rows, f"{args.n} images; a new process per run, a copy never evaluated before; "
-                     "CPU s of the main thread (wall s)")
+                     "CPU s of the main thread (wall s) / mongod's CPU s")
         return 0
-    times: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+    times: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0, 0.0])
     _install_timers(times)
     for r in range(args.runs + 1):  # the first (a new key) is left out
         times.clear()
