@@ -146,19 +146,43 @@ def test_the_legend_stays_in_its_corner_as_the_view_pans(canvas, qtbot):
     assert legend.geometry() == home
 
 
-def test_the_chips_kept_across_pans_are_those_near_the_view(canvas, qtbot):
-    """A pan keeps the chips' places (moved with the pixels) for the bands it paints; chips
-    scrolled far out of view are let go, not carried (and moved) at every later pan."""
-    from PySide6.QtCore import QRectF
-
+def test_pans_away_and_back_show_what_a_whole_repaint_draws(canvas, qtbot):
+    """Random pans at 1:1 there and back (boxes and their dashes, fills, the legend): every frame
+    equals a whole repaint. Label chips are left out: a pan keeps the chips on screen where they
+    are and puts a chip it brings into view clear of them, where a whole layout may stack two
+    overlapping chips the other way round (the one drawn first keeps its place)."""
+    canvas.set_style(labels=False)
     canvas.set_zoom(1.0)
-    canvas.centerOn(0, 0)
+    canvas.centerOn(W / 2, H / 2)
     settle(qtbot)
     canvas.viewport().repaint()
-    first = set(canvas.label_chip_rects)
     hbar, vbar = canvas.horizontalScrollBar(), canvas.verticalScrollBar()
-    for _ in range(6):  # to the scene's bottom right
-        _painted_after(qtbot, canvas, lambda: (hbar.setValue(hbar.value() + 45), vbar.setValue(vbar.value() + 25)))
-    near = QRectF(canvas.viewport().rect()).adjusted(-300, -200, 300, 200)
-    assert first - set(canvas.label_chip_rects), "no chip was let go"
-    assert all(near.intersects(r) for r in canvas.label_chip_rects.values())
+    rng = np.random.default_rng(6)
+    for _ in range(30):
+        dx, dy = (int(v) for v in rng.integers(-60, 61, 2))
+        if not 0 <= hbar.value() + dx <= hbar.maximum() or not 0 <= vbar.value() + dy <= vbar.maximum():
+            continue
+        _painted_after(qtbot, canvas, lambda: (hbar.setValue(hbar.value() + dx), vbar.setValue(vbar.value() + dy)))
+        scrolled = _on_screen(canvas)
+        _painted_after(qtbot, canvas, canvas.viewport().update)
+        differ = np.argwhere(np.any(scrolled != _on_screen(canvas), axis=-1))
+        assert not differ.size, f"pan ({dx}, {dy}): {len(differ)} pixels differ, rows {differ[:, 0].min()}-{differ[:, 0].max()}"
+
+
+@pytest.mark.parametrize("size", [(400, 300), (401, 301)])
+def test_at_one_to_one_the_image_pixels_are_shown_as_they_are(qtbot, size):
+    """1:1 draws with the smooth hint where image pixels land on whole device pixels (Qt spreads
+    those draws over its threads): the pixels must still be the image's, centred in a viewport an
+    odd number of pixels wider or not."""
+    from maskreview.gui.canvas import ImageCanvas
+    from maskreview.gui.canvas.sample import SampleData
+
+    view = shown(qtbot, ImageCanvas(), size)
+    image = np.random.default_rng(5).integers(0, 255, (87, 121, 3), dtype=np.uint8)
+    view.set_sample(SampleData("s", "x.png", image, None, 87, 121, {}))
+    view.set_zoom(1.0)
+    settle(qtbot)
+    _painted_after(qtbot, view, view.viewport().update)
+    screen = _on_screen(view)
+    at = view.mapFromScene(0, 0)
+    assert np.array_equal(screen[at.y():at.y() + 87, at.x():at.x() + 121], image)

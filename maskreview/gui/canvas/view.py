@@ -215,7 +215,8 @@ class ImageCanvas(QGraphicsView):
         self._click_at: tuple | None = None  # where a left click without a tool began (a drag pans instead)
         self._last_click: tuple[int, int] | None = None
         self._chips = LabelChips()
-        self.label_chip_rects: dict[str, QRectF] = {}
+        self._chip_rects: dict[str, QRectF] = {}  # label_chip_rects, where the view was at _chip_origin
+        self._chip_origin = (0.0, 0.0)  # the scene origin's viewport position then
         self.legend = CanvasLegend(self)
         self._exposed: QRegion | None = None  # the viewport region the paint in progress draws
         self._scroll_unpainted = False  # a scroll in place whose exposed bands are not painted yet
@@ -630,9 +631,11 @@ class ImageCanvas(QGraphicsView):
 
     def _draw_labels(self, painter: QPainter, vis: list[ov.Instance], colors: list, whole: bool) -> None:
         """The chips of ``vis``, laid out afresh when the whole viewport is painted; a partial
-        paint (a hover, a patch after an edit or a model run's write) draws each chip where the
-        last whole paint put it, so that the chips it repaints agree with those it leaves on
-        screen, and places a chip it has not drawn before clear of those."""
+        paint (a hover, a patch after an edit or a model run's write, the band a pan exposes)
+        draws each chip where the last whole paint put it (moved with the view since), so that the
+        chips it repaints agree with those it leaves on screen, and places a chip it has not drawn
+        before clear of those: panning, chips stay where they are (a whole layout may stack two
+        overlapping ones the other way round, the one drawn first in its place)."""
         painter.save()
         painter.resetTransform()
         font = QFont(self.font())
@@ -641,7 +644,8 @@ class ImageCanvas(QGraphicsView):
         t = self.viewportTransform()  # scene -> viewport is scale + translate
         sx, dx, sy, dy = t.m11(), t.dx(), t.m22(), t.dy()
         top = chips.height
-        layout, rects, placed, seeded = ChipLayout(top), {}, self.label_chip_rects, False
+        layout, rects, placed, seeded = ChipLayout(top), {}, self._chip_rects, False
+        ox, oy = round(dx - self._chip_origin[0]), round(dy - self._chip_origin[1])  # scrolled since the last whole paint
         made = chips.made  # a new object when the chips' font or pixel ratio change
         for inst, rgb in zip(vis, colors):  # one pixmap per label: name, score and tags composed once
             memo, key = inst.__dict__.get("_chip"), (rgb, inst.label, inst.score, inst.tags)  # kept on the instance
@@ -654,18 +658,32 @@ class ImageCanvas(QGraphicsView):
                 y = layout.place(x, y, width)
                 rects[inst.id] = QRectF(x, y, width, top)
             elif inst.id in placed:
-                y = round(placed[inst.id].top())
-            else:  # new since the last whole paint (a label a run or an edit just wrote)
-                if not seeded:
-                    seeded = True
+                y = round(placed[inst.id].top()) + oy
+            else:  # new since the last whole paint (a label a run or an edit just wrote, or one a pan brought in)
+                if not seeded:  # clear of the chips on screen and about to be (no new one lands further out)
+                    seeded, vp = True, self.viewport().rect()
+                    near = QRectF(-2 * LABEL_REACH - ox, -(ChipLayout.REACH + 2) * top - oy, vp.width() + 4 * LABEL_REACH,
+                                  vp.height() + 2 * (ChipLayout.REACH + 2) * top)
                     for r in placed.values():
-                        layout.occupy(round(r.left()), round(r.top()), round(r.width()))
+                        if near.intersects(r):
+                            layout.occupy(round(r.left()) + ox, round(r.top()) + oy, round(r.width()))
                 y = layout.place(x, y, width)
-                placed[inst.id] = QRectF(x, y, width, top)
+                placed[inst.id] = QRectF(x - ox, y - oy, width, top)
             painter.drawPixmap(x, y, pixmap)
         if whole:
-            self.label_chip_rects = rects  # viewport rectangles of the chips, by label id
+            self._chip_rects, self._chip_origin = rects, (dx, dy)
         painter.restore()
+
+    @property
+    def label_chip_rects(self) -> dict[str, QRectF]:
+        """The viewport rectangles of the chips the last whole paint laid out (and those placed
+        since), by label id: kept as they were then, with where the view was (a pan scrolled in
+        place moves them all at once, not one by one)."""
+        t = self.viewportTransform()
+        ox, oy = round(t.dx() - self._chip_origin[0]), round(t.dy() - self._chip_origin[1])
+        if not (ox or oy):
+            return self._chip_rects
+        return {k: r.translated(ox, oy) for k, r in self._chip_rects.items()}
 
     def _pen(self, rgb, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
         return cosmetic_pen(rgb, width, self.devicePixelRatioF(), style)
@@ -747,11 +765,6 @@ class ImageCanvas(QGraphicsView):
         self._scroll_unpainted = detail
         if detail:
             self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
-            if self.label_chip_rects:  # the chips on screen moved with the pixels; those scrolled out of reach are let go
-                reach = ChipLayout.REACH * (self._chips.height or 16)
-                near = QRectF(self.viewport().rect()).adjusted(-LABEL_REACH, -reach, LABEL_REACH, reach)
-                moved = ((k, r.translated(dx, dy)) for k, r in self.label_chip_rects.items())
-                self.label_chip_rects = {k: r for k, r in moved if near.intersects(r)}
             self.legend.stay()  # the viewport's scroll moved its children too
             if self.instances_in_view() > DETAIL_LIMIT:  # boxes and chips give way to a note: all of it again
                 self.viewport().update()
