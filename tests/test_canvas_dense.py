@@ -523,3 +523,31 @@ def test_with_no_sample_the_canvas_says_what_is_happening(qtbot):
     assert dark_pixels() == 0  # nothing to say: blank
     view.set_empty_text("Opening the dataset…")
     qtbot.waitUntil(lambda: dark_pixels() > 20, timeout=5000)
+
+
+@pytest.mark.parametrize("zoom", [2.0, 4.0])
+def test_zoomed_in_the_screen_is_image_and_layers_blended_then_enlarged(qtbot, zoom):
+    """Zoomed in, the image and the layers over it are blended at full size in the exposed part
+    and scaled once: each image pixel is a zoom x zoom block of its blended colour (2x: layers with
+    contours; 4x: lazily rendered layers, contours as vectors, turned off here)."""
+    from maskreview.gui.canvas.sample import SampleData
+
+    rng = np.random.default_rng(8)
+    image = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+    view = _shown_canvas(qtbot, 360, 300, labels=False, boxes=False, contours=zoom < 4)
+    view.set_sample(SampleData("z", "z.png", image, None, H, W, _scene()))
+    view.set_zoom(zoom)
+    view.centerOn(W / 2, H / 2)
+    screen = _screen(view).reshape(view.viewport().height(), view.viewport().width(), 3).astype(int)
+    comp = image.astype(float)
+    for name in view.fields():
+        layer = _layer(view, name).astype(float)
+        comp = layer[..., 2::-1] + comp * (1 - layer[..., 3:] / 255)  # premultiplied BGRA over RGB
+    z = int(zoom)
+    x0, y0 = int(view.mapToScene(0, 0).x()) + 1, int(view.mapToScene(0, 0).y()) + 1  # whole image pixels in view
+    at = view.mapFromScene(x0, y0)
+    n_x, n_y = (view.viewport().width() - at.x()) // z - 1, (view.viewport().height() - at.y()) // z - 1
+    shown = screen[at.y():at.y() + n_y * z, at.x():at.x() + n_x * z]
+    expected = np.repeat(np.repeat(comp[y0:y0 + n_y, x0:x0 + n_x], z, axis=0), z, axis=1)
+    assert np.abs(shown - expected).max() <= 2
+    assert np.abs(shown - np.repeat(np.repeat(image[y0:y0 + n_y, x0:x0 + n_x], z, 0), z, 1)).mean() > 3  # layers on it

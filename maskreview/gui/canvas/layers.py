@@ -415,6 +415,33 @@ class ImageItem(QGraphicsItem):
         self._composites[level] = (key, image)
         return image
 
+    def _draw_zoomed_composite(self, painter: QPainter, exposed: QRectF) -> bool:
+        """Zoomed in past 1:1, the exposed part of the image with the layers above it blended in
+        at full size, then scaled once (nearest-neighbour: blending and sampling commute): one
+        scaled draw instead of three (~2 ms each for a 1600 x 1000 view at 1.25x); the full-size
+        blends are whole-pixel blits Qt spreads over its threads. False: nothing to blend."""
+        size = self.image.size()
+        tops = [it for it in self.overlays() if it.isVisible() and it.composited and it.image is not None]
+        if not tops:
+            return False
+        r = exposed.toAlignedRect().intersected(QRect(0, 0, size.width(), size.height()))
+        if r.isEmpty():
+            return True
+        for it in tops:
+            if it.layer is not None:
+                it.layer.ensure(r.left(), r.top(), r.right(), r.bottom())
+        part = QImage(r.size(), self.image.format())
+        blend = QPainter(part)
+        blend.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        blend.drawImage(0, 0, self.image, r.x(), r.y(), r.width(), r.height())
+        blend.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
+        blend.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)  # 1:1 whole pixels: threaded
+        for it in tops:
+            blend.drawImage(0, 0, it.image, r.x(), r.y(), r.width(), r.height())
+        blend.end()
+        painter.drawImage(r.x(), r.y(), part)
+        return True
+
     def _changed(self, old: tuple, key: tuple, tops: list) -> list | None:
         """The base rectangles where the composite made from ``old`` differs from one made of
         ``key`` (the same image and layers, newer versions); None: make it anew."""
@@ -444,7 +471,13 @@ class ImageItem(QGraphicsItem):
         if self.layer is not None:
             r = option.exposedRect
             self.layer.ensure(r.left(), r.top(), r.right(), r.bottom())
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth or _whole_pixel_blit(painter))
+        blit = _whole_pixel_blit(painter)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth or blit)
+        if not (self.smooth or blit):  # zoomed in past 1:1: image and layers scaled as one
+            if self.composited:  # blended into the image's part (_draw_zoomed_composite)
+                return
+            if self.overlays is not None and self._draw_zoomed_composite(painter, option.exposedRect):
+                return
         if self.mips is not None and self.smooth:
             scale = abs(painter.worldTransform().m11()) * painter.device().devicePixelRatioF()
             level = Mips.level_for(scale, self.image.height(), self.image.width())
