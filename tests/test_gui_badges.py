@@ -188,3 +188,32 @@ def test_a_label_edit_keeps_the_badges_read_a_tag_edit_reads_them_again(fo, demo
         assert model.sample_badges[sid].tags == ("hard",)
     finally:
         win.close()
+
+
+def test_a_refused_tag_undo_kept_mine_shows_the_tags_written(fo, demo_coco, qtbot, tmp_path, monkeypatch):
+    """An undo refused because the sample changed elsewhere, then written anyway ("keep mine"):
+    the badge shows the tags as written, not those read while the conflict was asked about."""
+    from maskreview.core.editing import ops as ed
+
+    monkeypatch.setenv("MASKREVIEW_CONFIG_DIR", str(tmp_path / "config"))
+    dataset = open_source(demo_coco, name=f"badges-conflict-{tmp_path.name}")
+    win = open_window(qtbot, tmp_path, dataset, (1100, 700))
+    try:
+        model = win.browser.model
+        sid = model.ids[0]
+        win.edits.apply(ed.SampleTags((sid,), ("hard",), "add"))
+        assert model.sample_badges[sid].tags == ("hard",)
+        sample = dataset[sid]  # someone else changes the sample behind the window's back
+        sample[GT].detections[0].label = "theirs"
+        sample.save()
+        win.edits.conflict.disconnect(win.features.editing._conflict)  # no question box: answered below
+        conflicts = []
+        win.edits.conflict.connect(lambda error, what: conflicts.append((error, what)))
+        win.undo_stack.undo()
+        assert conflicts and dataset[sid].tags == ["hard"]
+        assert model.sample_badges[sid].tags == ("hard",)  # as a paint during the question reads it
+        win.edits.resolve(*conflicts[0], keep_mine=True)
+        assert dataset[sid].tags == []
+        assert model.sample_badges[sid].tags == ()
+    finally:
+        win.close()

@@ -187,6 +187,7 @@ class BadgesFeature:
         window.dataset_changed.connect(lambda _dataset: self.refresh())
         self._undo_index = window.undo_stack.index()
         window.undo_stack.indexChanged.connect(self._undo_stepped)
+        window.dataset_changed.connect(self._follow_edits)
         state.events.evaluation.connect(self._evaluation_changed)
         state.events.rematch.connect(self._rematched)  # an evaluation or new thresholds, re-matched
         self._outcomes: tuple = (None, {})  # (the rematch, its outcomes by label id)
@@ -248,6 +249,17 @@ class BadgesFeature:
         if window.current_sample_id is not None:
             ids.add(window.current_sample_id)
         return sorted(ids)
+
+    def _follow_edits(self, _dataset=None) -> None:
+        edits = getattr(self.window, "edits", None)
+        if edits is not None:
+            edits.written.connect(self._written)
+
+    def _written(self, change) -> None:
+        """A write that moved tags: also one no undo-stack step follows (a conflict answered with
+        "keep mine" writes the refused undo or redo again, after its step read the old tags)."""
+        if any(p.tags_add or p.tags_remove for p in change.patches):
+            self.refresh(change.sample_ids)
 
     def _undo_stepped(self, index: int) -> None:
         """An edit pushed, undone or redone (or the stack cleared): the touched samples' badges.
