@@ -106,6 +106,9 @@ class Recorder:
         return gaps[0][0], "; ".join(wheres)
 
 
+_COCOEVAL_STAGES = ("core.evaluation.engine.", "core.evaluation.chunks.")  # :func:`_stage` names in COCOeval
+
+
 def _stage(frame) -> str:
     """``module.function`` of the innermost maskreview frame, ``< library function`` under it."""
     inner = None
@@ -278,8 +281,10 @@ def main(argv=None) -> int:
     schema = _schema(dataset)
     for label, key, when in [r for r in (
             ("2a Cancel while reading", "eval_cancel", lambda rec: len(rec.times) >= 3),
+            # when the worker's sampled stack is in COCOeval (a share of the progress total fell in the
+            # reading: the total grows as the stages add their steps)
             ("2b Cancel in COCOeval", "eval_cancel",
-             lambda rec: rec.times and rec.times[-1][2] > 10 and rec.times[-1][1] >= 0.4 * rec.times[-1][2]),
+             lambda rec: bool(rec.stacks) and rec.stacks[-1][1].startswith(_COCOEVAL_STAGES)),
             ("3 Cancel while writing", "eval_cancel_write",
              _every(0.5, lambda rec: rec.times and rec.times[-1][1] > 0 and _holding(dataset, "eval_cancel_write") > 0)))
             if r[0].split()[0] in rounds]:
