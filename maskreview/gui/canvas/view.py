@@ -9,7 +9,6 @@ vectors in ``drawForeground``, so they stay crisp at any zoom. Pixels are neares
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
@@ -18,6 +17,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QRegion, QTransform
 from PySide6.QtWidgets import QApplication, QFrame, QGraphicsScene, QGraphicsView
 
+from maskreview.core.masks import round_half_up
 from maskreview.core.review import LabelRef, ReviewState
 from maskreview.gui.canvas import overlay as ov
 from maskreview.gui.canvas.boxes import draw_boxes
@@ -653,7 +653,7 @@ class ImageCanvas(QGraphicsView):
                 pixmap = chips.label(inst.label, inst.score, inst.tags, rgb)
                 memo = inst.__dict__["_chip"] = (made, key, pixmap, chips.width(pixmap))
             pixmap, width = memo[2], memo[3]
-            x, y = math.floor(inst.x0 * sx + dx + 0.5), math.floor(inst.y0 * sy + dy + 0.5) - top  # not round(): half to even moves by a pixel as the view pans
+            x, y = round_half_up(inst.x0 * sx + dx), round_half_up(inst.y0 * sy + dy) - top  # not round(): half to even moves by a pixel as the view pans
             if whole:
                 y = layout.place(x, y, width)
                 rects[inst.id] = QRectF(x, y, width, top)
