@@ -110,6 +110,19 @@ def test_coco_reader_refuses_clearly_or_reads_exact_masks(fo, image_dir, data, t
             assert mk.detection_to_bitmap(det, height, width).shape == (height, width)
 
 
+def test_a_box_only_annotation_too_big_to_fill_is_refused_by_the_reader(fo, image_dir):
+    """Found by the fuzzer: a box-only annotation [0, 0, 0, 1e300] was read, then failed where
+    the box was filled (the canvas, an evaluation) instead of being refused with its file."""
+    path = image_dir / "huge-box.json"
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": 16, "height": 12}],
+                                "annotations": [{"image_id": 1, "category_id": 1, "segmentation": None,
+                                                 "bbox": [0, 0, 0, 1e300]}],
+                                "categories": [{"id": 1, "name": "a"}]}))
+    with pytest.raises(BadInputError, match="times larger than its 16x12 image") as exc:
+        sources._coco_samples(sources.SourceSpec("coco", path, image_dir / "images"), Progress())
+    assert str(exc.value).startswith(str(path))
+
+
 @FUZZ
 @given(results=st.one_of(st.lists(st.one_of(st.fixed_dictionaries(
     {"image_id": mostly(ids), "category_id": mostly(st.just(1)),

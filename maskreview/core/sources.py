@@ -285,9 +285,10 @@ def _coco_detection(path: Path, index: int, ann: dict, categories: dict, height:
     seg = ann.get("segmentation")
     try:
         if seg is None:  # a box-only annotation (checked: it has a finite bbox)
-
             x, y, w, h = (float(v) for v in bbox)
-            return fiftyone().Detection(label=label, bounding_box=[x / width, y / height, w / width, h / height], **attrs)
+            det = fiftyone().Detection(label=label, bounding_box=[x / width, y / height, w / width, h / height], **attrs)
+            mk.detection_pixel_box(det, height, width)  # a box its fill could not be made for is refused here
+            return det
         bitmap = mk.coco_to_bitmap(seg, height, width)
         return mk.bitmap_to_detection(bitmap, label, empty_box=bbox, **attrs)
     except mk.MaskError as exc:
