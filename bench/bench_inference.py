@@ -4,7 +4,7 @@ Both run the same model over the same images: the demo model when
 ``resources/models/demo/model_final.pth`` exists, else the demo architecture with random
 weights. Ours is what the window does: a ``run`` request to the model worker
 (``core.model.worker``, started as the app starts it: ``worker_client.shared_client``, niced,
-torch on every core), which decodes the next images on threads while the model works, turns the
+on the CPU one image per core at once, one torch thread each: ``runs.cpu_lanes``), turns the
 outputs into ``fo.Detections``, writes them to FiftyOne, snapshots the field for undo and reports
 progress back over the pipe; its model is loaded by a warm-up request first (the window keeps
 it loaded between runs). The peer decodes (``cv2.imread``) and predicts, one by one, in this
@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     n = len(paths)
     ratios = [(b[0] / o[0], b[1] / o[1]) for b, o in zip(bare, ours)]
     print(f"model: {what} ({model}), device {cfg.MODEL.DEVICE}, {n} images of 256 px, {args.rounds} rounds; "
-          f"bare: torch threads {torch.get_num_threads()}; worker: nice {niceness}, torch threads = {os.cpu_count()} "
-          "cores when niced")
+          f"bare: torch threads {torch.get_num_threads()}; worker: nice {niceness}, on the CPU {os.cpu_count()} "
+          "images at once (one per core when niced), one torch thread each")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in load)}; after: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
     rows = []

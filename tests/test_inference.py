@@ -310,6 +310,60 @@ def test_a_batched_run_writes_what_one_by_one_writes(dataset, engine):
             assert np.array_equal(a.mask, b.mask) and a.confidence == pytest.approx(b.confidence, abs=1e-5)
 
 
+def test_a_run_in_lanes_writes_what_one_by_one_writes_and_gives_torch_its_threads_back(dataset, engine):
+    """Two images predicted at once on threads, one torch thread each (the model worker on the
+    CPU): the same labels, in the same samples, as one pass after another."""
+    before = torch.get_num_threads()
+    seen = []
+    predict = engine.predict_docs
+
+    def watching(images):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return predict(images)
+
+    try:
+        torch.set_num_threads(1)
+        run_inference(dataset, engine, field="single")
+        torch.set_num_threads(2)
+        engine.predict_docs = watching
+        report = run_inference(dataset, engine, field="lanes", lanes=2, write_every=5)
+        assert torch.get_num_threads() == 2  # given back
+    finally:
+        del engine.predict_docs
+        torch.set_num_threads(before)
+    assert (report.predicted, report.failures) == (12, [])
+    assert len(seen) == 12 and {threads for _, threads in seen} == {1}
+    assert all(name.startswith("lane") for name, _ in seen) and len({name for name, _ in seen}) == 2
+    dataset.reload()
+    for sample in dataset:
+        one, lane = sample.single.detections, sample.lanes.detections
+        assert len(one) > 0 and len(one) == len(lane)
+        for a, b in zip(one, lane):
+            assert (a.label, a.bounding_box, a.confidence) == (b.label, b.bounding_box, b.confidence)
+            assert np.array_equal(a.mask, b.mask)
+
+
+def test_a_run_in_lanes_cancels_keeping_what_it_wrote_and_skips_bad_images(fo, demo_coco, tmp_path, engine):
+    from maskreview.core.sources import open_source
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_coco.parent, data)
+    dataset = open_source(data / demo_coco.name, name="infer-lanes-bad-image")
+    bad = dataset.values("filepath")[1]
+    with open(bad, "wb") as f:
+        f.write(b"not an image")
+    before = torch.get_num_threads()
+    with pytest.raises(CancelledError):
+        run_inference(dataset, engine, progress=CancelAfter(5), write_every=100, lanes=2)
+    assert torch.get_num_threads() == before
+    written = dataset.values("predictions_run")
+    assert written[1] is None and 4 <= sum(k == engine.run_key for k in written) < 11
+    rest = run_inference(dataset, engine, lanes=2)
+    assert rest.predicted + rest.skipped == 11 and len(rest.failures) == 1 and bad in rest.failures[0]
+    with pytest.raises(ValueError, match="lanes"):
+        run_inference(dataset, engine, lanes=2, before_image=lambda: None)
+
+
 def test_cancel_keeps_what_was_written_and_rerun_completes(dataset, engine):
     with pytest.raises(CancelledError):
         run_inference(dataset, engine, progress=CancelAfter(3), write_every=100)

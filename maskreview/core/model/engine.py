@@ -145,6 +145,9 @@ class Engine:
         """torch's intra-op threads for this process's CPU work (shared with whatever else runs it)."""
         return self._torch.get_num_threads()
 
+    def set_cpu_threads(self, threads: int) -> None:
+        self._torch.set_num_threads(threads)
+
     def _check_class_count(self, state: dict, n: int) -> None:
         for key in _CLASS_COUNT_KEYS:
             if key in state and tuple(np.shape(state[key]))[0] != n + 1:

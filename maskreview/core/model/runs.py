@@ -1,6 +1,7 @@
 """Dataset runs: run an :class:`~maskreview.core.model.engine.Engine` over a FiftyOne dataset or view.
 
-The next images are decoded on a thread pool while the model works, results are written in bulk
+The next images are decoded on a thread pool while the model works (or, on the CPU, several images
+decode and predict at once, one torch thread each: :func:`run_inference`'s ``lanes``), results are written in bulk
 as ``fo.Detections`` with box-relative masks, and samples already predicted by the same model and
 settings are skipped. A run never destroys review work: it replaces only the model's own untouched
 labels (:mod:`maskreview.core.model.reviewed`), writes only into a field that is free or holds the
@@ -68,14 +69,14 @@ def _decode(path: str):
 
 
 def prefetched(paths: Iterable[str], workers: int = 2, depth: int = 8,
-               decode: Callable[[str], object] = _decode):
+               decode: Callable[[str], object] = _decode, name: str = "decode"):
     """Yield ``(path, image or exception)`` in order while the next ``depth`` decode on threads
     (``workers`` 0: each decoded when it is asked for, on the caller's thread)."""
     paths = list(paths)
     if workers <= 0:
         yield from ((path, decode(path)) for path in paths)
         return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
     try:
         futures = deque(pool.submit(decode, p) for p in paths[:depth])
         upcoming = len(futures)
@@ -87,6 +88,18 @@ def prefetched(paths: Iterable[str], workers: int = 2, depth: int = 8,
             yield path, current.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def cpu_lanes(engine: Engine) -> int:
+    """Images a CPU run predicts at once, one torch thread each: one per torch thread it would
+    otherwise give one forward pass (1 on a GPU, or where a batch takes several images). Two
+    single-threaded forward passes on two cores predicted the demo set ~25 % faster than one
+    two-threaded pass, on ~20 % less CPU: no OpenMP thread spins at a barrier waiting for its
+    partner, and each pass's Python and small ops overlap the other's (BENCHMARKS.md, #17
+    inference row, eighth session)."""
+    if engine.device != "cpu" or engine.batch_size != 1:
+        return 1
+    return max(1, engine.cpu_threads)
 
 
 def decode_threads(engine: Engine) -> int:
@@ -120,7 +133,7 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
                   overwrite: bool = False, batch_size: int | None = None, write_every: int = 16,
                   write_seconds: float | None = None, on_written: Callable[[list[str]], None] | None = None,
                   decode_workers: int | None = None, shard: Shard | None = None,
-                  before_image: Callable[[], object] | None = None) -> InferenceReport:
+                  before_image: Callable[[], object] | None = None, lanes: int = 1) -> InferenceReport:
     """Predict every sample of ``view`` into ``field``; cancellable and resumable; reviewer work kept.
 
     Each sample's ``<field>_run`` holds the run key of the model that wrote it, so a rerun
@@ -140,7 +153,12 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
     workers that split a run between them; they may run at the same time, anywhere.
     ``before_image``: called before each image is predicted (a CPU run's share of the cores).
     ``decode_workers``: threads decoding the next images (default: :func:`decode_threads`).
+    ``lanes`` (CPU, ``before_image`` unset): that many images decode and predict at once on
+    threads, torch running one thread each meanwhile (:func:`cpu_lanes`); results still come in
+    order, and a cancel waits for at most the passes already running.
     """
+    if lanes > 1 and (engine.device != "cpu" or before_image is not None):
+        raise ValueError("lanes are for a CPU run whose torch threads nothing else sets")
     progress = progress or Progress()
     batch_size = batch_size or engine.batch_size
     decode_workers = decode_threads(engine) if decode_workers is None else decode_workers
@@ -171,7 +189,14 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
 
     progress.start(len(todo), f"inference ({engine.spec.name})")
     start = time.perf_counter()
-    stream = prefetched([p for _, p in todo], workers=decode_workers, depth=max(8, 2 * batch_size))
+    if lanes > 1:
+        batch_size = 1
+        stream = prefetched([p for _, p in todo], workers=lanes, depth=2 * lanes,
+                            decode=lambda path: _decode_and_predict(engine, path), name="lane")
+        restore_threads = engine.cpu_threads
+        engine.set_cpu_threads(1)
+    else:
+        stream = prefetched([p for _, p in todo], workers=decode_workers, depth=max(8, 2 * batch_size))
     try:
         batch: list[tuple[str, np.ndarray]] = []
         for sample_id, _ in todo:
@@ -184,6 +209,14 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
             if isinstance(image, Exception):
                 report.failures.append(str(image))
                 progress.advance()
+                continue
+            if lanes > 1:  # predicted already, in its lane
+                pending[sample_id] = image
+                report.predicted += 1
+                progress.advance()
+                if len(pending) >= write_every or (
+                        write_seconds is not None and time.monotonic() - last_write[0] >= write_seconds):
+                    flush()
                 continue
             batch.append((sample_id, image))
             if len(batch) >= batch_size:
@@ -203,7 +236,9 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
             writer.started = False
         raise
     finally:
-        stream.close()
+        stream.close()  # the lanes' passes that run finish first
+        if lanes > 1:
+            engine.set_cpu_threads(restore_threads)
         try:
             flush()
         finally:
@@ -285,6 +320,13 @@ class _Writer:
             **self.record, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "predicted": r.predicted,
             "skipped": r.skipped, "failed": len(r.failures), "cancelled": r.cancelled,
             "kept_reviewed": r.kept_reviewed}, self.shard)
+
+
+def _decode_and_predict(engine: Engine, path: str):
+    """One lane's image: ``(label documents, height, width)``, or the decode error (a model
+    error raises, as it does outside the lanes)."""
+    image = _decode(path)
+    return image if isinstance(image, Exception) else engine.predict_docs([image])[0]
 
 
 def _predict_batch(engine: Engine, batch, pending, report: InferenceReport) -> None:

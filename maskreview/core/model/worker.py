@@ -38,7 +38,7 @@ from maskreview.core.images import read_image
 from maskreview.core.model import autorun, internals, internals_panel, provenance, worker_io
 from maskreview.core.model.assist import propose_mask, warm
 from maskreview.core.model.engine import Engine
-from maskreview.core.model.runs import run_inference
+from maskreview.core.model.runs import cpu_lanes, run_inference
 from maskreview.core.model.safe_loading import UntrustedCheckpointError
 from maskreview.core.model.worker_client import lower_priority
 from maskreview.core.progress import Progress
@@ -132,7 +132,7 @@ class Worker:
         try:
             # one write (and one event) per half second, not per image
             report = run_inference(ds.select(todo, ordered=True), engine, target, progress, overwrite=overwrite,
-                                   write_every=64, write_seconds=0.5, on_written=lambda written: self.channel.send(
+                                   write_every=64, write_seconds=0.5, lanes=cpu_lanes(engine), on_written=lambda written: self.channel.send(
                                        id=progress.request_id, event="written", ids=list(written)))
         except BaseException as exc:  # a run stopped halfway is undoable too: its snapshots go back first
             error = exc
