@@ -26,7 +26,7 @@ from PySide6.QtGui import QImage, QPainter, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from maskreview.core.masks import clip_box
-from maskreview.gui.canvas import overlay as ov
+from maskreview.gui.canvas import buffers, overlay as ov
 
 GRID = 64  # image pixels per index cell
 TILE = 256  # image pixels per side of a lazily rendered tile (zoomed in: only what is in view)
@@ -131,7 +131,9 @@ class Mips:
             if have is not None and ahead:
                 return
             if have is None:
-                arr = np.ascontiguousarray(self._pixels()[c::step, c::step])
+                src = self._pixels()[c::step, c::step]
+                arr = buffers.empty(src.shape, src.dtype)
+                np.copyto(arr, src)
                 if arr.ndim == 2:
                     arr = arr.view(np.uint8).reshape(*arr.shape, 4)
                 img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], self.fmt)
@@ -225,11 +227,11 @@ class FieldLayer:
         self.insts, self.colors = insts, list(colors)  # the canvas's own list: ``is`` tells it is unchanged
         self._reindex()
         self.lazy = lazy
+        self.array = buffers.zeros((height, width, 4), np.uint8)
         if lazy:
-            self.array = np.zeros((height, width, 4), np.uint8)
             self._rendered = np.zeros((-(-height // TILE), -(-width // TILE)), bool)
         else:
-            self.array = ov.render_layer(self.insts, self.colors, height, width, **self.options)
+            ov.render_layer(self.insts, self.colors, height, width, out=self.array, **self.options)
         self.repainted: list = [(0, 0, width, height)]  # what the last render or update repainted
         self.mips = None if lazy else Mips(self.array, QImage.Format.Format_ARGB32_Premultiplied)
         if self.mips is not None and mip_level:  # the level the first paint draws, made here (on the pool)

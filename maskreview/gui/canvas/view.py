@@ -435,6 +435,7 @@ class ImageCanvas(QGraphicsView):
                 insts = self._visible_of(name).insts
                 fresh[key] = (insts, self._colors(insts))
         if fresh:
+            self._make_room(fresh, {key for _, _, key in shown}, data.height * data.width * 4)
             level = self._first_mip_level(data)
             make = lambda job: FieldLayer(job[0], job[1], data.height, data.width, fill_alpha=s.opacity,  # noqa: E731
                                           fills=s.fills, contours=s.contours and not vector, lazy=vector, mip_level=level)
@@ -472,6 +473,23 @@ class ImageCanvas(QGraphicsView):
         self._update_transform_mode()
         self.viewport().update()
         self.overlays_changed.emit()
+
+    def _make_room(self, fresh: dict, keep: set, nbytes: int) -> None:
+        """Before ``fresh`` layers (``nbytes`` each) are made: let go of the cached layers the
+        cache would drop once they are in (the oldest past its budget, none of ``keep``) and of
+        the layers items show that are no longer cached, so that their buffers are the new
+        layers' (``buffers.zeros``) instead of fresh memory."""
+        cache, n = self._layer_cache, len(fresh)
+        while cache and (len(cache) + n > _LAYER_CACHE or (len(cache) + n > len(self.fields()) and sum(
+                e[0].array.nbytes for e in cache.values()) + n * nbytes > _LAYER_CACHE_BYTES)):
+            oldest = next((k for k in cache if k not in keep), None)
+            if oldest is None:
+                break
+            del cache[oldest]
+        cached = {id(e[0]) for e in cache.values()}
+        for item in self._layer_items.values():
+            if item.layer is not None and id(item.layer) not in cached:
+                item.set_image(None)
 
     def ensure_layers(self, rect: QRectF) -> None:
         """Render the not yet rendered tiles of lazy layers (zoomed in) in this scene rectangle,
