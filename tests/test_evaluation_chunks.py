@@ -77,19 +77,24 @@ def test_class_spans_cover_every_image_in_order():
     assert chunks.class_spans(np.zeros(0, np.int64)) == [(0, 0)]
 
 
-def test_accumulate_in_parts_is_one_accumulate(demo):  # noqa: F811
-    """chunks.accumulate (a C++ accumulate per class and area range, Cancel between) makes
-    COCOeval's arrays and stats of one accumulate over everything, value for value."""
+def test_accumulate_in_parts_is_one_accumulate(demo, monkeypatch):  # noqa: F811
+    """chunks.accumulate (a C++ accumulate per class and area range, Cancel between; in one
+    call up to ``ACCUMULATE_WHOLE`` per-image results) makes COCOeval's arrays and stats of one
+    accumulate over everything, value for value."""
     from maskreview.core.progress import Progress
 
     inputs = coco.coco_inputs(demo, GT_FIELD, PRED_FIELD, "segm")
     one = engine.accumulate(engine.evaluate(inputs.gt, inputs.results, "segm"))
-    progress = Progress()
-    parted = chunks.accumulate(engine.evaluate(inputs.gt, inputs.results, "segm"), progress)
-    assert progress.done == len(one.params.catIds) * len(one.params.areaRng) > 1
-    for name in ("precision", "recall", "scores"):
-        np.testing.assert_array_equal(parted.eval[name], one.eval[name], err_msg=name)
-    np.testing.assert_array_equal(parted.stats, one.stats)
+    parts = len(one.params.catIds) * len(one.params.areaRng)
+    for whole, steps in ((0, parts), (10 ** 9, 0)):
+        monkeypatch.setattr(chunks, "ACCUMULATE_WHOLE", whole)
+        progress = Progress()
+        parted = chunks.accumulate(engine.evaluate(inputs.gt, inputs.results, "segm"), progress)
+        assert progress.done == steps and parts > 1
+        for name in ("precision", "recall", "scores"):
+            np.testing.assert_array_equal(parted.eval[name], one.eval[name], err_msg=name)
+        np.testing.assert_array_equal(parted.stats, one.stats)
+        assert parted._evalImgs_cpp == []  # (accumulated: let go of)
 
 
 def test_masks_kept_packed_give_the_same_results(demo, monkeypatch):  # noqa: F811

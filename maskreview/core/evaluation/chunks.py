@@ -198,6 +198,11 @@ def image_chunks(n_images: int, size: int | None = None) -> list[tuple[int, int]
     return [(s, min(s + size, n_images)) for s in range(0, n_images, size)] or [(0, 0)]
 
 
+ACCUMULATE_WHOLE = 50_000  # per-image results up to which accumulate is one C++ call (~0.06 s CPU), no
+# progress between parts: each part costs its own call (the params, every image id, converted again; its
+# arrays): the bench's 1,000 images, 20,000 results, 40 ms CPU in 20 parts, 24 ms in one call
+
+
 def accumulate(evaluation: engine.Evaluation, progress=None):
     """``engine.accumulate`` (COCOeval's ``accumulate`` and ``summarize``), with progress and
     Cancel between parts: one C++ ``accumulate`` call per (category, area range), as COCOeval's
@@ -217,6 +222,10 @@ def accumulate(evaluation: engine.Evaluation, progress=None):
     n_img = len(p.imgIds)
     if len(flat) != n_cls * n_area * n_img:
         return engine.accumulate(evaluation)
+    if len(flat) <= ACCUMULATE_WHOLE:
+        engine.accumulate(evaluation)
+        ev._evalImgs_cpp = []
+        return ev
     progress.total = max(progress.total, progress.done + n_cls * n_area + 1)
     out = None
     for k in range(n_cls):

@@ -81,11 +81,9 @@ def gt_occlusion(gt_img: np.ndarray, heights: np.ndarray, widths: np.ndarray, gt
 
     ``gt_img``: each GT's image index; ``gt_masks``: ``(x0, y0, box mask)`` per GT; ``gt_boxes``:
     each GT's COCO ``bbox`` (for masks, the tight box of its pixels in the image). Counted
-    exactly with one integral image per instance mask and four look-ups per pair of instances in
-    an image, all pairs at once.
+    exactly, only for the pairs of instances of an image whose box meets the other's visible
+    part: the pixels of one inside the other's box (a count over a slice of its mask).
     """
-    import cv2
-
     n = len(gt_img)
     if n == 0:
         return np.zeros(0)
@@ -113,24 +111,15 @@ def gt_occlusion(gt_img: np.ndarray, heights: np.ndarray, widths: np.ndarray, gt
     occlusion = np.zeros(n)
     if not len(a):
         return occlusion
-    # an integral image of each instance that some other box meets, all in one buffer
-    need = np.unique(a)
-    integrals, offsets = [], [0]
-    for i in need.tolist():
-        xs, ys, m = visible(*gt_masks[i], int(h[i]), int(w[i]))
-        s = cv2.integral(m.view(np.uint8)) if m.size else np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.int32)
-        integrals.append(s.ravel())
-        offsets.append(offsets[-1] + s.size)
-    table = np.concatenate(integrals)
-    start = np.zeros(n, np.int64)
-    start[need] = offsets[:-1]
-    area = table[start[a] + ah[a] * (aw[a] + 1) + aw[a]].astype(float)
-
-    def at(px, py):  # integral of instance a at image pixel corner (px, py), clamped to its box
-        lx, ly = np.clip(px - ax[a], 0, aw[a]), np.clip(py - ay[a], 0, ah[a])
-        return table[start[a] + ly * (aw[a] + 1) + lx].astype(np.int64)
-
-    inside = at(bx1[b], by1[b]) - at(bx0[b], by1[b]) - at(bx1[b], by0[b]) + at(bx0[b], by0[b])
+    # b's box within a's visible part, in that part's coordinates; a's pixels there and in all
+    # (a count over a slice per pair: an integral image per instance cost twice as much, mostly
+    # allocating them, ~40 MB at the bench's 1,000 images)
+    c0, c1 = np.clip(bx0[b] - ax[a], 0, aw[a]).tolist(), np.clip(bx1[b] - ax[a], 0, aw[a]).tolist()
+    r0, r1 = np.clip(by0[b] - ay[a], 0, ah[a]).tolist(), np.clip(by1[b] - ay[a], 0, ah[a]).tolist()
+    parts = {i: visible(*gt_masks[i], int(h[i]), int(w[i]))[2] for i in np.unique(a).tolist()}
+    pixels = {i: np.count_nonzero(m) for i, m in parts.items()}
+    area = np.array([pixels[i] for i in a.tolist()], float)
+    inside = np.array([np.count_nonzero(parts[i][r0[k]:r1[k], c0[k]:c1[k]]) for k, i in enumerate(a.tolist())], float)
     cover = np.divide(inside, area, out=np.zeros(len(a)), where=area > 0)
     np.maximum.at(occlusion, a, cover)
     return occlusion
