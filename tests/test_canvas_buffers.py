@@ -12,6 +12,12 @@ from maskreview.gui.canvas import overlay as ov
 BIG = 1600  # 10 MB layers: past buffers.MIN_BYTES
 
 
+@pytest.fixture(autouse=True)
+def _own_buffers(monkeypatch):
+    """None left over from other tests (those no one holds would be handed out first)."""
+    monkeypatch.setattr(buffers, "_ARRAYS", [])
+
+
 def test_an_array_no_one_holds_is_handed_out_again_cleared_one_held_never():
     shape = (BIG, BIG, 4)
     a = buffers.zeros(shape)
@@ -30,7 +36,6 @@ def test_an_array_no_one_holds_is_handed_out_again_cleared_one_held_never():
 
 
 def test_arrays_no_one_holds_past_the_spare_budget_are_let_go(monkeypatch):
-    monkeypatch.setattr(buffers, "_ARRAYS", [])
     monkeypatch.setattr(buffers, "SPARE_BYTES", BIG * BIG * 4)  # one kept
     arrays = [buffers.zeros((BIG, BIG, 4)) for _ in range(3)]
     del arrays
@@ -107,3 +112,19 @@ def test_a_cached_samples_layers_are_never_handed_out(qtbot):
     for name, before in a_layers.items():
         key = next(k for k in view._layer_cache if k[0] == "a" and k[4] == name)  # noqa: SLF001
         assert np.array_equal(view._layer_cache[key][0].array, before)  # noqa: SLF001
+
+
+def test_a_new_image_takes_the_buffer_of_the_image_before_and_shows_its_own_pixels(qtbot):
+    from maskreview.gui.canvas.sample import SampleData
+
+    view = _canvas(qtbot)
+    rng = np.random.default_rng(5)
+    first, second = (rng.integers(0, 255, (BIG, BIG, 3), dtype=np.uint8) for _ in range(2))
+    view.set_sample(SampleData("a", "a.png", first, None, BIG, BIG, {}))
+    where = view.image_qimage._keep.ctypes.data  # noqa: SLF001
+    view._image_item.mips._wait()  # noqa: SLF001 - its mip level made ahead on the pool reads it until done
+    view.set_sample(SampleData("b", "b.png", second, None, BIG, BIG, {}))
+    image = view.image_qimage
+    assert image._keep.ctypes.data == where  # noqa: SLF001
+    shown = np.frombuffer(image.constBits(), np.uint8).reshape(BIG, BIG, 4)
+    assert np.array_equal(shown[..., 2::-1], second)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QFrame, QGraphicsScene, QGraphicsVie
 
 from maskreview.core.masks import round_half_up
 from maskreview.core.review import LabelRef, ReviewState
-from maskreview.gui.canvas import overlay as ov
+from maskreview.gui.canvas import buffers, overlay as ov
 from maskreview.gui.canvas.boxes import draw_boxes
 from maskreview.gui.canvas.label_chips import ChipLayout, LabelChips
 from maskreview.gui.canvas.layers import BoxIndex, FieldLayer, ImageItem, Mips, boxes_of, pool
@@ -71,7 +71,7 @@ def qimage_from_rgb(rgb: np.ndarray) -> QImage:
     import cv2
 
     h, w = rgb.shape[:2]
-    bgra = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGRA)
+    bgra = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGRA, dst=buffers.empty((h, w, 4), np.uint8))
     img = QImage(bgra.data, w, h, 4 * w, QImage.Format.Format_RGB32)
     img._keep = bgra  # noqa: SLF001 - the buffer must outlive the QImage
     return img
@@ -286,6 +286,8 @@ class ImageCanvas(QGraphicsView):
             image = data.image if data.image is not None else placeholder_image(data.height, data.width)
             self._expect_fit = not (keep_view and same_image)
             if not (same_image and self.image_qimage is not None and getattr(self.image_qimage, "_rgb", None) is image):
+                self._image_item.set_image(None)  # the image before lets go of its buffer: the new one's (buffers.empty)
+                self.image_qimage = None
                 self.image_qimage = qimage_from_rgb(image)
                 self.image_qimage._rgb = image  # noqa: SLF001 - the same array again: no conversion
                 mips = Mips(self.image_qimage._keep, QImage.Format.Format_RGB32)  # noqa: SLF001
