@@ -126,3 +126,25 @@ def test_a_filtered_view_and_the_dataset_are_kept_apart(ds):
     _same(got, want)
     assert len(got.pred) < len(whole.pred)
     _same(R.compute(ds), whole)
+
+
+def test_samples_past_the_cache_cap_give_the_numbers_from_scratch_and_keep_no_labels(ds, tmp_path, monkeypatch):
+    """Past ``cache.MAX_LABELS`` an entry is not kept: once its labels are gathered it holds none
+    of them, nor anything computed from them (memory: ~0.4 GB at 100,000 samples), and the
+    numbers and stored values are those of a run with nothing kept, first run, rerun and after edits."""
+    n = sum(len(s.ground_truth.detections) + len(s.predictions.detections) for s in ds)
+    monkeypatch.setattr(cache, "MAX_LABELS", n // 2)
+    first = runs.evaluate_and_store(ds, eval_key="ev")
+    kept = [e for e in first.entries if e.kept]
+    assert 0 < len(kept) < len(ds) and len(first.cache) == len(kept)
+    for e in first.entries:
+        held = (e.rows, e.ious, e.occlusion, e.biou, e.gt_area, e.gt_bbox, e.pred_area)
+        assert all(held[:3]) and e.gt_area is not None if e.kept else not any(held), e
+    assert any(e.biou for e in kept)
+    _same(first, R.compute(ds, reuse=False))
+    _edit(ds, tmp_path)
+    got = runs.evaluate_and_store(ds, eval_key="ev")
+    assert not any(e.rows for e in got.entries if not e.kept)
+    _same(got, R.compute(ds, reuse=False))
+    runs.evaluate_and_store(ds, eval_key="scratch", reuse=False)
+    assert _stored(ds, "ev") == _stored(ds, "scratch")

@@ -63,3 +63,23 @@ def test_a_failed_rerun_keeps_the_old_run(ds, monkeypatch):
     with pytest.raises(RuntimeError):
         runs.evaluate_and_store(ds, eval_key="ev")
     assert ds.load_evaluation_results("ev").mAP() == pytest.approx(old.summary["mAP"], abs=1e-12)
+
+
+
+def test_the_results_document_is_written_piece_by_piece_as_in_one_go(ds, monkeypatch):
+    """FiftyOne's results JSON, its big arrays made and written one at a time (memory at
+    1,000,000 labels), is byte for byte what ``json.dumps(serialize())`` makes, and reads back."""
+    import json
+
+    import numpy as np
+    from bson import json_util
+
+    from maskreview.core.store import writer as sw
+
+    monkeypatch.setattr(sw, "BIG_ARRAY", 0)  # every array a piece of its own
+    got = runs.evaluate_and_store(ds, eval_key="ev")
+    back = ds.load_evaluation_results("ev", cache=False)  # (read from the pieces written)
+    assert back.mAP() == pytest.approx(got.summary["mAP"], abs=1e-12) and len(back.ytrue) > 1
+    back.ious = np.asarray([np.nan, *back.ious.tolist()[1:]], dtype=object)  # (NaN is written NaN)
+    want = json.dumps(back.serialize(), default=json_util.default).encode()
+    assert b"".join(sw.results_json(back)) == want

@@ -68,7 +68,7 @@ class Chunked:
         self.n_gt, self.n_res = len(gt["annotations"]), n_results
         self.areas = np.zeros(n_results, float)
         self.raw_col = np.zeros(self.n_gt, np.int64)
-        self.ious: dict = {}
+        self.ious: list = []  # per chunk: its blocks' IoU matrices flattened (engine.Evaluation.ious)
         self.per_image: list = []  # per chunk: its flat [class][area range][image] results
         self.n_images: list[int] = []
         self.parts: list[engine.Matches] = []
@@ -117,7 +117,7 @@ class Chunked:
             res_index[m.preds], m.block + offset, ann_index[m.gts], m.gt_block + offset, m.gt_ignore, None,
             m.keys, m.dt_matches, m.dt_ignore, m.n_rows, m.n_cols, m.n_thr))
         self.n_thr = m.n_thr
-        self.ious.update(e.ious)
+        self.ious.append(engine.flatten_ious(e.ious, m.keys))
         self.params = e.params
         return e
 
@@ -165,7 +165,8 @@ class Chunked:
             if self._by_class:
                 raise RuntimeError("a class's chunks were not accumulated")
             ev.eval, ev._evalImgs_cpp = self._out, []
-            return engine.Evaluation(ev, self.areas, self._matches(p), accumulated=True)
+            matches = self._matches(p)
+            return engine.Evaluation(ev, self.areas, matches, accumulated=True, ious=self._flat_ious())
         if self.parts and (p.catIds != list(self.params.catIds) or len(p.imgIds) != sum(self.n_images)):
             raise RuntimeError("the chunks do not cover the images and categories of the whole set")
         n_cls, n_area = len(p.catIds), len(p.areaRng)
@@ -177,16 +178,21 @@ class Chunked:
                     merged.extend(flat[start:start + n])
         self.per_image = []
         ev._evalImgs_cpp = merged
-        return engine.Evaluation(ev, self.areas, self._matches(p))
+        matches = self._matches(p)
+        return engine.Evaluation(ev, self.areas, matches, ious=self._flat_ious())
+
+    def _flat_ious(self) -> np.ndarray:
+        flat, self.ious = self.ious, []
+        return np.concatenate(flat) if flat else np.zeros(0)
 
     def _matches(self, p) -> engine.Matches:
-        self.whole().ious = self.ious
         parts = self.parts
         cat = (lambda name, dtype: np.concatenate([getattr(q, name) for q in parts]).astype(dtype)) if parts else \
             (lambda name, dtype: np.zeros(0, dtype))
+        keys = np.concatenate([q.keys for q in parts]).reshape(-1, 2) if parts else np.zeros((0, 2), np.int64)
         matches = engine.Matches(
             cat("preds", np.int64), cat("block", np.int64), cat("gts", np.int64), cat("gt_block", np.int64),
-            cat("gt_ignore", bool), self.raw_col, [k for q in parts for k in q.keys], cat("dt_matches", np.int64),
+            cat("gt_ignore", bool), self.raw_col, keys, cat("dt_matches", np.int64),
             cat("dt_ignore", bool), cat("n_rows", np.int64), cat("n_cols", np.int64), self.n_thr or len(p.iouThrs))
         self.parts = []
         return matches

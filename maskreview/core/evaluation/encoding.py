@@ -187,8 +187,9 @@ def measure_reusing(entries: list, images: list[dict], annotations: list[dict], 
     clipped = clip_masks(gt_masks + pred_masks, hw[:, 0], hw[:, 1])
     n = len(annotations)
     gt_c, dt_c = clipped[:n], clipped[n:]
-    n_gt = np.array([len(e.rows[0].oids) for e in entries], np.int64)
-    n_pred = np.array([len(e.rows[1].oids) for e in entries], np.int64)
+    at = {im["id"]: k for k, im in enumerate(images)}  # (an entry no cache keeps has no rows: cache.Entry.kept)
+    n_gt, n_pred = (np.bincount(np.array([at[x["image_id"]] for x in items], np.int64), minlength=len(images))
+                    for items in (annotations, results))
     g0, p0 = np.concatenate(([0], np.cumsum(n_gt))).tolist(), np.concatenate(([0], np.cumsum(n_pred))).tolist()
     todo = [i for i, e in enumerate(entries) if e.gt_area is None or e.pred_area is None]
     if len(todo) == len(entries):  # nothing kept (a first run): every mask measured
@@ -211,7 +212,8 @@ def measure_reusing(entries: list, images: list[dict], annotations: list[dict], 
     ga, da = gt_area.tolist(), dt_area.tolist()
     for i in todo:
         e = entries[i]
-        e.gt_area, e.gt_bbox, e.pred_area = ga[g0[i]:g0[i + 1]], boxes[g0[i]:g0[i + 1]], da[p0[i]:p0[i + 1]]
+        if e.kept:  # (one no cache keeps is not looked at again)
+            e.gt_area, e.gt_bbox, e.pred_area = ga[g0[i]:g0[i + 1]], boxes[g0[i]:g0[i + 1]], da[p0[i]:p0[i + 1]]
     for ann, area, box in zip(annotations, ga, boxes):
         ann["area"], ann["bbox"] = area, box
     for res, area in zip(results, da):

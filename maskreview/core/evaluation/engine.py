@@ -50,7 +50,7 @@ class Matches:
     gt_block: np.ndarray
     gt_ignore: np.ndarray  # bool per column
     raw_col: np.ndarray  # per GT index: its column in COCOeval's IoU matrix (GTs in annotation order)
-    keys: list  # (image id, category id) per block
+    keys: np.ndarray  # [blocks, 2]: (image id, category id) per block (an array: 500,000 blocks at 100,000 images)
     dt_matches: np.ndarray  # flat [T, rows of the block] per block: matched GT annotation id, 0 = none
     dt_ignore: np.ndarray  # flat like dt_matches
     n_rows: np.ndarray  # rows per block
@@ -72,14 +72,22 @@ class Evaluation:
     areas: np.ndarray  # each result's area, as loadRes computes it
     matches: Matches
     accumulated: bool = False  # the evaluator's ``eval`` is made (chunks.Chunked, class by class)
+    # every block's IoU matrix ([rows, columns] as COCOeval's), flattened in the matches' block
+    # order (chunks.Chunked: one array, not a dict of 500,000 small ones at 100,000 images);
+    # None: the evaluator's own ``ious`` dict
+    ious: np.ndarray | None = None
+
+    def flat_ious(self) -> np.ndarray:
+        if self.ious is None:
+            self.ious = flatten_ious(self.evaluator.ious, self.matches.keys)
+        return self.ious
 
     def match_ious(self, rows: np.ndarray, gts: np.ndarray) -> np.ndarray:
         """COCOeval's IoU of prediction row ``rows[i]`` with GT ``gts[i]`` (of the same block)."""
         m = self.matches
         if not len(rows):
             return np.zeros(0)
-        ious = self.evaluator.ious
-        flat = np.concatenate([np.asarray(ious[k], float).ravel() for k in m.keys])
+        flat = self.flat_ious()
         start = np.concatenate(([0], np.cumsum(m.n_rows * m.n_cols)[:-1]))
         row_start = np.concatenate(([0], np.cumsum(m.n_rows)[:-1]))
         b = m.block[rows]
@@ -87,16 +95,25 @@ class Evaluation:
 
     def blocks(self, gt_crowd: np.ndarray) -> list[PairBlock]:
         """COCOeval's IoU matrix of every (image, class), for re-matching at other thresholds."""
-        m, ious = self.matches, self.evaluator.ious
+        m, flat = self.matches, self.flat_ious()
         rows = np.split(m.preds, np.cumsum(m.n_rows)[:-1])
         cols = np.split(m.gts, np.cumsum(m.n_cols)[:-1])
         ignores = np.split(m.gt_ignore, np.cumsum(m.n_cols)[:-1])
+        start = np.concatenate(([0], np.cumsum(m.n_rows * m.n_cols))).tolist()
         out = []
-        for key, dt, gt, ig in zip(m.keys, rows, cols, ignores):
-            raw = ious[key]
-            block = np.asarray(raw)[:, m.raw_col[gt]] if len(raw) and len(gt) else np.zeros((len(dt), len(gt)))
+        for b, (dt, gt, ig) in enumerate(zip(rows, cols, ignores)):
+            if len(dt) and len(gt):
+                block = flat[start[b]:start[b + 1]].reshape(len(dt), len(gt))[:, m.raw_col[gt]]
+            else:
+                block = np.zeros((len(dt), len(gt)))
             out.append(PairBlock(dt, gt, block, ig, gt_crowd[gt]))
         return out
+
+
+def flatten_ious(ious: dict, keys: list) -> np.ndarray:
+    """The IoU matrices ``ious[key]`` of ``keys``, each raveled, one after the other."""
+    parts = [np.asarray(ious[img, cat], float).ravel() for img, cat in np.asarray(keys).tolist()]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _group_order(block_of: np.ndarray, *keys: np.ndarray) -> np.ndarray:
@@ -231,7 +248,8 @@ def _matches(ev, annotations: list[dict], results: list[dict], areas: np.ndarray
     dt_ignore = np.fromiter(itertools.chain.from_iterable(s[4] for s in states), bool)
     if len(dt_matches) != n_thr * len(order):
         raise RuntimeError("faster-coco-eval's per-image results do not have COCOeval's layout")
-    keys = [(img_ids[b % n_img], cat_ids[b // n_img]) for b in blocks.tolist()]
+    keys = np.stack([np.asarray(img_ids, np.int64)[blocks % max(n_img, 1)],
+                     np.asarray(cat_ids, np.int64)[blocks // max(n_img, 1)]], axis=1).reshape(-1, 2)
     return Matches(order, np.repeat(np.arange(len(blocks)), n_rows), g_order, np.repeat(np.arange(len(blocks)), n_cols),
                    ignore[g_order], raw_col, keys, dt_matches, dt_ignore, n_rows, n_cols, n_thr)
 

@@ -279,17 +279,21 @@ def read_detections(view, fields: list[str], cache: SampleCache | None = None,
                       [unchanged_since({REV_FIELD: v[0], MODIFIED_FIELD: v[1]}) for v in versions], entries,
                       np.array(fresh, bool))
     if progress is None or len(entries) <= DETS_PIECE:
-        return samples, [_dets(entries, j) for j in range(len(fields))]
-    pieces = range(0, len(entries), DETS_PIECE)  # (1,000,000 labels: seconds in one go)
-    progress.total = max(progress.total, progress.done + len(fields) * len(pieces) + 3)
-    out = []
-    for j in range(len(fields)):
-        parts = []
-        for start in pieces:
-            parts.append(_dets(entries[start:start + DETS_PIECE], j, start))
-            progress.advance()
-            progress.check()
-        out.append(_joined(parts))
+        out = [_dets(entries, j) for j in range(len(fields))]
+    else:
+        pieces = range(0, len(entries), DETS_PIECE)  # (1,000,000 labels: seconds in one go)
+        progress.total = max(progress.total, progress.done + len(fields) * len(pieces) + 3)
+        out = []
+        for j in range(len(fields)):
+            parts = []
+            for start in pieces:
+                parts.append(_dets(entries[start:start + DETS_PIECE], j, start))
+                progress.advance()
+                progress.check()
+            out.append(_joined(parts))
+    for e in entries:  # gathered: an entry no cache keeps needs its labels no more (cache.Entry.kept)
+        if not e.kept:
+            e.rows = ()
     return samples, out
 
 
@@ -317,7 +321,10 @@ def _entry(version: tuple, values: list, n_fields: int, stored_key: str | None, 
         per_label = []
         for j, r in enumerate(rows):
             for s in range(len(STORED_SUFFIXES)):
-                per_label.append(tuple(_or(rest[3 + j * len(STORED_SUFFIXES) + s], len(r.oids), None)))
+                got = _or(rest[3 + j * len(STORED_SUFFIXES) + s], len(r.oids), None)
+                if s == 0:  # the outcomes: four strings, not one a label
+                    got = [sys.intern(x) if type(x) is str else x for x in got]
+                per_label.append(tuple(got))
         entry.stored[stored_key] = (*rest[:3], *per_label)
     return entry
 

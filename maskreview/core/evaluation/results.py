@@ -209,7 +209,7 @@ def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: boo
 
     def keep(computed, known):
         for (img, cat), ious in computed.items() if cached else ():
-            if len(ious) and (img, cat) not in known:
+            if len(ious) and (img, cat) not in known and entries[img - 1].kept:  # (cache.Entry.kept)
                 entries[img - 1].ious[iou_type, names[cat]] = ious
 
     for c, (s0, s1) in enumerate(spans):
@@ -320,7 +320,7 @@ def _occlusion(results: EvalResults, gt_boxes: list, spans: list | None = None, 
     for i, e in enumerate(entries):
         if kind in e.occlusion:
             gt.occlusion[bounds[i]:bounds[i + 1]] = e.occlusion[kind]
-        else:
+        elif e.kept:
             e.occlusion[kind] = gt.occlusion[bounds[i]:bounds[i + 1]].copy()
 
 
@@ -345,7 +345,9 @@ def compute_boundary_iou(results: EvalResults, spans: list | None = None, progre
         biou[t] = boundary_ious([(results.gt_masks[g], results.pred_masks[d]) for g, d in zip(gts[t], preds[t])],
                                 results.heights[img[t]], results.widths[img[t]])
         for j in t.tolist() if entries else ():
-            entries[img[j]].biou[keys[j]] = float(biou[j])
+            e = entries[img[j]]
+            if e.kept:
+                e.biou[keys[j]] = float(biou[j])
     set_boundary_ious(results, preds, biou)
 
 

@@ -213,16 +213,45 @@ def save_run_results(method, view, run_key: str, fo_results) -> None:
     which FiftyOne's ``json_util.loads`` reads back), without json_util's pure-Python walk over
     every value (about half of the store time, BENCHMARKS.md)."""
 
-    from bson import json_util
-
     run_doc = method._get_run_doc(view, run_key)
     if run_doc.results:
         run_doc.results.delete()  # GridFS keeps the old file otherwise
-    run_doc.results.put(json.dumps(fo_results.serialize(), default=json_util.default).encode(),
-                        content_type="application/json")
+    run_doc.results.new_file(content_type="application/json")
+    for piece in results_json(fo_results):
+        run_doc.results.write(piece)
+    run_doc.results.close()
     run_doc.results_meta = dict(fo_results.get_meta() or {})
     getattr(view._root_dataset, method._results_cache_field())[run_key] = fo_results
     run_doc.save()
+
+
+BIG_ARRAY = 10_000  # results arrays past this many items are written as JSON one by one
+
+
+def results_json(fo_results):
+    """``json.dumps(fo_results.serialize())`` as bytes, in pieces: the big arrays (a row per
+    match: 1,000,000 labels) one by one, each made into a list, then JSON, written and let go
+    of before the next (all of them as lists, then one string and its bytes: ~0.4 GB at the
+    end of a 100,000-sample run). The same bytes as in one go."""
+    import copy
+
+    import numpy as np
+    from bson import json_util
+
+    names = fo_results.attributes()
+    big = {a: getattr(fo_results, a) for a in names
+           if isinstance(getattr(fo_results, a), np.ndarray) and getattr(fo_results, a).size > BIG_ARRAY}
+    rest = copy.copy(fo_results)
+    for a in big:
+        setattr(rest, a, None)
+    small = rest.serialize()
+    yield b"{"
+    for i, (a, value) in enumerate(small.items()):
+        text = json.dumps(big[a].tolist() if a in big else value, default=json_util.default)
+        piece = f"{', ' if i else ''}{json.dumps(a)}: {text}".encode()
+        text = None  # (each let go of before the next is made)
+        yield piece
+    yield b"}"
 
 
 # --------------------------------------------------------------------------------------------
