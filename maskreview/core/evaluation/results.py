@@ -303,6 +303,17 @@ def _each_span(parts: list, progress: Progress | None):
             progress.check()
 
 
+OCCLUSION_PIECE = 500  # GTs whose occlusion is computed between two Cancel checks (a span's 2,500: 0.3-0.6 s at load 6)
+
+
+def _by_image_pieces(r: np.ndarray, img: np.ndarray, size: int) -> list[np.ndarray]:
+    """``r`` (rows sorted by ``img``) in pieces of about ``size`` rows, cut between images only."""
+    if len(r) <= size:
+        return [r] if len(r) else []
+    cuts = np.searchsorted(img[r], img[r[size::size]])  # each cut at the first row of its image
+    return [p for p in np.split(r, np.unique(cuts)) if len(p)]
+
+
 def _occlusion(results: EvalResults, gt_boxes: list, spans: list | None = None, progress: Progress | None = None) -> None:
     """Each GT's occlusion (:func:`gt_occlusion`), kept per sample in its cache entry; a span
     of images at a time (progress and Cancel between)."""
@@ -310,8 +321,9 @@ def _occlusion(results: EvalResults, gt_boxes: list, spans: list | None = None, 
     todo = np.array([i for i, e in enumerate(entries) if kind not in e.occlusion], np.int64) if entries else None
     rows = np.flatnonzero(np.isin(gt.img, todo)) if todo is not None else np.arange(len(gt))
     for part in _each_span(_by_span(gt.img[rows], spans), progress):
-        if len(part):
-            r = rows[part]
+        for r in _by_image_pieces(rows[part], gt.img, OCCLUSION_PIECE):
+            if progress is not None:  # (it runs while a rerun's values are written: Cancel waits on it)
+                progress.check()
             gt.occlusion[r] = gt_occlusion(gt.img[r], results.heights, results.widths,
                                            [results.gt_masks[g] for g in r.tolist()], [gt_boxes[g] for g in r.tolist()])
     if not entries:

@@ -160,6 +160,8 @@ def _write(dataset, ops: list, stop: threading.Event | None, written: list, befo
         ids = [op.filter["_id"] for op in batch]
         if before is not None:
             before(ids)
+            if stop is not None and stop.is_set():  # (keeping the old values is a query: Cancel may come in it)
+                raise CancelledError("evaluation cancelled while its values were being written")
         written.append(ids)  # before: a failed write may have written some
         matched += sw.write(dataset, batch).matched
     return matched
@@ -382,8 +384,10 @@ class _Store:
             self._writer.join()
         if self._existing:
             if self._in_place and self._old:
-                _restore(self.dataset, self.eval_key, self._old, self._name, dict.fromkeys(self._args[:2]))
-                sw.refresh_loaded(self.dataset, [str(i) for i in self._old])
+                written = {sid for batch in self._written for sid in batch}  # (a batch kept may not be written)
+                old = {sid: raw for sid, raw in self._old.items() if sid in written}
+                _restore(self.dataset, self.eval_key, old, self._name, dict.fromkeys(self._args[:2]))
+                sw.refresh_loaded(self.dataset, [str(i) for i in old])
             return
         if self.eval_key in self.dataset.list_evaluations():
             _delete_run(self.dataset, self.eval_key)
@@ -453,7 +457,7 @@ class _Store:
         p.total = max(p.total, p.done + -(-self._n_samples // WRITE_BATCH))
         while True:
             alive = self._writer.is_alive()
-            self._writer.join(0.2)
+            self._writer.join(0.05)
             while counted < len(self._written):
                 counted += 1
                 p.advance()
