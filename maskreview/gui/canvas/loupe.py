@@ -27,7 +27,17 @@ class Loupe(QWidget):
         data = self.canvas.data
         if data is not None and not QRectF(0, 0, data.width, data.height).contains(self.center):
             self.center = QPointF(data.width / 2, data.height / 2)
+        elif self.canvas.changed_rects is not None:  # labels patched in place: only if one is in view here
+            src = self._source().adjusted(-2, -2, 2, 2)  # a contour's pen reaches past the pixels
+            if not any(src.intersects(QRectF(x0, y0, x1 - x0, y1 - y0)) for x0, y0, x1, y1 in self.canvas.changed_rects):
+                return
         self.update()
+
+    def _source(self) -> QRectF:
+        """The image rectangle shown."""
+        z = self.magnification
+        half_w, half_h = self.width() / (2 * z), self.height() / (2 * z)
+        return QRectF(self.center.x() - half_w, self.center.y() - half_h, 2 * half_w, 2 * half_h)
 
     def follow(self, x: float, y: float) -> None:
         self.center = QPointF(x, y)
@@ -47,9 +57,8 @@ class Loupe(QWidget):
             painter.end()
             return
         z = self.magnification
-        half_w, half_h = self.width() / (2 * z), self.height() / (2 * z)
         cx, cy = self.center.x(), self.center.y()
-        src = QRectF(cx - half_w, cy - half_h, 2 * half_w, 2 * half_h)
+        src = self._source()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         painter.translate(self.width() / 2, self.height() / 2)
         painter.scale(z, z)

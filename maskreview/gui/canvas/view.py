@@ -201,6 +201,10 @@ class ImageCanvas(QGraphicsView):
         self._expect_fit = False  # set_sample of a sample about to be fitted: its first mip level is the fit's
         self._by_id_key, self._by_id = None, {}  # label id -> instance, for the field _resolve last asked
         self.layer_images: dict[str, QImage] = {}
+        # what the last overlays_changed changed: scene rects (x0, y0, x1, y1) of labels patched
+        # in place in the sample on show (an edit, its undo), None: anything (another sample, style...)
+        self.changed_rects: list | None = None
+        self._shown_sample: tuple | None = None
         self.image_qimage: QImage | None = None
         self.data: SampleData | None = None
         self._look = OverlayStyle()  # opacity, fills, contours, boxes, labels; the rest is read from the state
@@ -287,7 +291,7 @@ class ImageCanvas(QGraphicsView):
             self._expect_fit = not (keep_view and same_image)
             if not (same_image and self.image_qimage is not None and getattr(self.image_qimage, "_rgb", None) is image):
                 self._image_item.set_image(None)  # the image before lets go of its buffer: the new one's (buffers.empty)
-                self.image_qimage = None
+                self.image_qimage, self._shown_sample = None, None
                 self.image_qimage = qimage_from_rgb(image)
                 self.image_qimage._rgb = image  # noqa: SLF001 - the same array again: no conversion
                 mips = Mips(self.image_qimage._keep, QImage.Format.Format_RGB32)  # noqa: SLF001
@@ -415,8 +419,10 @@ class ImageCanvas(QGraphicsView):
         sample whose labels were read again is repainted where they differ only. Fields rendered
         anew render on two threads (numpy and cv2 let go of the GIL)."""
         self.layer_images = {}
+        self.changed_rects = None
         data = self.data
         if data is None:
+            self._shown_sample = None
             self.viewport().update()
             return
         vector = self.vector_mode()
@@ -443,6 +449,7 @@ class ImageCanvas(QGraphicsView):
                                           fills=s.fills, contours=s.contours and not vector, lazy=vector, mip_level=level)
             layers = pool().map(make, fresh.values()) if len(fresh) > 1 and not vector else map(make, fresh.values())
             fresh = dict(zip(fresh, layers))
+        patched = [] if not fresh and self._shown_sample == (data.sample_id, data.filepath) else None
         for name, item, key in shown:
             visible = self._visible_of(name)
             insts = visible.insts
@@ -465,13 +472,20 @@ class ImageCanvas(QGraphicsView):
                         rects = layer.update(insts, colors, changed=changed)
                     else:
                         rects = layer.update(insts, self._colors(insts))
+                        patched = None
+                    if patched is not None:
+                        patched.extend(rects)
                     for x0, y0, x1, y1 in rects:
                         item.update(QRectF(x0, y0, x1 - x0, y1 - y0))
             visible.index = layer.index  # built over the same list
             self.layer_images[name] = cached[1]
+            if item.image is not cached[1] or not item.isVisible():
+                patched = None
             if item.image is not cached[1]:
                 item.set_image(cached[1], layer)
             item.setVisible(True)
+        self._shown_sample = (data.sample_id, data.filepath)
+        self.changed_rects = patched if patched and len(self._layer_items) == len(shown) else None
         self._update_transform_mode()
         self.viewport().update()
         self.overlays_changed.emit()
