@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
-@dataclass
+# slots: a bulk edit makes a few of these per label; no per-instance dict to make, read and free
+@dataclass(slots=True)
 class LabelPatch:
     """One label in one field: ``before``/``after`` are whole documents (``None`` = absent),
     or, when ``whole`` is false, only the top-level keys that change."""
@@ -28,7 +29,7 @@ class LabelPatch:
         return LabelPatch(self.field, self.label_id, self.after, self.before, self.index, self.whole)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Version:
     """A sample's version: ``rev`` counts maskreview's edits of it (a counter that every edit
     increments, conditional on the value it read, so two writers can never both write on top of
@@ -45,7 +46,7 @@ class Version:
         return self.rev == other.rev and self.modified == other.modified
 
 
-@dataclass
+@dataclass(slots=True)
 class SamplePatch:
     sample_id: str
     labels: list[LabelPatch] = field(default_factory=list)
@@ -65,7 +66,7 @@ class SamplePatch:
         return not (self.labels or self.tags_add or self.tags_remove)
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     """What one op did; ``inverse()`` undoes it."""
 

@@ -45,6 +45,7 @@ from maskreview.core.store.writer import (VERSION_FIELDS, bump_revisions, declar
                                           revised, unchanged_since)
 
 
+_MS = timedelta(milliseconds=1)
 RESOLVED_LABELS = 200  # a field holding more labels (a dense scene) is written by its patch (the labels it changes), not whole
 
 
@@ -178,18 +179,21 @@ class EditSession:
         arrays = {sid: label_arrays(doc) for sid, doc in docs.items()}  # before the resolver patches them
         resolver = Resolver(docs, self.dataset.info.get(RUNS_INFO_KEY), _header_size)
         changes = [resolver.resolve(op) for op in ops]
-        for change in changes:
+        projected = fields | {original_field(f) for f in fields}
+        whole = whole_ok and not force
+        shapes = self._shapes
+        for change in changes:  # one pass over the label patches: their shapes, and whether each can go whole
             for p in change.patches:
+                doc = docs.get(p.sample_id) or {}
                 for lp in p.labels:
                     shape = (lp.field, tuple(lp.after or ()))
-                    if shape not in self._shapes:  # a bulk edit writes the same few shapes
+                    if shape not in shapes:  # a bulk edit writes the same few shapes
                         self._check_field(lp.field)
                         self._declare(lp)
-                        self._shapes.add(shape)
-        projected = fields | {original_field(f) for f in fields}
-        whole = whole_ok and not force and all(lp.field in projected for c in changes for p in c.patches for lp in p.labels) \
-            and not any(len((docs.get(p.sample_id, {}).get(lp.field) or {}).get("detections") or ()) > RESOLVED_LABELS
-                        for c in changes for p in c.patches for lp in p.labels)
+                        shapes.add(shape)
+                    if whole and (lp.field not in projected
+                                  or len((doc.get(lp.field) or {}).get("detections") or ()) > RESOLVED_LABELS):
+                        whole = False
         self._write(changes, docs if whole else None, arrays)
         return changes
 
@@ -408,11 +412,14 @@ class EditSession:
         if untracked:
             self.track(untracked)
         chain: dict[str, Version] = {}
-        started = sw.now_ms()  # once per batch: the stamps after it are each 1 ms later anyway
+        # now, or 1 ms after the last stamp; then 1 ms apart (what _stamp gives each in turn)
+        stamp, step, writer, versions = self._stamp() - _MS, _MS, self.writer, self.versions
         for change in changes:
             for p in change.patches:
-                p.expect = chain.get(p.sample_id) or self.versions.get(p.sample_id) or Version()
-                p.result = chain[p.sample_id] = Version(p.expect.rev + 1, self.writer, self._stamp(started))
+                stamp += step
+                p.expect = expect = chain.get(p.sample_id) or versions.get(p.sample_id) or Version()
+                p.result = chain[p.sample_id] = Version(expect.rev + 1, writer, stamp)
+        self._last_stamp = stamp
         return chain
 
     def _write(self, changes: list[Change], docs: dict[str, dict] | None = None,
