@@ -439,7 +439,9 @@ class ImageCanvas(QGraphicsView):
                 continue
             key = (data.sample_id, data.filepath, data.height, data.width, name, s, vector, tuple(self.classes))
             shown.append((name, item, key))
-            if key not in self._layer_cache:
+            if key in self._layer_cache:  # newest now: what the loop below evicts is never a layer it shows
+                self._layer_cache.move_to_end(key)
+            else:
                 insts = self._visible_of(name).insts
                 fresh[key] = (insts, self._colors(insts))
         if fresh:
