@@ -138,7 +138,10 @@ class Chunked:
             p.imgIds = list(np.unique(p.imgIds))
             p.catIds = list(np.unique(p.catIds))
             p.maxDets = sorted(p.maxDets)
+            ids, p.imgIds = p.imgIds, []  # (numbers: shared as they are; a deep copy of 100,000 was 0.2 s)
             ev._paramsEval = copy.deepcopy(p)
+            p.imgIds = ids
+            ev._paramsEval.imgIds = list(ids)
             self._whole = ev
         return self._whole
 

@@ -255,6 +255,7 @@ def _evaluate_by_class(whole: chunks.Chunked, inputs: coco.CocoInputs, columns: 
     n_img = len(images)
     a_img, a_cat, d_img, d_cat = columns
     cat_ids = whole.whole().params.catIds
+    progress.check()  # (the evaluator over every image: 0.1 s of CPU at 100,000 images; then the plans)
     plans = []
     for k, cat in enumerate(cat_ids):
         a_rows, d_rows = np.flatnonzero(a_cat == cat), np.flatnonzero(d_cat == cat)
@@ -262,6 +263,7 @@ def _evaluate_by_class(whole: chunks.Chunked, inputs: coco.CocoInputs, columns: 
         plans.append((k, a_rows, d_rows, chunks.class_spans(counts)))
     n_area = len(whole.whole().params.areaRng)
     progress.total += sum(len(s) + n_area for *_, s in plans)  # (compute counted the spans, done above)
+    progress.check()
     for k, a_rows, d_rows, spans in plans:
         a_at = np.searchsorted(a_img[a_rows], [s0 for s0, _ in spans] + [n_img])
         d_at = np.searchsorted(d_img[d_rows], [s0 for s0, _ in spans] + [n_img])
