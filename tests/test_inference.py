@@ -344,14 +344,7 @@ def test_a_run_in_lanes_writes_what_one_by_one_writes_and_gives_torch_its_thread
 
 
 def test_a_run_in_lanes_cancels_keeping_what_it_wrote_and_skips_bad_images(fo, demo_coco, tmp_path, engine):
-    from maskreview.core.sources import open_source
-
-    data = tmp_path / "data"
-    shutil.copytree(demo_coco.parent, data)
-    dataset = open_source(data / demo_coco.name, name="infer-lanes-bad-image")
-    bad = dataset.values("filepath")[1]
-    with open(bad, "wb") as f:
-        f.write(b"not an image")
+    dataset, bad = _with_a_broken_image(demo_coco, tmp_path, "infer-lanes-bad-image", 1, b"not an image")
     before = torch.get_num_threads()
     with pytest.raises(CancelledError):
         run_inference(dataset, engine, progress=CancelAfter(5), write_every=100, lanes=2)
@@ -375,15 +368,21 @@ def test_cancel_keeps_what_was_written_and_rerun_completes(dataset, engine):
     assert (rest.predicted, rest.skipped) == (12 - done, done)
 
 
-def test_undecodable_image_mid_batch_is_skipped_and_reported(fo, demo_coco, tmp_path, engine):
+def _with_a_broken_image(demo_coco, tmp_path, name, index, content):
+    """A copy of the demo dataset whose ``index``-th image file holds ``content``: (dataset, its path)."""
     from maskreview.core.sources import open_source
 
     data = tmp_path / "data"
     shutil.copytree(demo_coco.parent, data)
-    dataset = open_source(data / demo_coco.name, name="infer-bad-image")
-    bad = dataset.values("filepath")[5]
+    dataset = open_source(data / demo_coco.name, name=name)
+    bad = dataset.values("filepath")[index]
     with open(bad, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n not really")
+        f.write(content)
+    return dataset, bad
+
+
+def test_undecodable_image_mid_batch_is_skipped_and_reported(fo, demo_coco, tmp_path, engine):
+    dataset, bad = _with_a_broken_image(demo_coco, tmp_path, "infer-bad-image", 5, b"\x89PNG\r\n\x1a\n not really")
     report = run_inference(dataset, engine)
     assert report.predicted == 11 and len(report.failures) == 1 and bad in report.failures[0]
     written = dataset.values("predictions_run")
