@@ -12,6 +12,7 @@ After a raw write, :func:`refresh_loaded` brings FiftyOne's in-memory ``Sample``
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -233,8 +234,6 @@ def results_json(fo_results):
     match: 1,000,000 labels) one by one, each made into a list, then JSON, written and let go
     of before the next (all of them as lists, then one string and its bytes: ~0.4 GB at the
     end of a 100,000-sample run). The same bytes as in one go."""
-    import copy
-
     import numpy as np
     from bson import json_util
 
