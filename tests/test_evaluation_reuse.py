@@ -148,3 +148,20 @@ def test_samples_past_the_cache_cap_give_the_numbers_from_scratch_and_keep_no_la
     _same(got, R.compute(ds, reuse=False))
     runs.evaluate_and_store(ds, eval_key="scratch", reuse=False)
     assert _stored(ds, "ev") == _stored(ds, "scratch")
+
+
+def test_the_views_caches_share_one_label_budget_the_oldest_view_letting_go_first(ds, monkeypatch):
+    """A filtered view evaluated, then the whole dataset: together they keep at most
+    ``cache.MAX_LABELS`` labels (not that many each), the older view's going first."""
+    n = sum(len(s.ground_truth.detections) + len(s.predictions.detections) for s in ds)
+    monkeypatch.setattr(cache, "MAX_LABELS", n)
+    cache.clear()
+    part = ds.limit(len(ds) // 2)
+    first = R.compute(part)
+    assert len(first.cache) == len(part) and first.cache._labels < n
+    whole = R.compute(ds)
+    assert len(whole.cache) == len(ds) and whole.cache._labels == n
+    assert sum(c._labels for c in cache._caches.values()) <= n
+    assert first.cache not in cache._caches.values()  # let go of
+    _same(R.compute(part), R.compute(part, reuse=False))
+    assert sum(c._labels for c in cache._caches.values()) <= n
