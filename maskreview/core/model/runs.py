@@ -190,7 +190,6 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
     progress.start(len(todo), f"inference ({engine.spec.name})")
     start = time.perf_counter()
     if lanes > 1:
-        batch_size = 1
         stream = prefetched([p for _, p in todo], workers=lanes, depth=2 * lanes,
                             decode=lambda path: _decode_and_predict(engine, path), name="lane")
         restore_threads = engine.cpu_threads
@@ -205,7 +204,8 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
                 before_image()
             waited = time.perf_counter()
             _, image = next(stream)
-            report.decode_wait_seconds += time.perf_counter() - waited
+            if lanes == 1:  # (in lanes the wait is for the prediction too)
+                report.decode_wait_seconds += time.perf_counter() - waited
             if isinstance(image, Exception):
                 report.failures.append(str(image))
                 progress.advance()
@@ -214,18 +214,16 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
                 pending[sample_id] = image
                 report.predicted += 1
                 progress.advance()
-                if len(pending) >= write_every or (
-                        write_seconds is not None and time.monotonic() - last_write[0] >= write_seconds):
-                    flush()
-                continue
-            batch.append((sample_id, image))
-            if len(batch) >= batch_size:
+            else:
+                batch.append((sample_id, image))
+                if len(batch) < batch_size:
+                    continue
                 _predict_batch(engine, batch, pending, report)
                 progress.advance(len(batch))
                 batch = []
-                if len(pending) >= write_every or (
-                        write_seconds is not None and time.monotonic() - last_write[0] >= write_seconds):
-                    flush()
+            if len(pending) >= write_every or (
+                    write_seconds is not None and time.monotonic() - last_write[0] >= write_seconds):
+                flush()
         if batch:
             _predict_batch(engine, batch, pending, report)
             progress.advance(len(batch))

@@ -132,7 +132,8 @@ class Worker:
         try:
             # one write (and one event) per half second, not per image
             report = run_inference(ds.select(todo, ordered=True), engine, target, progress, overwrite=overwrite,
-                                   write_every=64, write_seconds=0.5, lanes=cpu_lanes(engine), on_written=lambda written: self.channel.send(
+                                   write_every=64, write_seconds=0.5, lanes=cpu_lanes(engine),
+                                   on_written=lambda written: self.channel.send(
                                        id=progress.request_id, event="written", ids=list(written)))
         except BaseException as exc:  # a run stopped halfway is undoable too: its snapshots go back first
             error = exc
