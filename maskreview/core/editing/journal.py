@@ -116,17 +116,13 @@ def _entry_bytes(seq: int, patches: list[SamplePatch]) -> bytes:
     try:
         data = bson.encode({"patches": encoded})
     except (InvalidDocument, OverflowError):
-        return _sealed(_LINE_ENCODER.encode({"seq": seq, "patches": encoded})[:-1]).encode()
-    return _sealed_bytes(b'{"seq": %d, "bson": "%s"' % (seq, base64.b64encode(data)))
+        return _sealed(_LINE_ENCODER.encode({"seq": seq, "patches": encoded})[:-1].encode())
+    return _sealed(b'{"seq": %d, "bson": "%s"' % (seq, base64.b64encode(data)))
 
 
-def _sealed(body: str) -> str:
+def _sealed(body: bytes) -> bytes:
     """A journal line: ``body`` (a JSON object's text without its closing brace) closed with the
     checksum of that text."""
-    return '%s, "crc": "%08x"}' % (body, zlib.crc32(body.encode()))
-
-
-def _sealed_bytes(body: bytes) -> bytes:
     return b'%s, "crc": "%08x"}' % (body, zlib.crc32(body))
 
 
@@ -191,7 +187,7 @@ class Journal:
     def mark(self, seqs: list[int], what: str = "applied") -> None:
         # No fsync: a lost marker only means an idempotent replay of an applied change.
         if seqs:
-            _write_all(self._fd, (_sealed(json.dumps({what: list(seqs)})[:-1]) + "\n").encode())
+            _write_all(self._fd, _sealed(json.dumps({what: list(seqs)})[:-1].encode()) + b"\n")
             for seq in seqs:
                 self.pending.pop(seq, None)
             if os.fstat(self._fd).st_size > self.compact_bytes:
