@@ -459,8 +459,7 @@ class ImageCanvas(QGraphicsView):
             if cached is None:
                 layer = fresh[key]
                 cached = self._layer_cache[key] = (layer, qimage_from_layer(layer.array))
-                while len(self._layer_cache) > _LAYER_CACHE or (len(self._layer_cache) > len(self.fields()) and sum(
-                        e[0].array.nbytes for e in self._layer_cache.values()) > _LAYER_CACHE_BYTES):
+                while self._cache_over():
                     self._layer_cache.popitem(last=False)
             else:
                 self._layer_cache.move_to_end(key)
@@ -492,14 +491,20 @@ class ImageCanvas(QGraphicsView):
         self.viewport().update()
         self.overlays_changed.emit()
 
+    def _cache_over(self, more: int = 0, more_bytes: int = 0) -> bool:
+        """Whether the layer cache, with ``more`` layers of ``more_bytes`` in all, is past its
+        budget: its count, or its bytes once it holds more than one sample's fields."""
+        cache = self._layer_cache
+        return len(cache) + more > _LAYER_CACHE or (len(cache) + more > len(self.fields()) and sum(
+            e[0].array.nbytes for e in cache.values()) + more_bytes > _LAYER_CACHE_BYTES)
+
     def _make_room(self, fresh: dict, keep: set, nbytes: int) -> None:
         """Before ``fresh`` layers (``nbytes`` each) are made: let go of the cached layers the
         cache would drop once they are in (the oldest past its budget, none of ``keep``) and of
         the layers items show that are no longer cached, so that their buffers are the new
         layers' (``buffers.zeros``) instead of fresh memory."""
         cache, n = self._layer_cache, len(fresh)
-        while cache and (len(cache) + n > _LAYER_CACHE or (len(cache) + n > len(self.fields()) and sum(
-                e[0].array.nbytes for e in cache.values()) + n * nbytes > _LAYER_CACHE_BYTES)):
+        while cache and self._cache_over(n, n * nbytes):
             oldest = next((k for k in cache if k not in keep), None)
             if oldest is None:
                 break
