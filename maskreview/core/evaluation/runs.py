@@ -391,19 +391,18 @@ class _Store:
             return
         if self.eval_key in self.dataset.list_evaluations():
             _delete_run(self.dataset, self.eval_key)
-        # what no run accounts for any more (its run deleted meanwhile, by FiftyOne's App say)
         gt_field, pred_field = self._args[:2]
+        written = [sid for batch in self._written for sid in batch]
+        for start in range(0, len(written), WRITE_BATCH):
+            _unset_values(self.dataset, self.eval_key, (gt_field, pred_field), written[start:start + WRITE_BATCH])
+        # the fields declared for it (start_writing), or that no run accounts for any more (its
+        # run deleted meanwhile, by FiftyOne's App say): no sample holds a value of them now (only
+        # this run wrote them), so they leave the schema only, with no scan of every sample
         schema = self.dataset.get_field_schema(flat=True)
         mine = [f"{self.eval_key}_{n}" for n in ("tp", "fp", "fn")]
         mine += [f"{f}.detections.{self.eval_key}{s}" for f in dict.fromkeys((gt_field, pred_field))
                  for s in ("", "_id", "_iou", "_biou")]
-        left = [path for path in mine if path in schema]
-        if left:
-            self.dataset.delete_sample_fields(left, error_level=1)
-            bump_revisions(self.dataset, {}, f"evaluation {self.eval_key} abandoned {new_id()}")
-        written = [sid for batch in self._written for sid in batch]  # (fields declared or not)
-        for start in range(0, len(written), WRITE_BATCH):
-            _unset_values(self.dataset, self.eval_key, (gt_field, pred_field), written[start:start + WRITE_BATCH])
+        sw.undeclare_fields(self.dataset, [path for path in mine if path in schema])
         self.registered = False
 
     def _build(self) -> None:
@@ -445,7 +444,11 @@ class _Store:
             except BaseException as exc:  # re-raised by finish()
                 self._error = exc
 
-        declare_revision_fields(self.dataset)  # here, not in the thread: a schema change
+        # here, not in the thread (a schema change): the key's fields with the revision fields, one
+        # schema merge (each reloads the dataset), not one now and one when registered; a Cancel
+        # takes them out of the schema again (abandon)
+        _declare_fields(self.dataset, *self._args[:2], self.eval_key)
+        declare_revision_fields(self.dataset)  # (their types checked: declared above when missing)
         self._n_samples = len(results.sample_ids)
         self._writer = threading.Thread(target=write, name="maskreview-eval-write", daemon=True)
         self._writer.start()

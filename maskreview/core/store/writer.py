@@ -183,6 +183,24 @@ def declare_fields(dataset, schema: dict) -> None:
         dataset._merge_sample_field_schema(schema)
 
 
+def undeclare_fields(dataset, paths: Iterable[str]) -> None:
+    """Take declared sample and label fields out of the schema only, their values left as they
+    are: for fields no sample holds a value of (the caller unset them in the samples it wrote).
+    FiftyOne's ``delete_sample_fields`` unsets each in every sample (a scan and a write of each,
+    ``last_modified_at`` too: seconds at 100,000 samples), and its schema-only
+    ``remove_dynamic_sample_fields`` takes label attributes only; this is that, for both."""
+    existing = dataset.get_field_schema(flat=True)
+    paths = [p for p in dict.fromkeys(paths) if p in existing]
+    if not paths:
+        return
+    doc_cls = dataset._sample_doc_cls
+    doc_cls._reload_fields()  # (as FiftyOne does first, for list fields)
+    for path in paths:
+        doc_cls._delete_field_schema(path)
+    dataset._doc.app_config._delete_paths(paths)
+    dataset._doc.save()
+
+
 def refresh_loaded(dataset, sample_ids: Iterable[str], fields: Iterable[str] | None = None) -> None:
     """Bring FiftyOne's in-memory ``Sample`` objects of these samples (those loaded, if any) up
     to date with the database after a raw write: ``fields`` only, in one query (FiftyOne's own
