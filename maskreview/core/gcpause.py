@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import gc
 
+from maskreview.core import heap
+
 
 @contextlib.contextmanager
 def gc_paused(keep: bool = False):
@@ -20,13 +22,16 @@ def gc_paused(keep: bool = False):
     in the window, a stall of the GUI thread, ``gui.runtime.GuiThreadCollector``), and every
     full collection after that walks it again. Frozen objects are still freed when their last
     reference goes; only cyclic garbage present at that moment (the work's, or any made before
-    and not yet collected) is never collected, so the work must make none (``tests/test_eval_gc.py``: an evaluation leaves no cycle behind)."""
+    and not yet collected) is never collected, so the work must make none (``tests/test_eval_gc.py``: an evaluation leaves no cycle behind).
+    Then the heap the work freed goes back to the system (:func:`heap.give_back`): the next
+    job would otherwise start on the RSS of this one's peak."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
         if keep:
             gc.freeze()
+            heap.give_back()
     finally:
         if enabled:
             gc.enable()
