@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maskreview.core import heap
 from maskreview.core.errors import BadInputError
 from maskreview.core.evaluation import cache as reuse_cache, chunks, coco, engine, reading
 from maskreview.core.evaluation.boundary import boundary_ious
 from maskreview.core.evaluation.encoding import LazyRles, block_ious, measure_reusing
 from maskreview.core.evaluation.engine import PairBlock
 from maskreview.core.evaluation.outcomes import (
+    FN,
+    IGNORED,
+    OUTCOMES,
     Objects,
     gt_occlusion,
     outcomes_by_greedy,
@@ -125,6 +129,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     fingerprint = labels_fingerprint(dataset_of(view))  # before reading: an edit meanwhile makes it stale
     inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False, cache=cache,
                               stored_key=stored_key, progress=progress)
+    heap.give_back()  # what reading freed (each batch's raw documents and decoded masks): COCOeval's tables next
     entries = inputs.samples.entries
     spans = chunks.image_chunks(len(inputs.gt["images"]))
     # the merge of the chunks, the label tables, outcomes, per chunk, accumulate
@@ -136,6 +141,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
         while_evaluating()
     anns, dts = inputs.gt["annotations"], inputs.results
     evaluation = _evaluate(inputs, iou_type, entries, cache is not None, spans, progress)
+    heap.give_back()  # what the chunks' COCOeval objects freed: the label tables and the writes next
     progress.advance()  # (the chunks merged: 1,000,000 labels, ~1 s)
     progress.check()
     ev = evaluation.evaluator
@@ -147,7 +153,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     gt.cls[:] = [a["category_id"] - 1 for a in anns]
     gt.area[:] = [a["area"] for a in anns]
     gt.crowd[:] = [bool(a["iscrowd"]) for a in anns]
-    gt.outcome[:] = np.where(gt.crowd, "ignored", "fn")
+    gt.outcome[:] = OUTCOMES[np.where(gt.crowd, IGNORED, FN)]
     pred.label_id[:] = inputs.pred_label_ids
     pred.img[:] = [d["image_id"] - 1 for d in dts]
     pred.cls[:] = [d["category_id"] - 1 for d in dts]

@@ -1,0 +1,24 @@
+"""What an evaluation's tables hold per label: shared objects where a value repeats (at
+1,000,000 labels every object a label is ~50 MB, and a Cancel frees them with the GIL held)."""
+
+from __future__ import annotations
+
+import pytest
+from helpers_coco import perturbed_demo
+
+from maskreview.core.evaluation import compute
+from maskreview.core.evaluation.outcomes import OUTCOMES
+
+
+@pytest.fixture(scope="module")
+def demo(demo_coco):
+    with perturbed_demo(demo_coco, "eval-memory", seed=5) as dataset:
+        yield dataset
+
+
+@pytest.mark.parametrize("iou_thresh", [0.5, 0.6])  # COCOeval's own matches, and the greedy rule
+def test_outcomes_are_shared_strings(demo, iou_thresh):
+    res = compute(demo.view(), iou_thresh=iou_thresh, reuse=False)
+    for table in (res.gt, res.pred):
+        assert {"tp"} < set(table.outcome.tolist()) <= set(OUTCOMES.tolist())
+        assert {id(x) for x in table.outcome} <= {id(x) for x in OUTCOMES}, table.outcome[:8]
