@@ -116,3 +116,21 @@ def test_a_first_evaluation_changes_the_schema_once(ds, monkeypatch):
     runs.evaluate_and_store(ds, eval_key="once")
     assert len(merges) == 1 and "once_tp" in merges[0] and "review_rev" in merges[0]
     assert "ground_truth.detections.once_biou" in ds.get_field_schema(flat=True)
+
+
+def test_storing_a_run_saves_the_dataset_document_once_with_its_sidebar_group(ds, monkeypatch):
+    """Registering the run and FiftyOne's sidebar group of its fields in one save of the
+    dataset document (mongoengine walks every field declaration on each: two before)."""
+    saves = []
+    save = type(ds).save
+
+    def counted(self, *args, **kwargs):
+        saves.append(self.name)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(ds), "save", counted)
+    runs.evaluate_and_store(ds, eval_key="side")
+    assert len(saves) == 1
+    ds.reload()
+    groups = {g.name: list(g.paths) for g in ds.app_config.sidebar_groups or []}
+    assert groups.get("side") == ["side_tp", "side_fp", "side_fn"]  # what add_fields_to_sidebar_group makes

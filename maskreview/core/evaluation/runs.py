@@ -419,6 +419,9 @@ class _Store:
         if self._existing and not self._in_place:
             _delete_run(dataset, eval_key)
         self._build()
+        # the key's sidebar group goes into the dataset document that registering saves (FiftyOne's
+        # add_fields_to_sidebar_group would save it once more)
+        sw.stage_sidebar_group(self.method, self.view, eval_key, omit_fields=(gt_field, pred_field))
         self.method.register_run(self.view, eval_key, overwrite=True, cleanup=not self._in_place)
         _declare_fields(dataset, gt_field, pred_field, eval_key)
         self.registered = True
@@ -504,9 +507,7 @@ class _Store:
             self.register()
         sw.refresh_loaded(self.dataset, self._to_refresh)  # once declared: FiftyOne loads declared fields only
         p.advance()
-        sw.save_run_results(self.method, self.view, self.eval_key, fo_results)
-        self.method.add_fields_to_sidebar_group(self.view, self.eval_key,
-                                                omit_fields=(results.gt_field, results.pred_field))
+        sw.save_run_results(self.method, self.view, self.eval_key, fo_results)  # (its sidebar group: register)
         results.eval_key = self.eval_key
         p.advance()
 

@@ -246,6 +246,17 @@ def save_run_results(method, view, run_key: str, fo_results) -> None:
     run_doc.save()
 
 
+def stage_sidebar_group(method, view, run_key: str, omit_fields=()) -> None:
+    """FiftyOne's ``method.add_fields_to_sidebar_group(view, run_key, omit_fields)`` without its
+    own save of the dataset document: the next save writes the group (``register_run``'s, made
+    right after: one save of the whole document, with mongoengine's walk over every field
+    declaration, where there were two)."""
+    omit = set(omit_fields)
+    paths = [f for f in method.get_fields(view, run_key) if "." not in f and f not in omit]
+    dataset = view._root_dataset
+    dataset.app_config._add_paths_to_sidebar_group(paths, run_key, dataset=dataset)
+
+
 BIG_ARRAY = 10_000  # results arrays past this many items are written as JSON one by one
 
 
