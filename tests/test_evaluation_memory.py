@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from helpers_coco import perturbed_demo
 
@@ -22,3 +23,19 @@ def test_outcomes_are_shared_strings(demo, iou_thresh):
     for table in (res.gt, res.pred):
         assert {"tp"} < set(table.outcome.tolist()) <= set(OUTCOMES.tolist())
         assert {id(x) for x in table.outcome} <= {id(x) for x in OUTCOMES}, table.outcome[:8]
+
+
+def test_a_kept_entry_holds_its_boxes_and_scores_as_arrays(demo):
+    from maskreview.core.evaluation import cache
+
+    cache.clear()
+    res = compute(demo.view())
+    kept = [e for e in res.entries if e.kept]
+    assert kept
+    for e in kept:
+        for rows in e.rows:  # one array a sample, not a list of 4 floats and a float a label
+            n = len(rows.oids)
+            assert isinstance(rows.boxes, np.ndarray) and rows.boxes.shape == (n, 4), rows.boxes
+            assert isinstance(rows.scores, np.ndarray) and rows.scores.shape == (n,), rows.scores
+    again = compute(demo.view())  # from the cache: the same detections
+    assert again.pred.score.tolist() == res.pred.score.tolist() and np.array_equal(again.pred.area, res.pred.area)

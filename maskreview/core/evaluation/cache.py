@@ -32,13 +32,13 @@ MAX_VIEWS = 2  # the last views evaluated (a whole dataset and a filtered view, 
 
 @dataclass(slots=True)
 class Rows:
-    """One field's labels in one sample, as read (lists, one item per label)."""
+    """One field's labels in one sample, as read (one item per label)."""
 
     oids: list
     labels: list
-    boxes: list  # relative [x, y, w, h]
+    boxes: object  # [n, 4] float array, relative [x, y, w, h] (reading._rows; [] when none)
     masks: list  # decoded box masks, None where none
-    scores: list  # confidence, None where none
+    scores: object  # [n] float array of confidences, nan where none
     crowd: list  # bool
     from_files: bool = False  # a mask came from a mask_path image: the sample is not kept
 
