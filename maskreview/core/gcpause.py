@@ -23,7 +23,7 @@ def gc_paused(keep: bool = False):
     full collection after that walks it again. Frozen objects are still freed when their last
     reference goes; only cyclic garbage present at that moment (the work's, or any made before
     and not yet collected) is never collected, so the work must make none (``tests/test_eval_gc.py``: an evaluation leaves no cycle behind).
-    Then the heap the work freed goes back to the system (:func:`heap.give_back`): the next
+    Then the heap the work freed goes back to the system (:func:`heap.give_back_later`): the next
     job would otherwise start on the RSS of this one's peak."""
     enabled = gc.isenabled()
     gc.disable()
@@ -31,7 +31,7 @@ def gc_paused(keep: bool = False):
         yield
         if keep:
             gc.freeze()
-            heap.give_back()
+            heap.give_back_later()
     finally:
         if enabled:
             gc.enable()

@@ -129,7 +129,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     fingerprint = labels_fingerprint(dataset_of(view))  # before reading: an edit meanwhile makes it stale
     inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False, cache=cache,
                               stored_key=stored_key, progress=progress)
-    heap.give_back()  # what reading freed (each batch's raw documents and decoded masks): COCOeval's tables next
+    heap.give_back_later()  # what reading freed (each batch's raw documents and decoded masks): COCOeval's tables next
     entries = inputs.samples.entries
     spans = chunks.image_chunks(len(inputs.gt["images"]))
     # the merge of the chunks, the label tables, outcomes, per chunk, accumulate
@@ -141,7 +141,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
         while_evaluating()
     anns, dts = inputs.gt["annotations"], inputs.results
     evaluation = _evaluate(inputs, iou_type, entries, cache is not None, spans, progress)
-    heap.give_back()  # what the chunks' COCOeval objects freed: the label tables and the writes next
+    heap.give_back_later()  # what the chunks' COCOeval objects freed: the label tables and the writes next
     progress.advance()  # (the chunks merged: 1,000,000 labels, ~1 s)
     progress.check()
     ev = evaluation.evaluator
