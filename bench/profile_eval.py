@@ -25,7 +25,7 @@ from pathlib import Path
 STAGES = (  # (module, function, label) in the order they run
     ("coco", "read_detections", "read labels (query, BSON, inflate masks)"),
     ("coco", "coco_inputs", "COCO inputs (the read above included)"),
-    ("runs._Store", "register", "register the run, declare fields"),
+    ("runs._Store", "register", "register the run (+ its sidebar group)"),
     ("results", "measure_reusing", "masks -> areas, GT boxes (box-local)"),
     ("results", "block_ious", "IoUs of the masks whose boxes meet"),
     ("engine", "evaluate", "COCOeval evaluate (C++ core) + matches"),
@@ -33,8 +33,8 @@ STAGES = (  # (module, function, label) in the order they run
     ("results", "compute_boundary_iou", "boundary IoU of the matches"),
     ("runs", "_write_values", "write values (thread; mongod's work)"),
     ("results", "gt_occlusion", "occlusion"),
-    ("runs", "_declare_fields", "  of register: declare fields"),
-    ("runs", "declare_revision_fields", "declare revision fields (before the write)"),
+    ("runs", "_declare_fields", "declare the key's + revision fields (one merge)"),
+    ("runs", "declare_revision_fields", "  check the revision fields' types"),
     ("chunks", "accumulate", "accumulate + summarize (C++, by part)"),
     ("runs._Store", "finish", "store results, sidebar (after the write)"),
 )
