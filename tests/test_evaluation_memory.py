@@ -39,3 +39,14 @@ def test_a_kept_entry_holds_its_boxes_and_scores_as_arrays(demo):
             assert isinstance(rows.scores, np.ndarray) and rows.scores.shape == (n,), rows.scores
     again = compute(demo.view())  # from the cache: the same detections
     assert again.pred.score.tolist() == res.pred.score.tolist() and np.array_equal(again.pred.area, res.pred.area)
+
+
+def test_the_chunks_pieces_are_let_go_of_as_they_are_joined():
+    from maskreview.core.evaluation.chunks import _joined
+
+    pieces = [np.arange(3), np.arange(4).reshape(2, 2), np.zeros(0, np.int64)]
+    want = np.concatenate([np.ravel(x) for x in pieces]).astype(float)
+    got = _joined(pieces, float)
+    assert got.dtype == float and np.array_equal(got, want)
+    assert pieces == [None, None, None]  # (each dropped once copied: not held twice over at the end)
+    assert _joined([], np.int64).shape == (0,)

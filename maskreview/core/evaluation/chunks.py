@@ -186,19 +186,38 @@ class Chunked:
 
     def _flat_ious(self) -> np.ndarray:
         flat, self.ious = self.ious, []
-        return np.concatenate(flat) if flat else np.zeros(0)
+        return _joined(flat, float)
 
     def _matches(self, p) -> engine.Matches:
         parts = self.parts
-        cat = (lambda name, dtype: np.concatenate([getattr(q, name) for q in parts]).astype(dtype)) if parts else \
-            (lambda name, dtype: np.zeros(0, dtype))
-        keys = np.concatenate([q.keys for q in parts]).reshape(-1, 2) if parts else np.zeros((0, 2), np.int64)
+
+        def cat(name, dtype):  # each part's array let go of once copied
+            pieces = [getattr(q, name) for q in parts]
+            for q in parts:
+                setattr(q, name, None)
+            return _joined(pieces, dtype)
+
+        keys = cat("keys", np.int64).reshape(-1, 2)
         matches = engine.Matches(
             cat("preds", np.int64), cat("block", np.int64), cat("gts", np.int64), cat("gt_block", np.int64),
             cat("gt_ignore", bool), self.raw_col, keys, cat("dt_matches", np.int64),
             cat("dt_ignore", bool), cat("n_rows", np.int64), cat("n_cols", np.int64), self.n_thr or len(p.iouThrs))
         self.parts = []
         return matches
+
+
+def _joined(pieces: list, dtype) -> np.ndarray:
+    """``np.concatenate(pieces)`` raveled, as ``dtype``, each piece let go of (from ``pieces``) once it is
+    copied: at 100,000 images the chunks' matches and IoUs are ~0.1 GB, held twice over (three
+    times with a cast after the concatenation) at the end of COCOeval, where a run's RSS peaked."""
+    out = np.empty(sum(np.size(x) for x in pieces), dtype)
+    at = 0
+    for i, x in enumerate(pieces):
+        n = np.size(x)
+        out[at:at + n] = np.ravel(x)
+        at += n
+        pieces[i] = None
+    return out
 
 
 def image_chunks(n_images: int, size: int | None = None) -> list[tuple[int, int]]:
