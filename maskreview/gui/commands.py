@@ -51,15 +51,39 @@ class EditController(QObject):
     queued = Signal(list)  # sample ids changed while the database is unreachable (journaled, not yet written)
     conflict = Signal(object, object)  # ConflictError, the Change that was refused
     failed = Signal(str)  # a one-line message for the user
+    # a Change journaled whose database write is still in flight (a dense sample's, written behind:
+    # EditSession.write_behind): what can be drawn from its patches alone; ``written`` and
+    # ``changed`` (or ``conflict``, ``queued``, ``failed``) follow once it lands
+    applying = Signal(object)
+    _landed = Signal()  # from the write's thread
 
-    def __init__(self, session: EditSession, stack: QUndoStack | None = None, parent=None):
+    def __init__(self, session: EditSession, stack: QUndoStack | None = None, parent=None, write_behind: bool = True):
         super().__init__(parent)
         self.session = session
         self.stack = stack if stack is not None else QUndoStack(self)
         self.stack.setUndoLimit(0)  # unlimited
+        if write_behind:
+            self._landed.connect(lambda: self.settle(wait=False))
+            session.write_behind(self._landed.emit)
+
+    def settle(self, wait: bool = True) -> None:
+        """Finish the write in flight (``wait``: waiting for it) and say what became of it; before
+        anything reads the database's copy of a sample an edit may be writing."""
+        for landed in self.session.settle(wait):
+            change = landed.change
+            if landed.queued:
+                self.queued.emit(change.sample_ids)
+            elif isinstance(landed.error, ConflictError):
+                self.conflict.emit(landed.error, change)
+            elif landed.error is not None:
+                self.failed.emit(f"{change.text}: not written ({type(landed.error).__name__}: {landed.error})")
+            else:
+                self.written.emit(change)
+                self.changed.emit(change.sample_ids)
 
     def apply(self, op: Op, force: bool = False) -> Change | None:
         """Apply ``op`` now and push it; ``None`` (with a signal) when refused."""
+        self.settle()
         try:
             change = self.session.apply(op, force=force)
         except ConflictError as exc:
@@ -75,6 +99,7 @@ class EditController(QObject):
 
     def apply_many(self, ops: list[Op], text: str) -> list[Change]:
         """Several ops as one undo step (a bulk action)."""
+        self.settle()
         try:
             changes = self.session.apply_many(ops)
         except ConflictError as exc:
@@ -94,6 +119,9 @@ class EditController(QObject):
         if self.session.offline:
             self.queued.emit(change.sample_ids)
             return
+        if self.session.writing:  # this change's write (the one before it landed first)
+            self.applying.emit(change)
+            return
         self.written.emit(change)
         self.changed.emit(change.sample_ids)
 
@@ -112,6 +140,7 @@ class EditController(QObject):
             self.changed.emit(list(error.sample_ids))
 
     def _write(self, change: Change, command: EditCommand | None, force: bool = False) -> None:
+        self.settle()
         try:
             written = self.session.write(change, force=force)
         except ConflictError as exc:

@@ -226,12 +226,24 @@ class MainWindow(QMainWindow):
             return
         self.browser.model.invalidate([sample_id])
         if sample_id == self.current_sample_id:
-            data = patched_sample(self.canvas.data, patches) if patches else None
-            if data is not None:
+            shown = self.canvas.data
+            if patches and shown is not None and shown.version is not None and shown.version == patches[-1].result:
+                self._shown(shown)  # drawn from these patches while they were written (show_patched)
+            elif (data := patched_sample(shown, patches) if patches else None) is not None:
                 self._show(data, keep_view=True)
             else:
                 self.show_sample(sample_id, keep_view=True)
         self._histogram_timer.start()
+
+    def show_patched(self, sample_id: str, patches: list) -> None:
+        """The sample on show drawn from an edit's patches while the edit's write is in flight
+        (``EditController.applying``): the canvas only. The panels, the thumbnail and
+        ``sample_changed``, whose handlers may read the database, follow when it has landed
+        (:meth:`refresh_sample`)."""
+        if sample_id == self.current_sample_id:
+            data = patched_sample(self.canvas.data, patches)
+            if data is not None:
+                self.canvas.set_sample(data, keep_view=True)
 
     def apply_filter(self, sample_ids=None, label_ids=None, description: str = "filter") -> None:
         """Show only these samples in the browser and these labels on the canvas (None: all)."""
@@ -248,6 +260,8 @@ class MainWindow(QMainWindow):
             return
         from maskreview.core.errors import MaskreviewError
 
+        if self.edits is not None:
+            self.edits.settle()  # an edit's write in flight lands first: what is read is after it
         try:
             # no stored TP/FP: they go stale with every edit; the evaluation feature matches live
             data = (None if keep_view else self.prefetch.take(sample_id)) or \
@@ -262,6 +276,10 @@ class MainWindow(QMainWindow):
     def _show(self, data, keep_view: bool = False) -> None:
         self.state.set_current_sample(data.sample_id)
         self.canvas.set_sample(data, keep_view=keep_view)
+        self._shown(data)
+
+    def _shown(self, data) -> None:
+        """The panels and ``sample_changed`` of the sample the canvas shows now."""
         self.info_panel.show_sample(data, self.canvas.visible_counts())
         self.tags_panel.show_tags(data.tags, enabled=not data.scratch)
         self.actions_["add_scratch"].setEnabled(data.scratch and self.dataset is not None)

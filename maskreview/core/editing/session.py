@@ -24,11 +24,12 @@ results) increment the revision too (:func:`revised`), so an editor sees their w
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from maskreview.core.editing import journal as jn
+from maskreview.core.editing.behind import InFlight, Landed, WriteBehind
 from maskreview.core.editing.changes import Change, LabelPatch, SamplePatch, Version
 from maskreview.core.editing.labels import apply_sample_patch, label_arrays
 from maskreview.core.editing.ops import Op
@@ -91,13 +92,59 @@ class EditSession:
         # edits resolve against while the database is unreachable (see resume)
         self._cache: OrderedDict[str, tuple[frozenset, dict]] = OrderedDict()
         self.queued: list[tuple[list[int], list[Change]]] = []  # journaled, not yet in the database
+        self._behind: WriteBehind | None = None  # see write_behind
         declare_revision_fields(dataset)
         self.replayed = self.replay()
         self.journal = jn.Journal(dataset_id(dataset), journal_root)
 
+    # -- writing behind ------------------------------------------------------------------
+    def write_behind(self, landed: Callable[[], None]) -> None:
+        """From now on a dense sample's edit (one sample, a field of more than
+        :data:`RESOLVED_LABELS` labels) returns once journaled: its database write goes on in a
+        worker thread (:mod:`maskreview.core.editing.behind`), which calls ``landed`` when it has
+        its answer; :meth:`settle` then finishes it. Every other use of the session finishes it
+        first (waiting for it), so the session reads and writes as if it had been written at once."""
+        if self._behind is None:
+            self._behind = WriteBehind(landed)
+
+    @property
+    def writing(self) -> bool:
+        """A write made behind is in flight (not yet finished by :meth:`settle`)."""
+        return self._behind is not None and self._behind.in_flight is not None
+
+    def settle(self, wait: bool = True) -> list[Landed]:
+        """Finish the write in flight (``wait``: waiting for its answer; else only if it has
+        one), and return what became of every write made behind since the last call, in order."""
+        if self._behind is None:
+            return []
+        self._land(wait)
+        return self._behind.drain()
+
+    def _land(self, wait: bool = True) -> None:
+        flight = self._behind.take(wait) if self._behind is not None else None
+        if flight is None:
+            return
+        change = Change(flight.live[0].text, [p for c in flight.live for p in c.patches])
+        try:
+            with gc_paused():
+                self._confirm(flight, flight.future.result())
+            landed = Landed(change)
+        except ConflictError as exc:
+            landed = Landed(change, exc)
+        except Exception as exc:
+            if sw.unconfirmed(exc):  # in the journal: written by resume() when the database is back
+                self._queue(flight.seqs, flight.live, flight.chain)
+                landed = Landed(change, queued=True)
+            else:
+                for sid in flight.ids:
+                    self._cache.pop(sid, None)
+                landed = Landed(change, exc)
+        self._behind.outcomes.append(landed)
+
     # -- versions ------------------------------------------------------------------------
     def track(self, sample_ids: str | Iterable[str]) -> None:
         """Remember the samples' versions as they are now (call when the UI loads them)."""
+        self._land()
         ids = [sample_ids] if isinstance(sample_ids, str) else list(sample_ids)
         for sid, doc in reader.by_ids(self.dataset, ids, VERSION_FIELDS).items():
             self.versions[sid] = version_of(doc)
@@ -123,6 +170,7 @@ class EditSession:
         """Many ops in one journal write and one database round trip."""
         # A batch allocates a few dicts per label; with FiftyOne loaded, the full collections
         # they trigger walk the whole heap (BENCHMARKS.md, write-back: gc_paused).
+        self._land()
         with gc_paused():
             return self._apply_many(ops, force)
 
@@ -194,11 +242,12 @@ class EditSession:
                     if whole and (lp.field not in projected
                                   or len((doc.get(lp.field) or {}).get("detections") or ()) > RESOLVED_LABELS):
                         whole = False
-        self._write(changes, docs if whole else None, arrays)
+        self._write(changes, docs if whole else None, arrays, behind=_dense(changes, docs))
         return changes
 
     def write(self, change: Change, force: bool = False) -> Change:
         """Write a change as it is (undo: ``write(change.inverse())``; redo: ``write(change)``)."""
+        self._land()
         change = Change(change.text, [SamplePatch(p.sample_id, list(p.labels), list(p.tags_add), list(p.tags_remove))
                                       for p in change.patches])
         if force:  # keep mine: on top of the versions in the database now
@@ -213,7 +262,8 @@ class EditSession:
             self._cache.pop(sid, None)
         with gc_paused():
             try:
-                self._write([change], arrays={sid: label_arrays(doc) for sid, doc in kept.items()})
+                self._write([change], arrays={sid: label_arrays(doc) for sid, doc in kept.items()},
+                            behind=_dense([change], kept))
             except BaseException:
                 for sid in kept:
                     self._cache.pop(sid, None)
@@ -369,6 +419,7 @@ class EditSession:
 
     def try_resume(self) -> dict | None:
         """:meth:`resume`, or None while the database is still unreachable."""
+        self._land()
         try:
             return self.resume()
         except Exception as exc:
@@ -423,10 +474,11 @@ class EditSession:
         return chain
 
     def _write(self, changes: list[Change], docs: dict[str, dict] | None = None,
-               arrays: dict[str, set[str]] | None = None) -> None:
+               arrays: dict[str, set[str]] | None = None, behind: bool = False) -> None:
         """Journal, then write. ``docs``: the sample documents as resolved (after ``changes``);
         ``arrays``: per sample, the fields holding a label array at the version written on
-        (``labels.label_arrays``: labels added to or removed from them go as ``$push`` / ``$pull``)."""
+        (``labels.label_arrays``: labels added to or removed from them go as ``$push`` / ``$pull``);
+        ``behind``: written behind, where :meth:`write_behind` is on."""
         live = [c for c in changes if not c.empty]
         if not live:
             return
@@ -445,6 +497,10 @@ class EditSession:
         if self.queued:  # after the edits before it, which are still waiting
             self._queue(seqs, live, chain)
             return
+        flight = InFlight(seqs, chain, [p.sample_id for c in live for p in c.patches], live, expected)
+        if behind and self._behind is not None:  # journaled (fsynced) above: the edit is safe from here
+            self._behind.start(flight, lambda: self._writer.write(requests, ordered=True))
+            return
         try:
             result = self._writer.write(requests, ordered=True)
         except Exception as exc:
@@ -452,7 +508,11 @@ class EditSession:
                 raise
             self._queue(seqs, live, chain)  # in the journal: written by resume() when the database is back
             return
-        ids = [p.sample_id for c in live for p in c.patches]
+        self._confirm(flight, result)
+
+    def _confirm(self, flight: InFlight, result: sw.Written) -> None:
+        """A write's answer: the journal marks and versions, or the conflict it found."""
+        seqs, chain, ids, live, expected = flight.seqs, flight.chain, flight.ids, flight.live, flight.expected
         # Every update that applies sets a new revision, so it counts as modified.
         if result.modified == expected:
             self._written(seqs, chain, ids, live)
@@ -531,6 +591,9 @@ class EditSession:
                 report["conflicts"].append(p)
 
     def close(self) -> None:
+        self._land()
+        if self._behind is not None:
+            self._behind.close()
         self.journal.close()
 
     def __enter__(self) -> EditSession:
@@ -538,6 +601,15 @@ class EditSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _dense(changes: list[Change], docs: dict[str, dict]) -> bool:
+    """The changes patch one sample, in a field of it that holds more than :data:`RESOLVED_LABELS`
+    labels in ``docs`` (what is written behind)."""
+    patches = [p for c in changes for p in c.patches]
+    doc = docs.get(patches[0].sample_id) if patches else None
+    return doc is not None and all(p.sample_id == patches[0].sample_id for p in patches) and any(
+        len((doc.get(lp.field) or {}).get("detections") or ()) > RESOLVED_LABELS for p in patches for lp in p.labels)
 
 
 def replay_message(report: dict) -> str | None:

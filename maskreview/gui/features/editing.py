@@ -93,6 +93,7 @@ class EditingFeature:
         window.undo_stack.clear()
         edits = EditController(EditSession(dataset), window.undo_stack, window)
         edits.written.connect(self._edited)
+        edits.applying.connect(self._applying)
         edits.conflict.connect(self._conflict)
         edits.failed.connect(lambda message: (self.failed.append(message), window.notify(message)))
         self.edits = edits
@@ -141,12 +142,22 @@ class EditingFeature:
         if any(p.tags_add or p.tags_remove for p in change.patches):  # only sample tags move the count
             self.update_review_progress()
 
+    def _applying(self, change) -> None:
+        """The sample on show drawn from the change's patches while its write is in flight."""
+        sid = self.window.current_sample_id
+        if sid in change.sample_ids:
+            self.window.show_patched(sid, [p for p in change.patches if p.sample_id == sid])
+
     def _conflict(self, error, what) -> None:
         answer = QMessageBox.question(
             self.window, "Edited elsewhere",
             f"{error}\n\nKeep your edit (overwrite theirs)? No reloads their version.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
-        self.edits.resolve(error, what, answer == QMessageBox.StandardButton.Yes)
+        keep_mine = answer == QMessageBox.StandardButton.Yes
+        self.edits.resolve(error, what, keep_mine)
+        if not keep_mine:  # theirs, read again (an edit written behind was drawn before its write was refused)
+            for sid in error.sample_ids:
+                self.window.refresh_sample(sid)
 
     def say(self, text: str) -> None:
         self.window.statusBar().showMessage(text, 6000)
