@@ -319,11 +319,12 @@ def test_undecodable_image_shows_placeholder(window, qtbot, fo, tmp_path):
     window.browser.step(1)
     data = window.canvas.data
     assert data.filepath.endswith("b.png") and data.image is None and data.error
+    qtbot.waitUntil(lambda: not window.info_panel.error_label.isHidden())  # the panel follows a turn later
     assert any(s in window.info_panel.error_label.text() for s in ("cannot decode", "not a readable image"))
-    assert not window.info_panel.error_label.isHidden()
     grab(window)  # paints the placeholder without raising
     window.browser.step(-1)
-    assert window.canvas.data.error is None and window.info_panel.error_label.isHidden()
+    assert window.canvas.data.error is None
+    qtbot.waitUntil(lambda: window.info_panel.error_label.isHidden())
 
 
 def test_database_error_gets_a_dialog(window, qtbot):

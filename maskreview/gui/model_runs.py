@@ -96,6 +96,7 @@ class ModelRuns(QObject):
         self.models: dict[str, dict] = {}  # prediction field -> the record of the model that wrote it
         self._last_good = None  # (model, weights, field) of the last run that worked
         self._stored_shape = (None, None)  # (dataset, store.dataset_doc.stored_shape) as last refreshed
+        self._models_behind = False  # a field was added without naming its model (add_field)
         window.dataset_changed.connect(self._dataset_opened)
         window.installEventFilter(self)  # the window closing stops a fine-tune process
         self.worker_crashed.connect(self._worker_crashed)
@@ -251,7 +252,7 @@ class ModelRuns(QObject):
         """One batch landed: the field appears in the Overlays panel, thumbnails and canvas redraw."""
         w = self.window
         job.written.update(sample_ids)
-        self.add_field(job.field)
+        self.add_field(job.field, name_models=False)  # named at the run's end (_finished): no reload mid-run
         if w.edits is not None:  # edits to these samples are now based on the run's version
             w.edits.session.track(sample_ids)
         w.browser.model.invalidate(sample_ids)
@@ -305,6 +306,8 @@ class ModelRuns(QObject):
 
     def _finished(self, job) -> None:
         self._release(job)
+        if self._models_behind:  # a new field came in while it ran: once, not at its first write
+            self.refresh_models()
         self.window._histogram_timer.start(0)
 
     # ------------------------------------------------------------------ undo / redo of a run
@@ -330,18 +333,24 @@ class ModelRuns(QObject):
             w.show_sample(w.current_sample_id, keep_view=True)
 
     # ------------------------------------------------------------------ fields and their models
-    def add_field(self, field: str | None) -> None:
+    def add_field(self, field: str | None, name_models: bool = True) -> None:
+        """``field`` into the panels. ``name_models=False`` (a run's first write): which model
+        wrote which field is read later; the dataset's reload it needs (a new field: 15-45 ms
+        on the GUI thread) would otherwise stall the window in the middle of the run."""
         w = self.window
         if field and field not in w.label_fields and w.dataset is not None:
             w.label_fields.append(field)
-            self._fields_changed()
+            self._fields_changed(name_models)
 
-    def _fields_changed(self) -> None:
+    def _fields_changed(self, name_models: bool = True) -> None:
         w = self.window
         w.canvas.field_order = w.label_fields
         w.fields_panel.set_fields(w.label_fields, w.canvas.style.hidden_fields)
         w.state.label_fields = tuple(w.label_fields)  # the histogram counts the state's fields: the new one too
-        self.refresh_models()
+        if name_models:
+            self.refresh_models()
+        else:
+            self._models_behind = True
 
     def refresh_models(self) -> None:
         """Re-read which model wrote each prediction field; the Overlays panel names them. The
@@ -352,6 +361,7 @@ class ModelRuns(QObject):
         from maskreview.core.model.provenance import prediction_fields
         from maskreview.core.store.dataset_doc import changed_since_loaded, refresh
 
+        self._models_behind = False
         dataset = self.window.dataset
         if dataset is not None and changed_since_loaded(dataset):  # only the run records changed: no reload
             shape = self._stored_shape if self._stored_shape[0] is dataset else (None, None)

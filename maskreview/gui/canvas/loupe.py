@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -22,6 +22,9 @@ class Loupe(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         canvas.cursor_moved.connect(self.follow)
         canvas.overlays_changed.connect(self._overlays_changed)
+        # a new sample or new overlays repaint here a turn after the canvas's own repaint, not in
+        # the same block (issue 17's stall row); the cursor's moves repaint at once
+        self._repaint_later = QTimer(self, singleShot=True, interval=0, timeout=self.update)
 
     def _overlays_changed(self) -> None:
         data = self.canvas.data
@@ -31,7 +34,7 @@ class Loupe(QWidget):
             src = self._source().adjusted(-2, -2, 2, 2)  # a contour's pen reaches past the pixels
             if not any(src.intersects(QRectF(x0, y0, x1 - x0, y1 - y0)) for x0, y0, x1, y1 in self.canvas.changed_rects):
                 return
-        self.update()
+        self._repaint_later.start()
 
     def _source(self) -> QRectF:
         """The image rectangle shown."""

@@ -125,6 +125,11 @@ class FieldsPanel(QWidget):
         self.color_mode.currentIndexChanged.connect(lambda _: self.changed.emit({"color_mode": self.color_mode.currentData()}))
         for name, box in self.toggles.items():
             box.toggled.connect(lambda on, n=name: self.changed.emit({n: on}))
+        self._synced = None  # the style the widgets show (``sync``); None once the reviewer or a refill changed them
+        self.changed.connect(self._forget_synced)
+
+    def _forget_synced(self, _changes=None) -> None:
+        self._synced = None
 
     def _confidence_changed(self, value: int) -> None:
         self.confidence_label.setText(f"{value / 100:.2f}")
@@ -141,6 +146,7 @@ class FieldsPanel(QWidget):
         self.changed.emit({"hidden_classes": self._checked_off(self.class_list)})
 
     def _fill(self, widget: QListWidget, names, hidden, colors=None) -> None:
+        self._synced = None
         widget.blockSignals(True)
         widget.clear()
         for i, name in enumerate(names):
@@ -184,7 +190,10 @@ class FieldsPanel(QWidget):
         self._fill(self.class_list, classes, hidden, colors)
 
     def sync(self, style) -> None:
-        """Show ``style`` (an OverlayStyle) without emitting ``changed``."""
+        """Show ``style`` (an OverlayStyle) without emitting ``changed``; nothing to do when the
+        widgets show it already (every browse step syncs: ~0.5 ms of the step's block)."""
+        if style == self._synced:
+            return
         widgets = [self.opacity, self.confidence, self.color_mode, *self.toggles.values(), self.field_list, self.class_list]
         for w in widgets:
             w.blockSignals(True)
@@ -201,6 +210,7 @@ class FieldsPanel(QWidget):
                 item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
         for w in widgets:
             w.blockSignals(False)
+        self._synced = style
 
     def set_counts(self, counts: dict[str, tuple[int, int]]) -> None:
         """Visible / total instances per field on the current sample."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 NOTHING_SELECTED = ("Nothing selected. Click a label to select it (click the same spot again, or Tab, for the "
@@ -88,8 +88,19 @@ class SampleInfoPanel(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
         self.error_label.hide()
+        self._shown = None  # (data, counts) to show at the next turn of the event loop
+        self._show_timer = QTimer(self, singleShot=True, interval=0, timeout=self._show_sample)
 
     def show_sample(self, data, counts: dict[str, tuple[int, int]] | None = None) -> None:
+        """The rows follow at the next turn of the event loop (the last call's, if several come
+        first): a browse step's canvas paints in a block of its own, and this panel's text,
+        relayout and paint in the next one, with a timer's tick or an input event between them
+        (issue 17's stall row: one block of the step and every panel's paint was ~20 ms)."""
+        self._shown = (data, counts)
+        self._show_timer.start()
+
+    def _show_sample(self) -> None:
+        data, counts = self._shown
         if data is None:
             self.sample_label.setText("No sample")
             self.error_label.hide()
