@@ -18,7 +18,9 @@ The 4096x4096 scene is also stored in a throw-away database and opened in the re
 ``features.editing.apply`` (the resolver, the journal, the write), ``refresh_sample`` updating the
 canvas (from the change's patches since #17.3's third session: the sample is no longer read back)
 and the viewport's repaint (its own paint event in the event loop; one made by the bench only
-where the loop did not paint it); undo through the window's undo stack; 1.5 s of event loop
+where the loop did not paint it); since #17.3's ninth session a dense sample's database write goes on
+behind the step, on a worker thread, once the edit's journal line is fsynced
+(``EditSession.write_behind``): when each write landed is printed beside the row; undo through the window's undo stack; 1.5 s of event loop
 between the steps (a reviewer's pace: the thumbnail the last step redraws behind is done). That
 is the "redraw after one edit" row.
 
@@ -361,7 +363,8 @@ def bench_window(image, fields, repeat: int) -> dict:
     sid = canvas.data.sample_id
     clock = lambda: Clock(mongod_pid(root / "db"))  # noqa: E731
     rng = np.random.default_rng(5)
-    out = {"edit": Times(), "undo": Times(), "edit_db": [], "undo_db": [], "first": Times()}
+    out = {"edit": Times(), "undo": Times(), "edit_db": [], "undo_db": [], "first": Times(), "edit_landed": [],
+           "undo_landed": []}
     for r in range(-2, repeat):  # the first edit of each field (not counted) declares its snapshot field
         name = ("ground_truth", "predictions")[r % 2]
         inst = canvas.data.fields[name][int(rng.integers(0, len(canvas.data.fields[name])))]
@@ -376,11 +379,17 @@ def bench_window(image, fields, repeat: int) -> dict:
             shown = canvas.data
             paints.seen()
             with clock() as c:
+                started, own = time.perf_counter(), time.process_time()
                 (out[step] if r >= 0 else out["first"])(lambda: (action(), app.processEvents(), paint()))
+                while window.edits.session.writing:  # the write behind the step: when it landed (not counted in it)
+                    app.processEvents()
+                    time.sleep(0.0005)
+                landed, own = time.perf_counter() - started, time.process_time() - own
             if r < 0:
                 continue
             assert canvas.data is not shown, "the canvas was not given the sample again"
-            out[f"{step}_db"].append(c.cpu - out[step].cpu[-1])
+            out[f"{step}_landed"].append(landed)
+            out[f"{step}_db"].append(c.cpu - own)
     out["own_paints"] = paints.own
     window.close()
     return out
@@ -446,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"window edit (SetMask through features.editing.apply, refresh_sample, paint): {edit.text()} "
                   f"(each: {edit.each()}; mongod CPU ms {db('edit_db')}); undo {undo.text()} "
                   f"(each: {undo.each()}; mongod CPU ms {db('undo_db')}); the viewport repainted by its own paint event "
-                  f"in {w['own_paints']} of {len(edit.wall) + len(undo.wall) + len(w['first'].wall)} steps", flush=True)
+                  f"in {w['own_paints']} of {len(edit.wall) + len(undo.wall) + len(w['first'].wall)} steps; the write "
+                  f"landed after (ms from the step's start) edit {db('edit_landed')}, undo {db('undo_landed')}", flush=True)
         if failed is not None:
             where = "canvas only: the window bench failed, see above"
         result(f"{name} redraw after one edit", f"worst {edit.text(100)}, undo {undo.text(100)} ({where})", "<= 30 ms",
