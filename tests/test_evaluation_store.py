@@ -76,13 +76,16 @@ def test_the_results_document_is_written_piece_by_piece_as_in_one_go(ds, monkeyp
 
     from maskreview.core.store import writer as sw
 
-    monkeypatch.setattr(sw, "BIG_ARRAY", 0)  # every array a piece of its own
+    monkeypatch.setattr(sw, "BIG_ARRAY", 0)  # every array in pieces of its own
+    monkeypatch.setattr(sw, "ARRAY_SLICE", 2)  # of 2 items
     got = runs.evaluate_and_store(ds, eval_key="ev")
     back = ds.load_evaluation_results("ev", cache=False)  # (read from the pieces written)
     assert back.mAP() == pytest.approx(got.summary["mAP"], abs=1e-12) and len(back.ytrue) > 1
     back.ious = np.asarray([np.nan, *back.ious.tolist()[1:]], dtype=object)  # (NaN is written NaN)
     want = json.dumps(back.serialize(), default=json_util.default).encode()
-    assert b"".join(sw.results_json(back)) == want
+    pieces = list(sw.results_json(back))
+    assert b"".join(pieces) == want
+    assert len(pieces) > len(back.ytrue) // 2 + len(back.ypred_ids) // 2  # (each array a piece per 2 items)
 
 
 def test_stored_results_are_not_held_in_fiftyones_memory_cache_and_read_back_fresh(ds):

@@ -258,13 +258,15 @@ def stage_sidebar_group(method, view, run_key: str, omit_fields=()) -> None:
 
 
 BIG_ARRAY = 10_000  # results arrays past this many items are written as JSON one by one
+ARRAY_SLICE = 50_000  # and each of those a slice of this many items at a time (a whole one of 700,000: ~0.1 GB of lists and text)
 
 
 def results_json(fo_results):
     """``json.dumps(fo_results.serialize())`` as bytes, in pieces: the big arrays (a row per
-    match: 1,000,000 labels) one by one, each made into a list, then JSON, written and let go
-    of before the next (all of them as lists, then one string and its bytes: ~0.4 GB at the
-    end of a 100,000-sample run). The same bytes as in one go."""
+    match: 1,000,000 labels) one by one, each :data:`ARRAY_SLICE` items at a time made into a
+    list, then JSON, written and let go of before the next (all of them as lists, then one
+    string and its bytes: ~0.4 GB at the end of a 100,000-sample run; one whole array at a
+    time still ~0.1 GB, where round 1 of bench_eval_scale peaked). The same bytes as in one go."""
     import numpy as np
     from bson import json_util
 
@@ -277,10 +279,16 @@ def results_json(fo_results):
     small = rest.serialize()
     yield b"{"
     for i, (a, value) in enumerate(small.items()):
-        text = json.dumps(big[a].tolist() if a in big else value, default=json_util.default)
-        piece = f"{', ' if i else ''}{json.dumps(a)}: {text}".encode()
-        text = None  # (each let go of before the next is made)
-        yield piece
+        name = f"{', ' if i else ''}{json.dumps(a)}: "
+        if a not in big:
+            yield (name + json.dumps(value, default=json_util.default)).encode()
+            continue
+        yield (name + "[").encode()
+        array = big[a]
+        for start in range(0, len(array), ARRAY_SLICE):  # json.dumps of a list: its items joined by ", "
+            text = json.dumps(array[start:start + ARRAY_SLICE].tolist(), default=json_util.default)[1:-1]
+            yield (", " + text if start else text).encode()
+        yield b"]"
     yield b"}"
 
 
