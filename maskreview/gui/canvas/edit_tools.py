@@ -150,7 +150,8 @@ class BrushTool(_EditTool):
                         else np.zeros((data.height, data.width), bool))
         stamp_disk(self.working, pos.x(), pos.y(), self.size, not self.erase)
         self._last = pos
-        self._update_preview()
+        self._preview = QImage(data.width, data.height, QImage.Format.Format_RGBA8888)
+        self._update_preview(0, 0, data.width, data.height)
         return True
 
     def move(self, pos: QPointF, event) -> bool:
@@ -159,8 +160,12 @@ class BrushTool(_EditTool):
             self._refresh()
             return False
         stamp_line(self.working, self._last, pos, self.size, not self.erase)
+        r = self.size / 2 + 1
+        h, w = self.working.shape
+        x0, y0, x1, y1 = mk.pixel_window(min(self._last.x(), pos.x()) - r, min(self._last.y(), pos.y()) - r,
+                                         max(self._last.x(), pos.x()) + r + 1, max(self._last.y(), pos.y()) + r + 1, h, w)
         self._last = pos
-        self._update_preview()
+        self._update_preview(x0, y0, x1, y1)
         return True
 
     def release(self, pos: QPointF, event) -> bool:
@@ -190,11 +195,15 @@ class BrushTool(_EditTool):
         super().activate(canvas)
         self.set_size(self.size)  # say the size in the status bar
 
-    def _update_preview(self) -> None:
-        rgba = np.zeros(self.working.shape + (4,), np.uint8)
-        rgba[self.working] = (255, 255, 255, 110)
-        self._preview = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.shape[1] * 4,
-                               QImage.Format.Format_RGBA8888).copy()
+    def _update_preview(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        """The stroke's preview redrawn in the image window ``[x0, x1) x [y0, y1)`` (what the last
+        stamps changed), in place: a 4096² image's whole preview is 64 MB, a brush's window a few KB."""
+        if x1 > x0 and y1 > y0:
+            image = self._preview
+            rows = np.frombuffer(image.bits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+            window = rows[y0:y1, x0 * 4:x1 * 4].reshape(y1 - y0, x1 - x0, 4)
+            window[...] = 0
+            window[self.working[y0:y1, x0:x1]] = (255, 255, 255, 110)
         self._refresh()
 
     def paint(self, painter, exposed: QRectF) -> None:
