@@ -432,6 +432,49 @@ def test_the_zoomed_out_composite_patched_after_edits_equals_one_made_anew(qtbot
         first = patched
 
 
+@pytest.mark.parametrize("zoom", [1.0, 1.25])
+def test_from_one_to_one_up_one_full_size_composite_is_drawn_and_patched_after_edits(qtbot, zoom):
+    """At 1:1 and zoomed in (below vector zoom) the image's item draws one full-size composite of
+    the image and the layers over it, made once and patched in place where an edit changed the
+    layers: equal to one made anew, and what is on screen is image and layers blended."""
+    from maskreview.gui.canvas.sample import SampleData
+
+    big = 1200
+    rng = np.random.default_rng(12)
+    fields, image = _cells(rng, big, count=200)
+    view = _shown_canvas(qtbot, 420, 360, labels=False, boxes=False)
+    view.set_sample(SampleData("big", "big.png", image, None, big, big, fields))
+    view.set_zoom(zoom)
+    view.centerOn(big / 2, big / 2)
+    view.viewport().grab()
+    item = view._image_item  # noqa: SLF001
+    assert 0 in item._composites  # noqa: SLF001 - drawn from the full-size composite
+    first = item._composites[0][1]  # noqa: SLF001
+    for k, name in [(3, "ground_truth"), (10, "predictions")]:
+        insts = list(fields[name])
+        i = insts[k]
+        insts[k] = replace(i, mask=np.ones_like(i.mask), _area=None, _edges=None)
+        fields = {**fields, name: insts}
+        view.set_sample(SampleData("big", "big.png", image, None, big, big, fields), keep_view=True)
+        view.viewport().grab()
+        patched = item._composites[0][1]  # noqa: SLF001
+        assert patched is first  # patched in place, where it changed
+        item._composites.clear()  # noqa: SLF001
+        anew = item._composite(0)  # noqa: SLF001
+        np.testing.assert_array_equal(_bits(patched), _bits(anew))
+        item._composites[0] = (item._composites[0][0], patched)  # noqa: SLF001
+    if zoom == 1.0:  # (enlarged: test_zoomed_in_the_screen_is_image_and_layers_blended_then_enlarged)
+        comp = image.astype(float)
+        for name in view.fields():
+            layer = _layer(view, name).astype(float)
+            comp = layer[..., 2::-1] + comp * (1 - layer[..., 3:] / 255)  # premultiplied BGRA over RGB
+        screen = _screen(view).reshape(view.viewport().height(), view.viewport().width(), 3).astype(float)
+        x0, y0 = int(view.mapToScene(0, 0).x()) + 1, int(view.mapToScene(0, 0).y()) + 1
+        at = view.mapFromScene(x0, y0)
+        shown = screen[at.y():at.y() + 200, at.x():at.x() + 200]
+        assert np.abs(shown - comp[y0:y0 + 200, x0:x0 + 200]).max() <= 2
+
+
 def test_mip_levels_made_ahead_equal_levels_made_anew_after_edits_meanwhile(qtbot):
     """A paint zoomed out makes the next zoom step's mip levels ahead on the pool; one made while
     the layer changed, or before a change, must show the changed pixels when drawn (its patches

@@ -55,9 +55,10 @@ def _draw_entering(painter: QPainter, lines: list[QLineF], view: QTransform, wid
                    pen) -> list[QLineF]:
     """Draw those of the axis-aligned dashed ``lines`` that start outside the viewport from where
     they enter it (in viewport pixels), their pattern offset by the pixels left out; return the
-    lines that start inside (or never enter)."""
+    lines that start inside (or never enter). Lines whose offsets agree modulo the pattern's
+    period share one pen and one ``drawLines`` (a dense view has hundreds of them)."""
     sx, dx, sy, dy = view.m11(), view.dx(), view.m22(), view.dy()
-    inside, entering = [], []
+    inside, entering = [], {}
     for line in lines:
         x1, y1 = line.x1() * sx + dx, line.y1() * sy + dy
         if 0 <= x1 <= width and 0 <= y1 <= height:
@@ -69,14 +70,20 @@ def _draw_entering(painter: QPainter, lines: list[QLineF], view: QTransform, wid
                 (y1 == y2 and 0 <= y1 <= height and min(x1, x2) <= ex <= max(x1, x2)):
             # the stroker steps the pattern a pixel at a time from the pixel floor(start) is in
             skipped = abs(math.floor(ex) - math.floor(x1)) + abs(math.floor(ey) - math.floor(y1))
-            entering.append((QLineF(ex, ey, x2, y2), skipped))
+            entering.setdefault(skipped, []).append(QLineF(ex, ey, x2, y2))
     if entering:
         painter.save()
         painter.resetTransform()
-        for line, skipped in entering:
+        base = pen()
+        unit = max(base.widthF(), 1e-9)
+        period = sum(base.dashPattern()) * unit  # device pixels after which the pattern repeats
+        phases: dict = {}
+        for skipped, group in entering.items():
+            phases.setdefault(skipped % period if period > 0 else skipped, []).extend(group)
+        for skipped, group in sorted(phases.items()):
             p = pen()
-            p.setDashOffset(skipped / max(p.widthF(), 1e-9))  # in pen widths
+            p.setDashOffset(skipped / unit)  # in pen widths
             painter.setPen(p)
-            painter.drawLine(line)
+            painter.drawLines(group)
         painter.restore()
     return inside
