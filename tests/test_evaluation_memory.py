@@ -50,3 +50,58 @@ def test_the_chunks_pieces_are_let_go_of_as_they_are_joined():
     assert got.dtype == float and np.array_equal(got, want)
     assert pieces == [None, None, None]  # (each dropped once copied: not held twice over at the end)
     assert _joined([], np.int64).shape == (0,)
+
+
+def _reachable(root, kind) -> int:
+    """How many objects of ``kind`` can be reached from ``root`` (``gc.get_referents``)."""
+    import gc
+    import types
+
+    seen, todo, found = set(), [root], 0
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType)):
+            continue
+        seen.add(id(obj))
+        found += isinstance(obj, kind)
+        todo.extend(gc.get_referents(obj))
+    return found
+
+
+def test_the_results_hold_no_objectid_a_label(demo):
+    from bson import ObjectId
+
+    res = compute(demo.view(), reuse=False)  # (no cache entry keeps its labels)
+    # the label ids are strs; an update made ObjectIds of them only where they guard it
+    assert len(res.pred) and _reachable(res, ObjectId) == 0
+
+
+def test_a_class_iou_matrices_are_let_go_of_once_it_is_evaluated(demo, monkeypatch):
+    import weakref
+
+    from maskreview.core.evaluation import chunks, results as evaluation_results
+
+    monkeypatch.setattr(chunks, "CHUNK_IMAGES", 5)
+    monkeypatch.setattr(chunks, "BY_CLASS_IMAGES", 0)  # class by class
+    made = []  # (category id, the matrix) of every IoU matrix made before COCOeval
+    block_ious = evaluation_results.block_ious
+
+    def recorded(*args, **kw):
+        got = block_ious(*args, **kw)
+        made.extend((cat, weakref.ref(ious)) for (_, cat), ious in got.items())
+        return got
+
+    alive = {}  # category id -> the categories whose matrices are alive as it is accumulated
+    accumulate_class = chunks.Chunked.accumulate_class
+
+    def accumulated(self, k, progress=None):
+        alive[self.whole().params.catIds[k]] = {cat for cat, ref in made if ref() is not None}
+        return accumulate_class(self, k, progress)
+
+    monkeypatch.setattr(evaluation_results, "block_ious", recorded)
+    monkeypatch.setattr(chunks.Chunked, "accumulate_class", accumulated)
+    compute(demo.view(), reuse=False)
+    order = list(alive)
+    assert len(order) > 1 and made
+    for i, cat in enumerate(order):  # none of a class evaluated before is held any more
+        assert not alive[cat] & set(order[:i]), (cat, alive[cat])

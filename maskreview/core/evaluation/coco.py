@@ -50,7 +50,6 @@ class CocoInputs:
     warnings: list[str] = field(default_factory=list)
     gt_masks: list = field(default_factory=list)  # (x0, y0, box mask) per annotation (a box fills a mask-less one)
     pred_masks: list = field(default_factory=list)
-    label_oids: tuple = ((), ())  # the GT and prediction label ids as ObjectIds
     sample_versions: list = field(default_factory=list)  # each sample's last_modified_at as read
     samples: object = None  # reading.Samples: the cache entries of the samples read
 
@@ -156,7 +155,7 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
             res["bbox"] = box
     gt_dict = {"images": images, "annotations": annotations,
                "categories": [{"id": i, "name": n} for n, i in cat_id.items()]}
-    return CocoInputs(gt_dict, results, ids, gt.ids, pred.ids, warnings, gt_masks, pred_masks, (gt.oids, pred.oids),
+    return CocoInputs(gt_dict, results, ids, gt.ids, pred.ids, warnings, gt_masks, pred_masks,
                       samples.versions, samples)
 
 

@@ -69,7 +69,6 @@ class EvalResults:
     pred_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     eval_key: str | None = None
     warnings: list[str] = field(default_factory=list)
-    label_oids: tuple = ((), ())  # GT and prediction label ids as ObjectIds (guard the writes)
     sample_versions: list = field(default_factory=list)  # versions as read, filter conditions (guard the writes)
     evaluator: object = field(default=None, repr=False)  # the COCOeval that produced these results
     evaluation: engine.Evaluation | None = field(default=None, repr=False)
@@ -167,7 +166,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
         -np.ones((n_thr, n_cls, n_rec)), -np.ones((n_thr, n_cls)), iou_thrs,
         np.asarray(ev.params.recThrs), *_geometries(iou_type, anns, dts, inputs, heights, widths), inputs.gt_masks,
         inputs.pred_masks, reading.boxes_of(inputs.gt_masks), reading.boxes_of(inputs.pred_masks),
-        warnings=list(inputs.warnings), label_oids=inputs.label_oids,
+        warnings=list(inputs.warnings),
         sample_versions=inputs.sample_versions, evaluator=ev, evaluation=evaluation, entries=entries, cache=cache,
         fingerprint=fingerprint)
     progress.advance()  # (the label tables: 1,000,000 labels, ~1 s)
@@ -210,7 +209,7 @@ def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: boo
     d_bounds = np.searchsorted([d["image_id"] for d in dts], [s0 + 1 for s0, _ in spans] + [len(images) + 1])
     whole = chunks.Chunked(inputs.gt, len(dts), iou_type) if len(spans) > 1 else None
     by_class = whole is not None and chunks.by_class(len(images), len(cat_id))
-    every_given: dict = {}
+    given_by_class: dict = {}  # by class: category id -> the IoU matrices made before its chunks
     columns: list = []  # by class: each span's (GT image, GT class, result image, result class)
 
     def keep(computed, known):
@@ -231,7 +230,8 @@ def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: boo
                                        inputs.gt_masks[a0:a1], inputs.pred_masks[d0:d1])
             given = {**known, **block_ious(anns[a0:a1], dts[d0:d1], *measured, skip=known)}
         if by_class:
-            every_given.update(given)
+            for key in given:
+                given_by_class.setdefault(key[1], {})[key] = given[key]
             keep({k: v for k, v in given.items() if k not in known}, known)
             columns.append([np.array([x[name] for x in items], np.int64) for items in (anns[a0:a1], dts[d0:d1])
                             for name in ("image_id", "category_id")])
@@ -244,8 +244,9 @@ def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: boo
         progress.advance()
         progress.check()
     if by_class:
+        given = known = None  # (the last span's: each class's matrices let go of once it is evaluated)
         a_img, a_cat, d_img, d_cat = (np.concatenate([c[j] for c in columns]) for j in range(4))
-        _evaluate_by_class(whole, inputs, (a_img - 1, a_cat, d_img - 1, d_cat), every_given,
+        _evaluate_by_class(whole, inputs, (a_img - 1, a_cat, d_img - 1, d_cat), given_by_class,
                            keep if iou_type != "segm" else None, progress)
     return evaluation if whole is None else whole.finish()
 
@@ -256,7 +257,9 @@ def _evaluate_by_class(whole: chunks.Chunked, inputs: coco.CocoInputs, columns: 
     images at a time, ``chunks.class_spans``), each class accumulated once its chunks are in;
     ``columns``: each annotation's image position and category id, each result's (gathered
     span by span: 1,000,000 labels in one go were a 4.6 s wait at load 12); ``given``: the IoU
-    matrices made before; ``keep(computed, known)``: those COCOeval made."""
+    matrices made before, by category id, each class's taken out once its chunks are evaluated
+    (held for every class to the end, 280,000 small arrays at 20,000 samples were a tenth of
+    what a rerun in place added); ``keep(computed, known)``: those COCOeval made."""
     images, anns, dts = inputs.gt["images"], inputs.gt["annotations"], inputs.results
     n_img = len(images)
     a_img, a_cat, d_img, d_cat = columns
@@ -271,16 +274,18 @@ def _evaluate_by_class(whole: chunks.Chunked, inputs: coco.CocoInputs, columns: 
     progress.total += sum(len(s) + n_area for *_, s in plans)  # (compute counted the spans, done above)
     progress.check()
     for k, a_rows, d_rows, spans in plans:
+        known = given.pop(cat_ids[k], {})
         a_at = np.searchsorted(a_img[a_rows], [s0 for s0, _ in spans] + [n_img])
         d_at = np.searchsorted(d_img[d_rows], [s0 for s0, _ in spans] + [n_img])
         for c, (s0, s1) in enumerate(spans):
             ai, di = a_rows[a_at[c]:a_at[c + 1]], d_rows[d_at[c]:d_at[c + 1]]
             computed = whole.add_class(k, images[s0:s1], ai, [anns[i] for i in ai.tolist()], di,
-                                       [dts[i] for i in di.tolist()], given)
+                                       [dts[i] for i in di.tolist()], known)
             if keep is not None:
-                keep(computed, given)
+                keep(computed, known)
             progress.advance()
             progress.check()
+        known = None
         whole.accumulate_class(k, progress)
 
 

@@ -97,12 +97,14 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
     s0, s1 = span if span is not None else (0, n)
     counts = [c[s0:s1].tolist() for c in (counts or results.per_sample).values()]  # tp, fp, fn
     per_field = []
-    for field, table, other, oids in ((results.gt_field, results.gt, results.pred, results.label_oids[0]),
-                                      (results.pred_field, results.pred, results.gt, results.label_oids[1])):
+    versions = results.sample_versions if by_version else None
+    for field, table, other in ((results.gt_field, results.gt, results.pred), (results.pred_field, results.pred, results.gt)):
         l0, l1 = (int(b) for b in np.searchsorted(table.img, [s0, s1]))  # (labels in sample order)
         rows = slice(l0, l1)
         bounds = np.searchsorted(table.img[rows], np.arange(s0, s1 + 1)).tolist()  # sample k: bounds[k:k + 2]
-        oids = list(oids[l0:l1]) if len(oids) == len(table) else [ObjectId(x) for x in table.label_id[rows]]
+        # the label ids as ObjectIds only where they guard the update (no sample version): the
+        # results keep them as strs (an ObjectId a label held to the end was ~0.1 GB at 1,000,000)
+        oids = [ObjectId(x) for x in table.label_id[rows]] if versions is None else None
         per_field.append((field, bounds, _label_values(results, table, other, rows), oids))
     # a sample's label paths, spelled once per number of labels (each path a value, suffix by suffix)
     paths: dict = {}
@@ -114,7 +116,6 @@ def _value_ops(results: EvalResults, eval_key: str, by_version: bool, writer: st
                                              for suffix in LABEL_SUFFIXES for j in range(size))
         return got
 
-    versions = results.sample_versions if by_version else None
     entries = results.entries if skip_stored and by_version and len(results.entries) == n else None
     ops, index, stored = [], [], []
     for k, (sid, tp, fp, fn) in enumerate(zip(results.sample_ids[s0:s1], *counts)):

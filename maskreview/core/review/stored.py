@@ -48,7 +48,7 @@ def keep(dataset, results) -> Path | None:
     if results.eval_key is None or now is None or len(results.sample_ids) != now[0]:
         return None  # a view's evaluation is not what reopening the dataset shows; or labels changed meanwhile
     slim = replace(results, evaluator=None, evaluation=None, entries=[], cache=None, gt_masks=[], pred_masks=[],
-                   label_oids=((), ()), sample_versions=[], _blocks=results.blocks)
+                   sample_versions=[], _blocks=results.blocks)
     path = _path(dataset, results.eval_key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
