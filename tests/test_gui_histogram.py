@@ -67,3 +67,17 @@ def test_histogram_follows_a_model_run_writing_a_new_field(fo, demo_coco, qtbot,
     finally:
         win.close()
         dataset.delete()
+
+
+def test_before_the_first_count_the_chart_says_it_is_counting_not_no_labels(qtbot):
+    """The first count runs behind the window's opening: until it lands the empty chart must not
+    tell a new user the dataset has no labels (the demo said "No labels" beside 528 of them)."""
+    from maskreview.gui.panels.histogram import ClassHistogram
+
+    chart = ClassHistogram()
+    qtbot.addWidget(chart)
+    assert chart.empty_text() == "Counting labels…"
+    chart.set_counts({})
+    assert chart.empty_text() == "No labels"
+    chart.set_counts({"ground_truth": {"cell": 3}}, ["cell"])
+    assert chart.counts == {"ground_truth": {"cell": 3}}

@@ -17,6 +17,7 @@ class ClassHistogram(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.counts: dict[str, dict[str, int]] = {}
+        self.counted = False  # set_counts not called yet (the first count runs behind the window's opening)
         self.classes: list[str] = []
         self.selected: tuple | None = None
         self._bars: list[tuple[QRectF, str, str]] = []
@@ -28,11 +29,16 @@ class ClassHistogram(QWidget):
         names = list(classes or [])
         for per_class in counts.values():
             names += [c for c in sorted(per_class) if c not in names]
-        if counts == self.counts and names == self.classes:  # recounted, unchanged: no repaint
+        if self.counted and counts == self.counts and names == self.classes:  # recounted, unchanged: no repaint
             return
         self.counts = counts
         self.classes = names
+        self.counted = True
         self.update()
+
+    def empty_text(self) -> str:
+        """What an empty chart says: labels not counted yet are not "no labels"."""
+        return "No labels" if self.counted else "Counting labels…"
 
     def bar_rect(self, field: str, cls: str) -> QRectF | None:
         for rect, f, c in self._bars:
@@ -48,7 +54,7 @@ class ClassHistogram(QWidget):
         fields = list(self.counts)
         if not fields or not self.classes:
             painter.setPen(pal.text().color())
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No labels")
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text())
             return
         fm = painter.fontMetrics()
         legend_h = fm.height() + 4
