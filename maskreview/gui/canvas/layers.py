@@ -402,13 +402,21 @@ class ImageItem(QGraphicsItem):
         self.in_composite = False  # a layer's item: the image's item drew it this paint (1:1 and up)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
+    def _tops(self) -> list[ImageItem]:
+        """The visible layers over the image that its composites blend in, bottom first."""
+        size = self.image.size()
+        return [it for it in self.overlays() if it.isVisible() and it.mips is not None and it.image is not None
+                and it.image.size() == size]
+
+    def _key(self, tops: list[ImageItem]) -> tuple:
+        """What a composite of the image and ``tops`` is made of: their mip levels' serials and versions."""
+        return self.mips.serial, self.mips.version, tuple((it.mips.serial, it.mips.version) for it in tops)
+
     def _composite(self, level: int) -> QImage:
         """The image's ``level`` (0: full size) with the visible layers above it blended in, made
         once and made again only where a layer (or the image) changed since."""
-        size = self.image.size()
-        tops = [it for it in self.overlays() if it.isVisible() and it.mips is not None and it.image is not None
-                and it.image.size() == size]
-        key = (self.mips.serial, self.mips.version, tuple((it.mips.serial, it.mips.version) for it in tops))
+        tops = self._tops()
+        key = self._key(tops)
         made = self._composites.get(level)
         if made is not None and made[0] == key:
             return made[1]
@@ -450,22 +458,18 @@ class ImageItem(QGraphicsItem):
         a zoom, a hover), the pool makes their composite (a 4096² one is ~25 ms: not on a frame),
         drawn from then on. An edit's patch of a made one is applied in place, on the paint that
         shows it."""
-        tops = [it for it in self.overlays() if it.isVisible() and it.composited and it.image is not None]
-        if not tops or self.mips is None or any(it.mips is None for it in tops):
+        over = [it for it in self.overlays() if it.isVisible() and it.composited and it.image is not None]
+        if not over or self.mips is None or any(it.mips is None for it in over):
             return None
-        size = self.image.size()
-        tops = [it for it in tops if it.image.size() == size]
-        key = (self.mips.serial, self.mips.version, tuple((it.mips.serial, it.mips.version) for it in tops))
+        tops = self._tops()
+        key = self._key(tops)
         made = self._composites.get(0)
         if made is None and self._full_job is not None and self._full_job.done():
             made, self._full_job = self._full_job.result(), None
-            if made[0] == key or self._changed(made[0], key, tops) is not None:
-                self._composites[0] = made
-            else:  # made of other layers than those shown now
-                made = None
         if made is not None and (made[0] == key or self._changed(made[0], key, tops) is not None):
+            self._composites[0] = made
             return self._composite(0)
-        self._composites.pop(0, None)
+        self._composites.pop(0, None)  # (none, or made of other layers than those shown now)
         if self._full_job is None and self._full_seen == key[::2]:  # painted before: worth making (a pan, a zoom)
             self._full_job = pool().submit(_blend, key, self.image, [it.image for it in tops])
         self._full_seen = key[::2]
