@@ -88,6 +88,37 @@ def test_the_results_document_is_written_piece_by_piece_as_in_one_go(ds, monkeyp
     assert len(pieces) > len(back.ytrue) // 2 + len(back.ypred_ids) // 2  # (each array a piece per 2 items)
 
 
+def test_writing_the_results_document_reports_progress_slice_by_slice(ds, monkeypatch):
+    """The results document's big arrays are written with a progress update after each slice
+    (at 1,000,000 labels the document took 3 s with none), and the bar ends full."""
+    from maskreview.core.progress import Progress
+    from maskreview.core.store import writer as sw
+
+    updates, inside = [], []
+
+    class Recording(Progress):
+        def on_update(self):
+            updates.append((self.done, self.total, bool(inside)))
+
+    save = sw.save_run_results
+
+    def saving(*args, **kwargs):
+        inside.append(True)
+        try:
+            return save(*args, **kwargs)
+        finally:
+            inside.clear()
+
+    monkeypatch.setattr(sw, "save_run_results", saving)
+    monkeypatch.setattr(sw, "BIG_ARRAY", 0)
+    monkeypatch.setattr(sw, "ARRAY_SLICE", 2)
+    runs.evaluate_and_store(ds, eval_key="ev", progress=Recording())
+    back = ds.load_evaluation_results("ev", cache=False)
+    assert sum(during for *_, during in updates) >= len(back.ytrue) // 2 + len(back.ypred_ids) // 2
+    assert all(done <= total for done, total, _ in updates)
+    assert updates[-1][0] == updates[-1][1]
+
+
 def test_stored_results_are_not_held_in_fiftyones_memory_cache_and_read_back_fresh(ds):
     """FiftyOne would keep a run's results object for as long as the dataset (~0.2 GB at
     1,000,000 labels) though nothing here reads it back; a load reads what the rerun stored."""

@@ -508,7 +508,7 @@ class _Store:
             self.register()
         sw.refresh_loaded(self.dataset, self._to_refresh)  # once declared: FiftyOne loads declared fields only
         p.advance()
-        sw.save_run_results(self.method, self.view, self.eval_key, fo_results)  # (its sidebar group: register)
+        sw.save_run_results(self.method, self.view, self.eval_key, fo_results, p)  # (its sidebar group: register)
         results.eval_key = self.eval_key
         p.advance()
 

@@ -225,18 +225,26 @@ def refresh_loaded(dataset, sample_ids: Iterable[str], fields: Iterable[str] | N
             doc._data[name] = fld.to_python(value) if fld is not None and value is not None else value
 
 
-def save_run_results(method, view, run_key: str, fo_results) -> None:
+def save_run_results(method, view, run_key: str, fo_results, progress=None) -> None:
     """FiftyOne's ``save_run_results``, the JSON written by the C encoder: the results document
     holds plain lists, numbers and strings, which ``json.dumps`` writes as FiftyOne's
     ``json_util.dumps`` does (its ``default`` hook takes any BSON value; a NaN is written ``NaN``,
     which FiftyOne's ``json_util.loads`` reads back), without json_util's pure-Python walk over
-    every value (about half of the store time, BENCHMARKS.md)."""
+    every value (about half of the store time, BENCHMARKS.md).
+
+    ``progress`` (a ``core.progress.Progress``): its total grows by the slices of the big arrays,
+    and it advances as each is written (at 1,000,000 labels the whole document took 3 s with no
+    update, bench_eval_scale)."""
 
     run_doc = method._get_run_doc(view, run_key)
     if run_doc.results:
         run_doc.results.delete()  # GridFS keeps the old file otherwise
     run_doc.results.new_file(content_type="application/json")
-    for piece in results_json(fo_results):
+    on_slice = None
+    if progress is not None:
+        progress.total += sum(-(-len(a) // ARRAY_SLICE) for a in _big_arrays(fo_results).values())
+        on_slice = progress.advance
+    for piece in results_json(fo_results, on_slice):
         run_doc.results.write(piece)
     run_doc.results.close()
     run_doc.results_meta = dict(fo_results.get_meta() or {})
@@ -261,18 +269,23 @@ BIG_ARRAY = 10_000  # results arrays past this many items are written as JSON on
 ARRAY_SLICE = 50_000  # and each of those a slice of this many items at a time (a whole one of 700,000: ~0.1 GB of lists and text)
 
 
-def results_json(fo_results):
+def _big_arrays(fo_results) -> dict:
+    import numpy as np
+
+    values = {a: getattr(fo_results, a) for a in fo_results.attributes()}
+    return {a: v for a, v in values.items() if isinstance(v, np.ndarray) and v.size > BIG_ARRAY}
+
+
+def results_json(fo_results, on_slice=None):
     """``json.dumps(fo_results.serialize())`` as bytes, in pieces: the big arrays (a row per
     match: 1,000,000 labels) one by one, each :data:`ARRAY_SLICE` items at a time made into a
     list, then JSON, written and let go of before the next (all of them as lists, then one
     string and its bytes: ~0.4 GB at the end of a 100,000-sample run; one whole array at a
-    time still ~0.1 GB, where round 1 of bench_eval_scale peaked). The same bytes as in one go."""
-    import numpy as np
+    time still ~0.1 GB, where round 1 of bench_eval_scale peaked). The same bytes as in one go.
+    ``on_slice()``: called once each slice's piece is taken (written, by the consumer)."""
     from bson import json_util
 
-    names = fo_results.attributes()
-    big = {a: getattr(fo_results, a) for a in names
-           if isinstance(getattr(fo_results, a), np.ndarray) and getattr(fo_results, a).size > BIG_ARRAY}
+    big = _big_arrays(fo_results)
     rest = copy.copy(fo_results)
     for a in big:
         setattr(rest, a, None)
@@ -288,6 +301,8 @@ def results_json(fo_results):
         for start in range(0, len(array), ARRAY_SLICE):  # json.dumps of a list: its items joined by ", "
             text = json.dumps(array[start:start + ARRAY_SLICE].tolist(), default=json_util.default)[1:-1]
             yield (", " + text if start else text).encode()
+            if on_slice is not None:
+                on_slice()
         yield b"]"
     yield b"}"
 
