@@ -13,8 +13,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QRegion, QTransform
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap, QRegion, QTransform
 from PySide6.QtWidgets import QApplication, QFrame, QGraphicsScene, QGraphicsView
 
 from maskreview.core.masks import round_half_up
@@ -31,6 +31,11 @@ MAX_ZOOM = 64.0
 _LAYER_CACHE = 24
 _LAYER_CACHE_BYTES = 1 << 30  # 4096 x 4096 layers are 64 MB each: at most 16 of them are kept
 DETAIL_LIMIT = 600  # instances in view up to which boxes and label chips are drawn (dense scenes: zoom in)
+# instances in view above which only the framed, selected and hovered labels get chips: in the
+# dense 4096x4096 scene at 1:1 (~360 in view) a third of the chips are pushed off their own box by
+# the chips in the way, at ~150 a quarter, at ~100 one in seven
+CHIP_LIMIT = 150
+FOCUS_NOTE = f"Names of the hovered and selected labels only: over {CHIP_LIMIT} labels in view (zoom in for all)"
 LABEL_REACH = 250  # logical pixels a box's label chips may run to its right (culling of exposed areas)
 ZOOM_STEP = 1.25  # the wheel's and the zoom keys' step
 _EXPOSED_RECTS = 8  # a paint's exposed region of more rectangles is culled by its bounding rectangle
@@ -224,6 +229,7 @@ class ImageCanvas(QGraphicsView):
         self.legend = CanvasLegend(self)
         self._exposed: QRegion | None = None  # the viewport region the paint in progress draws
         self._scroll_unpainted = False  # a scroll in place whose exposed bands are not painted yet
+        self._note_at = QRect()  # where the last note over the viewport was drawn (viewport coordinates)
         self._observe(self.state)
 
     def _observe(self, state: ReviewState) -> None:
@@ -244,7 +250,8 @@ class ImageCanvas(QGraphicsView):
         return self._by_id.get(ref.label_id)
 
     def _hover_changed(self, new: LabelRef | None, old: LabelRef | None) -> None:
-        """Repaint the old and the new highlight only (not the whole viewport)."""
+        """Repaint the old and the new highlight only (not the whole viewport), and where only the
+        focused labels have chips, the chips on screen and where they go now."""
         for ref in (new, old):
             inst = self._resolve(ref)
             if ref is not None and inst is None:
@@ -253,6 +260,9 @@ class ImageCanvas(QGraphicsView):
             if inst is not None:
                 rect = self.mapFromScene(QRectF(inst.x0, inst.y0, inst.w, inst.h)).boundingRect()
                 self.viewport().update(rect.adjusted(-4, -4, 4, 4))
+        if self.chips_for_focus_only():
+            for rect in (*self.label_chip_rects.values(), *(r for _, _, r in self._focus_chips())):
+                self.viewport().update(rect.toAlignedRect().adjusted(-1, -1, 1, 1))
 
     @property
     def selected_instance(self) -> ov.Instance | None:
@@ -554,9 +564,10 @@ class ImageCanvas(QGraphicsView):
         s = self.style
         in_view = self.instances_in_view()
         detail = in_view <= DETAIL_LIMIT
+        all_chips = in_view <= CHIP_LIMIT
         drawn = (s.contours and self.vector_mode()) or (detail and (s.boxes or s.labels))  # what needs each label
         rects = self._exposed_scene_rects(rect)
-        vis = self.instances_in(rects, labels=s.labels and detail) if drawn else []
+        vis = self.instances_in(rects, labels=s.labels and all_chips) if drawn else []
         colors = self._colors(vis)
         if s.contours and self.vector_mode():
             for inst, rgb in zip(vis, colors):  # ground truth solid, predictions dashed (overlay.is_prediction)
@@ -577,8 +588,12 @@ class ImageCanvas(QGraphicsView):
         if self._tool is not None:
             self._tool.paint(painter, rect)
         painter.restore()
-        if s.labels and vis and detail:
-            self._draw_labels(painter, vis, colors, self._paints_whole_viewport(rect))
+        if s.labels and all_chips:
+            if vis:
+                self._draw_labels(painter, vis, colors, self._paints_whole_viewport(rect))
+        elif s.labels and detail:
+            self._draw_focus_labels(painter)
+            self._draw_note(painter, FOCUS_NOTE)
         if not detail and (s.boxes or s.labels):
             self._draw_note(painter, f"{in_view:,} labels in view: boxes and names show at {DETAIL_LIMIT:,} or fewer (zoom in)")
         if data.error:
@@ -625,6 +640,7 @@ class ImageCanvas(QGraphicsView):
         metrics = painter.fontMetrics()
         box = metrics.boundingRect(text).adjusted(-6, -3, 6, 3)
         box.moveBottomLeft(self.viewport().rect().bottomLeft() + QPoint(8, -8))
+        self._note_at = box
         painter.fillRect(box, QColor(0, 0, 0, 170))
         painter.setPen(QColor(230, 230, 230))
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
@@ -679,21 +695,15 @@ class ImageCanvas(QGraphicsView):
         overlapping ones the other way round, the one drawn first in its place)."""
         painter.save()
         painter.resetTransform()
-        font = QFont(self.font())
-        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
-        chips = self._chips.setup(font, self.devicePixelRatioF())
+        chips = self._chips_set_up()
         t = self.viewportTransform()  # scene -> viewport is scale + translate
         sx, dx, sy, dy = t.m11(), t.dx(), t.m22(), t.dy()
         top = chips.height
         layout, rects, placed, seeded = ChipLayout(top), {}, self._chip_rects, False
         ox, oy = round(dx - self._chip_origin[0]), round(dy - self._chip_origin[1])  # scrolled since the last whole paint
         made = chips.made  # a new object when the chips' font or pixel ratio change
-        for inst, rgb in zip(vis, colors):  # one pixmap per label: name, score and tags composed once
-            memo, key = inst.__dict__.get("_chip"), (rgb, inst.label, inst.score, inst.tags)  # kept on the instance
-            if memo is None or memo[0] is not made or memo[1] != key:
-                pixmap = chips.label(inst.label, inst.score, inst.tags, rgb)
-                memo = inst.__dict__["_chip"] = (made, key, pixmap, chips.width(pixmap))
-            pixmap, width = memo[2], memo[3]
+        for inst, rgb in zip(vis, colors):
+            pixmap, width = self._chip_of(inst, rgb, chips, made)
             x, y = round_half_up(inst.x0 * sx + dx), round_half_up(inst.y0 * sy + dy) - top  # not round(): half to even moves by a pixel as the view pans
             if whole:
                 y = layout.place(x, y, width)
@@ -713,6 +723,57 @@ class ImageCanvas(QGraphicsView):
             painter.drawPixmap(x, y, pixmap)
         if whole:
             self._chip_rects, self._chip_origin = rects, (dx, dy)
+        painter.restore()
+
+    def _chips_set_up(self) -> LabelChips:
+        font = QFont(self.font())
+        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+        return self._chips.setup(font, self.devicePixelRatioF())
+
+    @staticmethod
+    def _chip_of(inst: ov.Instance, rgb, chips: LabelChips, made) -> tuple:
+        """``inst``'s chip pixmap and its logical width: name, score and tags composed once, kept on
+        the instance while its colour and text and the chips' font stay the same."""
+        memo, key = inst.__dict__.get("_chip"), (rgb, inst.label, inst.score, inst.tags)
+        if memo is None or memo[0] is not made or memo[1] != key:
+            pixmap = chips.label(inst.label, inst.score, inst.tags, rgb)
+            memo = inst.__dict__["_chip"] = (made, key, pixmap, chips.width(pixmap))
+        return memo[2], memo[3]
+
+    def chips_for_focus_only(self, in_view: int | None = None) -> bool:
+        """More than ``CHIP_LIMIT`` labels in view (``in_view``, or counted now) and at most
+        ``DETAIL_LIMIT``: only the framed, selected and hovered labels get chips."""
+        if self.data is None or not self.style.labels:
+            return False
+        return CHIP_LIMIT < (self.instances_in_view() if in_view is None else in_view) <= DETAIL_LIMIT
+
+    def _focus_chips(self) -> list[tuple[ov.Instance, QPixmap, QRectF]]:
+        """The chips of the framed, selected and hovered labels (in that order: the hovered one's
+        on top) and where they go in the viewport, laid out afresh: each label's place does not
+        depend on those after it, so a hover change moves none of the others' chips."""
+        focus = {id(i): i for i in (*self.framed, self.selected_instance, self.hovered_instance) if i is not None}
+        if not focus:
+            return []
+        chips = self._chips_set_up()
+        t, top = self.viewportTransform(), chips.height
+        layout, out = ChipLayout(top), []
+        for inst, rgb in zip(focus.values(), self._colors(list(focus.values()))):
+            pixmap, width = self._chip_of(inst, rgb, chips, chips.made)
+            x, y = round_half_up(inst.x0 * t.m11() + t.dx()), round_half_up(inst.y0 * t.m22() + t.dy()) - top
+            out.append((inst, pixmap, QRectF(x, layout.place(x, y, width), width, top)))
+        return out
+
+    def _draw_focus_labels(self, painter: QPainter) -> None:
+        """The chips of the framed, selected and hovered labels only (a view of more than
+        ``CHIP_LIMIT`` labels); they become what ``label_chip_rects`` reports."""
+        painter.save()
+        painter.resetTransform()
+        rects = {}
+        for inst, pixmap, rect in self._focus_chips():
+            painter.drawPixmap(rect.topLeft(), pixmap)
+            rects[inst.id] = rect
+        t = self.viewportTransform()
+        self._chip_rects, self._chip_origin = rects, (t.dx(), t.dy())
         painter.restore()
 
     @property
@@ -797,7 +858,9 @@ class ImageCanvas(QGraphicsView):
         a tool (it may draw what follows the pointer), the whole viewport is painted again."""
         data, zoom = self.data, self.zoom_level()
         in_place = data is not None and not data.error and self._tool is None and zoom >= 1 and zoom == int(zoom)
-        detail = in_place and self.instances_in_view() <= DETAIL_LIMIT
+        in_view = self.instances_in_view() if in_place else 0
+        focus_only = in_place and self.chips_for_focus_only(in_view)
+        detail = in_place and in_view <= DETAIL_LIMIT
         if detail:
             if self._scroll_unpainted:  # paint what the last scroll exposed first: Qt moves no pixels over a pending repaint
                 QApplication.sendEvent(self.window(), QEvent(QEvent.Type.UpdateRequest))
@@ -807,8 +870,12 @@ class ImageCanvas(QGraphicsView):
         if detail:
             self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
             self.legend.stay()  # the viewport's scroll moved its children too
-            if self.instances_in_view() > DETAIL_LIMIT:  # boxes and chips give way to a note: all of it again
-                self.viewport().update()
+            in_view = self.instances_in_view()
+            if in_view > DETAIL_LIMIT or self.chips_for_focus_only(in_view) != focus_only:
+                self.viewport().update()  # boxes or chips give way to a note, or all chips come back: all of it again
+            elif focus_only:  # the note stays where it is: drawn again there, and where the scroll moved it
+                self.viewport().update(self._note_at)
+                self.viewport().update(self._note_at.translated(dx, dy))
         self.view_changed.emit()
 
     # ---------------------------------------------------------------- instances
