@@ -115,3 +115,24 @@ def test_browsing_does_not_write_the_overlay_style_at_each_step(window, qtbot, m
     assert saved == []
     win.canvas.set_style(opacity=0.2)
     assert len(saved) == 1 and saved[0].opacity == 0.2
+
+
+def test_a_neighbour_written_after_its_read_ahead_is_read_ahead_again(window, qtbot):
+    """A model run writes the samples while the reviewer browses them: the next sample, read ahead
+    before its batch landed, is read again on the worker thread, so the step still takes it from
+    the read-ahead (not a database read and decode on the GUI thread) and shows what is stored."""
+    win = window
+    nxt = win.browser.visible_ids()[1]
+    _read_ahead(win, qtbot, nxt)
+    first_read = win.prefetch._ahead[nxt]
+    sample = win.dataset[nxt]
+    kept = sample[GT_FIELD].detections[0].id
+    sample[GT_FIELD].detections = sample[GT_FIELD].detections[:1]
+    sample.save()
+    win.browser.model.invalidate([nxt])  # as ModelRuns._written does for each batch
+    qtbot.waitUntil(lambda: nxt in win.prefetch._ahead and win.prefetch._ahead[nxt] is not first_read
+                    and win.prefetch._ahead[nxt].future.done(), timeout=10000)
+    hits = win.prefetch.hits
+    win.do_next_sample()
+    assert win.prefetch.hits == hits + 1 and win.current_sample_id == nxt
+    assert _shown_gt_ids(win) == _stored_gt_ids(win.dataset, nxt) == [kept]

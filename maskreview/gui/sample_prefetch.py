@@ -64,6 +64,7 @@ class SamplePrefetch(QObject):
         self._timer = QTimer(self, singleShot=True, interval=DELAY_MS)
         self._timer.timeout.connect(self._prefetch)
         self.hits = self.misses = 0
+        self._watching = False  # following the browser's thumbnail invalidations (made after this)
         window.dataset_changed.connect(lambda _ds: self.clear())
 
     def _key(self, sample_id: str) -> tuple:
@@ -94,7 +95,23 @@ class SamplePrefetch(QObject):
 
     def after_show(self, sample_id: str | None) -> None:
         """``sample_id`` is on show: read the samples before and after it in the browser, soon."""
+        if not self._watching:
+            self._watching = True
+            self.window.browser.model.dataChanged.connect(self._invalidated)
         self._timer.start()
+
+    def _invalidated(self, first, last, _roles=()) -> None:
+        """Thumbnails redrawn (a model run's batch, an edit): a neighbour read ahead before its
+        write is read again soon, on the worker thread, not on the GUI thread at the next step
+        (a model run writes the samples as the reviewer browses them: #17's stall row)."""
+        if self._timer.isActive():
+            return
+        rows = self.window.browser.model.row_of
+        for sid, ahead in self._ahead.items():
+            row = rows.get(sid)
+            if row is not None and first.row() <= row <= last.row() and ahead.key != self._key(sid):
+                self._timer.start()
+                return
 
     def _prefetch(self) -> None:
         w = self.window
