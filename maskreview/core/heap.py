@@ -44,3 +44,24 @@ def give_back_later() -> threading.Thread | None:
     _giving[:] = [thread]
     thread.start()
     return thread
+
+
+def free_later(box: list) -> threading.Thread:
+    """Empty ``box`` on a thread of its own, so that what only it held is freed there: the
+    traceback of a cancelled 100,000-sample run holds every table of it (~10^7 objects), 1.2 s
+    to free at load 2-4, which the Cancel waited for (bench_eval_scale, round 3b). The caller
+    must hold none of the objects itself (only the box), or the last reference may be its own.
+    Freeing holds the GIL: other threads still get their turns (the switch interval)."""
+    thread = threading.Thread(target=box.clear, name="maskreview-free", daemon=True)
+    _freeing[:] = [t for t in _freeing if t.is_alive()] + [thread]
+    thread.start()
+    return thread
+
+
+_freeing: list[threading.Thread] = []
+
+
+def wait_freed(timeout: float | None = None) -> None:
+    """Until what :func:`free_later` was given is freed (tests: the garbage it leaves, if any)."""
+    for thread in list(_freeing):
+        thread.join(timeout)

@@ -18,6 +18,7 @@ import numpy as np
 from maskreview.core.store.ids import new_id
 from maskreview.core.evaluation.results import EvalResults, compute
 from maskreview.core.fields import DEFAULT_EVAL_KEY, GT_FIELD, MODIFIED_FIELD, PRED_FIELD, REV_BY_FIELD, REV_FIELD
+from maskreview.core import heap
 from maskreview.core.gcpause import gc_paused
 from maskreview.core.names import LABEL_SUFFIXES, check_eval_key
 from maskreview.core.progress import Progress
@@ -576,9 +577,9 @@ def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FI
     progress = progress or Progress()
     progress.start(4, "evaluating")  # shown at once: checking the key may scan every sample
     run = _Store(view, eval_key, gt_field, pred_field, iou_type, iou_thresh, progress) if eval_key is not None else None
-    cancelled = None
+    cancelled, leftover, results = None, [], None
     # what the run keeps is frozen when it ends (gc_paused: keep): it makes no cyclic garbage, and
-    # a cancelled one leaves none either (its error and frames let go of before, below)
+    # a cancelled one leaves none either (its error and frames let go of, below)
     with gc_paused(keep=True):
         try:
             results = compute(view, gt_field, pred_field, iou_type, iou_thresh, boundary, occlusion, progress,
@@ -593,15 +594,20 @@ def evaluate_and_store(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FI
                 run._error = None  # (the writer's error: its frames hold the run, a cycle)
             # raised below as a new error without this one's traceback: its frames hold every
             # table of the run, alive as long as the caller keeps the error, and the collector
-            # would walk them all (seconds at 100,000 samples) once the pause ends
+            # would walk them all (seconds at 100,000 samples) once the pause ends; they are
+            # freed on a thread (below, once this block no longer holds the error)
             cancelled = CancelledError(*exc.args)
+            leftover.append(exc)
         except BaseException:  # failed, storing too: the same
             if run is not None:
                 run.abandon()
             raise
         if cancelled is not None:
-            run = results = None  # freed now, before the collector runs again
+            leftover += [run, results]  # (results: when the Cancel came while its values were written)
+            run = results = None
     if cancelled is not None:
+        heap.free_later(leftover)
+        leftover = None
         try:
             raise cancelled
         finally:
