@@ -108,3 +108,22 @@ def test_edits_of_two_dense_fields_in_turn_read_each_field_once(fo, tmp_path, mo
         kept = session.cached_document(sid)
         for f in (*refs, *map(original_field, refs)):
             assert kept[f] == stored[f], f
+
+
+def test_versions_read_on_another_thread_are_not_taken_over_this_sessions_later_write(dense):
+    """A model run reads the versions of the samples it wrote on its own thread (#17, the stall
+    row); an edit made here before the GUI takes them makes that read stale: it is read again,
+    and the next edit is based on the edit's version (no conflict, nothing refused)."""
+    ds, sid, labels, session, reads = dense
+    ref = lambda i: ed.LabelRef(sid, "ground_truth", labels[i])  # noqa: E731
+    fresh = session.read_versions([sid])
+    session.track([sid], read=fresh)
+    assert session.versions[sid] == fresh[sid][1]
+    stale = session.read_versions([sid])
+    session.apply(ed.Relabel((ref(2),), "nucleus"))  # after the read began, before it is taken
+    session.track([sid], read=stale)
+    stored = reader.by_ids(ds, [sid], es.VERSION_FIELDS)[sid]
+    assert session.versions[sid] == es.version_of(stored)
+    assert session.versions[sid] != stale[sid][1]
+    session.apply(ed.Relabel((ref(3),), "debris"))  # no ConflictError
+    assert reader.collection(ds).find_one({"_id": ids.as_oid(sid)})["ground_truth"]["detections"][3]["label"] == "debris"

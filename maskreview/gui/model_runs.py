@@ -204,7 +204,7 @@ class ModelRuns(QObject):
         job.fn = self._job_fn(job, view, ids, model, self.weights if model == w.model_name else None,
                               replace(w.engine_settings), self.field if model == w.model_name else None,
                               overwrite, only_missing)
-        job.field, job.written, job.partial = None, set(), None
+        job.field, job.written, job.partial, job.read_versions = None, set(), None, {}
         job.rerun = lambda: self.run(scope, overwrite, model, skip_if_current, automatic, sample_ids)
         job.progress.emitter.written.connect(lambda ids, j=job: self._written(j, ids))
         job.failed.connect(lambda message, kind, j=job: (self._release(j), self._push(j, stopped=True)))
@@ -221,7 +221,10 @@ class ModelRuns(QObject):
         def on_event(message):
             if message["event"] == "target":
                 job.field = message["field"]
-            elif message["event"] == "written":
+            elif message["event"] == "written":  # the versions read here, not on the GUI thread (a mongod
+                edits = self.window.edits  # round trip while the run writes: up to 20 ms, #17's stall row)
+                if edits is not None:
+                    job.read_versions.update(edits.session.read_versions(message["ids"]))
                 job.progress.emitter.written.emit(message["ids"])
             elif message["event"] == "snapshots":  # a run stopped halfway is undoable too
                 job.partial = (message["field"], message["before"], message["after"])
@@ -254,7 +257,8 @@ class ModelRuns(QObject):
         job.written.update(sample_ids)
         self.add_field(job.field, name_models=False)  # named at the run's end (_finished): no reload mid-run
         if w.edits is not None:  # edits to these samples are now based on the run's version
-            w.edits.session.track(sample_ids)
+            w.edits.session.track(sample_ids, read={sid: job.read_versions.pop(sid) for sid in sample_ids
+                                                    if sid in job.read_versions})
         w.browser.model.invalidate(sample_ids)
         if w.current_sample_id in sample_ids:
             w.show_sample(w.current_sample_id, keep_view=True)

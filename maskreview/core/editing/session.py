@@ -142,12 +142,29 @@ class EditSession:
         self._behind.outcomes.append(landed)
 
     # -- versions ------------------------------------------------------------------------
-    def track(self, sample_ids: str | Iterable[str]) -> None:
-        """Remember the samples' versions as they are now (call when the UI loads them)."""
-        self._land()
+    def track(self, sample_ids: str | Iterable[str], read: dict | None = None) -> None:
+        """Remember the samples' versions as they are now (call when the UI loads them).
+        ``read``: :meth:`read_versions` of some of them, made on another thread; taken for each
+        sample whose version here is still the one held when that read began (nothing written
+        by this session since) while no write is in flight, the others are read here."""
         ids = [sample_ids] if isinstance(sample_ids, str) else list(sample_ids)
+        if read and not self.writing:
+            taken = [sid for sid in ids if sid in read and self.versions.get(sid) is read[sid][0]]
+            for sid in taken:
+                self.versions[sid] = read[sid][1]
+            ids = [sid for sid in ids if sid not in set(taken)]
+            if not ids:
+                return
+        self._land()
         for sid, doc in reader.by_ids(self.dataset, ids, VERSION_FIELDS).items():
             self.versions[sid] = version_of(doc)
+
+    def read_versions(self, sample_ids: list[str]) -> dict:
+        """For :meth:`track` on another thread (a model run's, while the GUI thread goes on):
+        sample id -> (the version held here when the read began, the stored version)."""
+        held = {sid: self.versions.get(sid) for sid in sample_ids}
+        return {sid: (held[sid], version_of(doc))
+                for sid, doc in reader.by_ids(self.dataset, list(sample_ids), VERSION_FIELDS).items()}
 
     def loaded(self, sample_id: str, version: Version | None) -> None:
         """The UI now shows this sample as of ``version`` (:func:`version_of` the document read
