@@ -60,7 +60,7 @@ def test_histogram_follows_a_model_run_writing_a_new_field(fo, demo_coco, qtbot,
         qtbot.waitUntil(lambda: set(win.histogram.counts) == {"ground_truth"}, timeout=15000)
         synthetic.write_perturbed_predictions(dataset, seed=4)  # what the run's worker writes
         ids = dataset.values("id")
-        job = type("Job", (), {"written": set(), "field": "predictions"})()
+        job = type("Job", (), {"written": set(), "field": "predictions", "read_versions": {}})()
         win.model_runs._written(job, ids)  # a batch of the run landed
         assert "predictions" in win.state.label_fields
         qtbot.waitUntil(lambda: win.histogram.counts.get("predictions") == _expected(dataset, 0.5), timeout=15000)
