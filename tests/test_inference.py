@@ -446,3 +446,46 @@ class _Trap:
         import os
 
         return (os.system, (f"touch {self.path}",))
+
+
+def test_gpu_batch_follows_the_cards_memory():
+    """A GPU run batches 8 images a pass where the card holds them, 4 on a small one."""
+    from maskreview.core.model.engine import gpu_batch
+
+    assert gpu_batch(80 * 2**30) == 8
+    assert gpu_batch(6 * 2**30) == 4
+
+
+def test_a_run_resizes_on_its_decode_threads_and_makes_documents_beside_the_next_forward_pass(dataset, engine):
+    """The CPU work around a forward pass (the resize to the test size, pasting and encoding the
+    masks) runs off the run's own thread, so a GPU's passes follow each other; the labels are
+    those of one image at a time on one thread."""
+    seen = {"prepare": set(), "infer": set(), "documents": set()}
+
+    def watch(name):
+        method = getattr(engine, name)
+
+        def watched(*args):
+            seen[name].add(threading.current_thread().name)
+            return method(*args)
+        return watched
+
+    run_inference(dataset, engine, field="one_thread", decode_workers=0)
+    try:
+        for name in seen:
+            setattr(engine, name, watch(name))
+        report = run_inference(dataset, engine, field="piped", batch_size=3, decode_workers=2, write_every=4)
+    finally:
+        for name in seen:
+            engine.__dict__.pop(name, None)
+    assert (report.predicted, report.failures) == (12, [])
+    assert seen["infer"] == {threading.current_thread().name}
+    assert seen["prepare"] and all(name.startswith("decode") for name in seen["prepare"])
+    assert seen["documents"] and all(name.startswith("documents") for name in seen["documents"])
+    dataset.reload()
+    for sample in dataset:
+        one, piped = sample.one_thread.detections, sample.piped.detections
+        assert len(one) > 0 and len(one) == len(piped)
+        for a, b in zip(one, piped):
+            assert (a.label, a.bounding_box, a.confidence) == (b.label, b.bounding_box, b.confidence)
+            assert np.array_equal(a.mask, b.mask)

@@ -94,7 +94,7 @@ def test_proposal_counts_and_order(engine, scene, cap):
     assert post.boxes.min() >= 0 and post.boxes[:, [0, 2]].max() <= 256 and post.boxes[:, [1, 3]].max() <= 256
     # the same proposals as the model's own RPN forward
     with torch.inference_mode():
-        images = engine.model.preprocess_image([engine._inputs(scene[0])])
+        images = engine.model.preprocess_image([engine.prepare(scene[0])])
         features = engine.model.backbone(images.tensor)
         ref, _ = engine.model.proposal_generator(images, features, None)
     assert np.array_equal(post.boxes, ref[0].proposal_boxes.tensor.numpy())
@@ -127,7 +127,7 @@ def test_roi_view_uses_the_models_pooler(engine, scene, cap):
         box = cap.instance_boxes()[k]
         rv = it.roi_view(cap, box, "mask")
         with torch.inference_mode():
-            images = engine.model.preprocess_image([engine._inputs(scene[0])])
+            images = engine.model.preprocess_image([engine.prepare(scene[0])])
             features = engine.model.backbone(images.tensor)
             rh = engine.model.roi_heads
             ref = rh.mask_pooler([features[f] for f in rh.mask_in_features], [Boxes(torch.as_tensor(box[None]))])

@@ -272,11 +272,11 @@ class _FailsOnSecondBatch(Engine):
 
     calls = 0
 
-    def predict_docs(self, images):  # what a dataset run calls
+    def infer(self, inputs):  # a dataset run's forward pass
         self.calls += 1
         if self.calls == 2:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return super().predict_docs(images)
+        return super().infer(inputs)
 
 
 def test_a_run_failing_midway_keeps_what_it_wrote_and_erases_nothing(ds, tmp_path, demo_engine):

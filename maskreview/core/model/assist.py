@@ -72,7 +72,7 @@ class MaskAssist:
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1:]
         model = self.engine.model
-        images = model.preprocess_image([self.engine._inputs(image_rgb)])
+        images = model.preprocess_image([self.engine.prepare(image_rgb)])
         features = model.backbone(images.tensor)
         self._cached = (key, features, tuple(images.image_sizes[0]), image_rgb.shape[:2])
         return self._cached[1:]

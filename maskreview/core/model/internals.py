@@ -166,7 +166,7 @@ def capture(engine, image_rgb: np.ndarray) -> Capture:
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
         raise BadInputError(f"expected an H x W x 3 uint8 RGB image, got {image_rgb.dtype} {image_rgb.shape}")
     model = engine.model
-    inputs = engine._inputs(image_rgb)
+    inputs = engine.prepare(image_rgb)
     with torch.inference_mode():
         images = model.preprocess_image([inputs])
         features = model.backbone(images.tensor)

@@ -103,14 +103,16 @@ def cpu_lanes(engine: Engine) -> int:
 
 
 def decode_threads(engine: Engine) -> int:
-    """Threads that decode the next images while the model works: 2, or none (each image decoded
+    """Threads that decode (and resize, :meth:`Engine.prepare`) the next images while the model
+    works: 4 for a GPU where the cores allow (R50-FPN at 8 images a pass on an H200 takes ~10 ms
+    an image; decoding and resizing one 640x480 JPEG ~17 ms), else 2, or none (each image decoded
     just before its forward pass, as a bare predictor loop does) when the model runs on the CPU
     with a torch thread for every core: a decode thread then only takes a core from one of the
     model's OpenMP threads, whose partner spins at the next barrier until it is back, for a
     decode that is ~1 % of a forward pass (BENCHMARKS.md, #17 inference row, helper wi)."""
     if engine.device == "cpu" and engine.cpu_threads >= (os.cpu_count() or 1):
         return 0
-    return 2
+    return 4 if engine.device != "cpu" and (os.cpu_count() or 1) >= 8 else 2
 
 
 def check_output_field(dataset, name: str, engine=None) -> None:
@@ -195,9 +197,28 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
         restore_threads = engine.cpu_threads
         engine.set_cpu_threads(1)
     else:
-        stream = prefetched([p for _, p in todo], workers=decode_workers, depth=max(8, 2 * batch_size))
+        stream = prefetched([p for _, p in todo], workers=decode_workers, depth=max(8, 2 * batch_size),
+                            decode=lambda path: _decode_and_prepare(engine, path))
+    # a batch's label documents are made on this thread while the next batch's forward pass runs
+    finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="documents")
+    in_flight: list = []  # [(sample ids, future of their documents)], at most one
+
+    def collect():
+        if in_flight:
+            sample_ids, future = in_flight.pop()
+            for sample_id, predicted in zip(sample_ids, future.result()):
+                pending[sample_id] = predicted  # (label documents, height, width)
+                report.predicted += 1
+            progress.advance(len(sample_ids))
+
+    def predict(batch):
+        raw = engine.infer([inputs for _, inputs in batch])
+        collect()
+        in_flight.append(([sample_id for sample_id, _ in batch],
+                          finisher.submit(lambda: [engine.documents(r) for r in raw])))
+
     try:
-        batch: list[tuple[str, np.ndarray]] = []
+        batch: list[tuple[str, dict]] = []
         for sample_id, _ in todo:
             progress.check()
             if before_image is not None:
@@ -218,23 +239,26 @@ def run_inference(view, engine: Engine, field: str = DEFAULT_FIELD, progress: Pr
                 batch.append((sample_id, image))
                 if len(batch) < batch_size:
                     continue
-                _predict_batch(engine, batch, pending, report)
-                progress.advance(len(batch))
+                predict(batch)
                 batch = []
             if len(pending) >= write_every or (
                     write_seconds is not None and time.monotonic() - last_write[0] >= write_seconds):
                 flush()
         if batch:
-            _predict_batch(engine, batch, pending, report)
-            progress.advance(len(batch))
+            predict(batch)
+        collect()
     except BaseException as exc:
         report.cancelled = isinstance(exc, (CancelledError, KeyboardInterrupt))
         if lost_database(exc) is not None:  # each write would wait on it again; a rerun resumes
             pending.clear()
+            in_flight.clear()
             writer.started = False
         raise
     finally:
         stream.close()  # the lanes' passes that run finish first
+        if in_flight and in_flight[0][1].exception() is None:  # predicted before the stop: written too
+            collect()
+        finisher.shutdown(wait=True)
         if lanes > 1:
             engine.set_cpu_threads(restore_threads)
         try:
@@ -327,7 +351,7 @@ def _decode_and_predict(engine: Engine, path: str):
     return image if isinstance(image, Exception) else engine.predict_docs([image])[0]
 
 
-def _predict_batch(engine: Engine, batch, pending, report: InferenceReport) -> None:
-    for (sample_id, _), predicted in zip(batch, engine.predict_docs([im for _, im in batch])):
-        pending[sample_id] = predicted  # (label documents, height, width)
-        report.predicted += 1
+def _decode_and_prepare(engine: Engine, path: str):
+    """The model's input for one image (:meth:`Engine.prepare`), or the decode error."""
+    image = _decode(path)
+    return image if isinstance(image, Exception) else engine.prepare(image)
