@@ -30,6 +30,24 @@ TABLE_HEADER = ("\n## Mask R-CNN R50-FPN on CUDA (`bench/gpu_r50.py`)\n\n"
                 "|---|---|---|---|---|---|---|\n")
 
 
+def random_r50(device: str, folder: Path):
+    """The zoo's R50-FPN Mask R-CNN with seeded random weights (saved in ``folder``), on ``device``,
+    score threshold 0 (see the module's docstring)."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from maskreview.core.model.engine import Engine, EngineSettings, build_cfg
+    from maskreview.core.model.registry import resolve_model
+
+    settings = EngineSettings(device=device, score_thresh=0.0, nms_thresh=0.5, max_detections=100)
+    cfg = build_cfg(resolve_model(ZOO_NAME).config_file, settings)
+    cfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(0)
+    weights = folder / "r50_random.pth"
+    torch.save(build_model(cfg).state_dict(), weights)
+    return Engine(ZOO_NAME, weights=str(weights), settings=settings)
+
+
 def _images(n: int):
     """COCO-sized scenes (640x480) from the synthetic demo generator."""
     import cv2
@@ -93,19 +111,9 @@ def main(argv: list[str] | None = None) -> int:
               "(nothing measured, BENCHMARKS.md unchanged)", file=sys.stderr)
         return 1
 
-    from detectron2.modeling import build_model
-
-    from maskreview.core.model.engine import Engine, EngineSettings, build_cfg
-    from maskreview.core.model.registry import resolve_model
-
-    settings = EngineSettings(device=args.device, score_thresh=0.0, nms_thresh=0.5, max_detections=100)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = build_cfg(resolve_model(ZOO_NAME).config_file, settings)
-        cfg.MODEL.DEVICE = "cpu"
-        torch.manual_seed(0)
-        weights = Path(tmp) / "r50_random.pth"
-        torch.save(build_model(cfg).state_dict(), weights)
-        engine = Engine(ZOO_NAME, weights=str(weights), settings=settings)
+        engine = random_r50(args.device, Path(tmp))
+    cfg = engine.cfg
     images = _images(args.images)
     for image in images[: args.warmup]:
         engine.predict_instances([image])
