@@ -334,13 +334,7 @@ def test_a_run_in_lanes_writes_what_one_by_one_writes_and_gives_torch_its_thread
     assert (report.predicted, report.failures) == (12, [])
     assert len(seen) == 12 and {threads for _, threads in seen} == {1}
     assert all(name.startswith("lane") for name, _ in seen) and len({name for name, _ in seen}) == 2
-    dataset.reload()
-    for sample in dataset:
-        one, lane = sample.single.detections, sample.lanes.detections
-        assert len(one) > 0 and len(one) == len(lane)
-        for a, b in zip(one, lane):
-            assert (a.label, a.bounding_box, a.confidence) == (b.label, b.bounding_box, b.confidence)
-            assert np.array_equal(a.mask, b.mask)
+    _assert_same_labels(dataset, "single", "lanes")
 
 
 def test_a_run_in_lanes_cancels_keeping_what_it_wrote_and_skips_bad_images(fo, demo_coco, tmp_path, engine):
@@ -482,10 +476,15 @@ def test_a_run_resizes_on_its_decode_threads_and_makes_documents_beside_the_next
     assert seen["infer"] == {threading.current_thread().name}
     assert seen["prepare"] and all(name.startswith("decode") for name in seen["prepare"])
     assert seen["documents"] and all(name.startswith("documents") for name in seen["documents"])
+    _assert_same_labels(dataset, "one_thread", "piped")
+
+
+def _assert_same_labels(dataset, field: str, other: str) -> None:
+    """Every sample has labels in ``field``, and ``other`` holds the same ones, mask for mask."""
     dataset.reload()
     for sample in dataset:
-        one, piped = sample.one_thread.detections, sample.piped.detections
-        assert len(one) > 0 and len(one) == len(piped)
-        for a, b in zip(one, piped):
+        one, two = sample[field].detections, sample[other].detections
+        assert len(one) > 0 and len(one) == len(two)
+        for a, b in zip(one, two):
             assert (a.label, a.bounding_box, a.confidence) == (b.label, b.bounding_box, b.confidence)
             assert np.array_equal(a.mask, b.mask)
