@@ -6,19 +6,15 @@ the dataset (15-45 ms on the GUI thread), and the field is named after its model
 from __future__ import annotations
 
 import pytest
-from helpers_gui import open_window, settle
+from helpers_gui import demo_window, settle
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication
-
-from maskreview.core.sources import open_source
 
 
 @pytest.fixture
 def window(qtbot, fo, demo_coco, tmp_path):
-    win = open_window(qtbot, tmp_path, open_source(demo_coco), (1400, 900))
-    win.engine_settings.max_detections = 12
-    yield win
-    win.close()
+    with demo_window(qtbot, tmp_path, demo_coco) as win:
+        yield win
 
 
 class PaintPasses(QObject):

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from helpers_gui import open_window
-from maskreview.core.sources import open_source
+from helpers_gui import demo_window
 
 TRAIN_MS = 300_000
 
@@ -17,10 +16,8 @@ TRAIN_MS = 300_000
 @pytest.fixture
 def window(qtbot, fo, demo_coco, tmp_path, monkeypatch):
     monkeypatch.setenv("MASKREVIEW_CONFIG_DIR", str(tmp_path / "config"))
-    win = open_window(qtbot, tmp_path, open_source(demo_coco), (1400, 900))
-    win.engine_settings.max_detections = 12
-    yield win
-    win.close()
+    with demo_window(qtbot, tmp_path, demo_coco) as win:
+        yield win
 
 
 def wait_trained(qtbot, dialog, timeout=TRAIN_MS, until=None):

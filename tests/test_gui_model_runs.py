@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from helpers_gui import open_window
-from maskreview.core.sources import open_source
+from helpers_gui import demo_window, open_window
 
 RUN_MS = 180_000
 
@@ -18,10 +17,8 @@ RUN_MS = 180_000
 @pytest.fixture
 def window(qtbot, fo, demo_coco, tmp_path, monkeypatch):
     monkeypatch.setenv("MASKREVIEW_CONFIG_DIR", str(tmp_path / "config"))  # default tag keys
-    win = open_window(qtbot, tmp_path, open_source(demo_coco), (1400, 900))
-    win.engine_settings.max_detections = 12
-    yield win
-    win.close()
+    with demo_window(qtbot, tmp_path, demo_coco) as win:
+        yield win
 
 
 def run_and_wait(qtbot, win, *args, **kwargs):

@@ -7,17 +7,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from helpers_gui import open_window, settle
-
-from maskreview.core.sources import open_source
+from helpers_gui import demo_window, settle
 
 
 @pytest.fixture
 def window(qtbot, fo, demo_coco, tmp_path):
-    win = open_window(qtbot, tmp_path, open_source(demo_coco), (1400, 900))
-    win.engine_settings.max_detections = 12
-    yield win
-    win.close()
+    with demo_window(qtbot, tmp_path, demo_coco) as win:
+        yield win
 
 
 def test_a_runs_written_batches_read_no_versions_on_the_gui_thread(window, qtbot, monkeypatch):
