@@ -208,16 +208,20 @@ class Engine:
 
     def predict_instances(self, images_rgb: list[np.ndarray]) -> list:
         """detectron2 ``Instances`` (on the CPU) for each image, at the image's own size."""
+        return self._instances([self.prepare(im) for im in images_rgb])
+
+    def _instances(self, inputs: list[dict]) -> list:
+        """The model's own output for :meth:`prepare`'d inputs (its postprocess: full-image masks), on the CPU."""
         with self._torch.inference_mode():
-            outputs = self.model([self.prepare(im) for im in images_rgb])
+            outputs = self.model(inputs)
         return [out["instances"].to("cpu") for out in outputs]
 
     def infer(self, inputs: list[dict]) -> list:
         """The forward pass over :meth:`prepare`'d inputs: per image what :meth:`documents`
         turns into label documents (a dataset run does that on another thread meanwhile)."""
+        if self.cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN":  # its own postprocess: the general path
+            return self._instances(inputs)
         with self._torch.inference_mode():
-            if self.cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN":  # its own postprocess: the general path
-                return [out["instances"].to("cpu") for out in self.model(inputs)]
             return raw_instances(self.model, inputs)
 
     def documents(self, instances) -> tuple[list[dict], int, int]:
