@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / ".gpucarry"
 COMPILED = ["backports-zstd", "brotli", "cffi", "cryptography", "inflate64", "pybcj", "pycocotools",
-            "pycryptodomex", "pydantic-core", "pymongo", "pyppmd", "wcwidth"]
+            "pycryptodomex", "pydantic-core", "pymongo", "pyppmd", "wcwidth", "zlib-ng"]
 PURE = ["antlr4-python3-runtime", "cachetools", "dacite", "dill", "exceptiongroup", "fiftyone", "fiftyone-brain",
         "fvcore", "glob2", "graphql-core", "hydra-core", "iopath", "jsonlines", "mongoengine", "motor",
         "multivolumefile", "omegaconf", "platformdirs", "plotly", "pprintpp", "py7zr", "pycparser", "pydantic",

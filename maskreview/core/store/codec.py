@@ -3,7 +3,11 @@
 FiftyOne stores a ``Detection.mask`` as ``fiftyone.core.utils.serialize_numpy_array`` writes it:
 a zlib-compressed ``.npy`` file. Every mask maskreview reads from or writes to the database goes
 through this module (the GUI's reader, evaluation, the edit resolver and journal, model runs);
-nothing else decodes or encodes mask bytes. Pure numpy and zlib (FiftyOne only reads a ``mask_path`` image).
+nothing else decodes or encodes mask bytes. Pure numpy and zlib-ng (FiftyOne only reads a ``mask_path`` image).
+
+zlib-ng, not the standard library's zlib: the same streams both ways (level 1 with the run-length
+strategy even compresses to the same bytes), inflated ~3x faster (9,000 demo masks: 25 against
+82 ms; evaluation inflates every mask of the view).
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import functools
 import io
 import math
 import re
-import zlib
 
 import numpy as np
+from zlib_ng import zlib_ng as zlib
 
 from maskreview.core.store import fiftyone
 
