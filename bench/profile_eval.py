@@ -31,10 +31,10 @@ STAGES = (  # (module, function, label) in the order they run
     ("engine", "evaluate", "COCOeval evaluate (C++ core) + matches"),
     ("results", "outcomes_from_matches", "per-label outcomes"),
     ("results", "compute_boundary_iou", "boundary IoU of the matches"),
+    ("runs", "check_revision_fields", "check the revision fields' types (before the writer starts)"),
     ("runs", "_write_values", "write values (thread; mongod's work)"),
+    ("runs", "_declare_fields", "declare the key's + revision fields (one merge; the writer runs)"),
     ("results", "gt_occlusion", "occlusion"),
-    ("runs", "_declare_fields", "declare the key's + revision fields (one merge)"),
-    ("runs", "declare_revision_fields", "  check the revision fields' types"),
     ("chunks", "accumulate", "accumulate + summarize (C++, by part)"),
     ("runs._Store", "finish", "store results, sidebar (after the write)"),
 )
