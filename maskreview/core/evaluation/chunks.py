@@ -63,9 +63,10 @@ class Chunked:
     """Collects :meth:`add`'s chunks (in image id order) and :meth:`finish`\\ es into one
     ``engine.Evaluation`` over all of ``gt``'s images."""
 
-    def __init__(self, gt: dict, n_results: int, iou_type: str):
+    def __init__(self, gt: dict, n_annotations: int, n_results: int, iou_type: str):
+        """``gt``: the images and categories of the whole set (its annotations come chunk by chunk)."""
         self.gt, self.iou_type = gt, iou_type
-        self.n_gt, self.n_res = len(gt["annotations"]), n_results
+        self.n_gt, self.n_res = n_annotations, n_results
         self.areas = np.zeros(n_results, float)
         self.raw_col = np.zeros(self.n_gt, np.int64)
         self.ious: list = []  # per chunk: its blocks' IoU matrices flattened (engine.Evaluation.ious)

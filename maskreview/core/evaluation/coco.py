@@ -26,6 +26,7 @@ from maskreview.core.errors import BadInputError
 from maskreview.core.fields import GT_FIELD, PRED_FIELD
 from maskreview.core.store import dataset_of, fiftyone
 from maskreview.core.evaluation import engine
+from maskreview.core.evaluation.columns import CocoColumns
 from maskreview.core.evaluation.encoding import (  # noqa: F401  (re-exported: coco.box_mask, ...)
     box_mask,
     detection_rle,
@@ -52,6 +53,9 @@ class CocoInputs:
     pred_masks: list = field(default_factory=list)
     sample_versions: list = field(default_factory=list)  # each sample's last_modified_at as read
     samples: object = None  # reading.Samples: the cache entries of the samples read
+    # as_columns: the annotations and the results as columns (gt holds images and categories only, results is None)
+    gt_columns: CocoColumns | None = None
+    result_columns: CocoColumns | None = None
 
 
 def _check_iou_type(iou_type: str) -> None:
@@ -81,14 +85,16 @@ def check_fields(view, gt_field: str, pred_field: str) -> None:
 
 def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
                 classes: list[str] | None = None, encode: bool = True, cache=None,
-                stored_key: str | None = None, progress=None) -> CocoInputs:
+                stored_key: str | None = None, progress=None, as_columns: bool = False) -> CocoInputs:
     """GT and results for pycocotools from two ``Detections`` fields of a view.
 
     ``encode=False`` (segm): the masks are not yet turned into RLE segmentations (nor the GT's
     ``area`` and ``bbox`` computed); :func:`encode_masks` does it, e.g. per shard in a worker.
     ``cache`` (:mod:`cache`): reuse the labels of samples unchanged since the last run;
     ``stored_key``: read what is stored under this eval key too (``reading.read_detections``);
-    ``progress``: read in batches, with progress and Cancel between them.
+    ``progress``: read in batches, with progress and Cancel between them;
+    ``as_columns``: the annotations and results as :class:`columns.CocoColumns` (``gt_columns``,
+    ``result_columns``; segm: no area nor box yet), no dict a label.
     """
     _check_iou_type(iou_type)
     check_fields(view, gt_field, pred_field)
@@ -121,42 +127,40 @@ def coco_inputs(view, gt_field: str, pred_field: str, iou_type: str = "segm",
                                     f"{ids[dets.img[missing[0]]]}); mask evaluation needs masks, use --iou-type bbox")
 
     images = [{"id": i + 1, "width": w, "height": h} for i, (h, w) in enumerate(zip(heights.tolist(), widths.tolist()))]
-    annotations, results = [], []
     scores = np.where(np.isnan(pred.scores), 1.0, pred.scores)
-    pieces = [(gt, a) for a in range(0, len(gt), BUILD_PIECE)] + [(pred, d) for d in range(0, len(pred), BUILD_PIECE)]
+    gt_columns = CocoColumns(gt.img.astype(np.int64) + 1, _category_ids(gt.labels, cat_id),
+                             iscrowd=np.asarray(gt.crowd, bool).reshape(-1))
+    pred_columns = CocoColumns(pred.img.astype(np.int64) + 1, _category_ids(pred.labels, cat_id), score=scores)
+    gt_masks, pred_masks = gt.placed(heights, widths), pred.placed(heights, widths)
+    if iou_type == "bbox":
+        gt_columns.bbox, pred_columns.bbox = gt.pixel_boxes(heights, widths), pred.pixel_boxes(heights, widths)
+        # area: the mask's pixels inside the image, as for segm; a mask-less box's own area
+        gt_columns.area = gt_columns.bbox[:, 2] * gt_columns.bbox[:, 3]
+        with_mask = [j for j, m in enumerate(gt.masks) if m is not None]
+        gt_columns.area[with_mask] = rle_areas(mk.paste_rles(
+            [gt_masks[j] for j in with_mask], heights[gt.img[with_mask]], widths[gt.img[with_mask]]))
+    categories = [{"id": i, "name": n} for n, i in cat_id.items()]
+    if as_columns:
+        return CocoInputs({"images": images, "categories": categories}, None, ids, gt.ids, pred.ids, warnings,
+                          gt_masks, pred_masks, samples.versions, samples, gt_columns, pred_columns)
+    annotations, results = [], []
+    pieces = [(gt_columns, annotations, a) for a in range(0, len(gt), BUILD_PIECE)] + \
+        [(pred_columns, results, d) for d in range(0, len(pred), BUILD_PIECE)]
     if progress is not None:  # (1,000,000 labels: seconds of CPU in one go, a wait with no progress)
         progress.total = max(progress.total, progress.done + len(pieces) + 1)
-    for dets, a in pieces:  # BUILD_PIECE labels at a time, progress and Cancel between
-        rows = slice(a, a + BUILD_PIECE)
-        img, labels = dets.img[rows].tolist(), dets.labels[rows]
-        if dets is gt:
-            annotations += [{"id": a + k + 1, "image_id": i + 1, "category_id": cat_id[label], "iscrowd": int(c)}
-                            for k, (i, label, c) in enumerate(zip(img, labels, gt.crowd[rows].tolist()))]
-        else:
-            results += [{"image_id": i + 1, "category_id": cat_id[label], "score": s}
-                        for i, label, s in zip(img, labels, scores[rows].tolist())]
+    for columns, dicts, a in pieces:  # BUILD_PIECE labels at a time, progress and Cancel between
+        dicts += columns.dicts(slice(a, a + BUILD_PIECE))
         if progress is not None:
             progress.advance()
             progress.check()
-    gt_masks, pred_masks = gt.placed(heights, widths), pred.placed(heights, widths)
-    if iou_type == "segm":
-        if encode:
-            encode_masks(images, annotations, results, gt_masks, pred_masks)
-    else:
-        gt_boxes, pred_boxes = gt.pixel_boxes(heights, widths).tolist(), pred.pixel_boxes(heights, widths).tolist()
-        # area: the mask's pixels inside the image, as for segm; a mask-less box's own area
-        with_mask = [j for j, m in enumerate(gt.masks) if m is not None]
-        mask_areas = dict(zip(with_mask, rle_areas(mk.paste_rles(
-            [gt_masks[j] for j in with_mask], heights[gt.img[with_mask]], widths[gt.img[with_mask]])).tolist()))
-        for j, (ann, box) in enumerate(zip(annotations, gt_boxes)):
-            ann["bbox"] = box
-            ann["area"] = mask_areas[j] if j in mask_areas else float(box[2] * box[3])
-        for res, box in zip(results, pred_boxes):
-            res["bbox"] = box
-    gt_dict = {"images": images, "annotations": annotations,
-               "categories": [{"id": i, "name": n} for n, i in cat_id.items()]}
-    return CocoInputs(gt_dict, results, ids, gt.ids, pred.ids, warnings, gt_masks, pred_masks,
-                      samples.versions, samples)
+    if iou_type == "segm" and encode:
+        encode_masks(images, annotations, results, gt_masks, pred_masks)
+    return CocoInputs({"images": images, "annotations": annotations, "categories": categories}, results, ids,
+                      gt.ids, pred.ids, warnings, gt_masks, pred_masks, samples.versions, samples)
+
+
+def _category_ids(labels: list[str], cat_id: dict[str, int]) -> np.ndarray:
+    return np.array([cat_id[label] for label in labels], np.int64).reshape(-1)
 
 
 def to_json_files(inputs: CocoInputs, gt_path, results_path) -> None:

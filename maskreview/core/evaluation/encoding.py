@@ -11,6 +11,7 @@ from itertools import chain
 import numpy as np
 
 from maskreview.core import masks as mk
+from maskreview.core.evaluation.columns import CocoColumns
 
 
 def box_mask(det, height: int, width: int) -> tuple[int, int, np.ndarray]:
@@ -96,20 +97,19 @@ def mask_boxes(clipped: list) -> list[list[float]]:
     return out
 
 
-def block_ious(annotations: list[dict], results: list[dict], gt_clipped: list, dt_clipped: list,
-               gt_areas: np.ndarray, dt_areas: np.ndarray, max_det: int = 100, skip=()) -> dict:
+def block_ious(annotations: list[dict] | CocoColumns, results: list[dict] | CocoColumns, gt_clipped: list,
+               dt_clipped: list, gt_areas: np.ndarray, dt_areas: np.ndarray, max_det: int = 100, skip=()) -> dict:
     """COCOeval's IoU matrix of every (image id, category id) with both GTs and results, as its
     ``computeIoU`` makes it from full-image RLEs: rows the block's results by descending score
     (stable, at most ``max_det``), columns its GTs in annotation order, a crowd GT's entry the
-    intersection over the result's area. Blocks in ``skip`` are left out."""
-    if not annotations or not results:
+    intersection over the result's area. Blocks in ``skip`` are left out. The annotations and
+    results as COCO dicts or as columns."""
+    if not len(annotations) or not len(results):
         return {}
-    g_img = np.array([a["image_id"] for a in annotations], np.int64)
-    g_cat = np.array([a["category_id"] for a in annotations], np.int64)
-    d_img = np.array([r["image_id"] for r in results], np.int64)
-    d_cat = np.array([r["category_id"] for r in results], np.int64)
-    crowd = np.array([bool(a.get("iscrowd", 0)) for a in annotations], bool)
-    score = np.array([r["score"] for r in results], float)
+    gt = annotations if isinstance(annotations, CocoColumns) else CocoColumns.of(annotations, annotations=True)
+    dt = results if isinstance(results, CocoColumns) else CocoColumns.of(results, annotations=False)
+    g_img, g_cat, crowd = gt.image_id, gt.category_id, gt.iscrowd
+    d_img, d_cat, score = dt.image_id, dt.category_id, dt.score
     k = int(max(g_cat.max(), d_cat.max())) + 1
     gk, dk = g_img * k + g_cat, d_img * k + d_cat
     d_order = np.lexsort((np.arange(len(dk)), -score, dk))
@@ -176,46 +176,45 @@ class LazyRles:
         return list(self) == list(other)
 
 
-def measure_reusing(entries: list, images: list[dict], annotations: list[dict], results: list[dict], gt_masks: list,
+def measure_reusing(entries: list, images: list[dict], gt: CocoColumns, results: CocoColumns, gt_masks: list,
                     pred_masks: list) -> tuple:
-    """Sets the annotations' ``area`` and ``bbox`` and the results' ``area`` (COCO's
-    definitions: ``mask_utils.area``/``toBbox`` of the masks as pasted), taking
-    them from each sample's cache entry where it has them and keeping those computed now.
-    Returns ``(gt clipped, result clipped, GT areas, result areas)`` for :func:`block_ious`."""
-    size = {im["id"]: (im["height"], im["width"]) for im in images}
-    hw = np.array([size[item["image_id"]] for item in chain(annotations, results)], np.int64).reshape(-1, 2)
-    clipped = clip_masks(gt_masks + pred_masks, hw[:, 0], hw[:, 1])
-    n = len(annotations)
+    """Fills in the annotations' ``area`` and ``bbox`` and the results' ``area`` (COCO's
+    definitions: ``mask_utils.area``/``toBbox`` of the masks as pasted) of ``gt`` and
+    ``results`` (the rows of ``images``, sorted by image id, as :meth:`CocoColumns.rows` views
+    of the whole set's columns: written in place), taking them from each sample's cache entry
+    (``entries``, one per image) where it has them and keeping those computed now. Returns
+    ``(gt clipped, result clipped, GT areas, result areas)`` for :func:`block_ious`."""
+    ids = np.array([im["id"] for im in images], np.int64)
+    size = np.array([(im["height"], im["width"]) for im in images], np.int64).reshape(-1, 2)
+    g_at, d_at = np.searchsorted(ids, gt.image_id), np.searchsorted(ids, results.image_id)
+    hw = size[np.concatenate((g_at, d_at))]
+    clipped = clip_masks(list(gt_masks) + list(pred_masks), hw[:, 0], hw[:, 1])
+    n = len(gt)
     gt_c, dt_c = clipped[:n], clipped[n:]
-    at = {im["id"]: k for k, im in enumerate(images)}  # (an entry no cache keeps has no rows: cache.Entry.kept)
-    n_gt, n_pred = (np.bincount(np.array([at[x["image_id"]] for x in items], np.int64), minlength=len(images))
-                    for items in (annotations, results))
+    # (an entry no cache keeps has no rows: cache.Entry.kept)
+    n_gt, n_pred = (np.bincount(x, minlength=len(images)) for x in (g_at, d_at))
     g0, p0 = np.concatenate(([0], np.cumsum(n_gt))).tolist(), np.concatenate(([0], np.cumsum(n_pred))).tolist()
     todo = [i for i, e in enumerate(entries) if e.gt_area is None or e.pred_area is None]
+    gt_area, dt_area, boxes = gt.area, results.area, gt.bbox
     if len(todo) == len(entries):  # nothing kept (a first run): every mask measured
-        gt_area, dt_area, boxes = mask_areas(gt_c), mask_areas(dt_c), mask_boxes(gt_c)
+        gt_area[:], dt_area[:] = mask_areas(gt_c), mask_areas(dt_c)
+        boxes[:] = np.array(mask_boxes(gt_c), float).reshape(-1, 4)
     else:
-        gt_area, dt_area, boxes = np.zeros(n), np.zeros(len(results)), [None] * n
         gi = list(chain.from_iterable(range(g0[i], g0[i + 1]) for i in todo))
         pi = list(chain.from_iterable(range(p0[i], p0[i + 1]) for i in todo))
         if gi:
             gt_area[gi] = mask_areas([gt_c[k] for k in gi])
-            for k, box in zip(gi, mask_boxes([gt_c[k] for k in gi])):
-                boxes[k] = box
+            boxes[gi] = np.array(mask_boxes([gt_c[k] for k in gi]), float).reshape(-1, 4)
         if pi:
             dt_area[pi] = mask_areas([dt_c[k] for k in pi])
         done = set(todo)
         for i, e in enumerate(entries):
             if i not in done:
                 gt_area[g0[i]:g0[i + 1]], dt_area[p0[i]:p0[i + 1]] = e.gt_area, e.pred_area
-                boxes[g0[i]:g0[i + 1]] = [list(b) for b in e.gt_bbox]
-    ga, da = gt_area.tolist(), dt_area.tolist()
+                boxes[g0[i]:g0[i + 1]] = e.gt_bbox
     for i in todo:
         e = entries[i]
-        if e.kept:  # (one no cache keeps is not looked at again)
-            e.gt_area, e.gt_bbox, e.pred_area = ga[g0[i]:g0[i + 1]], boxes[g0[i]:g0[i + 1]], da[p0[i]:p0[i + 1]]
-    for ann, area, box in zip(annotations, ga, boxes):
-        ann["area"], ann["bbox"] = area, box
-    for res, area in zip(results, da):
-        res["area"] = area
+        if e.kept:  # (one no cache keeps is not looked at again); copies: not views of the span's arrays
+            e.gt_area, e.gt_bbox = gt_area[g0[i]:g0[i + 1]].copy(), boxes[g0[i]:g0[i + 1]].copy()
+            e.pred_area = dt_area[p0[i]:p0[i + 1]].copy()
     return gt_c, dt_c, gt_area, dt_area

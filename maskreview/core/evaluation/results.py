@@ -22,6 +22,7 @@ from maskreview.core import heap
 from maskreview.core.errors import BadInputError
 from maskreview.core.evaluation import cache as reuse_cache, chunks, coco, engine, reading
 from maskreview.core.evaluation.boundary import boundary_ious
+from maskreview.core.evaluation.columns import CocoColumns
 from maskreview.core.evaluation.encoding import LazyRles, block_ious, measure_reusing
 from maskreview.core.evaluation.engine import PairBlock
 from maskreview.core.evaluation.outcomes import (
@@ -127,7 +128,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     cache = reuse_cache.for_view(view, (gt_field, pred_field)) if reuse else None
     fingerprint = labels_fingerprint(dataset_of(view))  # before reading: an edit meanwhile makes it stale
     inputs = coco.coco_inputs(view, gt_field, pred_field, iou_type, encode=False, cache=cache,
-                              stored_key=stored_key, progress=progress)
+                              stored_key=stored_key, progress=progress, as_columns=True)
     heap.give_back_later()  # what reading freed (each batch's raw documents and decoded masks): COCOeval's tables next
     entries = inputs.samples.entries
     spans = chunks.image_chunks(len(inputs.gt["images"]))
@@ -138,7 +139,10 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     progress.check()
     if while_evaluating is not None:
         while_evaluating()
-    anns, dts = inputs.gt["annotations"], inputs.results
+    anns, dts = inputs.gt_columns, inputs.result_columns
+    if iou_type == "segm":
+        anns.measured()
+        dts.measured()
     evaluation = _evaluate(inputs, iou_type, entries, cache is not None, spans, progress)
     heap.give_back_later()  # what the chunks' COCOeval objects freed: the label tables and the writes next
     progress.advance()  # (the chunks merged: 1,000,000 labels, ~1 s)
@@ -147,19 +151,19 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     gt, pred = Objects.empty(len(anns)), Objects.empty(len(dts))
     heights = np.array([im["height"] for im in inputs.gt["images"]])
     widths = np.array([im["width"] for im in inputs.gt["images"]])
-    gt.img[:] = [a["image_id"] - 1 for a in anns]
+    gt.img[:] = anns.image_id - 1
     gt.label_id[:] = inputs.gt_label_ids
-    gt.cls[:] = [a["category_id"] - 1 for a in anns]
-    gt.area[:] = [a["area"] for a in anns]
-    gt.crowd[:] = [bool(a["iscrowd"]) for a in anns]
+    gt.cls[:] = anns.category_id - 1
+    gt.area[:] = anns.area
+    gt.crowd[:] = anns.iscrowd
     gt.outcome[:] = OUTCOMES[np.where(gt.crowd, IGNORED, FN)]
     progress.advance()  # (the ground truth's tables; 1,000,000 labels took 2-5 s between updates at load 3-5 in one step)
     progress.check()
     pred.label_id[:] = inputs.pred_label_ids
-    pred.img[:] = [d["image_id"] - 1 for d in dts]
-    pred.cls[:] = [d["category_id"] - 1 for d in dts]
+    pred.img[:] = dts.image_id - 1
+    pred.cls[:] = dts.category_id - 1
     pred.area[:] = evaluation.areas
-    pred.score[:] = [d["score"] for d in dts]
+    pred.score[:] = dts.score
     iou_thrs = np.asarray(ev.params.iouThrs)
     n_thr, n_cls, n_rec = len(iou_thrs), len(ev.params.catIds), len(ev.params.recThrs)
     results = EvalResults(
@@ -185,7 +189,7 @@ def compute(view, gt_field: str = GT_FIELD, pred_field: str = PRED_FIELD, iou_ty
     if before_accumulate is not None:
         before_accumulate(results)
     if occlusion:  # not stored per label: computed while the values are being written
-        _occlusion(results, [a["bbox"] for a in anns], spans, progress)
+        _occlusion(results, anns.bbox, spans, progress)
     chunks.accumulate(evaluation, progress)  # a part per class and area range, Cancel between
     results.summary = coco.summary(ev)
     results.precision = np.transpose(ev.eval["precision"][:, :, :, 0, -1], (0, 2, 1))
@@ -206,13 +210,12 @@ def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: boo
     runs class by class (:func:`_evaluate_by_class`)."""
     cat_id = {c["name"]: c["id"] for c in inputs.gt["categories"]}
     names = {v: k for k, v in cat_id.items()}
-    images, anns, dts = inputs.gt["images"], inputs.gt["annotations"], inputs.results
-    a_bounds = np.searchsorted([a["image_id"] for a in anns], [s0 + 1 for s0, _ in spans] + [len(images) + 1])
-    d_bounds = np.searchsorted([d["image_id"] for d in dts], [s0 + 1 for s0, _ in spans] + [len(images) + 1])
-    whole = chunks.Chunked(inputs.gt, len(dts), iou_type) if len(spans) > 1 else None
+    images, anns, dts = inputs.gt["images"], inputs.gt_columns, inputs.result_columns
+    a_bounds = np.searchsorted(anns.image_id, [s0 + 1 for s0, _ in spans] + [len(images) + 1])
+    d_bounds = np.searchsorted(dts.image_id, [s0 + 1 for s0, _ in spans] + [len(images) + 1])
+    whole = chunks.Chunked(inputs.gt, len(anns), len(dts), iou_type) if len(spans) > 1 else None
     by_class = whole is not None and chunks.by_class(len(images), len(cat_id))
     given_by_class: dict = {}  # by class: category id -> the IoU matrices made before its chunks
-    columns: list = []  # by class: each span's (GT image, GT class, result image, result class)
 
     def keep(computed, known):
         for (img, cat), ious in computed.items() if cached else ():
@@ -227,44 +230,41 @@ def _evaluate(inputs: coco.CocoInputs, iou_type: str, entries: list, cached: boo
                 if kind == iou_type and name in cat_id:
                     known[i + 1, cat_id[name]] = ious
         given = known
+        span_anns, span_dts = anns.rows(slice(a0, a1)), dts.rows(slice(d0, d1))
         if iou_type == "segm":  # areas, boxes and IoUs from the box masks (no full-image RLE)
-            measured = measure_reusing(entries[s0:s1], images[s0:s1], anns[a0:a1], dts[d0:d1],
+            measured = measure_reusing(entries[s0:s1], images[s0:s1], span_anns, span_dts,
                                        inputs.gt_masks[a0:a1], inputs.pred_masks[d0:d1])
-            given = {**known, **block_ious(anns[a0:a1], dts[d0:d1], *measured, skip=known)}
+            given = {**known, **block_ious(span_anns, span_dts, *measured, skip=known)}
         if by_class:
             for key in given:
                 given_by_class.setdefault(key[1], {})[key] = given[key]
             keep({k: v for k, v in given.items() if k not in known}, known)
-            columns.append([np.array([x[name] for x in items], np.int64) for items in (anns[a0:a1], dts[d0:d1])
-                            for name in ("image_id", "category_id")])
         elif whole is None:
-            evaluation = engine.evaluate(inputs.gt, dts, iou_type, given)
+            evaluation = engine.evaluate({**inputs.gt, "annotations": anns.dicts()}, dts.dicts(), iou_type, given)
             keep(evaluation.evaluator.ious, known)
         else:
-            keep(whole.add(images[s0:s1], np.arange(a0, a1), anns[a0:a1], np.arange(d0, d1), dts[d0:d1], given),
-                 known)
+            keep(whole.add(images[s0:s1], np.arange(a0, a1), span_anns.dicts(), np.arange(d0, d1), span_dts.dicts(),
+                           given), known)
         progress.advance()
         progress.check()
     if by_class:
         given = known = None  # (the last span's: each class's matrices let go of once it is evaluated)
-        a_img, a_cat, d_img, d_cat = (np.concatenate([c[j] for c in columns]) for j in range(4))
-        _evaluate_by_class(whole, inputs, (a_img - 1, a_cat, d_img - 1, d_cat), given_by_class,
-                           keep if iou_type != "segm" else None, progress)
+        _evaluate_by_class(whole, inputs, given_by_class, keep if iou_type != "segm" else None, progress)
     return evaluation if whole is None else whole.finish()
 
 
-def _evaluate_by_class(whole: chunks.Chunked, inputs: coco.CocoInputs, columns: tuple, given: dict, keep,
+def _evaluate_by_class(whole: chunks.Chunked, inputs: coco.CocoInputs, given: dict, keep,
                        progress: Progress) -> None:
     """COCOeval class by class (``chunks.Chunked.add_class``: each class's labels a span of
     images at a time, ``chunks.class_spans``), each class accumulated once its chunks are in;
-    ``columns``: each annotation's image position and category id, each result's (gathered
-    span by span: 1,000,000 labels in one go were a 4.6 s wait at load 12); ``given``: the IoU
+    each chunk's COCO dicts made from the columns (``inputs.gt_columns``, ``result_columns``)
+    as it is evaluated (all of them, 1,000,000 labels, held through the run were ~0.4 GB); ``given``: the IoU
     matrices made before, by category id, each class's taken out once its chunks are evaluated
     (held for every class to the end, 280,000 small arrays at 20,000 samples were a tenth of
     what a rerun in place added); ``keep(computed, known)``: those COCOeval made."""
-    images, anns, dts = inputs.gt["images"], inputs.gt["annotations"], inputs.results
+    images, anns, dts = inputs.gt["images"], inputs.gt_columns, inputs.result_columns
     n_img = len(images)
-    a_img, a_cat, d_img, d_cat = columns
+    a_img, a_cat, d_img, d_cat = anns.image_id - 1, anns.category_id, dts.image_id - 1, dts.category_id
     cat_ids = whole.whole().params.catIds
     progress.check()  # (the evaluator over every image: 0.1 s of CPU at 100,000 images; then the plans)
     plans = []
@@ -281,8 +281,7 @@ def _evaluate_by_class(whole: chunks.Chunked, inputs: coco.CocoInputs, columns: 
         d_at = np.searchsorted(d_img[d_rows], [s0 for s0, _ in spans] + [n_img])
         for c, (s0, s1) in enumerate(spans):
             ai, di = a_rows[a_at[c]:a_at[c + 1]], d_rows[d_at[c]:d_at[c + 1]]
-            computed = whole.add_class(k, images[s0:s1], ai, [anns[i] for i in ai.tolist()], di,
-                                       [dts[i] for i in di.tolist()], known)
+            computed = whole.add_class(k, images[s0:s1], ai, anns.dicts(ai), di, dts.dicts(di), known)
             if keep is not None:
                 keep(computed, known)
             progress.advance()
@@ -291,12 +290,12 @@ def _evaluate_by_class(whole: chunks.Chunked, inputs: coco.CocoInputs, columns: 
         whole.accumulate_class(k, progress)
 
 
-def _geometries(iou_type: str, anns: list, dts: list, inputs, heights: np.ndarray, widths: np.ndarray) -> tuple:
+def _geometries(iou_type: str, anns: CocoColumns, dts: CocoColumns, inputs, heights: np.ndarray,
+                widths: np.ndarray) -> tuple:
     """GT and prediction geometries: boxes (bbox), or full-image RLEs made when first asked for (segm)."""
     if iou_type != "segm":
-        return [a["bbox"] for a in anns], [d["bbox"] for d in dts]
-    g_img = np.array([a["image_id"] - 1 for a in anns], np.int64)
-    d_img = np.array([d["image_id"] - 1 for d in dts], np.int64)
+        return anns.bbox.tolist(), dts.bbox.tolist()
+    g_img, d_img = anns.image_id - 1, dts.image_id - 1
     return (LazyRles(inputs.gt_masks, heights[g_img], widths[g_img]),
             LazyRles(inputs.pred_masks, heights[d_img], widths[d_img]))
 
@@ -329,7 +328,7 @@ def _by_image_pieces(r: np.ndarray, img: np.ndarray, size: int) -> list[np.ndarr
     return [p for p in np.split(r, np.unique(cuts)) if len(p)]
 
 
-def _occlusion(results: EvalResults, gt_boxes: list, spans: list | None = None, progress: Progress | None = None) -> None:
+def _occlusion(results: EvalResults, gt_boxes: np.ndarray, spans: list | None = None, progress: Progress | None = None) -> None:
     """Each GT's occlusion (:func:`gt_occlusion`), kept per sample in its cache entry; a span
     of images at a time (progress and Cancel between)."""
     gt, entries, kind = results.gt, results.entries, results.iou_type
@@ -340,7 +339,7 @@ def _occlusion(results: EvalResults, gt_boxes: list, spans: list | None = None, 
             if progress is not None:  # (it runs while a rerun's values are written: Cancel waits on it)
                 progress.check()
             gt.occlusion[r] = gt_occlusion(gt.img[r], results.heights, results.widths,
-                                           [results.gt_masks[g] for g in r.tolist()], [gt_boxes[g] for g in r.tolist()])
+                                           [results.gt_masks[g] for g in r.tolist()], gt_boxes[r])
     if not entries:
         return
     bounds = np.searchsorted(gt.img, np.arange(len(entries) + 1))
