@@ -87,6 +87,18 @@ def test_keys_whose_values_would_land_on_other_data_are_refused(ds, fo):
         evaluate_and_store(ds, eval_key="cls")
 
 
+def test_an_undeclared_attribute_of_a_later_label_of_a_later_sample_is_found(ds):
+    """The label attributes are looked for item by item in each list ($elemMatch), not on the first only."""
+    last = ds.last()
+    assert len(last.predictions.detections) > 1
+    last.predictions.detections[-1]["late_biou"] = 0.3
+    last.save()
+    assert "predictions.detections.late_biou" not in ds.get_field_schema(flat=True)
+    with pytest.raises(BadInputError, match="predictions.detections.late_biou"):
+        check_eval_key(ds, "late", "ground_truth", "predictions")
+    check_eval_key(ds, "later", "ground_truth", "predictions")
+
+
 def test_rerunning_a_key_replaces_only_its_own_values(ds, fo):
     ds.clone_sample_field("predictions", "predictions2")  # before any run: holds no eval values
     evaluate_and_store(ds, eval_key="eval")

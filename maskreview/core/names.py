@@ -94,9 +94,29 @@ def _first_holding(dataset, paths: list[str]) -> str | None:
     """The first of ``paths`` that some sample holds a value at, declared in the schema or not
     (one scan when none is held)."""
 
-    if not paths or not reader.exists(dataset, {"$or": [{p: {"$exists": True}} for p in paths]}):
+    if not paths or not reader.exists(dataset, _holding_query(dataset, paths)):
         return None
     return next((p for p in paths if reader.exists(dataset, {p: {"$exists": True}})), paths[0])
+
+
+def _holding_query(dataset, paths: list[str]) -> dict:
+    """A query for the samples holding a value at any of ``paths``. Attributes of the items of a
+    list field of the schema (``<field>.detections.<name>``) are looked for in one ``$elemMatch``
+    per list, each item looked at once for all its names: a dotted ``$exists`` path per name
+    walks the list once per name (an eval key's 11 paths over 1,000 demo samples: mongod 18-45 ms
+    against 4 ms). Items are documents in a list field, so the same samples match."""
+    fo = fiftyone()
+    schema = dataset.get_field_schema(flat=True)
+    per_list: dict[str, list] = {}
+    clauses = []
+    for path in paths:
+        head, _, name = path.rpartition(".")
+        if head and isinstance(schema.get(head), fo.ListField) and isinstance(schema[head].field, fo.EmbeddedDocumentField):
+            per_list.setdefault(head, []).append({name: {"$exists": True}})
+        else:
+            clauses.append({path: {"$exists": True}})
+    clauses += [{head: {"$elemMatch": {"$or": names}}} for head, names in per_list.items()]
+    return {"$or": clauses}
 
 
 def check_eval_key(dataset, eval_key, gt_field: str, pred_field: str, leftovers: Iterable[str] = ()) -> None:
