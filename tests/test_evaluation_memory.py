@@ -150,3 +150,17 @@ def test_a_run_holds_no_coco_dict_a_label_through_cocoeval(demo, monkeypatch):
     assert len(res.gt) and len(counted) > 1
     assert counted == [0] * len(counted)
     assert _label_dicts(res) == 0
+
+
+@pytest.mark.parametrize("by_class", [False, True])
+def test_the_chunks_matched_ids_are_four_bytes(demo, monkeypatch, by_class):
+    # ten a result: 5,000,000 at 100,000 images, 40 MB as int64, held twice over as they are joined
+    from maskreview.core.evaluation import chunks
+
+    monkeypatch.setattr(chunks, "CHUNK_IMAGES", 5)
+    if by_class:
+        monkeypatch.setattr(chunks, "BY_CLASS_IMAGES", 0)
+    res = compute(demo.view(), reuse=False)
+    matches = res.evaluation.matches
+    assert matches.dt_matches.dtype == np.int32 and len(matches.dt_matches) == matches.n_thr * len(matches.preds)
+    assert (res.pred.outcome == "tp").any()

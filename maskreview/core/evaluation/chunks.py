@@ -67,6 +67,8 @@ class Chunked:
         """``gt``: the images and categories of the whole set (its annotations come chunk by chunk)."""
         self.gt, self.iou_type = gt, iou_type
         self.n_gt, self.n_res = n_annotations, n_results
+        # the matched annotation ids (ten a result, 5,000,000 at 100,000 images) in 4 bytes when they fit
+        self._match_type = np.int32 if n_annotations < 2 ** 31 - 1 else np.int64
         self.areas = np.zeros(n_results, float)
         self.raw_col = np.zeros(self.n_gt, np.int64)
         self.ious: list = []  # per chunk: its blocks' IoU matrices flattened (engine.Evaluation.ious)
@@ -116,7 +118,7 @@ class Chunked:
         offset = sum(len(p.keys) for p in self.parts)
         self.parts.append(engine.Matches(
             res_index[m.preds], m.block + offset, ann_index[m.gts], m.gt_block + offset, m.gt_ignore, None,
-            m.keys, m.dt_matches, m.dt_ignore, m.n_rows, m.n_cols, m.n_thr))
+            m.keys, m.dt_matches.astype(self._match_type), m.dt_ignore, m.n_rows, m.n_cols, m.n_thr))
         self.n_thr = m.n_thr
         self.ious.append(engine.flatten_ious(e.ious, m.keys))
         self.params = e.params
@@ -201,7 +203,7 @@ class Chunked:
         keys = cat("keys", np.int64).reshape(-1, 2)
         matches = engine.Matches(
             cat("preds", np.int64), cat("block", np.int64), cat("gts", np.int64), cat("gt_block", np.int64),
-            cat("gt_ignore", bool), self.raw_col, keys, cat("dt_matches", np.int64),
+            cat("gt_ignore", bool), self.raw_col, keys, cat("dt_matches", self._match_type),
             cat("dt_ignore", bool), cat("n_rows", np.int64), cat("n_cols", np.int64), self.n_thr or len(p.iouThrs))
         self.parts = []
         return matches
