@@ -496,21 +496,24 @@ class _Store:
             self.register()  # deletes the key's old run and fields (the same names) before writing
         if self._writer is None:
             self.start_writing(results)
+        # FiftyOne's results object and its JSON (when small) made while mongod writes the values:
+        # the main thread would only wait for the writer meanwhile
+        self._build()
+        fo_results = _fo_results(self.view, self.config, self.eval_key, results, self.method)
+        made = sw.small_results_json(fo_results)
         self._wait_for_writer()
         if self._error is not None:
             sw.refresh_loaded(self.dataset, self._to_refresh)
             raise self._error
         self._settle_fingerprint(results)
         p.total = max(p.total, p.done + 3)
-        self._build()
-        fo_results = _fo_results(self.view, self.config, self.eval_key, results, self.method)
         p.advance()
         p.check()  # the last Cancel: what follows is short and leaves the run stored
         if not self.registered:
             self.register()
         sw.refresh_loaded(self.dataset, self._to_refresh)  # once declared: FiftyOne loads declared fields only
         p.advance()
-        sw.save_run_results(self.method, self.view, self.eval_key, fo_results, p)  # (its sidebar group: register)
+        sw.save_run_results(self.method, self.view, self.eval_key, fo_results, p, made)  # (its sidebar group: register)
         results.eval_key = self.eval_key
         p.advance()
 

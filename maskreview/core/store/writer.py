@@ -231,7 +231,7 @@ def refresh_loaded(dataset, sample_ids: Iterable[str], fields: Iterable[str] | N
             doc._data[name] = fld.to_python(value) if fld is not None and value is not None else value
 
 
-def save_run_results(method, view, run_key: str, fo_results, progress=None) -> None:
+def save_run_results(method, view, run_key: str, fo_results, progress=None, made: list | None = None) -> None:
     """FiftyOne's ``save_run_results``, the JSON written by the C encoder: the results document
     holds plain lists, numbers and strings, which ``json.dumps`` writes as FiftyOne's
     ``json_util.dumps`` does (its ``default`` hook takes any BSON value; a NaN is written ``NaN``,
@@ -240,7 +240,7 @@ def save_run_results(method, view, run_key: str, fo_results, progress=None) -> N
 
     ``progress`` (a ``core.progress.Progress``): its total grows by the slices of the big arrays,
     and it advances as each is written (at 1,000,000 labels the whole document took 3 s with no
-    update, bench_eval_scale)."""
+    update, bench_eval_scale). ``made``: its JSON made before (:func:`small_results_json`)."""
 
     run_doc = method._get_run_doc(view, run_key)
     if run_doc.results:
@@ -250,7 +250,7 @@ def save_run_results(method, view, run_key: str, fo_results, progress=None) -> N
     if progress is not None:
         progress.total += sum(-(-len(a) // ARRAY_SLICE) for a in _big_arrays(fo_results).values())
         on_slice = progress.advance
-    for piece in results_json(fo_results, on_slice):
+    for piece in made if made is not None else results_json(fo_results, on_slice):
         run_doc.results.write(piece)
     run_doc.results.close()
     run_doc.results_meta = dict(fo_results.get_meta() or {})
@@ -280,6 +280,12 @@ def _big_arrays(fo_results) -> dict:
 
     values = {a: getattr(fo_results, a) for a in fo_results.attributes()}
     return {a: v for a, v in values.items() if isinstance(v, np.ndarray) and v.size > BIG_ARRAY}
+
+
+def small_results_json(fo_results) -> list[bytes] | None:
+    """:func:`results_json` made now, when none of its arrays is big (the results of a few thousand
+    labels: a few hundred KB); None otherwise (then made while written, slice by slice: memory)."""
+    return None if _big_arrays(fo_results) else list(results_json(fo_results))
 
 
 def results_json(fo_results, on_slice=None):
