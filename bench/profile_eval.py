@@ -31,12 +31,12 @@ STAGES = (  # (module, function, label) in the order they run
     ("engine", "evaluate", "COCOeval evaluate (C++ core) + matches"),
     ("results", "outcomes_from_matches", "per-label outcomes"),
     ("results", "compute_boundary_iou", "boundary IoU of the matches"),
-    ("runs", "check_revision_fields", "check the revision fields' types"),
+    ("runs", "_declare_fields", "declare the key's + revision fields (one merge)"),
+    ("runs", "declare_revision_fields", "  check the revision fields' types"),
     ("runs", "_write_values", "write values (thread; mongod's work)"),
-    ("runs", "_declare_fields", "declare fields (one merge, the writer started)"),
     ("results", "gt_occlusion", "occlusion"),
     ("chunks", "accumulate", "accumulate + summarize (C++, by part)"),
-    ("runs._Store", "finish", "store results, sidebar (after the write)"),
+    ("runs._Store", "finish", "results file (writer runs), wait, run stored"),
 )
 
 

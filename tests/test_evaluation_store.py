@@ -152,6 +152,26 @@ def test_a_first_evaluation_changes_the_schema_once(ds, monkeypatch):
     assert "ground_truth.detections.once_biou" in ds.get_field_schema(flat=True)
 
 
+def test_a_first_evaluation_declares_its_sample_fields_before_writing_any_value(ds, monkeypatch):
+    """FiftyOne cannot load a sample holding an undeclared sample field (``<key>_tp``): the schema
+    merge comes before the writer's first batch, not while it is written (the App or the window
+    would fail on the samples written meanwhile)."""
+    from maskreview.core.store import reader
+    from maskreview.core.store import writer as sw
+
+    declared_at_each_write = []
+    write = sw.write
+
+    def checking(dataset, updates, *args, **kwargs):
+        doc = reader.collection(dataset).database["datasets"].find_one({"name": dataset.name})
+        declared_at_each_write.append({"early_tp", "early_fp", "early_fn"} <= {f["name"] for f in doc["sample_fields"]})
+        return write(dataset, updates, *args, **kwargs)
+
+    monkeypatch.setattr(sw, "write", checking)
+    runs.evaluate_and_store(ds, eval_key="early")
+    assert declared_at_each_write and all(declared_at_each_write)
+
+
 def test_storing_a_run_saves_the_dataset_document_once_with_its_sidebar_group(ds, monkeypatch):
     """Registering the run and FiftyOne's sidebar group of its fields in one save of the
     dataset document (mongoengine walks every field declaration on each: two before)."""

@@ -24,7 +24,7 @@ from maskreview.core.names import LABEL_SUFFIXES, check_eval_key
 from maskreview.core.progress import Progress
 from maskreview.core.store import dataset_of, reader
 from maskreview.core.store import writer as sw
-from maskreview.core.store.writer import bump_revisions, check_revision_fields, revised
+from maskreview.core.store.writer import bump_revisions, declare_revision_fields, revised
 from maskreview.core.errors import CancelledError, MaskreviewError
 
 
@@ -453,15 +453,16 @@ class _Store:
             except BaseException as exc:  # re-raised by finish()
                 self._error = exc
 
-        check_revision_fields(self.dataset)  # (a field of that name of another type: refused before any write)
+        # here, not in the thread (a schema change), and before the first write: FiftyOne cannot
+        # load a sample holding an undeclared sample field (<key>_tp...), so a window between the
+        # first batch and the merge would fail readers (App, GUI). The key's fields with the
+        # revision fields, one schema merge (each reloads the dataset), not one now and one when
+        # registered; a Cancel takes them out of the schema again (abandon)
+        _declare_fields(self.dataset, *self._args[:2], self.eval_key)
+        declare_revision_fields(self.dataset)  # (their types checked: declared above when missing)
         self._n_samples = len(results.sample_ids)
         self._writer = threading.Thread(target=write, name="maskreview-eval-write", daemon=True)
         self._writer.start()
-        # here, not in the thread (a schema change), while the writer's first batch is made and
-        # written (mongod does not look at the schema): the key's fields with the revision fields,
-        # one schema merge (each reloads the dataset), not one now and one when registered; a
-        # Cancel or failure takes them out of the schema again (abandon, which stops the writer)
-        _declare_fields(self.dataset, *self._args[:2], self.eval_key)
 
     def _wait_for_writer(self) -> None:
         """Join the writer, reporting its batches and looking at Cancel meanwhile (but while an
