@@ -30,7 +30,7 @@ def demo(demo_coco):
 def _state(dataset) -> tuple:
     """Every sample document (its revision, writer and modification time aside: the rollback is a
     new revision, so an editor holding one from before sees it), the schema, the runs, the number
-    of results files (one written before its run is stored is deleted: none left behind)."""
+    of results files (none left behind)."""
     docs = documents_but_revisions(dataset)
     dataset.reload()
     schema = sorted(set(dataset.get_field_schema(flat=True)) - {REV_FIELD, REV_BY_FIELD})  # declared by any writer

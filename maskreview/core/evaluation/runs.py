@@ -340,7 +340,6 @@ class _Store:
         self._to_refresh: list[str] = []  # what the writer wrote, for refresh_loaded on this thread
         self._old: dict = {}  # a rerun in place: what each written sample held under the key (raw BSON)
         self._info: dict = {}  # the writer's now and matched
-        self._staged = None  # the results file written before the run is stored (writer.stage_results_file)
         self._name = f"evaluation {eval_key} {new_id()}"  # review_rev_by of this run's writes
         self.dataset = dataset_of(view)
         leftovers = _leftovers(self.dataset, eval_key, gt_field, pred_field)  # of a run FiftyOne deleted
@@ -385,9 +384,6 @@ class _Store:
         self._stop.set()
         if self._writer is not None:
             self._writer.join()
-        if self._staged is not None:  # a results file no run refers to
-            self._staged.delete()
-            self._staged = None
         if self._existing:
             if self._in_place and self._old:
                 written = {sid for batch in self._written for sid in batch}  # (a batch kept may not be written)
@@ -506,8 +502,6 @@ class _Store:
         self._build()
         fo_results = _fo_results(self.view, self.config, self.eval_key, results, self.method)
         made = sw.small_results_json(fo_results)
-        if made is not None:  # (its file, which no run refers to until it is stored: abandon deletes it)
-            self._staged = sw.stage_results_file(made)
         self._wait_for_writer()
         if self._error is not None:
             sw.refresh_loaded(self.dataset, self._to_refresh)
@@ -520,8 +514,7 @@ class _Store:
             self.register()
         sw.refresh_loaded(self.dataset, self._to_refresh)  # once declared: FiftyOne loads declared fields only
         p.advance()
-        sw.save_run_results(self.method, self.view, self.eval_key, fo_results, p, made, self._staged)  # (its sidebar group: register)
-        self._staged = None
+        sw.save_run_results(self.method, self.view, self.eval_key, fo_results, p, made)  # (its sidebar group: register)
         results.eval_key = self.eval_key
         p.advance()
 

@@ -231,8 +231,7 @@ def refresh_loaded(dataset, sample_ids: Iterable[str], fields: Iterable[str] | N
             doc._data[name] = fld.to_python(value) if fld is not None and value is not None else value
 
 
-def save_run_results(method, view, run_key: str, fo_results, progress=None, made: list | None = None,
-                     staged=None) -> None:
+def save_run_results(method, view, run_key: str, fo_results, progress=None, made: list | None = None) -> None:
     """FiftyOne's ``save_run_results``, the JSON written by the C encoder: the results document
     holds plain lists, numbers and strings, which ``json.dumps`` writes as FiftyOne's
     ``json_util.dumps`` does (its ``default`` hook takes any BSON value; a NaN is written ``NaN``,
@@ -241,24 +240,19 @@ def save_run_results(method, view, run_key: str, fo_results, progress=None, made
 
     ``progress`` (a ``core.progress.Progress``): its total grows by the slices of the big arrays,
     and it advances as each is written (at 1,000,000 labels the whole document took 3 s with no
-    update, bench_eval_scale). ``made``: its JSON made before (:func:`small_results_json`);
-    ``staged``: a file of it written before (:func:`stage_results_file`), made the run's."""
+    update, bench_eval_scale). ``made``: its JSON made before (:func:`small_results_json`)."""
 
     run_doc = method._get_run_doc(view, run_key)
     if run_doc.results:
         run_doc.results.delete()  # GridFS keeps the old file otherwise
-    if staged is not None:
-        staged.key, staged.instance = "results", run_doc
-        run_doc.results = staged
-    else:
-        run_doc.results.new_file(content_type="application/json")
-        on_slice = None
-        if progress is not None:
-            progress.total += sum(-(-len(a) // ARRAY_SLICE) for a in _big_arrays(fo_results).values())
-            on_slice = progress.advance
-        for piece in made if made is not None else results_json(fo_results, on_slice):
-            run_doc.results.write(piece)
-        run_doc.results.close()
+    run_doc.results.new_file(content_type="application/json")
+    on_slice = None
+    if progress is not None:
+        progress.total += sum(-(-len(a) // ARRAY_SLICE) for a in _big_arrays(fo_results).values())
+        on_slice = progress.advance
+    for piece in made if made is not None else results_json(fo_results, on_slice):
+        run_doc.results.write(piece)
+    run_doc.results.close()
     run_doc.results_meta = dict(fo_results.get_meta() or {})
     # not kept in FiftyOne's in-memory cache, which would hold them as long as the dataset (~0.2 GB
     # at 1,000,000 labels) though nothing here reads them back; an older copy there is now stale
@@ -286,21 +280,6 @@ def _big_arrays(fo_results) -> dict:
 
     values = {a: getattr(fo_results, a) for a in fo_results.attributes()}
     return {a: v for a, v in values.items() if isinstance(v, np.ndarray) and v.size > BIG_ARRAY}
-
-
-def stage_results_file(made: list[bytes]):
-    """A run's results JSON (:func:`small_results_json`) written to GridFS now, as a file no run
-    refers to yet (an evaluation writes it while mongod writes its values, on the other core, not
-    after them); :func:`save_run_results` makes it the run's. The caller deletes it (``.delete()``)
-    if the run is not stored."""
-    from fiftyone.core.odm.runs import RunDocument
-
-    staged = RunDocument._fields["results"].get_proxy_obj(key="results", instance=None)
-    staged.new_file(content_type="application/json")
-    for piece in made:
-        staged.write(piece)
-    staged.close()
-    return staged
 
 
 def small_results_json(fo_results) -> list[bytes] | None:
