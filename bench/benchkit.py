@@ -19,18 +19,23 @@ def result(name: str, value: str, target: str, met: bool) -> None:
     print(f"RESULT {name} | {value} | {target} | {'yes' if met else 'no'}")
 
 
-def thread_times(pid: int) -> dict[int, float]:
-    """CPU seconds each thread of process ``pid`` has run (``/proc/<pid>/task/*/schedstat``);
-    empty where there is no such file (not Linux, or the process is gone)."""
+def thread_times(pid: int) -> dict[int, tuple[float, float]]:
+    """Per thread of process ``pid``: ``(CPU seconds from /proc/<pid>/task/<tid>/schedstat (ns),
+    the same from its stat's clock ticks)``; empty where there are no such files (not Linux, or
+    the process is gone)."""
     out = {}
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return out
+    tick = os.sysconf("SC_CLK_TCK")
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                out[int(tid)] = int(f.read().split()[0]) / 1e9
+                ran = int(f.read().split()[0]) / 1e9
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[int(tid)] = ran, (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         except (OSError, ValueError, IndexError):
             continue
     return out
@@ -54,17 +59,18 @@ class Clock:
     database's mongod (when it is local).
 
     On a machine shared with other jobs, wall time mostly measures waiting for a core; CPU time
-    is what the same work costs on an idle machine. The other processes' CPU is read per thread
-    from ``/proc/<pid>/task/<tid>/schedstat`` (nanoseconds) where Linux has it: ``cpu_times``
-    counts clock ticks of 10 ms, as much as a third of mongod's part of a 0.1 s clock, and the
-    worst of several rounds picks up that error. A thread that ends inside the clock is not
-    counted (mongod's connection threads live as long as the connection).
+    is what the same work costs on an idle machine. ``cpu_times`` counts the other processes' CPU
+    in clock ticks of 10 ms, as much as a third of mongod's part of a 0.1 s clock (and the worst
+    of several rounds picks up that error), so where Linux has ``schedstat`` each thread alive at
+    both ends (or started inside) is counted from it, in ns, and only the rest of the process's
+    ticks (threads that ended inside the clock: a model worker's per-run threads) in ticks.
     """
 
     def __init__(self, mongod: int | None = None):
         self._mongod = mongod
 
-    def _cpu(self) -> dict[tuple[int, int], float]:
+    def _cpu(self) -> dict[int, tuple[float, dict]]:
+        """Per process: its CPU seconds in ticks, and :func:`thread_times`."""
         import psutil
 
         procs = psutil.Process().children(recursive=True)
@@ -72,15 +78,11 @@ class Clock:
             procs.append(psutil.Process(self._mongod))
         out = {}
         for proc in procs:
-            threads = thread_times(proc.pid)
-            if threads:
-                out.update(((proc.pid, tid), t) for tid, t in threads.items())
-                continue
             try:
                 t = proc.cpu_times()
             except psutil.Error:
                 continue
-            out[proc.pid, 0] = t.user + t.system
+            out[proc.pid] = t.user + t.system, thread_times(proc.pid)
         return out
 
     def __enter__(self) -> Clock:
@@ -90,4 +92,13 @@ class Clock:
     def __exit__(self, *exc) -> None:
         wall, own, others = time.perf_counter(), time.process_time(), self._cpu()
         self.wall = wall - self._start[0]
-        self.cpu = own - self._start[1] + sum(t - self._start[2].get(pid, 0.0) for pid, t in others.items())
+        self.cpu = own - self._start[1]
+        for pid, (ticks, threads) in others.items():
+            ticks0, threads0 = self._start[2].get(pid, (0.0, {}))
+            if not threads:
+                self.cpu += ticks - ticks0
+                continue
+            precise = sum(ran - threads0.get(tid, (0.0, 0.0))[0] for tid, (ran, _) in threads.items())
+            in_ticks = sum(t - threads0.get(tid, (0.0, 0.0))[1] for tid, (_, t) in threads.items())
+            # the process's ticks that its live threads do not account for: threads that ended meanwhile
+            self.cpu += precise + max(0.0, (ticks - ticks0) - in_ticks)
