@@ -53,7 +53,8 @@ def test_the_chunks_pieces_are_let_go_of_as_they_are_joined():
 
 
 def _reachable(root, kind) -> int:
-    """How many objects of ``kind`` can be reached from ``root`` (``gc.get_referents``)."""
+    """How many objects of ``kind`` (a type, or a test of an object) can be reached from
+    ``root`` (``gc.get_referents``)."""
     import gc
     import types
 
@@ -63,7 +64,7 @@ def _reachable(root, kind) -> int:
         if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType)):
             continue
         seen.add(id(obj))
-        found += isinstance(obj, kind)
+        found += bool(kind(obj)) if isinstance(kind, types.FunctionType) else isinstance(obj, kind)
         todo.extend(gc.get_referents(obj))
     return found
 
@@ -109,18 +110,7 @@ def test_a_class_iou_matrices_are_let_go_of_once_it_is_evaluated(demo, monkeypat
 
 def _label_dicts(root) -> int:
     """COCO annotation or result dicts (one a label) reachable from ``root``."""
-    import gc
-    import types
-
-    seen, todo, found = set(), [root], 0
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType)):
-            continue
-        seen.add(id(obj))
-        found += isinstance(obj, dict) and "category_id" in obj
-        todo.extend(gc.get_referents(obj))
-    return found
+    return _reachable(root, lambda obj: isinstance(obj, dict) and "category_id" in obj)
 
 
 def test_a_run_holds_no_coco_dict_a_label_through_cocoeval(demo, monkeypatch):
