@@ -41,14 +41,7 @@ def now_ms() -> datetime:
 def declare_revision_fields(dataset) -> None:
     """Declare ``review_rev`` and ``review_rev_by`` in the schema (once; cheap when declared).
     Every writer of labels calls it before its first write, edit session or not."""
-    missing = check_revision_fields(dataset)
-    if missing:  # one schema merge (one dataset reload: ~0.04 s), not one add_sample_field each
-        declare_fields(dataset, missing)
 
-
-def check_revision_fields(dataset) -> dict:
-    """The revision fields the schema lacks (``{name: field}``, to declare); raises
-    ``BadInputError`` when the dataset has a field of that name of another type."""
     schema = dataset.get_field_schema()
     fo = fiftyone()
     missing = {}
@@ -58,7 +51,8 @@ def check_revision_fields(dataset) -> dict:
         elif type(schema[name]) is not ftype:
             raise BadInputError(f"dataset {dataset.name!r} has a field {name!r} of its own "
                                 f"({type(schema[name]).__name__}), where maskreview counts edits; rename it first")
-    return missing
+    if missing:  # one schema merge (one dataset reload: ~0.04 s), not one add_sample_field each
+        declare_fields(dataset, missing)
 
 
 def revised(update: dict, writer: str) -> dict:
