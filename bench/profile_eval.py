@@ -119,15 +119,11 @@ def _child(root: Path, name: str) -> None:
 
 
 def _run_time(pid: int | None) -> float:
-    """CPU seconds a process's threads have run (``/proc/<pid>/task/*/schedstat``, in ns: finer
-    than ``cpu_times``' clock ticks, which most stages are shorter than); 0 without it."""
-    total = 0
-    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat") if pid else ():
-        try:
-            total += int(stat.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total / 1e9
+    """CPU seconds a process's threads have run (``benchkit.thread_times``: schedstat, in ns,
+    finer than ``cpu_times``' clock ticks, which most stages are shorter than); 0 without it."""
+    import benchkit
+
+    return sum(ran for ran, _ in benchkit.thread_times(pid).values()) if pid else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
